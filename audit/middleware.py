@@ -1,0 +1,143 @@
+"""Every request that touches a case, or anything under it, leaves an audit row — reads and denials
+included — and no such request happens without one.
+
+The view runs inside one transaction. If the view wrote no audit row of its own (a read, or a denial
+before any service ran), the middleware writes an access row before the transaction commits. If any
+audit row cannot be written, the transaction rolls back and the client gets 503: nothing unaudited
+happens, not even a read.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
+
+from audit import context
+from audit.models import Outcome
+from audit.services import audit_record
+from custodia.errors import AuditUnavailable, error_body
+
+logger = logging.getLogger(__name__)
+
+# URL keyword arguments that name something under a case. A URL with one of them is audited.
+AUDITED_KWARGS = ("case_id", "evidence_id", "trace_uid", "link_id", "capture_id", "token")
+# Targets in the order we prefer to name them in the row.
+_TARGETS = (
+    ("link_id", "link"),
+    ("trace_uid", "trace"),
+    ("evidence_id", "evidence"),
+    ("capture_id", "capture"),
+    ("case_id", "case"),
+)
+
+
+def client_address(request) -> str:
+    if settings.CUSTODIA_TRUST_X_FORWARDED_FOR:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()[:64]
+    return request.META.get("REMOTE_ADDR", "")[:64]
+
+
+def _outcome(status_code: int, authenticated: bool) -> str:
+    if status_code in (401, 403, 404) or (not authenticated and status_code in (301, 302)):
+        return Outcome.DENIED
+    if status_code >= 400:
+        return Outcome.FAILED
+    return Outcome.OK
+
+
+def _is_audited(match) -> bool:
+    if any(name in match.kwargs for name in AUDITED_KWARGS):
+        return True
+    view_class = getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
+    return bool(getattr(view_class or match.func, "audit_access", False))
+
+
+class AuditMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        ctx = context.AuditContext(
+            client_address=client_address(request), method=request.method, path=request.path[:300]
+        )
+        request.audit_context = ctx
+        token = context.activate(ctx)
+        try:
+            try:
+                match = resolve(request.path_info)
+            except Resolver404:
+                match = None
+            if match is None or not _is_audited(match):
+                return self.get_response(request)
+            return self._audited(request, match, ctx)
+        finally:
+            context.deactivate(token)
+
+    def _audited(self, request, match, ctx: context.AuditContext):
+        try:
+            with transaction.atomic():
+                savepoint = transaction.savepoint()
+                response = self.get_response(request)
+                failed = response.status_code >= 500
+                if failed:
+                    # The view failed (or its audit row could not be written): keep none of its work,
+                    # but do record that it was attempted.
+                    transaction.savepoint_rollback(savepoint)
+                else:
+                    transaction.savepoint_commit(savepoint)
+                if failed or ctx.events_written == 0:
+                    self._record_access(request, match, response)
+        except AuditUnavailable as exc:
+            return _audit_unavailable(request, exc)
+        response["X-Request-ID"] = ctx.request_id
+        return response
+
+    def _record_access(self, request, match, response) -> None:
+        target_type, target_id = "", ""
+        for kwarg, name in _TARGETS:
+            if kwarg in match.kwargs:
+                target_type, target_id = name, str(match.kwargs[kwarg])
+                break
+        user = getattr(request, "user", None)
+        actor = user if user is not None and user.is_authenticated else None
+        case_id = getattr(request, "audit_case_id", None)
+        if case_id is None and "case_id" in match.kwargs:
+            try:
+                case_id = int(match.kwargs["case_id"])
+            except (TypeError, ValueError):
+                case_id = None
+        details = {"method": request.method, "path": request.path[:300], "status": response.status_code}
+        details.update(getattr(request, "audit_details", {}) or {})
+        if target_type == "link":
+            # The link token itself is a credential: never write it to the trail.
+            target_id = getattr(request, "audit_link_id", "") or ""
+        audit_record(
+            action=f"{match.url_name or 'request'}.access" if match.url_name else "request.access",
+            actor=actor,
+            outcome=_outcome(response.status_code, actor is not None),
+            target_type=target_type,
+            target_id=target_id,
+            case_id=case_id,
+            organization_id=getattr(request, "audit_organization_id", None),
+            details=details,
+        )
+
+
+def _audit_unavailable(request, exc: AuditUnavailable):
+    body = error_body(exc.code, exc.detail)
+    if request.path.startswith("/api/"):
+        return JsonResponse(body, status=503)
+    return HttpResponse(
+        "<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1><p>" + exc.detail + "</p>",
+        status=503,
+        content_type="text/html; charset=utf-8",
+    )
+
+
+__all__ = ["AuditMiddleware", "client_address"]

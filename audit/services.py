@@ -1,0 +1,83 @@
+"""The only writer of the audit trail.
+
+``audit_record`` appends one row to the chain inside the caller's transaction: when the caller's
+change rolls back, so does its audit row, and when the audit row cannot be written the caller's change
+fails with it (``AuditUnavailable``). The chain stays linear under concurrent writers because the
+append happens under a lock held until the transaction commits: a PostgreSQL advisory lock, or the
+write lock that SQLite's IMMEDIATE transactions take at BEGIN.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from audit import context
+from audit.chain import GENESIS_HASH, json_safe, row_hash
+from audit.models import AuditEvent, Outcome
+from custodia.errors import AuditUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Any constant will do; it only has to be the same for every writer of this database.
+_ADVISORY_LOCK_KEY = 0x43555354  # "CUST"
+
+
+class Actor(Protocol):
+    pk: Any
+    username: str
+
+
+def _lock_chain_head() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])
+
+
+def audit_record(
+    *,
+    action: str,
+    actor: Actor | None = None,
+    outcome: str = Outcome.OK,
+    target_type: str = "",
+    target_id: str | int = "",
+    case_id: int | None = None,
+    organization_id: int | None = None,
+    details: dict | None = None,
+) -> AuditEvent:
+    """Append one event to the chain in the current transaction and return it."""
+    ctx = context.current()
+    if organization_id is None and actor is not None:
+        organization_id = getattr(actor, "organization_id", None)
+    try:
+        with transaction.atomic():
+            _lock_chain_head()
+            last = AuditEvent.objects.order_by("-sequence").values("sequence", "hash").first()
+            prev_hash = last["hash"] if last else GENESIS_HASH
+            row = {
+                "sequence": (last["sequence"] + 1) if last else 1,
+                "occurred_at": timezone.now(),
+                "actor_id": actor.pk if actor is not None and actor.pk is not None else None,
+                "actor": actor.username if actor is not None else "system",
+                "organization_id": organization_id,
+                "action": action,
+                "target_type": target_type,
+                "target_id": str(target_id) if target_id != "" else "",
+                "case_id": case_id,
+                "outcome": str(outcome),
+                "request_id": ctx.request_id if ctx else "",
+                "client_address": ctx.client_address if ctx else "",
+                "details": json_safe(details or {}),
+            }
+            event = AuditEvent.objects.create(**row, prev_hash=prev_hash, hash=row_hash(row, prev_hash))
+    except DatabaseError as exc:
+        logger.error("audit write failed for action %s: %s", action, exc.__class__.__name__)
+        raise AuditUnavailable(
+            "The audit trail could not be written, so the request was refused and nothing was changed."
+        ) from exc
+    if ctx is not None:
+        ctx.events_written += 1
+    return event

@@ -1,0 +1,286 @@
+"""Thin API views: parse, call a selector or a service, serialise. The access policy lives in
+cases/permissions.py and is applied by the selectors and services."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django.contrib.auth import authenticate
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.models import Outcome
+from audit.selectors import audit_events
+from audit.services import audit_record
+from audit.verify import verify_chain
+from cases import permissions as perms
+from cases import selectors, services
+from cases.api import serializers as s
+from cases.models import ApiToken, CaseMembership, CaseStatus, User
+from custodia.errors import NotFound, ServiceError
+from custodia.pagination import Pagination
+
+
+def _validated(serializer_class, data, **kwargs):
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _case_queryset_for_output(qs):
+    return qs.prefetch_related("memberships")
+
+
+class TokenLoginView(APIView):
+    """Exchange a username and password for an API token with an expiry."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_scope = "login"
+
+    @extend_schema(request=s.LoginSerializer, responses={201: s.IssuedTokenSerializer})
+    def post(self, request):
+        data = _validated(s.LoginSerializer, request.data)
+        user = authenticate(request._request, username=data["username"], password=data["password"])
+        if user is None:
+            with transaction.atomic():
+                audit_record(
+                    action="auth.token.login",
+                    outcome=Outcome.DENIED,
+                    details={"username": data["username"][:150]},
+                )
+            raise ServiceError("Wrong username or password.", code="invalid_credentials", status_code=401)
+        token, raw = services.token_issue(
+            user=user, name=data["name"], scope=data["scope"], expires_in=data["expires_in"]
+        )
+        token.token = raw
+        return Response(s.IssuedTokenSerializer(token).data, status=status.HTTP_201_CREATED)
+
+
+class TokenListView(APIView):
+    @extend_schema(responses=s.TokenSerializer(many=True))
+    def get(self, request):
+        tokens = ApiToken.objects.filter(user=request.user).order_by("-created_at")
+        return Response(s.TokenSerializer(tokens, many=True).data)
+
+    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer})
+    def post(self, request):
+        data = _validated(s.TokenCreateSerializer, request.data)
+        token, raw = services.token_issue(
+            user=request.user, name=data["name"], scope=data["scope"], expires_in=data["expires_in"]
+        )
+        token.token = raw
+        return Response(s.IssuedTokenSerializer(token).data, status=status.HTTP_201_CREATED)
+
+
+class TokenDetailView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request, token_pk: int):
+        token = ApiToken.objects.filter(pk=token_pk, user=request.user).first()
+        if token is None:
+            raise NotFound("No such token.")
+        services.token_revoke(actor=request.user, token=token)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CaseListView(APIView):
+    audit_access = True
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="Reference or title contains"),
+            OpenApiParameter("status", str, enum=CaseStatus.values),
+        ],
+        responses=s.CaseSerializer(many=True),
+    )
+    def get(self, request):
+        status_filter = request.query_params.get("status", "")
+        if status_filter and status_filter not in CaseStatus.values:
+            raise ServiceError(f"status must be one of {', '.join(CaseStatus.values)}.")
+        cases = selectors.cases_visible_to(
+            user=request.user, query=request.query_params.get("q", "").strip(), status=status_filter
+        )
+        paginator = Pagination()
+        page = paginator.paginate_queryset(_case_queryset_for_output(cases), request, view=self)
+        return paginator.get_paginated_response(s.CaseSerializer(page, many=True, context={"request": request}).data)
+
+    @extend_schema(request=s.CaseCreateSerializer, responses={201: s.CaseSerializer})
+    def post(self, request):
+        data = _validated(s.CaseCreateSerializer, request.data)
+        case = services.case_create(actor=request.user, **data)
+        return Response(s.CaseSerializer(case, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+
+class CaseDetailView(APIView):
+    @extend_schema(responses=s.CaseSerializer)
+    def get(self, request, case_id: int):
+        case = selectors.case_get(user=request.user, case_id=case_id)
+        return Response(s.CaseSerializer(case, context={"request": request}).data)
+
+    @extend_schema(request=s.CaseUpdateSerializer, responses=s.CaseSerializer)
+    def patch(self, request, case_id: int):
+        case = selectors.case_get(user=request.user, case_id=case_id, permission=perms.CHANGE_CASE)
+        data = _validated(s.CaseUpdateSerializer, request.data)
+        case = services.case_update(actor=request.user, case=case, **data)
+        return Response(s.CaseSerializer(case, context={"request": request}).data)
+
+
+class CaseMembersView(APIView):
+    @extend_schema(responses=s.MembershipSerializer(many=True))
+    def get(self, request, case_id: int):
+        case = selectors.case_get(user=request.user, case_id=case_id)
+        return Response(s.MembershipSerializer(selectors.case_members(case=case), many=True).data)
+
+    @extend_schema(request=s.MembershipCreateSerializer, responses={201: s.MembershipSerializer})
+    def post(self, request, case_id: int):
+        case = selectors.case_get(user=request.user, case_id=case_id, permission=perms.MANAGE_MEMBERS)
+        data = _validated(s.MembershipCreateSerializer, request.data)
+        user = selectors.user_in_organization(organization_id=case.organization_id, username=data["user"])
+        membership = services.membership_add(actor=request.user, case=case, user=user, role=data["role"])
+        return Response(s.MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=s.MembershipDeleteSerializer,
+        parameters=[OpenApiParameter("user", str, description="Username to remove")],
+        responses={204: None},
+    )
+    def delete(self, request, case_id: int):
+        case = selectors.case_get(user=request.user, case_id=case_id, permission=perms.MANAGE_MEMBERS)
+        username = request.query_params.get("user") or (
+            _validated(s.MembershipDeleteSerializer, request.data)["user"] if request.data else ""
+        )
+        if not username:
+            raise ServiceError('Name the member to remove: ?user=<username> or {"user": "<username>"}.')
+        membership = _membership(case, username)
+        services.membership_remove(actor=request.user, membership=membership)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _membership(case, username: str) -> CaseMembership:
+    membership = case.memberships.select_related("user").filter(user__username=username).first()
+    if membership is None:
+        raise NotFound(f"{username} is not a member of this case.")
+    return membership
+
+
+class CaseMemberDetailView(APIView):
+    @extend_schema(request=s.MembershipRoleSerializer, responses=s.MembershipSerializer)
+    def patch(self, request, case_id: int, username: str):
+        case = selectors.case_get(user=request.user, case_id=case_id, permission=perms.MANAGE_MEMBERS)
+        data = _validated(s.MembershipRoleSerializer, request.data)
+        membership = services.membership_change_role(
+            actor=request.user, membership=_membership(case, username), role=data["role"]
+        )
+        return Response(s.MembershipSerializer(membership).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, case_id: int, username: str):
+        case = selectors.case_get(user=request.user, case_id=case_id, permission=perms.MANAGE_MEMBERS)
+        services.membership_remove(actor=request.user, membership=_membership(case, username))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _parse_moment(value: str, name: str, *, end_of_day: bool = False):
+    if not value:
+        return None
+    moment = parse_datetime(value)
+    if moment is None:
+        day = parse_date(value)
+        if day is None:
+            raise ServiceError(f"{name} must be an ISO date or date-time, e.g. 2026-11-23 or 2026-11-23T10:00:00Z.")
+        moment = timezone.make_aware(datetime.combine(day, time.min))
+        if end_of_day:
+            moment += timedelta(days=1)
+    elif moment.tzinfo is None:
+        moment = timezone.make_aware(moment)
+    return moment
+
+
+def audit_filters(params) -> dict:
+    """The filters of the audit API and page, parsed once for both."""
+    return {
+        "actor": params.get("actor", "").strip(),
+        "action": params.get("action", "").strip(),
+        "outcome": params.get("outcome", "").strip(),
+        "since": _parse_moment(params.get("since", "").strip(), "since"),
+        "until": _parse_moment(params.get("until", "").strip(), "until", end_of_day=True),
+    }
+
+
+class AuditListView(APIView):
+    audit_access = True
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("case", int, description="Case id; without it, every case whose audit you may read"),
+            OpenApiParameter("actor", str),
+            OpenApiParameter("action", str, description="Action, or a prefix such as 'case.'"),
+            OpenApiParameter("outcome", str, enum=Outcome.values),
+            OpenApiParameter("since", str, description="ISO date or date-time (inclusive)"),
+            OpenApiParameter("until", str, description="ISO date or date-time (exclusive; a date means its end)"),
+        ],
+        responses=s.AuditEventSerializer(many=True),
+    )
+    def get(self, request):
+        case_param = request.query_params.get("case", "").strip()
+        if case_param:
+            case = selectors.case_get(user=request.user, case_id=case_param, permission=perms.VIEW_AUDIT)
+            request._request.audit_case_id = case.pk
+            case_ids = [case.pk]
+        else:
+            case_ids = list(
+                selectors.cases_with_permission(user=request.user, permission=perms.VIEW_AUDIT).values_list(
+                    "pk", flat=True
+                )
+            )
+        events = audit_events(case_ids=case_ids, **audit_filters(request.query_params))
+        paginator = Pagination()
+        page = paginator.paginate_queryset(events, request, view=self)
+        return paginator.get_paginated_response(s.AuditEventSerializer(page, many=True).data)
+
+
+class AuditVerifyView(APIView):
+    audit_access = True
+
+    @extend_schema(responses=s.ChainReportSerializer)
+    def get(self, request):
+        if not (
+            request.user.is_org_admin
+            or selectors.cases_with_permission(user=request.user, permission=perms.VIEW_AUDIT).exists()
+        ):
+            raise ServiceError("Only auditors may verify the audit chain.", code="permission_denied", status_code=403)
+        return Response(verify_chain().as_dict())
+
+
+class UserListView(APIView):
+    @extend_schema(responses=s.UserSerializer(many=True))
+    def get(self, request):
+        if not request.user.is_org_admin:
+            raise ServiceError(
+                "Only organisation administrators manage users.", code="permission_denied", status_code=403
+            )
+        return Response(s.UserSerializer(selectors.organization_users(user=request.user), many=True).data)
+
+    @extend_schema(request=s.UserCreateSerializer, responses={201: s.UserSerializer})
+    def post(self, request):
+        data = _validated(s.UserCreateSerializer, request.data)
+        user = services.user_create(actor=request.user, **data)
+        return Response(s.UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class UserDetailView(APIView):
+    @extend_schema(request=s.UserUpdateSerializer, responses=s.UserSerializer)
+    def patch(self, request, user_pk: int):
+        target = User.objects.filter(pk=user_pk, organization_id=request.user.organization_id).first()
+        if target is None:
+            raise NotFound("No such user.")
+        data = _validated(s.UserUpdateSerializer, request.data)
+        return Response(
+            s.UserSerializer(services.user_set_active(actor=request.user, user=target, active=data["is_active"])).data
+        )

@@ -1,0 +1,321 @@
+"""Writes. Each service checks the access policy, changes the database and writes its audit row in
+one transaction: the change and its audit row commit together or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Permission
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from guardian.models import UserObjectPermission
+from guardian.shortcuts import assign_perm
+
+from audit.services import audit_record
+from cases import permissions as perms
+from cases.models import ApiToken, Case, CaseMembership, CasePriority, CaseStatus, Organization, Role, TokenScope, User
+from cases.selectors import case_get, case_permissions
+from custodia.errors import Conflict, Forbidden, ServiceError
+
+EDITABLE_CASE_FIELDS = ("title", "description", "status", "priority", "retention_until", "legal_hold")
+
+
+def _audit_value(value):
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _grant_role(*, case: Case, user: User, role: str) -> None:
+    """Make the user's object permissions on the case exactly those of the role."""
+    _revoke_all(case=case, user=user)
+    for codename in sorted(perms.permissions_for_role(role)):
+        assign_perm(f"cases.{codename}", user, case)
+    user.__dict__.pop("_case_perm_cache", None)
+
+
+def _revoke_all(*, case: Case, user: User) -> None:
+    UserObjectPermission.objects.filter(
+        user=user, content_type=ContentType.objects.get_for_model(Case), object_pk=str(case.pk)
+    ).delete()
+    user.__dict__.pop("_case_perm_cache", None)
+
+
+def can_open_cases(user: User) -> bool:
+    return bool(
+        user.is_authenticated and user.organization_id and (user.is_org_admin or user.has_perm("cases.add_case"))
+    )
+
+
+@transaction.atomic
+def case_create(
+    *,
+    actor: User,
+    reference: str,
+    title: str,
+    description: str = "",
+    priority: str = CasePriority.NORMAL,
+    retention_until: date | None = None,
+    legal_hold: bool = False,
+) -> Case:
+    if not can_open_cases(actor):
+        raise Forbidden("You may not open cases in this organisation.")
+    reference = reference.strip()
+    if not reference or not title.strip():
+        raise ServiceError("A case needs a reference and a title.")
+    if Case.objects.filter(organization_id=actor.organization_id, reference__iexact=reference).exists():
+        raise Conflict(f"A case with reference {reference} already exists.", code="duplicate_reference")
+    case = Case.objects.create(
+        organization_id=actor.organization_id,
+        reference=reference,
+        title=title.strip(),
+        description=description,
+        priority=priority,
+        retention_until=retention_until,
+        legal_hold=legal_hold,
+        created_by=actor,
+    )
+    if not actor.is_org_admin:
+        # Whoever opens a case is its first custodian, so that every case has someone who holds it.
+        CaseMembership.objects.create(case=case, user=actor, role=Role.CUSTODIAN, added_by=actor)
+        _grant_role(case=case, user=actor, role=Role.CUSTODIAN)
+    audit_record(
+        action="case.create",
+        actor=actor,
+        target_type="case",
+        target_id=case.pk,
+        case_id=case.pk,
+        details={"reference": case.reference, "title": case.title, "priority": priority, "legal_hold": legal_hold},
+    )
+    return case
+
+
+@transaction.atomic
+def case_update(*, actor: User, case: Case, **changes) -> Case:
+    case = case_get(user=actor, case_id=case.pk, permission=perms.CHANGE_CASE)
+    unknown = set(changes) - set(EDITABLE_CASE_FIELDS)
+    if unknown:
+        raise ServiceError(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    if "status" in changes and changes["status"] not in CaseStatus.values:
+        raise ServiceError(f"status must be one of {', '.join(CaseStatus.values)}.")
+    if "priority" in changes and changes["priority"] not in CasePriority.values:
+        raise ServiceError(f"priority must be one of {', '.join(CasePriority.values)}.")
+    lifting_or_setting_hold = "legal_hold" in changes and changes["legal_hold"] != case.legal_hold
+    if lifting_or_setting_hold and perms.REGISTER_EVIDENCE not in case_permissions(user=actor, case=case):
+        raise Forbidden("Only a custodian of the case may set or lift its legal hold.")
+    before, after = {}, {}
+    for field, value in changes.items():
+        if getattr(case, field) != value:
+            before[field] = _audit_value(getattr(case, field))
+            after[field] = _audit_value(value)
+            setattr(case, field, value)
+    if not after:
+        return case
+    case.save(update_fields=[*after, "updated_at"])
+    audit_record(
+        action="case.update",
+        actor=actor,
+        target_type="case",
+        target_id=case.pk,
+        case_id=case.pk,
+        details={"before": before, "after": after},
+    )
+    return case
+
+
+def _check_role(role: str) -> None:
+    if role not in Role.values:
+        raise ServiceError(f"role must be one of {', '.join(Role.values)}.")
+
+
+@transaction.atomic
+def membership_add(*, actor: User, case: Case, user: User, role: str) -> CaseMembership:
+    case = case_get(user=actor, case_id=case.pk, permission=perms.MANAGE_MEMBERS)
+    _check_role(role)
+    if user.organization_id != case.organization_id or not user.is_active:
+        raise ServiceError("Only active users of the case's organisation can be members.", code="foreign_user")
+    if CaseMembership.objects.filter(case=case, user=user).exists():
+        raise Conflict(f"{user.username} is already a member of this case; change their role instead.")
+    try:
+        membership = CaseMembership.objects.create(case=case, user=user, role=role, added_by=actor)
+    except IntegrityError:
+        raise Conflict(f"{user.username} is already a member of this case.") from None
+    _grant_role(case=case, user=user, role=role)
+    audit_record(
+        action="case.member.add",
+        actor=actor,
+        target_type="case",
+        target_id=case.pk,
+        case_id=case.pk,
+        details={"user": user.username, "role": role},
+    )
+    return membership
+
+
+def _custodians_left(case: Case, without: CaseMembership) -> int:
+    return case.memberships.filter(role=Role.CUSTODIAN).exclude(pk=without.pk).count()
+
+
+@transaction.atomic
+def membership_change_role(*, actor: User, membership: CaseMembership, role: str) -> CaseMembership:
+    case = case_get(user=actor, case_id=membership.case_id, permission=perms.MANAGE_MEMBERS)
+    _check_role(role)
+    membership = CaseMembership.objects.select_for_update().get(pk=membership.pk)
+    if membership.role == role:
+        return membership
+    if membership.role == Role.CUSTODIAN and _custodians_left(case, membership) == 0:
+        raise Conflict("A case must keep at least one custodian.", code="last_custodian")
+    old = membership.role
+    membership.role = role
+    membership.save(update_fields=["role"])
+    _grant_role(case=case, user=membership.user, role=role)
+    audit_record(
+        action="case.member.role",
+        actor=actor,
+        target_type="case",
+        target_id=case.pk,
+        case_id=case.pk,
+        details={"user": membership.user.username, "before": old, "after": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, actor: User, membership: CaseMembership) -> None:
+    case = case_get(user=actor, case_id=membership.case_id, permission=perms.MANAGE_MEMBERS)
+    if membership.role == Role.CUSTODIAN and _custodians_left(case, membership) == 0:
+        raise Conflict("A case must keep at least one custodian.", code="last_custodian")
+    user = membership.user
+    membership.delete()
+    _revoke_all(case=case, user=user)
+    audit_record(
+        action="case.member.remove",
+        actor=actor,
+        target_type="case",
+        target_id=case.pk,
+        case_id=case.pk,
+        details={"user": user.username, "role": membership.role},
+    )
+
+
+# --- users of an organisation (organisation administrators) ----------------------------------------
+
+
+@transaction.atomic
+def user_create(
+    *,
+    actor: User,
+    username: str,
+    password: str,
+    email: str = "",
+    display_name: str = "",
+    is_org_admin: bool = False,
+    can_open_cases: bool = False,
+) -> User:
+    if not actor.is_org_admin or actor.organization_id is None:
+        raise Forbidden("Only an organisation administrator may create users.")
+    if User.objects.filter(username__iexact=username).exists():
+        raise Conflict(f"The username {username!r} is taken.", code="duplicate_username")
+    user = User(
+        username=username,
+        email=email,
+        display_name=display_name,
+        organization_id=actor.organization_id,
+        is_org_admin=is_org_admin,
+    )
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise ServiceError(" ".join(exc.messages), code="weak_password") from None
+    user.set_password(password)
+    user.save()
+    if can_open_cases:
+        user.user_permissions.add(Permission.objects.get(codename="add_case", content_type__app_label="cases"))
+    audit_record(
+        action="user.create",
+        actor=actor,
+        target_type="user",
+        target_id=user.pk,
+        details={"username": username, "is_org_admin": is_org_admin, "can_open_cases": can_open_cases},
+    )
+    return user
+
+
+@transaction.atomic
+def user_set_active(*, actor: User, user: User, active: bool) -> User:
+    if not actor.is_org_admin or actor.organization_id != user.organization_id:
+        raise Forbidden("Only an administrator of the user's organisation may do this.")
+    if user.pk == actor.pk and not active:
+        raise ServiceError("You cannot deactivate yourself.")
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    if not active:
+        ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    audit_record(
+        action="user.activate" if active else "user.deactivate",
+        actor=actor,
+        target_type="user",
+        target_id=user.pk,
+        details={"username": user.username},
+    )
+    return user
+
+
+# --- API tokens ----------------------------------------------------------------------------------------
+
+TOKEN_PREFIX = "cst_"  # noqa: S105 - a visible marker, not a secret
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@transaction.atomic
+def token_issue(
+    *, user: User, name: str = "api", scope: str = TokenScope.WRITE, expires_in: int | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token and return it with its secret, which is never stored and never shown again."""
+    if scope not in TokenScope.values:
+        raise ServiceError(f"scope must be one of {', '.join(TokenScope.values)}.")
+    ttl = timedelta(seconds=expires_in) if expires_in else settings.CUSTODIA_API_TOKEN_TTL
+    if ttl <= timedelta(0) or ttl > settings.CUSTODIA_API_TOKEN_MAX_TTL:
+        raise ServiceError(
+            f"expires_in must be between 1 and {int(settings.CUSTODIA_API_TOKEN_MAX_TTL.total_seconds())} seconds."
+        )
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        name=name[:100] or "api",
+        prefix=raw[: len(TOKEN_PREFIX) + 6],
+        key_hash=hash_token(raw),
+        scope=scope,
+        expires_at=timezone.now() + ttl,
+    )
+    audit_record(
+        action="auth.token.issue",
+        actor=user,
+        target_type="token",
+        target_id=token.pk,
+        details={"name": token.name, "scope": scope, "expires_at": token.expires_at},
+    )
+    return token, raw
+
+
+@transaction.atomic
+def token_revoke(*, actor: User, token: ApiToken) -> ApiToken:
+    if token.user_id != actor.pk:
+        raise Forbidden("You can revoke only your own tokens.")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(action="auth.token.revoke", actor=actor, target_type="token", target_id=token.pk)
+    return token
+
+
+def organization_get_or_create(*, name: str, slug: str) -> Organization:
+    organization, _ = Organization.objects.get_or_create(slug=slug, defaults={"name": name})
+    return organization

@@ -1,0 +1,102 @@
+"""The one exception type for expected failures, and the one place that maps failures to HTTP.
+
+Services raise ``ServiceError`` (or a subclass) with a stable machine code and a message for people;
+the API turns it into ``{"error": code, "detail": message}``. Nothing else leaks: no tracebacks, no
+secrets, no internal names.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """An expected failure: bad input, a state that forbids the action, a refused permission."""
+
+    code = "invalid"
+    status_code = 400
+
+    def __init__(self, detail: str, *, code: str | None = None, status_code: int | None = None, extra=None):
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+        if status_code:
+            self.status_code = status_code
+        self.extra = extra or {}
+
+
+class NotFound(ServiceError):
+    code = "not_found"
+    status_code = 404
+
+
+class Forbidden(ServiceError):
+    code = "permission_denied"
+    status_code = 403
+
+
+class Conflict(ServiceError):
+    code = "conflict"
+    status_code = 409
+
+
+class AuditUnavailable(ServiceError):
+    """The audit row could not be written, so the action must not happen."""
+
+    code = "audit_unavailable"
+    status_code = 503
+
+
+def _flatten(detail) -> str:
+    if isinstance(detail, dict):
+        parts = []
+        for field, value in detail.items():
+            text = _flatten(value)
+            parts.append(text if field == "non_field_errors" else f"{field}: {text}")
+        return "; ".join(parts)
+    if isinstance(detail, list):
+        return " ".join(_flatten(item) for item in detail)
+    return str(detail)
+
+
+def error_body(code: str, detail: str, **extra) -> dict:
+    return {"error": code, "detail": detail, **extra}
+
+
+def api_exception_handler(exc, context):
+    """DRF exception handler: every error becomes ``{"error": code, "detail": message}``."""
+    if isinstance(exc, ServiceError):
+        return Response(error_body(exc.code, exc.detail, **exc.extra), status=exc.status_code)
+    if isinstance(exc, Http404):
+        return Response(error_body("not_found", "Not found."), status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, PermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    if isinstance(exc, drf_exceptions.APIException):
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        if isinstance(exc, drf_exceptions.ValidationError):
+            code, fields = "invalid", exc.detail
+            body = error_body(code, _flatten(fields) or "Invalid input.")
+            if isinstance(fields, dict):
+                body["fields"] = fields
+        elif isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+            body = error_body("not_authenticated", _flatten(exc.detail))
+        elif isinstance(exc, drf_exceptions.ParseError):
+            body = error_body("malformed_request", _flatten(exc.detail))
+        else:
+            code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+            body = error_body(code, _flatten(exc.detail))
+        return Response(body, status=exc.status_code, headers=headers)
+    return None  # unexpected: Django's 500 handling (logged, no traceback to the client)

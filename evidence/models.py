@@ -1,0 +1,1 @@
+# Evidence models arrive with evidence intake (#3).

@@ -1,0 +1,1 @@
+# Trace models arrive with extraction (#4).
