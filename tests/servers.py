@@ -22,7 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key, published in Microsoft's documentation; not a secret.
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # noqa: S105
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 class ServerUnavailable(RuntimeError):
@@ -91,8 +91,18 @@ def postgres_server() -> Iterator[PostgresServer]:
     )
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {workdir} -c fsync=off -c full_page_writes=off"
     subprocess.run(
-        [*prefix, str(bindir / "pg_ctl"), "-D", datadir, "-o", options, "-l", os.path.join(workdir, "log"), "-w"]
-        + ["start"],
+        [
+            *prefix,
+            str(bindir / "pg_ctl"),
+            "-D",
+            datadir,
+            "-o",
+            options,
+            "-l",
+            os.path.join(workdir, "log"),
+            "-w",
+            "start",
+        ],
         check=True,
         capture_output=True,
     )
@@ -151,8 +161,18 @@ def azurite_server() -> Iterator[AzuriteServer]:
     workdir = tempfile.mkdtemp(prefix="custodia-azurite-")
     port = free_port()
     process = subprocess.Popen(
-        [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", workdir]
-        + ["--silent", "--disableTelemetry", "--skipApiVersionCheck"],
+        [
+            str(binary),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            workdir,
+            "--silent",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -189,9 +189,12 @@ class CaseMemberDetailView(APIView):
 def _parse_moment(value: str, name: str, *, end_of_day: bool = False):
     if not value:
         return None
-    moment = parse_datetime(value)
+    try:
+        moment = parse_datetime(value)
+        day = None if moment else parse_date(value)
+    except ValueError:  # well-formed but impossible, e.g. month 13
+        moment = day = None
     if moment is None:
-        day = parse_date(value)
         if day is None:
             raise ServiceError(f"{name} must be an ISO date or date-time, e.g. 2026-11-23 or 2026-11-23T10:00:00Z.")
         moment = timezone.make_aware(datetime.combine(day, time.min))
@@ -230,8 +233,10 @@ class AuditListView(APIView):
     def get(self, request):
         case_param = request.query_params.get("case", "").strip()
         if case_param:
+            if case_param.isdigit():
+                # Set before the permission check so that a refused look at a case's audit is audited too.
+                request._request.audit_case_id = int(case_param)
             case = selectors.case_get(user=request.user, case_id=case_param, permission=perms.VIEW_AUDIT)
-            request._request.audit_case_id = case.pk
             case_ids = [case.pk]
         else:
             case_ids = list(

@@ -159,6 +159,9 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_PAGINATION_CLASS": "custodia.pagination.Pagination",
     "PAGE_SIZE": 50,
+    # Throttles apply only to views that name a scope (the password login); the rest is unthrottled.
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"login": env_str("CUSTODIA_LOGIN_RATE", "20/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Custodia API",
@@ -172,6 +175,34 @@ SPECTACULAR_SETTINGS = {
 }
 CUSTODIA_API_TOKEN_TTL = timedelta(seconds=env_int("CUSTODIA_API_TOKEN_SECONDS", 8 * 3600, minimum=60))
 CUSTODIA_API_TOKEN_MAX_TTL = timedelta(seconds=env_int("CUSTODIA_API_TOKEN_MAX_SECONDS", 90 * 24 * 3600, minimum=60))
+
+# --- evidence and key stores ----------------------------------------------------------------------
+# Embedded defaults: a local write-once folder and a local keystore file in a separate folder. The real
+# stack sets CUSTODIA_EVIDENCE_STORE=evidence.storage.azure.AzureBlobStore and
+# CUSTODIA_KEY_STORE=evidence.keystore.azure.AzureKeyVaultStore with the variables below.
+CUSTODIA_EVIDENCE_STORE = env_str("CUSTODIA_EVIDENCE_STORE", "evidence.storage.local.LocalWormStore")
+if CUSTODIA_EVIDENCE_STORE.endswith("AzureBlobStore"):
+    CUSTODIA_EVIDENCE_STORE_OPTIONS = {
+        "account_url": env_str("CUSTODIA_AZURE_BLOB_ACCOUNT_URL", "") or None,
+        "connection_string": env_str("CUSTODIA_AZURE_BLOB_CONNECTION_STRING", "") or None,
+        "container": env_str("CUSTODIA_AZURE_BLOB_CONTAINER", "evidence"),
+        # Development only: accept a container without a locked immutability policy (Azurite has none).
+        "allow_mutable_container": env_bool("CUSTODIA_AZURE_ALLOW_MUTABLE_CONTAINER", False),
+    }
+else:
+    CUSTODIA_EVIDENCE_STORE_OPTIONS = {"root": env_path("CUSTODIA_EVIDENCE_DIR", DATA_DIR / "evidence")}
+CUSTODIA_KEY_STORE = env_str("CUSTODIA_KEY_STORE", "evidence.keystore.local.LocalKeyStore")
+if CUSTODIA_KEY_STORE.endswith("AzureKeyVaultStore"):
+    CUSTODIA_KEY_STORE_OPTIONS = {
+        "vault_url": env_str("CUSTODIA_KEY_VAULT_URL"),
+        "key_name": env_str("CUSTODIA_KEY_VAULT_KEY", "custodia-kek"),
+    }
+else:
+    CUSTODIA_KEY_STORE_OPTIONS = {
+        "path": env_path("CUSTODIA_KEYSTORE_PATH", DATA_DIR / "keys" / "keystore.json"),
+        # Base64 of 32 random bytes; `make run` generates one into var/keys/master.key for the laptop default.
+        "master_key": env_str("CUSTODIA_MASTER_KEY", "") or None,
+    }
 
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or "filesystem://"

@@ -1,0 +1,151 @@
+"""Every endpoint and page against every kind of caller.
+
+The rule (issue #2, DESIGN.md §9): anonymous → 401 (API) or the login page (UI); a user of another
+organisation → 404, never 403; a member whose role lacks the permission → 403; the roles that hold it → 2xx.
+New endpoints are added to these tables as they are built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from audit.models import AuditEvent
+
+CALLERS = ("anonymous", "outsider", "custodian", "investigator", "detective", "prosecutor", "orgadmin")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    url: str  # {case} is replaced by the demo case id
+    allowed: frozenset[str]
+    body: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url}"
+
+
+EVERYONE_IN_CASE = frozenset({"custodian", "investigator", "detective", "prosecutor", "orgadmin"})
+CASE_EDITORS = frozenset({"custodian", "investigator"})
+MEMBER_MANAGERS = frozenset({"custodian", "orgadmin"})
+AUDITORS = frozenset({"custodian", "prosecutor"})
+
+API_ENDPOINTS = [
+    Endpoint("GET", "/api/cases/{case}/", EVERYONE_IN_CASE),
+    Endpoint("PATCH", "/api/cases/{case}/", CASE_EDITORS, {"title": "Renamed"}),
+    Endpoint("GET", "/api/cases/{case}/members/", EVERYONE_IN_CASE),
+    Endpoint("POST", "/api/cases/{case}/members/", MEMBER_MANAGERS, {"user": "orgadmin", "role": "detective"}),
+    Endpoint("DELETE", "/api/cases/{case}/members/?user=detective", MEMBER_MANAGERS),
+    Endpoint("PATCH", "/api/cases/{case}/members/detective/", MEMBER_MANAGERS, {"role": "prosecutor"}),
+    Endpoint("DELETE", "/api/cases/{case}/members/detective/", MEMBER_MANAGERS),
+    Endpoint("GET", "/api/audit/?case={case}", AUDITORS),
+]
+
+UI_PAGES = [
+    Endpoint("GET", "/cases/{case}/", EVERYONE_IN_CASE),
+    Endpoint("POST", "/cases/{case}/edit/", CASE_EDITORS, {"title": "Renamed", "status": "open", "priority": "high"}),
+    Endpoint("POST", "/cases/{case}/members/add/", MEMBER_MANAGERS, {"user": "orgadmin", "role": "detective"}),
+    Endpoint("POST", "/cases/{case}/members/detective/role/", MEMBER_MANAGERS, {"role": "prosecutor"}),
+    Endpoint("POST", "/cases/{case}/members/detective/remove/", MEMBER_MANAGERS),
+    Endpoint("GET", "/cases/{case}/audit/", AUDITORS),
+]
+
+
+def expected_status(endpoint: Endpoint, caller: str) -> str:
+    if caller == "anonymous":
+        return "unauthenticated"
+    if caller == "outsider":
+        return "404"
+    return "ok" if caller in endpoint.allowed else "403"
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("endpoint", API_ENDPOINTS, ids=str)
+def test_api_grid(demo, api, endpoint, caller):
+    api.as_user(None if caller == "anonymous" else demo.users[caller])
+    url = endpoint.url.format(case=demo.case.pk)
+    response = getattr(api, endpoint.method.lower())(url, endpoint.body or None, format="json")
+    expected = expected_status(endpoint, caller)
+    if expected == "unauthenticated":
+        assert response.status_code == 401, response.content
+        assert response.json()["error"] == "not_authenticated"
+    elif expected == "ok":
+        assert 200 <= response.status_code < 300, response.content
+    else:
+        assert response.status_code == int(expected), response.content
+        assert set(response.json()) >= {"error", "detail"}
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("endpoint", UI_PAGES, ids=str)
+def test_ui_grid(demo, client, endpoint, caller):
+    if caller != "anonymous":
+        client.force_login(demo.users[caller])
+    url = endpoint.url.format(case=demo.case.pk)
+    response = getattr(client, endpoint.method.lower())(url, endpoint.body)
+    expected = expected_status(endpoint, caller)
+    if expected == "unauthenticated":
+        assert response.status_code == 302 and response["Location"].startswith("/login/")
+    elif expected == "ok":
+        assert response.status_code in (200, 302), response.status_code
+        if response.status_code == 302:
+            assert not response["Location"].startswith("/login/")
+    else:
+        assert response.status_code == int(expected)
+
+
+def _call(api, client, endpoint: Endpoint, user, case_id: int):
+    url = endpoint.url.format(case=case_id)
+    if url.startswith("/api/"):
+        api.as_user(user)
+        return getattr(api, endpoint.method.lower())(url, endpoint.body or None, format="json")
+    client.force_login(user)
+    return getattr(client, endpoint.method.lower())(url, endpoint.body)
+
+
+@pytest.mark.parametrize("caller", ["allowed", "member without the permission", "outsider"])
+@pytest.mark.parametrize("endpoint", API_ENDPOINTS + UI_PAGES, ids=str)
+def test_every_case_request_is_audited_including_denials(demo, api, client, endpoint, caller):
+    """Reads, writes and denials of anything under a case each leave an audit row with the right outcome."""
+    if caller == "allowed":
+        username, outcome = sorted(endpoint.allowed)[0], "ok"
+    elif caller == "outsider":
+        username, outcome = "outsider", "denied"
+    else:
+        candidates = [role for role in ("detective", "investigator", "prosecutor") if role not in endpoint.allowed]
+        if not candidates:
+            pytest.skip("every member may do this")
+        username, outcome = candidates[0], "denied"
+    before = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    response = _call(api, client, endpoint, demo.users[username], demo.case.pk)
+    assert response.status_code < 500
+    rows = AuditEvent.objects.filter(sequence__gt=before, case_id=demo.case.pk)
+    assert rows.filter(actor=username, outcome=outcome).exists(), list(rows.values("action", "actor", "outcome"))
+
+
+def test_outsider_sees_no_row_and_no_count(demo, api):
+    api.as_user(demo.outsider)
+    body = api.get("/api/cases/").json()
+    references = [case["reference"] for case in body["results"]]
+    assert references == ["OA-2026-017"]
+    assert body["count"] == 1
+    assert api.get(f"/api/audit/?case={demo.case.pk}").status_code == 404
+    audit = api.get("/api/audit/").json()
+    assert all(event["case_id"] in (None, demo.other_case.pk) for event in audit["results"])
+
+
+def test_case_list_page_hides_other_organisations(demo, client):
+    client.force_login(demo.outsider)
+    page = client.get("/cases/").content.decode()
+    assert "OA-2026-017" in page
+    assert "DEMO-2026-001" not in page
+
+
+def test_nonexistent_case_is_404_like_a_foreign_one(demo, api):
+    api.as_user(demo.custodian)
+    missing = api.get("/api/cases/999999/")
+    foreign = api.get(f"/api/cases/{demo.other_case.pk}/")
+    assert missing.status_code == foreign.status_code == 404
+    assert missing.json() == foreign.json()

@@ -1,0 +1,92 @@
+"""Shared fixtures: the demo organisation with one user per role, API clients, and real servers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from cases.models import Case, User
+
+DEMO_PASSWORD = "demo-password-for-tests"
+ROLE_NAMES = ("custodian", "investigator", "detective", "prosecutor")
+
+
+@dataclass
+class Demo:
+    case: Case
+    other_case: Case
+    users: dict[str, User]
+
+    def __getattr__(self, name: str) -> User:
+        try:
+            return self.users[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@pytest.fixture
+def demo(db, monkeypatch) -> Demo:
+    """Demo Police (custodian, investigator, detective, prosecutor, orgadmin) and Other Agency (outsider)."""
+    monkeypatch.setenv("DEMO_PASSWORD", DEMO_PASSWORD)
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    users = {user.username: user for user in User.objects.all()}
+    return Demo(
+        case=Case.objects.get(reference="DEMO-2026-001"),
+        other_case=Case.objects.get(reference="OA-2026-017"),
+        users=users,
+    )
+
+
+@pytest.fixture
+def api():
+    """An API client; ``api.as_user(user)`` logs in through a real bearer token."""
+
+    class Client(APIClient):
+        def as_user(self, user: User | None) -> Client:
+            from cases.services import token_issue
+
+            if user is None:
+                self.credentials()
+                return self
+            _, raw = token_issue(user=user, name="tests", scope="write")
+            self.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+            return self
+
+    return Client()
+
+
+def _append_only_triggers(direction: str) -> None:
+    from importlib import import_module
+
+    from django.db import connection
+
+    migration = import_module("audit.migrations.0002_append_only_triggers")
+    vendor = "POSTGRES" if connection.vendor == "postgresql" else "SQLITE"
+    statements = getattr(migration, f"{vendor}_DOWN")
+    if direction == "up":
+        statements = [*statements, *getattr(migration, f"{vendor}_UP")]
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+@pytest.fixture
+def _restore_append_only_triggers(django_db_blocker):
+    yield
+    with django_db_blocker.unblock():
+        _append_only_triggers("up")
+
+
+@pytest.fixture
+def committing_db(_restore_append_only_triggers, transactional_db):
+    """A database whose transactions really commit (for threads and worker processes).
+
+    pytest-django empties such a database after the test, which the append-only triggers rightly
+    refuse: they are lifted for that clean-up only and put back straight after it.
+    """
+    yield
+    _append_only_triggers("down")
