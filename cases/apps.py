@@ -6,4 +6,4 @@ class CasesConfig(AppConfig):
     verbose_name = "Organisations and cases"
 
     def ready(self) -> None:
-        from cases import signals  # noqa: F401
+        from cases import schema, signals  # noqa: F401

@@ -149,6 +149,7 @@ class CaseMembersView(APIView):
         request=s.MembershipDeleteSerializer,
         parameters=[OpenApiParameter("user", str, description="Username to remove")],
         responses={204: None},
+        operation_id="cases_members_remove",
     )
     def delete(self, request, case_id: int):
         case = selectors.case_get(user=request.user, case_id=case_id, permission=perms.MANAGE_MEMBERS)

@@ -1,0 +1,71 @@
+"""Project-level checks that must hold on every commit: deployment settings and migrations."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from tests.servers import PROJECT_ROOT
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_production_settings_pass_check_deploy():
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CUSTODIA_"))},
+        "DJANGO_SETTINGS_MODULE": "custodia.settings.production",
+        "DJANGO_SECRET_KEY": "a-real-production-secret-" + "k9Xw2" * 10,
+        "DJANGO_ALLOWED_HOSTS": "custodia.example.org",
+        "CUSTODIA_DATA_DIR": tempfile.mkdtemp(prefix="custodia-deploy-"),
+    }
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CUSTODIA_"))},
+        "DJANGO_SETTINGS_MODULE": "custodia.settings.production",
+        "CUSTODIA_DATA_DIR": tempfile.mkdtemp(prefix="custodia-deploy-"),
+    }
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.parametrize(("name", "value"), [("CUSTODIA_SESSION_SECONDS", "soon"), ("DJANGO_DEBUG", "maybe")])
+def test_bad_environment_values_fail_at_start(name, value):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "custodia.settings.test", name: value}
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert name in result.stderr
+
+
+def test_models_and_migrations_agree():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "custodia.settings.test"}
+    result = manage("makemigrations", "--check", "--dry-run", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_openapi_schema_and_browsable_docs(demo, api, client):
+    api.as_user(demo.detective)
+    response = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    assert {"/api/cases/", "/api/cases/{case_id}/members/", "/api/audit/", "/api/auth/token"} <= set(schema["paths"])
+    assert "bearerToken" in schema["components"]["securitySchemes"]
+    client.force_login(demo.detective)
+    assert b"swagger" in client.get("/api/docs/").content.lower()
+
+
+def test_healthz_answers_without_login(client, db):
+    assert client.get("/healthz").json() == {"ok": True}
