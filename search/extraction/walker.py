@@ -120,6 +120,7 @@ _TSK_VS_TYPE_NAMES = {
 _TSK_DIRECTORY_TYPES = {int(pytsk3.TSK_FS_META_TYPE_DIR), int(pytsk3.TSK_FS_META_TYPE_VIRT_DIR)}
 _TSK_NAME_DIRECTORY_TYPES = {int(pytsk3.TSK_FS_NAME_TYPE_DIR), int(pytsk3.TSK_FS_NAME_TYPE_VIRT_DIR)}
 _NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
+NTFS_BAD_CLUSTERS_INODE = 8
 _NTFS_INDEX_ROOT = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_IDXROOT)
 
 # Secret kinds as the key store names them → the credential dfVFS/libbde/libluksde understands.
@@ -904,12 +905,12 @@ class _TskWalk:
             sub_entries: list = []
             # Like TSK: do not follow a deleted name to a directory whose inode was reused since.
             reused = name_unallocated and meta is not None and not meta_unallocated
-            if is_directory and meta is not None and inode not in directory_stack and not reused:
-                if inode != 0 or self.is_ntfs:
-                    try:
-                        sub_entries = self.walk._tsk_directory_entries(self.fs_info, inode)
-                    except OSError as error:
-                        trace.errors.append(TraceError(tool="pytsk3", message=f"cannot list the folder: {error}"))
+            followable = meta is not None and inode not in directory_stack and not reused
+            if is_directory and followable and (inode != 0 or self.is_ntfs):
+                try:
+                    sub_entries = self.walk._tsk_directory_entries(self.fs_info, inode)
+                except OSError as error:
+                    trace.errors.append(TraceError(tool="pytsk3", message=f"cannot list the folder: {error}"))
 
             if meta is not None:
                 self._add_streams(
@@ -979,6 +980,11 @@ class _TskWalk:
             stream_spec = path_spec_factory.Factory.NewPathSpec(dfvfs_definitions.TYPE_INDICATOR_TSK, **spec_properties)
             stream = DataStream(name=stream_name, size=size, data_path=source.serialise_path_spec(stream_spec))
             trace.streams.append(stream)
+            if self.is_ntfs and inode == NTFS_BAD_CLUSTERS_INODE and stream_name == "ads:$Bad":
+                # $BadClus:$Bad is a sparse map as large as the volume; TSK (and icat) give no bytes for it.
+                stream.size = 0
+                StreamDigest(head_size=0).fill(stream)
+                continue
 
             def read_at(offset: int, length: int, attribute_type=attribute_type, attribute_id=attribute_id) -> bytes:
                 if attribute_type is None:
