@@ -1,0 +1,80 @@
+# Custodia: two commands.
+#   make run   — install, migrate, load the demo, start the web server and a worker on the embedded defaults
+#   make test  — install everything the tests need, lint, run the suite on SQLite and PostgreSQL
+# Everything installs itself: Debian packages (when missing), the virtual environment, Node tools.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DATA_DIR ?= $(CURDIR)/var
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_PASSWORD ?= custodia-demo
+APT_PACKAGES := postgresql redis-server chromium xmlsec1 libmagic1 qemu-utils sleuthkit mtools dosfstools \
+	e2fsprogs ntfs-3g xz-utils
+
+export CUSTODIA_DATA_DIR := $(DATA_DIR)
+
+.PHONY: run test lint format system-packages venv node-tools worker screenshots clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Only what is missing is installed, so a machine that has everything needs neither root nor network.
+system-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		sudo_cmd=""; [ "$$(id -u)" = 0 ] || sudo_cmd="sudo"; \
+		$$sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo_cmd apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-tools: node_modules/.installed
+
+$(DATA_DIR)/keys/master.key:
+	mkdir -p $(DATA_DIR)/keys && chmod 700 $(DATA_DIR)/keys
+	umask 077 && $(PYTHON) -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())" > $@
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: system-packages venv node-tools lint
+	$(PY) tests/run_all.py -q
+
+run: venv $(DATA_DIR)/keys/master.key
+	$(PY) manage.py migrate --noinput
+	DEMO_PASSWORD=$(DEMO_PASSWORD) $(PY) manage.py seed_demo
+	@echo
+	@echo "  Custodia is starting at http://$(HOST):$(PORT)/"
+	@echo "  Log in as custodian, investigator, detective, prosecutor or orgadmin; password: $(DEMO_PASSWORD)"
+	@echo "  (outsider belongs to another organisation and sees none of the demo case). Ctrl-C stops both."
+	@echo
+	CUSTODIA_MASTER_KEY_FILE=$(DATA_DIR)/keys/master.key $(VENV)/bin/celery -A custodia worker -B --pool=solo \
+		--loglevel=WARNING & worker=$$!; \
+	trap "kill $$worker 2>/dev/null; wait $$worker 2>/dev/null" EXIT INT TERM; \
+	CUSTODIA_MASTER_KEY_FILE=$(DATA_DIR)/keys/master.key $(PY) manage.py runserver $(HOST):$(PORT)
+
+# Regenerates docs/screenshot.png (the README's picture) from the browser tests.
+screenshots: venv
+	CUSTODIA_SCREENSHOT_DIR=$(CURDIR)/var/screenshots $(PY) -m pytest -q -p no:cacheprovider tests/browser
+	cp var/screenshots/case-detail.png docs/screenshot.png
+
+clean:
+	rm -rf $(VENV) node_modules var
