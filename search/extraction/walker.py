@@ -757,6 +757,7 @@ class _Walk:
             for data_stream in sorted(entry.data_streams, key=lambda stream: stream.name or ""):
                 stream_name = "raw" if not data_stream.name else f"ads:{data_stream.name}"
                 properties = path_spec_factory.Factory.GetProperties(entry.path_spec)
+                properties["parent"] = entry.path_spec.parent
                 if data_stream.name:
                     properties["data_stream"] = data_stream.name
                 stream_spec = path_spec_factory.Factory.NewPathSpec(entry.path_spec.type_indicator, **properties)
