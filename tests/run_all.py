@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.servers import PROJECT_ROOT, ServerUnavailable, postgres_server  # noqa: E402
+from tests.servers import PROJECT_ROOT, ServerUnavailable, postgres_server
 
 
 def pytest_run(label: str, extra_env: dict[str, str], args: list[str]) -> int:
