@@ -40,7 +40,7 @@ from dfvfs.lib import tsk_image
 from dfvfs.path import factory as path_spec_factory
 from dfvfs.resolver import resolver as dfvfs_resolver
 
-from search.extraction import source
+from search.extraction import luks, source
 from search.extraction.traces import DataStream, ToolRef, TraceError, TraceRecord, child_uid, root_uid
 
 try:  # numpy makes the byte histogram for entropy ~100x faster; the pure-Python fallback stays exact.
@@ -54,6 +54,7 @@ TOOL_DFVFS = ToolRef("dfvfs", dfvfs.__version__)
 TOOL_PYTSK3 = ToolRef("pytsk3", f"{pytsk3.get_version()} (tsk {pytsk3.TSK_VERSION_STR})")
 TOOL_MAGIC = ToolRef("python-magic", getattr(magic, "__version__", "unknown"))
 TOOL_HASHES = ToolRef("hashlib", "builtin")
+TOOL_LUKS1 = ToolRef("custodia-luks1", "1 (cryptography)")
 
 # dfVFS type indicators of storage media images (containers around a disk) we decode before anything.
 _STORAGE_MEDIA_NAMES = {
@@ -530,6 +531,11 @@ class _Walk:
                     break
             except Exception as error:
                 trace.errors.append(TraceError(tool=kind, message=f"{secret.kind} rejected: {error}"))
+        if unlocked_with is None and type_indicator == dfvfs_definitions.TYPE_INDICATOR_LUKSDE:
+            unlocked_with = self._unlock_luks1_in_python(encrypted_bytes=encrypted_bytes, trace=trace)
+            if unlocked_with is not None:
+                encrypted_spec = path_spec_factory.Factory.NewPathSpec(luks.TYPE_INDICATOR_LUKS1, parent=spec)
+                trace.tools["encryptedVolume"] = TOOL_LUKS1
         if unlocked_with is None:
             accepted = ", ".join(_CREDENTIALS_BY_ENCRYPTION[type_indicator]).replace("_", " ")
             trace.properties["encryptedVolume.hint"] = (
@@ -557,6 +563,18 @@ class _Walk:
             return
         yield trace
         yield from self._explore(spec=encrypted_spec, parent=trace, depth=depth + 1)
+
+    def _unlock_luks1_in_python(self, *, encrypted_bytes, trace: TraceRecord) -> _Secret | None:
+        """libluksde refuses some LUKS1 volumes (128-bit keys): recover their master key as cryptsetup does."""
+        for secret in self.secrets:
+            if secret.credential != "password":
+                continue
+            try:
+                if luks.recover_master_key(file_object=encrypted_bytes, passphrase=str(secret.value)) is not None:
+                    return secret
+            except (OSError, ValueError) as error:
+                trace.errors.append(TraceError(tool="custodia-luks1", message=f"{secret.kind} rejected: {error}"))
+        return None
 
     def _describe_encrypted_volume(self, type_indicator: str, encrypted_bytes) -> dict[str, Any]:
         properties: dict[str, Any] = {}
