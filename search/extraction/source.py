@@ -298,8 +298,9 @@ def deserialise_path_spec(data_path: str):
 def open_data_path(*, data_path: str, resolver_context: EvidenceResolverContext):
     """Open the bytes a trace's data path names, through the same sealed readers: no temporary copy.
 
-    Encrypted layers need their credentials in ``dfvfs.resolver.resolver.Resolver.key_chain`` first
-    (see :func:`search.extraction.walker.unlock_credentials`).
+    Encrypted layers (BDE, LUKSDE, CUSTODIA_LUKS1) need their secret in dfVFS's key chain first:
+    ``Resolver.key_chain.SetCredential(encrypted_layer_spec, "password", value)``; the walk removes the
+    secrets it set when it ends.
     """
     path_spec = deserialise_path_spec(data_path)
     return dfvfs_resolver.Resolver.OpenFileObject(path_spec, resolver_context=resolver_context)

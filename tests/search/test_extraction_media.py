@@ -308,14 +308,20 @@ DFTT_NTFS_DELETED_MD5 = {  # truth/upstream_docs/dftt_7-undel-ntfs_index.txt, GR
 
 @pytest.mark.corpus
 def test_dftt_ntfs_deleted_files_and_their_alternate_data_stream_carry_the_answer_keys_md5():
-    traces = extract(open_zip_member("files/dftt/7-undel-ntfs.zip", ".dd"))
+    evidence = open_zip_member("files/dftt/7-undel-ntfs.zip", ".dd")
+    traces = extract(evidence)
     files = files_of(traces, file_system_uid=file_system_trace(traces).uid)
     for (path, stream_name), (size, md5) in DFTT_NTFS_DELETED_MD5.items():
         (trace,) = files[path]
         assert trace.deleted and trace.properties["file.deleted"] is True
         stream = stream_of(trace, stream_name)
         assert (stream.size, stream.md5) == (size, md5), (path, stream_name)
-    assert files["mult1.dat"][0].stream("ads:ADS").data_path  # the ADS can be read again later
+    # The data service reads the deleted file's alternate data stream again from its data path.
+    context = source.new_resolver_context(file_object=evidence.file_object, file_name=evidence.file_name)
+    reopened = source.open_data_path(
+        data_path=files["mult1.dat"][0].stream("ads:ADS").data_path, resolver_context=context
+    )
+    assert hashlib.md5(reopened.read(), usedforsecurity=False).hexdigest() == "ba1b9eedb1c091ddca253d35dde8f616"
 
 
 DFTT_FAT_DELETED_MD5 = {  # GROUND_TRUTH.md, DFTT #6 answer key; TSK names deleted FAT entries with "_"
