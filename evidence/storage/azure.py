@@ -19,8 +19,8 @@ Retention and legal hold (``set_retention``) are applied per blob with Set Blob 
 (mode ``locked``, only ever extended) and Set Legal Hold, and are also recorded as append-only record
 blobs under ``.custodia/retention/`` so that objects written later under the same prefix get the same
 protection at upload, and ``delete`` refuses them even where the service cannot enforce it (Azurite).
-On this store a retention prefix must end with ``/`` (for example ``evidence/<uuid>/``) or be a whole
-key: each put then looks up one record folder per path level of its key instead of scanning them all.
+On this store a retention prefix must end with ``/`` (for example ``evidence/<uuid>/``): each put then
+looks up one record folder per path level of its key instead of scanning every record.
 """
 
 from __future__ import annotations
@@ -307,11 +307,11 @@ class AzureBlobStore(EvidenceStore):
     # --- retention and legal hold -----------------------------------------------------------------
 
     def set_retention(self, prefix: str, *, until: date | None, legal_hold: bool) -> None:
-        """Record and apply retention for ``prefix`` (ending in ``/``, or a whole key). ``until=None``
-        keeps the recorded date; an earlier date than the recorded one is refused."""
+        """Record and apply retention for ``prefix``, which must end with ``/``. ``until=None`` keeps the
+        recorded date; an earlier date than the recorded one is refused."""
         validate_prefix(prefix)
         if not prefix.endswith("/"):
-            validate_key(prefix)
+            raise StoreError("on the Azure store a retention prefix must end with '/' (for example evidence/<uuid>/)")
         recorded = self._latest_record(prefix)
         if recorded.until is not None and until is not None and until < recorded.until:
             raise RetentionViolation(
@@ -392,8 +392,8 @@ class AzureBlobStore(EvidenceStore):
         )
 
     def _protection_from_records(self, key: str) -> Protection:
-        """The strictest recorded protection over every path level of ``key`` and the key itself."""
-        candidates = [key[: index + 1] for index, character in enumerate(key) if character == "/"] + [key]
+        """The strictest recorded protection over every path level (``a/``, ``a/b/`` …) of ``key``."""
+        candidates = [key[: index + 1] for index, character in enumerate(key) if character == "/"]
         until: date | None = None
         legal_hold = False
         for candidate in candidates:
