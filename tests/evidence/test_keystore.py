@@ -6,13 +6,18 @@ import base64
 import dataclasses
 import json
 import os
+import re
 import stat
 import threading
+import uuid
+from urllib.parse import urlsplit
 
 import pytest
 
+from evidence.keystore.azure import AzureKeyVaultStore
 from evidence.keystore.base import KeyStoreError, WrappedKey
 from evidence.keystore.local import LocalKeyStore, generate_master_key, master_key_id
+from tests.evidence.fake_keyvault import FakeKeyVaultTransport, StaticTokenCredential
 
 SECRET_VALUE = b"123456-654321-111111-222222-333333-444444-555555-666666"  # a BitLocker recovery password
 TAGS = {"evidence": "0f6c1d2e-8a43-4c55-9b1e-3f2a7d9e0c11", "kind": "bitlocker-recovery", "volume": "C:"}
@@ -192,3 +197,122 @@ def test_local_check_ready_refuses_a_keystore_inside_the_evidence_folder(tmp_pat
     store = LocalKeyStore(path=tmp_path / "evidence" / "keys.json", master_key=master_key)
     with pytest.raises(KeyStoreError, match="inside the evidence folder"):
         store.check_ready()
+
+
+# --- Azure Key Vault, through the real SDK against FakeKeyVaultTransport -------------------------
+
+
+@pytest.fixture
+def vault():
+    # A new vault host per test: the SDK caches authentication challenges per host, and each test
+    # should see the full challenge exchange.
+    vault_url = f"https://custodia-fake-{uuid.uuid4().hex[:10]}.vault.azure.net"
+    transport = FakeKeyVaultTransport(vault_url=vault_url)
+    credential = StaticTokenCredential()
+    store = AzureKeyVaultStore(vault_url=vault_url, key_name="custodia-kek", credential=credential, transport=transport)
+    return store, transport, credential
+
+
+def test_key_vault_answers_the_authentication_challenge(vault):
+    store, transport, credential = vault
+    store.check_ready()
+    method, path, authorised = transport.requests[0]
+    assert (method, path, authorised) == ("GET", "keys/custodia-kek", False)  # elicits the 401 challenge
+    assert transport.requests[1][2] is True
+    assert ("https://vault.azure.net/.default",) in credential.requested_scopes
+
+
+def test_key_vault_wrap_unwrap_roundtrip_with_versioned_key_id(vault):
+    store, transport, _ = vault
+    data_key = os.urandom(32)
+    wrapped = store.wrap_key(data_key)
+
+    version = transport.keys["custodia-kek"][-1].version
+    assert wrapped.key_id == f"{transport.vault_url}/keys/custodia-kek/{version}"
+    assert wrapped.algorithm == "RSA-OAEP-256"
+    assert len(wrapped.wrapped) == 256 and data_key not in wrapped.wrapped
+    assert store.unwrap_key(wrapped) == data_key
+    assert transport.unwrap_calls == 1  # the private key never left the (fake) vault
+
+
+def test_key_vault_unwraps_with_the_version_that_wrapped_after_rotation(vault):
+    store, transport, _ = vault
+    data_key = os.urandom(32)
+    wrapped_before = store.wrap_key(data_key)
+    transport.rotate_key("custodia-kek")
+    fresh_store = AzureKeyVaultStore(
+        vault_url=transport.vault_url, key_name="custodia-kek", credential=StaticTokenCredential(), transport=transport
+    )
+    wrapped_after = fresh_store.wrap_key(data_key)
+    assert wrapped_after.key_id != wrapped_before.key_id
+    assert fresh_store.unwrap_key(wrapped_before) == data_key
+    assert fresh_store.unwrap_key(wrapped_after) == data_key
+
+
+def test_key_vault_tampered_wrapped_key_is_refused(vault):
+    store, _, _ = vault
+    data_key = os.urandom(32)
+    wrapped = store.wrap_key(data_key)
+    flipped = bytearray(wrapped.wrapped)
+    flipped[17] ^= 0x01
+    with pytest.raises(KeyStoreError, match="refused to unwrap") as refused:
+        store.unwrap_key(dataclasses.replace(wrapped, wrapped=bytes(flipped)))
+    assert data_key.hex() not in str(refused.value)
+    with pytest.raises(KeyStoreError, match="RSA-OAEP-256"):
+        store.unwrap_key(dataclasses.replace(wrapped, algorithm="A256KW"))
+
+
+def test_key_vault_refuses_a_key_id_of_another_host_before_sending_a_token(vault):
+    store, transport, _ = vault
+    wrapped = store.wrap_key(os.urandom(32))
+    foreign = dataclasses.replace(
+        wrapped, key_id=wrapped.key_id.replace(urlsplit(transport.vault_url).netloc, "attacker.vault.azure.net")
+    )
+    sent_before = len(transport.requests)
+    with pytest.raises(KeyStoreError, match="another vault"):
+        store.unwrap_key(foreign)
+    assert len(transport.requests) == sent_before
+    with pytest.raises(KeyStoreError, match="no version"):
+        store.unwrap_key(dataclasses.replace(wrapped, key_id=f"{transport.vault_url}/keys/custodia-kek"))
+
+
+def test_key_vault_unknown_key_is_a_clear_error(vault):
+    _, transport, credential = vault
+    store = AzureKeyVaultStore(
+        vault_url=transport.vault_url, key_name="no-such-key", credential=credential, transport=transport
+    )
+    with pytest.raises(KeyStoreError, match="no-such-key"):
+        store.check_ready()
+
+
+def test_key_vault_secret_roundtrip_with_tags(vault):
+    store, transport, _ = vault
+    escrowed = store.put_secret(SECRET_VALUE, tags=TAGS)
+    assert re.fullmatch(r"custodia-[0-9a-f]{32}", escrowed.reference)
+    assert escrowed.tags == TAGS
+    stored = transport.secrets[escrowed.reference][-1]
+    assert stored.tags == TAGS
+    assert stored.content_type == "application/octet-stream; base64"
+    assert stored.value == base64.b64encode(SECRET_VALUE).decode()
+    assert store.get_secret(escrowed.reference) == SECRET_VALUE
+
+    bek = os.urandom(124)  # a BitLocker startup key file is binary
+    assert store.get_secret(store.put_secret(bek, tags={"kind": "bek"}).reference) == bek
+
+
+def test_key_vault_unknown_or_malformed_reference(vault):
+    store, _, _ = vault
+    with pytest.raises(KeyStoreError, match="no escrowed secret"):
+        store.get_secret("custodia-" + "0" * 32)
+    with pytest.raises(KeyStoreError, match="no escrowed secret"):
+        store.get_secret("../keys/custodia-kek")
+
+
+def test_key_vault_errors_never_contain_the_secret(vault):
+    store, transport, _ = vault
+    escrowed = store.put_secret(SECRET_VALUE, tags=TAGS)
+    transport.secrets[escrowed.reference][-1].value = "not base64 " + SECRET_VALUE.decode()
+    with pytest.raises(KeyStoreError) as refused:
+        store.get_secret(escrowed.reference)
+    assert SECRET_VALUE.decode() not in str(refused.value)
+    assert "expected encoding" in str(refused.value)
