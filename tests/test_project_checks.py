@@ -69,3 +69,16 @@ def test_openapi_schema_and_browsable_docs(demo, api, client):
 
 def test_healthz_answers_without_login(client, db):
     assert client.get("/healthz").json() == {"ok": True}
+
+
+def test_compose_file_is_accepted_by_docker_compose():
+    import shutil
+
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("docker-compose is not installed (apt: docker-compose; make test installs it)")
+    env = {**os.environ, "DJANGO_SECRET_KEY": "x" * 50, "CUSTODIA_MASTER_KEY": "y" * 44}
+    result = subprocess.run(
+        [compose, "-f", "docker/compose.yml", "config", "-q"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
