@@ -67,3 +67,13 @@ def test_outsider_gets_not_found_for_the_demo_case(page, demo_data):
     response = page.goto(f"/cases/{case.pk}/")
     assert response.status == 404
     assert "DEMO-2026-001" not in page.content()
+
+
+@pytest.mark.parametrize("viewport", [{"width": 768, "height": 1024}, {"width": 1366, "height": 768}])
+def test_case_page_fits_tablet_and_laptop_screens(page, demo_data, viewport):
+    page.set_viewport_size(viewport)
+    log_in(page, "custodian")
+    page.get_by_role("link", name="DEMO-2026-001").click()
+    page.wait_for_url("**/cases/*/")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px at {viewport['width']}px"
