@@ -1,0 +1,377 @@
+"""Documents: PDF (pypdf), OOXML DOCX/XLSX/PPTX (stdlib zip + XML), legacy Office metadata (olefile).
+
+OOXML is read with `zipfile` and `xml.etree.ElementTree.iterparse`: the parts are decompressed under
+the same ratio and output limits as archive members, and ElementTree resolves no external entities
+(expat ≥ 2.4 also refuses entity-expansion bombs), so a hostile document costs bounded memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, BinaryIO
+from xml.etree import ElementTree
+
+from search.extraction.tools.archives import read_decompressed
+from search.extraction.tools.base import (
+    Budget,
+    BoundedText,
+    LimitExceeded,
+    Limits,
+    Tool,
+    ToolResult,
+    clean_text,
+    extension_of,
+    iso8601,
+    library_version,
+    read_bounded,
+    require,
+)
+
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+# ---------------------------------------------------------------------------------------------- PDF
+
+_PDF_DATE = re.compile(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(Z|[+-]\d{2}'?\d{2}'?)?")
+
+
+def pdf_date(value: Any) -> str | None:
+    """``D:20170328101429+00'00'`` → ``2017-03-28T10:14:29Z``; None when it does not parse."""
+    match = _PDF_DATE.match(str(value or "").strip())
+    if not match:
+        return None
+    year, month, day, hour, minute, second, zone = match.groups()
+    try:
+        moment = datetime(
+            int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0), int(second or 0)
+        )
+    except ValueError:
+        return None
+    if zone and zone != "Z":
+        digits = zone.replace("'", "")
+        sign = 1 if digits[0] == "+" else -1
+        moment = moment.replace(
+            tzinfo=timezone(sign * timedelta(hours=int(digits[1:3]), minutes=int(digits[3:5] or 0)))
+        )
+    return iso8601(moment)
+
+
+class _PypdfWarnings(logging.Handler):
+    """Collects pypdf's warnings (``EOF marker not found``…) of this thread: damage is evidence."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.thread_id = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread_id and len(self.messages) < 20:
+            message = record.getMessage()
+            if message not in self.messages:
+                self.messages.append(message)
+
+
+_PDF_INFO_PROPERTIES = {
+    "/Author": "document.author",
+    "/Title": "document.title",
+    "/Subject": "document.subject",
+    "/Keywords": "document.keywords",
+    "/Creator": "document.application",
+    "/Producer": "document.producer",
+}
+
+
+class PdfTool(Tool):
+    name = "pypdf"
+    version = library_version("pypdf")
+
+    def accepts(self, *, mime_type: str, name: str, head: bytes) -> bool:
+        return mime_type == "application/pdf" or b"%PDF-" in head[:1024]
+
+    def run(self, *, stream: BinaryIO, name: str, limits: Limits) -> ToolResult:
+        pypdf = require("pypdf", package="pypdf")
+        budget = Budget(limits)
+        logger = logging.getLogger("pypdf")
+        collector = _PypdfWarnings()
+        logger.addHandler(collector)
+        try:
+            return self._read(pypdf=pypdf, stream=stream, budget=budget, collector=collector)
+        finally:
+            logger.removeHandler(collector)
+
+    def _read(self, *, pypdf, stream: BinaryIO, budget: Budget, collector: _PypdfWarnings) -> ToolResult:
+        limits = budget.limits
+        data = read_bounded(stream, max_bytes=limits.max_output_bytes, what="PDF")
+        import io
+
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        properties: dict[str, Any] = {}
+        errors: list[str] = []
+        if reader.is_encrypted:
+            properties["document.encrypted"] = True
+            try:
+                if not reader.decrypt(""):
+                    errors.append("encrypted PDF: no text without the password")
+                    return ToolResult(properties=properties, errors=errors, types=["document"])
+            except Exception as error:  # noqa: BLE001 - unsupported encryption is reported, not raised
+                errors.append(f"encrypted PDF: {type(error).__name__}: {error}")
+                return ToolResult(properties=properties, errors=errors, types=["document"])
+        properties["document.pageCount"] = len(reader.pages)
+        info = reader.metadata or {}
+        for key, property_name in _PDF_INFO_PROPERTIES.items():
+            value = clean_text(str(info.get(key))) if info.get(key) is not None else None
+            if value:
+                properties[property_name] = value
+        for key, property_name in (("/CreationDate", "document.createdOn"), ("/ModDate", "document.modifiedOn")):
+            date = pdf_date(info.get(key))
+            if date:
+                properties[property_name] = date
+        text = BoundedText(max_chars=limits.max_text_chars)
+        for page_number, page in enumerate(reader.pages, start=1):
+            budget.check_time()
+            if text.full:
+                text.truncated = True
+                break
+            try:
+                text.add(clean_text(page.extract_text()))
+            except Exception as error:  # noqa: BLE001 - one bad page does not lose the others
+                errors.append(f"page {page_number}: cannot extract text: {type(error).__name__}: {error}")
+        if text.truncated:
+            properties["document.textTruncated"] = True
+        errors.extend(f"damaged PDF: {message}" for message in collector.messages)
+        return ToolResult(properties=properties, text=text.value(), errors=errors, types=["document"])
+
+
+# -------------------------------------------------------------------------------------------- OOXML
+
+_NAMESPACES = {
+    "cp": "http://schemas.openxmlformats.org/package/2006/metadata/core-properties",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "dcterms": "http://purl.org/dc/terms/",
+    "ep": "http://schemas.openxmlformats.org/officeDocument/2006/extended-properties",
+}
+_CORE_PROPERTIES = {
+    "{http://purl.org/dc/elements/1.1/}creator": "document.author",
+    "{http://purl.org/dc/elements/1.1/}title": "document.title",
+    "{http://purl.org/dc/elements/1.1/}subject": "document.subject",
+    "{http://purl.org/dc/elements/1.1/}description": "document.description",
+    "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}keywords": "document.keywords",
+    "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}lastModifiedBy": "document.lastModifiedBy",
+    "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}revision": "document.revision",
+    "{http://purl.org/dc/terms/}created": "document.createdOn",
+    "{http://purl.org/dc/terms/}modified": "document.modifiedOn",
+    "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}lastPrinted": "document.printedOn",
+}
+_APP_PROPERTIES = {
+    "Application": "document.application",
+    "AppVersion": "document.applicationVersion",
+    "Company": "document.company",
+    "Pages": "document.pageCount",
+    "Slides": "document.slideCount",
+    "Words": "document.wordCount",
+    "Characters": "document.characterCount",
+}
+_OOXML_KINDS = {
+    "word/document.xml": "docx",
+    "xl/workbook.xml": "xlsx",
+    "ppt/presentation.xml": "pptx",
+}
+_OOXML_EXTENSIONS = {"docx", "docm", "dotx", "xlsx", "xlsm", "pptx", "pptm"}
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
+_S = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+
+
+def ooxml_date(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return iso8601(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def _natural(name: str) -> tuple:
+    """``slide10.xml`` after ``slide9.xml``: order parts by number, as the application shows them."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+class OoxmlTool(Tool):
+    name = "ooxml"
+    version = "python-zipfile+expat"
+
+    def accepts(self, *, mime_type: str, name: str, head: bytes) -> bool:
+        if mime_type.startswith("application/vnd.openxmlformats-officedocument"):
+            return True
+        return head.startswith(b"PK\x03\x04") and extension_of(name) in _OOXML_EXTENSIONS
+
+    def run(self, *, stream: BinaryIO, name: str, limits: Limits) -> ToolResult:
+        budget = Budget(limits)
+        properties: dict[str, Any] = {}
+        errors: list[str] = []
+        text = BoundedText(max_chars=limits.max_text_chars)
+        with zipfile.ZipFile(stream) as package:
+            parts = {member.filename: member for member in package.infolist()}
+            kind = next((kind for part, kind in _OOXML_KINDS.items() if part in parts), None)
+            if kind is None:
+                raise ValueError("not an OOXML package: no word/document.xml, xl/workbook.xml or ppt/presentation.xml")
+            properties["document.type"] = kind
+
+            def part_bytes(part_name: str) -> bytes | None:
+                member = parts.get(part_name)
+                if member is None:
+                    return None
+                if member.file_size > 1024 * 1024 and member.file_size / max(member.compress_size, 1) > (
+                    limits.max_compression_ratio
+                ):
+                    raise LimitExceeded(f"{part_name}: compression ratio limit exceeded")
+                with package.open(member) as part_stream:
+                    return read_decompressed(
+                        part_stream.read,
+                        compressed_size=member.compress_size,
+                        budget=budget,
+                        what=part_name,
+                        declared_size=member.file_size,
+                    )
+
+            for part_name, reader in (("docProps/core.xml", self._core), ("docProps/app.xml", self._app)):
+                try:
+                    data = part_bytes(part_name)
+                    if data:
+                        properties.update(reader(data))
+                except (ElementTree.ParseError, LimitExceeded, zipfile.BadZipFile, OSError) as error:
+                    errors.append(f"{part_name}: {type(error).__name__}: {error}")
+            for part_name in self._text_parts(kind=kind, names=list(parts)):
+                budget.check_time()
+                if text.full:
+                    text.truncated = True
+                    break
+                try:
+                    data = part_bytes(part_name)
+                    if data:
+                        for piece in self._texts(data=data, kind=kind):
+                            text.add(piece)
+                except (ElementTree.ParseError, LimitExceeded, zipfile.BadZipFile, OSError) as error:
+                    errors.append(f"{part_name}: {type(error).__name__}: {error}")
+        if text.truncated:
+            properties["document.textTruncated"] = True
+        return ToolResult(properties=properties, text=clean_text(text.value()), errors=errors, types=["document"])
+
+    @staticmethod
+    def _text_parts(*, kind: str, names: list[str]) -> list[str]:
+        if kind == "docx":
+            wanted = ["word/document.xml"] + sorted(
+                (name for name in names if re.fullmatch(r"word/(header|footer|footnotes|endnotes|comments)\d*\.xml", name)),
+                key=_natural,
+            )
+            return [name for name in wanted if name in names]
+        if kind == "xlsx":
+            return ["xl/sharedStrings.xml"] + sorted(
+                (name for name in names if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", name)), key=_natural
+            )
+        return sorted((name for name in names if re.fullmatch(r"ppt/slides/slide\d+\.xml", name)), key=_natural)
+
+    @staticmethod
+    def _texts(*, data: bytes, kind: str) -> Iterator[str]:
+        import io
+
+        paragraph: list[str] = []
+        paragraph_tags = {f"{_W}p", f"{_A}p", f"{_S}si", f"{_S}c"}
+        text_tags = {f"{_W}t", f"{_A}t", f"{_S}t", f"{_S}v"}
+        for event, element in ElementTree.iterparse(io.BytesIO(data), events=("end",)):
+            del event
+            if element.tag in text_tags and element.text:
+                paragraph.append(element.text)
+            elif element.tag == f"{_W}tab":
+                paragraph.append("\t")
+            elif element.tag in paragraph_tags:
+                line = "".join(paragraph).strip()
+                paragraph = []
+                if line:
+                    yield line
+                element.clear()  # keep memory flat on long documents
+
+    @staticmethod
+    def _core(data: bytes) -> dict[str, Any]:
+        properties: dict[str, Any] = {}
+        root = ElementTree.fromstring(data)  # noqa: S314 - expat resolves no external entities
+        for element in root:
+            property_name = _CORE_PROPERTIES.get(element.tag)
+            value = clean_text(element.text)
+            if not property_name or not value:
+                continue
+            if property_name.endswith("On"):
+                value = ooxml_date(value)
+            if value:
+                properties[property_name] = value
+        return properties
+
+    @staticmethod
+    def _app(data: bytes) -> dict[str, Any]:
+        properties: dict[str, Any] = {}
+        root = ElementTree.fromstring(data)  # noqa: S314 - expat resolves no external entities
+        for element in root:
+            local_name = element.tag.rsplit("}", 1)[-1]
+            property_name = _APP_PROPERTIES.get(local_name)
+            value = clean_text(element.text)
+            if property_name and value:
+                properties[property_name] = int(value) if value.isdigit() else value
+        return properties
+
+
+# ------------------------------------------------------------------------------- legacy Office (OLE)
+
+_OLE_SUMMARY = {
+    "author": "document.author",
+    "title": "document.title",
+    "subject": "document.subject",
+    "keywords": "document.keywords",
+    "comments": "document.description",
+    "last_saved_by": "document.lastModifiedBy",
+    "creating_application": "document.application",
+    "company": "document.company",
+    "num_pages": "document.pageCount",
+    "num_words": "document.wordCount",
+    "revision_number": "document.revision",
+}
+_OLE_DATES = {"create_time": "document.createdOn", "last_saved_time": "document.modifiedOn", "last_printed": "document.printedOn"}
+_OLE_DOCUMENT_STREAMS = {"WordDocument": "doc", "Workbook": "xls", "Book": "xls", "PowerPoint Document": "ppt"}
+
+
+class OleDocumentTool(Tool):
+    """Legacy DOC/XLS/PPT: SummaryInformation and DocumentSummaryInformation metadata (no body text)."""
+
+    name = "olefile"
+    version = library_version("olefile")
+
+    def accepts(self, *, mime_type: str, name: str, head: bytes) -> bool:
+        if not head.startswith(_OLE_MAGIC) or mime_type == "application/vnd.ms-outlook":
+            return False
+        return extension_of(name) != "msg"
+
+    def run(self, *, stream: BinaryIO, name: str, limits: Limits) -> ToolResult:
+        olefile = require("olefile", package="olefile")
+        data = read_bounded(stream, max_bytes=limits.max_output_bytes, what="OLE file")
+        properties: dict[str, Any] = {}
+        with olefile.OleFileIO(data) as ole:
+            streams = {"/".join(entry) for entry in ole.listdir()}
+            kind = next((kind for stream_name, kind in _OLE_DOCUMENT_STREAMS.items() if stream_name in streams), None)
+            if kind:
+                properties["document.type"] = kind
+            metadata = ole.get_metadata()
+        for attribute, property_name in _OLE_SUMMARY.items():
+            value = getattr(metadata, attribute, None)
+            if isinstance(value, bytes):
+                value = clean_text(value.decode("cp1252", "replace"))
+            if value not in (None, "", 0):
+                properties[property_name] = value
+        for attribute, property_name in _OLE_DATES.items():
+            value = getattr(metadata, attribute, None)
+            # olefile gives naive datetimes in UTC (FILETIME); 1601 means "never".
+            if isinstance(value, datetime) and value.year > 1601:
+                properties[property_name] = iso8601(value.replace(tzinfo=UTC))
+        return ToolResult(properties=properties, types=["document"] if kind else [])

@@ -1,0 +1,162 @@
+"""Pictures: dimensions, EXIF (camera, dates, settings) and GPS position, with Pillow.
+
+Only the header and metadata are read: pixels are never decoded, so an image declaring 100,000 ×
+100,000 pixels costs nothing. EXIF dates carry no time zone unless the camera wrote an offset
+(``OffsetTimeOriginal``); without one they are stored as written, marked UTC, like every date we store.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import datetime, timedelta, timezone
+from typing import Any, BinaryIO
+
+from search.extraction.tools.base import Limits, Tool, ToolResult, clean_text, iso8601, library_version, require
+
+_PICTURE_MAGIC = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"II*\x00",  # TIFF little-endian
+    b"MM\x00*",  # TIFF big-endian
+    b"BM",
+)
+
+# EXIF tag → property name (picture.exif.<name>); strings and numbers only, no maker notes or blobs.
+_EXIF_PROPERTIES = {
+    "Make": "make",
+    "Model": "model",
+    "Software": "software",
+    "Artist": "artist",
+    "Copyright": "copyright",
+    "ImageDescription": "description",
+    "BodySerialNumber": "bodySerialNumber",
+    "CameraSerialNumber": "cameraSerialNumber",
+    "LensMake": "lensMake",
+    "LensModel": "lensModel",
+    "ImageWidth": "imageWidth",
+    "ImageLength": "imageHeight",
+    "Orientation": "orientation",
+    "ExposureTime": "exposureTime",
+    "FNumber": "fNumber",
+    "ISOSpeedRatings": "isoSpeed",
+    "FocalLength": "focalLength",
+    "Flash": "flash",
+}
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return clean_text(str(value)) if value is not None else None
+
+
+def _number(value: Any) -> float | int | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if number != number or number in (float("inf"), float("-inf")):  # NaN or infinite rationals
+        return None
+    return int(number) if number.is_integer() else round(number, 6)
+
+
+def exif_date(value: Any, offset: Any = None) -> str | None:
+    """``2023:08:01 23:19:48`` (+ optional ``+02:00``) → ``2023-08-01T23:19:48Z``."""
+    text = _text(value)
+    if not text:
+        return None
+    try:
+        moment = datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    offset_text = _text(offset)
+    if offset_text and len(offset_text) >= 6 and offset_text[0] in "+-":
+        try:
+            hours, minutes = int(offset_text[1:3]), int(offset_text[4:6])
+            sign = 1 if offset_text[0] == "+" else -1
+            moment = moment.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
+        except ValueError:
+            pass
+    return iso8601(moment)
+
+
+def gps_decimal(degrees_minutes_seconds: Any, reference: Any) -> float | None:
+    """EXIF (degrees, minutes, seconds) rationals + N/S/E/W → signed decimal degrees (WGS-84)."""
+    try:
+        degrees, minutes, seconds = (float(part) for part in degrees_minutes_seconds)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    value = degrees + minutes / 60 + seconds / 3600
+    if _text(reference) in ("S", "W"):
+        value = -value
+    return round(value, 7)
+
+
+class PictureTool(Tool):
+    name = "pillow"
+    version = library_version("Pillow")
+
+    def accepts(self, *, mime_type: str, name: str, head: bytes) -> bool:
+        return mime_type.startswith("image/") or head.startswith(_PICTURE_MAGIC)
+
+    def run(self, *, stream: BinaryIO, name: str, limits: Limits) -> ToolResult:
+        image_module = require("PIL.Image", package="Pillow")
+        exif_tags = require("PIL.ExifTags", package="Pillow")
+        properties: dict[str, Any] = {}
+        errors: list[str] = []
+        with warnings.catch_warnings():
+            # Pillow warns about huge declared sizes; we never decode pixels, so it is only noise.
+            warnings.simplefilter("ignore")
+            image = image_module.open(stream)
+        with image:
+            properties["picture.type"] = image.format
+            properties["picture.width"], properties["picture.height"] = image.size
+            properties["picture.colorMode"] = image.mode
+            try:
+                exif = image.getexif()
+            except Exception as error:  # noqa: BLE001 - a broken EXIF block leaves the picture readable
+                errors.append(f"cannot read EXIF: {type(error).__name__}: {error}")
+                exif = None
+            if exif:
+                self._exif_properties(exif=exif, exif_tags=exif_tags, properties=properties, errors=errors)
+        return ToolResult(properties=properties, errors=errors, types=["picture"])
+
+    @staticmethod
+    def _exif_properties(*, exif, exif_tags, properties: dict[str, Any], errors: list[str]) -> None:
+        tags: dict[str, Any] = {exif_tags.TAGS.get(tag, str(tag)): value for tag, value in exif.items()}
+        try:
+            tags.update(
+                {exif_tags.TAGS.get(tag, str(tag)): value for tag, value in exif.get_ifd(exif_tags.IFD.Exif).items()}
+            )
+            gps = {exif_tags.GPSTAGS.get(tag, str(tag)): value for tag, value in exif.get_ifd(exif_tags.IFD.GPSInfo).items()}
+        except Exception as error:  # noqa: BLE001 - sub-IFDs of hostile files point anywhere
+            errors.append(f"cannot read EXIF sub-IFDs: {type(error).__name__}: {error}")
+            gps = {}
+        for tag, property_name in _EXIF_PROPERTIES.items():
+            value = tags.get(tag)
+            if value is None:
+                continue
+            converted = _number(value) if not isinstance(value, str | bytes) else _text(value)
+            if converted is not None and converted != "":
+                properties[f"picture.exif.{property_name}"] = converted
+        if "picture.exif.make" in properties:
+            properties["picture.cameraMake"] = properties["picture.exif.make"]
+        if "picture.exif.model" in properties:
+            properties["picture.cameraModel"] = properties["picture.exif.model"]
+        taken_on = exif_date(tags.get("DateTimeOriginal"), tags.get("OffsetTimeOriginal"))
+        if taken_on:
+            properties["picture.takenOn"] = taken_on
+        modified_on = exif_date(tags.get("DateTime"), tags.get("OffsetTime"))
+        if modified_on:
+            properties["picture.exif.modifiedOn"] = modified_on
+        latitude = gps_decimal(gps.get("GPSLatitude"), gps.get("GPSLatitudeRef"))
+        longitude = gps_decimal(gps.get("GPSLongitude"), gps.get("GPSLongitudeRef"))
+        if latitude is not None and longitude is not None and abs(latitude) <= 90 and abs(longitude) <= 180:
+            properties["gps.latitude"] = latitude
+            properties["gps.longitude"] = longitude
+            altitude = _number(gps.get("GPSAltitude"))
+            if altitude is not None:
+                below_sea_level = gps.get("GPSAltitudeRef") in (b"\x01", 1)
+                properties["gps.altitude"] = -altitude if below_sea_level else altitude
