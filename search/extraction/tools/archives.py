@@ -25,6 +25,7 @@ from search.extraction.tools.base import (
     Limits,
     Tool,
     ToolResult,
+    enter_container,
     extension_of,
 )
 
@@ -58,13 +59,6 @@ def archive_member_path(raw_name: str) -> tuple[str, bool]:
     if segments and len(segments[0]) == 2 and segments[0][1] == ":":
         segments = segments[1:]
     return "/" + "/".join(segments), unsafe
-
-
-def _enter_archive(limits: Limits, *, kind: str) -> None:
-    if limits.depth >= limits.max_archive_depth:
-        raise LimitExceeded(
-            f"archive depth limit of {limits.max_archive_depth} reached: {kind} members not expanded"
-        )
 
 
 def read_decompressed(
@@ -173,7 +167,7 @@ class ZipTool(Tool):
         return head.startswith((b"PK\x03\x04", b"PK\x05\x06")) or mime_type == "application/zip"
 
     def run(self, *, stream: BinaryIO, name: str, limits: Limits) -> ToolResult:
-        _enter_archive(limits, kind="zip")
+        enter_container(limits, kind="zip")
         budget = Budget(limits)
         result = ToolResult(types=["archive"])
         archive_size = stream.seek(0, 2)
@@ -256,7 +250,7 @@ class TarTool(Tool):
         return head[257:262] == b"ustar" or mime_type == "application/x-tar" or extension_of(name) == "tar"
 
     def run(self, *, stream: BinaryIO, name: str, limits: Limits) -> ToolResult:
-        _enter_archive(limits, kind="tar")
+        enter_container(limits, kind="tar")
         budget = Budget(limits)
         result = ToolResult(types=["archive"])
         tree = _Tree()
@@ -339,7 +333,7 @@ class CompressedTool(Tool):
         return self._kind(head) is not None
 
     def run(self, *, stream: BinaryIO, name: str, limits: Limits) -> ToolResult:
-        _enter_archive(limits, kind="compressed")
+        enter_container(limits, kind="compressed")
         budget = Budget(limits)
         compressed_size = stream.seek(0, 2)
         stream.seek(0)

@@ -175,6 +175,12 @@ class BoundedText:
         return "".join(self._parts) or None
 
 
+def enter_container(limits: Limits, *, kind: str) -> None:
+    """Refuse to open a container (archive, mailbox) nested deeper than `Limits.max_archive_depth`."""
+    if limits.depth >= limits.max_archive_depth:
+        raise LimitExceeded(f"archive depth limit of {limits.max_archive_depth} reached: {kind} members not expanded")
+
+
 def bounded(text: str | None, *, max_chars: int) -> str | None:
     if not text:
         return None

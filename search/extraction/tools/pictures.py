@@ -121,7 +121,8 @@ class PictureTool(Tool):
                 exif = None
             if exif:
                 self._exif_properties(exif=exif, exif_tags=exif_tags, properties=properties, errors=errors)
-        return ToolResult(properties=properties, errors=errors, types=["picture"])
+        types = ["picture", "gps"] if "gps.latitude" in properties else ["picture"]
+        return ToolResult(properties=properties, errors=errors, types=types)
 
     @staticmethod
     def _exif_properties(*, exif, exif_tags, properties: dict[str, Any], errors: list[str]) -> None:
