@@ -1,1 +1,158 @@
-# Evidence models arrive with evidence intake (#3).
+"""Evidence items, the chunks received for them, and references to escrowed secrets.
+
+What the database never holds: evidence bytes (they live sealed in the evidence store), the data key in
+clear (only the key store's wrapped form), and escrowed secret values (only a key store reference).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class EvidenceKind(models.TextChoices):
+    DISK_IMAGE = "disk_image", "Disk image"
+    MEMORY_IMAGE = "memory_image", "Memory image"
+    FILE = "file", "File"
+    ARCHIVE = "archive", "Archive"
+    VM_DISK = "vm_disk", "VM disk"
+
+
+class EvidenceSource(models.TextChoices):
+    UPLOAD = "upload", "Upload"
+    SERVER_IMPORT = "server_import", "Server-side import"
+    AZURE_VM_DISK = "azure_vm_disk", "Azure VM disk"
+    LOCAL_DEVICE = "local_device", "Local device"
+
+
+class EvidenceState(models.TextChoices):
+    REGISTERED = "registered", "Registered"
+    RECEIVING = "receiving", "Receiving"
+    SEALED = "sealed", "Sealed"
+    EXTRACTING = "extracting", "Extracting"
+    EXTRACTED = "extracted", "Extracted"
+    FAILED = "failed", "Failed"
+
+
+class IntegrityStatus(models.TextChoices):
+    UNVERIFIED = "unverified", "Not yet verified"
+    INTACT = "intact", "Intact"
+    MISMATCH = "mismatch", "Mismatch"
+
+
+class Evidence(models.Model):
+    # The UUID is the only name the stores ever see: storage keys derive from it alone.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="evidence")
+    label = models.CharField(max_length=200, help_text="A de-identified label, e.g. 'Laptop 1, internal SSD'.")
+    kind = models.CharField(max_length=20, choices=EvidenceKind.choices)
+    description = models.TextField(blank=True)
+    seized_from = models.CharField(max_length=200, blank=True)
+    seized_by = models.CharField(max_length=200, blank=True)
+    seized_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=20, choices=EvidenceSource.choices, default=EvidenceSource.UPLOAD)
+    original_name = models.CharField(max_length=500, blank=True, help_text="File name(s) as acquired.")
+
+    declared_size = models.BigIntegerField(null=True, blank=True)
+    declared_md5 = models.CharField(max_length=32, blank=True)
+    declared_sha1 = models.CharField(max_length=40, blank=True)
+    declared_sha256 = models.CharField(max_length=64, blank=True)
+
+    state = models.CharField(max_length=20, choices=EvidenceState.choices, default=EvidenceState.REGISTERED)
+    failure_reason = models.TextField(blank=True)
+    format = models.CharField(max_length=20, blank=True)
+    format_details = models.JSONField(default=dict, blank=True)
+
+    chunk_size = models.PositiveIntegerField(default=0)
+    size = models.BigIntegerField(null=True, blank=True, help_text="Total size in bytes, once known.")
+    received_bytes = models.BigIntegerField(default=0)
+    # One-pass hashing across requests: the bytes [0, hashed_through) are hashed; the state resumes it.
+    hashed_through = models.BigIntegerField(default=0)
+    hasher_state = models.BinaryField(null=True, blank=True, editable=False)
+    md5 = models.CharField(max_length=32, blank=True)
+    sha1 = models.CharField(max_length=40, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    manifest_sha256 = models.CharField(max_length=64, blank=True)
+
+    # The data key wrapped by the key store; the clear key is never stored anywhere.
+    wrapped_key = models.BinaryField(editable=False)
+    key_id = models.CharField(max_length=300)
+    key_algorithm = models.CharField(max_length=40)
+
+    integrity = models.CharField(max_length=20, choices=IntegrityStatus.choices, default=IntegrityStatus.UNVERIFIED)
+    integrity_problem = models.TextField(blank=True)
+    last_verified_at = models.DateTimeField(null=True, blank=True)
+
+    registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    sealed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name_plural = "evidence"
+        indexes = [models.Index(fields=["case", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.id})"
+
+    @property
+    def storage_prefix(self) -> str:
+        return f"evidence/{self.id}/"
+
+    @property
+    def is_sealed(self) -> bool:
+        return self.state in (EvidenceState.SEALED, EvidenceState.EXTRACTING, EvidenceState.EXTRACTED)
+
+    @property
+    def progress(self) -> float | None:
+        if self.is_sealed:
+            return 1.0
+        total = self.size or self.declared_size
+        return (self.received_bytes / total) if total else None
+
+
+class EvidenceChunk(models.Model):
+    """One sealed chunk received (the rows become the container's index when the evidence is sealed)."""
+
+    evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="chunks")
+    index = models.PositiveIntegerField()
+    plain_length = models.PositiveIntegerField()
+    stored_length = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["evidence", "index"]
+        constraints = [models.UniqueConstraint(fields=["evidence", "index"], name="evidence_chunk_once")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of {self.evidence_id}"
+
+
+class SecretKind(models.TextChoices):
+    BITLOCKER_PASSWORD = "bitlocker_password", "BitLocker password"
+    BITLOCKER_RECOVERY = "bitlocker_recovery_password", "BitLocker recovery password"
+    BITLOCKER_STARTUP_KEY = "bitlocker_startup_key", "BitLocker startup key (BEK file)"
+    LUKS_PASSPHRASE = "luks_passphrase", "LUKS passphrase"
+    DOCUMENT_PASSWORD = "document_password", "Document password"
+
+
+class KeyEscrow(models.Model):
+    """A reference to a secret held by the key store. The value itself is never in the database."""
+
+    evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="escrowed_secrets")
+    kind = models.CharField(max_length=40, choices=SecretKind.choices)
+    name = models.CharField(max_length=200)
+    reference = models.CharField(max_length=300, editable=False)
+    tags = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.name}"

@@ -1,0 +1,76 @@
+"""Reads of evidence, through the one access policy of cases/permissions.py (404 across organisations,
+403 for a role without the permission)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import QuerySet
+
+from audit.models import AuditEvent
+from cases import permissions as perms
+from cases.models import Case, User
+from cases.selectors import case_get
+from custodia.errors import NotFound
+from evidence.models import Evidence, EvidenceChunk, KeyEscrow
+
+
+def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound("No such evidence.") from None
+
+
+def evidence_case_id(*, evidence_id: uuid.UUID | str) -> int | None:
+    """The case an evidence item belongs to, for the audit row of a request (even a refused one)."""
+    try:
+        return Evidence.objects.filter(pk=_as_uuid(evidence_id)).values_list("case_id", flat=True).first()
+    except NotFound:
+        return None
+
+
+def evidence_get(*, user: User, evidence_id: uuid.UUID | str, permission: str = perms.VIEW_EVIDENCE) -> Evidence:
+    evidence = Evidence.objects.filter(pk=_as_uuid(evidence_id)).select_related("case", "registered_by").first()
+    if evidence is None or evidence.case.organization_id != getattr(user, "organization_id", None):
+        raise NotFound("No such evidence.")
+    try:
+        evidence.case = case_get(user=user, case_id=evidence.case_id, permission=permission)
+    except NotFound:
+        raise NotFound("No such evidence.") from None
+    return evidence
+
+
+def evidence_for_case(*, user: User, case: Case) -> QuerySet[Evidence]:
+    case_get(user=user, case_id=case.pk, permission=perms.VIEW_EVIDENCE)
+    return Evidence.objects.filter(case=case).order_by("created_at")
+
+
+def evidence_received_ranges(*, evidence: Evidence) -> list[tuple[int, int]]:
+    """Received byte ranges as half-open [start, end) pairs, merged."""
+    ranges: list[list[int]] = []
+    chunk_size = evidence.chunk_size
+    for index, length in EvidenceChunk.objects.filter(evidence=evidence).values_list("index", "plain_length"):
+        start = index * chunk_size
+        if ranges and ranges[-1][1] == start:
+            ranges[-1][1] = start + length
+        else:
+            ranges.append([start, start + length])
+    return [(start, end) for start, end in ranges]
+
+
+def evidence_custody_events(*, evidence: Evidence) -> QuerySet[AuditEvent]:
+    """Custody is the audit trail filtered to one evidence item (DESIGN.md §4)."""
+    return AuditEvent.objects.filter(target_type="evidence", target_id=str(evidence.pk)).order_by("sequence")
+
+
+def escrowed_secrets(*, evidence: Evidence) -> QuerySet[KeyEscrow]:
+    return KeyEscrow.objects.filter(evidence=evidence).select_related("created_by")
+
+
+def escrowed_secret_get(*, user: User, evidence_id: uuid.UUID | str, secret_id: int, permission: str) -> KeyEscrow:
+    evidence = evidence_get(user=user, evidence_id=evidence_id, permission=permission)
+    secret = KeyEscrow.objects.filter(evidence=evidence, pk=secret_id).first()
+    if secret is None:
+        raise NotFound("No such escrowed secret.")
+    return secret
