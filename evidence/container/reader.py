@@ -255,13 +255,23 @@ class ContainerReader(io.RawIOBase):
             stored = self._store.read(chunk_key(self.evidence_id, chunk_number))
         except ObjectMissing:
             raise ChunkIntegrityError(chunk_number, "missing from the evidence store") from None
+        plain_length = min(self.chunk_size, self._size - chunk_number * self.chunk_size)
         expected_stored_length = self._stored_lengths[chunk_number]
+        try:
+            # Decryption is the check that matters (and cannot be fooled); a stored length that differs
+            # from the index is added to its verdict, or reported on its own should decryption pass.
+            plaintext = self._opener.open(index=chunk_number, stored=stored, plain_length=plain_length)
+        except ChunkIntegrityError as error:
+            if len(stored) != expected_stored_length:
+                raise ChunkIntegrityError(
+                    chunk_number,
+                    f"{error.problem}; stored length {len(stored)} differs from the index's {expected_stored_length}",
+                ) from None
+            raise
         if len(stored) != expected_stored_length:
             raise ChunkIntegrityError(
                 chunk_number, f"stored length {len(stored)} differs from the index's {expected_stored_length}"
             )
-        plain_length = min(self.chunk_size, self._size - chunk_number * self.chunk_size)
-        plaintext = self._opener.open(index=chunk_number, stored=stored, plain_length=plain_length)
         if self._chunk_sha256 is not None and hashlib.sha256(plaintext).digest() != self._chunk_sha256[chunk_number]:
             raise ChunkIntegrityError(chunk_number, "plaintext SHA-256 differs from the index")
         return plaintext
