@@ -79,7 +79,9 @@ def test_pst_folders_and_message_subjects_match_readpst():
     # readpst's list is cut at the folded line of the long CHM subject: compare by prefix.
     for expected in expected_subjects:
         assert any(subject.startswith(expected.strip()) for subject in subjects), expected
-    feature_generators = next(node for node in of_type(pst, "email") if node.properties["email.subject"] == "Feature Generators")
+    feature_generators = next(
+        node for node in of_type(pst, "email") if node.properties["email.subject"] == "Feature Generators"
+    )
     assert feature_generators.properties["email.from"] == "Kenig Ma <kenigma1122@gmail.com>"
     assert feature_generators.properties["email.to"] == ["users@opennlp.apache.org"]
     assert feature_generators.properties["email.sentOn"] == "2014-02-25T10:17:08Z"
@@ -108,7 +110,9 @@ def test_mbox_messages_match_mailbox_module():
     assert message.properties["email.subject"] == "Re: Our friends has a good plan"
     assert message.properties["email.from"] == "Dzmitry Lahoda <dzmitry.lahoda@gmail.com>"
     assert message.properties["email.sentOn"] == "2017-02-21T06:55:09Z"  # Tue, 21 Feb 2017 09:55:09 +0300
-    assert message.properties["email.messageId"] == "<CAJDzDxEsAH3+-H=vECfFZNeZuYRtYeQZhyvWC=_sr2SFfg1pCA@mail.gmail.com>"
+    assert (
+        message.properties["email.messageId"] == "<CAJDzDxEsAH3+-H=vECfFZNeZuYRtYeQZhyvWC=_sr2SFfg1pCA@mail.gmail.com>"
+    )
     assert message.tools["email"].name == "email"
 
 
@@ -187,8 +191,11 @@ def test_dji_photo_exif_and_gps_position():
     assert picture.properties["picture.cameraModel"] == "FC3582"
     assert picture.properties["picture.exif.bodySerialNumber"] == "53HQK520M10K6U"
     assert picture.properties["picture.exif.software"] == "RawTherapee 5.9"
-    # EXIF records the 4024×3016 original; the file's pixels are a 512×384 rendition (exiftool [File]).
-    assert (picture.properties["picture.exif.imageWidth"], picture.properties["picture.exif.imageHeight"]) == (4024, 3016)
+    # EXIF records the 4024x3016 original; the file's pixels are a 512x384 rendition (exiftool [File]).
+    assert (picture.properties["picture.exif.imageWidth"], picture.properties["picture.exif.imageHeight"]) == (
+        4024,
+        3016,
+    )
     assert (picture.properties["picture.width"], picture.properties["picture.height"]) == (512, 384)
     assert picture.properties["picture.takenOn"] == "2023-08-01T23:19:48Z"
     assert picture.tools["gps"].name == "pillow"
@@ -486,7 +493,9 @@ def test_missing_optional_library_is_an_error_on_the_trace(monkeypatch):
 
 
 def test_text_is_bounded():
-    trace = analyse_bytes(("word " * 10_000).encode(), name="notes.txt", mime_type="text/plain", limits=Limits(max_text_chars=100))
+    trace = analyse_bytes(
+        ("word " * 10_000).encode(), name="notes.txt", mime_type="text/plain", limits=Limits(max_text_chars=100)
+    )
     assert len(trace.text) <= 100
     assert trace.properties["text.truncated"] is True
 

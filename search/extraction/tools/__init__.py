@@ -75,7 +75,7 @@ def run_tools(
     for tool in tools:
         try:
             accepted = tool.accepts(mime_type=mime_type or "", name=name, head=head)
-        except Exception as error:  # noqa: BLE001 - a faulty accepts() must not stop the others
+        except Exception as error:  # a faulty accepts() must not stop the others
             outcomes.append(
                 ToolOutcome(
                     tool=ToolRef(name=tool.name, version=tool.version),
@@ -135,7 +135,7 @@ def _guess_mime_type(*, name: str, head: bytes) -> str:
         import magic
 
         return magic.from_buffer(head, mime=True) or ""
-    except Exception:  # noqa: BLE001 - python-magic or libmagic missing: fall back to the name
+    except Exception:  # python-magic or libmagic missing: fall back to the name
         return mimetypes.guess_type(name)[0] or ""
 
 

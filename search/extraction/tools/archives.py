@@ -10,6 +10,7 @@ member count and the output budget, before it is in memory.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import lzma
 import tarfile
 import zipfile
@@ -201,14 +202,10 @@ class ZipTool(Tool):
             "archive.compressionMethod": member.compress_type,
             "archive.crc32": f"{member.CRC:08x}",
         }
-        try:
-            # DOS times carry no time zone: recorded as written, marked UTC like every date we store.
+        # DOS times carry no time zone: recorded as written, marked UTC like every date we store.
+        with contextlib.suppress(ValueError):
             properties["file.modifiedOn"] = datetime(*member.date_time, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        except ValueError:
-            pass
-        child = _member_trace(
-            raw_name=member.filename, order=order, is_folder=member.is_dir(), properties=properties
-        )
+        child = _member_trace(raw_name=member.filename, order=order, is_folder=member.is_dir(), properties=properties)
         if member.is_dir():
             return child
         if member.flag_bits & 0x1:
@@ -341,7 +338,11 @@ class CompressedTool(Tool):
         stream.seek(0)
         if kind is None:
             raise ValueError("not a gzip, bzip2 or xz stream")
-        properties: dict[str, Any] = {"archive.type": kind, "archive.entries": 1, "archive.compressedSize": compressed_size}
+        properties: dict[str, Any] = {
+            "archive.type": kind,
+            "archive.entries": 1,
+            "archive.compressedSize": compressed_size,
+        }
         if kind == "gzip":
             original_name = _gzip_original_name(stream)
             if original_name:

@@ -49,7 +49,7 @@ class Limits:
         return replace(self, depth=self.depth + 1)
 
 
-class LimitExceeded(Exception):  # noqa: N818 - it is a condition, not a programming error
+class LimitExceeded(Exception):  # it is a condition, not a programming error
     """A bound of `Limits` was reached; the message says which and by how much."""
 
 
@@ -128,8 +128,7 @@ class Budget:
     def spend(self, size: int) -> None:
         if self.output_bytes + size > self.limits.max_output_bytes:
             raise LimitExceeded(
-                f"output limit of {self.limits.max_output_bytes} bytes exceeded "
-                f"({self.output_bytes} + {size} bytes)"
+                f"output limit of {self.limits.max_output_bytes} bytes exceeded ({self.output_bytes} + {size} bytes)"
             )
         self.output_bytes += size
 
@@ -232,7 +231,7 @@ def library_version(module_name: str) -> str:
         return "missing"
 
 
-class MissingLibrary(Exception):  # noqa: N818 - reported as an error on the trace, not raised further
+class MissingLibrary(Exception):  # reported as an error on the trace, not raised further
     pass
 
 
@@ -282,7 +281,7 @@ def run_guarded(*, tool: Tool, stream_opener: StreamOpener, name: str, limits: L
     except MemoryError:
         outcome.errors.append(TraceError(tool=tool.name, message="out of memory while parsing"))
         return outcome
-    except Exception as error:  # noqa: BLE001 - hostile input may raise anything; it becomes an error
+    except Exception as error:  # hostile input may raise anything; it becomes an error
         outcome.errors.append(TraceError(tool=tool.name, message=f"{type(error).__name__}: {error}"))
         return outcome
     outcome.properties = result.properties

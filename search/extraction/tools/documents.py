@@ -18,8 +18,8 @@ from xml.etree import ElementTree
 
 from search.extraction.tools.archives import read_decompressed
 from search.extraction.tools.base import (
-    Budget,
     BoundedText,
+    Budget,
     LimitExceeded,
     Limits,
     Tool,
@@ -46,9 +46,7 @@ def pdf_date(value: Any) -> str | None:
         return None
     year, month, day, hour, minute, second, zone = match.groups()
     try:
-        moment = datetime(
-            int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0), int(second or 0)
-        )
+        moment = datetime(int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0), int(second or 0))
     except ValueError:
         return None
     if zone and zone != "Z":
@@ -117,7 +115,7 @@ class PdfTool(Tool):
                 if not reader.decrypt(""):
                     errors.append("encrypted PDF: no text without the password")
                     return ToolResult(properties=properties, errors=errors, types=["document"])
-            except Exception as error:  # noqa: BLE001 - unsupported encryption is reported, not raised
+            except Exception as error:  # unsupported encryption is reported, not raised
                 errors.append(f"encrypted PDF: {type(error).__name__}: {error}")
                 return ToolResult(properties=properties, errors=errors, types=["document"])
         properties["document.pageCount"] = len(reader.pages)
@@ -138,7 +136,7 @@ class PdfTool(Tool):
                 break
             try:
                 text.add(clean_text(page.extract_text()))
-            except Exception as error:  # noqa: BLE001 - one bad page does not lose the others
+            except Exception as error:  # one bad page does not lose the others
                 errors.append(f"page {page_number}: cannot extract text: {type(error).__name__}: {error}")
         if text.truncated:
             properties["document.textTruncated"] = True
@@ -160,7 +158,9 @@ _CORE_PROPERTIES = {
     "{http://purl.org/dc/elements/1.1/}subject": "document.subject",
     "{http://purl.org/dc/elements/1.1/}description": "document.description",
     "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}keywords": "document.keywords",
-    "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}lastModifiedBy": "document.lastModifiedBy",
+    "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}lastModifiedBy": (
+        "document.lastModifiedBy"
+    ),
     "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}revision": "document.revision",
     "{http://purl.org/dc/terms/}created": "document.createdOn",
     "{http://purl.org/dc/terms/}modified": "document.modifiedOn",
@@ -264,15 +264,23 @@ class OoxmlTool(Tool):
     @staticmethod
     def _text_parts(*, kind: str, names: list[str]) -> list[str]:
         if kind == "docx":
-            wanted = ["word/document.xml"] + sorted(
-                (name for name in names if re.fullmatch(r"word/(header|footer|footnotes|endnotes|comments)\d*\.xml", name)),
-                key=_natural,
-            )
+            wanted = [
+                "word/document.xml",
+                *sorted(
+                    (
+                        name
+                        for name in names
+                        if re.fullmatch(r"word/(header|footer|footnotes|endnotes|comments)\d*\.xml", name)
+                    ),
+                    key=_natural,
+                ),
+            ]
             return [name for name in wanted if name in names]
         if kind == "xlsx":
-            return ["xl/sharedStrings.xml"] + sorted(
+            sheets = sorted(
                 (name for name in names if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", name)), key=_natural
             )
+            return ["xl/sharedStrings.xml", *sheets]
         return sorted((name for name in names if re.fullmatch(r"ppt/slides/slide\d+\.xml", name)), key=_natural)
 
     @staticmethod
@@ -281,8 +289,10 @@ class OoxmlTool(Tool):
 
         paragraph: list[str] = []
         paragraph_tags = {f"{_W}p", f"{_A}p", f"{_S}si", f"{_S}c"}
-        text_tags = {f"{_W}t", f"{_A}t", f"{_S}t", f"{_S}v"}
-        for event, element in ElementTree.iterparse(io.BytesIO(data), events=("end",)):
+        # Spreadsheet <v> values are numbers or indexes into the shared strings (read themselves): skipped.
+        text_tags = {f"{_W}t", f"{_A}t", f"{_S}t"}
+
+        for event, element in ElementTree.iterparse(io.BytesIO(data), events=("end",)):  # noqa: S314
             del event
             if element.tag in text_tags and element.text:
                 paragraph.append(element.text)
@@ -338,7 +348,11 @@ _OLE_SUMMARY = {
     "num_words": "document.wordCount",
     "revision_number": "document.revision",
 }
-_OLE_DATES = {"create_time": "document.createdOn", "last_saved_time": "document.modifiedOn", "last_printed": "document.printedOn"}
+_OLE_DATES = {
+    "create_time": "document.createdOn",
+    "last_saved_time": "document.modifiedOn",
+    "last_printed": "document.printedOn",
+}
 _OLE_DOCUMENT_STREAMS = {"WordDocument": "doc", "Workbook": "xls", "Book": "xls", "PowerPoint Document": "ppt"}
 
 

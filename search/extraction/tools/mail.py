@@ -9,6 +9,7 @@ A PST is a tree of folders → messages → attachments.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import re
@@ -21,8 +22,8 @@ from html.parser import HTMLParser
 from typing import Any, BinaryIO
 
 from search.extraction.tools.base import (
-    Budget,
     BoundedText,
+    Budget,
     ChildTrace,
     LimitExceeded,
     Limits,
@@ -72,7 +73,7 @@ def html_to_text(html: str) -> str | None:
     try:
         parser.feed(html)
         parser.close()
-    except Exception:  # noqa: BLE001 - malformed HTML: fall back to crude tag stripping
+    except Exception:  # malformed HTML: fall back to crude tag stripping
         return clean_text(re.sub(r"<[^>]*>", " ", html))
     text = re.sub(r"[ \t\r\f\v]+", " ", "".join(parser.parts))
     return clean_text(re.sub(r"\n\s*\n+", "\n\n", text))
@@ -83,10 +84,8 @@ def decoded_header(value: Any) -> str | None:
     if value is None:
         return None
     text = str(value)
-    try:
+    with contextlib.suppress(ValueError, LookupError, UnicodeError):  # undecodable words stay as written
         text = str(make_header(decode_header(text)))
-    except (ValueError, LookupError, UnicodeError):
-        pass
     return clean_text(" ".join(text.split()))
 
 
@@ -224,7 +223,7 @@ def parse_message(*, data: bytes, budget: Budget, path: str) -> ToolResult:
             )
         except LimitExceeded:
             raise
-        except Exception as error:  # noqa: BLE001 - one broken part does not lose the message
+        except Exception as error:  # one broken part does not lose the message
             errors.append(f"part {content_type}: {type(error).__name__}: {error}")
     body = "\n".join(plain).strip() if any(plain) else html_to_text("\n".join(html))
     properties["email.attachmentCount"] = len(children)
@@ -306,12 +305,16 @@ class MboxTool(Tool):
                     name=message_name,
                     path_hint=f"/{message_name}",
                     types=["email"],
-                    properties={"email.mboxFromLine": from_line.decode("utf-8", "replace")},
+                    properties={"mbox.fromLine": from_line.decode("utf-8", "replace")},
                     data=message,
                     ordinal_key=(ordinal,),
                 )
             )
-        return ToolResult(properties={"mailbox.type": "mbox", "mailbox.messageCount": len(children)}, children=children, types=["mailbox"])
+        return ToolResult(
+            properties={"mailbox.type": "mbox", "mailbox.messageCount": len(children)},
+            children=children,
+            types=["mailbox"],
+        )
 
 
 # ------------------------------------------------------------------------------ MAPI (msg, pst)
@@ -516,7 +519,9 @@ class MsgTool(Tool):
                 attachment = read_msg_properties(ole, storage, header_size=8)
                 content = attachment.get(0x3701)
                 extra = {}
-                if attachment.get(PR_ATTACH_METHOD) == ATTACH_EMBEDDED_MESSAGE or ole.exists(f"{storage}/__substg1.0_3701000D"):
+                if attachment.get(PR_ATTACH_METHOD) == ATTACH_EMBEDDED_MESSAGE or ole.exists(
+                    f"{storage}/__substg1.0_3701000D"
+                ):
                     extra["attachment.embeddedMessage"] = True
                 child = attachment_trace(
                     ordinal=ordinal,
@@ -678,7 +683,7 @@ class PstTool(Tool):
         properties, types, text = mapi_item_result(
             mapi=mapi, recipients=_pff_recipients(item), body=body, html_body=html_body
         )
-        subject = properties.get("email.subject") or ""
+        subject = properties.get("email.subject") or properties.get("outlookItem.subject") or ""
         item_name = f"{index + 1:05d} {subject}".strip()[:120].replace("/", "_")
         item_path = f"{path}/{item_name}"
         trace = ChildTrace(
@@ -714,8 +719,11 @@ class PstTool(Tool):
                 data = attachment.read_buffer(size)
         child = attachment_trace(
             ordinal=ordinal,
-            file_name=_str(_safe(lambda: attachment.long_filename)) or _str(mapi.get(PR_ATTACH_LONG_FILENAME)) or _str(mapi.get(PR_ATTACH_FILENAME)),
-            content_type=_str(mapi.get(PR_ATTACH_MIME_TAG)) or ("message/rfc822" if embedded else "application/octet-stream"),
+            file_name=_str(_safe(lambda: attachment.long_filename))
+            or _str(mapi.get(PR_ATTACH_LONG_FILENAME))
+            or _str(mapi.get(PR_ATTACH_FILENAME)),
+            content_type=_str(mapi.get(PR_ATTACH_MIME_TAG))
+            or ("message/rfc822" if embedded else "application/octet-stream"),
             data=data,
             budget=budget,
             parent_path=path,
@@ -733,5 +741,3 @@ def _safe(getter: Callable[[], Any]) -> Any:
         return getter()
     except (OSError, AttributeError, ValueError):
         return None
-
-

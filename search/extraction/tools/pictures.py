@@ -1,6 +1,6 @@
 """Pictures: dimensions, EXIF (camera, dates, settings) and GPS position, with Pillow.
 
-Only the header and metadata are read: pixels are never decoded, so an image declaring 100,000 ×
+Only the header and metadata are read: pixels are never decoded, so an image declaring 100,000 x
 100,000 pixels costs nothing. EXIF dates carry no time zone unless the camera wrote an offset
 (``OffsetTimeOriginal``); without one they are stored as written, marked UTC, like every date we store.
 """
@@ -116,7 +116,7 @@ class PictureTool(Tool):
             properties["picture.colorMode"] = image.mode
             try:
                 exif = image.getexif()
-            except Exception as error:  # noqa: BLE001 - a broken EXIF block leaves the picture readable
+            except Exception as error:  # a broken EXIF block leaves the picture readable
                 errors.append(f"cannot read EXIF: {type(error).__name__}: {error}")
                 exif = None
             if exif:
@@ -131,8 +131,11 @@ class PictureTool(Tool):
             tags.update(
                 {exif_tags.TAGS.get(tag, str(tag)): value for tag, value in exif.get_ifd(exif_tags.IFD.Exif).items()}
             )
-            gps = {exif_tags.GPSTAGS.get(tag, str(tag)): value for tag, value in exif.get_ifd(exif_tags.IFD.GPSInfo).items()}
-        except Exception as error:  # noqa: BLE001 - sub-IFDs of hostile files point anywhere
+            gps = {
+                exif_tags.GPSTAGS.get(tag, str(tag)): value
+                for tag, value in exif.get_ifd(exif_tags.IFD.GPSInfo).items()
+            }
+        except Exception as error:  # sub-IFDs of hostile files point anywhere
             errors.append(f"cannot read EXIF sub-IFDs: {type(error).__name__}: {error}")
             gps = {}
         for tag, property_name in _EXIF_PROPERTIES.items():
