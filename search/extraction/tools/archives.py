@@ -31,9 +31,6 @@ from search.extraction.tools.base import (
 )
 
 _CHUNK = 1024 * 1024
-# Below this many output bytes the ratio is not enforced: a few KiB of zeros compressing 1000:1 are
-# harmless, and small members make ratios noisy.
-_RATIO_FLOOR_BYTES = 1024 * 1024
 
 _OFFICE_ZIP_MIME_PREFIXES = ("application/vnd.openxmlformats-officedocument", "application/vnd.oasis.opendocument")
 _OFFICE_ZIP_EXTENSIONS = {"docx", "docm", "xlsx", "xlsm", "pptx", "pptm", "odt", "ods", "odp"}
@@ -72,7 +69,7 @@ def read_decompressed(
 ) -> bytes:
     """Read a decompressing stream to its end, stopping at the ratio limit or the output budget."""
     limits = budget.limits
-    ratio_cap = max(int(limits.max_compression_ratio * max(compressed_size, 1)), _RATIO_FLOOR_BYTES)
+    ratio_cap = max(int(limits.max_compression_ratio * max(compressed_size, 1)), limits.ratio_floor_bytes)
     parts: list[bytes] = []
     total = 0
     while True:
@@ -183,7 +180,7 @@ class ZipTool(Tool):
                 )
                 members = members[: limits.max_member_count]
             declared_total = sum(member.file_size for member in members)
-            if declared_total > limits.max_compression_ratio * max(archive_size, 1) + _RATIO_FLOOR_BYTES:
+            if declared_total > limits.max_compression_ratio * max(archive_size, 1) + limits.ratio_floor_bytes:
                 result.errors.append(
                     f"declared size {declared_total} bytes is more than {limits.max_compression_ratio:g} times "
                     f"the archive's {archive_size} bytes: members checked one by one"
@@ -214,7 +211,7 @@ class ZipTool(Tool):
             return child
         ratio = member.file_size / max(member.compress_size, 1)
         limits = budget.limits
-        if member.file_size > _RATIO_FLOOR_BYTES and ratio > limits.max_compression_ratio:
+        if member.file_size > limits.ratio_floor_bytes and ratio > limits.max_compression_ratio:
             child.errors.append(
                 f"compression ratio limit {limits.max_compression_ratio:g}:1 exceeded "
                 f"(declared {member.file_size} bytes from {member.compress_size}): content not read"

@@ -38,9 +38,12 @@ class Limits:
     # one PDF or one OOXML part may be read into memory.
     max_output_bytes: int = 256 * 1024 * 1024
     max_archive_depth: int = 5
-    # Uncompressed / compressed, per member and per archive; zip bombs sit at 1000:1 and beyond, ordinary
-    # text compresses at 5-20:1, sparse logs and zero-filled images can reach a few hundred.
-    max_compression_ratio: float = 200.0
+    # Uncompressed / compressed, per member and per archive, enforced once the output passes
+    # `ratio_floor_bytes`. Deflate bombs sit at ~1000:1, bzip2/xz bombs far beyond; ordinary text
+    # compresses at 5-20:1, but zero-filled disk images reach thousands to one — the floor lets the
+    # small ones (the usual test image, a USB stick's FAT) through, and the output budget bounds the rest.
+    max_compression_ratio: float = 500.0
+    ratio_floor_bytes: int = 64 * 1024 * 1024
     max_member_count: int = 10_000
     max_text_chars: int = 1_000_000
     depth: int = 0

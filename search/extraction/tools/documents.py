@@ -225,7 +225,7 @@ class OoxmlTool(Tool):
                 member = parts.get(part_name)
                 if member is None:
                     return None
-                if member.file_size > 1024 * 1024 and member.file_size / max(member.compress_size, 1) > (
+                if member.file_size > limits.ratio_floor_bytes and member.file_size / max(member.compress_size, 1) > (
                     limits.max_compression_ratio
                 ):
                     raise LimitExceeded(f"{part_name}: compression ratio limit exceeded")
