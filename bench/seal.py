@@ -1,0 +1,451 @@
+"""Benchmark of the sealed evidence container. One command, prints tables (not a timed test):
+
+    .venv/bin/python bench/seal.py [--size-mib 1024] [--rss-size-mib 4096] [--repeat 3]
+
+1. Seal throughput of a 1 GiB file of (a) random bytes, (b) half zeros, (c) a tar of text, next to
+   ``md5sum`` and ``sha256sum`` of the same file in the same run, with ratios. Sealing is measured into
+   a LocalWormStore in a temporary folder (every chunk fsync'd, as in production) and into a store that
+   discards chunk bytes (the pipeline's own speed, without the disk). Best of ``--repeat`` runs each,
+   since the machine is shared and noisy; md5sum and sha256sum get the same treatment.
+2. Peak memory (VmHWM) of a child process sealing a 4 GiB stream generated on the fly.
+3. p50/p99 latency of random 4 KiB reads through ContainerReader.
+
+The naive single-threaded loop (read, three hashes, per-chunk SHA-256, zstd, AES-GCM, put; one after the
+other) is measured too, as the baseline the issue mentions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from evidence.container import CHUNK_SIZE, ContainerReader, ContainerWriter, MultiHasher, seal_stream  # noqa: E402
+from evidence.container.writer import ChunkSealer  # noqa: E402
+from evidence.storage.base import EvidenceStore, ObjectExists, ObjectMissing  # noqa: E402
+
+try:  # written concurrently by another engineer; fall back to a stand-in when absent
+    from evidence.storage.local import LocalWormStore
+except ImportError:  # pragma: no cover
+    LocalWormStore = None  # type: ignore[assignment,misc]
+
+MIB = 1 << 20
+TEXT_SUFFIXES = {".py", ".txt", ".h", ".c", ".html", ".rst", ".md", ".js", ".css", ".json", ".xml", ".pyi"}
+TEXT_ROOTS = ["/usr/share/doc", "/usr/include", f"/usr/lib/python3.{sys.version_info.minor}", sys.prefix + "/lib"]
+
+
+# --- stores -----------------------------------------------------------------------------------------
+
+
+class DiscardStore(EvidenceStore):
+    """Keeps the small index and manifest, counts and drops chunk bytes: sealing speed without a disk."""
+
+    def __init__(self) -> None:
+        self._small: dict[str, bytes] = {}
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()
+        self.bytes_put = 0
+
+    def put(self, key: str, data: bytes | BinaryIO, *, length: int | None = None) -> None:
+        payload = data if isinstance(data, bytes | bytearray | memoryview) else data.read()
+        with self._lock:
+            if key in self._keys:
+                raise ObjectExists(key)
+            self._keys.add(key)
+            self.bytes_put += len(payload)
+            if not key.rsplit("/", 1)[-1].isdigit():
+                self._small[key] = bytes(payload)
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        try:
+            data = self._small[key]
+        except KeyError:
+            raise ObjectMissing(key) from None
+        return data[offset:] if length is None else data[offset : offset + length]
+
+    def size(self, key: str) -> int:
+        return len(self.read(key))
+
+    def exists(self, key: str) -> bool:
+        return key in self._keys
+
+    def list(self, prefix: str) -> Iterator[str]:
+        return iter(sorted(key for key in self._keys if key.startswith(prefix)))
+
+    def set_retention(self, prefix: str, *, until: date | None, legal_hold: bool) -> None:
+        return None
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+
+class FolderStore(EvidenceStore):
+    """Stand-in used only when evidence.storage.local is missing: one file per key, write-once, fsync'd."""
+
+    def __init__(self, *, root: Path) -> None:
+        self.root = Path(root)
+
+    def put(self, key: str, data: bytes | BinaryIO, *, length: int | None = None) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = data if isinstance(data, bytes) else data.read()
+        try:
+            with open(path, "xb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except FileExistsError:
+            raise ObjectExists(key) from None
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        try:
+            with open(self.root / key, "rb") as handle:
+                handle.seek(offset)
+                return handle.read() if length is None else handle.read(length)
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+
+    def size(self, key: str) -> int:
+        return (self.root / key).stat().st_size
+
+    def exists(self, key: str) -> bool:
+        return (self.root / key).is_file()
+
+    def list(self, prefix: str) -> Iterator[str]:
+        keys = (str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file())
+        return iter(sorted(key for key in keys if key.startswith(prefix)))
+
+    def set_retention(self, prefix: str, *, until: date | None, legal_hold: bool) -> None:
+        return None
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+
+def local_store(root: Path) -> EvidenceStore:
+    return LocalWormStore(root=root) if LocalWormStore is not None else FolderStore(root=root)
+
+
+def local_store_name() -> str:
+    return "LocalWormStore" if LocalWormStore is not None else "FolderStore (stand-in)"
+
+
+def remove_folder(folder: Path) -> None:
+    # Written objects are read-only files; as their folder's owner we may still unlink them.
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- test files ------------------------------------------------------------------------------------------
+
+
+def write_random(path: Path, size: int) -> None:
+    with open(path, "wb") as handle:
+        for _ in range(size // MIB):
+            handle.write(os.urandom(MIB))
+
+
+def write_half_zero(path: Path, size: int) -> None:
+    # Alternating 64 KiB of random bytes and 64 KiB of zeros: every chunk is half empty, like a disk
+    # with free space, rather than one half of the file empty and the other half random.
+    zeros = bytes(64 << 10)
+    with open(path, "wb") as handle:
+        for _ in range(size // (128 << 10)):
+            handle.write(os.urandom(64 << 10))
+            handle.write(zeros)
+
+
+def text_files() -> list[Path]:
+    found = []
+    for root in TEXT_ROOTS:
+        for folder, _, names in os.walk(root):
+            for name in names:
+                path = Path(folder, name)
+                if (path.suffix in TEXT_SUFFIXES or name in {"copyright", "README"}) and path.is_file():
+                    found.append(path)
+    return sorted(found)
+
+
+def write_text_tar(path: Path, size: int) -> None:
+    """A tar of the machine's text files (documentation, headers, Python sources), repeated under new
+    names until it reaches ``size``, then cut to exactly ``size`` bytes."""
+    sources = text_files()
+    if not sources:
+        raise SystemExit("no text files found to build the tar of text")
+    with open(path, "wb") as handle, tarfile.open(fileobj=handle, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        round_number = 0
+        while handle.tell() < size:
+            for source in sources:
+                try:
+                    archive.add(str(source), arcname=f"round{round_number}/{source}", recursive=False)
+                except OSError:
+                    continue
+                if handle.tell() >= size:
+                    break
+            round_number += 1
+    with open(path, "r+b") as handle:
+        handle.truncate(size)
+
+
+# --- measurements ------------------------------------------------------------------------------------------
+
+
+def best_seconds(run: Callable[[], None], *, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def run_tool(tool: str, path: Path) -> None:
+    subprocess.run([tool, str(path)], check=True, stdout=subprocess.DEVNULL)
+
+
+def seal_file(path: Path, store: EvidenceStore) -> None:
+    with open(path, "rb") as source:
+        seal_stream(evidence_id=uuid.uuid4(), data_key=os.urandom(32), store=store, source=source, facts={})
+
+
+def naive_seal_file(path: Path, store: EvidenceStore) -> None:
+    """The baseline: every step one after the other in one thread."""
+    evidence_id, data_key = uuid.uuid4(), os.urandom(32)
+    writer = ContainerWriter(evidence_id=evidence_id, data_key=data_key, store=store)
+    sealer = ChunkSealer(evidence_id=evidence_id, data_key=data_key)
+    hasher = MultiHasher()
+    with open(path, "rb") as source:
+        index = 0
+        while block := source.read(CHUNK_SIZE):
+            hasher.update(block)
+            sealed = sealer.seal(index=index, plaintext=block)
+            store.put(f"evidence/{evidence_id}/chunk/{index:08d}", sealed.stored)
+            index += 1
+    del writer
+
+
+def measure_throughput(*, workdir: Path, size: int, repeat: int) -> list[dict]:
+    kinds = [("random", write_random), ("half-zero", write_half_zero), ("tar of text", write_text_tar)]
+    rows = []
+    for name, generate in kinds:
+        path = workdir / f"{name.replace(' ', '-')}.bin"
+        print(f"  generating {name} ({size // MIB} MiB)…", file=sys.stderr, flush=True)
+        generate(path, size)
+        run_tool("cat", path)  # into the page cache, so every contender reads from memory alike
+        row: dict = {"data": name}
+        row["md5sum"] = size / best_seconds(lambda p=path: run_tool("md5sum", p), repeat=repeat)
+        row["sha256sum"] = size / best_seconds(lambda p=path: run_tool("sha256sum", p), repeat=repeat)
+
+        stored_sizes: list[int] = []
+
+        def seal_local(p=path, stored_sizes=stored_sizes):
+            folder = Path(tempfile.mkdtemp(prefix="store-", dir=workdir))
+            try:
+                seal_file(p, local_store(folder))
+                stored_sizes.append(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()))
+            finally:
+                remove_folder(folder)
+
+        def seal_discard(p=path):
+            seal_file(p, DiscardStore())
+
+        def seal_naive(p=path):
+            naive_seal_file(p, DiscardStore())
+
+        print(f"  sealing {name}…", file=sys.stderr, flush=True)
+        row["seal local"] = size / best_seconds(seal_local, repeat=repeat)
+        row["seal discard"] = size / best_seconds(seal_discard, repeat=repeat)
+        row["naive discard"] = size / best_seconds(seal_naive, repeat=1)
+        row["stored"] = min(stored_sizes) / size
+        rows.append(row)
+        path.unlink()
+    return rows
+
+
+class GeneratedStream(io.RawIOBase):
+    """``size`` bytes made on the fly from a 32 MiB random pool (never written to disk)."""
+
+    def __init__(self, size: int) -> None:
+        self._remaining = size
+        self._pool = os.urandom(32 * MIB)
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = min(len(buffer), self._remaining, len(self._pool) - self._position)
+        if count <= 0:
+            return 0
+        buffer[:count] = self._pool[self._position : self._position + count]
+        # Step by an odd amount so chunk boundaries never line up with the pool's repeats.
+        self._position = (self._position + count + 4099) % (len(self._pool) - MIB)
+        self._remaining -= count
+        return count
+
+
+def vm_hwm_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def vm_rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def child_peak_rss(size: int, workdir: Path) -> None:
+    """Run in a child process: seal a generated stream into a local store, print baseline and peak."""
+    stream = io.BufferedReader(GeneratedStream(size), buffer_size=CHUNK_SIZE)
+    baseline = vm_rss_kib()
+    folder = Path(tempfile.mkdtemp(prefix="rss-store-", dir=workdir))
+    try:
+        started = time.perf_counter()
+        seal_stream(evidence_id=uuid.uuid4(), data_key=os.urandom(32), store=local_store(folder), source=stream,
+                    facts={})  # fmt: skip
+        seconds = time.perf_counter() - started
+    finally:
+        remove_folder(folder)
+    print(f"{baseline} {vm_hwm_kib()} {seconds:.3f}")
+
+
+def measure_peak_rss(*, workdir: Path, size: int) -> tuple[float, float, float]:
+    print(f"  sealing a generated {size // MIB} MiB stream in a child process…", file=sys.stderr, flush=True)
+    output = subprocess.run(
+        [sys.executable, __file__, "--child-peak-rss", "--rss-size-mib", str(size // MIB), "--workdir", str(workdir)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    baseline_kib, peak_kib, seconds = int(output[0]), int(output[1]), float(output[2])
+    return baseline_kib / 1024, peak_kib / 1024, size / seconds
+
+
+def measure_read_latency(*, workdir: Path, size: int, reads: int) -> dict[str, tuple[float, float]]:
+    print("  timing random 4 KiB reads…", file=sys.stderr, flush=True)
+    folder = Path(tempfile.mkdtemp(prefix="read-store-", dir=workdir))
+    try:
+        store = local_store(folder)
+        evidence_id, data_key = uuid.uuid4(), os.urandom(32)
+        seal_stream(evidence_id=evidence_id, data_key=data_key, store=store,
+                    source=io.BufferedReader(GeneratedStream(size), buffer_size=CHUNK_SIZE), facts={})  # fmt: skip
+        generator = random.Random(4)
+        results = {}
+        with ContainerReader(evidence_id=evidence_id, data_key=data_key, store=store) as reader:
+            spans = {
+                "anywhere in the image (cache misses)": size - 4096,
+                "within 8 MiB (cache hits)": 8 * MIB - 4096,
+            }
+            for label, span in spans.items():
+                latencies = []
+                for _ in range(reads):
+                    offset = generator.randrange(span)
+                    started = time.perf_counter_ns()
+                    reader.seek(offset)
+                    reader.read(4096)
+                    latencies.append((time.perf_counter_ns() - started) / 1e6)
+                quantiles = statistics.quantiles(latencies, n=100)
+                results[label] = (quantiles[49], quantiles[98])
+        return results
+    finally:
+        remove_folder(folder)
+
+
+# --- report --------------------------------------------------------------------------------------------------
+
+
+def machine_description() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} "
+        f"{platform.release()}; load average {load:.1f} at start"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=1024, help="size of each throughput test file")
+    parser.add_argument("--rss-size-mib", type=int, default=4096, help="size of the stream for peak memory")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts")
+    parser.add_argument("--reads", type=int, default=2000, help="random 4 KiB reads per latency measurement")
+    parser.add_argument("--workdir", type=Path, default=None, help="folder for temporary files (default: a temp dir)")
+    parser.add_argument("--child-peak-rss", action="store_true", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+
+    if arguments.child_peak_rss:
+        child_peak_rss(arguments.rss_size_mib * MIB, arguments.workdir)
+        return
+
+    workdir = Path(tempfile.mkdtemp(prefix="custodia-bench-", dir=arguments.workdir))
+    size = arguments.size_mib * MIB
+    try:
+        print(f"machine: {machine_description()}", flush=True)
+        print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; store: {local_store_name()} in {workdir}", flush=True)
+        rows = measure_throughput(workdir=workdir, size=size, repeat=arguments.repeat)
+        baseline_mib, peak_mib, rss_speed = measure_peak_rss(workdir=workdir, size=arguments.rss_size_mib * MIB)
+        latencies = measure_read_latency(workdir=workdir, size=min(size, 1024 * MIB), reads=arguments.reads)
+    finally:
+        remove_folder(workdir)
+
+    print()
+    print(f"Seal throughput, {size // MIB} MiB file, MB/s (1 MB = 10^6 bytes), best of {arguments.repeat}:")
+    print()
+    print(
+        "| data | md5sum | sha256sum | seal → local store | ratio to md5sum | seal → discard | ratio to md5sum "
+        "| naive loop → discard | stored / original |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(
+            f"| {row['data']} | {row['md5sum'] / 1e6:.0f} | {row['sha256sum'] / 1e6:.0f} "
+            f"| {row['seal local'] / 1e6:.0f} | {row['seal local'] / row['md5sum']:.2f} "
+            f"| {row['seal discard'] / 1e6:.0f} | {row['seal discard'] / row['md5sum']:.2f} "
+            f"| {row['naive discard'] / 1e6:.0f} | {row['stored']:.1%} |"
+        )
+    print()
+    print(f"Peak memory sealing a {arguments.rss_size_mib} MiB generated stream into {local_store_name()}:")
+    print()
+    print("| RSS before sealing | peak RSS (VmHWM) | throughput |")
+    print("|---:|---:|---:|")
+    print(f"| {baseline_mib:.0f} MiB | {peak_mib:.0f} MiB | {rss_speed / 1e6:.0f} MB/s |")
+    print()
+    print(f"Random 4 KiB reads through ContainerReader ({arguments.reads} each, 1 MiB chunks, 8-chunk cache):")
+    print()
+    print("| offsets | p50 | p99 |")
+    print("|---|---:|---:|")
+    for label, (p50, p99) in latencies.items():
+        print(f"| {label} | {p50:.3f} ms | {p99:.3f} ms |")
+
+
+if __name__ == "__main__":
+    main()
