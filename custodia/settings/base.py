@@ -175,6 +175,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "EvidenceKindEnum": "evidence.models.EvidenceKind",
+        "SecretKindEnum": "evidence.models.SecretKind",
+    },
 }
 CUSTODIA_API_TOKEN_TTL = timedelta(seconds=env_int("CUSTODIA_API_TOKEN_SECONDS", 8 * 3600, minimum=60))
 CUSTODIA_API_TOKEN_MAX_TTL = timedelta(seconds=env_int("CUSTODIA_API_TOKEN_MAX_SECONDS", 90 * 24 * 3600, minimum=60))
@@ -194,6 +198,8 @@ if CUSTODIA_EVIDENCE_STORE.endswith("AzureBlobStore"):
     }
 else:
     CUSTODIA_EVIDENCE_STORE_OPTIONS = {"root": env_path("CUSTODIA_EVIDENCE_DIR", DATA_DIR / "evidence")}
+# Server-side import reads only below these folders (comma-separated absolute paths).
+CUSTODIA_IMPORT_ROOTS = [Path(p) for p in env_list("CUSTODIA_IMPORT_ROOTS", [])]
 CUSTODIA_KEY_STORE = env_str("CUSTODIA_KEY_STORE", "evidence.keystore.local.LocalKeyStore")
 if CUSTODIA_KEY_STORE.endswith("AzureKeyVaultStore"):
     CUSTODIA_KEY_STORE_OPTIONS = {
@@ -236,6 +242,10 @@ CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {
         "task": "audit.tasks.verify_audit_chain",
         "schedule": env_int("CUSTODIA_AUDIT_VERIFY_SECONDS", 24 * 3600, minimum=60),
+    },
+    "verify-sealed-evidence": {
+        "task": "evidence.tasks.verify_all_evidence",
+        "schedule": env_int("CUSTODIA_EVIDENCE_VERIFY_SECONDS", 7 * 24 * 3600, minimum=60),
     },
 }
 

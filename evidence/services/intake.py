@@ -1,0 +1,211 @@
+"""Server-side import: images already on the server or a mounted share, read once from below the configured
+import roots, hashed and sealed in the same pass. Split images (E01/E02…, .001/.002…) are one evidence item."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+from cases import permissions as perms
+from cases.models import Case, User
+from cases.selectors import case_get
+from custodia.errors import Conflict, ServiceError
+from evidence.container.errors import ContainerError
+from evidence.container.reader import load_index, load_manifest
+from evidence.container.writer import seal_stream
+from evidence.intake.formats import FormatError, SegmentedReader, detect_format, group_segments
+from evidence.intake.paths import ImportPathRefused, resolve_import_path
+from evidence.models import Evidence, EvidenceChunk, EvidenceKind, EvidenceSource, EvidenceState
+from evidence.services.registration import data_key_for, evidence_register, normalise_declared_hashes
+from evidence.services.upload import declared_mismatches
+from evidence.storage.base import StoreError, get_store
+
+logger = logging.getLogger(__name__)
+PROBE_BYTES = 64 * 1024
+
+KIND_BY_FORMAT = {
+    "ewf": EvidenceKind.DISK_IMAGE,
+    "raw": EvidenceKind.DISK_IMAGE,
+    "vhd": EvidenceKind.VM_DISK,
+    "vhdx": EvidenceKind.VM_DISK,
+    "vmdk": EvidenceKind.VM_DISK,
+    "qcow2": EvidenceKind.VM_DISK,
+    "archive": EvidenceKind.ARCHIVE,
+}
+
+
+def _audit_refusal(*, actor: User, case: Case, reason: str, paths: list[str]) -> None:
+    with transaction.atomic():
+        audit_record(
+            action="evidence.import",
+            actor=actor,
+            outcome="denied",
+            target_type="case",
+            target_id=case.pk,
+            case_id=case.pk,
+            details={"reason": reason, "paths": paths},
+        )
+
+
+def _probe(paths: list[Path]) -> tuple[bytes, bytes]:
+    with paths[0].open("rb") as first:
+        head = first.read(PROBE_BYTES)
+    with paths[-1].open("rb") as last:
+        size = last.seek(0, 2)
+        last.seek(max(0, size - PROBE_BYTES))
+        tail = last.read()
+    return head, tail
+
+
+def evidence_import(
+    *,
+    actor: User,
+    case: Case,
+    paths: list[str],
+    label: str = "",
+    kind: str = "",
+    description: str = "",
+    seized_from: str = "",
+    seized_by: str = "",
+    seized_at: datetime | None = None,
+    declared_md5: str = "",
+    declared_sha1: str = "",
+    declared_sha256: str = "",
+) -> Evidence:
+    case = case_get(user=actor, case_id=case.pk, permission=perms.REGISTER_EVIDENCE)
+    roots = list(settings.CUSTODIA_IMPORT_ROOTS)
+    try:
+        if not roots:
+            raise ImportPathRefused("no import roots are configured (CUSTODIA_IMPORT_ROOTS)", path=paths[0])
+        resolved = [resolve_import_path(path=path, roots=roots) for path in paths]
+        groups = group_segments(resolved)
+        if len(groups) != 1:
+            raise FormatError(f"these paths are {len(groups)} images; import one image (all its segments) at a time")
+        segments = list(groups[0].paths)
+        head, tail = _probe(segments)
+        detected = detect_format(head=head, tail=tail, name=segments[0].name)
+    except (ImportPathRefused, FormatError, OSError) as exc:
+        reason = exc.detail if not isinstance(exc, OSError) else f"cannot read {exc.filename}: {exc.strerror}"
+        _audit_refusal(actor=actor, case=case, reason=reason, paths=paths)
+        raise ServiceError(f"Import refused: {reason}.", code="import_refused") from exc
+    declared = normalise_declared_hashes({"md5": declared_md5, "sha1": declared_sha1, "sha256": declared_sha256})
+    evidence = evidence_register(
+        actor=actor,
+        case=case,
+        label=label or segments[0].name,
+        kind=kind or KIND_BY_FORMAT.get(detected.format, EvidenceKind.FILE),
+        description=description,
+        seized_from=seized_from,
+        seized_by=seized_by,
+        seized_at=seized_at,
+        source=EvidenceSource.SERVER_IMPORT,
+        original_name=", ".join(path.name for path in segments),
+        declared_size=sum(path.stat().st_size for path in segments),
+        declared_md5=declared.get("md5", ""),
+        declared_sha1=declared.get("sha1", ""),
+        declared_sha256=declared.get("sha256", ""),
+    )
+    Evidence.objects.filter(pk=evidence.pk).update(
+        state=EvidenceState.RECEIVING, format=detected.format, format_details=detected.details
+    )
+    evidence.refresh_from_db()
+    facts = {
+        "source": "server_import",
+        "segments": [{"name": path.name, "size": path.stat().st_size} for path in segments],
+        "format": detected.format,
+        "format_details": detected.details,
+    }
+    try:
+        with SegmentedReader(segments) as source:
+            result = seal_stream(
+                evidence_id=evidence.pk,
+                data_key=data_key_for(evidence),
+                store=get_store(),
+                source=source,
+                facts=facts,
+                declared=None,  # compared below, so that a mismatch is recorded with both values
+                chunk_size=evidence.chunk_size,
+            )
+    except (OSError, StoreError, ContainerError) as exc:
+        _mark_failed(actor=actor, evidence=evidence, reason=f"reading or storing failed: {exc.__class__.__name__}")
+        raise ServiceError(
+            "The import failed while reading or storing; nothing was sealed.", code="import_failed"
+        ) from exc
+    hashes = result.hashes.as_dict()
+    mismatches = declared_mismatches(evidence=evidence, hashes=hashes)
+    if mismatches:
+        algorithm, value, computed = mismatches[0]
+        _mark_failed(
+            actor=actor,
+            evidence=evidence,
+            reason=f"Declared {algorithm} {value} differs from the computed {computed}.",
+            details={"declared": {m[0]: m[1] for m in mismatches}, "computed": hashes},
+        )
+        raise Conflict(
+            f"The declared {algorithm} does not match: declared {value}, computed {computed}. "
+            "The evidence is marked failed.",
+            code="hash_mismatch",
+        )
+    return _record_sealed(actor=actor, evidence=evidence, result=result, hashes=hashes)
+
+
+@transaction.atomic
+def _record_sealed(*, actor: User, evidence: Evidence, result, hashes: dict[str, str]) -> Evidence:
+    evidence = Evidence.objects.select_for_update().get(pk=evidence.pk)
+    manifest, _ = load_manifest(evidence_id=evidence.pk, store=get_store())
+    index = load_index(evidence_id=evidence.pk, store=get_store(), manifest=manifest)
+    EvidenceChunk.objects.bulk_create(
+        EvidenceChunk(
+            evidence=evidence,
+            index=record.index,
+            plain_length=record.plain_length,
+            stored_length=record.stored_length,
+            sha256=record.sha256,
+        )
+        for record in index.chunks
+    )
+    evidence.size = evidence.received_bytes = evidence.hashed_through = result.hashes.size
+    evidence.md5, evidence.sha1, evidence.sha256 = hashes["md5"], hashes["sha1"], hashes["sha256"]
+    evidence.manifest_sha256 = result.manifest_sha256
+    evidence.state = EvidenceState.SEALED
+    evidence.sealed_at = timezone.now()
+    evidence.save()
+    case = evidence.case
+    if case.retention_until or case.legal_hold:
+        get_store().set_retention(evidence.storage_prefix, until=case.retention_until, legal_hold=case.legal_hold)
+    audit_record(
+        action="evidence.seal",
+        actor=actor,
+        target_type="evidence",
+        target_id=evidence.pk,
+        case_id=evidence.case_id,
+        details={
+            "size": result.hashes.size,
+            **hashes,
+            "chunks": result.chunk_count,
+            "manifest_sha256": result.manifest_sha256,
+            "format": evidence.format,
+            "source": "server_import",
+        },
+    )
+    return evidence
+
+
+@transaction.atomic
+def _mark_failed(*, actor: User, evidence: Evidence, reason: str, details: dict | None = None) -> None:
+    Evidence.objects.filter(pk=evidence.pk).update(state=EvidenceState.FAILED, failure_reason=reason)
+    audit_record(
+        action="evidence.import",
+        actor=actor,
+        outcome="failed",
+        target_type="evidence",
+        target_id=evidence.pk,
+        case_id=evidence.case_id,
+        details={"reason": reason, **(details or {})},
+    )

@@ -1,0 +1,384 @@
+"""Resumable upload and sealing.
+
+The client sends byte ranges (``Content-Range: bytes START-END/TOTAL``) in any order; every range starts on
+a chunk boundary and covers whole chunks (the last chunk may be short). Each chunk is sealed (zstd +
+AES-256-GCM) and written once to the evidence store as soon as it is complete, and recorded in the
+database with the SHA-256 of its plaintext: a dropped connection loses at most the chunk in flight.
+
+MD5, SHA-1 and SHA-256 of the whole image are computed while the bytes are received, in order: a range
+that continues the hashed prefix is hashed from the request itself; a range that arrives ahead of a gap is
+hashed when the gap closes, from its sealed copy (whose per-chunk SHA-256, taken at receipt, is checked
+first). The hash state lives in the database between requests, so any web process can take the next range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+from cases import permissions as perms
+from cases.models import User
+from custodia.errors import Conflict, ServiceError
+from evidence.container.errors import ContainerError
+from evidence.container.format import ImageHashes, chunk_key, sha256_hex
+from evidence.container.reader import ChunkOpener
+from evidence.container.writer import ChunkSealer, ContainerWriter
+from evidence.intake.hashing import ResumableHasher
+from evidence.models import Evidence, EvidenceChunk, EvidenceState
+from evidence.selectors import evidence_get, evidence_received_ranges
+from evidence.services.registration import data_key_for
+from evidence.storage.base import ObjectExists, StoreError, get_store
+
+_RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+)$")
+
+
+@dataclass(frozen=True)
+class ContentRange:
+    start: int | None  # None for "bytes */TOTAL" (declares the size only; used for empty evidence)
+    end: int | None  # inclusive, as in HTTP
+    total: int
+
+    @property
+    def length(self) -> int:
+        return 0 if self.start is None else self.end - self.start + 1
+
+
+def parse_content_range(header: str) -> ContentRange:
+    match = _RANGE.match(header.strip())
+    if not match:
+        raise ServiceError(
+            "Send a Content-Range header: 'bytes START-END/TOTAL' (END inclusive), or 'bytes */TOTAL'.",
+            code="invalid_range",
+        )
+    start, end, total = match.groups()
+    total = int(total)
+    if start is None:
+        return ContentRange(None, None, total)
+    start, end = int(start), int(end)
+    if end < start or end >= total:
+        raise ServiceError(f"Content-Range {header!r} is not within 0..{total - 1}.", code="invalid_range")
+    return ContentRange(start, end, total)
+
+
+def _check_alignment(*, evidence: Evidence, content_range: ContentRange) -> None:
+    chunk = evidence.chunk_size
+    if content_range.start is None:
+        return
+    if content_range.start % chunk:
+        raise ServiceError(
+            f"A range must start on a chunk boundary (a multiple of {chunk} bytes).", code="invalid_range"
+        )
+    stop = content_range.end + 1
+    if stop != content_range.total and stop % chunk:
+        raise ServiceError(
+            f"A range must end on a chunk boundary (a multiple of {chunk} bytes) or at the end of the image.",
+            code="invalid_range",
+        )
+
+
+def _read_exactly(stream: BinaryIO, length: int) -> bytes:
+    parts, remaining = [], length
+    while remaining:
+        part = stream.read(remaining)
+        if not part:
+            break
+        parts.append(part)
+        remaining -= len(part)
+    return b"".join(parts)
+
+
+def _locked(evidence: Evidence) -> Evidence:
+    return Evidence.objects.select_for_update().get(pk=evidence.pk)
+
+
+@transaction.atomic
+def evidence_receive(
+    *,
+    actor: User,
+    evidence: Evidence,
+    content_range: ContentRange,
+    stream: BinaryIO,
+    content_length: int | None = None,
+) -> Evidence:
+    evidence_get(user=actor, evidence_id=evidence.pk, permission=perms.REGISTER_EVIDENCE)
+    evidence = _locked(evidence)
+    if evidence.state not in (EvidenceState.REGISTERED, EvidenceState.RECEIVING):
+        raise Conflict(f"This evidence is {evidence.state}: it accepts no more bytes.", code="not_receiving")
+    if evidence.size is not None and content_range.total != evidence.size:
+        raise ServiceError(
+            f"This evidence is {evidence.size} bytes long; the range says {content_range.total}.", code="invalid_range"
+        )
+    if evidence.declared_size is not None and content_range.total != evidence.declared_size:
+        raise ServiceError(
+            f"The declared size is {evidence.declared_size} bytes; the range says {content_range.total}.",
+            code="invalid_range",
+        )
+    _check_alignment(evidence=evidence, content_range=content_range)
+    if content_length is not None and content_length != content_range.length:
+        raise ServiceError(
+            f"The body has {content_length} bytes but the range covers {content_range.length}.", code="invalid_range"
+        )
+    first_bytes = evidence.state == EvidenceState.REGISTERED
+    evidence.size = content_range.total
+    evidence.state = EvidenceState.RECEIVING
+
+    store, data_key = get_store(), data_key_for(evidence)
+    chunk_size = evidence.chunk_size
+    sealer = ChunkSealer(evidence_id=evidence.pk, data_key=data_key, chunk_size=chunk_size)
+    received_now: dict[int, bytes] = {}
+    new_chunks = 0
+    offset = content_range.start if content_range.start is not None else 0
+    stop = offset + content_range.length
+    truncated = False
+    while offset < stop:
+        index = offset // chunk_size
+        expected = min(chunk_size, stop - offset)
+        plaintext = _read_exactly(stream, expected)
+        if len(plaintext) != expected:
+            truncated = True  # keep the whole chunks before it; the client resends from here
+            break
+        digest = hashlib.sha256(plaintext).hexdigest()
+        existing = EvidenceChunk.objects.filter(evidence=evidence, index=index).first()
+        if existing is not None:
+            if existing.sha256 != digest or existing.plain_length != len(plaintext):
+                raise Conflict(
+                    f"Chunk {index} (bytes {offset}-{offset + expected - 1}) was already received with different "
+                    "bytes; an overlapping range must carry identical bytes.",
+                    code="overlap_mismatch",
+                )
+        else:
+            stored = sealer.seal(index=index, plaintext=plaintext).stored
+            _put_chunk(
+                store=store,
+                evidence=evidence,
+                index=index,
+                stored=stored,
+                data_key=data_key,
+                digest=digest,
+                plain_length=len(plaintext),
+            )
+            EvidenceChunk.objects.create(
+                evidence=evidence, index=index, plain_length=len(plaintext), stored_length=len(stored), sha256=digest
+            )
+            evidence.received_bytes += len(plaintext)
+            new_chunks += 1
+        received_now[index] = plaintext
+        offset += expected
+
+    _advance_hashes(evidence=evidence, received_now=received_now, data_key=data_key)
+    evidence.save()
+    if first_bytes:
+        audit_record(
+            action="evidence.upload.start",
+            actor=actor,
+            target_type="evidence",
+            target_id=evidence.pk,
+            case_id=evidence.case_id,
+            details={"size": evidence.size},
+        )
+    if truncated:
+        # What arrived whole is kept (and committed with this row); the client resumes from the status.
+        audit_record(
+            action="evidence.upload.truncated",
+            actor=actor,
+            outcome="failed",
+            target_type="evidence",
+            target_id=evidence.pk,
+            case_id=evidence.case_id,
+            details={"range": [content_range.start, content_range.end], "kept_through": offset},
+        )
+    return evidence
+
+
+def _put_chunk(
+    *, store, evidence: Evidence, index: int, stored: bytes, data_key: bytes, digest: str, plain_length: int
+) -> None:
+    key = chunk_key(evidence.pk, index)
+    try:
+        store.put(key, stored)
+    except ObjectExists:
+        # A copy from an attempt whose database row rolled back: the store is write-once, so keep it if it
+        # holds these very bytes, and refuse otherwise.
+        opener = ChunkOpener(evidence_id=evidence.pk, data_key=data_key)
+        try:
+            previous = opener.open(index=index, stored=store.read(key), plain_length=plain_length)
+        except ContainerError:
+            previous = b""
+        if hashlib.sha256(previous).hexdigest() != digest:
+            raise Conflict(
+                f"Chunk {index} is already in the write-once store with other bytes.", code="overlap_mismatch"
+            ) from None
+    except StoreError as exc:
+        raise ServiceError(
+            f"The evidence store refused chunk {index}: {exc}", code="store_unavailable", status_code=503
+        ) from exc
+
+
+def _advance_hashes(*, evidence: Evidence, received_now: dict[int, bytes], data_key: bytes) -> None:
+    """Extend the in-order hashed prefix as far as the received chunks reach."""
+    chunk_size = evidence.chunk_size
+    hasher = ResumableHasher.from_state(bytes(evidence.hasher_state)) if evidence.hasher_state else ResumableHasher()
+    store = get_store()
+    opener = ChunkOpener(evidence_id=evidence.pk, data_key=data_key)
+    advanced = False
+    while evidence.hashed_through < (evidence.size or 0):
+        index = evidence.hashed_through // chunk_size
+        plaintext = received_now.get(index)
+        if plaintext is None:
+            chunk = EvidenceChunk.objects.filter(evidence=evidence, index=index).first()
+            if chunk is None:
+                break  # a gap: the rest is hashed when it is filled
+            plaintext = opener.open(
+                index=index, stored=store.read(chunk_key(evidence.pk, index)), plain_length=chunk.plain_length
+            )
+            if hashlib.sha256(plaintext).hexdigest() != chunk.sha256:
+                raise ServiceError(
+                    f"Chunk {index} no longer matches the hash taken at receipt.", code="integrity", status_code=500
+                )
+        hasher.update(plaintext)
+        evidence.hashed_through += len(plaintext)
+        advanced = True
+    if advanced or not evidence.hasher_state:
+        evidence.hasher_state = hasher.to_state()
+
+
+def upload_status(*, evidence: Evidence) -> dict:
+    received = evidence_received_ranges(evidence=evidence)
+    missing, cursor = [], 0
+    size = evidence.size
+    for start, end in received:
+        if start > cursor:
+            missing.append([cursor, start])
+        cursor = end
+    if size is not None and cursor < size:
+        missing.append([cursor, size])
+    return {
+        "state": evidence.state,
+        "size": size,
+        "chunk_size": evidence.chunk_size,
+        "received_bytes": evidence.received_bytes,
+        "hashed_through": evidence.hashed_through,
+        "received": [[start, end] for start, end in received],
+        "missing": missing,
+    }
+
+
+def _fail(*, actor: User | None, evidence: Evidence, reason: str, details: dict) -> None:
+    evidence.state = EvidenceState.FAILED
+    evidence.failure_reason = reason
+    evidence.save(update_fields=["state", "failure_reason"])
+    audit_record(
+        action="evidence.seal",
+        actor=actor,
+        outcome="failed",
+        target_type="evidence",
+        target_id=evidence.pk,
+        case_id=evidence.case_id,
+        details={"reason": reason, **details},
+    )
+
+
+def evidence_seal(*, actor: User, evidence: Evidence) -> Evidence:
+    """Close the upload: every byte present and hashed, declared hashes agree; write index and manifest."""
+    with transaction.atomic():
+        evidence_get(user=actor, evidence_id=evidence.pk, permission=perms.REGISTER_EVIDENCE)
+        evidence = _locked(evidence)
+        if evidence.is_sealed:
+            raise Conflict("This evidence is already sealed.", code="already_sealed")
+        if evidence.state == EvidenceState.FAILED:
+            raise Conflict(f"This evidence failed: {evidence.failure_reason}", code="failed")
+        if evidence.size is None:
+            raise ServiceError("Nothing has been uploaded yet.", code="incomplete")
+        status = upload_status(evidence=evidence)
+        if status["missing"] or evidence.hashed_through != evidence.size:
+            first = status["missing"][0] if status["missing"] else [evidence.hashed_through, evidence.size]
+            raise ServiceError(
+                f"The upload is incomplete: bytes {first[0]}-{first[1] - 1} are missing.",
+                code="incomplete",
+                extra={"missing": status["missing"]},
+            )
+        hashes = ResumableHasher.from_state(bytes(evidence.hasher_state)).hexdigests()
+    mismatches = declared_mismatches(evidence=evidence, hashes=hashes)
+    if mismatches:
+        with transaction.atomic():
+            evidence = _locked(evidence)
+            algorithm, declared, computed = mismatches[0]
+            _fail(
+                actor=actor,
+                evidence=evidence,
+                reason=f"Declared {algorithm} {declared} differs from the computed {computed}.",
+                details={"declared": {m[0]: m[1] for m in mismatches}, "computed": hashes},
+            )
+        # The failure is committed (and audited) before the refusal is reported.
+        raise Conflict(
+            f"The declared {mismatches[0][0]} does not match the received bytes: declared {mismatches[0][1]}, "
+            f"computed {mismatches[0][2]}. The evidence is marked failed.",
+            code="hash_mismatch",
+        )
+    return _finish_seal(actor=actor, evidence=evidence, hashes=hashes)
+
+
+def declared_mismatches(*, evidence: Evidence, hashes: dict[str, str]) -> list[tuple[str, str, str]]:
+    declared = {"md5": evidence.declared_md5, "sha1": evidence.declared_sha1, "sha256": evidence.declared_sha256}
+    return [(name, value, hashes[name]) for name, value in declared.items() if value and value != hashes[name]]
+
+
+@transaction.atomic
+def _finish_seal(*, actor: User | None, evidence: Evidence, hashes: dict[str, str], facts: dict | None = None):
+    evidence = _locked(evidence)
+    chunk_count = EvidenceChunk.objects.filter(evidence=evidence).count()
+    facts = {
+        "label": evidence.label,
+        "kind": evidence.kind,
+        "source": evidence.source,
+        "seized_from": evidence.seized_from,
+        "seized_by": evidence.seized_by,
+        "seized_at": evidence.seized_at.isoformat() if evidence.seized_at else None,
+        "format": evidence.format,
+        "key_id": evidence.key_id,
+        **(facts or {}),
+    }
+    writer = ContainerWriter(
+        evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store(), chunk_size=evidence.chunk_size
+    )
+    try:
+        manifest = writer.finish(facts=facts, hashes=ImageHashes(size=evidence.size, **hashes))
+    except ContainerError as exc:
+        raise ServiceError(f"The container could not be finished: {exc}", code="seal_failed", status_code=500) from exc
+    manifest_sha256 = sha256_hex(manifest.to_bytes())
+    evidence.md5, evidence.sha1, evidence.sha256 = hashes["md5"], hashes["sha1"], hashes["sha256"]
+    evidence.manifest_sha256 = manifest_sha256
+    evidence.state = EvidenceState.SEALED
+    evidence.sealed_at = timezone.now()
+    evidence.hasher_state = None
+    evidence.save()
+    _apply_retention(evidence)
+    audit_record(
+        action="evidence.seal",
+        actor=actor,
+        target_type="evidence",
+        target_id=evidence.pk,
+        case_id=evidence.case_id,
+        details={
+            "size": evidence.size,
+            "md5": evidence.md5,
+            "sha1": evidence.sha1,
+            "sha256": evidence.sha256,
+            "chunks": chunk_count,
+            "manifest_sha256": manifest_sha256,
+            "format": evidence.format,
+        },
+    )
+    return evidence
+
+
+def _apply_retention(evidence: Evidence) -> None:
+    case = evidence.case
+    if case.retention_until or case.legal_hold:
+        get_store().set_retention(evidence.storage_prefix, until=case.retention_until, legal_hold=case.legal_hold)

@@ -1,0 +1,23 @@
+"""Celery tasks of the evidence app: take ids, call a service, retry on the decorator."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from custodia.errors import AuditUnavailable
+from evidence.models import Evidence
+from evidence.services import integrity
+
+
+@shared_task(autoretry_for=(AuditUnavailable,), retry_backoff=True, max_retries=5, acks_late=True)
+def verify_evidence(evidence_id: str) -> dict:
+    return integrity.evidence_verify(actor=None, evidence=Evidence.objects.get(pk=evidence_id))
+
+
+@shared_task
+def verify_all_evidence() -> int:
+    """The periodic check: one task per sealed item, so a big one does not hold up the rest."""
+    ids = integrity.sealed_evidence_ids()
+    for evidence_id in ids:
+        verify_evidence.delay(evidence_id)
+    return len(ids)
