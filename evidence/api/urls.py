@@ -1,0 +1,24 @@
+from django.urls import path
+
+from evidence.api import views
+
+urlpatterns = [
+    path("cases/<int:case_id>/evidence/", views.CaseEvidenceView.as_view(), name="api-case-evidence"),
+    path("evidence/import", views.EvidenceImportView.as_view(), name="api-evidence-import"),
+    path("evidence/<uuid:evidence_id>/", views.EvidenceDetailView.as_view(), name="api-evidence-detail"),
+    path("evidence/<uuid:evidence_id>/content", views.EvidenceContentView.as_view(), name="api-evidence-content"),
+    path(
+        "evidence/<uuid:evidence_id>/content/status",
+        views.EvidenceContentStatusView.as_view(),
+        name="api-evidence-content-status",
+    ),
+    path("evidence/<uuid:evidence_id>/seal", views.EvidenceSealView.as_view(), name="api-evidence-seal"),
+    path("evidence/<uuid:evidence_id>/verify", views.EvidenceVerifyView.as_view(), name="api-evidence-verify"),
+    path("evidence/<uuid:evidence_id>/custody", views.EvidenceCustodyView.as_view(), name="api-evidence-custody"),
+    path("evidence/<uuid:evidence_id>/secrets/", views.EvidenceSecretsView.as_view(), name="api-evidence-secrets"),
+    path(
+        "evidence/<uuid:evidence_id>/secrets/<int:secret_id>/reveal",
+        views.EvidenceSecretRevealView.as_view(),
+        name="api-evidence-secret-reveal",
+    ),
+]

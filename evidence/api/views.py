@@ -1,0 +1,173 @@
+"""Thin API views for evidence: parse, call a selector or a service, serialise."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.parsers import BaseParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cases import permissions as perms
+from cases.api.serializers import AuditEventSerializer
+from cases.selectors import case_get
+from custodia.errors import ServiceError
+from evidence import selectors
+from evidence.api import serializers as s
+from evidence.services import escrow, intake, integrity, registration, upload
+
+
+def _validated(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _evidence(request, evidence_id, permission: str = perms.VIEW_EVIDENCE):
+    """Load the evidence for this caller; the request's audit row names its case even when refused."""
+    request._request.audit_case_id = selectors.evidence_case_id(evidence_id=evidence_id)
+    return selectors.evidence_get(user=request.user, evidence_id=evidence_id, permission=permission)
+
+
+class RawBytesParser(BaseParser):
+    """Accepts any body for the content upload; the view streams it from the request itself."""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return None
+
+
+class CaseEvidenceView(APIView):
+    @extend_schema(responses=s.EvidenceSerializer(many=True))
+    def get(self, request, case_id: int):
+        case = case_get(user=request.user, case_id=case_id, permission=perms.VIEW_EVIDENCE)
+        return Response(s.EvidenceSerializer(selectors.evidence_for_case(user=request.user, case=case), many=True).data)
+
+    @extend_schema(request=s.EvidenceRegisterSerializer, responses={201: s.EvidenceSerializer})
+    def post(self, request, case_id: int):
+        case = case_get(user=request.user, case_id=case_id, permission=perms.REGISTER_EVIDENCE)
+        data = _validated(s.EvidenceRegisterSerializer, request.data)
+        evidence = registration.evidence_register(actor=request.user, case=case, **data)
+        return Response(s.EvidenceSerializer(evidence).data, status=status.HTTP_201_CREATED)
+
+
+class EvidenceDetailView(APIView):
+    @extend_schema(responses=s.EvidenceSerializer)
+    def get(self, request, evidence_id):
+        return Response(s.EvidenceSerializer(_evidence(request, evidence_id)).data)
+
+
+class EvidenceContentView(APIView):
+    parser_classes = [RawBytesParser]
+
+    @extend_schema(
+        request={"application/octet-stream": {"type": "string", "format": "binary"}},
+        parameters=[
+            OpenApiParameter(
+                "Content-Range",
+                str,
+                location=OpenApiParameter.HEADER,
+                required=True,
+                description="bytes START-END/TOTAL; START a multiple of the evidence's chunk_size",
+            )
+        ],
+        responses=s.UploadStatusSerializer,
+    )
+    def put(self, request, evidence_id):
+        evidence = _evidence(request, evidence_id, perms.REGISTER_EVIDENCE)
+        content_range = upload.parse_content_range(request.headers.get("Content-Range", ""))
+        length = request.headers.get("Content-Length")
+        upload.evidence_receive(
+            actor=request.user,
+            evidence=evidence,
+            content_range=content_range,
+            stream=request._request,
+            content_length=int(length) if length and length.isdigit() else None,
+        )
+        evidence.refresh_from_db()
+        return Response(upload.upload_status(evidence=evidence))
+
+
+class EvidenceContentStatusView(APIView):
+    @extend_schema(responses=s.UploadStatusSerializer)
+    def get(self, request, evidence_id):
+        evidence = _evidence(request, evidence_id, perms.REGISTER_EVIDENCE)
+        return Response(upload.upload_status(evidence=evidence))
+
+
+class EvidenceSealView(APIView):
+    @extend_schema(request=None, responses=s.EvidenceSerializer)
+    def post(self, request, evidence_id):
+        evidence = _evidence(request, evidence_id, perms.REGISTER_EVIDENCE)
+        evidence = upload.evidence_seal(actor=request.user, evidence=evidence)
+        return Response(s.EvidenceSerializer(evidence).data)
+
+
+class EvidenceVerifyView(APIView):
+    @extend_schema(request=None, responses=s.VerificationSerializer)
+    def post(self, request, evidence_id):
+        evidence = _evidence(request, evidence_id)
+        report = integrity.evidence_verify(actor=request.user, evidence=evidence)
+        return Response(report)
+
+
+class EvidenceImportView(APIView):
+    @extend_schema(request=s.EvidenceImportSerializer, responses={201: s.EvidenceSerializer})
+    def post(self, request):
+        data = _validated(s.EvidenceImportSerializer, request.data)
+        request._request.audit_case_id = data["case"] if isinstance(data["case"], int) else None
+        case = case_get(user=request.user, case_id=data.pop("case"), permission=perms.REGISTER_EVIDENCE)
+        evidence = intake.evidence_import(actor=request.user, case=case, **data)
+        return Response(s.EvidenceSerializer(evidence).data, status=status.HTTP_201_CREATED)
+
+    audit_access = True
+
+
+class EvidenceSecretsView(APIView):
+    @extend_schema(responses=s.SecretSerializer(many=True))
+    def get(self, request, evidence_id):
+        evidence = _evidence(request, evidence_id)
+        return Response(s.SecretSerializer(selectors.escrowed_secrets(evidence=evidence), many=True).data)
+
+    @extend_schema(request=s.SecretCreateSerializer, responses={201: s.SecretSerializer})
+    def post(self, request, evidence_id):
+        evidence = _evidence(request, evidence_id, perms.REGISTER_EVIDENCE)
+        data = _validated(s.SecretCreateSerializer, request.data)
+        if data.get("value_base64"):
+            try:
+                value = base64.b64decode(data["value_base64"], validate=True)
+            except (binascii.Error, ValueError):
+                raise ServiceError("value_base64 is not valid base64.") from None
+        else:
+            value = data["value"].encode("utf-8")
+        secret = escrow.secret_escrow(
+            actor=request.user, evidence=evidence, kind=data["kind"], name=data["name"], value=value, tags=data["tags"]
+        )
+        return Response(s.SecretSerializer(secret).data, status=status.HTTP_201_CREATED)
+
+
+class EvidenceSecretRevealView(APIView):
+    @extend_schema(request=None, responses={200: {"type": "object"}})
+    def post(self, request, evidence_id, secret_id: int):
+        _evidence(request, evidence_id)
+        secret = selectors.escrowed_secret_get(
+            user=request.user, evidence_id=evidence_id, secret_id=secret_id, permission=perms.REVEAL_SECRETS
+        )
+        value = escrow.secret_reveal(actor=request.user, secret=secret)
+        try:
+            return Response({"id": secret.pk, "kind": secret.kind, "name": secret.name, "value": value.decode("utf-8")})
+        except UnicodeDecodeError:
+            return Response(
+                {"id": secret.pk, "kind": secret.kind, "name": secret.name, "value_base64": base64.b64encode(value)}
+            )
+
+
+class EvidenceCustodyView(APIView):
+    @extend_schema(responses=AuditEventSerializer(many=True))
+    def get(self, request, evidence_id):
+        evidence = _evidence(request, evidence_id)
+        return Response(AuditEventSerializer(selectors.evidence_custody_events(evidence=evidence), many=True).data)

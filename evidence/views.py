@@ -1,0 +1,138 @@
+"""Server-rendered evidence pages. Thin: the same selectors and services as the API."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from cases import permissions as perms
+from cases.selectors import case_permissions
+from cases.views import _run, case_view
+from custodia.errors import Forbidden, NotFound
+from evidence import selectors
+from evidence.forms import EvidenceRegisterForm, SecretEscrowForm
+from evidence.models import EvidenceState
+from evidence.services import escrow, integrity, registration, upload
+
+
+def evidence_view(permission: str = perms.VIEW_EVIDENCE):
+    def decorate(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, evidence_id, *args, **kwargs):
+            request.audit_case_id = selectors.evidence_case_id(evidence_id=evidence_id)
+            try:
+                evidence = selectors.evidence_get(user=request.user, evidence_id=evidence_id, permission=permission)
+            except NotFound:
+                raise Http404 from None
+            except Forbidden as exc:
+                raise PermissionDenied(exc.detail) from None
+            return view(request, evidence, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+@case_view(perms.VIEW_EVIDENCE)
+def case_evidence(request, case):
+    """The evidence table of a case page (loaded and refreshed by HTMX)."""
+    items = selectors.evidence_for_case(user=request.user, case=case).select_related("registered_by")
+    granted = case_permissions(user=request.user, case=case)
+    busy = any(item.state in (EvidenceState.REGISTERED, EvidenceState.RECEIVING) for item in items)
+    return render(
+        request, "evidence/_case_evidence.html", {"case": case, "items": items, "granted": granted, "busy": busy}
+    )
+
+
+@case_view(perms.REGISTER_EVIDENCE)
+def evidence_register(request, case):
+    form = EvidenceRegisterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        evidence = _run(
+            request,
+            lambda: registration.evidence_register(actor=request.user, case=case, **form.cleaned_data),
+            "Evidence registered. Upload its content below.",
+        )
+        if evidence is not None:
+            return redirect("evidence:detail", evidence_id=evidence.pk)
+    return render(request, "evidence/register.html", {"case": case, "form": form})
+
+
+@evidence_view()
+def evidence_detail(request, evidence):
+    granted = case_permissions(user=request.user, case=evidence.case)
+    context = {
+        "evidence": evidence,
+        "case": evidence.case,
+        "granted": granted,
+        "custody": selectors.evidence_custody_events(evidence=evidence),
+        "secrets": selectors.escrowed_secrets(evidence=evidence),
+        "secret_form": SecretEscrowForm(),
+        "status": upload.upload_status(evidence=evidence) if perms.REGISTER_EVIDENCE in granted else None,
+        "revealed": request.session.pop(f"revealed-{evidence.pk}", None),
+    }
+    return render(request, "evidence/detail.html", context)
+
+
+@require_POST
+@evidence_view(perms.REGISTER_EVIDENCE)
+def evidence_seal(request, evidence):
+    _run(request, lambda: upload.evidence_seal(actor=request.user, evidence=evidence), "Evidence sealed.")
+    return redirect("evidence:detail", evidence_id=evidence.pk)
+
+
+@require_POST
+@evidence_view()
+def evidence_verify(request, evidence):
+    report = _run(request, lambda: integrity.evidence_verify(actor=request.user, evidence=evidence), "")
+    if report is not None:
+        messages.get_messages(request).used = True  # replace the generic message with the finding
+        if report["ok"]:
+            messages.success(request, f"Intact: {report['chunks_checked']} chunks and the whole-image SHA-256 match.")
+        else:
+            chunks = ", ".join(str(m["chunk"]) for m in report["mismatches"] if m.get("chunk") is not None)
+            messages.error(request, f"Integrity mismatch{' in chunk ' + chunks if chunks else ''}. See the alert.")
+    return redirect("evidence:detail", evidence_id=evidence.pk)
+
+
+@require_POST
+@evidence_view(perms.REGISTER_EVIDENCE)
+def secret_add(request, evidence):
+    form = SecretEscrowForm(request.POST, request.FILES)
+    if form.is_valid():
+        data = form.cleaned_data
+        value = data["key_file"].read(escrow.MAX_SECRET_BYTES + 1) if data["key_file"] else data["value"].encode()
+        _run(
+            request,
+            lambda: escrow.secret_escrow(
+                actor=request.user, evidence=evidence, kind=data["kind"], name=data["name"], value=value
+            ),
+            f"Secret '{data['name']}' escrowed.",
+        )
+    else:
+        messages.error(request, " ".join(" ".join(errors) for errors in form.errors.values()))
+    return redirect("evidence:detail", evidence_id=evidence.pk)
+
+
+@require_POST
+@evidence_view(perms.REVEAL_SECRETS)
+def secret_reveal(request, evidence, secret_id: int):
+    secret = selectors.escrowed_secret_get(
+        user=request.user, evidence_id=evidence.pk, secret_id=secret_id, permission=perms.REVEAL_SECRETS
+    )
+    value = _run(request, lambda: escrow.secret_reveal(actor=request.user, secret=secret), "Revealed (audited).")
+    if value is not None:
+        try:
+            shown = value.decode("utf-8")
+        except UnicodeDecodeError:
+            shown = value.hex()
+        # Shown once on the next page load, never stored beyond this session entry.
+        request.session[f"revealed-{evidence.pk}"] = {"name": secret.name, "value": shown}
+    return redirect("evidence:detail", evidence_id=evidence.pk)
