@@ -1,0 +1,186 @@
+"""Evidence over the API: register, resumable upload in any order, seal with one-pass hashes, refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.models import AuditEvent
+from audit.verify import verify_chain
+from evidence.container.reader import open_container
+from evidence.services.registration import data_key_for
+from evidence.storage.base import get_store
+from tests.evidence.conftest import CHUNK, evidence_row, hashes_of, put_range, upload_all
+
+
+def test_register_gives_a_random_uuid_and_no_names_in_storage(register, demo):
+    body = register(seized_from="J. Doe, 12 High St", declared_md5="")
+    assert body["state"] == "registered"
+    evidence = evidence_row(body["id"])
+    assert evidence.storage_prefix == f"evidence/{body['id']}/"
+    assert "Doe" not in evidence.storage_prefix and demo.case.reference not in evidence.storage_prefix
+    assert bytes(evidence.wrapped_key) and evidence.key_id
+    assert AuditEvent.objects.filter(action="evidence.register", target_id=body["id"]).count() == 1
+
+
+def test_upload_in_order_then_seal_gives_the_right_hashes(api, register, sample):
+    body = register()
+    upload_all(api, body["id"], sample)
+    status = api.get(f"/api/evidence/{body['id']}/content/status").json()
+    assert status["received_bytes"] == len(sample) and status["missing"] == []
+    sealed = api.post(f"/api/evidence/{body['id']}/seal")
+    assert sealed.status_code == 200, sealed.content
+    result = sealed.json()
+    assert result["state"] == "sealed"
+    assert {k: result[k] for k in ("md5", "sha1", "sha256")} == hashes_of(sample)
+    evidence = evidence_row(body["id"])
+    with open_container(evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store()) as reader:
+        assert reader.read() == sample
+
+
+def test_out_of_order_and_resumed_upload(api, register, sample):
+    body = register()
+    total = len(sample)
+    # The last piece first, then the middle, then a "dropped connection" that stops after 40 %.
+    assert put_range(api, body["id"], sample, 2 * CHUNK, total, total).status_code == 200
+    assert put_range(api, body["id"], sample, CHUNK, 2 * CHUNK, total).status_code == 200
+    status = api.get(f"/api/evidence/{body['id']}/content/status").json()
+    assert status["missing"] == [[0, CHUNK]]
+    assert status["hashed_through"] == 0  # nothing can be hashed before the first chunk
+    assert put_range(api, body["id"], sample, 0, CHUNK, total).status_code == 200
+    status = api.get(f"/api/evidence/{body['id']}/content/status").json()
+    assert status["hashed_through"] == total
+    result = api.post(f"/api/evidence/{body['id']}/seal").json()
+    assert result["sha256"] == hashes_of(sample)["sha256"]
+
+
+def test_truncated_upload_keeps_whole_chunks_and_resumes(api, register, sample):
+    body = register()
+    total = len(sample)
+    cut = int(total * 0.4)
+    response = api.generic(
+        "PUT",
+        f"/api/evidence/{body['id']}/content",
+        sample[:cut],
+        content_type="application/octet-stream",
+        HTTP_CONTENT_RANGE=f"bytes 0-{total - 1}/{total}",
+    )
+    assert response.status_code == 400  # the body is shorter than its range
+    status = api.get(f"/api/evidence/{body['id']}/content/status").json()
+    assert status["received_bytes"] == 0  # a lying Content-Length is refused before anything is kept
+    upload_all(api, body["id"], sample[: 2 * CHUNK] + sample[2 * CHUNK :])
+    assert api.post(f"/api/evidence/{body['id']}/seal").json()["sha256"] == hashes_of(sample)["sha256"]
+
+
+def test_overlapping_range_with_other_bytes_is_refused(api, register, sample):
+    body = register()
+    total = len(sample)
+    assert put_range(api, body["id"], sample, 0, CHUNK, total).status_code == 200
+    assert put_range(api, body["id"], sample, 0, CHUNK, total).status_code == 200  # identical: accepted
+    forged = bytearray(sample)
+    forged[100] ^= 0xFF
+    response = put_range(api, body["id"], bytes(forged), 0, CHUNK, total)
+    assert response.status_code == 409
+    assert response.json()["error"] == "overlap_mismatch"
+    assert "Chunk 0" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [("", "Content-Range"), ("bytes 5-9/100", "chunk boundary"), ("bytes 0-99/50", "within")],
+)
+def test_bad_ranges_are_explained(api, register, header, reason):
+    body = register()
+    response = api.generic("PUT", f"/api/evidence/{body['id']}/content", b"x" * 100, HTTP_CONTENT_RANGE=header)
+    assert response.status_code == 400
+    assert reason in response.json()["detail"]
+
+
+def test_declared_hash_mismatch_fails_and_is_audited_with_both_values(api, register, sample):
+    wrong = "0" * 64
+    body = register(declared_sha256=wrong)
+    upload_all(api, body["id"], sample)
+    response = api.post(f"/api/evidence/{body['id']}/seal")
+    assert response.status_code == 409
+    assert response.json()["error"] == "hash_mismatch"
+    assert evidence_row(body["id"]).state == "failed"
+    event = AuditEvent.objects.filter(action="evidence.seal", outcome="failed", target_id=body["id"]).get()
+    assert event.details["declared"]["sha256"] == wrong
+    assert event.details["computed"]["sha256"] == hashes_of(sample)["sha256"]
+
+
+def test_no_bytes_after_sealing(api, register, sample):
+    body = register()
+    upload_all(api, body["id"], sample)
+    api.post(f"/api/evidence/{body['id']}/seal")
+    response = put_range(api, body["id"], sample, 0, CHUNK, len(sample))
+    assert response.status_code == 409
+    assert api.post(f"/api/evidence/{body['id']}/seal").status_code == 409
+
+
+def test_seal_of_incomplete_upload_names_the_missing_bytes(api, register, sample):
+    body = register()
+    put_range(api, body["id"], sample, 0, CHUNK, len(sample))
+    response = api.post(f"/api/evidence/{body['id']}/seal")
+    assert response.status_code == 400
+    assert f"bytes {CHUNK}-" in response.json()["detail"]
+
+
+def test_empty_evidence_can_be_sealed(api, register):
+    body = register(kind="file")
+    response = api.generic("PUT", f"/api/evidence/{body['id']}/content", b"", HTTP_CONTENT_RANGE="bytes */0")
+    assert response.status_code == 200, response.content
+    sealed = api.post(f"/api/evidence/{body['id']}/seal").json()
+    assert sealed["sha256"] == hashes_of(b"")["sha256"]
+
+
+def test_verify_finds_a_flipped_byte_and_names_the_chunk(api, register, sample, settings):
+    import os
+    from pathlib import Path
+
+    body = register()
+    upload_all(api, body["id"], sample)
+    api.post(f"/api/evidence/{body['id']}/seal")
+    assert api.post(f"/api/evidence/{body['id']}/verify").json()["ok"] is True
+    root = Path(settings.CUSTODIA_EVIDENCE_STORE_OPTIONS["root"])
+    chunk_file = next(p for p in root.rglob("*") if p.is_file() and body["id"] in str(p) and p.name == "00000001")
+    os.chmod(chunk_file, 0o644)  # what an attacker with disk access would do
+    data = bytearray(chunk_file.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    chunk_file.write_bytes(bytes(data))
+    report = api.post(f"/api/evidence/{body['id']}/verify").json()
+    assert report["ok"] is False
+    assert [m["chunk"] for m in report["mismatches"] if m["chunk"] is not None] == [1]
+    evidence = evidence_row(body["id"])
+    assert evidence.integrity == "mismatch" and "Chunk 1" in evidence.integrity_problem
+    event = AuditEvent.objects.filter(action="evidence.verify", outcome="failed", target_id=body["id"]).get()
+    assert event.details["mismatches"][0]["chunk"] == 1
+    assert verify_chain().ok
+
+
+def test_secrets_are_escrowed_listed_by_name_and_revealed_with_an_audit_row(api, register, demo):
+    body = register()
+    created = api.post(
+        f"/api/evidence/{body['id']}/secrets/",
+        {"kind": "bitlocker_recovery_password", "name": "C: volume", "value": "235818-357951", "tags": {"volume": "C"}},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert "value" not in created.json()
+    listed = api.get(f"/api/evidence/{body['id']}/secrets/").json()
+    assert [s["name"] for s in listed] == ["C: volume"] and "value" not in listed[0]
+    api.as_user(demo.detective)
+    assert api.post(f"/api/evidence/{body['id']}/secrets/{created.json()['id']}/reveal").status_code == 403
+    api.as_user(demo.investigator)
+    revealed = api.post(f"/api/evidence/{body['id']}/secrets/{created.json()['id']}/reveal")
+    assert revealed.json()["value"] == "235818-357951"
+    assert AuditEvent.objects.filter(action="evidence.secret.reveal", actor="investigator").exists()
+    assert not AuditEvent.objects.filter(details__icontains="235818").exists()
+
+
+def test_custody_timeline_is_the_audit_trail_of_the_item(api, register, sample):
+    body = register()
+    upload_all(api, body["id"], sample)
+    api.post(f"/api/evidence/{body['id']}/seal")
+    actions = [event["action"] for event in api.get(f"/api/evidence/{body['id']}/custody").json()]
+    assert actions[0] == "evidence.register"
+    assert "evidence.upload.start" in actions and "evidence.seal" in actions
