@@ -14,6 +14,7 @@ import pytest
 from evidence.intake import ewf
 from evidence.intake.errors import FormatError, MissingDependency
 from evidence.intake.ewf import EwfInfo, read_ewf_info, verify_ewf_media, walk_sections
+from evidence.intake.formats import slice_segments
 from tests.corpus import require_corpus
 
 needs_pyewf = pytest.mark.skipif(not ewf.pyewf_available(), reason="libewf-python (pyewf) is not installed")
@@ -198,3 +199,16 @@ def test_without_pyewf_media_verification_says_what_to_install(monkeypatch):
     assert not ewf.pyewf_available()
     with pytest.raises(MissingDependency, match="pip install libewf-python"):
         verify_ewf_media(segments=[io.BytesIO(synthetic_segment(md5=bytes(16), sha1=bytes(20)))])
+
+
+@needs_pyewf
+@pytest.mark.corpus
+def test_a_split_e01_sealed_as_one_stream_is_verified_through_slices(tmp_path):
+    # How a sealed split E01 is checked later: one stream of concatenated files, cut by the segment sizes.
+    paths = [require_corpus("files/dfvfs/ext2.split.E01"), require_corpus("files/dfvfs/ext2.split.E02")]
+    sealed = io.BytesIO(b"".join(path.read_bytes() for path in paths))
+
+    segments = slice_segments(stream=sealed, sizes=[path.stat().st_size for path in paths], names=["E01", "E02"])
+
+    assert read_ewf_info(segments=segments).segment_count == 2
+    assert verify_ewf_media(segments=segments).matches is True

@@ -30,6 +30,7 @@ from evidence.intake.formats import (
     ewf_segment_suffix,
     group_segments,
     parse_ewf_suffix,
+    slice_segments,
 )
 from tests.corpus import require_corpus, testdata_dir
 
@@ -468,3 +469,20 @@ def test_segmented_reader_notices_a_segment_that_shrank(tmp_path):
     reader.seek(40)
     with pytest.raises(OSError, match="shorter"):
         reader.read(100)
+
+
+def test_slices_cut_a_concatenation_back_into_segments():
+    generator = random.Random(11)
+    parts = [generator.randbytes(size) for size in (700, 0, 1300)]
+    stream = io.BytesIO(b"".join(parts))
+
+    slices = slice_segments(stream=stream, sizes=[len(part) for part in parts])
+
+    assert [piece.read() for piece in slices] == parts
+    for _ in range(200):
+        index = generator.randrange(len(parts))
+        offset, length = generator.randrange(len(parts[index]) + 5), generator.randrange(400)
+        slices[index].seek(offset)
+        assert slices[index].read(length) == parts[index][offset : offset + length]
+    slices[2].seek(-3, io.SEEK_END)
+    assert (slices[2].read(), slices[2].get_size()) == (parts[2][-3:], 1300)
