@@ -11,6 +11,7 @@ import hashlib
 import io
 import threading
 import uuid
+from array import array
 from collections import OrderedDict
 
 import zstandard
@@ -155,9 +156,12 @@ class ContainerReader(io.RawIOBase):
         self.chunk_size = index.chunk_size
         self._size = index.total_size
         self.chunk_count = len(index.chunks)
-        # Keep only what reading needs, compactly: a million-chunk index is a few dozen MB as records.
-        self._stored_lengths = [record.stored_length for record in index.chunks]
-        self._chunk_sha256 = [bytes.fromhex(record.sha256) for record in index.chunks] if check_chunk_hashes else None
+        # Keep only what reading needs, compactly (40 bytes a chunk), not a million record objects.
+        self._stored_lengths = array("Q", (record.stored_length for record in index.chunks))
+        self._chunk_sha256 = (
+            b"".join(bytes.fromhex(record.sha256) for record in index.chunks) if check_chunk_hashes else None
+        )
+        del index
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._cache_chunks = max(1, cache_chunks)
         self._position = 0
@@ -272,7 +276,10 @@ class ContainerReader(io.RawIOBase):
             raise ChunkIntegrityError(
                 chunk_number, f"stored length {len(stored)} differs from the index's {expected_stored_length}"
             )
-        if self._chunk_sha256 is not None and hashlib.sha256(plaintext).digest() != self._chunk_sha256[chunk_number]:
+        if (
+            self._chunk_sha256 is not None
+            and hashlib.sha256(plaintext).digest() != self._chunk_sha256[32 * chunk_number : 32 * chunk_number + 32]
+        ):
             raise ChunkIntegrityError(chunk_number, "plaintext SHA-256 differs from the index")
         return plaintext
 
@@ -281,8 +288,11 @@ class ContainerReader(io.RawIOBase):
             raise ValueError("I/O operation on closed container reader")
 
     def close(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        # Also called by __del__ on a reader whose __init__ failed half-way: tolerate missing attributes.
+        cache = getattr(self, "_cache", None)
+        if cache is not None:
+            with self._lock:
+                cache.clear()
         super().close()
 
 
