@@ -19,6 +19,8 @@ from custodia.errors import Conflict, ServiceError
 from evidence.container.errors import ContainerError
 from evidence.container.reader import load_index, load_manifest
 from evidence.container.writer import seal_stream
+from evidence.intake.errors import MissingDependency
+from evidence.intake.ewf import verify_ewf_media
 from evidence.intake.formats import FormatError, SegmentedReader, detect_format, group_segments
 from evidence.intake.paths import ImportPathRefused, resolve_import_path
 from evidence.models import Evidence, EvidenceChunk, EvidenceKind, EvidenceSource, EvidenceState
@@ -152,11 +154,43 @@ def evidence_import(
             "The evidence is marked failed.",
             code="hash_mismatch",
         )
-    return _record_sealed(actor=actor, evidence=evidence, result=result, hashes=hashes)
+    ewf_check = _check_ewf(actor=actor, evidence=evidence, segments=segments) if detected.format == "ewf" else None
+    return _record_sealed(actor=actor, evidence=evidence, result=result, hashes=hashes, ewf_check=ewf_check)
+
+
+def _check_ewf(*, actor: User, evidence: Evidence, segments: list[Path]) -> dict:
+    """An E01 carries the MD5 of the media it holds: decode the media and compare."""
+    try:
+        check = verify_ewf_media(segments=segments)
+    except MissingDependency as exc:
+        return {"checked": False, "reason": exc.detail}
+    except FormatError as exc:
+        _mark_failed(actor=actor, evidence=evidence, reason=f"The E01 image is damaged: {exc.detail}")
+        raise Conflict(f"The E01 image is damaged: {exc.detail}", code="ewf_damaged") from exc
+    result = {
+        "checked": True,
+        "stored_md5": check.stored_md5,
+        "media_md5": check.computed_md5,
+        "stored_sha1": check.stored_sha1,
+        "media_sha1": check.computed_sha1,
+        "media_size": check.media_size,
+        "matches": check.matches,
+    }
+    if check.matches is False:
+        _mark_failed(
+            actor=actor,
+            evidence=evidence,
+            reason=f"The E01's stored MD5 {check.stored_md5} differs from its media's MD5 {check.computed_md5}.",
+            details={"ewf": result},
+        )
+        raise Conflict("The E01's own stored MD5 does not match its media.", code="ewf_hash_mismatch")
+    return result
 
 
 @transaction.atomic
-def _record_sealed(*, actor: User, evidence: Evidence, result, hashes: dict[str, str]) -> Evidence:
+def _record_sealed(
+    *, actor: User, evidence: Evidence, result, hashes: dict[str, str], ewf_check: dict | None
+) -> Evidence:
     evidence = Evidence.objects.select_for_update().get(pk=evidence.pk)
     manifest, _ = load_manifest(evidence_id=evidence.pk, store=get_store())
     index = load_index(evidence_id=evidence.pk, store=get_store(), manifest=manifest)
@@ -173,6 +207,8 @@ def _record_sealed(*, actor: User, evidence: Evidence, result, hashes: dict[str,
     evidence.size = evidence.received_bytes = evidence.hashed_through = result.hashes.size
     evidence.md5, evidence.sha1, evidence.sha256 = hashes["md5"], hashes["sha1"], hashes["sha256"]
     evidence.manifest_sha256 = result.manifest_sha256
+    if ewf_check is not None:
+        evidence.format_details = {**evidence.format_details, "ewf_check": ewf_check}
     evidence.state = EvidenceState.SEALED
     evidence.sealed_at = timezone.now()
     evidence.save()
@@ -192,6 +228,7 @@ def _record_sealed(*, actor: User, evidence: Evidence, result, hashes: dict[str,
             "manifest_sha256": result.manifest_sha256,
             "format": evidence.format,
             "source": "server_import",
+            "ewf_check": ewf_check,
         },
     )
     return evidence

@@ -29,6 +29,8 @@ from evidence.container.errors import ContainerError
 from evidence.container.format import ImageHashes, chunk_key, sha256_hex
 from evidence.container.reader import ChunkOpener
 from evidence.container.writer import ChunkSealer, ContainerWriter
+from evidence.intake.errors import FormatError
+from evidence.intake.formats import HEAD_SIZE, TAIL_SIZE, detect_format
 from evidence.intake.hashing import ResumableHasher
 from evidence.models import Evidence, EvidenceChunk, EvidenceState
 from evidence.selectors import evidence_get, evidence_received_ranges
@@ -344,8 +346,12 @@ def _finish_seal(*, actor: User | None, evidence: Evidence, hashes: dict[str, st
         "key_id": evidence.key_id,
         **(facts or {}),
     }
+    data_key = data_key_for(evidence)
+    if not evidence.format:
+        _detect_uploaded_format(evidence=evidence, data_key=data_key)
+        facts["format"] = evidence.format
     writer = ContainerWriter(
-        evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store(), chunk_size=evidence.chunk_size
+        evidence_id=evidence.pk, data_key=data_key, store=get_store(), chunk_size=evidence.chunk_size
     )
     try:
         manifest = writer.finish(facts=facts, hashes=ImageHashes(size=evidence.size, **hashes))
@@ -376,6 +382,38 @@ def _finish_seal(*, actor: User | None, evidence: Evidence, hashes: dict[str, st
         },
     )
     return evidence
+
+
+def _detect_uploaded_format(*, evidence: Evidence, data_key: bytes) -> None:
+    """Name the format from the first and last bytes received (the chunks, not a second pass)."""
+    if not evidence.size:
+        evidence.format, evidence.format_details = "file", {"empty": True}
+        return
+    opener, store = ChunkOpener(evidence_id=evidence.pk, data_key=data_key), get_store()
+    chunks = {c.index: c for c in EvidenceChunk.objects.filter(evidence=evidence, index__in=[0, _last_index(evidence)])}
+
+    def plaintext(index: int) -> bytes:
+        chunk = chunks[index]
+        return opener.open(
+            index=index, stored=store.read(chunk_key(evidence.pk, index)), plain_length=chunk.plain_length
+        )
+
+    head = plaintext(0)[:HEAD_SIZE]
+    last = _last_index(evidence)
+    tail = (plaintext(last) if last else head)[-TAIL_SIZE:]
+    if last and len(tail) < TAIL_SIZE:
+        tail = (plaintext(last - 1) + plaintext(last))[-TAIL_SIZE:]
+    try:
+        detected = detect_format(head=head, tail=tail, name=evidence.original_name or "")
+    except FormatError as exc:
+        detected_format, details = "unknown", {"problem": exc.detail}
+    else:
+        detected_format, details = str(detected.format), detected.details
+    evidence.format, evidence.format_details = detected_format, details
+
+
+def _last_index(evidence: Evidence) -> int:
+    return max(0, (evidence.size - 1) // evidence.chunk_size)
 
 
 def _apply_retention(evidence: Evidence) -> None:

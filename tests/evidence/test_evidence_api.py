@@ -184,3 +184,29 @@ def test_custody_timeline_is_the_audit_trail_of_the_item(api, register, sample):
     actions = [event["action"] for event in api.get(f"/api/evidence/{body['id']}/custody").json()]
     assert actions[0] == "evidence.register"
     assert "evidence.upload.start" in actions and "evidence.seal" in actions
+
+
+def test_format_of_an_upload_is_detected_at_sealing(api, register):
+    qcow_header = b"QFI\xfb" + (3).to_bytes(4, "big") + bytes(CHUNK - 8)
+    body = register(kind="vm_disk")
+    upload_all(api, body["id"], qcow_header)
+    assert api.post(f"/api/evidence/{body['id']}/seal").json()["format"] == "qcow2"
+
+
+def test_a_connection_dropped_mid_range_keeps_the_whole_chunks(demo, register, sample):
+    import io
+
+    from evidence.services.upload import ContentRange, evidence_receive
+
+    body = register()
+    evidence = evidence_row(body["id"])
+    cut = int(len(sample) * 0.4)  # the stream ends early: the client said more was coming
+    evidence_receive(
+        actor=demo.custodian,
+        evidence=evidence,
+        content_range=ContentRange(0, len(sample) - 1, len(sample)),
+        stream=io.BytesIO(sample[:cut]),
+    )
+    evidence.refresh_from_db()
+    assert evidence.received_bytes == (cut // CHUNK) * CHUNK
+    assert AuditEvent.objects.filter(action="evidence.upload.truncated", target_id=body["id"]).exists()

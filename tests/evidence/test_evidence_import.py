@@ -1,0 +1,149 @@
+"""Server-side import: confined to the import roots, one read, the corpus's own hashes, random access."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from audit.models import AuditEvent
+from evidence.container.reader import open_container
+from evidence.models import Evidence
+from evidence.services.registration import data_key_for
+from evidence.storage.base import get_store
+from tests.corpus import manifest, require_corpus, testdata_dir
+
+CORPUS_IMAGES = [
+    (["files/dfvfs/ext2.E01"], "ewf"),
+    (["files/dfvfs/ext2.split.E01", "files/dfvfs/ext2.split.E02"], "ewf"),
+    (["files/dfvfs/ext2.vhd"], "vhd"),
+    (["files/dfvfs/ext2.vmdk"], "vmdk"),
+    (["files/dfvfs/ext2.qcow2"], "qcow2"),
+    (["files/pytsk/tsk_volume_system.raw"], "raw"),
+    (["files/velociraptor/test.vhdx.zip"], "archive"),
+]
+
+
+@pytest.fixture
+def import_root(tmp_path, settings) -> Path:
+    root = tmp_path / "share"
+    root.mkdir()
+    settings.CUSTODIA_IMPORT_ROOTS = [root]
+    return root
+
+
+def import_body(demo, paths, **extra):
+    return {"case": demo.case.pk, "paths": [str(p) for p in paths], **extra}
+
+
+def test_import_of_a_file_below_the_root(demo, api, import_root):
+    content = os.urandom(3 * (1 << 20) + 5)
+    (import_root / "memory.raw").write_bytes(content)
+    api.as_user(demo.custodian)
+    response = api.post("/api/evidence/import", import_body(demo, [import_root / "memory.raw"]), format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["state"] == "sealed" and body["source"] == "server_import"
+    assert body["sha256"] == hashlib.sha256(content).hexdigest()
+    assert body["md5"] == hashlib.md5(content).hexdigest()  # noqa: S324 - forensic hash, not security
+
+
+@pytest.mark.parametrize("escape", ["../outside.raw", "sub/../../outside.raw", "/etc/passwd"])
+def test_paths_leaving_the_roots_are_refused_and_audited(demo, api, import_root, escape):
+    (import_root.parent / "outside.raw").write_bytes(b"secret")
+    (import_root / "sub").mkdir()
+    target = escape if escape.startswith("/") else str(import_root / escape)
+    api.as_user(demo.custodian)
+    response = api.post("/api/evidence/import", import_body(demo, [target]), format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "import_refused"
+    assert not Evidence.objects.exists()
+    assert AuditEvent.objects.filter(action="evidence.import", outcome="denied", case_id=demo.case.pk).exists()
+
+
+def test_a_symlink_leading_out_is_refused(demo, api, import_root):
+    (import_root.parent / "outside.raw").write_bytes(b"secret")
+    (import_root / "link.raw").symlink_to(import_root.parent / "outside.raw")
+    api.as_user(demo.custodian)
+    response = api.post("/api/evidence/import", import_body(demo, [import_root / "link.raw"]), format="json")
+    assert response.status_code == 400
+    assert "refused" in response.json()["detail"]
+
+
+def test_declared_hash_mismatch_on_import_is_refused_and_audited(demo, api, import_root):
+    (import_root / "a.raw").write_bytes(b"abc" * 1000)
+    api.as_user(demo.custodian)
+    response = api.post(
+        "/api/evidence/import", import_body(demo, [import_root / "a.raw"], declared_md5="0" * 32), format="json"
+    )
+    assert response.status_code == 409
+    event = AuditEvent.objects.get(action="evidence.import", outcome="failed")
+    assert event.details["declared"]["md5"] == "0" * 32
+    assert event.details["computed"]["md5"] == hashlib.md5(b"abc" * 1000).hexdigest()  # noqa: S324
+
+
+def test_only_custodians_import(demo, api, import_root):
+    (import_root / "a.raw").write_bytes(b"abc")
+    api.as_user(demo.investigator)
+    response = api.post("/api/evidence/import", import_body(demo, [import_root / "a.raw"]), format="json")
+    assert response.status_code == 403
+    api.as_user(demo.outsider)
+    assert (
+        api.post("/api/evidence/import", import_body(demo, [import_root / "a.raw"]), format="json").status_code == 404
+    )
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize(("files", "expected_format"), CORPUS_IMAGES, ids=lambda v: v[0] if isinstance(v, list) else v)
+def test_corpus_images_import_with_their_manifest_hashes(demo, api, settings, files, expected_format):
+    paths = [require_corpus(name) for name in files]
+    settings.CUSTODIA_IMPORT_ROOTS = [testdata_dir() / "files"]
+    api.as_user(demo.custodian)
+    response = api.post("/api/evidence/import", import_body(demo, paths), format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["format"] == expected_format
+    whole = b"".join(path.read_bytes() for path in paths)
+    for name, path in zip(files, paths, strict=True):
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest()[name]["sha256"]
+    if len(files) == 1:
+        assert body["sha256"] == manifest()[files[0]]["sha256"]
+    else:  # a split image is one evidence item: the concatenation of its segments, in order
+        assert body["sha256"] == hashlib.sha256(whole).hexdigest()
+    evidence = Evidence.objects.get(pk=body["id"])
+    with open_container(evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store()) as reader:
+        assert hashlib.sha256(reader.read()).hexdigest() == body["sha256"]
+        rng = random.Random(20261123)
+        for _ in range(1000):
+            offset = rng.randrange(0, len(whole))
+            length = rng.randrange(1, 4097)
+            reader.seek(offset)
+            assert reader.read(length) == whole[offset : offset + length]
+
+
+@pytest.mark.corpus
+def test_import_command_seals_a_split_e01(demo, settings):
+    paths = [require_corpus("files/dfvfs/ext2.split.E01"), require_corpus("files/dfvfs/ext2.split.E02")]
+    settings.CUSTODIA_IMPORT_ROOTS = [testdata_dir() / "files"]
+    out = io.StringIO()
+    call_command("import_evidence", *map(str, paths), case="DEMO-2026-001", username="custodian", stdout=out)
+    assert "sealed" in out.getvalue()
+    evidence = Evidence.objects.get()
+    assert evidence.original_name == "ext2.split.E01, ext2.split.E02"
+    assert evidence.format == "ewf"
+
+
+@pytest.mark.corpus
+def test_e01_stored_md5_is_checked_against_its_media(demo, api, settings):
+    path = require_corpus("files/dfvfs/ext2.E01")
+    settings.CUSTODIA_IMPORT_ROOTS = [testdata_dir() / "files"]
+    api.as_user(demo.custodian)
+    body = api.post("/api/evidence/import", import_body(demo, [path]), format="json").json()
+    check = body["format_details"]["ewf_check"]
+    assert check["checked"] is True and check["matches"] is True
+    assert check["stored_md5"] == check["media_md5"]
