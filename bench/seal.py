@@ -21,6 +21,7 @@ import io
 import os
 import platform
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,6 +41,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from evidence.container import CHUNK_SIZE, ContainerReader, ContainerWriter, MultiHasher, seal_stream  # noqa: E402
+from evidence.container.format import ZSTD_LEVEL  # noqa: E402
 from evidence.container.writer import ChunkSealer  # noqa: E402
 from evidence.storage.base import EvidenceStore, ObjectExists, ObjectMissing  # noqa: E402
 
@@ -208,22 +210,37 @@ def write_text_tar(path: Path, size: int) -> None:
 # --- measurements ------------------------------------------------------------------------------------------
 
 
-def best_seconds(run: Callable[[], None], *, repeat: int) -> float:
-    times = []
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its finished children: unlike wall time, it hardly
+    moves when other work shares the machine."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def best_run(run: Callable[[], None], *, repeat: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of the fastest of ``repeat`` runs."""
+    runs = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), cpu_seconds()
         run()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        runs.append((time.perf_counter() - started, cpu_seconds() - started_cpu))
+    return min(runs)
 
 
 def run_tool(tool: str, path: Path) -> None:
     subprocess.run([tool, str(path)], check=True, stdout=subprocess.DEVNULL)
 
 
-def seal_file(path: Path, store: EvidenceStore) -> None:
+def seal_file(path: Path, store: EvidenceStore, *, zstd_level: int = ZSTD_LEVEL) -> None:
     with open(path, "rb") as source:
-        seal_stream(evidence_id=uuid.uuid4(), data_key=os.urandom(32), store=store, source=source, facts={})
+        seal_stream(
+            evidence_id=uuid.uuid4(),
+            data_key=os.urandom(32),
+            store=store,
+            source=source,
+            facts={},
+            zstd_level=zstd_level,
+        )
 
 
 def naive_seal_file(path: Path, store: EvidenceStore) -> None:
@@ -243,39 +260,53 @@ def naive_seal_file(path: Path, store: EvidenceStore) -> None:
 
 
 def measure_throughput(*, workdir: Path, size: int, repeat: int) -> list[dict]:
-    kinds = [("random", write_random), ("half-zero", write_half_zero), ("tar of text", write_text_tar)]
+    # The tar of text also runs at a negative ("fast") zstd level: compression is its bottleneck.
+    kinds = [
+        ("random", write_random, [ZSTD_LEVEL]),
+        ("half-zero", write_half_zero, [ZSTD_LEVEL]),
+        ("tar of text", write_text_tar, [ZSTD_LEVEL, -5]),
+    ]
     rows = []
-    for name, generate in kinds:
+    for name, generate, levels in kinds:
         path = workdir / f"{name.replace(' ', '-')}.bin"
         print(f"  generating {name} ({size // MIB} MiB)…", file=sys.stderr, flush=True)
         generate(path, size)
         run_tool("cat", path)  # into the page cache, so every contender reads from memory alike
-        row: dict = {"data": name}
-        row["md5sum"] = size / best_seconds(lambda p=path: run_tool("md5sum", p), repeat=repeat)
-        row["sha256sum"] = size / best_seconds(lambda p=path: run_tool("sha256sum", p), repeat=repeat)
+        md5sum_seconds, _ = best_run(lambda p=path: run_tool("md5sum", p), repeat=repeat)
+        sha256sum_seconds, _ = best_run(lambda p=path: run_tool("sha256sum", p), repeat=repeat)
+        for level in levels:
+            stored_sizes: list[int] = []
 
-        stored_sizes: list[int] = []
+            def seal_local(p=path, level=level, stored_sizes=stored_sizes):
+                folder = Path(tempfile.mkdtemp(prefix="store-", dir=workdir))
+                try:
+                    seal_file(p, local_store(folder), zstd_level=level)
+                    stored_sizes.append(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()))
+                finally:
+                    remove_folder(folder)
 
-        def seal_local(p=path, stored_sizes=stored_sizes):
-            folder = Path(tempfile.mkdtemp(prefix="store-", dir=workdir))
-            try:
-                seal_file(p, local_store(folder))
-                stored_sizes.append(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()))
-            finally:
-                remove_folder(folder)
-
-        def seal_discard(p=path):
-            seal_file(p, DiscardStore())
-
-        def seal_naive(p=path):
-            naive_seal_file(p, DiscardStore())
-
-        print(f"  sealing {name}…", file=sys.stderr, flush=True)
-        row["seal local"] = size / best_seconds(seal_local, repeat=repeat)
-        row["seal discard"] = size / best_seconds(seal_discard, repeat=repeat)
-        row["naive discard"] = size / best_seconds(seal_naive, repeat=1)
-        row["stored"] = min(stored_sizes) / size
-        rows.append(row)
+            print(f"  sealing {name} at zstd level {level}…", file=sys.stderr, flush=True)
+            local_seconds, _ = best_run(seal_local, repeat=repeat)
+            discard_seconds, discard_cpu = best_run(
+                lambda p=path, level=level: seal_file(p, DiscardStore(), zstd_level=level), repeat=repeat
+            )
+            naive_seconds, _ = (
+                best_run(lambda p=path: naive_seal_file(p, DiscardStore()), repeat=1)
+                if level == ZSTD_LEVEL
+                else (float("nan"), 0.0)
+            )
+            rows.append(
+                {
+                    "data": name if level == ZSTD_LEVEL else f"{name}, zstd {level}",
+                    "md5sum": size / md5sum_seconds,
+                    "sha256sum": size / sha256sum_seconds,
+                    "seal local": size / local_seconds,
+                    "seal discard": size / discard_seconds,
+                    "seal cpu ns/B": discard_cpu / size * 1e9,
+                    "naive discard": size / naive_seconds,
+                    "stored": min(stored_sizes) / size,
+                }
+            )
         path.unlink()
     return rows
 
@@ -422,16 +453,19 @@ def main() -> None:
     print()
     print(
         "| data | md5sum | sha256sum | seal → local store | ratio to md5sum | seal → discard | ratio to md5sum "
-        "| naive loop → discard | stored / original |"
+        "| seal CPU ns/byte | naive loop → discard | stored / original |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
+        naive = "-" if row["naive discard"] != row["naive discard"] else f"{row['naive discard'] / 1e6:.0f}"
         print(
             f"| {row['data']} | {row['md5sum'] / 1e6:.0f} | {row['sha256sum'] / 1e6:.0f} "
             f"| {row['seal local'] / 1e6:.0f} | {row['seal local'] / row['md5sum']:.2f} "
             f"| {row['seal discard'] / 1e6:.0f} | {row['seal discard'] / row['md5sum']:.2f} "
-            f"| {row['naive discard'] / 1e6:.0f} | {row['stored']:.1%} |"
+            f"| {row['seal cpu ns/B']:.2f} | {naive} | {row['stored']:.1%} |"
         )
+    print()
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (other work on this shared machine slows every column)")
     print()
     print(f"Peak memory sealing a {arguments.rss_size_mib} MiB generated stream into {local_store_name()}:")
     print()

@@ -247,12 +247,21 @@ class ContainerWriter:
     """
 
     def __init__(
-        self, *, evidence_id: uuid.UUID, data_key: bytes, store: EvidenceStore, chunk_size: int = CHUNK_SIZE
+        self,
+        *,
+        evidence_id: uuid.UUID,
+        data_key: bytes,
+        store: EvidenceStore,
+        chunk_size: int = CHUNK_SIZE,
+        zstd_level: int = ZSTD_LEVEL,
     ) -> None:
         self.evidence_id = evidence_id
         self.chunk_size = check_chunk_size(chunk_size)
         self._store = store
-        self._sealer = ChunkSealer(evidence_id=evidence_id, data_key=data_key, chunk_size=chunk_size)
+        # The level changes only the writer's speed and the stored size: readers decode any level.
+        self._sealer = ChunkSealer(
+            evidence_id=evidence_id, data_key=data_key, chunk_size=chunk_size, zstd_level=zstd_level
+        )
         self._opener = ChunkOpener(evidence_id=evidence_id, data_key=data_key)
         self._records: dict[int, ChunkRecord] = {}
         self._lock = threading.Lock()
@@ -421,6 +430,7 @@ def seal_stream(
     declared: Mapping[str, Any] | None = None,
     chunk_size: int = CHUNK_SIZE,
     workers: int | None = None,
+    zstd_level: int = ZSTD_LEVEL,
 ) -> SealResult:
     """Read ``source`` once, to its end, and seal it as evidence ``evidence_id``.
 
@@ -428,6 +438,7 @@ def seal_stream(
     in order) and each chunk is hashed, compressed, encrypted and stored by a small pool of threads.
     Bounded queues keep memory use to a few dozen chunks whatever the size of the stream.
 
+    ``zstd_level`` trades stored size for speed (negative levels are faster); ``workers`` sizes the pool.
     ``declared`` may give ``md5``, ``sha1``, ``sha256`` (hex) and ``size``. When one differs from what
     was computed, HashMismatch is raised and neither index nor manifest is written: the chunks already
     stored stay, unreferenced, and the container is not sealed (the store is write-once, so nothing
@@ -435,7 +446,9 @@ def seal_stream(
     """
     declared_values = _normalise_declared(declared or {})
     check_chunk_size(chunk_size)
-    writer = ContainerWriter(evidence_id=evidence_id, data_key=data_key, store=store, chunk_size=chunk_size)
+    writer = ContainerWriter(
+        evidence_id=evidence_id, data_key=data_key, store=store, chunk_size=chunk_size, zstd_level=zstd_level
+    )
     # Enough threads to keep both cores busy while some wait on the store (a put ends with an fsync).
     worker_count = workers or max(2, min(4, 2 * (os.cpu_count() or 1)))
     in_flight_chunks = max(2 * worker_count, _IN_FLIGHT_BUDGET // chunk_size)
