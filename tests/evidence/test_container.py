@@ -44,7 +44,7 @@ from evidence.container import (
     verify_container,
 )
 from evidence.container.format import CHUNK_OVERHEAD, FLAG_UNCOMPRESSED, canonical_json
-from evidence.storage.base import EvidenceStore, ObjectExists, ObjectMissing, RetentionViolation
+from evidence.storage.base import EvidenceStore, ObjectExists, ObjectMissing, RetentionViolation, StoreError
 from evidence.storage.local import LocalWormStore
 
 SMALL_CHUNK = 4096  # the smallest chunk size the format allows: many chunks from little data
@@ -292,6 +292,52 @@ def test_multi_hasher_in_threads_equals_hashing_in_one(evidence_id):
     assert serial.result() == parallel.result() == expected_hashes(data)
 
 
+def test_a_failing_source_or_store_stops_sealing_and_seals_nothing(store, evidence_id, data_key):
+    class Broken(io.RawIOBase):
+        def __init__(self):
+            self._served = 0
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            if self._served > 5 * SMALL_CHUNK:
+                raise OSError("connection reset")
+            buffer[: len(buffer)] = bytes(len(buffer))
+            self._served += len(buffer)
+            return len(buffer)
+
+    threads_before = threading.active_count()
+    with pytest.raises(OSError, match="connection reset"):
+        seal_stream(
+            evidence_id=evidence_id, data_key=data_key, store=store, source=Broken(), facts={}, chunk_size=SMALL_CHUNK
+        )
+
+    class FullDisk(MemoryWormStore):
+        def put(self, key, data, *, length=None):
+            if key.endswith("00000003"):
+                raise StoreError("could not write: No space left on device")
+            super().put(key, data, length=length)
+
+    full_disk, other_id = FullDisk(), uuid.uuid4()
+    with pytest.raises(StoreError, match="No space left"):
+        seal(mixed_bytes(40 * SMALL_CHUNK), store=full_disk, evidence_id=other_id, data_key=data_key)
+
+    for failed_store, failed_id in ((store, evidence_id), (full_disk, other_id)):
+        assert not failed_store.exists(index_key(failed_id)) and not failed_store.exists(manifest_key(failed_id))
+    assert threading.active_count() == threads_before  # no hashing or sealing thread left behind
+
+
+def test_the_zstd_level_changes_size_not_content(store, data_key):
+    data = mixed_bytes(8 * SMALL_CHUNK)
+    fast_id, default_id = uuid.uuid4(), uuid.uuid4()
+    fast = seal(data, store=store, evidence_id=fast_id, data_key=data_key, zstd_level=-5)
+    default = seal(data, store=store, evidence_id=default_id, data_key=data_key)
+
+    assert fast.hashes == default.hashes
+    assert read_back(store=store, evidence_id=fast_id, data_key=data_key) == data
+
+
 # --- writing in any order -------------------------------------------------------------------------
 
 
@@ -327,6 +373,34 @@ def test_a_new_writer_resumes_and_finishes_what_another_wrote(store, evidence_id
     third = ContainerWriter(evidence_id=evidence_id, data_key=data_key, store=store, chunk_size=SMALL_CHUNK)
     third.finish(facts={}, hashes=expected_hashes(data))
 
+    assert read_back(store=store, evidence_id=evidence_id, data_key=data_key) == data
+
+
+def test_chunks_written_from_several_threads_at_once(store, evidence_id, data_key):
+    data = mixed_bytes(64 * SMALL_CHUNK + 5)
+    writer = ContainerWriter(evidence_id=evidence_id, data_key=data_key, store=store, chunk_size=SMALL_CHUNK)
+    pieces = chunks_of(data)
+    random.Random(5).shuffle(pieces)
+    # Every chunk twice: retried requests racing each other must neither fail nor write twice.
+    work = pieces + pieces
+    errors = []
+
+    def write(share):
+        try:
+            for number, plaintext in share:
+                writer.write_chunk(index=number, plaintext=plaintext)
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(work[n::4],)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writer.finish(facts={}, hashes=expected_hashes(data))
+
+    assert errors == []
+    assert store.puts == len(pieces) + 2
     assert read_back(store=store, evidence_id=evidence_id, data_key=data_key) == data
 
 
