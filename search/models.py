@@ -1,1 +1,88 @@
-# Trace models arrive with extraction (#4).
+"""Extraction runs and the traces they produce (DESIGN.md §6, Hansken's trace model).
+
+A trace is keyed by its uid ``<evidence-uuid>:0-3-1-7``; writing the same trace again (a retried or
+redelivered task) updates it in place, so extraction is safe to repeat and never duplicates.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ExtractionRun(models.Model):
+    evidence = models.ForeignKey("evidence.Evidence", on_delete=models.PROTECT, related_name="extraction_runs")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    priority = models.PositiveSmallIntegerField(default=5)
+    priority_reason = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED)
+    tools = models.JSONField(default=dict, blank=True, help_text="Tool name → version")
+    traces = models.PositiveIntegerField(default=0)
+    files = models.PositiveIntegerField(default=0)
+    bytes_processed = models.BigIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0, help_text="Traces that carry a tool error")
+    failure = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    first_trace_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"extraction {self.pk} of {self.evidence_id} ({self.state})"
+
+    @property
+    def rate_bytes_per_second(self) -> float | None:
+        if not self.started_at:
+            return None
+        end = self.finished_at or timezone.now()
+        seconds = max((end - self.started_at).total_seconds(), 0.001)
+        return self.bytes_processed / seconds
+
+    @property
+    def seconds_left(self) -> float | None:
+        rate = self.rate_bytes_per_second
+        size = self.evidence.size or 0
+        if self.state != RunState.RUNNING or not rate or not size:
+            return None
+        return max(size - self.bytes_processed, 0) / rate
+
+
+class Trace(models.Model):
+    uid = models.CharField(max_length=400, unique=True)
+    parent_uid = models.CharField(max_length=400, blank=True, db_index=True)
+    evidence = models.ForeignKey("evidence.Evidence", on_delete=models.PROTECT, related_name="traces")
+    case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="traces")
+    run = models.ForeignKey(ExtractionRun, on_delete=models.PROTECT, related_name="+")
+    ordinal = models.PositiveIntegerField(help_text="Position in the walk's stable order")
+    name = models.CharField(max_length=1000)
+    path = models.TextField()
+    types = models.JSONField(default=list)
+    properties = models.JSONField(default=dict)
+    streams = models.JSONField(default=list)
+    tools = models.JSONField(default=dict)
+    errors = models.JSONField(default=list)
+    deleted = models.BooleanField(default=False)
+    has_errors = models.BooleanField(default=False)
+    text = models.TextField(blank=True, help_text="Bounded full text, for search")
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    extracted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["evidence", "ordinal"]
+        indexes = [models.Index(fields=["case", "evidence", "ordinal"])]
+
+    def __str__(self) -> str:
+        return self.uid

@@ -8,6 +8,7 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0
 os.environ.setdefault("CUSTODIA_DATA_DIR", tempfile.mkdtemp(prefix="custodia-test-"))
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
+os.environ.setdefault("CUSTODIA_EXTRACT_ON_SEAL", "false")  # tests start extraction runs explicitly
 # A fixed master key for the local keystore of the tests only (base64 of 32 bytes).
 os.environ.setdefault("CUSTODIA_MASTER_KEY", "dGVzdC1tYXN0ZXIta2V5LW5vdC1mb3ItcHJvZC0zMmI=")
 

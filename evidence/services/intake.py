@@ -26,6 +26,7 @@ from evidence.intake.paths import ImportPathRefused, resolve_import_path
 from evidence.models import Evidence, EvidenceChunk, EvidenceKind, EvidenceSource, EvidenceState
 from evidence.services.registration import data_key_for, evidence_register, normalise_declared_hashes
 from evidence.services.upload import declared_mismatches
+from evidence.signals import evidence_sealed
 from evidence.storage.base import StoreError, get_store
 
 logger = logging.getLogger(__name__)
@@ -113,13 +114,17 @@ def evidence_import(
         declared_sha1=declared.get("sha1", ""),
         declared_sha256=declared.get("sha256", ""),
     )
+    segment_sizes = [{"name": path.name, "size": path.stat().st_size} for path in segments]
     Evidence.objects.filter(pk=evidence.pk).update(
-        state=EvidenceState.RECEIVING, format=detected.format, format_details=detected.details
+        state=EvidenceState.RECEIVING,
+        format=detected.format,
+        # The segment sizes let extraction cut the sealed concatenation back into the files libewf expects.
+        format_details={**detected.details, "segments": segment_sizes},
     )
     evidence.refresh_from_db()
     facts = {
         "source": "server_import",
-        "segments": [{"name": path.name, "size": path.stat().st_size} for path in segments],
+        "segments": segment_sizes,
         "format": detected.format,
         "format_details": detected.details,
     }
@@ -231,6 +236,8 @@ def _record_sealed(
             "ewf_check": ewf_check,
         },
     )
+    sealed = evidence
+    transaction.on_commit(lambda: evidence_sealed.send(sender=Evidence, evidence=sealed))
     return evidence
 
 

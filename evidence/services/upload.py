@@ -35,6 +35,7 @@ from evidence.intake.hashing import ResumableHasher
 from evidence.models import Evidence, EvidenceChunk, EvidenceState
 from evidence.selectors import evidence_get, evidence_received_ranges
 from evidence.services.registration import data_key_for
+from evidence.signals import evidence_sealed
 from evidence.storage.base import ObjectExists, StoreError, get_store
 
 _RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+)$")
@@ -381,6 +382,8 @@ def _finish_seal(*, actor: User | None, evidence: Evidence, hashes: dict[str, st
             "format": evidence.format,
         },
     )
+    sealed = evidence
+    transaction.on_commit(lambda: evidence_sealed.send(sender=Evidence, evidence=sealed))
     return evidence
 
 

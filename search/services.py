@@ -1,0 +1,355 @@
+"""Writes of the search app: extraction runs and the traces they publish.
+
+An extraction reads sealed evidence only through the container's file object (no decrypted copy), walks it
+with the storage-media walker, runs the content tools on the files they understand, and publishes traces in
+small batches (every ``BATCH_TRACES`` traces or ``BATCH_SECONDS``), each batch its own transaction, so they
+are searchable while the run goes on. Traces are upserted by uid: a retried or redelivered run rewrites the
+same rows and never duplicates them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
+from dataclasses import asdict
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+from cases import permissions as perms
+from cases.models import User
+from custodia.errors import Conflict
+from evidence.container.reader import open_container
+from evidence.intake.formats import slice_segments
+from evidence.models import Evidence, EvidenceState
+from evidence.selectors import evidence_get
+from evidence.services.escrow import secret_values_for_extraction
+from evidence.services.registration import data_key_for
+from evidence.storage.base import get_store
+from search.extraction import source as media_source
+from search.extraction.tools import TOOLS, analyse, tool_versions
+from search.extraction.tools.base import Limits
+from search.extraction.traces import TraceRecord, child_uid
+from search.extraction.walker import WalkOptions, walk_image
+from search.models import ExtractionRun, RunState, Trace
+from search.priority import extraction_priority
+
+logger = logging.getLogger(__name__)
+
+BATCH_TRACES = 500
+BATCH_SECONDS = 2.0
+# Files larger than this are hashed and typed by the walker, but not opened by the content tools.
+TOOL_MAX_BYTES = 256 * 1024 * 1024
+TEXT_MAX_CHARS = 1_000_000
+
+# Escrowed secret kinds (evidence.models.SecretKind) → the walker's credential names.
+SECRET_CREDENTIALS = {
+    "bitlocker_password": "password",
+    "bitlocker_recovery_password": "recovery_password",
+    "bitlocker_startup_key": "startup_key",
+    "luks_passphrase": "passphrase",
+}
+
+
+def extraction_start(*, actor: User | None, evidence: Evidence) -> ExtractionRun:
+    """Queue an extraction run (``actor`` None: the automatic run after sealing)."""
+    from search.tasks import run_extraction
+
+    with transaction.atomic():
+        if actor is not None:
+            evidence = evidence_get(user=actor, evidence_id=evidence.pk, permission=perms.EXTRACT_EVIDENCE)
+        evidence = Evidence.objects.select_for_update().select_related("case").get(pk=evidence.pk)
+        if not evidence.is_sealed:
+            raise Conflict("Only sealed evidence can be extracted.", code="not_sealed")
+        if ExtractionRun.objects.filter(evidence=evidence, state__in=[RunState.QUEUED, RunState.RUNNING]).exists():
+            raise Conflict("An extraction of this evidence is already queued or running.", code="already_running")
+        priority, reason = extraction_priority(case=evidence.case, evidence=evidence, requested=actor is not None)
+        run = ExtractionRun.objects.create(
+            evidence=evidence, started_by=actor, priority=priority, priority_reason=reason
+        )
+        audit_record(
+            action="evidence.extract.start",
+            actor=actor,
+            target_type="evidence",
+            target_id=evidence.pk,
+            case_id=evidence.case_id,
+            details={"run": run.pk, "priority": priority, "priority_reason": reason},
+        )
+        transaction.on_commit(lambda: run_extraction.apply_async(args=[run.pk], priority=priority))
+    return run
+
+
+def _secrets_for(evidence: Evidence) -> list[dict]:
+    secrets = []
+    for secret in secret_values_for_extraction(evidence=evidence):
+        credential = SECRET_CREDENTIALS.get(secret["kind"])
+        if credential:
+            value = secret["value"]
+            if credential != "startup_key":
+                value = value.decode("utf-8", errors="replace")
+            secrets.append({"kind": credential, "value": value})
+    return secrets
+
+
+def _walk_options(evidence: Evidence, reader) -> tuple[WalkOptions, dict]:
+    """Name the evidence file as acquired (E01 segments, VMDK extents are found by name)."""
+    names = [name.strip() for name in evidence.original_name.split(",") if name.strip()]
+    segments = (evidence.format_details or {}).get("segments") or []
+    if len(segments) > 1:
+        slices = slice_segments(stream=reader, sizes=[s["size"] for s in segments], names=[s["name"] for s in segments])
+        files = {s["name"]: piece for s, piece in zip(segments, slices, strict=True)}
+        first = segments[0]["name"]
+        related = {name: piece for name, piece in files.items() if name != first}
+        return WalkOptions(file_name=first, related_files=related), files
+    name = names[0] if names else "image.raw"
+    return WalkOptions(file_name=name), {name: reader}
+
+
+def _entropy(data: bytes) -> float:
+    if not data:
+        return 0.0
+    counts = [0] * 256
+    for byte in data:
+        counts[byte] += 1
+    total = len(data)
+    return -sum(c / total * math.log2(c / total) for c in counts if c)
+
+
+def _child_streams(data: bytes) -> list[dict]:
+    return [
+        {
+            "name": "raw",
+            "size": len(data),
+            "data_path": "",
+            "md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+            "sha1": hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "entropy": round(_entropy(data[: 1 << 20]), 4),
+            "mime_type": None,
+        }
+    ]
+
+
+def _tool_children(*, record: TraceRecord, analysed) -> Iterator[dict]:
+    """Traces found inside a file by the content tools (archive members, e-mails, visits…)."""
+
+    def walk(node, uid: str, path: str) -> Iterator[dict]:
+        for ordinal, child in enumerate(node.children, start=1):
+            uid_child = child_uid(parent_uid=uid, ordinal=ordinal)
+            path_child = path.rstrip("/") + "/" + child.name
+            data = child.read() if child.data is not None else None
+            yield {
+                "uid": uid_child,
+                "parent_uid": uid,
+                "name": child.name[:1000],
+                "path": path_child,
+                "types": list(child.types),
+                "properties": child.properties,
+                "streams": _child_streams(data) if data is not None else [],
+                "tools": {k: [v.name, v.version] for k, v in child.tools.items()},
+                "errors": [{"tool": e.tool, "message": e.message, "stream": e.stream} for e in child.errors],
+                "deleted": record.deleted,
+                "text": (child.text or "")[:TEXT_MAX_CHARS],
+            }
+            yield from walk(child, uid_child, path_child)
+
+    yield from walk(analysed, record.uid, record.path)
+
+
+def _analyse_file(*, record: TraceRecord, resolver_context) -> object | None:
+    raw = record.stream("raw")
+    if raw is None or "file" not in record.types or not raw.size or raw.size > TOOL_MAX_BYTES:
+        return None
+    mime_type = raw.mime_type or ""
+    if not any(tool.accepts(mime_type=mime_type, name=record.name, head=b"") for tool in TOOLS):
+        return None
+
+    def opener():
+        # dfVFS file objects have close() but are not context managers; the tools open with `with`.
+        return closing(media_source.open_data_path(data_path=raw.data_path, resolver_context=resolver_context))
+
+    return analyse(stream_opener=opener, name=record.name, mime_type=mime_type, limits=Limits(), path=record.path)
+
+
+def _row(*, record: TraceRecord, analysed) -> dict:
+    properties = dict(record.properties)
+    types = list(record.types)
+    tools = {k: [v.name, v.version] for k, v in record.tools.items()}
+    errors = [{"tool": e.tool, "message": e.message, "stream": e.stream} for e in record.errors]
+    text = ""
+    if analysed is not None:
+        for key, value in analysed.properties.items():
+            properties.setdefault(key, value)
+        types += [t for t in analysed.types if t not in types]
+        tools.update({k: [v.name, v.version] for k, v in analysed.tools.items()})
+        errors += [{"tool": e.tool, "message": e.message, "stream": e.stream} for e in analysed.errors]
+        text = (analysed.text or "")[:TEXT_MAX_CHARS]
+    return {
+        "uid": record.uid,
+        "parent_uid": record.parent_uid or "",
+        "name": record.name[:1000],
+        "path": record.path,
+        "types": types,
+        "properties": properties,
+        "streams": [asdict(stream) for stream in record.streams],
+        "tools": tools,
+        "errors": errors,
+        "deleted": record.deleted,
+        "text": text,
+    }
+
+
+class _Publisher:
+    """Collects trace rows and commits them in small batches, keeping the run's counters current."""
+
+    UPDATE_FIELDS = [
+        "parent_uid",
+        "run",
+        "ordinal",
+        "name",
+        "path",
+        "types",
+        "properties",
+        "streams",
+        "tools",
+        "errors",
+        "deleted",
+        "has_errors",
+        "text",
+        "sha256",
+        "extracted_at",
+    ]
+
+    def __init__(self, run: ExtractionRun):
+        self.run = run
+        self.rows: list[Trace] = []
+        self.files = self.bytes = self.errors = 0
+        self.ordinal = 0
+        self.last_flush = time.monotonic()
+
+    def add(self, row: dict) -> None:
+        self.ordinal += 1
+        raw = next((s for s in row["streams"] if s.get("name") == "raw"), None)
+        if "file" in row["types"]:
+            self.files += 1
+            self.bytes += raw["size"] if raw else 0
+        self.errors += bool(row["errors"])
+        self.rows.append(
+            Trace(
+                evidence_id=self.run.evidence_id,
+                case_id=self.run.evidence.case_id,
+                run=self.run,
+                ordinal=self.ordinal,
+                has_errors=bool(row["errors"]),
+                sha256=(raw or {}).get("sha256") or "",
+                **row,
+            )
+        )
+        if len(self.rows) >= BATCH_TRACES or time.monotonic() - self.last_flush >= BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        with transaction.atomic():
+            Trace.objects.bulk_create(
+                self.rows, update_conflicts=True, unique_fields=["uid"], update_fields=self.UPDATE_FIELDS
+            )
+            ExtractionRun.objects.filter(pk=self.run.pk).update(
+                traces=self.ordinal,
+                files=self.files,
+                bytes_processed=self.bytes,
+                errors=self.errors,
+                first_trace_at=self.run.first_trace_at or timezone.now(),
+            )
+        self.run.first_trace_at = self.run.first_trace_at or timezone.now()
+        self.rows = []
+        self.last_flush = time.monotonic()
+
+
+def extraction_execute(*, run_id: int) -> ExtractionRun:
+    """The body of the extraction task. Safe to run again for the same run (redelivery): rows are upserted."""
+    run = ExtractionRun.objects.select_related("evidence", "evidence__case").get(pk=run_id)
+    if run.state in (RunState.DONE, RunState.FAILED):
+        return run
+    evidence = run.evidence
+    ExtractionRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING, started_at=timezone.now())
+    Evidence.objects.filter(pk=evidence.pk).update(state=EvidenceState.EXTRACTING)
+    run.refresh_from_db()
+    publisher = _Publisher(run)
+    versions = {**tool_versions(), **_media_tool_versions()}
+    try:
+        with ExitStack() as stack:
+            reader = stack.enter_context(
+                open_container(evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store())
+            )
+            options, files = _walk_options(evidence, reader)
+            resolver_context = media_source.EvidenceResolverContext(files=files)
+            for record in walk_image(
+                file_object=reader, evidence_id=str(evidence.pk), secrets=_secrets_for(evidence), options=options
+            ):
+                analysed = _analyse_file(record=record, resolver_context=resolver_context)
+                publisher.add(_row(record=record, analysed=analysed))
+                if analysed is not None:
+                    for child in _tool_children(record=record, analysed=analysed):
+                        publisher.add(child)
+            publisher.flush()
+    except Exception as exc:  # a run that cannot go on is recorded, audited and left; nothing is lost
+        logger.exception("extraction run %s failed", run.pk)
+        publisher.flush()
+        with transaction.atomic():
+            ExtractionRun.objects.filter(pk=run.pk).update(
+                state=RunState.FAILED, failure=f"{exc.__class__.__name__}: {exc}"[:2000], finished_at=timezone.now()
+            )
+            Evidence.objects.filter(pk=evidence.pk).update(state=EvidenceState.SEALED)
+            audit_record(
+                action="evidence.extract",
+                outcome="failed",
+                target_type="evidence",
+                target_id=evidence.pk,
+                case_id=evidence.case_id,
+                details={"run": run.pk, "error": exc.__class__.__name__, "traces": publisher.ordinal},
+            )
+        run.refresh_from_db()
+        return run
+    with transaction.atomic():
+        ExtractionRun.objects.filter(pk=run.pk).update(state=RunState.DONE, finished_at=timezone.now(), tools=versions)
+        # Traces of an earlier run that this run no longer produced do not linger.
+        stale = Trace.objects.filter(evidence=evidence).exclude(run=run)
+        stale.delete()
+        Evidence.objects.filter(pk=evidence.pk).update(state=EvidenceState.EXTRACTED)
+        audit_record(
+            action="evidence.extract",
+            target_type="evidence",
+            target_id=evidence.pk,
+            case_id=evidence.case_id,
+            details={
+                "run": run.pk,
+                "traces": publisher.ordinal,
+                "files": publisher.files,
+                "bytes": publisher.bytes,
+                "traces_with_errors": publisher.errors,
+                "tools": versions,
+            },
+        )
+    run.refresh_from_db()
+    return run
+
+
+def _media_tool_versions() -> dict[str, str]:
+    import dfvfs
+    import pytsk3
+
+    return {"dfvfs": dfvfs.__version__, "pytsk3": pytsk3.TSK_VERSION_STR}
+
+
+def extract_on_seal(*, evidence: Evidence) -> None:
+    """Receiver of ``evidence_sealed``: start the automatic run when the setting asks for it."""
+    if settings.CUSTODIA_EXTRACT_ON_SEAL:
+        extraction_start(actor=None, evidence=evidence)
