@@ -1,0 +1,10 @@
+from django.urls import path
+
+from search import views
+
+app_name = "search"
+
+urlpatterns = [
+    path("evidence/<uuid:evidence_id>/extractions/", views.evidence_extractions, name="extractions"),
+    path("evidence/<uuid:evidence_id>/extract/", views.evidence_extract, name="extract"),
+]
