@@ -19,6 +19,7 @@ from tests.cases.test_permission_grid import (
 CASE_TEAM = EVERYONE_IN_CASE - {"orgadmin"}  # an org admin manages members but sees no evidence
 CUSTODIANS = frozenset({"custodian"})
 REVEALERS = frozenset({"custodian", "investigator"})
+EXTRACTORS = frozenset({"investigator"})
 
 API = [
     Endpoint("GET", "/api/cases/{case}/evidence/", CASE_TEAM),
@@ -31,6 +32,8 @@ API = [
     Endpoint(
         "POST", "/api/evidence/{evidence}/secrets/", CUSTODIANS, {"kind": "luks_passphrase", "name": "x", "value": "y"}
     ),
+    Endpoint("POST", "/api/evidence/{evidence}/extract", EXTRACTORS),
+    Endpoint("GET", "/api/evidence/{evidence}/extractions/", CASE_TEAM),
 ]
 PAGES = [
     Endpoint("GET", "/cases/{case}/evidence/", CASE_TEAM),
@@ -39,6 +42,8 @@ PAGES = [
     Endpoint(
         "POST", "/evidence/{evidence}/secrets/add/", CUSTODIANS, {"kind": "luks_passphrase", "name": "x", "value": "y"}
     ),
+    Endpoint("GET", "/evidence/{evidence}/extractions/", CASE_TEAM),
+    Endpoint("POST", "/evidence/{evidence}/extract/", EXTRACTORS),
 ]
 assert AUDITORS  # the audit endpoints themselves are in the cases grid
 
