@@ -393,7 +393,10 @@ def _detect_uploaded_format(*, evidence: Evidence, data_key: bytes) -> None:
         evidence.format, evidence.format_details = "file", {"empty": True}
         return
     opener, store = ChunkOpener(evidence_id=evidence.pk, data_key=data_key), get_store()
-    chunks = {c.index: c for c in EvidenceChunk.objects.filter(evidence=evidence, index__in=[0, _last_index(evidence)])}
+    last = _last_index(evidence)
+    # The tail may straddle the last two chunks when the last one is shorter than the tail.
+    wanted = {0, last, max(0, last - 1)}
+    chunks = {c.index: c for c in EvidenceChunk.objects.filter(evidence=evidence, index__in=wanted)}
 
     def plaintext(index: int) -> bytes:
         chunk = chunks[index]
@@ -402,7 +405,6 @@ def _detect_uploaded_format(*, evidence: Evidence, data_key: bytes) -> None:
         )
 
     head = plaintext(0)[:HEAD_SIZE]
-    last = _last_index(evidence)
     tail = (plaintext(last) if last else head)[-TAIL_SIZE:]
     if last and len(tail) < TAIL_SIZE:
         tail = (plaintext(last - 1) + plaintext(last))[-TAIL_SIZE:]

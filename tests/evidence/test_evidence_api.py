@@ -210,3 +210,14 @@ def test_a_connection_dropped_mid_range_keeps_the_whole_chunks(demo, register, s
     evidence.refresh_from_db()
     assert evidence.received_bytes == (cut // CHUNK) * CHUNK
     assert AuditEvent.objects.filter(action="evidence.upload.truncated", target_id=body["id"]).exists()
+
+
+def test_an_upload_whose_last_chunk_is_shorter_than_the_tail_seals(api, register):
+    import os
+
+    data = os.urandom(2 * CHUNK + 99)
+    body = register()
+    upload_all(api, body["id"], data)
+    sealed = api.post(f"/api/evidence/{body['id']}/seal")
+    assert sealed.status_code == 200, sealed.content
+    assert sealed.json()["sha256"] == hashes_of(data)["sha256"]
