@@ -61,6 +61,7 @@ test: system-packages venv node-tools lint
 run: venv $(DATA_DIR)/keys/master.key
 	$(PY) manage.py migrate --noinput
 	DEMO_PASSWORD=$(DEMO_PASSWORD) $(PY) manage.py seed_demo
+	CUSTODIA_MASTER_KEY_FILE=$(DATA_DIR)/keys/master.key $(PY) manage.py seed_demo_evidence
 	@echo
 	@echo "  Custodia is starting at http://$(HOST):$(PORT)/"
 	@echo "  Log in as custodian, investigator, detective, prosecutor or orgadmin; password: $(DEMO_PASSWORD)"

@@ -147,3 +147,13 @@ def test_e01_stored_md5_is_checked_against_its_media(demo, api, settings):
     check = body["format_details"]["ewf_check"]
     assert check["checked"] is True and check["matches"] is True
     assert check["stored_md5"] == check["media_md5"]
+
+
+@pytest.mark.corpus
+def test_demo_evidence_is_seeded_once(demo):
+    require_corpus("files/dfvfs/ext2.E01")
+    out = io.StringIO()
+    call_command("seed_demo_evidence", stdout=out)
+    call_command("seed_demo_evidence", stdout=out)
+    assert Evidence.objects.filter(case=demo.case, state="sealed").count() == 1
+    assert "already has evidence" in out.getvalue()
