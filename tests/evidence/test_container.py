@@ -893,3 +893,22 @@ def test_pytsk3_reads_a_volume_system_through_the_container(store, evidence_id, 
     plain = pytsk3.Img_Info(str(path))
     assert partitions(SealedImage(sealed)) == partitions(plain)
     assert len(partitions(plain)) > 1
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("name", ["dfvfs/ext2.E01", "dfvfs/ext2.vhd"])
+def test_dfvfs_walks_the_sealed_image_as_it_walks_the_original(name, store, evidence_id, data_key):
+    # The extraction reads evidence only through the container: it must see exactly the same traces.
+    walker = pytest.importorskip("search.extraction.walker", reason="dfVFS extraction is not installed")
+    path, _ = corpus_file(name)
+    seal(path.read_bytes(), store=store, evidence_id=evidence_id, data_key=data_key, chunk_size=64 << 10)
+
+    def traces_of(file_object) -> list[dict]:
+        options = walker.WalkOptions(file_name=path.name)
+        return [t.to_dict() for t in walker.walk_image(file_object=file_object, evidence_id="ev", options=options)]
+
+    with path.open("rb") as original:
+        expected = traces_of(original)
+    with open_container(evidence_id=evidence_id, data_key=data_key, store=store) as sealed:
+        assert traces_of(sealed) == expected
+    assert any("passwords.txt" in trace["name"] for trace in expected)
