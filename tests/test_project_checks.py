@@ -82,3 +82,18 @@ def test_compose_file_is_accepted_by_docker_compose():
         [compose, "-f", "docker/compose.yml", "config", "-q"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_worker_started_like_make_run_finds_its_settings():
+    """`celery -A custodia worker` with no DJANGO_SETTINGS_MODULE must load the same settings as manage.py."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CUSTODIA_"))}
+    env["CUSTODIA_DATA_DIR"] = tempfile.mkdtemp(prefix="custodia-worker-")
+    result = subprocess.run(
+        [sys.executable, "-c", "import custodia.celery, django; django.setup(); print('ok')"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
