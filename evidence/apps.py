@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class EvidenceConfig(AppConfig):
     name = "evidence"
     verbose_name = "Evidence custody"
+
+    def ready(self) -> None:
+        from evidence import checks  # noqa: F401 - registers the start-up checks

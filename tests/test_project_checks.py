@@ -25,9 +25,14 @@ def test_production_settings_pass_check_deploy():
         "DJANGO_SECRET_KEY": "a-real-production-secret-" + "k9Xw2" * 10,
         "DJANGO_ALLOWED_HOSTS": "custodia.example.org",
         "CUSTODIA_DATA_DIR": tempfile.mkdtemp(prefix="custodia-deploy-"),
+        "CUSTODIA_MASTER_KEY": "dGVzdC1tYXN0ZXIta2V5LW5vdC1mb3ItcHJvZC0zMmI=",
     }
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+    env.pop("CUSTODIA_MASTER_KEY")
+    result = manage("check", "--deploy", env=env)
+    assert result.returncode != 0
+    assert "custodia.E002" in result.stderr and "master key" in result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key():
