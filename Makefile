@@ -76,6 +76,7 @@ run: venv $(DATA_DIR)/keys/master.key
 screenshots: venv
 	CUSTODIA_SCREENSHOT_DIR=$(CURDIR)/var/screenshots $(PY) -m pytest -q -p no:cacheprovider tests/browser
 	cp var/screenshots/case-detail.png docs/screenshot.png
+	cp var/screenshots/evidence-detail.png docs/evidence.png
 
 clean:
 	rm -rf $(VENV) node_modules var
