@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 import mimetypes
 import os
@@ -1017,6 +1018,45 @@ def _tsk_sort_key(entry) -> tuple:
     return (raw_name, meta_address, unallocated)
 
 
+class _TskDataPaths:
+    """The data path of a TSK stream exactly as ``source.serialise_path_spec`` writes it, without a path
+    spec and a JSON encoding of the whole chain per stream: the parent chain is encoded once per file
+    system. dfVFS orders keys by a frozenset (an order that varies between processes), so the order is
+    learnt from one real serialisation, and the first stream of each file system is checked against it.
+    """
+
+    _PROPERTY_NAMES = ("inode", "location", "data_stream")
+
+    def __init__(self, *, volume_spec):
+        self.volume_spec = volume_spec
+        probe = json.loads(self._slow(inode=1, location="/probe", data_stream="probe"))
+        self._key_order = [key for key in probe if key in self._PROPERTY_NAMES]
+        self._parent_json = json.dumps(probe["parent"])
+        self._checked = False
+
+    def _slow(self, *, inode: int, location: str, data_stream: str | None) -> str:
+        properties: dict[str, Any] = {"inode": inode, "location": location, "parent": self.volume_spec}
+        if data_stream:
+            properties["data_stream"] = data_stream
+        return source.serialise_path_spec(
+            path_spec_factory.Factory.NewPathSpec(dfvfs_definitions.TYPE_INDICATOR_TSK, **properties)
+        )
+
+    def data_path(self, *, inode: int, location: str, data_stream: str | None) -> str:
+        values = {"inode": inode, "location": location, "data_stream": data_stream}
+        fields = "".join(
+            f"{json.dumps(key)}: {json.dumps(values[key])}, " for key in self._key_order if values[key] is not None
+        )
+        fast = f'{{"__type__": "PathSpec", {fields}"parent": {self._parent_json}, "type_indicator": "TSK"}}'
+        if not self._checked:
+            slow = self._slow(inode=inode, location=location, data_stream=data_stream)
+            if slow != fast:  # never seen; should dfVFS change its encoding, be slow rather than different
+                self.data_path = self._slow  # type: ignore[method-assign]
+                return slow
+            self._checked = True
+        return fast
+
+
 class _TskWalk:
     """The walk of one TSK file system: folders and files, allocated and deleted, like ``fls -r -p``."""
 
@@ -1025,6 +1065,7 @@ class _TskWalk:
         self.fs_info = fs_info
         self.volume_spec = volume_spec
         self.is_ntfs = is_ntfs
+        self.data_paths = _TskDataPaths(volume_spec=volume_spec)
 
     def children(
         self,
@@ -1153,11 +1194,8 @@ class _TskWalk:
             return
         for stream_name, size, attribute_type, attribute_id in streams:
             data_stream = stream_name.split(":", 1)[1] if ":" in stream_name else None
-            spec_properties: dict[str, Any] = {"inode": inode, "location": path_in_fs, "parent": self.volume_spec}
-            if data_stream:
-                spec_properties["data_stream"] = data_stream
-            stream_spec = path_spec_factory.Factory.NewPathSpec(dfvfs_definitions.TYPE_INDICATOR_TSK, **spec_properties)
-            stream = DataStream(name=stream_name, size=size, data_path=source.serialise_path_spec(stream_spec))
+            data_path = self.data_paths.data_path(inode=inode, location=path_in_fs, data_stream=data_stream or None)
+            stream = DataStream(name=stream_name, size=size, data_path=data_path)
             trace.streams.append(stream)
             if self.is_ntfs and inode == NTFS_BAD_CLUSTERS_INODE and stream_name == "ads:$Bad":
                 # $BadClus:$Bad is a sparse map as large as the volume; TSK (and icat) give no bytes for it.
