@@ -221,3 +221,23 @@ def test_an_upload_whose_last_chunk_is_shorter_than_the_tail_seals(api, register
     sealed = api.post(f"/api/evidence/{body['id']}/seal")
     assert sealed.status_code == 200, sealed.content
     assert sealed.json()["sha256"] == hashes_of(data)["sha256"]
+
+
+def test_a_full_disk_refuses_the_range_and_records_nothing(api, register, sample, monkeypatch):
+    from evidence.models import EvidenceChunk
+    from evidence.storage.base import StoreError
+
+    body = register()
+    store = get_store()
+
+    def disk_full(key, data, *, length=None):
+        raise StoreError("No space left on device")
+
+    monkeypatch.setattr(store, "put", disk_full)
+    response = put_range(api, body["id"], sample, 0, CHUNK, len(sample))
+    assert response.status_code == 503
+    assert "No space left" in response.json()["detail"]
+    assert not EvidenceChunk.objects.filter(evidence_id=body["id"]).exists()
+    assert evidence_row(body["id"]).received_bytes == 0
+    failed = AuditEvent.objects.filter(target_id=body["id"], outcome="failed").last()
+    assert failed is not None and failed.details["status"] == 503
