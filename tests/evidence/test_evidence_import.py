@@ -157,3 +157,22 @@ def test_demo_evidence_is_seeded_once(demo):
     call_command("seed_demo_evidence", stdout=out)
     assert Evidence.objects.filter(case=demo.case, state="sealed").count() == 1
     assert "already has evidence" in out.getvalue()
+
+
+def test_a_corrupt_image_is_refused_with_its_format_named(demo, api, import_root):
+    (import_root / "laptop.E01").write_bytes(b"this is not an EWF file" * 100)
+    api.as_user(demo.custodian)
+    response = api.post("/api/evidence/import", import_body(demo, [import_root / "laptop.E01"]), format="json")
+    assert response.status_code == 400
+    assert "E01" in response.json()["detail"] or "EWF" in response.json()["detail"]
+    assert not Evidence.objects.exists()
+
+
+def test_a_split_image_with_a_missing_segment_is_refused(demo, api, import_root):
+    for name in ("disk.001", "disk.003"):
+        (import_root / name).write_bytes(os.urandom(1000))
+    api.as_user(demo.custodian)
+    body = import_body(demo, [import_root / "disk.001", import_root / "disk.003"])
+    response = api.post("/api/evidence/import", body, format="json")
+    assert response.status_code == 400
+    assert "disk.002" in response.json()["detail"]
