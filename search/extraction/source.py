@@ -16,6 +16,7 @@ readers and calling :func:`open_data_path`.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import BinaryIO
@@ -287,8 +288,11 @@ def root_path_spec(*, file_name: str) -> EvidencePathSpec:
 
 
 def serialise_path_spec(path_spec) -> str:
-    """The whole path-spec chain as JSON: the trace's data path (no bytes, no secrets)."""
-    return json_serializer.JsonPathSpecSerializer.WriteSerialized(path_spec)
+    """The whole path-spec chain as JSON: the trace's data path (no bytes, no secrets).
+
+    dfVFS writes keys in an order that follows Python's per-process hash seed; sorting them makes the same
+    trace carry the same data path in every worker process (extraction must be deterministic)."""
+    return json.dumps(json.loads(json_serializer.JsonPathSpecSerializer.WriteSerialized(path_spec)), sort_keys=True)
 
 
 def deserialise_path_spec(data_path: str):

@@ -1021,8 +1021,8 @@ def _tsk_sort_key(entry) -> tuple:
 class _TskDataPaths:
     """The data path of a TSK stream exactly as ``source.serialise_path_spec`` writes it, without a path
     spec and a JSON encoding of the whole chain per stream: the parent chain is encoded once per file
-    system. dfVFS orders keys by a frozenset (an order that varies between processes), so the order is
-    learnt from one real serialisation, and the first stream of each file system is checked against it.
+    system. Keys are in sorted order, as ``serialise_path_spec`` writes them, and the first stream of each
+    file system is checked against a real serialisation.
     """
 
     _PROPERTY_NAMES = ("inode", "location", "data_stream")
@@ -1030,8 +1030,9 @@ class _TskDataPaths:
     def __init__(self, *, volume_spec):
         self.volume_spec = volume_spec
         probe = json.loads(self._slow(inode=1, location="/probe", data_stream="probe"))
-        self._key_order = [key for key in probe if key in self._PROPERTY_NAMES]
-        self._parent_json = json.dumps(probe["parent"])
+        # serialise_path_spec sorts keys, and these three sort between "__type__" and "parent".
+        self._key_order = sorted(key for key in probe if key in self._PROPERTY_NAMES)
+        self._parent_json = json.dumps(probe["parent"], sort_keys=True)
         self._checked = False
 
     def _slow(self, *, inode: int, location: str, data_stream: str | None) -> str:
