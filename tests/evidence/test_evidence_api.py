@@ -241,3 +241,20 @@ def test_a_full_disk_refuses_the_range_and_records_nothing(api, register, sample
     assert evidence_row(body["id"]).received_bytes == 0
     failed = AuditEvent.objects.filter(target_id=body["id"], outcome="failed").last()
     assert failed is not None and failed.details["status"] == 503
+
+
+def test_the_periodic_check_verifies_every_sealed_item(api, register, sample, monkeypatch):
+    from evidence import tasks
+
+    sealed = register()
+    upload_all(api, sealed["id"], sample)
+    api.post(f"/api/evidence/{sealed['id']}/seal")
+    register()  # not sealed: nothing to verify
+    queued = []
+    monkeypatch.setattr(tasks.verify_evidence, "delay", lambda evidence_id: queued.append(evidence_id))
+    assert tasks.verify_all_evidence() == 1
+    assert queued == [sealed["id"]]
+    report = tasks.verify_evidence(queued[0])
+    assert report["ok"] is True
+    event = AuditEvent.objects.filter(action="evidence.verify", target_id=sealed["id"]).last()
+    assert (event.actor, event.details["scheduled"]) == ("system", True)
