@@ -56,3 +56,19 @@ class TraceSerializer(serializers.ModelSerializer):
             "extracted_at",
         ]
         read_only_fields = fields
+
+
+class SearchRequestSerializer(serializers.Serializer):
+    query = serializers.CharField(allow_blank=True, default="", max_length=4096, trim_whitespace=False)
+    facets = serializers.ListField(child=serializers.CharField(max_length=40), required=False, allow_null=True)
+    sort = serializers.CharField(allow_blank=True, default="", max_length=40)
+    limit = serializers.IntegerField(default=50)
+    cursor = serializers.CharField(allow_blank=True, allow_null=True, default=None, max_length=100)
+    properties = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_null=True)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)

@@ -9,6 +9,7 @@ urlpatterns = [
         views.EvidenceExtractionsView.as_view(),
         name="api-evidence-extractions",
     ),
+    path("cases/<int:case_id>/traces/search", views.TraceSearchView.as_view(), name="api-trace-search"),
     path("cases/<int:case_id>/traces/<str:trace_uid>", views.TraceDetailView.as_view(), name="api-trace-detail"),
     path(
         "cases/<int:case_id>/traces/<str:trace_uid>/children",

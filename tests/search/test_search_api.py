@@ -1,0 +1,100 @@
+"""Trace search over the API on traces extracted from a real image."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.models import AuditEvent
+from search.services import extraction_execute, extraction_start
+from tests.corpus import require_corpus, testdata_dir
+
+
+@pytest.fixture
+def extracted(demo, api, settings):
+    from evidence.models import Evidence
+
+    settings.CUSTODIA_IMPORT_ROOTS = [testdata_dir() / "files"]
+    api.as_user(demo.custodian)
+    path = str(require_corpus("files/dfvfs/ext2.E01"))
+    body = api.post("/api/evidence/import", {"case": demo.case.pk, "paths": [path]}, format="json").json()
+    run = extraction_start(actor=demo.investigator, evidence=Evidence.objects.get(pk=body["id"]))
+    extraction_execute(run_id=run.pk)
+    return body["id"]
+
+
+def search(api, demo, **body):
+    return api.post(f"/api/cases/{demo.case.pk}/traces/search", body, format="json")
+
+
+@pytest.mark.corpus
+def test_a_word_finds_the_file_and_the_query_is_audited(demo, api, extracted):
+    api.as_user(demo.detective)
+    response = search(api, demo, query="passwords")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    names = [hit["name"] for hit in body["hits"]]
+    assert "passwords.txt" in names
+    assert body["total"] == len(names)
+    event = AuditEvent.objects.filter(action="api-trace-search.access", actor="detective").last()
+    assert event.details["query"] == "passwords"
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("name:passwords.txt", {"passwords.txt"}),
+        ('name="passwords.txt"', {"passwords.txt"}),
+        ("file.size=116 AND type:file", {"passwords.txt"}),
+        ("name:passw*", {"passwords.txt"}),
+        ("name:a_* AND type:folder", {"a_directory"}),  # a folder is a file too, as in Hansken
+        ("name:a_* NOT type:folder", {"a_file", "a_link"}),
+        ("path:a_directory AND NOT type:folder", {"a_file", "another_file"}),
+        ("(name:a_file OR name:another_file) AND file.size>0", {"a_file", "another_file"}),
+        ("deleted:true", set()),
+    ],
+)
+def test_property_queries(demo, api, extracted, query, expected):
+    api.as_user(demo.detective)
+    body = search(api, demo, query=query).json()
+    assert {hit["name"] for hit in body["hits"]} == expected, body
+
+
+@pytest.mark.corpus
+def test_facets_count_and_a_facet_value_narrows(demo, api, extracted):
+    api.as_user(demo.detective)
+    body = search(api, demo, query="", facets=["type", "deleted"]).json()
+    types = {entry["value"]: entry["count"] for entry in body["facets"]["type"]}
+    assert types["file"] > 0 and types["fileSystem"] == 1
+    narrowed = search(api, demo, query="type:fileSystem").json()
+    assert narrowed["total"] == 1
+
+
+@pytest.mark.corpus
+def test_paging_with_a_cursor_visits_every_hit_once(demo, api, extracted):
+    api.as_user(demo.detective)
+    first = search(api, demo, query="", limit=5, facets=[]).json()
+    seen, cursor = [hit["uid"] for hit in first["hits"]], first["cursor"]
+    while cursor:
+        page = search(api, demo, query="", limit=5, cursor=cursor, facets=[]).json()
+        seen += [hit["uid"] for hit in page["hits"]]
+        cursor = page["cursor"]
+    assert len(seen) == len(set(seen)) == first["total"]
+
+
+def test_a_malformed_query_is_400_naming_the_column(demo, api):
+    api.as_user(demo.detective)
+    response = search(api, demo, query="file.size>")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "query_syntax" and body["column"] >= 1
+    assert "column" in body["detail"]
+
+
+@pytest.mark.parametrize(("caller", "status"), [("outsider", 404), ("custodian", 403), ("prosecutor", 200)])
+def test_who_may_search(demo, api, caller, status):
+    api.as_user(demo.users[caller])
+    response = search(api, demo, query="anything")
+    assert response.status_code == status
+    if status == 404:
+        assert "total" not in response.json()  # not even a count
