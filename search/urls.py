@@ -7,4 +7,5 @@ app_name = "search"
 urlpatterns = [
     path("evidence/<uuid:evidence_id>/extractions/", views.evidence_extractions, name="extractions"),
     path("evidence/<uuid:evidence_id>/extract/", views.evidence_extract, name="extract"),
+    path("cases/<int:case_id>/traces/", views.trace_search, name="trace-search"),
 ]

@@ -98,3 +98,23 @@ def test_who_may_search(demo, api, caller, status):
     assert response.status_code == status
     if status == 404:
         assert "total" not in response.json()  # not even a count
+
+
+@pytest.mark.corpus
+def test_search_page_shows_hits_and_facet_links_that_narrow(demo, client, extracted):
+    client.force_login(demo.detective)
+    page = client.get(f"/cases/{demo.case.pk}/traces/", {"q": "passwords"}).content.decode()
+    assert "passwords.txt" in page and "Search" in page
+    page = client.get(f"/cases/{demo.case.pk}/traces/", {"q": ""}).content.decode()
+    assert "?q=type%3AfileSystem" in page
+    narrowed = client.get(f"/cases/{demo.case.pk}/traces/", {"q": "type:fileSystem"}, HTTP_HX_REQUEST="true")
+    assert "<strong>1</strong> trace." in narrowed.content.decode()
+    bad = client.get(f"/cases/{demo.case.pk}/traces/", {"q": "file.size>"}).content.decode()
+    assert "column" in bad
+
+
+def test_search_page_refuses_custodians_and_hides_from_outsiders(demo, client):
+    client.force_login(demo.custodian)
+    assert client.get(f"/cases/{demo.case.pk}/traces/").status_code == 403
+    client.force_login(demo.outsider)
+    assert client.get(f"/cases/{demo.case.pk}/traces/").status_code == 404
