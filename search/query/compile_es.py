@@ -1,0 +1,427 @@
+"""The query AST compiled to Elasticsearch 8/9 through ``elasticsearch.dsl`` (DESIGN.md §7).
+
+One index document per trace (:func:`trace_document`), laid out by :func:`trace_index_mapping`:
+
+* ``uid``, ``parent_uid``, ``case``, ``evidence``, ``types``, ``tags``, ``extension``: keywords;
+* ``name`` and ``path``: analysed text, with the exact string in ``.keyword``;
+* ``text``: the bounded text stream; ``metadata``: every string property copied in, for full text;
+* ``properties.<type>.<property>``: typed by dynamic templates: ``…On`` is a date, whole numbers
+  long, decimals double, strings a keyword (exact, sortable, facetable) with the words in ``.text``.
+
+Semantics the other backends share (docs/query.md): ``:`` on words matches words in any case, ``=``
+matches the exact value, a bare date means the whole day, and wildcards on ``:`` ignore case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from elasticsearch.dsl import Q, Search
+from elasticsearch.dsl.query import Query
+
+from search.query.ast import (
+    COMPARISON_OPERATORS,
+    And,
+    Bound,
+    Field,
+    Node,
+    Not,
+    Or,
+    Range,
+    Text,
+    Value,
+    format_value,
+)
+
+# Full text looks at what a detective would call "the trace": its name first, then path, string
+# properties and the text stream.
+FULL_TEXT_FIELDS = ("name^2", "path", "metadata", "text")
+# A wildcard pattern is matched against whole names and paths as well as against the words of the
+# analysed fields, so *.jpg finds photo.jpg and pass* finds "password" inside a document.
+WILDCARD_FIELDS = ("name.keyword", "path.keyword", "metadata", "text")
+HIGHLIGHT_FIELDS = ("name", "path", "text")
+
+FACETS = ("type", "mimeType", "extension", "tag", "evidence", "date")
+_TERMS_FACET_FIELDS = {
+    "type": "types",
+    "mimeType": "properties.file.mimeType",
+    "extension": "extension",
+    "tag": "tags",
+    "evidence": "evidence",
+}
+DATE_INTERVALS = ("year", "quarter", "month", "week", "day", "hour")
+MAX_PAGE_SIZE = 1000
+
+_COMPARISON_KEYS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
+_KEYWORD_FIELDS = {"type": "types", "tag": "tags", "evidence": "evidence", "deleted": "deleted", "uid": "uid"}
+# Longest names and paths still indexed whole; a keyword term has a hard limit of 32 KiB.
+_KEYWORD_LIMIT = 4096
+
+
+def trace_index_mapping() -> dict[str, Any]:
+    """The ``mappings`` of a trace index: ``client.indices.create(index=…, mappings=trace_index_mapping())``."""
+    keyword = {"type": "keyword"}
+    return {
+        # Fields outside this mapping and ``properties`` are kept in _source but not indexed, so a
+        # stray key cannot grow the mapping; properties themselves are dynamic by design.
+        "dynamic": False,
+        # Only the ``…On`` naming rule makes a date: a string property that happens to look like a
+        # date (a file name, a subject) must stay a string.
+        "date_detection": False,
+        "numeric_detection": False,
+        "dynamic_templates": [
+            {
+                "property_dates": {
+                    "path_match": "properties.*On",
+                    "mapping": {"type": "date", "ignore_malformed": True},
+                }
+            },
+            {
+                "property_integers": {
+                    "path_match": "properties.*",
+                    "match_mapping_type": "long",
+                    "mapping": {"type": "long"},
+                }
+            },
+            {
+                "property_decimals": {
+                    "path_match": "properties.*",
+                    "match_mapping_type": "double",
+                    "mapping": {"type": "double"},
+                }
+            },
+            {
+                "property_strings": {
+                    "path_match": "properties.*",
+                    "match_mapping_type": "string",
+                    "mapping": {
+                        "type": "keyword",
+                        "ignore_above": _KEYWORD_LIMIT,
+                        "copy_to": "metadata",
+                        "fields": {"text": {"type": "text"}},
+                    },
+                }
+            },
+        ],
+        "properties": {
+            "uid": keyword,
+            "parent_uid": keyword,
+            "case": keyword,
+            "evidence": keyword,
+            "types": keyword,
+            "tags": keyword,
+            "extension": keyword,
+            "deleted": {"type": "boolean"},
+            "name": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": _KEYWORD_LIMIT}}},
+            "path": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": _KEYWORD_LIMIT}}},
+            "text": {"type": "text"},
+            "metadata": {"type": "text"},
+            "properties": {"type": "object", "dynamic": True},
+        },
+    }
+
+
+def trace_document(
+    *,
+    uid: str,
+    case_id: object,
+    evidence_id: object,
+    name: str,
+    path: str,
+    types: Iterable[str],
+    properties: Mapping[str, Any],
+    text: str = "",
+    deleted: bool = False,
+    tags: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The index document of one trace, in the layout :func:`trace_index_mapping` describes."""
+    # <evidence-uuid>:0-3-1-7 has the parent <evidence-uuid>:0-3-1; the root :0 has none.
+    evidence_part, _, trace_path = uid.rpartition(":")
+    segments = trace_path.split("-")
+    return {
+        "uid": uid,
+        "parent_uid": f"{evidence_part}:{'-'.join(segments[:-1])}" if len(segments) > 1 else "",
+        "case": str(case_id),
+        "evidence": str(evidence_id),
+        "name": name,
+        "path": path,
+        "extension": extension_of(name),
+        "types": sorted(types),
+        "tags": sorted(tags),
+        "deleted": deleted,
+        "text": text,
+        # A None property (a tool that looked and found nothing) carries no value to search for.
+        "properties": {key: value for key, value in properties.items() if value is not None},
+    }
+
+
+def extension_of(name: str) -> str:
+    """``JPG`` of ``Photo.JPG`` as ``jpg``; empty for names without one (or dot files like ``.bashrc``)."""
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or not extension or len(extension) > 16 or " " in extension:
+        return ""
+    return extension.lower()
+
+
+# -- the query --------------------------------------------------------------------------------------
+
+
+def compile_query(node: Node) -> Query:
+    """The Elasticsearch query for ``node``, as an ``elasticsearch.dsl`` object (``.to_dict()`` for JSON)."""
+    if isinstance(node, Text):
+        return _text(node)
+    if isinstance(node, Field):
+        return _field(node)
+    if isinstance(node, Range):
+        return _range(node)
+    if isinstance(node, Not):
+        return Q("bool", must_not=[compile_query(node.item)])
+    if isinstance(node, And):
+        # NOTs inside an AND become its must_not, the way Elasticsearch itself writes "a -b".
+        must = [compile_query(item) for item in node.items if not isinstance(item, Not)]
+        must_not = [compile_query(item.item) for item in node.items if isinstance(item, Not)]
+        clauses: dict[str, Any] = {}
+        if must:
+            clauses["must"] = must
+        if must_not:
+            clauses["must_not"] = must_not
+        return Q("bool", **clauses)
+    if isinstance(node, Or):
+        return Q("bool", should=[compile_query(item) for item in node.items], minimum_should_match=1)
+    raise TypeError(f"not a query node: {node!r}")
+
+
+def _text(node: Text) -> Query:
+    if node.wildcard:
+        return Q(
+            "bool",
+            should=[_wildcard(field, node.term, case_insensitive=True) for field in WILDCARD_FIELDS],
+            minimum_should_match=1,
+        )
+    if node.phrase:
+        return Q("multi_match", query=node.term, fields=list(FULL_TEXT_FIELDS), type="phrase")
+    return Q("multi_match", query=node.term, fields=list(FULL_TEXT_FIELDS), operator="and")
+
+
+def _field(node: Field) -> Query:
+    name, value, op = node.name, node.value, node.op
+    if name in ("type", "tag"):
+        field = _KEYWORD_FIELDS[name]
+        if node.wildcard:
+            return _wildcard(field, value, case_insensitive=op == ":")
+        return _term(field, value, case_insensitive=op == ":")
+    if name in ("evidence", "deleted"):
+        return _term(_KEYWORD_FIELDS[name], value)
+    if name == "uid":
+        if op in COMPARISON_OPERATORS:
+            return Q("range", uid={_COMPARISON_KEYS[op]: value})
+        return _wildcard("uid", value) if node.wildcard else _term("uid", value)
+    if name in ("name", "path", "text"):
+        return _text_field(node, analysed=name, exact=f"{name}.keyword" if name != "text" else "text")
+    return _property(node)
+
+
+def _text_field(node: Field, *, analysed: str, exact: str) -> Query:
+    """``name``, ``path`` and ``text``: words in the analysed field, exact values in the keyword."""
+    value, op = node.value, node.op
+    if op in COMPARISON_OPERATORS:
+        return Q("range", **{exact: {_COMPARISON_KEYS[op]: value}})
+    if node.wildcard:
+        return _wildcard(exact, value, case_insensitive=op == ":")
+    if op == "=":
+        return _term(exact, value)
+    if node.phrase:
+        return Q("match_phrase", **{analysed: value})
+    return Q("match", **{analysed: {"query": value, "operator": "and"}})
+
+
+def _property(node: Field) -> Query:
+    field = property_field(node.name)
+    value, op = node.value, node.op
+    if op in COMPARISON_OPERATORS:
+        return Q("range", **{field: {_COMPARISON_KEYS[op]: _bound_json(value)}})
+    if isinstance(value, str):
+        if node.wildcard:
+            return _wildcard(field, value, case_insensitive=op == ":")
+        if op == "=":
+            return _term(field, value)
+        if node.phrase:
+            return Q("match_phrase", **{f"{field}.text": value})
+        return Q("match", **{f"{field}.text": {"query": value, "operator": "and"}})
+    if isinstance(value, date) and not isinstance(value, datetime):
+        # A day is a span: file.modifiedOn:2020-01-01 is any time on that day.
+        day = f"{value.isoformat()}||/d"
+        return Q("range", **{field: {"gte": day, "lte": day}})
+    if isinstance(value, bool) or op == "=":
+        return _term(field, _json(value))
+    if isinstance(value, int | float):
+        # The property may be a number or a string holding one (a subject "2020"): try both.
+        return Q(
+            "bool",
+            should=[_term(field, value), Q("match", **{f"{field}.text": {"query": format_value(value)}})],
+            minimum_should_match=1,
+        )
+    return _term(field, _json(value))
+
+
+def _range(node: Range) -> Query:
+    field = _range_field(node.name)
+    if node.low is None and node.high is None:
+        return Q("exists", field=field)
+    bounds: dict[str, Any] = {}
+    if node.low is not None:
+        op = ">=" if node.include_low else ">"
+        bounds[_COMPARISON_KEYS[op]] = _bound_json(node.low)
+    if node.high is not None:
+        op = "<=" if node.include_high else "<"
+        bounds[_COMPARISON_KEYS[op]] = _bound_json(node.high)
+    return Q("range", **{field: bounds})
+
+
+def property_field(name: str) -> str:
+    """Where a property lives in the index: ``file.size`` → ``properties.file.size``."""
+    return f"properties.{name}"
+
+
+def _range_field(name: str) -> str:
+    if name in ("name", "path"):
+        return f"{name}.keyword"
+    if name == "uid":
+        return "uid"
+    return property_field(name)
+
+
+def _bound_json(value: Bound | Value) -> Any:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        # Date math rounding makes a bare date mean its whole day on every side: Elasticsearch rounds
+        # "||/d" up for gt and lte and down for gte and lt, so > 2020-01-01 starts the next day and
+        # <= 2020-01-01 ends at its last millisecond.
+        return f"{value.isoformat()}||/d"
+    return _json(value)
+
+
+def _json(value: Value) -> Any:
+    if isinstance(value, date):  # and datetime: naive times are read as UTC by Elasticsearch
+        return value.isoformat()
+    return value
+
+
+def _term(field: str, value: Any, *, case_insensitive: bool = False) -> Query:
+    if case_insensitive:
+        return Q("term", **{field: {"value": value, "case_insensitive": True}})
+    return Q("term", **{field: value})
+
+
+def _wildcard(field: str, pattern: str, *, case_insensitive: bool = False) -> Query:
+    body: dict[str, Any] = {"value": pattern}
+    if case_insensitive:
+        body["case_insensitive"] = True
+    return Q("wildcard", **{field: body})
+
+
+# -- the request ------------------------------------------------------------------------------------
+
+
+def search_body(
+    node: Node | None,
+    *,
+    case_id: object,
+    facets: Sequence[str] = (),
+    sort: Sequence[str] = (),
+    size: int = 50,
+    search_after: Sequence[Any] | None = None,
+    date_property: str = "file.modifiedOn",
+    date_interval: str = "month",
+    facet_size: int = 20,
+    highlight: bool = True,
+) -> dict[str, Any]:
+    """The ``_search`` body for one page of a case's hits, with the requested facets.
+
+    ``node`` None searches everything in the case. ``sort`` names fields, ``-`` first for descending
+    (``["-file.modifiedOn", "name"]``); the uid always breaks ties so ``search_after`` (the last hit's
+    ``sort`` values) pages without gaps or repeats. The case filter is a filter, so it never changes
+    the ranking and Elasticsearch can cache it.
+    """
+    if not 0 <= size <= MAX_PAGE_SIZE:
+        raise ValueError(f"size must be between 0 and {MAX_PAGE_SIZE}")
+    query = compile_query(node) if node is not None else Q("match_all")
+    search = Search().query(Q("bool", must=[query], filter=[Q("term", case=str(case_id))]))
+    search = search.sort(*sort_clauses(sort))
+    extra: dict[str, Any] = {"size": size, "track_total_hits": True}
+    if search_after:
+        extra["search_after"] = list(search_after)
+    search = search.extra(**extra)
+    for facet in facets:
+        _add_facet(search, facet, date_property=date_property, date_interval=date_interval, facet_size=facet_size)
+    if highlight:
+        search = search.highlight(*HIGHLIGHT_FIELDS, fragment_size=150, number_of_fragments=3)
+    return search.to_dict()
+
+
+def sort_clauses(sort: Sequence[str]) -> list[dict[str, Any]]:
+    """``["-file.size", "name"]`` as Elasticsearch sort clauses, ended by the uid as the tie breaker."""
+    clauses: list[dict[str, Any]] = []
+    for spec in sort or ("_score",):
+        descending = spec.startswith("-")
+        name = spec.removeprefix("-")
+        if name == "_score":
+            # Relevance is best first unless asked otherwise.
+            clauses.append({"_score": {"order": "asc" if descending else "desc"}})
+            continue
+        clauses.append({_sort_field(name): _sort_options(name, descending=descending)})
+    if not any("uid" in clause for clause in clauses):
+        clauses.append({"uid": {"order": "asc"}})
+    return clauses
+
+
+def _sort_field(name: str) -> str:
+    if name in ("name", "path"):
+        return f"{name}.keyword"
+    if name in _KEYWORD_FIELDS:
+        return _KEYWORD_FIELDS[name]
+    if name == "text" or "." not in name:
+        raise ValueError(f"cannot sort by {name!r}")
+    return property_field(name)
+
+
+def _sort_options(name: str, *, descending: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {"order": "desc" if descending else "asc"}
+    if "." in name:
+        # A property no trace has yet is unmapped; without a stand-in type the whole search fails.
+        options["unmapped_type"] = "keyword"
+    return options
+
+
+def _add_facet(search: Search, facet: str, *, date_property: str, date_interval: str, facet_size: int) -> None:
+    if facet in _TERMS_FACET_FIELDS:
+        search.aggs.bucket(facet, "terms", field=_TERMS_FACET_FIELDS[facet], size=facet_size)
+    elif facet == "date":
+        if "." not in date_property:
+            raise ValueError(f"the date histogram needs a date property such as file.modifiedOn, not {date_property!r}")
+        if date_interval not in DATE_INTERVALS:
+            raise ValueError(f"date_interval must be one of {', '.join(DATE_INTERVALS)}")
+        search.aggs.bucket(
+            "date",
+            "date_histogram",
+            field=property_field(date_property),
+            calendar_interval=date_interval,
+            min_doc_count=1,
+        )
+    else:
+        raise ValueError(f"unknown facet {facet!r}; facets are {', '.join(FACETS)}")
+
+
+def read_facets(aggregations: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """A response's ``aggregations`` as ``{facet: [{"value": …, "count": …}, …]}``.
+
+    Date buckets carry the interval's start as an ISO date (``key_as_string``) rather than epoch ms.
+    """
+    facets: dict[str, list[dict[str, Any]]] = {}
+    for facet, result in aggregations.items():
+        facets[facet] = [
+            {"value": bucket.get("key_as_string", bucket["key"]), "count": bucket["doc_count"]}
+            for bucket in result.get("buckets", [])
+        ]
+    return facets
