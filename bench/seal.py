@@ -40,7 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from evidence.container import CHUNK_SIZE, ContainerReader, ContainerWriter, MultiHasher, seal_stream  # noqa: E402
+from evidence.container import CHUNK_SIZE, ContainerReader, MultiHasher, seal_stream  # noqa: E402
 from evidence.container.format import ZSTD_LEVEL  # noqa: E402
 from evidence.container.writer import ChunkSealer  # noqa: E402
 from evidence.storage.base import EvidenceStore, ObjectExists, ObjectMissing  # noqa: E402
@@ -236,7 +236,6 @@ def seal_file(path: Path, store: EvidenceStore, *, zstd_level: int = ZSTD_LEVEL)
 def naive_seal_file(path: Path, store: EvidenceStore) -> None:
     """The baseline: every step one after the other in one thread."""
     evidence_id, data_key = uuid.uuid4(), os.urandom(32)
-    writer = ContainerWriter(evidence_id=evidence_id, data_key=data_key, store=store)
     sealer = ChunkSealer(evidence_id=evidence_id, data_key=data_key)
     hasher = MultiHasher()
     with open(path, "rb") as source:
@@ -246,7 +245,6 @@ def naive_seal_file(path: Path, store: EvidenceStore) -> None:
             sealed = sealer.seal(index=index, plaintext=block)
             store.put(f"evidence/{evidence_id}/chunk/{index:08d}", sealed.stored)
             index += 1
-    del writer
 
 
 def timed(run: Callable[[], None]) -> tuple[float, float]:
