@@ -75,6 +75,8 @@ def trace_index_mapping() -> dict[str, Any]:
             {
                 "property_dates": {
                     "path_match": "properties.*On",
+                    # Strings only, so an object whose name happens to end in On stays an object.
+                    "match_mapping_type": "string",
                     "mapping": {"type": "date", "ignore_malformed": True},
                 }
             },
