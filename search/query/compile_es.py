@@ -230,6 +230,13 @@ def _text_field(node: Field, *, analysed: str, exact: str) -> Query:
     value, op = node.value, node.op
     if op in COMPARISON_OPERATORS:
         return Q("range", **{exact: {_COMPARISON_KEYS[op]: value}})
+    if exact == analysed:
+        # The text stream has no exact form (it is too long to keep whole): = is the phrase, and
+        # wildcards meet its lower-cased words, so case cannot matter.
+        if node.wildcard:
+            return _wildcard(analysed, value, case_insensitive=True)
+        if op == "=" or node.phrase:
+            return Q("match_phrase", **{analysed: value})
     if node.wildcard:
         return _wildcard(exact, value, case_insensitive=op == ":")
     if op == "=":

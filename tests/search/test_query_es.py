@@ -64,6 +64,8 @@ def compiled(query: str) -> dict:
         ("name:*.PDF", {"wildcard": {"name.keyword": {"value": "*.PDF", "case_insensitive": True}}}),
         ("path:*/Users/*", {"wildcard": {"path.keyword": {"value": "*/Users/*", "case_insensitive": True}}}),
         ("text:password", {"match": {"text": {"query": "password", "operator": "and"}}}),
+        ("text=hunter2", {"match_phrase": {"text": "hunter2"}}),
+        ("text=HUNT*", {"wildcard": {"text": {"value": "HUNT*", "case_insensitive": True}}}),
         ("file.name:*.jpg", {"wildcard": {"properties.file.name": {"value": "*.jpg", "case_insensitive": True}}}),
         ("file.name=*.JPG", {"wildcard": {"properties.file.name": {"value": "*.JPG"}}}),
         ("file.name=report.pdf", {"term": {"properties.file.name": "report.pdf"}}),
