@@ -12,6 +12,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("cases/", include("cases.urls")),
     path("", include("evidence.urls")),
+    path("l/", include("evidence.links_urls")),
     path("", include("search.urls")),
     path("api/", include("cases.api.urls")),
     path("api/", include("evidence.api.urls")),

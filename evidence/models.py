@@ -156,3 +156,90 @@ class KeyEscrow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.name}"
+
+
+class LinkKind(models.TextChoices):
+    SIGNED = "signed", "Signed link served by Custodia"
+    AZURE_SAS = "azure_sas", "Azure user-delegation SAS"
+
+
+class LinkState(models.TextChoices):
+    PENDING = "pending", "Waiting for approval"
+    ACTIVE = "active", "Active"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"  # computed from the clock, never stored
+
+
+class DownloadLink(models.Model):
+    """A time-limited, read-only link to the original bytes of one sealed evidence item.
+
+    The database keeps only the SHA-256 of the token (``lookup`` is its public, non-secret prefix, so a
+    tampered token can still be audited against the link it claims to be). Expiry is computed from the
+    clock; ``state`` stores only what people decide: pending, active or revoked.
+    """
+
+    evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="download_links")
+    kind = models.CharField(max_length=20, choices=LinkKind.choices, default=LinkKind.SIGNED)
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    recipient_name = models.CharField(max_length=200, blank=True)
+    recipient_email = models.EmailField(blank=True)
+    reason = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    lifetime_seconds = models.PositiveIntegerField()
+    expires_at = models.DateTimeField()
+    lookup = models.CharField(max_length=32, unique=True, editable=False)
+    token_hash = models.CharField(max_length=64, editable=False)
+    networks = models.JSONField(default=list, blank=True, help_text="Client networks allowed (CIDR); empty: any.")
+    state = models.CharField(max_length=20, choices=LinkState.choices, default=LinkState.ACTIVE)
+    approval_required = models.BooleanField(default=False)
+    approval_expires_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    uses = models.PositiveIntegerField(default=0)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    blob_url = models.URLField(max_length=1000, blank=True, help_text="Azure SAS links: the blob, without the SAS.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["evidence", "state"])]
+
+    def __str__(self) -> str:
+        return f"link {self.pk} to {self.evidence_id} for {self.recipient_display}"
+
+    @property
+    def recipient_display(self) -> str:
+        if self.recipient_id:
+            return str(self.recipient)
+        return f"{self.recipient_name} <{self.recipient_email}>"
+
+    @property
+    def is_external(self) -> bool:
+        return self.recipient_id is None
+
+    def state_at(self, now=None) -> str:
+        """pending / active / revoked, or expired when the clock has passed the link's or the approval's end."""
+        now = now or timezone.now()
+        if self.state == LinkState.REVOKED:
+            return LinkState.REVOKED
+        if now >= self.expires_at:
+            return LinkState.EXPIRED
+        if self.state == LinkState.PENDING and self.approval_expires_at and now >= self.approval_expires_at:
+            return LinkState.EXPIRED
+        return self.state
+
+    @property
+    def current_state(self) -> str:
+        return self.state_at()
+
+    @property
+    def approval_lapsed(self) -> bool:
+        return self.state == LinkState.PENDING and self.state_at() == LinkState.EXPIRED

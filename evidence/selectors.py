@@ -12,7 +12,7 @@ from cases import permissions as perms
 from cases.models import Case, User
 from cases.selectors import case_get
 from custodia.errors import NotFound
-from evidence.models import Evidence, EvidenceChunk, KeyEscrow
+from evidence.models import DownloadLink, Evidence, EvidenceChunk, KeyEscrow
 
 
 def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
@@ -74,3 +74,61 @@ def escrowed_secret_get(*, user: User, evidence_id: uuid.UUID | str, secret_id: 
     if secret is None:
         raise NotFound("No such escrowed secret.")
     return secret
+
+
+# --- download links (issue #6) ------------------------------------------------------------------------
+
+
+def links_for_evidence(*, user: User, evidence_id: uuid.UUID | str) -> QuerySet[DownloadLink]:
+    evidence = evidence_get(user=user, evidence_id=evidence_id, permission=perms.ISSUE_LINKS)
+    return DownloadLink.objects.filter(evidence=evidence).select_related(
+        "evidence", "issued_by", "recipient", "approved_by", "revoked_by"
+    )
+
+
+def links_for_case(*, user: User, case: Case) -> QuerySet[DownloadLink]:
+    case_get(user=user, case_id=case.pk, permission=perms.ISSUE_LINKS)
+    return DownloadLink.objects.filter(evidence__case=case).select_related(
+        "evidence", "issued_by", "recipient", "approved_by", "revoked_by"
+    )
+
+
+def link_get(*, user: User, link_id: int | str, permission: str = perms.ISSUE_LINKS) -> DownloadLink:
+    """A link, if the caller may act on its evidence (404 across organisations, 403 without the role)."""
+    try:
+        pk = int(link_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such link.") from None
+    link = DownloadLink.objects.filter(pk=pk).select_related("evidence", "issued_by", "recipient").first()
+    if link is None:
+        raise NotFound("No such link.")
+    try:
+        link.evidence = evidence_get(user=user, evidence_id=link.evidence_id, permission=permission)
+    except NotFound:
+        raise NotFound("No such link.") from None
+    return link
+
+
+def link_case_id(*, link_id: int | str) -> int | None:
+    """The case a link belongs to, for the audit row of a request (even a refused one)."""
+    try:
+        pk = int(link_id)
+    except (TypeError, ValueError):
+        return None
+    return DownloadLink.objects.filter(pk=pk).values_list("evidence__case_id", flat=True).first()
+
+
+def link_by_lookup(*, lookup: str) -> DownloadLink | None:
+    """The link a token names by its public prefix (no access check: the token is the credential)."""
+    return DownloadLink.objects.filter(lookup=lookup).select_related("evidence", "issued_by", "approved_by").first()
+
+
+def native_blob_of(*, evidence: Evidence) -> dict | None:
+    """The evidence's own blob in Azure storage (a captured VM disk), if it has one.
+
+    The capture records it in ``format_details["native_blob"]`` as ``{"account_url", "container", "blob"}``.
+    """
+    blob = (evidence.format_details or {}).get("native_blob")
+    if isinstance(blob, dict) and blob.get("container") and blob.get("blob"):
+        return blob
+    return None

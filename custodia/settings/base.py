@@ -215,6 +215,20 @@ else:
         "master_key": env_str("CUSTODIA_MASTER_KEY", "") or None,
     }
 
+# --- download links (issue #6) --------------------------------------------------------------------
+# Links expire after CUSTODIA_LINK_DEFAULT_SECONDS unless asked otherwise, never later than the maximum.
+# Links for external recipients, or longer than the approval threshold, wait for a second custodian,
+# who must approve within CUSTODIA_LINK_APPROVAL_VALID_SECONDS or the request lapses.
+CUSTODIA_LINK_DEFAULT_SECONDS = env_int("CUSTODIA_LINK_DEFAULT_SECONDS", 8 * 3600, minimum=60)
+CUSTODIA_LINK_MAX_SECONDS = env_int("CUSTODIA_LINK_MAX_SECONDS", 72 * 3600, minimum=60)
+CUSTODIA_LINK_APPROVAL_OVER_SECONDS = env_int("CUSTODIA_LINK_APPROVAL_OVER_SECONDS", 8 * 3600, minimum=0)
+CUSTODIA_LINK_APPROVAL_VALID_SECONDS = env_int("CUSTODIA_LINK_APPROVAL_VALID_SECONDS", 24 * 3600, minimum=60)
+# Azure SAS links are user-delegation SAS. An account-key SAS is allowed only against a loopback Azurite,
+# in development, and only when this is set (with the Azurite connection string below).
+CUSTODIA_LINK_SAS_ALLOW_ACCOUNT_KEY = env_bool("CUSTODIA_LINK_SAS_ALLOW_ACCOUNT_KEY", False)
+CUSTODIA_LINK_SAS_DEV_CONNECTION_STRING = env_str("CUSTODIA_LINK_SAS_DEV_CONNECTION_STRING", "")
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["LinkKindEnum"] = "evidence.models.LinkKind"
+
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evidence.api import views
+from evidence.api import links, views
 
 urlpatterns = [
     path("cases/<int:case_id>/evidence/", views.CaseEvidenceView.as_view(), name="api-case-evidence"),
@@ -21,4 +21,7 @@ urlpatterns = [
         views.EvidenceSecretRevealView.as_view(),
         name="api-evidence-secret-reveal",
     ),
+    path("evidence/<uuid:evidence_id>/links", links.EvidenceLinksView.as_view(), name="api-evidence-links"),
+    path("links/<int:link_id>/approve", links.LinkApproveView.as_view(), name="api-link-approve"),
+    path("links/<int:link_id>/revoke", links.LinkRevokeView.as_view(), name="api-link-revoke"),
 ]

@@ -1,0 +1,225 @@
+"""The public side of download links, at ``/l/<token>``: no session, no login; the token is the credential.
+
+- ``GET /l/<token>``: the original acquired bytes, decrypted on the fly from the sealed container, with
+  one HTTP range (206/416) for resumable downloads, and headers to check them against
+  (``X-Content-SHA256``, ``X-Content-MD5``, ``Repr-Digest``, ``ETag``).
+- ``GET /l/<token>/hashes.txt``: the hashes and custody facts, as text (``sha256sum -c`` reads its
+  first lines).
+- ``GET /l/<token>/``: a plain page for the recipient with the hashes and the download.
+
+Any other method, and any link that is unknown, tampered with, expired, revoked, waiting for approval or
+used from outside its networks, gets 403 and an audit row, never a byte (evidence/services/links.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from pathlib import PurePath
+
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+
+from audit import context
+from audit.middleware import client_address
+from custodia.errors import ServiceError
+from evidence.container.errors import ContainerError
+from evidence.container.reader import ContainerReader
+from evidence.models import DownloadLink, Evidence
+from evidence.services import links
+from evidence.services.registration import data_key_for
+from evidence.storage.base import StoreError, get_store
+
+logger = logging.getLogger(__name__)
+
+BLOCK_SIZE = 4 << 20  # bytes handed to the server per write: big blocks keep loopback above 200 MB/s
+_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+
+
+def _plain(status: int, text: str, **headers) -> HttpResponse:
+    response = HttpResponse(text + "\n", status=status, content_type="text/plain; charset=utf-8", headers=headers)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _resolve(request, token: str) -> DownloadLink | HttpResponse:
+    try:
+        link = links.link_resolve(token=token, method=request.method, client_address=client_address(request))
+    except links.LinkRefused as refused:
+        if refused.link is not None:
+            _note_for_audit(request, refused.link)
+        return _plain(403, f"403 Forbidden: {refused.detail}")
+    _note_for_audit(request, link)
+    return link
+
+
+def _note_for_audit(request, link: DownloadLink) -> None:
+    # For the middleware's own row, should one be needed: the link's id, never the token.
+    request.audit_link_id = str(link.pk)
+    request.audit_case_id = link.evidence.case_id
+    request.audit_organization_id = link.evidence.case.organization_id
+
+
+def download_name(evidence: Evidence) -> str:
+    """A de-identified file name: the evidence UUID and the suffix it was acquired with."""
+    names = [name.strip() for name in (evidence.original_name or "").split(",") if name.strip()]
+    suffix = PurePath(names[0]).suffix if len(names) == 1 else ""
+    return f"evidence-{evidence.pk}{suffix if _SUFFIX.match(suffix) else '.bin'}"
+
+
+def _digest_headers(evidence: Evidence) -> dict[str, str]:
+    headers = {
+        "X-Content-SHA256": evidence.sha256,
+        "X-Content-MD5": evidence.md5,
+        "ETag": f'"{evidence.sha256}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "no-store",
+        "Content-Disposition": f'attachment; filename="{download_name(evidence)}"',
+        "X-Content-Type-Options": "nosniff",
+    }
+    if evidence.sha256:
+        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(evidence.sha256)).decode()}:"
+    return headers
+
+
+def _stream(*, reader: ContainerReader, start: int, end: int, on_end):
+    """Plaintext of [start, end] in blocks of about BLOCK_SIZE, whole chunks passed on without copying."""
+    sent = 0
+    try:
+        position = start
+        chunk_size = reader.chunk_size
+        while position <= end:
+            parts: list[bytes] = []
+            length = 0
+            while position <= end and length < BLOCK_SIZE:
+                number, within = divmod(position, chunk_size)
+                plaintext = reader.read_chunk(number)
+                take = min(len(plaintext) - within, end + 1 - position)
+                parts.append(plaintext if within == 0 and take == len(plaintext) else plaintext[within : within + take])
+                position += take
+                length += take
+            block = parts[0] if len(parts) == 1 else b"".join(parts)
+            sent += len(block)  # handed to the server (it may still fail to reach a client that went away)
+            yield block
+    except ContainerError as error:
+        # Headers are out: all we can do is stop short (the client sees a truncated body) and say why.
+        logger.error("download of evidence %s stopped at byte %d: %s", reader.evidence_id, start + sent, error)
+    finally:
+        reader.close()
+        try:
+            on_end(sent)
+        except ServiceError:
+            logger.error("the end of a download of evidence %s could not be audited", reader.evidence_id)
+
+
+@csrf_exempt
+def link_download(request, token: str):
+    link = _resolve(request, token)
+    if isinstance(link, HttpResponse):
+        return link
+    evidence = link.evidence
+    size = evidence.size or 0
+    headers = _digest_headers(evidence)
+    if request.method == "HEAD":
+        links.link_use_record(link=link, what="content", method="HEAD", byte_range="", status=200)
+        return HttpResponse(
+            status=200, content_type="application/octet-stream", headers={**headers, "Content-Length": str(size)}
+        )
+    range_header = request.headers.get("Range", "")
+    if_range = request.headers.get("If-Range", "")
+    if if_range and if_range != headers["ETag"]:
+        range_header = ""  # the client's partial copy is of something else: send it all
+    try:
+        byte_range = links.parse_range(header=range_header, size=size)
+    except links.RangeNotSatisfiable as exc:
+        links.link_use_record(link=link, what="content", method="GET", byte_range=range_header[:100], status=416)
+        return _plain(416, exc.detail, **{"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
+    start, end = byte_range if byte_range else (0, size - 1)
+    status = 206 if byte_range else 200
+    described = f"bytes {start}-{end}/{size}" if size else "bytes */0"
+    try:
+        reader = ContainerReader(evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store())
+    except (ContainerError, StoreError, ServiceError) as error:
+        logger.error("evidence %s cannot be read for a download link: %s", evidence.pk, error)
+        return _plain(503, "The evidence cannot be read at the moment; nothing was sent. Try again later.")
+    links.link_use_record(link=link, what="content", method="GET", byte_range=described, status=status)
+    audit_context = context.current()
+
+    def on_end(sent: int) -> None:
+        links.link_use_finish(
+            link=link, audit_context=audit_context, byte_range=described, sent=sent, expected=end - start + 1
+        )
+
+    response = StreamingHttpResponse(
+        _stream(reader=reader, start=start, end=end, on_end=on_end),
+        status=status,
+        content_type="application/octet-stream",
+        headers={**headers, "Content-Length": str(max(0, end - start + 1))},
+    )
+    if status == 206:
+        response["Content-Range"] = described
+    return response
+
+
+def hashes_text(*, link: DownloadLink) -> str:
+    evidence = link.evidence
+    name = download_name(evidence)
+    lines = [
+        f"SHA256 ({name}) = {evidence.sha256}",
+        f"MD5 ({name}) = {evidence.md5}",
+        f"SHA1 ({name}) = {evidence.sha1}",
+        "",
+        "# Custodia: hashes and custody facts of one evidence item, given out through a download link.",
+        f"# evidence: {evidence.pk}",
+        f"# label: {evidence.label}",
+        f"# kind: {evidence.get_kind_display()}",
+        f"# size: {evidence.size} bytes",
+        f"# seized by: {evidence.seized_by or '-'}",
+        f"# seized at: {evidence.seized_at.isoformat() if evidence.seized_at else '-'}",
+        f"# registered: {evidence.created_at.isoformat()} by {evidence.registered_by}",
+        f"# sealed: {evidence.sealed_at.isoformat() if evidence.sealed_at else '-'}",
+        f"# manifest sha256: {evidence.manifest_sha256}",
+        f"# integrity: {evidence.get_integrity_display()}"
+        + (f", last verified {evidence.last_verified_at.isoformat()}" if evidence.last_verified_at else ""),
+        f"# link: {link.pk}, issued {link.created_at.isoformat()} by {link.issued_by}",
+        f"# recipient: {link.recipient_display}",
+        f"# reason: {' '.join(link.reason.split())}",
+    ]
+    if link.approved_by_id:
+        lines.append(f"# approved: {link.approved_at.isoformat()} by {link.approved_by}")
+    lines.append(f"# expires: {link.expires_at.isoformat()}")
+    lines.append("# Every use of this link is recorded in the evidence's audit trail.")
+    return "\n".join(lines) + "\n"
+
+
+@csrf_exempt
+def link_hashes(request, token: str):
+    link = _resolve(request, token)
+    if isinstance(link, HttpResponse):
+        return link
+    links.link_use_record(link=link, what="hashes", method=request.method, byte_range="", status=200)
+    return HttpResponse(
+        hashes_text(link=link),
+        content_type="text/plain; charset=utf-8",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@csrf_exempt
+def link_page(request, token: str):
+    link = _resolve(request, token)
+    if isinstance(link, HttpResponse):
+        return link
+    links.link_use_record(link=link, what="page", method=request.method, byte_range="", status=200)
+    context_ = {
+        "link": link,
+        "evidence": link.evidence,
+        "token": token,
+        "file_name": download_name(link.evidence),
+        "download_url": request.build_absolute_uri(f"/l/{token}"),
+    }
+    response = render(request, "evidence/link_download.html", context_)
+    response["Cache-Control"] = "no-store"
+    return response
