@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evidence import views
+from evidence import links_pages, views
 
 app_name = "evidence"
 
@@ -12,4 +12,9 @@ urlpatterns = [
     path("evidence/<uuid:evidence_id>/verify/", views.evidence_verify, name="verify"),
     path("evidence/<uuid:evidence_id>/secrets/add/", views.secret_add, name="secret-add"),
     path("evidence/<uuid:evidence_id>/secrets/<int:secret_id>/reveal/", views.secret_reveal, name="secret-reveal"),
+    path("evidence/<uuid:evidence_id>/links/", links_pages.evidence_links, name="links"),
+    path("evidence/<uuid:evidence_id>/links/issue/", links_pages.link_issue, name="link-issue"),
+    path("cases/<int:case_id>/links/", links_pages.case_links, name="case-links"),
+    path("links/<int:link_id>/approve/", links_pages.link_approve, name="link-approve"),
+    path("links/<int:link_id>/revoke/", links_pages.link_revoke, name="link-revoke"),
 ]

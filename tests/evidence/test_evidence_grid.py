@@ -34,6 +34,8 @@ API = [
     ),
     Endpoint("POST", "/api/evidence/{evidence}/extract", EXTRACTORS),
     Endpoint("GET", "/api/evidence/{evidence}/extractions/", CASE_TEAM),
+    Endpoint("GET", "/api/evidence/{evidence}/links", CUSTODIANS),
+    Endpoint("POST", "/api/evidence/{evidence}/links", CUSTODIANS, {"recipient": "prosecutor", "reason": "Court"}),
 ]
 PAGES = [
     Endpoint("GET", "/cases/{case}/evidence/", CASE_TEAM),
@@ -44,6 +46,14 @@ PAGES = [
     ),
     Endpoint("GET", "/evidence/{evidence}/extractions/", CASE_TEAM),
     Endpoint("POST", "/evidence/{evidence}/extract/", EXTRACTORS),
+    Endpoint("GET", "/evidence/{evidence}/links/", CUSTODIANS),
+    Endpoint(
+        "POST",
+        "/evidence/{evidence}/links/issue/",
+        CUSTODIANS,
+        {"recipient": "prosecutor", "reason": "Court", "expires_in_hours": "8", "kind": "signed"},
+    ),
+    Endpoint("GET", "/cases/{case}/links/", CUSTODIANS),
 ]
 assert AUDITORS  # the audit endpoints themselves are in the cases grid
 

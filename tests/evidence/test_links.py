@@ -35,6 +35,7 @@ def sealed(api, register, sample, demo):
 @pytest.fixture
 def second_custodian(demo):
     user = UserFactory(organization=demo.custodian.organization, username="custodian2")
+    user.save()  # keep the password the factory set (the session's auth hash depends on it)
     membership_add(actor=demo.custodian, case=demo.case, user=user, role="custodian")
     return user
 
@@ -335,3 +336,64 @@ def test_link_api_grid(api, demo, sealed, second_custodian, endpoint, caller):
         assert set(response.json()) >= {"error", "detail"}
         row = AuditEvent.objects.filter(outcome="denied").last()
         assert (row.actor, row.case_id) == (caller, demo.case.pk)
+
+
+LINK_PAGES = [
+    Endpoint("POST", "/links/{link}/approve/", CUSTODIANS),
+    Endpoint("POST", "/links/{link}/revoke/", CUSTODIANS),
+]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("endpoint", LINK_PAGES, ids=str)
+def test_link_page_grid(api, client, demo, sealed, second_custodian, endpoint, caller):
+    body = issue(api, sealed, second_custodian, expires_in=9 * 3600).json()
+    if caller != "anonymous":
+        client.force_login(demo.users[caller])
+    response = client.post(endpoint.url.format(link=body["id"]))
+    expected = expected_status(endpoint, caller)
+    if expected == "unauthenticated":
+        assert response.status_code == 302 and response["Location"].startswith("/login/")
+    elif expected == "ok":
+        assert response.status_code == 302 and not response["Location"].startswith("/login/")
+    else:
+        assert response.status_code == int(expected)
+
+
+def test_custodian_pages_issue_show_once_approve_and_list(api, client, demo, sealed, second_custodian, sample):
+    client.force_login(demo.custodian)
+    detail = client.get(f"/evidence/{sealed}/").content.decode()
+    assert f'hx-get="/evidence/{sealed}/links/"' in detail
+    section = client.get(f"/evidence/{sealed}/links/").content.decode()
+    assert 'value="8.0"' in section and "Issue link" in section  # the default expiry
+    response = client.post(
+        f"/evidence/{sealed}/links/issue/",
+        {
+            "external_name": "A. Lawyer",
+            "external_email": "lawyer@example.org",
+            "reason": "Court",
+            "expires_in_hours": "4",
+        },
+    )
+    assert response.status_code == 302 and response["Location"].endswith("#links")
+    once = client.get(f"/evidence/{sealed}/links/").content.decode()
+    assert "Link requested." in once and "Copy" in once
+    url = path_of(
+        once.split('id="issued-url" aria-label="The link" size="70"')[0].rsplit('value="', 1)[1].split('"')[0]
+    )
+    assert "Link requested." not in client.get(f"/evidence/{sealed}/links/").content.decode()  # shown once
+    case_page = client.get(f"/cases/{demo.case.pk}/").content.decode()
+    assert f'hx-get="/cases/{demo.case.pk}/links/"' in case_page
+    queue = client.get(f"/cases/{demo.case.pk}/links/").content.decode()
+    assert "Waiting for approval (1)" in queue and "needs another custodian" in queue
+    client.force_login(second_custodian)
+    link = DownloadLink.objects.get()
+    assert "Approve" in client.get(f"/cases/{demo.case.pk}/links/").content.decode()
+    client.post(f"/links/{link.pk}/approve/", {"next": f"/cases/{demo.case.pk}/#links"})
+    assert "Active (1)" in client.get(f"/cases/{demo.case.pk}/links/").content.decode()
+    client.logout()
+    assert b"".join(client.get(url.rstrip("/")).streaming_content) == sample
+    client.force_login(second_custodian)
+    assert "Active (1)" in client.get(f"/cases/{demo.case.pk}/links/").content.decode()
+    client.post(f"/links/{link.pk}/revoke/")
+    assert "Revoked (1)" in client.get(f"/cases/{demo.case.pk}/links/").content.decode()
