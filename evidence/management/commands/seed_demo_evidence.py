@@ -30,7 +30,7 @@ class Command(BaseCommand):
         if Evidence.objects.filter(case=case).exists():
             self.stdout.write("The demo case already has evidence.")
             return
-        settings.CUSTODIA_IMPORT_ROOTS = [image.parent.resolve()]
+        settings.CUSTODIA_IMPORT_ROOTS = [image.parent]  # as given: the path below it is given the same way
         evidence = evidence_import(
             actor=custodian,
             case=case,
