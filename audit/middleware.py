@@ -112,7 +112,11 @@ class AuditMiddleware:
                 case_id = int(match.kwargs["case_id"])
             except (TypeError, ValueError):
                 case_id = None
-        details = {"method": request.method, "path": request.path[:300], "status": response.status_code}
+        path = request.path
+        if "token" in match.kwargs:
+            # A link token in the URL is a credential: the trail names the link, never the token.
+            path = path.replace(str(match.kwargs["token"]), "<token>")
+        details = {"method": request.method, "path": path[:300], "status": response.status_code}
         details.update(getattr(request, "audit_details", {}) or {})
         if target_type == "link":
             # The link token itself is a credential: never write it to the trail.
