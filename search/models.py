@@ -86,3 +86,55 @@ class Trace(models.Model):
 
     def __str__(self) -> str:
         return self.uid
+
+
+# Collaboration (DESIGN.md §4): tags and notes on traces, saved searches per case, all visible to the case team.
+
+TAG_MAX_LENGTH = 64
+
+
+class TraceTag(models.Model):
+    """One tag on one trace. Names are lower-case, so ``tag:Relevant`` and ``tag:relevant`` are the same."""
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="tags")
+    case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=TAG_MAX_LENGTH)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["trace", "name"], name="search_tracetag_unique_name")]
+        indexes = [models.Index(fields=["case", "name"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.trace_id}"
+
+
+class TraceNote(models.Model):
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="notes")
+    case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="+")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    text = models.TextField(max_length=10_000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on {self.trace_id}"
+
+
+class SavedSearch(models.Model):
+    case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="saved_searches")
+    name = models.CharField(max_length=100)
+    query = models.TextField(max_length=4096)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["case", "name"], name="search_savedsearch_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name

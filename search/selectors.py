@@ -52,7 +52,7 @@ SORTS = {
     "modifiedOn": ("properties__file.modifiedOn", "ordinal"),
     "-modifiedOn": ("-properties__file.modifiedOn", "ordinal"),
 }
-DEFAULT_FACETS = ["type", "mimeType", "extension", "evidence", "deleted"]
+DEFAULT_FACETS = ["type", "mimeType", "extension", "tag", "evidence", "deleted"]
 MAX_LIMIT = 500
 
 
@@ -150,3 +150,47 @@ def traces_search(
         "facets": facet_counts(traces, names=facets),
         "cursor": base64.urlsafe_b64encode(str(next_offset).encode()).decode() if next_offset < total else None,
     }
+
+
+def traces_matching(*, case, query: str) -> QuerySet[Trace]:
+    """The traces of one case that match a query (all of them for an empty query), unordered."""
+    from search.backends.sql import compile_q
+    from search.query.parser import QuerySyntaxError, parse_query
+
+    traces = Trace.objects.filter(case=case)
+    if not query.strip():
+        return traces
+    try:
+        ast = parse_query(query)
+    except QuerySyntaxError as exc:
+        raise ServiceError(str(exc), code="query_syntax", extra={"column": exc.column}) from None
+    return traces.filter(compile_q(ast))
+
+
+def trace_tags(*, trace: Trace) -> list[str]:
+    return list(trace.tags.order_by("name").values_list("name", flat=True))
+
+
+def trace_notes(*, trace: Trace):
+    return trace.notes.select_related("author").order_by("created_at", "pk")
+
+
+def case_tag_suggestions(*, case, limit: int = 10) -> list[str]:
+    """The case's most used tags, most used first."""
+    from django.db.models import Count
+
+    from search.models import TraceTag
+
+    rows = (
+        TraceTag.objects.filter(case=case)
+        .values("name")
+        .annotate(count=Count("pk"))
+        .order_by("-count", "name")[:limit]
+    )
+    return [row["name"] for row in rows]
+
+
+def saved_searches(*, case):
+    from search.models import SavedSearch
+
+    return SavedSearch.objects.filter(case=case).select_related("created_by").order_by("name")

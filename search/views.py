@@ -61,7 +61,13 @@ def trace_search(request, case):
     )
 
 
-_FACET_FIELDS = {"type": "type", "mimeType": "file.mimeType", "evidence": "evidence", "deleted": "deleted"}
+_FACET_FIELDS = {
+    "type": "type",
+    "mimeType": "file.mimeType",
+    "evidence": "evidence",
+    "deleted": "deleted",
+    "tag": "tag",
+}
 
 
 def _refine(query: str, facet: str, value) -> str:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from search.models import ExtractionRun, Trace
+from search.models import ExtractionRun, SavedSearch, Trace, TraceNote
 
 
 class ExtractionRunSerializer(serializers.ModelSerializer):
@@ -38,6 +38,7 @@ class ExtractionRunSerializer(serializers.ModelSerializer):
 
 class TraceSerializer(serializers.ModelSerializer):
     evidence = serializers.UUIDField(source="evidence_id", read_only=True)
+    tags = serializers.SerializerMethodField()
 
     class Meta:
         model = Trace
@@ -54,8 +55,12 @@ class TraceSerializer(serializers.ModelSerializer):
             "errors",
             "deleted",
             "extracted_at",
+            "tags",
         ]
         read_only_fields = fields
+
+    def get_tags(self, trace: Trace) -> list[str]:
+        return sorted(tag.name for tag in trace.tags.all())
 
 
 class SearchRequestSerializer(serializers.Serializer):
@@ -72,3 +77,33 @@ class SearchRequestSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class TraceNoteSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", read_only=True)
+
+    class Meta:
+        model = TraceNote
+        fields = ["id", "author", "text", "created_at"]
+        read_only_fields = ["id", "author", "created_at"]
+
+
+class NoteRequestSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=10_000)
+
+
+class BulkTagRequestSerializer(serializers.Serializer):
+    query = serializers.CharField(allow_blank=True, required=False, max_length=4096, trim_whitespace=False)
+    uids = serializers.ListField(child=serializers.CharField(max_length=400), required=False, max_length=10_000)
+    tag = serializers.CharField(max_length=64)
+
+
+class SavedSearchSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+
+    class Meta:
+        model = SavedSearch
+        fields = ["id", "name", "query", "created_by", "created_at"]
+        read_only_fields = ["id", "created_by", "created_at"]
+        # Saving under an existing name replaces it, so the model's (case, name) uniqueness is not checked here.
+        validators = []

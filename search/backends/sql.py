@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 from django.db.models import Count, Q, QuerySet
 
-from search.models import Trace
+from search.models import Trace, TraceTag
 from search.query.ast import And, Field, Node, Not, Or, Range, Text
 
 _OPERATOR_LOOKUPS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
@@ -46,7 +46,12 @@ def _field(node: Field) -> Q:
     if name == "deleted":
         return Q(deleted=value)
     if name == "tag":
-        return Q(pk__in=[])  # tags arrive with collaboration; until then nothing carries one
+        tags = TraceTag.objects.all()
+        if node.wildcard:
+            tags = tags.filter(name__iregex=f"^{_wildcard_regex(str(value))}$")
+        else:
+            tags = tags.filter(name=str(value).lower())
+        return Q(pk__in=tags.values("trace_id"))
     column = name if name in ("name", "path", "uid", "text") else f"properties__{name}"
     if node.op in _OPERATOR_LOOKUPS:
         return Q(**{f"{column}__{_OPERATOR_LOOKUPS[node.op]}": _as_json_value(value)})
@@ -97,6 +102,7 @@ FACETS = {
     "mimeType": "properties__file.mimeType",
     "evidence": "evidence_id",
     "deleted": "deleted",
+    "tag": None,  # counted from the tags of the matching traces
 }
 
 
@@ -112,6 +118,14 @@ def facet_counts(queryset: QuerySet[Trace], *, names: list[str], top: int = 20) 
                     counts[value] = counts.get(value, 0) + 1
             ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
             facets[name] = [{"value": value, "count": count} for value, count in ordered]
+        elif name == "tag":
+            rows = (
+                TraceTag.objects.filter(trace__in=queryset.order_by().values("pk"))
+                .values("name")
+                .annotate(count=Count("pk"))
+                .order_by("-count", "name")[:top]
+            )
+            facets[name] = [{"value": row["name"], "count": row["count"]} for row in rows]
         elif name in FACETS:
             column = FACETS[name]
             rows = queryset.order_by().values(column).annotate(count=Count("pk")).order_by("-count", column)[:top]
