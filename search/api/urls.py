@@ -16,4 +16,9 @@ urlpatterns = [
         views.TraceChildrenView.as_view(),
         name="api-trace-children",
     ),
+    path(
+        "cases/<int:case_id>/traces/<str:trace_uid>/data/<str:stream>",
+        views.TraceDataView.as_view(),
+        name="api-trace-data",
+    ),
 ]

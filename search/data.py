@@ -1,0 +1,318 @@
+"""The data service: a trace's bytes, read again from the sealed container along its data path.
+
+Nothing is copied: the sealed container decrypts chunks on demand, the evidence resolver context hands its
+file object to dfVFS, and dfVFS opens the layers the trace's data path names (E01 → partition → BitLocker →
+ext4 → file). Encrypted layers get the evidence's escrowed secret in dfVFS's key chain just long enough to
+open them, as the extraction walker does; the key chain keeps nothing afterwards.
+
+Traces that a content tool found inside a file (archive members, e-mail attachments) carry no data path:
+their bytes are re-derived by running the tools again on the nearest ancestor that has one, when that
+ancestor is small enough (``REDERIVE_MAX_BYTES``), and only if they hash to what extraction recorded.
+
+Also here: a page of the hex view and a safely re-encoded picture thumbnail (never the original bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, closing, contextmanager
+from typing import BinaryIO
+
+from dfvfs.lib import definitions as dfvfs_definitions
+from dfvfs.resolver import resolver as dfvfs_resolver
+
+from custodia.errors import Conflict, NotFound, ServiceError
+from evidence.container.reader import open_container
+from evidence.services.registration import data_key_for
+from evidence.storage.base import get_store
+from search.extraction import luks
+from search.extraction import source as media_source
+from search.models import Trace
+
+HEX_PAGE = 4096
+HEX_WIDTH = 16
+# Tool-produced children are re-derived in memory from an ancestor no larger than this.
+REDERIVE_MAX_BYTES = 64 * 1024 * 1024
+THUMBNAIL_MAX_INPUT = 32 * 1024 * 1024
+THUMBNAIL_MAX_PIXELS = 64_000_000
+THUMBNAIL_SIZE = 256
+
+_ENCRYPTED_LAYERS = {
+    dfvfs_definitions.TYPE_INDICATOR_BDE: ("password", "recovery_password", "startup_key"),
+    dfvfs_definitions.TYPE_INDICATOR_LUKSDE: ("password",),
+    luks.TYPE_INDICATOR_LUKS1: ("password",),
+}
+# dfVFS's key chain is process-wide: one request at a time sets, uses and removes its credentials.
+_KEY_CHAIN_LOCK = threading.Lock()
+
+
+def stream_entry(*, trace: Trace, stream: str) -> dict:
+    """The stream's record (name, size, data_path, hashes, mime_type), or NotFound naming the known ones."""
+    for entry in trace.streams or []:
+        if entry.get("name") == stream:
+            return entry
+    known = ", ".join(entry.get("name", "?") for entry in trace.streams or []) or "none"
+    raise NotFound(f"This trace has no stream {stream!r} (its streams: {known}).", code="no_such_stream")
+
+
+class _DfvfsStream(io.RawIOBase):
+    """A seekable Python file object over a dfVFS file object (which has get_offset, not tell)."""
+
+    def __init__(self, file_object, size: int):
+        self._file_object = file_object
+        self._size = size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._file_object.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._file_object.seek(offset, whence)
+        return self._file_object.get_offset()
+
+    def tell(self) -> int:
+        return self._file_object.get_offset()
+
+    def get_size(self) -> int:
+        return self._size
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file_object.close()
+        super().close()
+
+
+def _layers(path_spec) -> list:
+    chain = []
+    while path_spec is not None:
+        chain.append(path_spec)
+        path_spec = getattr(path_spec, "parent", None)
+    return list(reversed(chain))  # outermost first: inner encrypted layers need the outer ones open
+
+
+def _secrets(trace: Trace) -> list[dict]:
+    from search.services import _secrets_for
+
+    return _secrets_for(trace.evidence)
+
+
+def _open_layers(*, data_path: str, context, secrets: list[dict], key_directory: str) -> object:
+    """Open the data path, setting the escrowed secrets of its encrypted layers for the open only."""
+    path_spec = media_source.deserialise_path_spec(data_path)
+    encrypted = [spec for spec in _layers(path_spec) if spec.type_indicator in _ENCRYPTED_LAYERS]
+    if not encrypted:
+        return dfvfs_resolver.Resolver.OpenFileObject(path_spec, resolver_context=context)
+    stored = dfvfs_resolver.Resolver.key_chain._credentials_per_path_spec
+    with _KEY_CHAIN_LOCK:
+        previous = {spec.comparable: stored.get(spec.comparable) for spec in encrypted}
+        try:
+            for spec in encrypted:
+                _unlock(spec=spec, context=context, secrets=secrets, key_directory=key_directory)
+            return dfvfs_resolver.Resolver.OpenFileObject(path_spec, resolver_context=context)
+        finally:
+            for comparable, credentials in previous.items():
+                if credentials is None:
+                    stored.pop(comparable, None)
+                else:
+                    stored[comparable] = credentials
+
+
+def _unlock(*, spec, context, secrets: list[dict], key_directory: str) -> None:
+    accepted = _ENCRYPTED_LAYERS[spec.type_indicator]
+    candidates = [secret for secret in secrets if secret["kind"] in accepted]
+    stored = dfvfs_resolver.Resolver.key_chain._credentials_per_path_spec
+    for index, secret in enumerate(candidates):
+        value = secret["value"]
+        if secret["kind"] == "startup_key":  # libbde reads a .BEK only from a path
+            key_path = os.path.join(key_directory, f"startup-{index}.bek")
+            with open(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as key_file:
+                key_file.write(value)
+            value = key_path
+        stored.pop(spec.comparable, None)
+        dfvfs_resolver.Resolver.key_chain.SetCredential(spec, secret["kind"], value)
+        try:
+            dfvfs_resolver.Resolver.OpenFileObject(spec, resolver_context=context)
+            return
+        except Exception:  # noqa: S112 - a wrong secret: try the next one
+            continue
+    raise Conflict(
+        "None of the evidence's escrowed secrets opens the encrypted volume this stream lies in.", code="locked"
+    )
+
+
+@contextmanager
+def _container_files(trace: Trace) -> Iterator[media_source.EvidenceResolverContext]:
+    from search.services import _walk_options
+
+    evidence = trace.evidence
+    if not evidence.is_sealed:
+        raise Conflict("The evidence is not sealed: its bytes cannot be read.", code="not_sealed")
+    with open_container(evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store()) as reader:
+        _, files = _walk_options(evidence, reader)
+        yield media_source.EvidenceResolverContext(files=files)
+
+
+@contextmanager
+def open_trace_stream(*, trace: Trace, stream: str) -> Iterator[tuple[BinaryIO, int]]:
+    """Yield ``(file object, size)`` over the bytes of one stream of ``trace``, read from the sealed container.
+
+    NotFound when the trace has no such stream, or when its bytes cannot be read again (a tool-produced
+    child whose ancestor is too large to re-derive it from); Conflict when the evidence is not sealed or
+    an encrypted layer does not open with the escrowed secrets."""
+    entry = stream_entry(trace=trace, stream=stream)
+    if not entry.get("data_path"):
+        data = _rederive(trace=trace, entry=entry)
+        yield io.BytesIO(data), len(data)
+        return
+    with ExitStack() as stack:
+        context = stack.enter_context(_container_files(trace))
+        key_directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="custodia-keys-"))
+        secrets = _secrets(trace)
+        try:
+            file_object = _open_layers(
+                data_path=entry["data_path"], context=context, secrets=secrets, key_directory=key_directory
+            )
+        except ServiceError:
+            raise
+        except Exception as error:
+            raise ServiceError(
+                f"The bytes of this stream could not be read from the sealed evidence: {error}",
+                code="unreadable",
+                status_code=503,
+            ) from None
+        size = int(entry.get("size") or file_object.get_size())
+        yield stack.enter_context(closing(_DfvfsStream(file_object, size))), size
+
+
+def _ancestor_with_data(trace: Trace) -> tuple[Trace, list[int]]:
+    """The nearest ancestor whose raw stream has a data path, and the ordinals leading down to ``trace``."""
+    ordinals: list[int] = []
+    current = trace
+    while True:
+        if not current.parent_uid:
+            break
+        ordinals.insert(0, int(current.uid.rsplit("-", 1)[-1]))
+        parent = Trace.objects.filter(case_id=trace.case_id, uid=current.parent_uid).first()
+        if parent is None:
+            break
+        raw = next((s for s in parent.streams or [] if s.get("name") == "raw"), None)
+        if raw and raw.get("data_path"):
+            return parent, ordinals
+        current = parent
+    raise NotFound(
+        "The bytes of this trace were found by a content tool and are not re-readable yet.", code="not_rereadable"
+    )
+
+
+def _rederive(*, trace: Trace, entry: dict) -> bytes:
+    """Run the content tools again on the nearest ancestor with a data path and take this trace's bytes."""
+    from search.extraction.tools import analyse
+    from search.extraction.tools.base import Limits
+
+    if entry.get("name") != "raw":
+        raise NotFound(f"The {entry.get('name')} stream of this trace is not re-readable yet.", code="not_rereadable")
+    ancestor, ordinals = _ancestor_with_data(trace)
+    raw = stream_entry(trace=ancestor, stream="raw")
+    if (raw.get("size") or 0) > REDERIVE_MAX_BYTES:
+        raise NotFound(
+            "The bytes of this trace were found by a content tool inside a file too large to re-derive them "
+            "from on request; they are not re-readable yet.",
+            code="not_rereadable",
+        )
+    with open_trace_stream(trace=ancestor, stream="raw") as (file_object, _size):
+        content = file_object.read()
+    analysed = analyse(
+        stream_opener=lambda: io.BytesIO(content),
+        name=ancestor.name,
+        mime_type=raw.get("mime_type") or "",
+        limits=Limits(),
+        path=ancestor.path,
+    )
+    node = analysed
+    for ordinal in ordinals:
+        if not 1 <= ordinal <= len(node.children):
+            node = None
+            break
+        node = node.children[ordinal - 1]
+    data = node.read() if node is not None and node.data is not None else None
+    if data is None or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise NotFound(
+            "The bytes of this trace could not be re-derived as extraction recorded them; not re-readable.",
+            code="not_rereadable",
+        )
+    return data
+
+
+def hex_page(*, trace: Trace, stream: str, offset: int, length: int = HEX_PAGE) -> dict:
+    """One page of the hex view: rows of (offset, hex, ASCII), and the offsets of the neighbouring pages."""
+    if offset < 0:
+        raise ServiceError("offset must be 0 or more.")
+    offset -= offset % HEX_WIDTH
+    with open_trace_stream(trace=trace, stream=stream) as (file_object, size):
+        if size and offset >= size:
+            offset = max(0, (size - 1) - (size - 1) % length)
+        file_object.seek(offset)
+        data = file_object.read(min(length, max(size - offset, 0)))
+    rows = []
+    for at in range(0, len(data), HEX_WIDTH):
+        chunk = data[at : at + HEX_WIDTH]
+        rows.append(
+            {
+                "offset": f"{offset + at:08x}",
+                "hex": " ".join(f"{byte:02x}" for byte in chunk),
+                "ascii": "".join(chr(byte) if 0x20 <= byte < 0x7F else "." for byte in chunk),
+            }
+        )
+    return {
+        "stream": stream,
+        "offset": offset,
+        "size": size,
+        "rows": rows,
+        "previous": max(offset - length, 0) if offset > 0 else None,
+        "next": offset + length if offset + length < size else None,
+        "last": max(0, (size - 1) - (size - 1) % length) if size else 0,
+    }
+
+
+def thumbnail_png(*, data: bytes, size: int = THUMBNAIL_SIZE) -> bytes:
+    """A picture re-encoded as a PNG of at most ``size`` pixels a side: no byte of the original survives."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > THUMBNAIL_MAX_INPUT:
+        raise ServiceError("This picture is too large to make a thumbnail of.", code="too_large", status_code=413)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > THUMBNAIL_MAX_PIXELS:
+                raise ServiceError(
+                    "This picture has too many pixels for a thumbnail.", code="too_large", status_code=413
+                )
+            image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
+            image.thumbnail((size, size))
+            converted = image.convert("RGBA" if "A" in image.getbands() or image.mode == "P" else "RGB")
+            output = io.BytesIO()
+            converted.save(output, format="PNG", optimize=True)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as error:
+        raise ServiceError(f"Not a picture a thumbnail can be made of: {error}", code="not_a_picture") from None
+    return output.getvalue()
+
+
+def trace_thumbnail(*, trace: Trace, stream: str = "raw") -> bytes:
+    entry = stream_entry(trace=trace, stream=stream)
+    if (entry.get("size") or 0) > THUMBNAIL_MAX_INPUT:
+        raise ServiceError("This picture is too large to make a thumbnail of.", code="too_large", status_code=413)
+    with open_trace_stream(trace=trace, stream=stream) as (file_object, _size):
+        data = file_object.read(THUMBNAIL_MAX_INPUT + 1)
+    return thumbnail_png(data=data)
