@@ -10,6 +10,21 @@ urlpatterns = [
         name="api-evidence-extractions",
     ),
     path("cases/<int:case_id>/traces/search", views.TraceSearchView.as_view(), name="api-trace-search"),
+    # Collaboration: before traces/<uid>, which would otherwise take "tag" and "export.csv" for a uid.
+    path("cases/<int:case_id>/traces/tag", views.TraceBulkTagView.as_view(), name="api-trace-bulk-tag"),
+    path("cases/<int:case_id>/traces/export.csv", views.TraceExportView.as_view(), name="api-trace-export"),
+    path(
+        "cases/<int:case_id>/traces/<str:trace_uid>/tags/<str:tag>",
+        views.TraceTagView.as_view(),
+        name="api-trace-tag",
+    ),
+    path("cases/<int:case_id>/traces/<str:trace_uid>/notes", views.TraceNotesView.as_view(), name="api-trace-notes"),
+    path("cases/<int:case_id>/searches/", views.SavedSearchesView.as_view(), name="api-saved-searches"),
+    path(
+        "cases/<int:case_id>/searches/<int:saved_search_id>/",
+        views.SavedSearchDetailView.as_view(),
+        name="api-saved-search",
+    ),
     path("cases/<int:case_id>/traces/<str:trace_uid>", views.TraceDetailView.as_view(), name="api-trace-detail"),
     path(
         "cases/<int:case_id>/traces/<str:trace_uid>/children",

@@ -5,18 +5,20 @@ from __future__ import annotations
 import re
 from contextlib import ExitStack
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cases import permissions as perms
+from cases.selectors import case_get
 from custodia.errors import error_body
 from evidence import selectors as evidence_selectors
 from evidence.services.links import RangeNotSatisfiable, parse_range
+from search import collaboration, selectors, services
 from search import data as trace_data
-from search import selectors, services
 from search.api import serializers as s
 
 
@@ -50,7 +52,8 @@ class TraceChildrenView(APIView):
     @extend_schema(responses=s.TraceSerializer(many=True))
     def get(self, request, case_id: int, trace_uid: str):
         trace = selectors.trace_get(user=request.user, case_id=case_id, uid=trace_uid)
-        return Response(s.TraceSerializer(selectors.trace_children(trace=trace), many=True).data)
+        children = selectors.trace_children(trace=trace).prefetch_related("tags")
+        return Response(s.TraceSerializer(children, many=True).data)
 
 
 class TraceSearchView(APIView):
@@ -134,4 +137,81 @@ class TraceDataView(APIView):
             response["X-Content-SHA256"] = entry["sha256"]
         if byte_range:
             response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        return response
+
+
+# Collaboration: tags, notes, bulk tagging, saved searches and CSV export (search/collaboration.py).
+
+
+class TraceTagView(APIView):
+    @extend_schema(request=None, responses={200: {"type": "object"}})
+    def put(self, request, case_id: int, trace_uid: str, tag: str):
+        found = collaboration.tag_add(actor=request.user, case_id=case_id, uid=trace_uid, tag=tag)
+        trace = selectors.trace_get(user=request.user, case_id=case_id, uid=trace_uid)
+        return Response({"tag": found.name, "tags": selectors.trace_tags(trace=trace)})
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, case_id: int, trace_uid: str, tag: str):
+        collaboration.tag_remove(actor=request.user, case_id=case_id, uid=trace_uid, tag=tag)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TraceNotesView(APIView):
+    @extend_schema(responses=s.TraceNoteSerializer(many=True))
+    def get(self, request, case_id: int, trace_uid: str):
+        trace = selectors.trace_get(user=request.user, case_id=case_id, uid=trace_uid)
+        return Response(s.TraceNoteSerializer(selectors.trace_notes(trace=trace), many=True).data)
+
+    @extend_schema(request=s.NoteRequestSerializer, responses={201: s.TraceNoteSerializer})
+    def post(self, request, case_id: int, trace_uid: str):
+        serializer = s.NoteRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        note = collaboration.note_add(
+            actor=request.user, case_id=case_id, uid=trace_uid, text=serializer.validated_data["text"]
+        )
+        return Response(s.TraceNoteSerializer(note).data, status=status.HTTP_201_CREATED)
+
+
+class TraceBulkTagView(APIView):
+    @extend_schema(request=s.BulkTagRequestSerializer, responses={200: {"type": "object"}})
+    def post(self, request, case_id: int):
+        serializer = s.BulkTagRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        result = collaboration.tags_bulk_add(
+            actor=request.user, case_id=case_id, tag=data["tag"], query=data.get("query"), uids=data.get("uids")
+        )
+        return Response(result)
+
+
+class SavedSearchesView(APIView):
+    @extend_schema(responses=s.SavedSearchSerializer(many=True))
+    def get(self, request, case_id: int):
+        case = case_get(user=request.user, case_id=case_id, permission=perms.SEARCH_TRACES)
+        return Response(s.SavedSearchSerializer(selectors.saved_searches(case=case), many=True).data)
+
+    @extend_schema(request=s.SavedSearchSerializer, responses={201: s.SavedSearchSerializer})
+    def post(self, request, case_id: int):
+        serializer = s.SavedSearchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        saved = collaboration.saved_search_save(actor=request.user, case_id=case_id, **serializer.validated_data)
+        return Response(s.SavedSearchSerializer(saved).data, status=status.HTTP_201_CREATED)
+
+
+class SavedSearchDetailView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, case_id: int, saved_search_id: int):
+        collaboration.saved_search_delete(actor=request.user, case_id=case_id, saved_search_id=saved_search_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TraceExportView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("q", str, description="The query; empty exports every trace")],
+        responses={(200, "text/csv"): str},
+    )
+    def get(self, request, case_id: int):
+        content = collaboration.traces_export_csv(actor=request.user, case_id=case_id, query=request.GET.get("q", ""))
+        response = HttpResponse(content, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="case-{int(case_id)}-traces.csv"'
         return response
