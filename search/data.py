@@ -278,6 +278,7 @@ def hex_page(*, trace: Trace, stream: str, offset: int, length: int = HEX_PAGE) 
     return {
         "stream": stream,
         "offset": offset,
+        "end": offset + len(data) - 1,
         "size": size,
         "rows": rows,
         "previous": max(offset - length, 0) if offset > 0 else None,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from cases import permissions as perms
 from cases.selectors import case_permissions
 from cases.views import _run, case_view
-from custodia.errors import ServiceError
+from custodia.errors import NotFound, ServiceError
 from evidence.views import evidence_view
+from search import data as trace_data
 from search import selectors, services
 from search.models import RunState, Trace
 
@@ -78,3 +80,98 @@ def _refine(query: str, facet: str, value) -> str:
         text = str(value).lower() if isinstance(value, bool) else str(value)
         clause = f'{_FACET_FIELDS[facet]}:"{text}"' if facet == "mimeType" else f"{_FACET_FIELDS[facet]}:{text}"
     return f"({query}) AND {clause}" if query.strip() else clause
+
+
+# ---------------------------------------------------------------- the trace page
+
+EMAIL_HEADERS = ("from", "to", "cc", "bcc", "subject", "sentOn", "messageId")
+TEXT_SHOWN = 200_000
+CHILDREN_SHOWN = 500
+
+
+def _trace_of(request, case, trace_uid: str) -> Trace:
+    try:
+        return selectors.trace_get(user=request.user, case_id=case.pk, uid=trace_uid)
+    except NotFound:
+        raise Http404 from None
+
+
+def _property_groups(trace: Trace) -> list[dict]:
+    """Properties grouped by type prefix (``email.from`` → ``email``), each group with the tool that made it."""
+    groups: dict[str, dict] = {}
+    for key in sorted(trace.properties or {}):
+        prefix = key.split(".", 1)[0]
+        tool = (trace.tools or {}).get(prefix) or []
+        group = groups.setdefault(prefix, {"type": prefix, "tool": " ".join(str(part) for part in tool), "rows": []})
+        group["rows"].append({"name": key, "value": trace.properties[key]})
+    order = {name: index for index, name in enumerate(trace.types or [])}
+    return sorted(groups.values(), key=lambda group: (order.get(group["type"], len(order)), group["type"]))
+
+
+def _is_picture(trace: Trace, entry: dict | None) -> bool:
+    mime_type = (entry or {}).get("mime_type") or ""
+    return entry is not None and ("picture" in (trace.types or []) or mime_type.startswith("image/"))
+
+
+def _hex_context(request, trace: Trace) -> dict:
+    names = [entry.get("name") for entry in trace.streams or []]
+    stream = request.GET.get("stream") or ("raw" if "raw" in names else (names[0] if names else ""))
+    try:
+        offset = max(int(request.GET.get("offset") or 0), 0)
+    except ValueError:
+        offset = 0
+    context = {"hex_stream": stream, "hex": None, "hex_error": ""}
+    if not stream:
+        return context
+    try:
+        context["hex"] = trace_data.hex_page(trace=trace, stream=stream, offset=offset)
+    except ServiceError as exc:
+        context["hex_error"] = exc.detail
+    request.audit_details = {"view": "hex", "stream": stream, "offset": offset}
+    return context
+
+
+@case_view(perms.SEARCH_TRACES)
+def trace_detail(request, case, trace_uid: str):
+    """One trace: properties by type and tool, streams, text, a paged hex view, a thumbnail, e-mail, family."""
+    trace = _trace_of(request, case, trace_uid)
+    if request.headers.get("HX-Request") and request.GET.get("part") == "hex":
+        return render(request, "search/_hex.html", {"case": case, "trace": trace, **_hex_context(request, trace)})
+    raw = next((entry for entry in trace.streams or [] if entry.get("name") == "raw"), None)
+    properties = trace.properties or {}
+    email = None
+    if any("email" in kind for kind in trace.types or []):
+        email = [(header, properties[f"email.{header}"]) for header in EMAIL_HEADERS if f"email.{header}" in properties]
+    children = selectors.trace_children(trace=trace)
+    context = {
+        "case": case,
+        "trace": trace,
+        "groups": _property_groups(trace),
+        "email": email,
+        "text": (trace.text or "")[:TEXT_SHOWN],
+        "text_truncated": len(trace.text or "") > TEXT_SHOWN,
+        "picture": raw if _is_picture(trace, raw) else None,
+        "parent": Trace.objects.filter(case=case, uid=trace.parent_uid).first() if trace.parent_uid else None,
+        "children": list(children[:CHILDREN_SHOWN]),
+        "children_total": children.count(),
+        **_hex_context(request, trace),
+    }
+    return render(request, "search/trace.html", context)
+
+
+@case_view(perms.SEARCH_TRACES)
+def trace_thumbnail(request, case, trace_uid: str, stream: str):
+    """A picture stream re-encoded as a small PNG; the original bytes are never served inline."""
+    trace = _trace_of(request, case, trace_uid)
+    request.audit_details = {"view": "thumbnail", "stream": stream}
+    try:
+        png = trace_data.trace_thumbnail(trace=trace, stream=stream)
+    except NotFound:
+        raise Http404 from None
+    except ServiceError as exc:
+        return HttpResponse(exc.detail, status=415, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(png, content_type="image/png")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -91,3 +91,107 @@ def test_who_may_read_trace_bytes(demo, api, passwords, caller, status):
     assert response.status_code == status
     if status != 200:
         assert "passwords" not in response.content.decode()
+
+
+@pytest.mark.corpus
+def test_the_hex_view_of_passwords_txt_shows_its_first_bytes_at_offset_0(demo, api, client, passwords):
+    api.as_user(demo.detective)
+    first = b"".join(api.get(data_url(demo, passwords), HTTP_RANGE="bytes=0-15").streaming_content)
+    assert len(first) == 16
+    client.force_login(demo.detective)
+    response = client.get(page_url(demo, passwords))
+    assert response.status_code == 200
+    page = response.content.decode()
+    row = " ".join(f"{byte:02x}" for byte in first)
+    assert f'<td class="hex-offset">00000000</td><td class="hex-bytes">{row}</td>' in page
+    ascii_text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in first)
+    assert ascii_text in page
+    assert PASSWORDS_SHA256 in page  # the streams table
+    assert "by " in page and "file" in page  # properties grouped by type, with their tool
+    parent = Trace.objects.get(uid=passwords.parent_uid)
+    assert f'href="/cases/{demo.case.pk}/traces/{parent.uid}/"' in page
+
+
+@pytest.mark.corpus
+def test_hex_pages_are_4_kib_and_page_with_htmx(demo, client, extracted):
+    image = Trace.objects.get(evidence_id=extracted, parent_uid="")
+    client.force_login(demo.detective)
+    part = client.get(page_url(demo, image), {"part": "hex", "offset": 4096}, HTTP_HX_REQUEST="true")
+    html = part.content.decode()
+    assert part.status_code == 200 and html.startswith('<div id="hex"')
+    assert '<td class="hex-offset">00001000</td>' in html and '<td class="hex-offset">00001ff0</td>' in html
+    assert '<td class="hex-offset">00002000</td>' not in html and "offset=8192" in html and "offset=0" in html
+    event = AuditEvent.objects.filter(action="trace-detail.access", actor="detective").last()
+    assert event.details["offset"] == 4096
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize(("caller", "status"), [("outsider", 404), ("custodian", 403), ("detective", 200)])
+def test_who_may_open_the_trace_page(demo, client, passwords, caller, status):
+    client.force_login(demo.users[caller])
+    response = client.get(page_url(demo, passwords))
+    assert response.status_code == status
+    if status != 200:
+        assert "passwords" not in response.content.decode()
+
+
+@pytest.mark.corpus
+def test_search_hits_link_to_the_trace_page(demo, client, passwords):
+    client.force_login(demo.detective)
+    page = client.get(f"/cases/{demo.case.pk}/traces/", {"q": "passwords"}).content.decode()
+    assert f'href="{page_url(demo, passwords)}"' in page
+
+
+@pytest.mark.corpus
+def test_an_email_trace_shows_its_headers_and_body_and_a_tool_child_without_bytes_says_so(demo, api, client, passwords):
+    email = Trace.objects.create(
+        uid=f"{passwords.uid}-1",
+        parent_uid=passwords.uid,
+        evidence=passwords.evidence,
+        case=passwords.case,
+        run=passwords.run,
+        ordinal=10_000,
+        name="Quarterly figures",
+        path=passwords.path + "/Quarterly figures",
+        types=["email"],
+        properties={"email.from": "alice@example.org", "email.to": ["bob@example.org"], "email.subject": "Figures"},
+        tools={"email": ["custodia-mail", "1.0"]},
+        streams=[{"name": "raw", "size": 3, "data_path": "", "sha256": "0" * 64, "mime_type": None}],
+        errors=[{"tool": "custodia-mail", "message": "broken MIME part", "stream": "raw"}],
+        text="Please find the figures attached.",
+    )
+    client.force_login(demo.detective)
+    page = client.get(page_url(demo, email)).content.decode()
+    assert "alice@example.org" in page and "bob@example.org" in page and "Figures" in page
+    assert "Please find the figures attached." in page and "broken MIME part" in page
+    assert "custodia-mail 1.0" in page
+    api.as_user(demo.detective)
+    response = api.get(data_url(demo, email))
+    assert response.status_code == 404 and response.json()["error"] == "not_rereadable"
+
+
+def _picture(fmt: str, size=(1200, 600)) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF"])
+def test_a_thumbnail_is_a_re_encoded_png_of_at_most_256_pixels(fmt):
+    from PIL import Image
+
+    original = _picture(fmt)
+    png = thumbnail_png(data=original)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and png != original
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and max(image.size) == 256 and image.size == (256, 128)
+
+
+def test_a_thumbnail_of_something_that_is_not_a_picture_is_refused():
+    from custodia.errors import ServiceError
+
+    with pytest.raises(ServiceError) as refused:
+        thumbnail_png(data=b"<script>alert(1)</script>")
+    assert refused.value.code == "not_a_picture"
