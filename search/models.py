@@ -25,6 +25,9 @@ class ExtractionRun(models.Model):
     )
     priority = models.PositiveSmallIntegerField(default=5)
     priority_reason = models.CharField(max_length=200, blank=True)
+    # One run may be spread over several tasks, each walking a share of every file system.
+    shards = models.PositiveSmallIntegerField(default=1)
+    shards_finished = models.JSONField(default=list, blank=True)
     state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED)
     tools = models.JSONField(default=dict, blank=True, help_text="Tool name → version")
     traces = models.PositiveIntegerField(default=0)

@@ -19,6 +19,8 @@ from dataclasses import asdict
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -70,8 +72,9 @@ def extraction_start(*, actor: User | None, evidence: Evidence) -> ExtractionRun
         if ExtractionRun.objects.filter(evidence=evidence, state__in=[RunState.QUEUED, RunState.RUNNING]).exists():
             raise Conflict("An extraction of this evidence is already queued or running.", code="already_running")
         priority, reason = extraction_priority(case=evidence.case, evidence=evidence, requested=actor is not None)
+        shards = settings.CUSTODIA_EXTRACTION_SHARDS
         run = ExtractionRun.objects.create(
-            evidence=evidence, started_by=actor, priority=priority, priority_reason=reason
+            evidence=evidence, started_by=actor, priority=priority, priority_reason=reason, shards=shards
         )
         audit_record(
             action="evidence.extract.start",
@@ -79,9 +82,14 @@ def extraction_start(*, actor: User | None, evidence: Evidence) -> ExtractionRun
             target_type="evidence",
             target_id=evidence.pk,
             case_id=evidence.case_id,
-            details={"run": run.pk, "priority": priority, "priority_reason": reason},
+            details={"run": run.pk, "priority": priority, "priority_reason": reason, "shards": shards},
         )
-        transaction.on_commit(lambda: run_extraction.apply_async(args=[run.pk], priority=priority))
+
+        def enqueue() -> None:
+            for shard in range(shards):
+                run_extraction.apply_async(args=[run.pk, shard], priority=priority)
+
+        transaction.on_commit(enqueue)
     return run
 
 
@@ -97,7 +105,7 @@ def _secrets_for(evidence: Evidence) -> list[dict]:
     return secrets
 
 
-def _walk_options(evidence: Evidence, reader) -> tuple[WalkOptions, dict]:
+def _walk_options(evidence: Evidence, reader, *, shard: tuple[int, int] | None = None) -> tuple[WalkOptions, dict]:
     """Name the evidence file as acquired (E01 segments, VMDK extents are found by name)."""
     names = [name.strip() for name in evidence.original_name.split(",") if name.strip()]
     segments = (evidence.format_details or {}).get("segments") or []
@@ -106,9 +114,9 @@ def _walk_options(evidence: Evidence, reader) -> tuple[WalkOptions, dict]:
         files = {s["name"]: piece for s, piece in zip(segments, slices, strict=True)}
         first = segments[0]["name"]
         related = {name: piece for name, piece in files.items() if name != first}
-        return WalkOptions(file_name=first, related_files=related), files
+        return WalkOptions(file_name=first, related_files=related, shard=shard), files
     name = names[0] if names else "image.raw"
-    return WalkOptions(file_name=name), {name: reader}
+    return WalkOptions(file_name=name, shard=shard), {name: reader}
 
 
 def _entropy(data: bytes) -> float:
@@ -226,15 +234,22 @@ class _Publisher:
         "extracted_at",
     ]
 
-    def __init__(self, run: ExtractionRun):
+    def __init__(self, run: ExtractionRun, *, shard: int = 0):
         self.run = run
+        self.shard = shard
         self.rows: list[Trace] = []
         self.files = self.bytes = self.errors = 0
-        self.ordinal = 0
+        self.flushed = {"traces": 0, "files": 0, "bytes": 0, "errors": 0}
+        self.count = 0
         self.last_flush = time.monotonic()
 
+    @property
+    def ordinal(self) -> int:
+        # Interleaved by shard, so that every share of a run has its own, stable positions.
+        return self.count * self.run.shards + self.shard
+
     def add(self, row: dict) -> None:
-        self.ordinal += 1
+        self.count += 1
         raw = next((s for s in row["streams"] if s.get("name") == "raw"), None)
         if "file" in row["types"]:
             self.files += 1
@@ -261,35 +276,41 @@ class _Publisher:
             Trace.objects.bulk_create(
                 self.rows, update_conflicts=True, unique_fields=["uid"], update_fields=self.UPDATE_FIELDS
             )
+            now = {"traces": self.count, "files": self.files, "bytes": self.bytes, "errors": self.errors}
+            delta = {key: now[key] - self.flushed[key] for key in now}
             ExtractionRun.objects.filter(pk=self.run.pk).update(
-                traces=self.ordinal,
-                files=self.files,
-                bytes_processed=self.bytes,
-                errors=self.errors,
-                first_trace_at=self.run.first_trace_at or timezone.now(),
+                traces=F("traces") + delta["traces"],
+                files=F("files") + delta["files"],
+                bytes_processed=F("bytes_processed") + delta["bytes"],
+                errors=F("errors") + delta["errors"],
+                first_trace_at=Coalesce(F("first_trace_at"), Value(timezone.now())),
             )
+            self.flushed = now
         self.run.first_trace_at = self.run.first_trace_at or timezone.now()
         self.rows = []
         self.last_flush = time.monotonic()
 
 
-def extraction_execute(*, run_id: int) -> ExtractionRun:
-    """The body of the extraction task. Safe to run again for the same run (redelivery): rows are upserted."""
+def extraction_execute(*, run_id: int, shard: int = 0) -> ExtractionRun:
+    """The body of one extraction task: share ``shard`` of the run's walk (all of it when the run has one
+    share). Safe to run again (redelivery): rows are upserted by uid and a share is counted finished once."""
     run = ExtractionRun.objects.select_related("evidence", "evidence__case").get(pk=run_id)
     if run.state in (RunState.DONE, RunState.FAILED):
         return run
+    if not 0 <= shard < run.shards:
+        raise ValueError(f"run {run.pk} has {run.shards} shares; there is no share {shard}")
     evidence = run.evidence
-    ExtractionRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING, started_at=timezone.now())
+    ExtractionRun.objects.filter(pk=run.pk, started_at__isnull=True).update(started_at=timezone.now())
+    ExtractionRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
     Evidence.objects.filter(pk=evidence.pk).update(state=EvidenceState.EXTRACTING)
     run.refresh_from_db()
-    publisher = _Publisher(run)
-    versions = {**tool_versions(), **_media_tool_versions()}
+    publisher = _Publisher(run, shard=shard)
     try:
         with ExitStack() as stack:
             reader = stack.enter_context(
                 open_container(evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store())
             )
-            options, files = _walk_options(evidence, reader)
+            options, files = _walk_options(evidence, reader, shard=(shard, run.shards) if run.shards > 1 else None)
             resolver_context = media_source.EvidenceResolverContext(files=files)
             for record in walk_image(
                 file_object=reader, evidence_id=str(evidence.pk), secrets=_secrets_for(evidence), options=options
@@ -301,7 +322,7 @@ def extraction_execute(*, run_id: int) -> ExtractionRun:
                         publisher.add(child)
             publisher.flush()
     except Exception as exc:  # a run that cannot go on is recorded, audited and left; nothing is lost
-        logger.exception("extraction run %s failed", run.pk)
+        logger.exception("extraction run %s (share %s) failed", run.pk, shard)
         publisher.flush()
         with transaction.atomic():
             ExtractionRun.objects.filter(pk=run.pk).update(
@@ -314,16 +335,44 @@ def extraction_execute(*, run_id: int) -> ExtractionRun:
                 target_type="evidence",
                 target_id=evidence.pk,
                 case_id=evidence.case_id,
-                details={"run": run.pk, "error": exc.__class__.__name__, "traces": publisher.ordinal},
+                details={"run": run.pk, "shard": shard, "error": exc.__class__.__name__, "traces": publisher.count},
             )
         run.refresh_from_db()
         return run
+    _finish_share(run=run, shard=shard)
+    run.refresh_from_db()
+    return run
+
+
+def _finish_share(*, run: ExtractionRun, shard: int) -> None:
+    """Count this share finished; the last share to finish closes the run (exactly once)."""
     with transaction.atomic():
-        ExtractionRun.objects.filter(pk=run.pk).update(state=RunState.DONE, finished_at=timezone.now(), tools=versions)
+        run = ExtractionRun.objects.select_for_update().select_related("evidence").get(pk=run.pk)
+        if run.state != RunState.RUNNING:
+            return
+        if shard not in run.shards_finished:
+            run.shards_finished = sorted([*run.shards_finished, shard])
+            run.save(update_fields=["shards_finished"])
+        if len(run.shards_finished) < run.shards:
+            return
+        evidence = run.evidence
+        versions = {**tool_versions(), **_media_tool_versions()}
+        traces = Trace.objects.filter(run=run)
+        totals = {
+            "traces": traces.count(),
+            "traces_with_errors": traces.filter(has_errors=True).count(),
+        }
+        ExtractionRun.objects.filter(pk=run.pk).update(
+            state=RunState.DONE,
+            finished_at=timezone.now(),
+            tools=versions,
+            traces=totals["traces"],
+            errors=totals["traces_with_errors"],
+        )
         # Traces of an earlier run that this run no longer produced do not linger.
-        stale = Trace.objects.filter(evidence=evidence).exclude(run=run)
-        stale.delete()
+        Trace.objects.filter(evidence=evidence).exclude(run=run).delete()
         Evidence.objects.filter(pk=evidence.pk).update(state=EvidenceState.EXTRACTED)
+        run.refresh_from_db()
         audit_record(
             action="evidence.extract",
             target_type="evidence",
@@ -331,15 +380,14 @@ def extraction_execute(*, run_id: int) -> ExtractionRun:
             case_id=evidence.case_id,
             details={
                 "run": run.pk,
-                "traces": publisher.ordinal,
-                "files": publisher.files,
-                "bytes": publisher.bytes,
-                "traces_with_errors": publisher.errors,
+                "shards": run.shards,
+                "traces": totals["traces"],
+                "files": run.files,
+                "bytes": run.bytes_processed,
+                "traces_with_errors": totals["traces_with_errors"],
                 "tools": versions,
             },
         )
-    run.refresh_from_db()
-    return run
 
 
 def _media_tool_versions() -> dict[str, str]:

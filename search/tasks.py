@@ -14,8 +14,8 @@ from custodia.errors import AuditUnavailable
     retry_backoff=True,
     max_retries=5,
 )
-def run_extraction(run_id: int) -> dict:
+def run_extraction(run_id: int, shard: int = 0) -> dict:
     from search.services import extraction_execute
 
-    run = extraction_execute(run_id=run_id)
+    run = extraction_execute(run_id=run_id, shard=shard)
     return {"run": run.pk, "state": run.state, "traces": run.traces}

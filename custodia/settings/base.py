@@ -200,6 +200,8 @@ else:
     CUSTODIA_EVIDENCE_STORE_OPTIONS = {"root": env_path("CUSTODIA_EVIDENCE_DIR", DATA_DIR / "evidence")}
 # Start an extraction run as soon as evidence is sealed (otherwise an investigator starts it).
 CUSTODIA_EXTRACT_ON_SEAL = env_bool("CUSTODIA_EXTRACT_ON_SEAL", True)
+# Each extraction run is spread over this many Celery tasks (shares of every file system's top-level entries).
+CUSTODIA_EXTRACTION_SHARDS = env_int("CUSTODIA_EXTRACTION_SHARDS", 1, minimum=1, maximum=16)
 # Server-side import reads only below these folders (comma-separated absolute paths).
 CUSTODIA_IMPORT_ROOTS = [Path(p) for p in env_list("CUSTODIA_IMPORT_ROOTS", [])]
 CUSTODIA_KEY_STORE = env_str("CUSTODIA_KEY_STORE", "evidence.keystore.local.LocalKeyStore")

@@ -104,7 +104,7 @@ def test_api_starts_a_run_and_lists_it_with_progress(demo, api, settings, django
     assert response.status_code == 202, response.content
     run_id = response.json()["id"]
     enqueue.assert_called_once()
-    assert enqueue.call_args.kwargs["args"] == [run_id]
+    assert enqueue.call_args.kwargs["args"] == [run_id, 0]
     extraction_execute(run_id=run_id)
     runs = api.get(f"/api/evidence/{body['id']}/extractions/").json()
     assert runs[0]["state"] == "done" and runs[0]["traces"] > 0
@@ -141,3 +141,34 @@ def test_bitlocker_volume_unlocks_after_its_secret_is_escrowed(demo, api, settin
     decrypted = next(s for s in volume.streams if s["name"] != "raw" and s.get("sha256"))
     assert decrypted["sha256"] == "674e3a976927fd62f3fc26df2c695cac75b8d364e3b45393717efa971f16db0f"
     assert b"stayed locked" not in client.get(f"/evidence/{body['id']}/extractions/").content
+
+
+@pytest.mark.corpus
+def test_one_worker_and_two_workers_give_identical_trace_sets(demo, api, settings, django_capture_on_commit_callbacks):
+    from unittest import mock
+
+    from evidence.models import Evidence
+
+    body = imported(demo, api, settings, "files/dfvfs/ext2.vhd")
+    evidence = Evidence.objects.get(pk=body["id"])
+
+    def trace_set():
+        return set(
+            Trace.objects.filter(evidence=evidence).values_list("uid", "parent_uid", "path", "sha256", "deleted")
+        )
+
+    run_now(demo, body["id"])
+    single = trace_set()
+    settings.CUSTODIA_EXTRACTION_SHARDS = 2
+    with (
+        mock.patch("search.tasks.run_extraction.apply_async") as enqueue,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        run = extraction_start(actor=demo.investigator, evidence=evidence)
+    assert [call.kwargs["args"] for call in enqueue.call_args_list] == [[run.pk, 0], [run.pk, 1]]
+    assert extraction_execute(run_id=run.pk, shard=1).state == "running"  # one share done, the run goes on
+    finished = extraction_execute(run_id=run.pk, shard=0)
+    assert finished.state == "done" and finished.shards_finished == [0, 1]
+    assert trace_set() == single
+    assert extraction_execute(run_id=run.pk, shard=0).state == "done"  # a redelivered share changes nothing
+    assert AuditEvent.objects.filter(action="evidence.extract", outcome="ok", details__run=run.pk).count() == 1
