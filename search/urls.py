@@ -8,6 +8,19 @@ urlpatterns = [
     path("evidence/<uuid:evidence_id>/extractions/", views.evidence_extractions, name="extractions"),
     path("evidence/<uuid:evidence_id>/extract/", views.evidence_extract, name="extract"),
     path("cases/<int:case_id>/traces/", views.trace_search, name="trace-search"),
+    # Collaboration: before traces/<uid>/, which would otherwise take "tag" for a uid.
+    path("cases/<int:case_id>/traces/tag/", views.trace_bulk_tag, name="trace-bulk-tag"),
+    path(
+        "cases/<int:case_id>/traces/<str:trace_uid>/annotations/",
+        views.trace_annotations,
+        name="trace-annotations",
+    ),
+    path("cases/<int:case_id>/searches/", views.saved_search_save, name="saved-search-save"),
+    path(
+        "cases/<int:case_id>/searches/<int:saved_search_id>/delete/",
+        views.saved_search_delete,
+        name="saved-search-delete",
+    ),
     path("cases/<int:case_id>/traces/<str:trace_uid>/", views.trace_detail, name="trace-detail"),
     path(
         "cases/<int:case_id>/traces/<str:trace_uid>/thumbnail/<str:stream>.png",

@@ -59,7 +59,16 @@ def trace_search(request, case):
     return render(
         request,
         template,
-        {"case": case, "query": query, "result": result, "error": error, "facets": facet_links},
+        {
+            "case": case,
+            "query": query,
+            "result": result,
+            "error": error,
+            "facets": facet_links,
+            # Collaboration: saved searches, bulk tagging and CSV export on the search page.
+            "saved_searches": list(selectors.saved_searches(case=case)),
+            "can_annotate": perms.ANNOTATE_TRACES in case_permissions(user=request.user, case=case),
+        },
     )
 
 
@@ -175,3 +184,117 @@ def trace_thumbnail(request, case, trace_uid: str, stream: str):
     response["Content-Security-Policy"] = "default-src 'none'"
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+# Collaboration (search/collaboration.py): a trace's tags and notes as a partial the trace page loads,
+# bulk tagging and saved searches from the search page.
+
+
+def _search_url(case, query: str) -> str:
+    from urllib.parse import urlencode
+
+    from django.urls import reverse
+
+    url = reverse("search:trace-search", args=[case.pk])
+    return f"{url}?{urlencode({'q': query})}" if query else url
+
+
+def _annotations_context(request, case, trace: Trace, error: str = "") -> dict:
+    tags = selectors.trace_tags(trace=trace)
+    return {
+        "case": case,
+        "trace": trace,
+        "tags": tags,
+        "suggested": [name for name in selectors.case_tag_suggestions(case=case) if name not in tags][:8],
+        "notes": list(selectors.trace_notes(trace=trace)),
+        "can_annotate": perms.ANNOTATE_TRACES in case_permissions(user=request.user, case=case),
+        "error": error,
+    }
+
+
+@case_view(perms.SEARCH_TRACES)
+def trace_annotations(request, case, trace_uid: str):
+    """The tag chips and notes of one trace (GET), and their changes (POST ``action`` = tag, untag, note)."""
+    from django.core.exceptions import PermissionDenied
+
+    from search import collaboration
+
+    trace = _trace_of(request, case, trace_uid)
+    error = ""
+    if request.method == "POST":
+        if perms.ANNOTATE_TRACES not in case_permissions(user=request.user, case=case):
+            raise PermissionDenied("Your role in this case does not allow annotating traces.")
+        common = {"actor": request.user, "case_id": case.pk, "uid": trace.uid}
+        actions = {
+            "tag": lambda: collaboration.tag_add(**common, tag=request.POST.get("tag", "")),
+            "untag": lambda: collaboration.tag_remove(**common, tag=request.POST.get("tag", "")),
+            "note": lambda: collaboration.note_add(**common, text=request.POST.get("text", "")),
+        }
+        action = actions.get(request.POST.get("action", ""))
+        if action is None:
+            return HttpResponse("Unknown action.", status=400, content_type="text/plain; charset=utf-8")
+        try:
+            action()
+        except NotFound:
+            raise Http404 from None
+        except ServiceError as exc:
+            error = exc.detail
+        if not request.headers.get("HX-Request") and not error:
+            return redirect(request.path)
+    elif request.method != "GET":
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    return render(request, "search/_tags_notes.html", _annotations_context(request, case, trace, error))
+
+
+@require_POST
+@case_view(perms.ANNOTATE_TRACES)
+def trace_bulk_tag(request, case):
+    """Tag the selected hits (``uids``), or every hit of the query (``all``), from the search page."""
+    from django.contrib import messages
+
+    from search import collaboration
+
+    query = request.POST.get("q", "")
+    if request.POST.get("all"):
+        target = {"query": query}
+    else:
+        target = {"uids": request.POST.getlist("uids")}
+        if not target["uids"]:
+            messages.error(request, "Select the traces to tag first.")
+            return redirect(_search_url(case, query))
+    tag = request.POST.get("tag", "")
+    result = _run(
+        request,
+        lambda: collaboration.tags_bulk_add(actor=request.user, case_id=case.pk, tag=tag, **target),
+        f"Tagged {tag.strip().lower()!r}.",
+    )
+    if result is not None:
+        messages.info(request, f"{result['tagged']} trace(s) carry the tag; {result['added']} newly tagged.")
+    return redirect(_search_url(case, query))
+
+
+@require_POST
+@case_view(perms.ANNOTATE_TRACES)
+def saved_search_save(request, case):
+    from search import collaboration
+
+    query = request.POST.get("q", "")
+    name = request.POST.get("name", "")
+    _run(
+        request,
+        lambda: collaboration.saved_search_save(actor=request.user, case_id=case.pk, name=name, query=query),
+        "Search saved.",
+    )
+    return redirect(_search_url(case, query))
+
+
+@require_POST
+@case_view(perms.ANNOTATE_TRACES)
+def saved_search_delete(request, case, saved_search_id: int):
+    from search import collaboration
+
+    try:
+        collaboration.saved_search_delete(actor=request.user, case_id=case.pk, saved_search_id=saved_search_id)
+    except NotFound:
+        raise Http404 from None
+    return redirect(_search_url(case, request.POST.get("q", "")))

@@ -220,6 +220,40 @@ def test_saved_searches(demo, api, traces):
     assert api.delete(f"{base(demo)}/searches/{saved['id']}/").status_code == 404
 
 
+def test_annotations_partial_adds_and_removes_tags_and_notes(demo, client, traces):
+    trace = traces["report.docx"]
+    client.force_login(demo.detective)
+    url = f"/cases/{demo.case.pk}/traces/{trace.uid}/annotations/"
+    page = client.get(url)
+    assert page.status_code == 200
+    client.post(url, {"action": "tag", "tag": "Suspicious"}, HTTP_HX_REQUEST="true")
+    client.post(url, {"action": "note", "text": "Check the author field."}, HTTP_HX_REQUEST="true")
+    page = client.get(url).content.decode()
+    assert "suspicious" in page and "Check the author field." in page
+    client.post(url, {"action": "untag", "tag": "suspicious"}, HTTP_HX_REQUEST="true")
+    assert not TraceTag.objects.filter(trace=trace).exists()
+
+    client.force_login(demo.prosecutor)
+    page = client.get(url)
+    assert page.status_code == 200 and "Check the author field." in page.content.decode()
+    assert client.post(url, {"action": "tag", "tag": "x"}).status_code == 403
+
+
+def test_search_page_bulk_tags_selected_hits_and_saves_searches(demo, client, traces):
+    client.force_login(demo.detective)
+    page = f"/cases/{demo.case.pk}/traces/"
+    response = client.post(
+        f"{page}tag/", {"tag": "batch", "uids": [traces["photo.jpg"].uid], "q": "photo"}, follow=True
+    )
+    assert response.status_code == 200
+    assert list(TraceTag.objects.values_list("trace__name", "name")) == [("photo.jpg", "batch")]
+    client.post(f"{page}tag/", {"tag": "everything", "all": "1", "q": "type:file"})
+    assert TraceTag.objects.filter(name="everything").count() == 3
+    client.post(f"/cases/{demo.case.pk}/searches/", {"name": "Docs", "q": "name:*.docx"})
+    html = client.get(page, {"q": "tag:batch"}).content.decode()
+    assert "Docs" in html and "photo.jpg" in html and "export.csv" in html
+
+
 # On the corpus: tags on extracted traces.
 
 
