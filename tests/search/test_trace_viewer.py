@@ -195,3 +195,84 @@ def test_a_thumbnail_of_something_that_is_not_a_picture_is_refused():
     with pytest.raises(ServiceError) as refused:
         thumbnail_png(data=b"<script>alert(1)</script>")
     assert refused.value.code == "not_a_picture"
+
+
+def _import_and_extract(demo, api, settings, image) -> str:
+    from evidence.models import Evidence
+
+    settings.CUSTODIA_IMPORT_ROOTS = [image.parent]
+    api.as_user(demo.custodian)
+    body = api.post("/api/evidence/import", {"case": demo.case.pk, "paths": [str(image)]}, format="json").json()
+    run = extraction_start(actor=demo.investigator, evidence=Evidence.objects.get(pk=body["id"]))
+    extraction_execute(run_id=run.pk)
+    return body["id"]
+
+
+@pytest.mark.corpus
+def test_a_decrypted_bitlocker_volume_is_re_read_with_its_escrowed_secret(demo, api, settings, tmp_path):
+    import lzma
+
+    from dfvfs.resolver import resolver as dfvfs_resolver
+
+    from evidence.models import Evidence
+    from evidence.services.escrow import secret_escrow
+
+    image = tmp_path / "bitlocker.img"
+    image.write_bytes(lzma.decompress(require_corpus("files/cryptsetup/bitlk-aes-xts-128.img.xz").read_bytes()))
+    evidence_id = _import_and_extract(demo, api, settings, image)
+    evidence = Evidence.objects.get(pk=evidence_id)
+    secret_escrow(actor=demo.custodian, evidence=evidence, kind="bitlocker_password", name="volume", value=b"anaconda")
+    run = extraction_start(actor=demo.investigator, evidence=evidence)
+    extraction_execute(run_id=run.pk)
+    volume = Trace.objects.get(evidence_id=evidence_id, properties__has_key="encryptedVolume.unlocked")
+    decrypted = next(s for s in volume.streams if s["name"] == "decrypted")
+    api.as_user(demo.detective)
+    response = api.get(data_url(demo, volume, "decrypted"))
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content)
+    assert hashlib.sha256(body).hexdigest() == decrypted["sha256"]
+    assert not dfvfs_resolver.Resolver.key_chain._credentials_per_path_spec  # no secret lingers
+
+
+@pytest.fixture
+def picture_image(tmp_path):
+    import shutil
+    import subprocess
+
+    if not shutil.which("mkfs.ext4"):
+        pytest.skip("mkfs.ext4 is not installed")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "photo.jpg").write_bytes(_picture("JPEG", (900, 600)))
+    (root / "fake.jpg").write_bytes(b"<html><script>alert(1)</script></html>")
+    image = tmp_path / "images" / "pictures.raw"
+    image.parent.mkdir()
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-d", str(root), "-L", "pictures", str(image), "4M"],
+        check=True,
+        capture_output=True,
+    )
+    return image
+
+
+def test_a_picture_in_an_ext4_image_gets_a_thumbnail_and_never_its_original_bytes_inline(
+    demo, api, client, settings, picture_image
+):
+    from PIL import Image
+
+    evidence_id = _import_and_extract(demo, api, settings, picture_image)
+    photo = Trace.objects.get(evidence_id=evidence_id, name="photo.jpg")
+    client.force_login(demo.detective)
+    page = client.get(page_url(demo, photo)).content.decode()
+    thumbnail = f"/cases/{demo.case.pk}/traces/{photo.uid}/thumbnail/raw.png"
+    assert f'src="{thumbnail}"' in page
+    response = client.get(thumbnail)
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert image.format == "PNG" and image.size == (256, 171)
+    fake = Trace.objects.get(evidence_id=evidence_id, name="fake.jpg")
+    refused = client.get(f"/cases/{demo.case.pk}/traces/{fake.uid}/thumbnail/raw.png")
+    assert refused.status_code == 415 and b"<script>" not in refused.content
+    client.force_login(demo.outsider)
+    assert client.get(thumbnail).status_code == 404
