@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
 
 import pytest
 
@@ -13,6 +14,7 @@ from search.models import Trace
 from search.services import extraction_execute, extraction_start
 from tests.corpus import require_corpus, testdata_dir
 
+ATTACHED_NOTE = b"Meet at the pier at nine.\n" * 40
 PASSWORDS_SHA256 = "02a2a6af2f1ecf4720d7d49d640f0d0a269a7ec733e41973bdd34f09dad0e252"
 
 
@@ -245,6 +247,8 @@ def picture_image(tmp_path):
     root.mkdir()
     (root / "photo.jpg").write_bytes(_picture("JPEG", (900, 600)))
     (root / "fake.jpg").write_bytes(b"<html><script>alert(1)</script></html>")
+    with zipfile.ZipFile(root / "holiday.zip", "w") as archive:
+        archive.writestr("notes.txt", ATTACHED_NOTE)
     image = tmp_path / "images" / "pictures.raw"
     image.parent.mkdir()
     subprocess.run(
@@ -276,3 +280,26 @@ def test_a_picture_in_an_ext4_image_gets_a_thumbnail_and_never_its_original_byte
     assert refused.status_code == 415 and b"<script>" not in refused.content
     client.force_login(demo.outsider)
     assert client.get(thumbnail).status_code == 404
+
+
+def test_an_archive_member_is_re_derived_from_its_archive_and_checked_against_its_hash(
+    demo, api, settings, picture_image
+):
+    evidence_id = _import_and_extract(demo, api, settings, picture_image)
+    archive = Trace.objects.get(evidence_id=evidence_id, name="holiday.zip")
+    digest = hashlib.sha256(ATTACHED_NOTE).hexdigest()
+    stream = {"name": "raw", "size": len(ATTACHED_NOTE), "data_path": "", "sha256": digest, "mime_type": "text/plain"}
+    # A member as extraction records it (the archive tool's first child): no data path of its own.
+    fields = {"evidence": archive.evidence, "case": archive.case, "run": archive.run, "types": ["file"]}
+    member = Trace.objects.create(
+        uid=f"{archive.uid}-1", parent_uid=archive.uid, ordinal=10_000, name="notes.txt", streams=[stream], **fields
+    )
+    api.as_user(demo.detective)
+    response = api.get(data_url(demo, member), HTTP_RANGE="bytes=0-24")
+    assert response.status_code == 206 and b"".join(response.streaming_content) == ATTACHED_NOTE[:25]
+    whole = b"".join(api.get(data_url(demo, member)).streaming_content)
+    assert hashlib.sha256(whole).hexdigest() == digest
+    # Bytes that do not hash to what extraction recorded are never served.
+    Trace.objects.filter(pk=member.pk).update(streams=[{**stream, "sha256": "0" * 64}])
+    refused = api.get(data_url(demo, member))
+    assert refused.status_code == 404 and refused.json()["error"] == "not_rereadable"
