@@ -182,10 +182,7 @@ def case_tag_suggestions(*, case, limit: int = 10) -> list[str]:
     from search.models import TraceTag
 
     rows = (
-        TraceTag.objects.filter(case=case)
-        .values("name")
-        .annotate(count=Count("pk"))
-        .order_by("-count", "name")[:limit]
+        TraceTag.objects.filter(case=case).values("name").annotate(count=Count("pk")).order_by("-count", "name")[:limit]
     )
     return [row["name"] for row in rows]
 

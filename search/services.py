@@ -10,11 +10,12 @@ same rows and never duplicates them.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import math
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, closing
+from contextlib import ExitStack
 from dataclasses import asdict
 
 from django.conf import settings
@@ -170,6 +171,41 @@ def _tool_children(*, record: TraceRecord, analysed) -> Iterator[dict]:
     yield from walk(analysed, record.uid, record.path)
 
 
+class _DfvfsFile(io.RawIOBase):
+    """A dfVFS file object as a standard Python file: dfVFS's ``seek`` returns None and it has no
+    ``tell``, while the content tools (zipfile, tarfile, sqlite) rely on both."""
+
+    def __init__(self, inner) -> None:
+        super().__init__()
+        self._inner = inner
+        # dfVFS hands out the file object it cached in the resolver context: a second opener (each tool
+        # opens the stream afresh) would otherwise start where the previous reader stopped.
+        inner.seek(0)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._inner.seek(offset, whence)
+        return self._inner.get_offset()
+
+    def tell(self) -> int:
+        return self._inner.get_offset()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._inner.close()
+        super().close()
+
+
 def _analyse_file(*, record: TraceRecord, resolver_context) -> object | None:
     raw = record.stream("raw")
     if raw is None or "file" not in record.types or not raw.size or raw.size > TOOL_MAX_BYTES:
@@ -179,8 +215,8 @@ def _analyse_file(*, record: TraceRecord, resolver_context) -> object | None:
         return None
 
     def opener():
-        # dfVFS file objects have close() but are not context managers; the tools open with `with`.
-        return closing(media_source.open_data_path(data_path=raw.data_path, resolver_context=resolver_context))
+        file_object = media_source.open_data_path(data_path=raw.data_path, resolver_context=resolver_context)
+        return io.BufferedReader(_DfvfsFile(file_object), buffer_size=1 << 20)
 
     return analyse(stream_opener=opener, name=record.name, mime_type=mime_type, limits=Limits(), path=record.path)
 

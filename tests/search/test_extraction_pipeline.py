@@ -172,3 +172,37 @@ def test_one_worker_and_two_workers_give_identical_trace_sets(demo, api, setting
     assert trace_set() == single
     assert extraction_execute(run_id=run.pk, shard=0).state == "done"  # a redelivered share changes nothing
     assert AuditEvent.objects.filter(action="evidence.extract", outcome="ok", details__run=run.pk).count() == 1
+
+
+def test_archives_and_e_mail_inside_a_file_system_become_child_traces(demo, settings, tmp_path):
+    import shutil
+    import subprocess
+    import zipfile
+    from email.message import EmailMessage
+
+    from evidence.services.intake import evidence_import
+
+    if not shutil.which("mkfs.ext4"):
+        pytest.skip("mkfs.ext4 is not installed (apt: e2fsprogs)")
+    tree = tmp_path / "tree"
+    (tree / "docs").mkdir(parents=True)
+    with zipfile.ZipFile(tree / "docs" / "bundle.zip", "w") as bundle:
+        bundle.writestr("folder/syslog", "Nov 23 kernel: booted\n" * 50)
+        bundle.writestr("../escape.txt", "stays a name")
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.org", "b@example.org", "Quarterly figures"
+    message.set_content("See attached.")
+    message.add_attachment(b"col1,col2\n1,2\n", maintype="text", subtype="csv", filename="figures.csv")
+    (tree / "docs" / "mail.eml").write_bytes(message.as_bytes())
+    image = tmp_path / "disk.ext4"
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), str(image), "8M"], check=True)
+    settings.CUSTODIA_IMPORT_ROOTS = [tmp_path]
+    evidence = evidence_import(actor=demo.custodian, case=demo.case, paths=[str(image)], label="disk")
+    run_now(demo, str(evidence.pk))
+    names = set(Trace.objects.filter(evidence=evidence).values_list("name", flat=True))
+    mail_trace = Trace.objects.get(evidence=evidence, name="mail.eml")
+    assert {"syslog", "escape.txt", "figures.csv"} <= names, (names, mail_trace.errors)
+    syslog = Trace.objects.get(evidence=evidence, name="syslog")
+    assert syslog.path.endswith("/docs/bundle.zip/folder/syslog")
+    mail = Trace.objects.get(evidence=evidence, name="mail.eml")
+    assert mail.properties["email.subject"] == "Quarterly figures"

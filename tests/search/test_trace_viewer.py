@@ -288,12 +288,10 @@ def test_an_archive_member_is_re_derived_from_its_archive_and_checked_against_it
     evidence_id = _import_and_extract(demo, api, settings, picture_image)
     archive = Trace.objects.get(evidence_id=evidence_id, name="holiday.zip")
     digest = hashlib.sha256(ATTACHED_NOTE).hexdigest()
-    stream = {"name": "raw", "size": len(ATTACHED_NOTE), "data_path": "", "sha256": digest, "mime_type": "text/plain"}
-    # A member as extraction records it (the archive tool's first child): no data path of its own.
-    fields = {"evidence": archive.evidence, "case": archive.case, "run": archive.run, "types": ["file"]}
-    member = Trace.objects.create(
-        uid=f"{archive.uid}-1", parent_uid=archive.uid, ordinal=10_000, name="notes.txt", streams=[stream], **fields
-    )
+    # The member as extraction recorded it (the archive tool's child): no data path of its own.
+    member = Trace.objects.get(evidence_id=evidence_id, parent_uid=archive.uid, name="notes.txt")
+    stream = next(s for s in member.streams if s["name"] == "raw")
+    assert (stream["data_path"], stream["sha256"]) == ("", digest)
     api.as_user(demo.detective)
     response = api.get(data_url(demo, member), HTTP_RANGE="bytes=0-24")
     assert response.status_code == 206 and b"".join(response.streaming_content) == ATTACHED_NOTE[:25]
