@@ -286,3 +286,19 @@ def test_bulk_tag_a_query(demo, api, extracted):
     # Again: nothing new.
     again = api.post(f"{base(demo)}/traces/tag", {"query": "path:a_directory", "tag": "dir"}, format="json")
     assert again.json()["added"] == again.json()["tagged"] - 2
+
+
+def test_the_trace_page_loads_its_tags_and_notes(demo, client):
+    from django.urls import reverse
+
+    from evidence.services.registration import evidence_register
+    from search.models import ExtractionRun, Trace
+
+    evidence = evidence_register(actor=demo.custodian, case=demo.case, label="Disk", kind="disk_image")
+    run = ExtractionRun.objects.create(evidence=evidence)
+    trace = Trace.objects.create(
+        uid=f"{evidence.pk}:0", evidence=evidence, case=demo.case, run=run, ordinal=1, name="disk", path="/disk"
+    )
+    client.force_login(demo.detective)
+    page = client.get(f"/cases/{demo.case.pk}/traces/{trace.uid}/").content.decode()
+    assert reverse("search:trace-annotations", args=[demo.case.pk, trace.uid]) in page
