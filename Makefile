@@ -77,6 +77,7 @@ screenshots: venv
 	CUSTODIA_SCREENSHOT_DIR=$(CURDIR)/var/screenshots $(PY) -m pytest -q -p no:cacheprovider tests/browser
 	cp var/screenshots/case-detail.png docs/screenshot.png
 	cp var/screenshots/evidence-detail.png docs/evidence.png
+	cp var/screenshots/search.png docs/search.png
 
 clean:
 	rm -rf $(VENV) node_modules var
