@@ -19,7 +19,7 @@ import os
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -122,6 +122,14 @@ class MultiHasher:
             data = bytes(data)
         for lane_queue in self._queues:
             lane_queue.put(data)
+
+    @property
+    def bytes_hashed(self) -> int:
+        return self.size
+
+    def hexdigests(self) -> dict[str, str]:
+        """Finish and return ``{"md5", "sha1", "sha256"}`` as hex."""
+        return self.result().as_dict()
 
     def result(self) -> ImageHashes:
         """Finish and return the hashes (waits for the lanes in parallel mode)."""
@@ -274,6 +282,14 @@ class ContainerWriter:
         """Chunks written through this writer (or recognised in the store), by index."""
         with self._lock:
             return [self._records[number] for number in sorted(self._records)]
+
+    def adopt_records(self, records: Iterable[ChunkRecord]) -> None:
+        """Take the records of chunks that earlier writers of this item stored, as they recorded them (a
+        resumable upload keeps them in its database), so that ``finish`` need not decrypt those chunks to
+        learn them. Chunks not given are still recognised from the store."""
+        with self._lock:
+            for record in records:
+                self._records.setdefault(record.index, record)
 
     def write_chunk(self, *, index: int, plaintext: bytes | bytearray | memoryview) -> ChunkRecord:
         if not isinstance(index, int) or index < 0:

@@ -1,7 +1,7 @@
 """MD5, SHA-1 and SHA-256 of the acquired bytes, computed while they are received — never by a second read.
 
-``MultiHasher`` is for one process that sees every byte (server-side import, sealing a stream). It uses
-hashlib (OpenSSL), the fastest option here.
+``MultiHasher`` (from ``evidence.container.writer``, re-exported here) is for one process that sees every
+byte (server-side import, sealing a stream). It uses hashlib (OpenSSL), the fastest option here.
 
 ``ResumableHasher`` is for resumable uploads, where the bytes of one image arrive over many HTTP requests
 handled by different processes: after each request its running state is saved (``to_state``) and the next
@@ -32,27 +32,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import BinaryIO
 
+from evidence.container.writer import MultiHasher  # the one MD5/SHA-1/SHA-256 hasher of the project
 from evidence.intake.errors import HashStateError, MissingDependency
 
 ALGORITHMS = ("md5", "sha1", "sha256")
 READ_SIZE = 4 * 1024 * 1024
-
-
-class MultiHasher:
-    """MD5, SHA-1 and SHA-256 updated together over one stream of bytes."""
-
-    def __init__(self) -> None:
-        # usedforsecurity=False: MD5/SHA-1 identify evidence here (forensic practice), they protect nothing.
-        self._hashers = {name: hashlib.new(name, usedforsecurity=False) for name in ALGORITHMS}
-        self.bytes_hashed = 0
-
-    def update(self, data: bytes | bytearray | memoryview) -> None:
-        for hasher in self._hashers.values():
-            hasher.update(data)
-        self.bytes_hashed += len(data)
-
-    def hexdigests(self) -> dict[str, str]:
-        return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
 
 
 def hash_stream(*, stream: BinaryIO, read_size: int = READ_SIZE) -> dict[str, str]:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from audit.services import audit_record
 from cases import permissions as perms
@@ -25,8 +24,8 @@ from evidence.intake.formats import FormatError, SegmentedReader, detect_format,
 from evidence.intake.paths import ImportPathRefused, resolve_import_path
 from evidence.models import Evidence, EvidenceChunk, EvidenceKind, EvidenceSource, EvidenceState
 from evidence.services.registration import data_key_for, evidence_register, normalise_declared_hashes
+from evidence.services.sealing import acquisition_facts, record_failed, record_sealed
 from evidence.services.upload import declared_mismatches
-from evidence.signals import evidence_sealed
 from evidence.storage.base import StoreError, get_store
 
 logger = logging.getLogger(__name__)
@@ -122,12 +121,8 @@ def evidence_import(
         format_details={**detected.details, "segments": segment_sizes},
     )
     evidence.refresh_from_db()
-    facts = {
-        "source": "server_import",
-        "segments": segment_sizes,
-        "format": detected.format,
-        "format_details": detected.details,
-    }
+    # Sizes only: the acquired files' names stay out of the manifest, which lies unencrypted in the store.
+    facts = acquisition_facts(evidence=evidence, segment_sizes=[segment["size"] for segment in segment_sizes])
     try:
         with SegmentedReader(segments) as source:
             result = seal_stream(
@@ -210,46 +205,17 @@ def _record_sealed(
         for record in index.chunks
     )
     evidence.size = evidence.received_bytes = evidence.hashed_through = result.hashes.size
-    evidence.md5, evidence.sha1, evidence.sha256 = hashes["md5"], hashes["sha1"], hashes["sha256"]
-    evidence.manifest_sha256 = result.manifest_sha256
     if ewf_check is not None:
         evidence.format_details = {**evidence.format_details, "ewf_check": ewf_check}
-    evidence.state = EvidenceState.SEALED
-    evidence.sealed_at = timezone.now()
-    evidence.save()
-    case = evidence.case
-    if case.retention_until or case.legal_hold:
-        get_store().set_retention(evidence.storage_prefix, until=case.retention_until, legal_hold=case.legal_hold)
-    audit_record(
-        action="evidence.seal",
+    return record_sealed(
         actor=actor,
-        target_type="evidence",
-        target_id=evidence.pk,
-        case_id=evidence.case_id,
-        details={
-            "size": result.hashes.size,
-            **hashes,
-            "chunks": result.chunk_count,
-            "manifest_sha256": result.manifest_sha256,
-            "format": evidence.format,
-            "source": "server_import",
-            "ewf_check": ewf_check,
-        },
+        evidence=evidence,
+        hashes=hashes,
+        manifest_sha256=result.manifest_sha256,
+        chunks=result.chunk_count,
+        details={"source": "server_import", "ewf_check": ewf_check},
     )
-    sealed = evidence
-    transaction.on_commit(lambda: evidence_sealed.send(sender=Evidence, evidence=sealed))
-    return evidence
 
 
-@transaction.atomic
 def _mark_failed(*, actor: User, evidence: Evidence, reason: str, details: dict | None = None) -> None:
-    Evidence.objects.filter(pk=evidence.pk).update(state=EvidenceState.FAILED, failure_reason=reason)
-    audit_record(
-        action="evidence.import",
-        actor=actor,
-        outcome="failed",
-        target_type="evidence",
-        target_id=evidence.pk,
-        case_id=evidence.case_id,
-        details={"reason": reason, **(details or {})},
-    )
+    record_failed(actor=actor, evidence=evidence, action="evidence.import", reason=reason, details=details)

@@ -13,20 +13,20 @@ first). The hash state lives in the database between requests, so any web proces
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.db import transaction
-from django.utils import timezone
 
 from audit.services import audit_record
 from cases import permissions as perms
 from cases.models import User
 from custodia.errors import Conflict, ServiceError
 from evidence.container.errors import ContainerError
-from evidence.container.format import ImageHashes, chunk_key, sha256_hex
+from evidence.container.format import ChunkRecord, ImageHashes, chunk_key, sha256_hex
 from evidence.container.reader import ChunkOpener
 from evidence.container.writer import ChunkSealer, ContainerWriter
 from evidence.intake.errors import FormatError
@@ -35,7 +35,7 @@ from evidence.intake.hashing import ResumableHasher
 from evidence.models import Evidence, EvidenceChunk, EvidenceState
 from evidence.selectors import evidence_get, evidence_received_ranges
 from evidence.services.registration import data_key_for
-from evidence.signals import evidence_sealed
+from evidence.services.sealing import acquisition_facts, record_failed, record_sealed
 from evidence.storage.base import ObjectExists, StoreError, get_store
 
 _RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+)$")
@@ -272,21 +272,6 @@ def upload_status(*, evidence: Evidence) -> dict:
     }
 
 
-def _fail(*, actor: User | None, evidence: Evidence, reason: str, details: dict) -> None:
-    evidence.state = EvidenceState.FAILED
-    evidence.failure_reason = reason
-    evidence.save(update_fields=["state", "failure_reason"])
-    audit_record(
-        action="evidence.seal",
-        actor=actor,
-        outcome="failed",
-        target_type="evidence",
-        target_id=evidence.pk,
-        case_id=evidence.case_id,
-        details={"reason": reason, **details},
-    )
-
-
 def evidence_seal(*, actor: User, evidence: Evidence) -> Evidence:
     """Close the upload: every byte present and hashed, declared hashes agree; write index and manifest."""
     with transaction.atomic():
@@ -309,15 +294,14 @@ def evidence_seal(*, actor: User, evidence: Evidence) -> Evidence:
         hashes = ResumableHasher.from_state(bytes(evidence.hasher_state)).hexdigests()
     mismatches = declared_mismatches(evidence=evidence, hashes=hashes)
     if mismatches:
-        with transaction.atomic():
-            evidence = _locked(evidence)
-            algorithm, declared, computed = mismatches[0]
-            _fail(
-                actor=actor,
-                evidence=evidence,
-                reason=f"Declared {algorithm} {declared} differs from the computed {computed}.",
-                details={"declared": {m[0]: m[1] for m in mismatches}, "computed": hashes},
-            )
+        algorithm, declared, computed = mismatches[0]
+        record_failed(
+            actor=actor,
+            evidence=evidence,
+            action="evidence.seal",
+            reason=f"Declared {algorithm} {declared} differs from the computed {computed}.",
+            details={"declared": {m[0]: m[1] for m in mismatches}, "computed": hashes},
+        )
         # The failure is committed (and audited) before the refusal is reported.
         raise Conflict(
             f"The declared {mismatches[0][0]} does not match the received bytes: declared {mismatches[0][1]}, "
@@ -333,58 +317,34 @@ def declared_mismatches(*, evidence: Evidence, hashes: dict[str, str]) -> list[t
 
 
 @transaction.atomic
-def _finish_seal(*, actor: User | None, evidence: Evidence, hashes: dict[str, str], facts: dict | None = None):
+def _finish_seal(*, actor: User | None, evidence: Evidence, hashes: dict[str, str]) -> Evidence:
     evidence = _locked(evidence)
-    chunk_count = EvidenceChunk.objects.filter(evidence=evidence).count()
-    facts = {
-        "label": evidence.label,
-        "kind": evidence.kind,
-        "source": evidence.source,
-        "seized_from": evidence.seized_from,
-        "seized_by": evidence.seized_by,
-        "seized_at": evidence.seized_at.isoformat() if evidence.seized_at else None,
-        "format": evidence.format,
-        "key_id": evidence.key_id,
-        **(facts or {}),
-    }
     data_key = data_key_for(evidence)
     if not evidence.format:
         _detect_uploaded_format(evidence=evidence, data_key=data_key)
-        facts["format"] = evidence.format
-    writer = ContainerWriter(
-        evidence_id=evidence.pk, data_key=data_key, store=get_store(), chunk_size=evidence.chunk_size
-    )
+    chunk_size = evidence.chunk_size
+    rows = EvidenceChunk.objects.filter(evidence=evidence).order_by("index")
+    received = [
+        ChunkRecord(index=index, offset=index * chunk_size, plain_length=plain, stored_length=stored, sha256=digest)
+        for index, plain, stored, digest in rows.values_list("index", "plain_length", "stored_length", "sha256")
+    ]
+    writer = ContainerWriter(evidence_id=evidence.pk, data_key=data_key, store=get_store(), chunk_size=chunk_size)
+    # Each chunk's record was taken from its plaintext when it arrived: the writer need not decrypt every
+    # chunk again to learn it (integrity verification re-reads them, on demand and on schedule).
+    writer.adopt_records(received)
     try:
-        manifest = writer.finish(facts=facts, hashes=ImageHashes(size=evidence.size, **hashes))
+        manifest = writer.finish(
+            facts=acquisition_facts(evidence=evidence), hashes=ImageHashes(size=evidence.size, **hashes)
+        )
     except ContainerError as exc:
         raise ServiceError(f"The container could not be finished: {exc}", code="seal_failed", status_code=500) from exc
-    manifest_sha256 = sha256_hex(manifest.to_bytes())
-    evidence.md5, evidence.sha1, evidence.sha256 = hashes["md5"], hashes["sha1"], hashes["sha256"]
-    evidence.manifest_sha256 = manifest_sha256
-    evidence.state = EvidenceState.SEALED
-    evidence.sealed_at = timezone.now()
-    evidence.hasher_state = None
-    evidence.save()
-    _apply_retention(evidence)
-    audit_record(
-        action="evidence.seal",
+    return record_sealed(
         actor=actor,
-        target_type="evidence",
-        target_id=evidence.pk,
-        case_id=evidence.case_id,
-        details={
-            "size": evidence.size,
-            "md5": evidence.md5,
-            "sha1": evidence.sha1,
-            "sha256": evidence.sha256,
-            "chunks": chunk_count,
-            "manifest_sha256": manifest_sha256,
-            "format": evidence.format,
-        },
+        evidence=evidence,
+        hashes=hashes,
+        manifest_sha256=sha256_hex(manifest.to_bytes()),
+        chunks=len(received),
     )
-    sealed = evidence
-    transaction.on_commit(lambda: evidence_sealed.send(sender=Evidence, evidence=sealed))
-    return evidence
 
 
 def _detect_uploaded_format(*, evidence: Evidence, data_key: bytes) -> None:
@@ -398,6 +358,7 @@ def _detect_uploaded_format(*, evidence: Evidence, data_key: bytes) -> None:
     wanted = {0, last, max(0, last - 1)}
     chunks = {c.index: c for c in EvidenceChunk.objects.filter(evidence=evidence, index__in=wanted)}
 
+    @functools.cache  # each chunk is read and decrypted once, however many of head and tail it serves
     def plaintext(index: int) -> bytes:
         chunk = chunks[index]
         return opener.open(
@@ -405,7 +366,7 @@ def _detect_uploaded_format(*, evidence: Evidence, data_key: bytes) -> None:
         )
 
     head = plaintext(0)[:HEAD_SIZE]
-    tail = (plaintext(last) if last else head)[-TAIL_SIZE:]
+    tail = plaintext(last)[-TAIL_SIZE:]  # from the whole last chunk, also when it is the only one
     if last and len(tail) < TAIL_SIZE:
         tail = (plaintext(last - 1) + plaintext(last))[-TAIL_SIZE:]
     try:
@@ -419,9 +380,3 @@ def _detect_uploaded_format(*, evidence: Evidence, data_key: bytes) -> None:
 
 def _last_index(evidence: Evidence) -> int:
     return max(0, (evidence.size - 1) // evidence.chunk_size)
-
-
-def _apply_retention(evidence: Evidence) -> None:
-    case = evidence.case
-    if case.retention_until or case.legal_hold:
-        get_store().set_retention(evidence.storage_prefix, until=case.retention_until, legal_hold=case.legal_hold)

@@ -258,3 +258,28 @@ def test_the_periodic_check_verifies_every_sealed_item(api, register, sample, mo
     assert report["ok"] is True
     event = AuditEvent.objects.filter(action="evidence.verify", target_id=sealed["id"]).last()
     assert (event.actor, event.details["scheduled"]) == ("system", True)
+
+
+def test_sealing_an_upload_reads_no_chunk_but_those_that_name_its_format(api, register, monkeypatch):
+    import json
+    import os
+
+    from evidence.container.format import manifest_key
+
+    data = os.urandom(6 * CHUNK + 5)
+    body = register(seized_from="J. Doe, 12 High St", seized_by="DC Smith")
+    upload_all(api, body["id"], data)
+    store = get_store()
+    reads = []
+    original_read = store.read
+
+    def counting_read(key, *args, **kwargs):
+        reads.append(key)
+        return original_read(key, *args, **kwargs)
+
+    monkeypatch.setattr(store, "read", counting_read)
+    assert api.post(f"/api/evidence/{body['id']}/seal").json()["sha256"] == hashes_of(data)["sha256"]
+    chunk_reads = [key for key in reads if "/chunk/" in key]
+    assert len(chunk_reads) <= 3, chunk_reads  # the head and the tail, for the format; never all seven
+    manifest = json.loads(original_read(manifest_key(evidence_row(body["id"]).pk)))
+    assert "Doe" not in json.dumps(manifest) and "Smith" not in json.dumps(manifest)
