@@ -38,7 +38,15 @@ def trace_counts(*, evidence: Evidence) -> dict[str, int]:
         "with_content": traces.exclude(sha256="").count(),
         "deleted": traces.filter(deleted=True).count(),
         "with_errors": traces.filter(has_errors=True).count(),
+        # Encrypted volumes extraction could not open: the evidence page asks for their secret.
+        "locked_volumes": traces.filter(**{"properties__encryptedVolume.unlocked": False}).count(),
     }
+
+
+def trace_parent(*, trace: Trace) -> Trace | None:
+    if not trace.parent_uid:
+        return None
+    return Trace.objects.filter(case_id=trace.case_id, uid=trace.parent_uid).first()
 
 
 SORTS = {

@@ -9,10 +9,8 @@ same rows and never duplicates them.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-import math
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -38,8 +36,8 @@ from evidence.storage.base import get_store
 from search.extraction import source as media_source
 from search.extraction.tools import TOOLS, analyse, tool_versions
 from search.extraction.tools.base import Limits
-from search.extraction.traces import TraceRecord, child_uid
-from search.extraction.walker import WalkOptions, walk_image
+from search.extraction.traces import DataStream, TraceRecord, child_uid
+from search.extraction.walker import StreamDigest, WalkOptions, walk_image
 from search.models import ExtractionRun, RunState, Trace
 from search.priority import extraction_priority
 
@@ -120,29 +118,14 @@ def _walk_options(evidence: Evidence, reader, *, shard: tuple[int, int] | None =
     return WalkOptions(file_name=name, shard=shard), {name: reader}
 
 
-def _entropy(data: bytes) -> float:
-    if not data:
-        return 0.0
-    counts = [0] * 256
-    for byte in data:
-        counts[byte] += 1
-    total = len(data)
-    return -sum(c / total * math.log2(c / total) for c in counts if c)
-
-
 def _child_streams(data: bytes) -> list[dict]:
-    return [
-        {
-            "name": "raw",
-            "size": len(data),
-            "data_path": "",
-            "md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
-            "sha1": hashlib.sha1(data, usedforsecurity=False).hexdigest(),
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "entropy": round(_entropy(data[: 1 << 20]), 4),
-            "mime_type": None,
-        }
-    ]
+    """The stream of a trace a content tool found: hashed and measured as the walker does its files."""
+    digest = StreamDigest(head_size=0)
+    for start in range(0, len(data), 1 << 20):
+        digest.update(data[start : start + (1 << 20)])
+    stream = DataStream(name="raw", size=len(data), data_path="")
+    digest.fill(stream)
+    return [asdict(stream)]
 
 
 def _tool_children(*, record: TraceRecord, analysed) -> Iterator[dict]:

@@ -1,9 +1,15 @@
-"""Server-rendered extraction pages (partials loaded into the evidence page)."""
+"""Server-rendered pages of the search app: extraction runs (partials of the evidence page), trace search,
+the trace page, tags, notes and saved searches. Thin: the same selectors and services as the API."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from cases import permissions as perms
@@ -11,21 +17,19 @@ from cases.selectors import case_permissions
 from cases.views import _run, case_view
 from custodia.errors import NotFound, ServiceError
 from evidence.views import evidence_view
+from search import collaboration, selectors, services
 from search import data as trace_data
-from search import selectors, services
 from search.models import RunState, Trace
 
 
 @evidence_view()
 def evidence_extractions(request, evidence):
     runs = list(selectors.extraction_runs(evidence=evidence)[:10])
-    locked = Trace.objects.filter(evidence=evidence, **{"properties__encryptedVolume.unlocked": False}).count()
     context = {
         "evidence": evidence,
         "runs": runs,
         "busy": any(run.state in (RunState.QUEUED, RunState.RUNNING) for run in runs),
         "counts": selectors.trace_counts(evidence=evidence),
-        "locked_volumes": locked,
         "granted": case_permissions(user=request.user, case=evidence.case),
     }
     return render(request, "search/_extractions.html", context)
@@ -160,7 +164,7 @@ def trace_detail(request, case, trace_uid: str):
         "text": (trace.text or "")[:TEXT_SHOWN],
         "text_truncated": len(trace.text or "") > TEXT_SHOWN,
         "picture": raw if _is_picture(trace, raw) else None,
-        "parent": Trace.objects.filter(case=case, uid=trace.parent_uid).first() if trace.parent_uid else None,
+        "parent": selectors.trace_parent(trace=trace),
         "children": list(children[:CHILDREN_SHOWN]),
         "children_total": children.count(),
         **_hex_context(request, trace),
@@ -191,10 +195,6 @@ def trace_thumbnail(request, case, trace_uid: str, stream: str):
 
 
 def _search_url(case, query: str) -> str:
-    from urllib.parse import urlencode
-
-    from django.urls import reverse
-
     url = reverse("search:trace-search", args=[case.pk])
     return f"{url}?{urlencode({'q': query})}" if query else url
 
@@ -215,10 +215,6 @@ def _annotations_context(request, case, trace: Trace, error: str = "") -> dict:
 @case_view(perms.SEARCH_TRACES)
 def trace_annotations(request, case, trace_uid: str):
     """The tag chips and notes of one trace (GET), and their changes (POST ``action`` = tag, untag, note)."""
-    from django.core.exceptions import PermissionDenied
-
-    from search import collaboration
-
     trace = _trace_of(request, case, trace_uid)
     error = ""
     if request.method == "POST":
@@ -250,10 +246,6 @@ def trace_annotations(request, case, trace_uid: str):
 @case_view(perms.ANNOTATE_TRACES)
 def trace_bulk_tag(request, case):
     """Tag the selected hits (``uids``), or every hit of the query (``all``), from the search page."""
-    from django.contrib import messages
-
-    from search import collaboration
-
     query = request.POST.get("q", "")
     if request.POST.get("all"):
         target = {"query": query}
@@ -276,8 +268,6 @@ def trace_bulk_tag(request, case):
 @require_POST
 @case_view(perms.ANNOTATE_TRACES)
 def saved_search_save(request, case):
-    from search import collaboration
-
     query = request.POST.get("q", "")
     name = request.POST.get("name", "")
     _run(
@@ -291,8 +281,6 @@ def saved_search_save(request, case):
 @require_POST
 @case_view(perms.ANNOTATE_TRACES)
 def saved_search_delete(request, case, saved_search_id: int):
-    from search import collaboration
-
     try:
         collaboration.saved_search_delete(actor=request.user, case_id=case.pk, saved_search_id=saved_search_id)
     except NotFound:
