@@ -67,8 +67,24 @@ def test_killed_worker_is_redelivered_and_leaves_no_duplicates(committing_db, de
     finally:
         os.environ.pop("CUSTODIA_TASK_VISIBILITY_SECONDS", None)
     assert done, "the redelivered run did not finish"
-    traces = list(Trace.objects.filter(evidence=evidence).values_list("uid", flat=True))
-    assert len(traces) == len(set(traces)) >= partial
+    traces = dict(Trace.objects.filter(evidence=evidence).values_list("uid", "parent_uid"))
+    assert len(traces) >= partial
+    # The redelivered run left a whole tree: every trace's parent is there (nothing lost between the two).
+    assert all(parent in traces for parent in traces.values() if parent)
     files = Trace.objects.filter(evidence=evidence, name__startswith="file", name__endswith=".txt").count()
     assert files == 4000
     assert Evidence.objects.get(pk=evidence.pk).state == "extracted"
+
+
+def test_a_run_started_by_an_investigator_is_done_by_a_real_worker(committing_db, demo, settings, tmp_path):
+    """extraction_start enqueues on commit, through the configured broker (the embedded file-system one)."""
+    from search.services import extraction_start
+
+    settings.CUSTODIA_IMPORT_ROOTS = [tmp_path]
+    image = ext4_image(tmp_path, files=50)
+    evidence = evidence_import(actor=demo.custodian, case=demo.case, paths=[image], label="USB stick")
+    with celery_worker("filesystem://"):
+        run = extraction_start(actor=demo.investigator, evidence=evidence)
+        done = wait_for(lambda: ExtractionRun.objects.get(pk=run.pk).state == RunState.DONE, timeout=120)
+    assert done, "the worker did not finish the run"
+    assert Trace.objects.filter(evidence=evidence, name__startswith="file").count() == 50
