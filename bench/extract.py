@@ -32,7 +32,6 @@ import io
 import json
 import multiprocessing
 import os
-import platform
 import pstats
 import random
 import secrets
@@ -51,6 +50,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.machine import machine_description  # noqa: E402
 from evidence.container import open_container, seal_stream  # noqa: E402
 from evidence.storage.local import LocalWormStore  # noqa: E402
 from search.extraction.traces import TraceRecord  # noqa: E402
@@ -557,22 +557,6 @@ def profile_walk(*, sealed: SealedImage) -> None:
 
 
 # --- report --------------------------------------------------------------------------------------------------
-
-
-def machine_description() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{cpu}, {os.cpu_count()} cores (shared), Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}; load average {load:.1f} at start"
-    )
 
 
 def tool_versions() -> str:

@@ -78,7 +78,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["ext4", "ntfs"], default=None)
     parser.add_argument("--shards", type=int, default=1)
     arguments = parser.parse_args()
-    from bench.extract import CorpusParameters, cached_images, machine_description, run_sleuthkit_reference
+    from bench.extract import CorpusParameters, cached_images, run_sleuthkit_reference
+    from bench.machine import machine_description
 
     files, size = (3_000, 64) if arguments.quick else (30_000, 500)
     images = cached_images(parameters=CorpusParameters(file_count=files, image_size_mib=size, seed=4))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import random
 import resource
 import shutil
@@ -40,6 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.machine import machine_description  # noqa: E402
 from evidence.container import CHUNK_SIZE, ContainerReader, MultiHasher, seal_stream  # noqa: E402
 from evidence.container.format import ZSTD_LEVEL  # noqa: E402
 from evidence.container.writer import ChunkSealer  # noqa: E402
@@ -419,22 +419,6 @@ def measure_read_latency(*, workdir: Path, size: int, reads: int) -> dict[str, t
 
 
 # --- report --------------------------------------------------------------------------------------------------
-
-
-def machine_description() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} "
-        f"{platform.release()}; load average {load:.1f} at start"
-    )
 
 
 def main() -> None:
