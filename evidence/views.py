@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from cases import permissions as perms
 from cases.selectors import case_permissions
 from cases.views import _run, case_view
-from custodia.errors import Forbidden, NotFound
+from custodia.errors import Forbidden, NotFound, ServiceError
 from evidence import selectors
 from evidence.forms import EvidenceRegisterForm, SecretEscrowForm
 from evidence.models import EvidenceState
@@ -91,14 +91,16 @@ def evidence_seal(request, evidence):
 @require_POST
 @evidence_view()
 def evidence_verify(request, evidence):
-    report = _run(request, lambda: integrity.evidence_verify(actor=request.user, evidence=evidence), "")
-    if report is not None:
-        messages.get_messages(request).used = True  # replace the generic message with the finding
-        if report["ok"]:
-            messages.success(request, f"Intact: {report['chunks_checked']} chunks and the whole-image SHA-256 match.")
-        else:
-            chunks = ", ".join(str(m["chunk"]) for m in report["mismatches"] if m.get("chunk") is not None)
-            messages.error(request, f"Integrity mismatch{' in chunk ' + chunks if chunks else ''}. See the alert.")
+    try:
+        report = integrity.evidence_verify(actor=request.user, evidence=evidence)
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+        return redirect("evidence:detail", evidence_id=evidence.pk)
+    if report["ok"]:
+        messages.success(request, f"Intact: {report['chunks_checked']} chunks and the whole-image SHA-256 match.")
+    else:
+        chunks = ", ".join(str(m["chunk"]) for m in report["mismatches"] if m.get("chunk") is not None)
+        messages.error(request, f"Integrity mismatch{' in chunk ' + chunks if chunks else ''}. See the alert.")
     return redirect("evidence:detail", evidence_id=evidence.pk)
 
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import base64
+import binascii
+
 from rest_framework import serializers
 
 from cases.api.serializers import StrictSerializer
@@ -114,4 +117,11 @@ class SecretCreateSerializer(StrictSerializer):
     def validate(self, attrs):
         if bool(attrs.get("value")) == bool(attrs.get("value_base64")):
             raise serializers.ValidationError("Give exactly one of value (text) or value_base64 (a BEK file).")
+        if attrs.get("value_base64"):
+            try:
+                attrs["secret"] = base64.b64decode(attrs.pop("value_base64"), validate=True)
+            except (binascii.Error, ValueError):
+                raise serializers.ValidationError({"value_base64": "not valid base64."}) from None
+        else:
+            attrs["secret"] = attrs.pop("value").encode("utf-8")
         return attrs

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -14,7 +13,6 @@ from rest_framework.views import APIView
 from cases import permissions as perms
 from cases.api.serializers import AuditEventSerializer
 from cases.selectors import case_get
-from custodia.errors import ServiceError
 from evidence import selectors
 from evidence.api import serializers as s
 from evidence.services import escrow, intake, integrity, registration, upload
@@ -137,15 +135,13 @@ class EvidenceSecretsView(APIView):
     def post(self, request, evidence_id):
         evidence = _evidence(request, evidence_id, perms.REGISTER_EVIDENCE)
         data = _validated(s.SecretCreateSerializer, request.data)
-        if data.get("value_base64"):
-            try:
-                value = base64.b64decode(data["value_base64"], validate=True)
-            except (binascii.Error, ValueError):
-                raise ServiceError("value_base64 is not valid base64.") from None
-        else:
-            value = data["value"].encode("utf-8")
         secret = escrow.secret_escrow(
-            actor=request.user, evidence=evidence, kind=data["kind"], name=data["name"], value=value, tags=data["tags"]
+            actor=request.user,
+            evidence=evidence,
+            kind=data["kind"],
+            name=data["name"],
+            value=data["secret"],
+            tags=data["tags"],
         )
         return Response(s.SecretSerializer(secret).data, status=status.HTTP_201_CREATED)
 

@@ -283,3 +283,23 @@ def test_sealing_an_upload_reads_no_chunk_but_those_that_name_its_format(api, re
     assert len(chunk_reads) <= 3, chunk_reads  # the head and the tail, for the format; never all seven
     manifest = json.loads(original_read(manifest_key(evidence_row(body["id"]).pk)))
     assert "Doe" not in json.dumps(manifest) and "Smith" not in json.dumps(manifest)
+
+
+def test_a_startup_key_file_is_escrowed_as_base64_and_revealed_as_it_was(api, register, demo):
+    import base64
+    import os
+
+    body = register()
+    bek = os.urandom(124) + b"\xff\x00"  # a BEK file is binary
+    url = f"/api/evidence/{body['id']}/secrets/"
+    bad = api.post(url, {"kind": "bitlocker_startup_key", "name": "C:", "value_base64": "not base64!"}, format="json")
+    assert bad.status_code == 400 and "value_base64" in bad.json()["detail"]
+    created = api.post(
+        url,
+        {"kind": "bitlocker_startup_key", "name": "C:", "value_base64": base64.b64encode(bek).decode()},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    api.as_user(demo.investigator)
+    revealed = api.post(f"{url}{created.json()['id']}/reveal").json()
+    assert base64.b64decode(revealed["value_base64"]) == bek
