@@ -6,6 +6,13 @@ from cases.models import ApiToken, Case, CaseMembership, CasePriority, CaseStatu
 from cases.selectors import case_permissions
 
 
+def validated(serializer_class, data, **kwargs) -> dict:
+    """The request body validated by ``serializer_class``; a ValidationError (400) otherwise."""
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, so that a typo is an error rather than silently ignored."""
 

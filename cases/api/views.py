@@ -22,15 +22,10 @@ from audit.verify import verify_chain
 from cases import permissions as perms
 from cases import selectors, services
 from cases.api import serializers as s
+from cases.api.serializers import validated
 from cases.models import ApiToken, CaseMembership, CaseStatus, User
 from custodia.errors import NotFound, ServiceError
 from custodia.pagination import Pagination
-
-
-def _validated(serializer_class, data, **kwargs):
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _case_queryset_for_output(qs):
@@ -46,7 +41,7 @@ class TokenLoginView(APIView):
 
     @extend_schema(request=s.LoginSerializer, responses={201: s.IssuedTokenSerializer})
     def post(self, request):
-        data = _validated(s.LoginSerializer, request.data)
+        data = validated(s.LoginSerializer, request.data)
         user = authenticate(request._request, username=data["username"], password=data["password"])
         if user is None:
             with transaction.atomic():
@@ -71,7 +66,7 @@ class TokenListView(APIView):
 
     @extend_schema(request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer})
     def post(self, request):
-        data = _validated(s.TokenCreateSerializer, request.data)
+        data = validated(s.TokenCreateSerializer, request.data)
         token, raw = services.token_issue(
             user=request.user, name=data["name"], scope=data["scope"], expires_in=data["expires_in"]
         )
@@ -112,7 +107,7 @@ class CaseListView(APIView):
 
     @extend_schema(request=s.CaseCreateSerializer, responses={201: s.CaseSerializer})
     def post(self, request):
-        data = _validated(s.CaseCreateSerializer, request.data)
+        data = validated(s.CaseCreateSerializer, request.data)
         case = services.case_create(actor=request.user, **data)
         return Response(s.CaseSerializer(case, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
@@ -126,7 +121,7 @@ class CaseDetailView(APIView):
     @extend_schema(request=s.CaseUpdateSerializer, responses=s.CaseSerializer)
     def patch(self, request, case_id: int):
         case = selectors.case_get(user=request.user, case_id=case_id, permission=perms.CHANGE_CASE)
-        data = _validated(s.CaseUpdateSerializer, request.data)
+        data = validated(s.CaseUpdateSerializer, request.data)
         case = services.case_update(actor=request.user, case=case, **data)
         return Response(s.CaseSerializer(case, context={"request": request}).data)
 
@@ -140,7 +135,7 @@ class CaseMembersView(APIView):
     @extend_schema(request=s.MembershipCreateSerializer, responses={201: s.MembershipSerializer})
     def post(self, request, case_id: int):
         case = selectors.case_get(user=request.user, case_id=case_id, permission=perms.MANAGE_MEMBERS)
-        data = _validated(s.MembershipCreateSerializer, request.data)
+        data = validated(s.MembershipCreateSerializer, request.data)
         user = selectors.user_in_organization(organization_id=case.organization_id, username=data["user"])
         membership = services.membership_add(actor=request.user, case=case, user=user, role=data["role"])
         return Response(s.MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
@@ -154,7 +149,7 @@ class CaseMembersView(APIView):
     def delete(self, request, case_id: int):
         case = selectors.case_get(user=request.user, case_id=case_id, permission=perms.MANAGE_MEMBERS)
         username = request.query_params.get("user") or (
-            _validated(s.MembershipDeleteSerializer, request.data)["user"] if request.data else ""
+            validated(s.MembershipDeleteSerializer, request.data)["user"] if request.data else ""
         )
         if not username:
             raise ServiceError('Name the member to remove: ?user=<username> or {"user": "<username>"}.')
@@ -174,7 +169,7 @@ class CaseMemberDetailView(APIView):
     @extend_schema(request=s.MembershipRoleSerializer, responses=s.MembershipSerializer)
     def patch(self, request, case_id: int, username: str):
         case = selectors.case_get(user=request.user, case_id=case_id, permission=perms.MANAGE_MEMBERS)
-        data = _validated(s.MembershipRoleSerializer, request.data)
+        data = validated(s.MembershipRoleSerializer, request.data)
         membership = services.membership_change_role(
             actor=request.user, membership=_membership(case, username), role=data["role"]
         )
@@ -275,7 +270,7 @@ class UserListView(APIView):
 
     @extend_schema(request=s.UserCreateSerializer, responses={201: s.UserSerializer})
     def post(self, request):
-        data = _validated(s.UserCreateSerializer, request.data)
+        data = validated(s.UserCreateSerializer, request.data)
         user = services.user_create(actor=request.user, **data)
         return Response(s.UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
@@ -286,7 +281,7 @@ class UserDetailView(APIView):
         target = User.objects.filter(pk=user_pk, organization_id=request.user.organization_id).first()
         if target is None:
             raise NotFound("No such user.")
-        data = _validated(s.UserUpdateSerializer, request.data)
+        data = validated(s.UserUpdateSerializer, request.data)
         return Response(
             s.UserSerializer(services.user_set_active(actor=request.user, user=target, active=data["is_active"])).data
         )

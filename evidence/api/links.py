@@ -8,9 +8,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cases import permissions as perms
-from cases.api.serializers import StrictSerializer
+from cases.api.serializers import StrictSerializer, validated
 from evidence import selectors
-from evidence.api.views import _evidence, _validated
+from evidence.api.views import _evidence
 from evidence.models import DownloadLink, LinkKind
 from evidence.services import links
 
@@ -114,7 +114,7 @@ class EvidenceLinksView(APIView):
     @extend_schema(request=LinkIssueSerializer, responses={201: LinkSerializer})
     def post(self, request, evidence_id):
         evidence = _evidence(request, evidence_id, perms.ISSUE_LINKS)
-        data = _validated(LinkIssueSerializer, request.data)
+        data = validated(LinkIssueSerializer, request.data)
         issued = links.link_issue(evidence=evidence, actor=request.user, **data)
         return Response(issued_body(request, issued), status=status.HTTP_201_CREATED)
 

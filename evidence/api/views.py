@@ -11,17 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cases import permissions as perms
-from cases.api.serializers import AuditEventSerializer
+from cases.api.serializers import AuditEventSerializer, validated
 from cases.selectors import case_get
 from evidence import selectors
 from evidence.api import serializers as s
 from evidence.services import escrow, intake, integrity, registration, upload
-
-
-def _validated(serializer_class, data):
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _evidence(request, evidence_id, permission: str = perms.VIEW_EVIDENCE):
@@ -48,7 +42,7 @@ class CaseEvidenceView(APIView):
     @extend_schema(request=s.EvidenceRegisterSerializer, responses={201: s.EvidenceSerializer})
     def post(self, request, case_id: int):
         case = case_get(user=request.user, case_id=case_id, permission=perms.REGISTER_EVIDENCE)
-        data = _validated(s.EvidenceRegisterSerializer, request.data)
+        data = validated(s.EvidenceRegisterSerializer, request.data)
         evidence = registration.evidence_register(actor=request.user, case=case, **data)
         return Response(s.EvidenceSerializer(evidence).data, status=status.HTTP_201_CREATED)
 
@@ -116,7 +110,7 @@ class EvidenceVerifyView(APIView):
 class EvidenceImportView(APIView):
     @extend_schema(request=s.EvidenceImportSerializer, responses={201: s.EvidenceSerializer})
     def post(self, request):
-        data = _validated(s.EvidenceImportSerializer, request.data)
+        data = validated(s.EvidenceImportSerializer, request.data)
         request._request.audit_case_id = data["case"] if isinstance(data["case"], int) else None
         case = case_get(user=request.user, case_id=data.pop("case"), permission=perms.REGISTER_EVIDENCE)
         evidence = intake.evidence_import(actor=request.user, case=case, **data)
@@ -134,7 +128,7 @@ class EvidenceSecretsView(APIView):
     @extend_schema(request=s.SecretCreateSerializer, responses={201: s.SecretSerializer})
     def post(self, request, evidence_id):
         evidence = _evidence(request, evidence_id, perms.REGISTER_EVIDENCE)
-        data = _validated(s.SecretCreateSerializer, request.data)
+        data = validated(s.SecretCreateSerializer, request.data)
         secret = escrow.secret_escrow(
             actor=request.user,
             evidence=evidence,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from cases.api.serializers import StrictSerializer
 from search.models import ExtractionRun, SavedSearch, Trace, TraceNote
 
 
@@ -63,20 +64,13 @@ class TraceSerializer(serializers.ModelSerializer):
         return sorted(tag.name for tag in trace.tags.all())
 
 
-class SearchRequestSerializer(serializers.Serializer):
+class SearchRequestSerializer(StrictSerializer):
     query = serializers.CharField(allow_blank=True, default="", max_length=4096, trim_whitespace=False)
     facets = serializers.ListField(child=serializers.CharField(max_length=40), required=False, allow_null=True)
     sort = serializers.CharField(allow_blank=True, default="", max_length=40)
     limit = serializers.IntegerField(default=50)
     cursor = serializers.CharField(allow_blank=True, allow_null=True, default=None, max_length=100)
     properties = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_null=True)
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class TraceNoteSerializer(serializers.ModelSerializer):
@@ -88,11 +82,11 @@ class TraceNoteSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "author", "created_at"]
 
 
-class NoteRequestSerializer(serializers.Serializer):
+class NoteRequestSerializer(StrictSerializer):
     text = serializers.CharField(max_length=10_000)
 
 
-class BulkTagRequestSerializer(serializers.Serializer):
+class BulkTagRequestSerializer(StrictSerializer):
     query = serializers.CharField(allow_blank=True, required=False, max_length=4096, trim_whitespace=False)
     uids = serializers.ListField(child=serializers.CharField(max_length=400), required=False, max_length=10_000)
     tag = serializers.CharField(max_length=64)

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cases import permissions as perms
+from cases.api.serializers import validated
 from cases.selectors import case_get
 from custodia.errors import error_body
 from evidence import selectors as evidence_selectors
@@ -59,9 +60,7 @@ class TraceChildrenView(APIView):
 class TraceSearchView(APIView):
     @extend_schema(request=s.SearchRequestSerializer, responses={200: {"type": "object"}})
     def post(self, request, case_id: int):
-        serializer = s.SearchRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(s.SearchRequestSerializer, request.data)
         # The query text goes into this request's audit row (the privacy model may transform it later).
         request._request.audit_details = {"query": data["query"][:2000]}
         return Response(selectors.traces_search(user=request.user, case_id=case_id, **data))
@@ -164,20 +163,15 @@ class TraceNotesView(APIView):
 
     @extend_schema(request=s.NoteRequestSerializer, responses={201: s.TraceNoteSerializer})
     def post(self, request, case_id: int, trace_uid: str):
-        serializer = s.NoteRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        note = collaboration.note_add(
-            actor=request.user, case_id=case_id, uid=trace_uid, text=serializer.validated_data["text"]
-        )
+        data = validated(s.NoteRequestSerializer, request.data)
+        note = collaboration.note_add(actor=request.user, case_id=case_id, uid=trace_uid, text=data["text"])
         return Response(s.TraceNoteSerializer(note).data, status=status.HTTP_201_CREATED)
 
 
 class TraceBulkTagView(APIView):
     @extend_schema(request=s.BulkTagRequestSerializer, responses={200: {"type": "object"}})
     def post(self, request, case_id: int):
-        serializer = s.BulkTagRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(s.BulkTagRequestSerializer, request.data)
         result = collaboration.tags_bulk_add(
             actor=request.user, case_id=case_id, tag=data["tag"], query=data.get("query"), uids=data.get("uids")
         )
@@ -192,9 +186,8 @@ class SavedSearchesView(APIView):
 
     @extend_schema(request=s.SavedSearchSerializer, responses={201: s.SavedSearchSerializer})
     def post(self, request, case_id: int):
-        serializer = s.SavedSearchSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        saved = collaboration.saved_search_save(actor=request.user, case_id=case_id, **serializer.validated_data)
+        data = validated(s.SavedSearchSerializer, request.data)
+        saved = collaboration.saved_search_save(actor=request.user, case_id=case_id, **data)
         return Response(s.SavedSearchSerializer(saved).data, status=status.HTTP_201_CREATED)
 
 
