@@ -217,6 +217,13 @@ else:
         "master_key": env_str("CUSTODIA_MASTER_KEY", "") or None,
     }
 
+# --- trace search (issue #5) ----------------------------------------------------------------------
+# The database's own full-text index (SQLite FTS5 / PostgreSQL tsvector), or Elasticsearch 8/9
+# ("search.backends.elasticsearch.ElasticsearchBackend" with CUSTODIA_ELASTICSEARCH_URL).
+CUSTODIA_SEARCH_BACKEND = env_str("CUSTODIA_SEARCH_BACKEND", "search.backends.sql.SqlSearchBackend")
+CUSTODIA_ELASTICSEARCH_URL = env_str("CUSTODIA_ELASTICSEARCH_URL", "")
+CUSTODIA_ELASTICSEARCH_INDEX = env_str("CUSTODIA_ELASTICSEARCH_INDEX", "custodia-traces")
+
 # --- download links (issue #6) --------------------------------------------------------------------
 # Links expire after CUSTODIA_LINK_DEFAULT_SECONDS unless asked otherwise, never later than the maximum.
 # Links for external recipients, or longer than the approval threshold, wait for a second custodian,

@@ -1,9 +1,13 @@
-"""The query AST compiled to the Django ORM: one compiler for SQLite and PostgreSQL.
+"""The query AST compiled to the Django ORM: one compiler and one backend for SQLite and PostgreSQL.
 
-Text terms match names, paths and the bounded text of traces; ``property:value`` matches words in a
-property (case-insensitive), ``=`` matches it exactly, comparisons order numbers, ISO dates and words.
-This is the reference backend: correct on both databases, and the one the Elasticsearch backend's results
-are checked against. Full-text indexes (FTS5, tsvector) are a later optimisation of ``_text``.
+Text terms are words of a trace's name, path, text stream and string properties, found through the
+database's full-text index (search/backends/fulltext.py: FTS5 on SQLite, tsvector + GIN on PostgreSQL);
+``pass*`` is a word prefix there too. Other wildcards (``*.docx``, ``?ass``) scan names, paths and text.
+``property:value`` matches words in a property (case-insensitive), ``=`` matches it exactly,
+comparisons order numbers, ISO dates and words.
+
+Facets group by indexed columns the database keeps itself (``extension``, ``mime_type``), types by the
+JSON list of each trace, and the date histogram by a prefix of an ISO date property.
 """
 
 from __future__ import annotations
@@ -11,8 +15,14 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
-from django.db.models import Count, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models.expressions import RawSQL
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Substr
 
+from search.backends import fulltext
+from search.backends.base import DATE_INTERVALS, DEFAULT_DATE_PROPERTY, SearchBackend, SearchPage, auto_date_interval
 from search.models import Trace, TraceTag
 from search.query.ast import And, Field, Node, Not, Or, Range, Text
 
@@ -30,11 +40,25 @@ def _as_json_value(value):
     return value
 
 
+_PREFIX = re.compile(r"^[^*?]*[^\W_]\*$")
+
+
 def _text(node: Text) -> Q:
     if node.wildcard:
+        if _PREFIX.match(node.term) and (tokens := fulltext.words(node.term[:-1])):
+            return _full_text(tokens, prefix=True)
         pattern = _wildcard_regex(node.term)
         return Q(name__iregex=pattern) | Q(path__iregex=pattern) | Q(text__iregex=pattern)
+    tokens = fulltext.words(node.term)
+    if tokens:
+        return _full_text(tokens, prefix=False)
+    # Nothing to look up in a word index ("@", "--"): the characters themselves, anywhere.
     return Q(name__icontains=node.term) | Q(path__icontains=node.term) | Q(text__icontains=node.term)
+
+
+def _full_text(tokens: list[str], *, prefix: bool) -> Q:
+    sql, params = fulltext.match_sql(connection.vendor, tokens, prefix=prefix)
+    return Q(pk__in=RawSQL(sql, params))  # noqa: S611 (the words are parameters)
 
 
 def _field(node: Field) -> Q:
@@ -96,43 +120,123 @@ def compile_q(node: Node) -> Q:
     raise TypeError(f"not a query node: {node!r}")
 
 
-FACETS = {
-    "type": None,  # computed from the types lists
-    "extension": None,  # computed from the names
-    "mimeType": "properties__file.mimeType",
-    "evidence": "evidence_id",
-    "deleted": "deleted",
-    "tag": None,  # counted from the tags of the matching traces
-}
+# Facets counted by grouping one column of the matching traces.
+_COLUMN_FACETS = {"mimeType": "mime_type", "extension": "extension", "evidence": "evidence_id", "deleted": "deleted"}
+_EMPTY_VALUES = {"mimeType": "", "extension": ""}
+# ISO-8601 prefixes: 2019 | 2019-03 | 2019-03-07 | 2019-03-07T10.
+_DATE_PREFIX = {"year": 4, "month": 7, "day": 10, "hour": 13}
+_DATE_KEY = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2})?)?)?$")
 
 
-def facet_counts(queryset: QuerySet[Trace], *, names: list[str], top: int = 20) -> dict[str, list[dict]]:
+def facet_counts(
+    queryset: QuerySet[Trace],
+    *,
+    names: list[str],
+    top: int = 20,
+    date_property: str = DEFAULT_DATE_PROPERTY,
+    date_interval: str = "auto",
+) -> tuple[dict[str, list[dict]], str | None]:
+    """``({facet: [{"value", "count"}, …]}, the date histogram's interval or None)``, biggest first."""
     facets: dict[str, list[dict]] = {}
+    interval = None
+    matching = queryset.order_by()
     for name in names:
-        if name in ("type", "extension"):
-            counts: dict[str, int] = {}
-            column = "types" if name == "type" else "name"
-            for found in queryset.values_list(column, flat=True).iterator(chunk_size=2000):
-                values = found or [] if name == "type" else [_extension(found)] if _extension(found) else []
-                for value in values:
-                    counts[value] = counts.get(value, 0) + 1
-            ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
-            facets[name] = [{"value": value, "count": count} for value, count in ordered]
+        if name == "type":
+            facets[name] = _type_counts(matching, top=top)
         elif name == "tag":
             rows = (
-                TraceTag.objects.filter(trace__in=queryset.order_by().values("pk"))
+                TraceTag.objects.filter(trace__in=matching.values("pk"))
                 .values("name")
                 .annotate(count=Count("pk"))
                 .order_by("-count", "name")[:top]
             )
             facets[name] = [{"value": row["name"], "count": row["count"]} for row in rows]
-        elif name in FACETS:
-            column = FACETS[name]
-            rows = queryset.order_by().values(column).annotate(count=Count("pk")).order_by("-count", column)[:top]
+        elif name == "date":
+            facets[name], interval = _date_histogram(matching, date_property=date_property, interval=date_interval)
+        elif name in _COLUMN_FACETS:
+            column = _COLUMN_FACETS[name]
+            rows = matching
+            if name in _EMPTY_VALUES:
+                rows = rows.exclude(**{column: _EMPTY_VALUES[name]})
+            rows = rows.values(column).annotate(count=Count("pk")).order_by("-count", column)[:top]
             facets[name] = [{"value": row[column], "count": row["count"]} for row in rows if row[column] is not None]
-    return facets
+    return facets, interval
 
 
-def _extension(name: str) -> str:
-    stem, dot, suffix = name.rpartition(".")
-    return suffix.lower() if dot and stem and len(suffix) <= 10 else ""
+def _type_counts(matching: QuerySet[Trace], *, top: int) -> list[dict]:
+    # A trace counts once for each of its types: the JSON list unnested in SQL, never in Python.
+    ids_sql, params = matching.values("pk").query.sql_with_params()
+    each = "json_each(t.types)" if connection.vendor == "sqlite" else "jsonb_array_elements_text(t.types) AS j(value)"
+    alias = "j.value" if connection.vendor == "postgresql" else "value"
+    # The ids query is Django's own, with its parameters; the rest are constants.
+    sql = (
+        f"SELECT {alias}, COUNT(*) FROM search_trace t, {each} WHERE t.id IN ({ids_sql}) "  # noqa: S608
+        f"GROUP BY {alias} ORDER BY COUNT(*) DESC, {alias} LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, top])
+        return [{"value": value, "count": count} for value, count in cursor.fetchall()]
+
+
+def _date_histogram(matching: QuerySet[Trace], *, date_property: str, interval: str) -> tuple[list[dict], str]:
+    dates = matching.annotate(_date=KeyTextTransform(date_property, "properties")).filter(_date__isnull=False)
+    if interval == "auto":
+        bounds = dates.aggregate(first=Min("_date"), last=Max("_date"))
+        interval = auto_date_interval(bounds["first"], bounds["last"])
+    if interval not in DATE_INTERVALS:
+        raise ValueError(f"date_interval must be auto or one of {', '.join(DATE_INTERVALS)}")
+    rows = (
+        dates.annotate(_bucket=Substr("_date", 1, _DATE_PREFIX[interval]))
+        .values("_bucket")
+        .annotate(count=Count("pk"))
+        .order_by("_bucket")
+    )
+    # Values that are not ISO dates (a tool wrote something else) have no place on a timeline.
+    buckets = [
+        {"value": _bucket_start(row["_bucket"]), "count": row["count"]}
+        for row in rows
+        if _DATE_KEY.match(row["_bucket"] or "")
+    ]
+    return buckets, interval
+
+
+def _bucket_start(prefix: str) -> str:
+    """``2019`` → ``2019-01-01``, ``2019-03`` → ``2019-03-01``, ``2019-03-07T10`` → ``2019-03-07T10:00``."""
+    if len(prefix) == 4:
+        return f"{prefix}-01-01"
+    if len(prefix) == 7:
+        return f"{prefix}-01"
+    if len(prefix) == 13:
+        return f"{prefix}:00"
+    return prefix
+
+
+class SqlSearchBackend(SearchBackend):
+    """The database's own search: FTS5 on SQLite, tsvector + GIN on PostgreSQL."""
+
+    name = "sql"
+
+    def matching(self, *, case_id: int, node: Node | None) -> QuerySet[Trace]:
+        traces = Trace.objects.filter(case_id=case_id)
+        return traces if node is None else traces.filter(compile_q(node))
+
+    def search(
+        self,
+        *,
+        case_id: int,
+        node: Node | None,
+        facets: list[str],
+        order_by: tuple[str, ...],
+        offset: int,
+        limit: int,
+        date_property: str = DEFAULT_DATE_PROPERTY,
+        date_interval: str = "auto",
+    ) -> SearchPage:
+        traces = self.matching(case_id=case_id, node=node)
+        counted, interval = facet_counts(traces, names=facets, date_property=date_property, date_interval=date_interval)
+        return SearchPage(
+            total=traces.count(),
+            traces=list(traces.order_by(*order_by)[offset : offset + limit]),
+            facets=counted,
+            date_interval=interval,
+        )

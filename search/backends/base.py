@@ -1,0 +1,90 @@
+"""The search backend interface: one parsed query in, one page of a case's traces with facets out.
+
+Backends are chosen in settings (``CUSTODIA_SEARCH_BACKEND``, a dotted class path), like the evidence
+and key stores: the SQL backend (SQLite FTS5 or PostgreSQL tsvector, the embedded default) or the
+Elasticsearch backend. Every backend answers the same queries with the same traces (the shared suite in
+tests/search/test_search_backends.py); selectors turn a page into the API's hits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils.module_loading import import_string
+
+from search.models import Trace
+from search.query.ast import Node
+
+FACETS = ("type", "mimeType", "extension", "tag", "evidence", "deleted", "date")
+DATE_INTERVALS = ("year", "month", "day", "hour")
+DEFAULT_DATE_PROPERTY = "file.modifiedOn"
+# The automatic interval is the finest one that keeps the timeline within this many bars.
+MAX_DATE_BUCKETS = 120
+
+
+@dataclass
+class SearchPage:
+    total: int
+    traces: list[Trace]
+    facets: dict[str, list[dict]] = field(default_factory=dict)
+    date_interval: str | None = None
+
+
+class SearchBackend:
+    """What a search backend does. ``node`` None means every trace of the case."""
+
+    name = "base"
+
+    def search(
+        self,
+        *,
+        case_id: int,
+        node: Node | None,
+        facets: list[str],
+        order_by: tuple[str, ...],
+        offset: int,
+        limit: int,
+        date_property: str = DEFAULT_DATE_PROPERTY,
+        date_interval: str = "auto",
+    ) -> SearchPage:
+        raise NotImplementedError
+
+    def matching(self, *, case_id: int, node: Node | None) -> QuerySet[Trace]:
+        """Every matching trace as a queryset (bulk tagging, CSV export)."""
+        raise NotImplementedError
+
+    def traces_changed(self, *, trace_ids: list[int]) -> None:
+        """Traces (or their tags) were written: backends with their own index bring it up to date."""
+
+
+def auto_date_interval(first: str | None, last: str | None) -> str:
+    """The finest interval that shows ``first`` to ``last`` (ISO strings) in at most MAX_DATE_BUCKETS bars."""
+    from datetime import datetime
+
+    if not first or not last:
+        return "month"
+    try:
+        start = datetime.fromisoformat(first[:19].replace("Z", ""))
+        end = datetime.fromisoformat(last[:19].replace("Z", ""))
+    except ValueError:
+        return "year"
+    hours = max((end - start).total_seconds() / 3600, 0)
+    if hours <= MAX_DATE_BUCKETS:
+        return "hour"
+    if hours / 24 <= MAX_DATE_BUCKETS:
+        return "day"
+    if hours / (24 * 30.4) <= MAX_DATE_BUCKETS:
+        return "month"
+    return "year"
+
+
+@lru_cache(maxsize=4)
+def _backend(path: str) -> SearchBackend:
+    return import_string(path)()
+
+
+def get_search_backend() -> SearchBackend:
+    return _backend(settings.CUSTODIA_SEARCH_BACKEND)

@@ -1,0 +1,161 @@
+"""Full-text indexes of traces in the database: SQLite FTS5 and PostgreSQL tsvector + GIN.
+
+Both index the same words — a trace's name, path, text stream and every string property — split the
+same way: at every character that is not a letter or a digit, lower-cased. So ``passwords.txt`` is the
+words ``passwords`` and ``txt`` on both databases (PostgreSQL's own parser would keep it as one "file"
+word), and a query term is split by :func:`words` in Python with the same rule before it reaches SQL.
+
+The indexes are kept by triggers on ``search_trace``, so every way of writing a trace (the extraction
+publisher's upserts, the admin, a data migration) keeps them current in the same transaction:
+
+* SQLite: a contentless FTS5 table ``search_trace_fts`` whose rowid is the trace's id. Its triggers
+  insert the words of a new row and remove those of an old one (a contentless table forgets rows by
+  being told their old words, which the trigger recomputes from the old row).
+* PostgreSQL: a ``search_vector`` tsvector column filled by a BEFORE trigger, with a GIN index.
+
+Django's SQLite schema editor rebuilds a table to alter it, which drops its triggers: a migration that
+alters ``search_trace`` must call :func:`install` again (a test checks the triggers after all migrations).
+"""
+
+from __future__ import annotations
+
+import re
+
+FTS_TABLE = "search_trace_fts"
+
+# Letters and digits, as Python's \w without the underscore; SQLite's unicode61 tokenizer and the
+# PostgreSQL expression below split at the same characters for the scripts detectives search in.
+_WORD = re.compile(r"[^\W_]+")
+
+
+def words(text: str) -> list[str]:
+    """The indexed words of ``text``, lower-cased, in order."""
+    return _WORD.findall(text.lower())
+
+
+# The text stream is indexed up to this many characters: a PostgreSQL tsvector holds at most 1 MiB.
+TEXT_INDEXED_CHARS = 200_000
+
+_SQLITE_WORDS_OF = """
+    {row}.name || ' ' || {row}.path || ' ' || substr({row}.text, 1, 200000) || ' ' ||
+    coalesce((SELECT group_concat(value, ' ') FROM json_each({row}.properties) WHERE type = 'text'), '')
+"""
+
+_NEW, _OLD, _ALL = (_SQLITE_WORDS_OF.format(row=row) for row in ("new", "old", "search_trace"))
+# Only constants go into these statements (S608 cannot tell).
+SQLITE_INSTALL = [
+    f"""CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(
+        words, content='', tokenize='unicode61 remove_diacritics 0')""",
+    f"""CREATE TRIGGER IF NOT EXISTS search_trace_fts_insert AFTER INSERT ON search_trace BEGIN
+        INSERT INTO {FTS_TABLE}(rowid, words) VALUES (new.id, {_NEW});
+    END""",  # noqa: S608
+    f"""CREATE TRIGGER IF NOT EXISTS search_trace_fts_delete AFTER DELETE ON search_trace BEGIN
+        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, words) VALUES ('delete', old.id, {_OLD});
+    END""",  # noqa: S608
+    f"""CREATE TRIGGER IF NOT EXISTS search_trace_fts_update AFTER UPDATE OF name, path, text, properties
+        ON search_trace BEGIN
+        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, words) VALUES ('delete', old.id, {_OLD});
+        INSERT INTO {FTS_TABLE}(rowid, words) VALUES (new.id, {_NEW});
+    END""",  # noqa: S608
+    # Rows written before the index existed (or while a table rebuild had dropped the triggers).
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('delete-all')",  # noqa: S608
+    f"INSERT INTO {FTS_TABLE}(rowid, words) SELECT id, {_ALL} FROM search_trace",  # noqa: S608
+]
+SQLITE_UNINSTALL = [
+    "DROP TRIGGER IF EXISTS search_trace_fts_insert",
+    "DROP TRIGGER IF EXISTS search_trace_fts_delete",
+    "DROP TRIGGER IF EXISTS search_trace_fts_update",
+    f"DROP TABLE IF EXISTS {FTS_TABLE}",
+]
+
+POSTGRES_INSTALL = [
+    "ALTER TABLE search_trace ADD COLUMN IF NOT EXISTS search_vector tsvector",
+    # [^[:alnum:]]+ → one space: the same words as FTS5's unicode61 and as words() in Python.
+    """CREATE OR REPLACE FUNCTION search_trace_words() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        NEW.search_vector := to_tsvector('simple', regexp_replace(
+            NEW.name || ' ' || NEW.path || ' ' || left(NEW.text, 200000) || ' ' || coalesce(
+                (SELECT string_agg(value #>> '{}', ' ') FROM jsonb_each(NEW.properties)
+                 WHERE jsonb_typeof(value) = 'string'), ''),
+            '[^[:alnum:]]+', ' ', 'g'));
+        RETURN NEW;
+    END $$""",
+    "DROP TRIGGER IF EXISTS search_trace_words ON search_trace",
+    """CREATE TRIGGER search_trace_words BEFORE INSERT OR UPDATE OF name, path, text, properties
+       ON search_trace FOR EACH ROW EXECUTE FUNCTION search_trace_words()""",
+    "UPDATE search_trace SET name = name",
+    "CREATE INDEX IF NOT EXISTS search_trace_search_vector ON search_trace USING gin (search_vector)",
+]
+POSTGRES_UNINSTALL = [
+    "DROP TRIGGER IF EXISTS search_trace_words ON search_trace",
+    "DROP FUNCTION IF EXISTS search_trace_words()",
+    "DROP INDEX IF EXISTS search_trace_search_vector",
+    "ALTER TABLE search_trace DROP COLUMN IF EXISTS search_vector",
+]
+
+
+def _statements(vendor: str, *, install: bool) -> list[str]:
+    if vendor == "sqlite":
+        return SQLITE_INSTALL if install else SQLITE_UNINSTALL
+    if vendor == "postgresql":
+        return POSTGRES_INSTALL if install else POSTGRES_UNINSTALL
+    raise RuntimeError(f"no full-text index for database {vendor}")
+
+
+def install(schema_editor) -> None:
+    """Create (or re-create) the index and its triggers, and index the traces already there."""
+    for statement in _statements(schema_editor.connection.vendor, install=True):
+        schema_editor.execute(statement, params=None)  # literal % and {} in the SQL: no placeholders
+
+
+def uninstall(schema_editor) -> None:
+    for statement in _statements(schema_editor.connection.vendor, install=False):
+        schema_editor.execute(statement, params=None)
+
+
+def installed_triggers(connection) -> set[str]:
+    """The names of the full-text triggers present on ``search_trace`` (for checks and tests)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'search_trace'")
+        else:
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'search_trace'::regclass AND NOT tgisinternal"
+            )
+        return {row[0] for row in cursor.fetchall()}
+
+
+EXPECTED_TRIGGERS = {
+    "sqlite": {"search_trace_fts_insert", "search_trace_fts_delete", "search_trace_fts_update"},
+    "postgresql": {"search_trace_words"},
+}
+
+
+# -- matching -------------------------------------------------------------------------------------
+
+
+def _fts5_phrase(tokens: list[str], *, prefix: bool) -> str:
+    # Tokens are letters and digits only, so a double-quoted FTS5 string needs no escaping.
+    return '"' + " ".join(tokens) + '"' + (" *" if prefix else "")
+
+
+def _tsquery_phrase(tokens: list[str], *, prefix: bool) -> str:
+    parts = [f"'{token}'" for token in tokens]
+    if prefix:
+        parts[-1] += ":*"
+    return " <-> ".join(parts)
+
+
+def match_sql(vendor: str, tokens: list[str], *, prefix: bool = False) -> tuple[str, list[str]]:
+    """SQL selecting the ids of traces whose words contain ``tokens`` in a row (the last as a prefix)."""
+    if not tokens:
+        raise ValueError("a full-text match needs at least one word")
+    if vendor == "sqlite":
+        sql = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s"  # noqa: S608 (a constant name)
+        return sql, [_fts5_phrase(tokens, prefix=prefix)]
+    if vendor == "postgresql":
+        return (
+            "SELECT id FROM search_trace WHERE search_vector @@ to_tsquery('simple', %s)",
+            [_tsquery_phrase(tokens, prefix=prefix)],
+        )
+    raise RuntimeError(f"no full-text index for database {vendor}")
