@@ -13,13 +13,14 @@ JSON list of each trace, and the date histogram by a prefix of an ISO date prope
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from django.db import connection
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Substr
+from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 
 from search.backends import fulltext
 from search.backends.base import DATE_INTERVALS, DEFAULT_DATE_PROPERTY, SearchBackend, SearchPage, auto_date_interval
@@ -77,6 +78,8 @@ def _field(node: Field) -> Q:
             tags = tags.filter(name=str(value).lower())
         return Q(pk__in=tags.values("trace_id"))
     column = name if name in ("name", "path", "uid", "text") else f"properties__{name}"
+    if isinstance(value, date) and column.startswith("properties__"):
+        return _date_compare(name, ">=" if node.op == ":" else node.op, value, whole_day_equal=node.op in ":=")
     if node.op in _OPERATOR_LOOKUPS:
         return Q(**{f"{column}__{_OPERATOR_LOOKUPS[node.op]}": _as_json_value(value)})
     if node.wildcard:
@@ -88,8 +91,38 @@ def _field(node: Field) -> Q:
     return Q(**{f"{column}__icontains": value})
 
 
+# Dates are stored as ISO-8601 strings in UTC (``2019-03-07T10:00:00Z``, sometimes with a fraction).
+# A day compares with their first 10 characters, so it means the whole day on every side; a moment
+# with their first 19, to the second (the fraction's "." sorts before "Z", so whole strings cannot).
+_LOOKUP_EXPRESSIONS = {"<": LessThan, "<=": LessThanOrEqual, ">": GreaterThan, ">=": GreaterThanOrEqual, "=": Exact}
+
+
+def _date_compare(name: str, op: str, value: date, *, whole_day_equal: bool = False) -> Q:
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC) if value.tzinfo else value
+        width, bound = 19, moment.strftime("%Y-%m-%dT%H:%M:%S")
+        if whole_day_equal:
+            op = "="
+    else:
+        width, bound = 10, value.isoformat()
+        if whole_day_equal:
+            op = "="
+    prefix = Substr(KeyTextTransform(name, "properties"), 1, width)
+    return Q(_LOOKUP_EXPRESSIONS[op](prefix, Value(bound)))
+
+
 def _range(node: Range) -> Q:
     column = node.name if node.name in ("name", "path", "uid") else f"properties__{node.name}"
+    if node.low is None and node.high is None:
+        # [* TO *]: the traces that have the property at all.
+        return Q() if not column.startswith("properties__") else Q(properties__has_key=node.name)
+    if isinstance(node.low or node.high, date) and column.startswith("properties__"):
+        q = Q()
+        if node.low is not None:
+            q &= _date_compare(node.name, ">=" if node.include_low else ">", node.low)
+        if node.high is not None:
+            q &= _date_compare(node.name, "<=" if node.include_high else "<", node.high)
+        return q
     q = Q()
     if node.low is not None:
         q &= Q(**{f"{column}__{'gte' if node.include_low else 'gt'}": _as_json_value(node.low)})

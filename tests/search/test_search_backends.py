@@ -1,0 +1,279 @@
+"""The search backend suite: the same queries give the same traces on every backend that runs here.
+
+`make test` runs this file on SQLite (FTS5) and on a real PostgreSQL (tsvector + GIN); the traces are
+made here, not extracted, so it needs no corpus. Elasticsearch compiles the same ASTs
+(tests/search/test_query_es.py) and runs this suite live when ES_URL is set (test_elasticsearch_backend.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import connection
+
+from evidence.models import Evidence
+from search.backends import fulltext
+from search.backends.base import auto_date_interval
+from search.models import ExtractionRun, Trace, TraceTag
+from search.query.compile_es import extension_of
+from search.selectors import traces_search
+
+TRACES = [
+    # name, path, types, properties, text, deleted
+    (
+        "Passwords.txt",
+        "/home/jdoe/Passwords.txt",
+        ["file"],
+        {"file.size": 116, "file.mimeType": "text/plain", "file.modifiedOn": "2019-03-07T10:00:00Z"},
+        "username admin password hunter2",
+        False,
+    ),
+    (
+        "holiday.JPG",
+        "/home/jdoe/Pictures/holiday.JPG",
+        ["file", "picture"],
+        {
+            "file.size": 2_000_000,
+            "file.mimeType": "image/jpeg",
+            "file.modifiedOn": "2020-07-01T12:00:00.250Z",
+            "picture.width": 4000,
+            "picture.height": 3000,
+        },
+        "",
+        False,
+    ),
+    (
+        "Quarterly report",
+        "/mail/Inbox/Quarterly report",
+        ["email"],
+        {
+            "email.from": "alice@example.org",
+            "email.subject": "Quarterly report Q3",
+            "email.sentOn": "2019-10-01T09:00:00Z",
+        },
+        "Please find the report attached. Regards",
+        False,
+    ),
+    (
+        "report.final.docx",
+        "/home/jdoe/Documents/report.final.docx",
+        ["file", "document"],
+        {
+            "file.size": 20_480,
+            "file.mimeType": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "file.modifiedOn": "2019-12-31T23:30:00Z",
+            "document.author": "Bob Builder",
+        },
+        "The final report on the compass project",
+        False,
+    ),
+    (".bashrc", "/home/jdoe/.bashrc", ["file"], {"file.size": 10, "file.mimeType": "text/plain"}, "", True),
+    ("Documents", "/home/jdoe/Documents", ["folder"], {}, "", False),
+    ("naïve café.txt", "/home/jdoe/naïve café.txt", ["file"], {"file.size": 5}, "crème brûlée", False),
+]
+
+
+@pytest.fixture
+def traces(demo):
+    evidence = Evidence.objects.create(
+        case=demo.case, label="synthetic", kind="disk_image", registered_by=demo.custodian, wrapped_key=b"-"
+    )
+    run = ExtractionRun.objects.create(evidence=evidence)
+    rows = [
+        Trace(
+            uid=f"{evidence.pk}:0-{ordinal}",
+            evidence=evidence,
+            case=demo.case,
+            run=run,
+            ordinal=ordinal,
+            name=name,
+            path=path,
+            types=types,
+            properties=properties,
+            text=text,
+            deleted=deleted,
+        )
+        for ordinal, (name, path, types, properties, text, deleted) in enumerate(TRACES)
+    ]
+    Trace.objects.bulk_create(rows)
+    passwords = Trace.objects.get(name="Passwords.txt")
+    TraceTag.objects.create(trace=passwords, case=demo.case, name="relevant", created_by=demo.detective)
+    return evidence
+
+
+def names(demo, query: str, **options) -> set[str]:
+    result = traces_search(user=demo.detective, case_id=demo.case.pk, query=query, limit=500, **options)
+    assert result["total"] == len(result["hits"])
+    return {hit["name"] for hit in result["hits"]}
+
+
+QUERIES = [
+    ("passwords", {"Passwords.txt"}),
+    ("PASSWORDS", {"Passwords.txt"}),
+    # A name is its words: "passwords.txt" is the phrase "passwords txt".
+    ("passwords.txt", {"Passwords.txt"}),
+    ("hunter2", {"Passwords.txt"}),
+    ("admin password", {"Passwords.txt"}),
+    ('"username admin"', {"Passwords.txt"}),
+    ('"admin username"', set()),
+    ("report", {"Quarterly report", "report.final.docx"}),
+    ('"final report"', {"report.final.docx"}),
+    # Words, not substrings: "compass" holds "pass" but is not a word starting with it.
+    ("pass*", {"Passwords.txt"}),
+    ("pass", set()),
+    ("repo*", {"Quarterly report", "report.final.docx"}),
+    # String properties are words too: the sender's address, a document's author.
+    ("alice", {"Quarterly report"}),
+    ("builder", {"report.final.docx"}),
+    ("example.org", {"Quarterly report"}),
+    # Other wildcards look at names, paths and text as they are.
+    ("*.docx", {"report.final.docx"}),
+    ("holi?ay*", {"holiday.JPG"}),
+    ("jdoe", {"Passwords.txt", "holiday.JPG", "report.final.docx", ".bashrc", "Documents", "naïve café.txt"}),
+    ("report NOT type:email", {"report.final.docx"}),
+    ("report AND NOT report.final.docx", {"Quarterly report"}),
+    ("café", {"naïve café.txt"}),
+    ("brûlée", {"naïve café.txt"}),
+    ("type:picture", {"holiday.JPG"}),
+    ("type:folder", {"Documents"}),
+    ("picture.width>=4000", {"holiday.JPG"}),
+    ("file.size>100 AND file.size<=20480", {"Passwords.txt", "report.final.docx"}),
+    ("file.size:[10 TO 116]", {"Passwords.txt", ".bashrc"}),
+    ("file.size:{10 TO 116}", set()),
+    ("picture.width:[* TO *]", {"holiday.JPG"}),
+    # A day means the whole day, on every side.
+    ("file.modifiedOn:2019-12-31", {"report.final.docx"}),
+    ("file.modifiedOn:[2019-01-01 TO 2019-12-31]", {"Passwords.txt", "report.final.docx"}),
+    ("file.modifiedOn<=2019-12-31", {"Passwords.txt", "report.final.docx"}),
+    ("file.modifiedOn>2019-12-31", {"holiday.JPG"}),
+    ("file.modifiedOn<2019-03-07", set()),
+    ("file.modifiedOn>=2019-03-07T10:00:00Z", {"Passwords.txt", "report.final.docx", "holiday.JPG"}),
+    ("file.modifiedOn>2020-07-01T12:00:00Z", set()),
+    ("file.modifiedOn>=2020-07-01T14:00:00+02:00", {"holiday.JPG"}),
+    ("email.sentOn:[2019-10-01 TO 2019-10-01]", {"Quarterly report"}),
+    ("email.from:alice", {"Quarterly report"}),
+    ('email.from="alice@example.org"', {"Quarterly report"}),
+    ('email.from="alice"', set()),
+    ("name:report*", {"report.final.docx"}),
+    ("deleted:true", {".bashrc"}),
+    ("tag:relevant", {"Passwords.txt"}),
+    ("tag:rel*", {"Passwords.txt"}),
+    ("NOT tag:relevant AND type:file AND NOT deleted:true", {"holiday.JPG", "report.final.docx", "naïve café.txt"}),
+    ("(alice OR builder) AND NOT type:document", {"Quarterly report"}),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), QUERIES)
+def test_query_finds_the_same_traces_on_every_backend(demo, traces, query, expected):
+    assert names(demo, query) == expected
+
+
+def test_evidence_field_finds_the_evidence_traces(demo, traces):
+    assert len(names(demo, f"evidence:{traces.pk}")) == len(TRACES)
+    assert names(demo, f"evidence:{uuid.uuid4()}") == set()
+
+
+def test_facets_count_types_extensions_mime_types_tags_and_deleted(demo, traces):
+    facets = traces_search(user=demo.detective, case_id=demo.case.pk, query="")["facets"]
+    assert {f["value"]: f["count"] for f in facets["type"]} == {
+        "file": 5,
+        "picture": 1,
+        "email": 1,
+        "document": 1,
+        "folder": 1,
+    }
+    assert facets["type"][0] == {"value": "file", "count": 5}
+    assert {f["value"]: f["count"] for f in facets["extension"]} == {"txt": 2, "jpg": 1, "docx": 1}
+    assert {f["value"]: f["count"] for f in facets["mimeType"]}["text/plain"] == 2
+    assert facets["tag"] == [{"value": "relevant", "count": 1}]
+    assert {f["value"]: f["count"] for f in facets["deleted"]} == {False: 6, True: 1}
+    narrowed = traces_search(user=demo.detective, case_id=demo.case.pk, query="type:file AND report")["facets"]
+    assert narrowed["type"] == [{"value": "document", "count": 1}, {"value": "file", "count": 1}]
+
+
+def test_date_histogram_chooses_an_interval_and_counts_by_bucket(demo, traces):
+    result = traces_search(user=demo.detective, case_id=demo.case.pk, query="", facets=["date"])
+    assert result["date_interval"] == "month"
+    assert result["facets"]["date"] == [
+        {"value": "2019-03-01", "count": 1},
+        {"value": "2019-12-01", "count": 1},
+        {"value": "2020-07-01", "count": 1},
+    ]
+    by_year = traces_search(user=demo.detective, case_id=demo.case.pk, query="", facets=["date"], date_interval="year")[
+        "facets"
+    ]["date"]
+    assert by_year == [{"value": "2019-01-01", "count": 2}, {"value": "2020-01-01", "count": 1}]
+    sent = traces_search(
+        user=demo.detective, case_id=demo.case.pk, query="", facets=["date"], date_property="email.sentOn"
+    )
+    assert sent["date_interval"] == "hour"
+    assert sent["facets"]["date"] == [{"value": "2019-10-01T09:00", "count": 1}]
+
+
+def test_auto_interval_keeps_the_timeline_readable():
+    assert auto_date_interval("2019-01-01T00:00:00Z", "2019-01-02T00:00:00Z") == "hour"
+    assert auto_date_interval("2019-01-01T00:00:00Z", "2019-03-01T00:00:00Z") == "day"
+    assert auto_date_interval("2010-01-01T00:00:00Z", "2019-03-01T00:00:00Z") == "month"
+    assert auto_date_interval("1990-01-01T00:00:00Z", "2019-03-01T00:00:00Z") == "year"
+    assert auto_date_interval(None, None) == "month"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Photo.JPG",
+        "archive.tar.gz",
+        ".bashrc",
+        "README",
+        "trailing.",
+        "a.b c",
+        "x.abcdefghijklmnopq",
+        "x.abcdefghijklmnop",
+        "..",
+        "naïve café.TXT",
+        "$MFT",
+        "file.txt:Zone.Identifier",
+    ],
+)
+def test_the_extension_column_agrees_with_the_elasticsearch_documents(demo, traces, name):
+    trace = Trace.objects.filter(evidence=traces).first()
+    Trace.objects.filter(pk=trace.pk).update(name=name)
+    assert Trace.objects.get(pk=trace.pk).extension == extension_of(name)
+
+
+def test_the_index_follows_updates_upserts_and_deletes(demo, traces):
+    trace = Trace.objects.get(name="Passwords.txt")
+    Trace.objects.filter(pk=trace.pk).update(name="credentials.txt", text="nothing here")
+    assert names(demo, "hunter2") == set()
+    assert names(demo, "credentials") == {"credentials.txt"}
+    # The extraction publisher's upsert (a redelivered task writing the same uid again).
+    again = Trace(**{f.attname: getattr(trace, f.attname) for f in Trace._meta.concrete_fields if not f.generated})
+    again.pk = None
+    again.name, again.text = "Passwords.txt", "hunter2 is back"
+    Trace.objects.bulk_create([again], update_conflicts=True, unique_fields=["uid"], update_fields=["name", "text"])
+    assert names(demo, "hunter2") == {"Passwords.txt"}
+    assert names(demo, "credentials") == set()
+    TraceTag.objects.filter(trace__name="Passwords.txt").delete()
+    Trace.objects.filter(name="Passwords.txt").delete()
+    assert names(demo, "hunter2") == set()
+
+
+def test_the_full_text_triggers_exist_after_all_migrations(db):
+    assert fulltext.EXPECTED_TRIGGERS[connection.vendor] <= fulltext.installed_triggers(connection)
+
+
+def test_words_are_split_the_same_way_in_python_and_in_the_index():
+    assert fulltext.words("Passwords.TXT /home/j_doe café-crème 2019-03-07T10:00Z") == [
+        "passwords",
+        "txt",
+        "home",
+        "j",
+        "doe",
+        "café",
+        "crème",
+        "2019",
+        "03",
+        "07t10",
+        "00z",
+    ]
