@@ -71,6 +71,9 @@ class SearchRequestSerializer(StrictSerializer):
     limit = serializers.IntegerField(default=50)
     cursor = serializers.CharField(allow_blank=True, allow_null=True, default=None, max_length=100)
     properties = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_null=True)
+    # With "date" among the facets: the histogram of this date property, by this interval (or "auto").
+    date_property = serializers.CharField(default="file.modifiedOn", max_length=200)
+    date_interval = serializers.CharField(default="auto", max_length=10)
 
 
 class TraceNoteSerializer(serializers.ModelSerializer):
