@@ -13,6 +13,7 @@ from cases.models import User
 from cases.selectors import case_get
 from custodia.errors import NotFound, ServiceError
 from evidence.models import Evidence
+from search.backends.base import SORTS
 from search.models import ExtractionRun, Trace
 
 
@@ -50,18 +51,6 @@ def trace_parent(*, trace: Trace) -> Trace | None:
     return Trace.objects.filter(case_id=trace.case_id, uid=trace.parent_uid).first()
 
 
-SORTS = {
-    # The walk's order, per evidence: the order of the (case, evidence, ordinal) index.
-    "": ("evidence_id", "ordinal"),
-    "name": ("name", "ordinal"),
-    "-name": ("-name", "ordinal"),
-    "path": ("path", "ordinal"),
-    "-path": ("-path", "ordinal"),
-    "size": ("properties__file.size", "ordinal"),
-    "-size": ("-properties__file.size", "ordinal"),
-    "modifiedOn": ("properties__file.modifiedOn", "ordinal"),
-    "-modifiedOn": ("-properties__file.modifiedOn", "ordinal"),
-}
 DEFAULT_FACETS = ["type", "mimeType", "extension", "tag", "evidence", "deleted"]
 # The date histogram of the timeline is asked for by name: it is the one facet that costs two queries.
 KNOWN_FACETS = [*DEFAULT_FACETS, "date"]
@@ -138,7 +127,7 @@ def traces_search(
         case_id=case.pk,
         node=ast,
         facets=list(facets),
-        order_by=SORTS[sort],
+        sort=SORTS[sort],
         offset=offset,
         limit=limit,
         date_property=date_property,

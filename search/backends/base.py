@@ -18,6 +18,19 @@ from django.utils.module_loading import import_string
 from search.models import Trace
 from search.query.ast import Node
 
+# The sorts a search may ask for, as field lists every backend understands ("-" first: descending).
+# Every list ends in the walk's order, so equal values keep a stable, repeatable order.
+SORTS: dict[str, tuple[str, ...]] = {
+    "": ("evidence", "ordinal"),
+    "name": ("name", "evidence", "ordinal"),
+    "-name": ("-name", "evidence", "ordinal"),
+    "path": ("path", "evidence", "ordinal"),
+    "-path": ("-path", "evidence", "ordinal"),
+    "size": ("file.size", "evidence", "ordinal"),
+    "-size": ("-file.size", "evidence", "ordinal"),
+    "modifiedOn": ("file.modifiedOn", "evidence", "ordinal"),
+    "-modifiedOn": ("-file.modifiedOn", "evidence", "ordinal"),
+}
 FACETS = ("type", "mimeType", "extension", "tag", "evidence", "deleted", "date")
 DATE_INTERVALS = ("year", "month", "day", "hour")
 DEFAULT_DATE_PROPERTY = "file.modifiedOn"
@@ -44,7 +57,7 @@ class SearchBackend:
         case_id: int,
         node: Node | None,
         facets: list[str],
-        order_by: tuple[str, ...],
+        sort: tuple[str, ...],
         offset: int,
         limit: int,
         date_property: str = DEFAULT_DATE_PROPERTY,

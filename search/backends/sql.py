@@ -16,8 +16,8 @@ import re
 from datetime import UTC, date, datetime
 
 from django.db import connection
-from django.db.models import Count, Max, Min, Q, QuerySet, Value
-from django.db.models.expressions import RawSQL
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Value
+from django.db.models.expressions import OrderBy, RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Substr
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
@@ -244,6 +244,17 @@ def _bucket_start(prefix: str) -> str:
     return prefix
 
 
+def _order_by(sort: tuple[str, ...]) -> list[OrderBy]:
+    # Traces without the property come last either way, as in Elasticsearch (databases disagree).
+    columns = {"evidence": "evidence_id", "ordinal": "ordinal", "name": "name", "path": "path"}
+    order = []
+    for field in sort:
+        descending, name = field.startswith("-"), field.removeprefix("-")
+        column = F(columns.get(name, f"properties__{name}"))
+        order.append(column.desc(nulls_last=True) if descending else column.asc(nulls_last=True))
+    return order
+
+
 class SqlSearchBackend(SearchBackend):
     """The database's own search: FTS5 on SQLite, tsvector + GIN on PostgreSQL."""
 
@@ -259,7 +270,7 @@ class SqlSearchBackend(SearchBackend):
         case_id: int,
         node: Node | None,
         facets: list[str],
-        order_by: tuple[str, ...],
+        sort: tuple[str, ...],
         offset: int,
         limit: int,
         date_property: str = DEFAULT_DATE_PROPERTY,
@@ -269,7 +280,7 @@ class SqlSearchBackend(SearchBackend):
         counted, interval = facet_counts(traces, names=facets, date_property=date_property, date_interval=date_interval)
         return SearchPage(
             total=traces.count(),
-            traces=list(traces.order_by(*order_by)[offset : offset + limit]),
+            traces=list(traces.order_by(*_order_by(sort))[offset : offset + limit]),
             facets=counted,
             date_interval=interval,
         )

@@ -174,6 +174,24 @@ def test_evidence_field_finds_the_evidence_traces(demo, traces):
     assert names(demo, f"evidence:{uuid.uuid4()}") == set()
 
 
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("-size", ["holiday.JPG", "report.final.docx", "Passwords.txt", ".bashrc", "naïve café.txt"]),
+        ("size", ["naïve café.txt", ".bashrc", "Passwords.txt", "report.final.docx", "holiday.JPG"]),
+        ("modifiedOn", ["Passwords.txt", "report.final.docx", "holiday.JPG"]),
+        ("-modifiedOn", ["holiday.JPG", "report.final.docx", "Passwords.txt"]),
+        ("name", [".bashrc", "Documents", "Passwords.txt", "Quarterly report", "holiday.JPG"]),
+        ("", ["Passwords.txt", "holiday.JPG", "Quarterly report", "report.final.docx", ".bashrc"]),
+    ],
+)
+def test_sorts_put_traces_without_the_property_last(demo, traces, sort, expected):
+    result = traces_search(user=demo.detective, case_id=demo.case.pk, query="", sort=sort, limit=len(expected))
+    assert [hit["name"] for hit in result["hits"]] == expected
+    everything = traces_search(user=demo.detective, case_id=demo.case.pk, query="", sort=sort, limit=500)
+    assert len(everything["hits"]) == len(TRACES)
+
+
 def test_facets_count_types_extensions_mime_types_tags_and_deleted(demo, traces):
     facets = traces_search(user=demo.detective, case_id=demo.case.pk, query="")["facets"]
     assert {f["value"]: f["count"] for f in facets["type"]} == {
