@@ -34,7 +34,7 @@ from evidence.services.escrow import secret_values_for_extraction
 from evidence.services.registration import data_key_for
 from evidence.storage.base import get_store
 from search.extraction import source as media_source
-from search.extraction.tools import TOOLS, analyse, tool_versions
+from search.extraction.tools import HEAD_SIZE, TOOLS, analyse, tool_versions
 from search.extraction.tools.base import Limits
 from search.extraction.traces import DataStream, TraceRecord, child_uid
 from search.extraction.walker import StreamDigest, WalkOptions, walk_image
@@ -113,9 +113,9 @@ def _walk_options(evidence: Evidence, reader, *, shard: tuple[int, int] | None =
         files = {s["name"]: piece for s, piece in zip(segments, slices, strict=True)}
         first = segments[0]["name"]
         related = {name: piece for name, piece in files.items() if name != first}
-        return WalkOptions(file_name=first, related_files=related, shard=shard), files
+        return WalkOptions(file_name=first, related_files=related, shard=shard, keep_content=True), files
     name = names[0] if names else "image.raw"
-    return WalkOptions(file_name=name, shard=shard), {name: reader}
+    return WalkOptions(file_name=name, shard=shard, keep_content=True), {name: reader}
 
 
 def _child_streams(data: bytes) -> list[dict]:
@@ -190,12 +190,28 @@ class _DfvfsFile(io.RawIOBase):
 
 
 def _analyse_file(*, record: TraceRecord, resolver_context) -> object | None:
+    """The content tools on one file: on the bytes the walker read (``record.content``) when it kept them,
+    else on the file opened again through its data path. Files no tool accepts (by MIME type, name or
+    first bytes) are never opened."""
     raw = record.stream("raw")
     if raw is None or "file" not in record.types or not raw.size or raw.size > TOOL_MAX_BYTES:
         return None
     mime_type = raw.mime_type or ""
-    if not any(tool.accepts(mime_type=mime_type, name=record.name, head=b"") for tool in TOOLS):
+    content = record.content
+    head = content.head if content is not None else b""
+    if not any(tool.accepts(mime_type=mime_type, name=record.name, head=head) for tool in TOOLS):
         return None
+    if content is not None:
+        # The tools' head is HEAD_SIZE bytes; the walker's is its MIME sniff's (the same by default).
+        tools_head = head[:HEAD_SIZE] if len(head) >= min(HEAD_SIZE, content.size) else None
+        return analyse(
+            stream_opener=content.open,
+            name=record.name,
+            mime_type=mime_type,
+            head=tools_head,
+            limits=Limits(),
+            path=record.path,
+        )
 
     def opener():
         file_object = media_source.open_data_path(data_path=raw.data_path, resolver_context=resolver_context)

@@ -7,8 +7,10 @@ hashes and a data path from which the bytes can be read again, the deleted flag,
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, BinaryIO, ClassVar
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,79 @@ class DataStream:
     mime_type: str | None = None
 
 
+class RawContent:
+    """The raw stream of a file as the walker read it, handed to the content tools on that same read.
+
+    ``data`` is the whole stream when it was small enough to keep (the blocks the walker hashed, no
+    copy for a one-block file); otherwise ``read_at(offset, size)`` reads it through the walker's own open
+    file (TSK's or dfVFS's), with no second open of the layers above. ``head`` is what libmagic saw.
+    Valid while the walk that made it goes on.
+    """
+
+    __slots__ = ("data", "head", "read_at", "size")
+
+    def __init__(
+        self,
+        *,
+        head: bytes,
+        size: int,
+        data: bytes | None = None,
+        read_at: Callable[[int, int], bytes] | None = None,
+    ):
+        if data is None and read_at is None:
+            raise ValueError("raw content needs its bytes or a way to read them")
+        self.head = head
+        self.size = size
+        self.data = data
+        self.read_at = read_at
+
+    def open(self) -> BinaryIO:
+        """A fresh, standard, seekable file object over the stream, at its start."""
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        return io.BufferedReader(_RandomAccessFile(read_at=self.read_at, size=self.size), buffer_size=1 << 20)
+
+
+class _RandomAccessFile(io.RawIOBase):
+    """``read_at(offset, size)`` of a stream of ``size`` bytes as a standard raw file."""
+
+    def __init__(self, *, read_at: Callable[[int, int], bytes], size: int):
+        super().__init__()
+        self._read_at = read_at
+        self._size = size
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        wanted = min(len(buffer), self._size - self._offset)
+        if wanted <= 0:
+            return 0
+        data = self._read_at(self._offset, wanted)
+        buffer[: len(data)] = data
+        self._offset += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self._offset
+        elif whence == io.SEEK_END:
+            offset += self._size
+        elif whence != io.SEEK_SET:
+            raise ValueError(f"invalid whence {whence}")
+        if offset < 0:
+            raise ValueError("negative seek position")
+        self._offset = offset
+        return offset
+
+    def tell(self) -> int:
+        return self._offset
+
+
 @dataclass
 class TraceRecord:
     uid: str
@@ -59,6 +134,9 @@ class TraceRecord:
     errors: list[TraceError] = field(default_factory=list)
     # Which tool produced which property prefix, e.g. {"file": ToolRef("pytsk3", "4.15.0")}.
     tools: dict[str, ToolRef] = field(default_factory=dict)
+    # Not a field: never stored, compared or serialised. The walker sets it on a file trace whose raw
+    # stream it read, so the content tools run on that read instead of opening the file again.
+    content: ClassVar[RawContent | None] = None
 
     def stream(self, name: str) -> DataStream | None:
         for data_stream in self.streams:

@@ -45,7 +45,15 @@ from dfvfs.path import factory as path_spec_factory
 from dfvfs.resolver import resolver as dfvfs_resolver
 
 from search.extraction import luks, source
-from search.extraction.traces import DataStream, ToolRef, TraceError, TraceRecord, child_uid, root_uid
+from search.extraction.traces import (
+    DataStream,
+    RawContent,
+    ToolRef,
+    TraceError,
+    TraceRecord,
+    child_uid,
+    root_uid,
+)
 
 try:  # numpy makes the byte histogram for entropy ~100x faster; the pure-Python fallback stays exact.
     import numpy
@@ -177,6 +185,11 @@ class WalkOptions:
     # the layers above them (image, volumes, file systems) come from share 0. The union of the shares is
     # exactly the one-worker walk: same traces, uids and properties.
     shard: tuple[int, int] | None = None
+    # Hand each file trace its raw stream as read here (``TraceRecord.content``), so that the content tools
+    # run on this one read: the bytes themselves up to ``keep_content_max_bytes``, a reader through the
+    # walk's open file beyond. Off by default: a walk that only lists and hashes keeps no bytes.
+    keep_content: bool = False
+    keep_content_max_bytes: int = 4 * MIB
 
 
 @dataclass
@@ -340,8 +353,10 @@ class _PendingMime:
     error_index: int  # where a libmagic error goes in trace.errors, as if it had been found at once
 
 
-# Traces held back while their MIME types are sniffed (each holds at most mime_sniff_bytes of head).
+# Traces held back while their MIME types are sniffed (each holds at most mime_sniff_bytes of head, and,
+# with WalkOptions.keep_content, its kept bytes: those are bounded in total too).
 _MAX_TRACES_IN_FLIGHT = 256
+_MAX_CONTENT_BYTES_IN_FLIGHT = 64 * MIB
 
 
 class _Walk:
@@ -369,16 +384,21 @@ class _Walk:
     def run(self) -> Iterator[TraceRecord]:
         """The walk's traces, in the walk's order, each once its MIME types are known."""
         waiting: deque[tuple[TraceRecord, list[_PendingMime]]] = deque()
+        content_bytes = 0  # kept content of the traces waiting
         try:
             for trace in self._walk_evidence():
                 pending, self._pending_mime = self._pending_mime, []
                 if self.shard_index != 0 and "file" not in trace.types:
                     continue  # layers above the files are share 0's
                 waiting.append((trace, pending))
+                content_bytes += _kept_bytes(trace)
                 while waiting and (
-                    len(waiting) > _MAX_TRACES_IN_FLIGHT or all(item.future.done() for item in waiting[0][1])
+                    len(waiting) > _MAX_TRACES_IN_FLIGHT
+                    or content_bytes > _MAX_CONTENT_BYTES_IN_FLIGHT
+                    or all(item.future.done() for item in waiting[0][1])
                 ):
                     ready, ready_pending = waiting.popleft()
+                    content_bytes -= _kept_bytes(ready)
                     self._apply_mime(ready_pending)
                     yield ready
             while waiting:
@@ -945,8 +965,13 @@ class _Walk:
             trace.errors.append(TraceError(tool="dfvfs", message=str(error), stream=stream.name))
 
     def _digest_reader(self, *, trace, stream: DataStream, read_at, size: int, file_name: str | None, tool: str):
-        """Read ``size`` bytes in blocks; every tool (hashes, entropy, MIME) sees the same single read."""
+        """Read ``size`` bytes in blocks; every tool (hashes, entropy, MIME) sees the same single read.
+
+        With ``WalkOptions.keep_content``, a file's raw stream also goes with its trace (its bytes, or a
+        reader for a large one), for the content tools."""
         digest = StreamDigest(head_size=self.options.mime_sniff_bytes)
+        keep = self.options.keep_content and stream.name == "raw" and file_name is not None
+        blocks: list[bytes] | None = [] if keep and size <= self.options.keep_content_max_bytes else None
         offset = 0
         while offset < size:
             wanted = min(self.options.block_size, size - offset)
@@ -955,9 +980,18 @@ class _Walk:
                 trace.errors.append(
                     TraceError(tool=tool, message=f"short read at {offset} of {size} bytes", stream=stream.name)
                 )
+                keep = False  # the tools read it again themselves, as they would any unreadable file
                 break
             digest.update(block)
+            if blocks is not None:
+                blocks.append(block)
             offset += len(block)
+        if keep:
+            if blocks is None:
+                trace.content = RawContent(head=digest.head, size=size, read_at=read_at)
+            else:
+                data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
+                trace.content = RawContent(head=digest.head, size=size, data=data)
         digest.fill(stream)
         if digest.size != size:
             stream.size = digest.size
@@ -993,6 +1027,11 @@ def _set_file_mime_type(*, trace: TraceRecord, file_name: str, mime_type: str | 
     items.insert(position, ("file.extensionMismatch", mismatch))
     properties.clear()
     properties.update(items)
+
+
+def _kept_bytes(trace: TraceRecord) -> int:
+    content = trace.content
+    return len(content.data) if content is not None and content.data is not None else 0
 
 
 def _reader_of(file_object):

@@ -164,11 +164,16 @@ def analyse(
     tools: Sequence[Tool] = TOOLS,
     path: str = "/",
     types: list[str] | None = None,
+    head: bytes | None = None,
 ) -> AnalysedTrace:
-    """Run the tools on one stream and, recursively, on the data of every child trace they find."""
+    """Run the tools on one stream and, recursively, on the data of every child trace they find.
+
+    ``head`` is the stream's first ``HEAD_SIZE`` bytes (or all of a shorter stream) when the caller has
+    them already: the stream is then not opened to read them again."""
     limits = limits or Limits()
-    with stream_opener() as stream:
-        head = stream.read(HEAD_SIZE)
+    if head is None:
+        with stream_opener() as stream:
+            head = stream.read(HEAD_SIZE)
     if mime_type is None:
         mime_type = _guess_mime_type(name=name, head=head)
     trace = AnalysedTrace(name=name, path=path, types=list(types or []))
