@@ -19,6 +19,7 @@ from cases.models import User
 from cases.selectors import case_get
 from custodia.errors import NotFound, ServiceError
 from search import selectors
+from search.backends.base import traces_changed_on_commit
 from search.models import TAG_MAX_LENGTH, SavedSearch, Trace, TraceNote, TraceTag
 
 BULK_TAG_LIMIT = 10_000
@@ -55,6 +56,7 @@ def tag_add(*, actor: User, case_id: int, uid: str, tag: str) -> TraceTag:
     found, created = TraceTag.objects.get_or_create(
         trace=trace, name=name, defaults={"case_id": trace.case_id, "created_by": actor}
     )
+    traces_changed_on_commit(trace_ids=[trace.pk])
     audit_record(
         action="trace.tag.add",
         actor=actor,
@@ -72,6 +74,7 @@ def tag_remove(*, actor: User, case_id: int, uid: str, tag: str) -> bool:
     trace = _trace_for_write(actor=actor, case_id=case_id, uid=uid)
     name = tag_normalize(tag)
     removed, _ = TraceTag.objects.filter(trace=trace, name=name).delete()
+    traces_changed_on_commit(trace_ids=[trace.pk])
     audit_record(
         action="trace.tag.remove",
         actor=actor,
@@ -115,6 +118,7 @@ def tags_bulk_add(
     already = set(TraceTag.objects.filter(trace_id__in=ids, name=name).values_list("trace_id", flat=True))
     new = [TraceTag(trace_id=pk, case=case, name=name, created_by=actor) for pk in ids if pk not in already]
     TraceTag.objects.bulk_create(new, batch_size=1000, ignore_conflicts=True)
+    traces_changed_on_commit(trace_ids=[tag.trace_id for tag in new])
     details = {"tag": name, "tagged": len(ids), "added": len(new)}
     if query is not None:
         details["query"] = query[:2000]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 
@@ -101,3 +102,15 @@ def _backend(path: str) -> SearchBackend:
 
 def get_search_backend() -> SearchBackend:
     return _backend(settings.CUSTODIA_SEARCH_BACKEND)
+
+
+def traces_changed_on_commit(*, trace_ids: list[int]) -> None:
+    """Tell the search backend about written traces once the transaction commits.
+
+    A backend that cannot be reached then does not undo the (committed, audited) change: the error is
+    logged and ``manage.py search_reindex`` brings its index up to date.
+    """
+    if not trace_ids:
+        return
+    ids = list(trace_ids)
+    transaction.on_commit(lambda: get_search_backend().traces_changed(trace_ids=ids), robust=True)

@@ -43,13 +43,14 @@ FULL_TEXT_FIELDS = ("name^2", "path", "metadata", "text")
 WILDCARD_FIELDS = ("name.keyword", "path.keyword", "metadata", "text")
 HIGHLIGHT_FIELDS = ("name", "path", "text")
 
-FACETS = ("type", "mimeType", "extension", "tag", "evidence", "date")
+FACETS = ("type", "mimeType", "extension", "tag", "evidence", "deleted", "date")
 _TERMS_FACET_FIELDS = {
     "type": "types",
     "mimeType": "properties.file.mimeType",
     "extension": "extension",
     "tag": "tags",
     "evidence": "evidence",
+    "deleted": "deleted",
 }
 DATE_INTERVALS = ("year", "quarter", "month", "week", "day", "hour")
 MAX_PAGE_SIZE = 1000
@@ -116,6 +117,8 @@ def trace_index_mapping() -> dict[str, Any]:
             "tags": keyword,
             "extension": keyword,
             "deleted": {"type": "boolean"},
+            # The position in the walk: with the evidence, the order traces are listed in by default.
+            "ordinal": {"type": "long"},
             "name": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": _KEYWORD_LIMIT}}},
             "path": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": _KEYWORD_LIMIT}}},
             "text": {"type": "text"},
@@ -137,6 +140,7 @@ def trace_document(
     text: str = "",
     deleted: bool = False,
     tags: Iterable[str] = (),
+    ordinal: int = 0,
 ) -> dict[str, Any]:
     """The index document of one trace, in the layout :func:`trace_index_mapping` describes."""
     # <evidence-uuid>:0-3-1-7 has the parent <evidence-uuid>:0-3-1; the root :0 has none.
@@ -153,6 +157,7 @@ def trace_document(
         "types": sorted(types),
         "tags": sorted(tags),
         "deleted": deleted,
+        "ordinal": ordinal,
         "text": text,
         # A None property (a tool that looked and found nothing) carries no value to search for.
         "properties": {key: value for key, value in properties.items() if value is not None},
@@ -341,6 +346,7 @@ def search_body(
     sort: Sequence[str] = (),
     size: int = 50,
     search_after: Sequence[Any] | None = None,
+    offset: int = 0,
     date_property: str = "file.modifiedOn",
     date_interval: str = "month",
     facet_size: int = 20,
@@ -361,6 +367,8 @@ def search_body(
     extra: dict[str, Any] = {"size": size, "track_total_hits": True}
     if search_after:
         extra["search_after"] = list(search_after)
+    elif offset:
+        extra["from"] = offset
     search = search.extra(**extra)
     for facet in facets:
         _add_facet(search, facet, date_property=date_property, date_interval=date_interval, facet_size=facet_size)
@@ -386,6 +394,8 @@ def sort_clauses(sort: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def _sort_field(name: str) -> str:
+    if name == "ordinal":
+        return "ordinal"
     if name in ("name", "path"):
         return f"{name}.keyword"
     if name in _KEYWORD_FIELDS:

@@ -260,6 +260,7 @@ def test_trace_document():
         properties={"file.size": 10, "file.mimeType": "image/jpeg", "picture.width": None},
         text="",
         tags=["relevant"],
+        ordinal=12,
     )
     assert document == {
         "uid": f"{EVIDENCE_ID}:0-3-1",
@@ -272,6 +273,7 @@ def test_trace_document():
         "types": ["file", "picture"],
         "tags": ["relevant"],
         "deleted": False,
+        "ordinal": 12,
         "text": "",
         "properties": {"file.size": 10, "file.mimeType": "image/jpeg"},
     }
