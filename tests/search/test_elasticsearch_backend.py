@@ -219,3 +219,19 @@ def test_live_elasticsearch_finds_what_the_sql_backends_find(demo, traces):  # n
         )
     finally:
         client.indices.delete(index=backend.index, ignore_unavailable=True)
+
+
+def test_search_reindex_sends_every_trace_of_a_case(demo, traces, settings):  # noqa: F811
+    from django.core.management import call_command
+
+    from search.backends import base
+
+    settings.CUSTODIA_SEARCH_BACKEND = "tests.search.test_elasticsearch_backend.RecordingBackend"
+    RecordingBackend.told = []
+    base._backend.cache_clear()
+    try:
+        call_command("search_reindex", "--case", str(demo.case.pk), stdout=open(os.devnull, "w"))  # noqa: SIM115
+        sent = [pk for chunk in RecordingBackend.told for pk in chunk]
+        assert sorted(sent) == sorted(Trace.objects.filter(case=demo.case).values_list("pk", flat=True))
+    finally:
+        base._backend.cache_clear()
