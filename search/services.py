@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from dataclasses import asdict
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -220,6 +220,20 @@ def _analyse_file(*, record: TraceRecord, resolver_context) -> object | None:
     return analyse(stream_opener=opener, name=record.name, mime_type=mime_type, limits=Limits(), path=record.path)
 
 
+def _stream_dict(stream: DataStream) -> dict:
+    """``dataclasses.asdict(stream)`` (same keys, same order), without its deep copy of every value."""
+    return {
+        "name": stream.name,
+        "size": stream.size,
+        "data_path": stream.data_path,
+        "md5": stream.md5,
+        "sha1": stream.sha1,
+        "sha256": stream.sha256,
+        "entropy": stream.entropy,
+        "mime_type": stream.mime_type,
+    }
+
+
 def _row(*, record: TraceRecord, analysed) -> dict:
     properties = dict(record.properties)
     types = list(record.types)
@@ -240,7 +254,7 @@ def _row(*, record: TraceRecord, analysed) -> dict:
         "path": record.path,
         "types": types,
         "properties": properties,
-        "streams": [asdict(stream) for stream in record.streams],
+        "streams": [_stream_dict(stream) for stream in record.streams],
         "tools": tools,
         "errors": errors,
         "deleted": record.deleted,
@@ -249,7 +263,13 @@ def _row(*, record: TraceRecord, analysed) -> dict:
 
 
 class _Publisher:
-    """Collects trace rows and commits them in small batches, keeping the run's counters current."""
+    """Collects trace rows and commits them in small batches, keeping the run's counters current.
+
+    A batch is one ``INSERT … ON CONFLICT (uid) DO UPDATE`` run with ``executemany``: the upsert
+    ``bulk_create(update_conflicts=True)`` writes, without a model instance and a compiled statement per
+    row. The first batch is committed as soon as it holds ``FIRST_BATCH_TRACES``: the run shows traces
+    at once, and later batches are larger.
+    """
 
     UPDATE_FIELDS = [
         "parent_uid",
@@ -268,15 +288,22 @@ class _Publisher:
         "sha256",
         "extracted_at",
     ]
+    INSERT_FIELDS = ["uid", "evidence", "case", *UPDATE_FIELDS]
+    _JSON_FIELDS = frozenset({"types", "properties", "streams", "tools", "errors"})
+    FIRST_BATCH_TRACES = 50
 
     def __init__(self, run: ExtractionRun, *, shard: int = 0):
         self.run = run
         self.shard = shard
-        self.rows: list[Trace] = []
+        self.rows: list[tuple] = []
         self.files = self.bytes = self.errors = 0
         self.flushed = {"traces": 0, "files": 0, "bytes": 0, "errors": 0}
         self.count = 0
         self.last_flush = time.monotonic()
+        self._batch_size = self.FIRST_BATCH_TRACES
+        self._evidence_id = run.evidence_id
+        self._case_id = run.evidence.case_id
+        self._sql: str | None = None
 
     @property
     def ordinal(self) -> int:
@@ -285,32 +312,87 @@ class _Publisher:
 
     def add(self, row: dict) -> None:
         self.count += 1
-        raw = next((s for s in row["streams"] if s.get("name") == "raw"), None)
+        streams = row["streams"]
+        raw = next((s for s in streams if s.get("name") == "raw"), None)
         if "file" in row["types"]:
             self.files += 1
             self.bytes += raw["size"] if raw else 0
-        self.errors += bool(row["errors"])
+        has_errors = bool(row["errors"])
+        self.errors += has_errors
+        # In the order of INSERT_FIELDS; JSON and the time are adapted at flush, for the whole batch.
         self.rows.append(
-            Trace(
-                evidence_id=self.run.evidence_id,
-                case_id=self.run.evidence.case_id,
-                run=self.run,
-                ordinal=self.ordinal,
-                has_errors=bool(row["errors"]),
-                sha256=(raw or {}).get("sha256") or "",
-                **row,
+            (
+                row["uid"],
+                self._evidence_id,
+                self._case_id,
+                row["parent_uid"],
+                self.run.pk,
+                self.ordinal,
+                row["name"],
+                row["path"],
+                row["types"],
+                row["properties"],
+                streams,
+                row["tools"],
+                row["errors"],
+                row["deleted"],
+                has_errors,
+                row["text"],
+                (raw or {}).get("sha256") or "",
             )
         )
-        if len(self.rows) >= BATCH_TRACES or time.monotonic() - self.last_flush >= BATCH_SECONDS:
+        if len(self.rows) >= self._batch_size or time.monotonic() - self.last_flush >= BATCH_SECONDS:
             self.flush()
+
+    def _upsert_sql(self) -> str:
+        if self._sql is None:
+            quote = connection.ops.quote_name
+            columns = [Trace._meta.get_field(name).column for name in self.INSERT_FIELDS]
+            updates = [Trace._meta.get_field(name).column for name in self.UPDATE_FIELDS]
+            # Only the model's own table and column names go into the statement; values are parameters.
+            table = quote(Trace._meta.db_table)
+            names = ", ".join(quote(c) for c in columns)
+            marks = ", ".join(["%s"] * len(columns))
+            uid = quote(Trace._meta.get_field("uid").column)
+            assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updates)
+            self._sql = (
+                f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({uid}) DO UPDATE SET {assignments}"  # noqa: S608
+            )
+        return self._sql
+
+    def _parameters(self) -> list[tuple]:
+        adapt_json = connection.ops.adapt_json_value
+        extracted_at = connection.ops.adapt_datetimefield_value(timezone.now())
+        # The same for every row: the keys as their fields give them to the database (a UUID as text…).
+        keys = tuple(
+            Trace._meta.get_field(name).get_db_prep_save(value, connection)
+            for name, value in (("evidence", self._evidence_id), ("case", self._case_id))
+        )
+        run_key = Trace._meta.get_field("run").get_db_prep_save(self.run.pk, connection)
+        return [
+            (
+                row[0],
+                *keys,
+                row[3],
+                run_key,
+                *row[5:8],
+                adapt_json(row[8], None),
+                adapt_json(row[9], None),
+                adapt_json(row[10], None),
+                adapt_json(row[11], None),
+                adapt_json(row[12], None),
+                *row[13:],
+                extracted_at,
+            )
+            for row in self.rows
+        ]
 
     def flush(self) -> None:
         if not self.rows:
             return
         with transaction.atomic():
-            Trace.objects.bulk_create(
-                self.rows, update_conflicts=True, unique_fields=["uid"], update_fields=self.UPDATE_FIELDS
-            )
+            with connection.cursor() as cursor:
+                cursor.executemany(self._upsert_sql(), self._parameters())
             now = {"traces": self.count, "files": self.files, "bytes": self.bytes, "errors": self.errors}
             delta = {key: now[key] - self.flushed[key] for key in now}
             ExtractionRun.objects.filter(pk=self.run.pk).update(
@@ -323,6 +405,7 @@ class _Publisher:
             self.flushed = now
         self.run.first_trace_at = self.run.first_trace_at or timezone.now()
         self.rows = []
+        self._batch_size = BATCH_TRACES
         self.last_flush = time.monotonic()
 
 

@@ -1,0 +1,86 @@
+"""Publishing traces: rows upserted by uid in batches, the first batch early, values as the model stores them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+
+from search.extraction.traces import DataStream
+from search.models import ExtractionRun, Trace
+from search.services import BATCH_TRACES, _Publisher, _stream_dict
+
+
+def test_a_stream_row_is_its_dataclass_as_a_dict():
+    stream = DataStream(name="raw", size=3, data_path="{}", md5="m", sha1="s", sha256="x", entropy=1.5, mime_type="t")
+    assert list(_stream_dict(stream).items()) == list(asdict(stream).items())
+
+
+def _row(index: int, **changes) -> dict:
+    row = {
+        "uid": f"ev:0-{index}",
+        "parent_uid": "ev:0",
+        "name": f"file{index}.txt",
+        "path": f"/image/file{index}.txt",
+        "types": ["file"],
+        "properties": {"file.name": f"file{index}.txt", "file.mimeType": "text/plain", "nested": {"ü": [1, None]}},
+        "streams": [{"name": "raw", "size": index, "data_path": "{}", "sha256": f"{index:064x}"}],
+        "tools": {"file": ["pytsk3", "4"]},
+        "errors": [{"tool": "text", "message": "bad", "stream": None}] if index % 2 else [],
+        "deleted": bool(index % 3 == 0),
+        "text": f"text of file {index}",
+    }
+    row.update(changes)
+    return row
+
+
+@pytest.fixture
+def run(demo):
+    from evidence.services.registration import evidence_register
+
+    evidence = evidence_register(actor=demo.custodian, case=demo.case, label="Disk", kind="disk_image")
+    run = ExtractionRun.objects.create(evidence=evidence, state="running")
+    return ExtractionRun.objects.select_related("evidence").get(pk=run.pk)
+
+
+@pytest.mark.django_db
+def test_rows_are_stored_as_given_and_the_first_batch_is_committed_early(run):
+    publisher = _Publisher(run, shard=0)
+    for index in range(1, _Publisher.FIRST_BATCH_TRACES):
+        publisher.add(_row(index))
+    assert not Trace.objects.filter(run=run).exists()
+    publisher.add(_row(_Publisher.FIRST_BATCH_TRACES))
+    assert Trace.objects.filter(run=run).count() == _Publisher.FIRST_BATCH_TRACES  # committed, searchable
+    for index in range(_Publisher.FIRST_BATCH_TRACES + 1, _Publisher.FIRST_BATCH_TRACES + 10):
+        publisher.add(_row(index))
+    assert Trace.objects.filter(run=run).count() == _Publisher.FIRST_BATCH_TRACES  # later batches are larger
+    assert BATCH_TRACES > _Publisher.FIRST_BATCH_TRACES
+    publisher.flush()
+
+    stored = Trace.objects.get(uid="ev:0-7")
+    expected = _row(7)
+    for key, value in expected.items():
+        assert getattr(stored, key) == value, key
+    assert (stored.evidence_id, stored.case_id, stored.run_id) == (run.evidence_id, run.evidence.case_id, run.pk)
+    assert (stored.ordinal, stored.has_errors, stored.sha256) == (7, True, f"{7:064x}")
+    assert stored.mime_type == "text/plain" and stored.extracted_at is not None
+    run.refresh_from_db()
+    assert (run.traces, run.files, run.errors) == (59, 59, 30)
+    assert run.bytes_processed == sum(range(1, 60)) and run.first_trace_at is not None
+
+
+@pytest.mark.django_db
+def test_publishing_the_same_uids_again_updates_them(run):
+    first = _Publisher(run, shard=0)
+    for index in range(1, 4):
+        first.add(_row(index))
+    first.flush()
+    again = _Publisher(run, shard=0)
+    for index in range(1, 4):
+        again.add(_row(index, name=f"renamed{index}", errors=[]))
+    again.flush()
+    assert sorted(Trace.objects.filter(run=run).values_list("uid", "name", "has_errors")) == [
+        ("ev:0-1", "renamed1", False),
+        ("ev:0-2", "renamed2", False),
+        ("ev:0-3", "renamed3", False),
+    ]
