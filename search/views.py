@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,9 +19,11 @@ from cases.selectors import case_permissions
 from cases.views import _run, case_view
 from custodia.errors import NotFound, ServiceError
 from evidence.views import evidence_view
-from search import collaboration, selectors, services
+from search import collaboration, columns, completion, selectors, services
 from search import data as trace_data
+from search.backends.base import SORTS
 from search.models import RunState, Trace
+from search.query.parser import parse_query
 
 
 @evidence_view()
@@ -44,21 +48,49 @@ def evidence_extract(request, evidence):
 
 @case_view(perms.SEARCH_TRACES)
 def trace_search(request, case):
+    """The search page: the box, a timeline of the hits, facets that refine, and a sortable table."""
     query = request.GET.get("q", "")
+    sort = request.GET.get("sort", "")
+    sort = sort if sort in SORTS else ""
+    date_property = request.GET.get("date") or columns.DEFAULT_DATE_PROPERTY
+    chosen_columns = request.GET.get("columns", "")
+    chosen_columns = chosen_columns if chosen_columns in columns.COLUMN_SETS else ""
+    # What every link on the page carries along, so a sort or a zoom keeps the rest of the view.
+    state = {"q": query, "sort": sort, "columns": chosen_columns, "date": date_property}
     result, error = None, ""
     try:
         result = selectors.traces_search(
-            user=request.user, case_id=case.pk, query=query, cursor=request.GET.get("cursor") or None, limit=50
+            user=request.user,
+            case_id=case.pk,
+            query=query,
+            facets=[*selectors.DEFAULT_FACETS, "date"],
+            sort=sort,
+            cursor=request.GET.get("cursor") or None,
+            limit=50,
+            date_property=date_property,
         )
     except ServiceError as exc:
         error = exc.detail
     request.audit_details = {"query": query[:2000]}
     facet_links = {}
+    query_node = None
+    column_set = chosen_columns or columns.DEFAULT_COLUMN_SET
     if result:
+        # The search parsed this query already; the page reads its type and date clauses from the tree.
+        query_node = parse_query(query) if query.strip() else None
         for name, entries in result["facets"].items():
+            if name == "date":
+                continue  # the timeline draws it
             facet_links[name] = [
                 {**entry, "query": _refine(query, name, entry["value"])} for entry in entries if entry["value"] != ""
             ]
+        column_set = columns.column_set_for(
+            chosen=chosen_columns,
+            node=query_node,
+            type_counts={entry["value"]: entry["count"] for entry in result["facets"].get("type", [])},
+            total=result["total"],
+        )
+    shown = columns.COLUMN_SETS[column_set][1]
     template = "search/_results.html" if request.headers.get("HX-Request") else "search/search.html"
     return render(
         request,
@@ -66,14 +98,82 @@ def trace_search(request, case):
         {
             "case": case,
             "query": query,
+            "query_node": query_node,
+            "state": state,
             "result": result,
             "error": error,
             "facets": facet_links,
+            "date_property": date_property,
+            "date_properties": _date_property_choices(date_property),
+            "column_set": column_set,
+            "column_sets": [(key, label) for key, (label, _) in columns.COLUMN_SETS.items()],
+            "headers": [_header(column, state) for column in shown],
+            "rows": [
+                {"hit": hit, "cells": [(column.link, columns.cell(hit, column)) for column in shown]}
+                for hit in result["hits"]
+            ]
+            if result
+            else [],
+            # A page swapped in by HTMX also replaces the box, so it shows the query of what is shown.
+            "swap_query_box": bool(request.headers.get("HX-Request")),
+            "next_url": _with(state, cursor=result["cursor"]) if result and result["cursor"] else "",
             # Collaboration: saved searches, bulk tagging and CSV export on the search page.
             "saved_searches": list(selectors.saved_searches(case=case)),
             "can_annotate": perms.ANNOTATE_TRACES in case_permissions(user=request.user, case=case),
         },
     )
+
+
+def _with(state: dict, **changes) -> str:
+    """A link to the search page with ``changes`` applied to its current parameters."""
+    return "?" + urlencode({key: value for key, value in {**state, **changes}.items() if value})
+
+
+def _date_property_choices(current: str) -> list[tuple[str, str]]:
+    choices = list(columns.DATE_PROPERTIES.items())
+    if current not in columns.DATE_PROPERTIES:
+        choices.append((current, current))
+    return choices
+
+
+def _header(column: columns.Column, state: dict) -> dict:
+    """A column header: its sort link (ascending first, then descending) and its aria-sort state."""
+    header = {"label": column.label, "href": "", "aria_sort": ""}
+    if column.sort:
+        current = state["sort"]
+        if current == column.sort:
+            header["aria_sort"], next_sort = "ascending", f"-{column.sort}"
+        elif current == f"-{column.sort}":
+            header["aria_sort"], next_sort = "descending", column.sort
+        else:
+            next_sort = column.sort
+        header["href"] = _with(state, sort=next_sort)
+    return header
+
+
+@case_view(perms.SEARCH_TRACES)
+def trace_complete(request, case):
+    """Completions for the search box as ``<option>``s of its datalist.
+
+    ``prefix`` is the term being typed; the box itself sends ``q`` (the whole query), whose last term is
+    completed and the rest kept, so that choosing an option leaves the query whole.
+    """
+    if "prefix" in request.GET:
+        head, prefix = "", request.GET["prefix"]
+    else:
+        text = request.GET.get("q", "")
+        split_at = max(text.rfind(" "), text.rfind("\t")) + 1
+        head, prefix = text[:split_at], text[split_at:]
+    request.audit_details = {"prefix": prefix[:200]}
+    completions = completion.trace_completions(user=request.user, case_id=case.pk, prefix=prefix)
+    return render(request, "search/_completions.html", {"head": head, "completions": completions})
+
+
+@login_required
+def query_help(request):
+    """The query language's guide (docs/query.md), linked from the search box's syntax help."""
+    guide = (settings.BASE_DIR / "docs" / "query.md").read_text(encoding="utf-8")
+    return render(request, "search/query_help.html", {"guide": guide})
 
 
 _FACET_FIELDS = {

@@ -12,6 +12,7 @@ urlpatterns = [
     path("cases/<int:case_id>/traces/search", views.TraceSearchView.as_view(), name="api-trace-search"),
     # Collaboration: before traces/<uid>, which would otherwise take "tag" and "export.csv" for a uid.
     path("cases/<int:case_id>/traces/tag", views.TraceBulkTagView.as_view(), name="api-trace-bulk-tag"),
+    path("cases/<int:case_id>/traces/complete", views.TraceCompleteView.as_view(), name="api-trace-complete"),
     path("cases/<int:case_id>/traces/export.csv", views.TraceExportView.as_view(), name="api-trace-export"),
     path(
         "cases/<int:case_id>/traces/<str:trace_uid>/tags/<str:tag>",

@@ -18,7 +18,7 @@ from cases.selectors import case_get
 from custodia.errors import error_body
 from evidence import selectors as evidence_selectors
 from evidence.services.links import RangeNotSatisfiable, parse_range
-from search import collaboration, selectors, services
+from search import collaboration, completion, selectors, services
 from search import data as trace_data
 from search.api import serializers as s
 
@@ -64,6 +64,20 @@ class TraceSearchView(APIView):
         # The query text goes into this request's audit row (the privacy model may transform it later).
         request._request.audit_details = {"query": data["query"][:2000]}
         return Response(selectors.traces_search(user=request.user, case_id=case_id, **data))
+
+
+class TraceCompleteView(APIView):
+    """What the search box's current term may become: fields, the case's property names and tags."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("prefix", str, description="The term being typed, e.g. email.s or tag:rel")],
+        responses={200: {"type": "object"}},
+    )
+    def get(self, request, case_id: int):
+        prefix = request.query_params.get("prefix", "")
+        request._request.audit_details = {"prefix": prefix[:200]}
+        found = completion.trace_completions(user=request.user, case_id=case_id, prefix=prefix)
+        return Response({"prefix": prefix, "completions": found})
 
 
 _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")

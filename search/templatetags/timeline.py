@@ -1,0 +1,150 @@
+"""The search page's timeline: the date histogram of the hits as an inline SVG bar chart, drawn here.
+
+Each bar links to the same search narrowed to its bucket (``file.modifiedOn:[2019-03-01 TO 2019-03-31]``,
+replacing an earlier range on that property), so the next histogram is finer: a click zooms in.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlencode
+
+from django import template
+from django.urls import reverse
+
+from search.query.ast import And, Node, Range, to_query_string
+
+register = template.Library()
+
+CHART_HEIGHT = 80
+BAR_WIDTH = 10  # in viewBox units; the chart stretches to the page's width
+BAR_GAP = 2
+# Empty buckets between two full ones are drawn as gaps; more than this many and the gaps are left out.
+MAX_FILLED_BUCKETS = 500
+
+
+def bucket_start(value: str, interval: str) -> date | datetime:
+    if interval == "hour":
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return date.fromisoformat(value[:10])
+
+
+def next_bucket(start: date | datetime, interval: str) -> date | datetime:
+    if interval == "hour":
+        return start + timedelta(hours=1)
+    if interval == "day":
+        return start + timedelta(days=1)
+    if interval == "month":
+        return date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    return date(start.year + 1, 1, 1)
+
+
+def bucket_range(*, date_property: str, value: str, interval: str) -> Range:
+    """The range clause that selects one bucket: whole days up to its last day, or one hour."""
+    start = bucket_start(value, interval)
+    if interval == "hour":
+        # Moments compare to the second; the next hour, excluded, leaves none of this hour out.
+        return Range(date_property, start, next_bucket(start, interval), include_high=False)
+    if interval == "day":
+        last = start
+    elif interval == "month":
+        last = date(start.year, start.month, calendar.monthrange(start.year, start.month)[1])
+    else:
+        last = date(start.year, 12, 31)
+    return Range(date_property, start, last)
+
+
+def zoomed_query(*, node: Node | None, clause: Range) -> str:
+    """The query with ``clause`` ANDed in, in place of an earlier range on the same property."""
+    items = node.items if isinstance(node, And) else ((node,) if node is not None else ())
+    kept = tuple(item for item in items if not (isinstance(item, Range) and item.name == clause.name))
+    return to_query_string(And((*kept, clause)) if kept else clause)
+
+
+def bucket_label(value: str, interval: str) -> str:
+    start = bucket_start(value, interval)
+    if interval == "year":
+        return f"{start:%Y}"
+    if interval == "month":
+        return f"{start:%b %Y}"
+    if interval == "day":
+        return start.isoformat()
+    return f"{start:%Y-%m-%d %H}:00 UTC"
+
+
+def _filled(buckets: list[dict], interval: str) -> list[dict]:
+    """The buckets with the empty ones between them, so the bars stand where their time is."""
+    if len(buckets) < 2:
+        return buckets
+    counts = {bucket_start(entry["value"], interval): entry["count"] for entry in buckets}
+    first, last = min(counts), max(counts)
+    filled, current = [], first
+    while current <= last:
+        if len(filled) > MAX_FILLED_BUCKETS:
+            return buckets
+        value = current.strftime("%Y-%m-%dT%H:00") if interval == "hour" else current.isoformat()
+        filled.append({"value": value, "count": counts.get(current, 0)})
+        current = next_bucket(current, interval)
+    return filled
+
+
+def timeline_bars(*, buckets: list[dict], interval: str, date_property: str, node: Node | None, state: dict) -> dict:
+    """Geometry, labels and zoom links of the bars (``state``: the page's other query parameters)."""
+    filled = _filled(buckets, interval)
+    peak = max((entry["count"] for entry in filled), default=0)
+    bars = []
+    for index, entry in enumerate(filled):
+        count = entry["count"]
+        height = max(round(CHART_HEIGHT * count / peak), 2) if count else 0
+        bar = {
+            "x": index * (BAR_WIDTH + BAR_GAP),
+            "y": CHART_HEIGHT - height,
+            "width": BAR_WIDTH,
+            "height": height,
+            "count": count,
+            "label": bucket_label(entry["value"], interval),
+            "href": "",
+        }
+        if count:
+            query = zoomed_query(
+                node=node, clause=bucket_range(date_property=date_property, value=entry["value"], interval=interval)
+            )
+            bar["href"] = "?" + urlencode({key: value for key, value in {**state, "q": query}.items() if value})
+        bars.append(bar)
+    return {
+        "bars": bars,
+        "peak": peak,
+        "view_width": max(len(bars) * (BAR_WIDTH + BAR_GAP) - BAR_GAP, BAR_WIDTH),
+        "height": CHART_HEIGHT,
+        "first": bars[0]["label"] if bars else "",
+        "last": bars[-1]["label"] if bars else "",
+    }
+
+
+@register.inclusion_tag("search/_timeline.html", takes_context=True)
+def timeline(context):
+    """``{% timeline %}`` on the search page: the chart of ``result.facets.date``, or a line saying why not."""
+    result = context.get("result") or {}
+    interval = result.get("date_interval") or ""
+    buckets = (result.get("facets") or {}).get("date") or []
+    chart = (
+        timeline_bars(
+            buckets=buckets,
+            interval=interval,
+            date_property=context["date_property"],
+            node=context.get("query_node"),
+            state=context["state"],
+        )
+        if buckets and interval
+        else None
+    )
+    return {
+        "chart": chart,
+        "state": context["state"],
+        "search_url": reverse("search:trace-search", args=[context["case"].pk]),
+        "interval": interval,
+        "date_property": context["date_property"],
+        "date_properties": context["date_properties"],
+        "total": result.get("total", 0),
+    }
