@@ -31,6 +31,7 @@ EVERYONE_IN_CASE = frozenset({"custodian", "investigator", "detective", "prosecu
 CASE_EDITORS = frozenset({"custodian", "investigator"})
 MEMBER_MANAGERS = frozenset({"custodian", "orgadmin"})
 AUDITORS = frozenset({"custodian", "prosecutor"})
+SEARCHERS = frozenset({"investigator", "detective", "prosecutor"})
 
 API_ENDPOINTS = [
     Endpoint("GET", "/api/cases/{case}/", EVERYONE_IN_CASE),
@@ -41,6 +42,7 @@ API_ENDPOINTS = [
     Endpoint("PATCH", "/api/cases/{case}/members/detective/", MEMBER_MANAGERS, {"role": "prosecutor"}),
     Endpoint("DELETE", "/api/cases/{case}/members/detective/", MEMBER_MANAGERS),
     Endpoint("GET", "/api/audit/?case={case}", AUDITORS),
+    Endpoint("GET", "/api/cases/{case}/traces/complete?prefix=fi", SEARCHERS),
 ]
 
 UI_PAGES = [
@@ -50,6 +52,7 @@ UI_PAGES = [
     Endpoint("POST", "/cases/{case}/members/detective/role/", MEMBER_MANAGERS, {"role": "prosecutor"}),
     Endpoint("POST", "/cases/{case}/members/detective/remove/", MEMBER_MANAGERS),
     Endpoint("GET", "/cases/{case}/audit/", AUDITORS),
+    Endpoint("GET", "/cases/{case}/search/complete?prefix=fi", SEARCHERS),
 ]
 
 
