@@ -34,7 +34,7 @@ from evidence.services.escrow import secret_values_for_extraction
 from evidence.services.registration import data_key_for
 from evidence.storage.base import get_store
 from search.extraction import source as media_source
-from search.extraction.tools import HEAD_SIZE, TOOLS, analyse, tool_versions
+from search.extraction.tools import HEAD_SIZE, TOOLS, accepting_tools, analyse, tool_versions
 from search.extraction.tools.base import Limits
 from search.extraction.traces import DataStream, TraceRecord, child_uid
 from search.extraction.walker import StreamDigest, WalkOptions, walk_image
@@ -198,20 +198,26 @@ def _analyse_file(*, record: TraceRecord, resolver_context) -> object | None:
         return None
     mime_type = raw.mime_type or ""
     content = record.content
-    head = content.head if content is not None else b""
-    if not any(tool.accepts(mime_type=mime_type, name=record.name, head=head) for tool in TOOLS):
-        return None
     if content is not None:
         # The tools' head is HEAD_SIZE bytes; the walker's is its MIME sniff's (the same by default).
-        tools_head = head[:HEAD_SIZE] if len(head) >= min(HEAD_SIZE, content.size) else None
+        # (A shorter sniff: the tools read their head themselves, and decide on it.)
+        head = content.head[:HEAD_SIZE] if len(content.head) >= min(HEAD_SIZE, content.size) else None
+        accepted = None
+        if head is not None:
+            accepted = accepting_tools(mime_type=mime_type, name=record.name, head=head)
+            if accepted is not None and not accepted:
+                return None  # no tool wants it: never opened
         return analyse(
             stream_opener=content.open,
             name=record.name,
             mime_type=mime_type,
-            head=tools_head,
+            head=head,
+            accepted_tools=accepted,
             limits=Limits(),
             path=record.path,
         )
+    if not any(tool.accepts(mime_type=mime_type, name=record.name, head=b"") for tool in TOOLS):
+        return None
 
     def opener():
         file_object = media_source.open_data_path(data_path=raw.data_path, resolver_context=resolver_context)

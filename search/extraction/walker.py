@@ -274,13 +274,16 @@ class StreamDigest:
             return 0.0
         total = float(self.size)
         bits = 0.0
-        # tolist() turns the 256 counts into Python ints in one C call; the sum runs in the same order
-        # with the same float operations as always, so the rounded value never changes.
-        counts = self._counts.tolist() if numpy is not None else self._counts
+        # The byte values that occur, in order (numpy picks them out in C; a text file has few): the sum
+        # runs in the same order with the same float operations as always, so the value never changes.
+        if numpy is not None:
+            counts = self._counts[self._counts.nonzero()].tolist()
+        else:
+            counts = [count for count in self._counts if count]
+        log2 = math.log2
         for count in counts:
-            if count:
-                probability = count / total
-                bits -= probability * math.log2(probability)
+            probability = count / total
+            bits -= probability * log2(probability)
         # Rounded so that the stored value is the same on every machine and run.
         return round(bits, 6)
 

@@ -60,6 +60,15 @@ def tool_versions(tools: Sequence[Tool] = TOOLS) -> dict[str, str]:
     return {tool.name: tool.version for tool in tools}
 
 
+def accepting_tools(*, mime_type: str, name: str, head: bytes, tools: Sequence[Tool] = TOOLS) -> list[Tool] | None:
+    """The tools that accept a stream, in registry order, decided before anything is opened; None when an
+    ``accepts()`` failed (`run_tools` then records that failure on the trace)."""
+    try:
+        return [tool for tool in tools if tool.accepts(mime_type=mime_type or "", name=name, head=head)]
+    except Exception:
+        return None
+
+
 def run_tools(
     *,
     stream_opener: StreamOpener,
@@ -68,9 +77,14 @@ def run_tools(
     head: bytes,
     limits: Limits | None = None,
     tools: Sequence[Tool] = TOOLS,
+    accepted: Sequence[Tool] | None = None,
 ) -> list[ToolOutcome]:
-    """Every tool that accepts the stream, run under its guard; each opens the stream afresh."""
+    """Every tool that accepts the stream, run under its guard; each opens the stream afresh.
+
+    ``accepted``: the tools `accepting_tools` gave for this very stream, not to be asked again."""
     limits = limits or Limits()
+    if accepted is not None:
+        return [run_guarded(tool=tool, stream_opener=stream_opener, name=name, limits=limits) for tool in accepted]
     outcomes = []
     for tool in tools:
         try:
@@ -165,11 +179,13 @@ def analyse(
     path: str = "/",
     types: list[str] | None = None,
     head: bytes | None = None,
+    accepted_tools: Sequence[Tool] | None = None,
 ) -> AnalysedTrace:
     """Run the tools on one stream and, recursively, on the data of every child trace they find.
 
     ``head`` is the stream's first ``HEAD_SIZE`` bytes (or all of a shorter stream) when the caller has
-    them already: the stream is then not opened to read them again."""
+    them already: the stream is then not opened to read them again. ``accepted_tools`` are the tools
+    `accepting_tools` gave for this stream (its children are offered to every tool)."""
     limits = limits or Limits()
     if head is None:
         with stream_opener() as stream:
@@ -178,7 +194,13 @@ def analyse(
         mime_type = _guess_mime_type(name=name, head=head)
     trace = AnalysedTrace(name=name, path=path, types=list(types or []))
     outcomes = run_tools(
-        stream_opener=stream_opener, name=name, mime_type=mime_type, head=head, limits=limits, tools=tools
+        stream_opener=stream_opener,
+        name=name,
+        mime_type=mime_type,
+        head=head,
+        limits=limits,
+        tools=tools,
+        accepted=accepted_tools,
     )
     children = _merge(trace, outcomes)
     producer = next((outcome.tool for outcome in outcomes if outcome.children), None)
@@ -224,6 +246,7 @@ __all__ = [
     "Tool",
     "ToolOutcome",
     "ToolResult",
+    "accepting_tools",
     "analyse",
     "run_tools",
     "tool_versions",
