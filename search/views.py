@@ -82,7 +82,9 @@ def trace_search(request, case):
             if name == "date":
                 continue  # the timeline draws it
             facet_links[name] = [
-                {**entry, "query": _refine(query, name, entry["value"])} for entry in entries if entry["value"] != ""
+                {**entry, "href": _with(state, q=_refine(query, name, entry["value"]))}
+                for entry in entries
+                if entry["value"] != ""
             ]
         column_set = columns.column_set_for(
             chosen=chosen_columns,

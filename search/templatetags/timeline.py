@@ -20,6 +20,8 @@ register = template.Library()
 CHART_HEIGHT = 80
 BAR_WIDTH = 10  # in viewBox units; the chart stretches to the page's width
 BAR_GAP = 2
+# Fewer bars than this stand in the middle at this width, rather than stretched across the page.
+MIN_SLOTS = 24
 # Empty buckets between two full ones are drawn as gaps; more than this many and the gaps are left out.
 MAX_FILLED_BUCKETS = 500
 
@@ -93,12 +95,15 @@ def timeline_bars(*, buckets: list[dict], interval: str, date_property: str, nod
     """Geometry, labels and zoom links of the bars (``state``: the page's other query parameters)."""
     filled = _filled(buckets, interval)
     peak = max((entry["count"] for entry in filled), default=0)
+    step = BAR_WIDTH + BAR_GAP
+    slots = max(len(filled), MIN_SLOTS)
+    offset = (slots - len(filled)) // 2 * step
     bars = []
     for index, entry in enumerate(filled):
         count = entry["count"]
         height = max(round(CHART_HEIGHT * count / peak), 2) if count else 0
         bar = {
-            "x": index * (BAR_WIDTH + BAR_GAP),
+            "x": offset + index * step,
             "y": CHART_HEIGHT - height,
             "width": BAR_WIDTH,
             "height": height,
@@ -115,7 +120,7 @@ def timeline_bars(*, buckets: list[dict], interval: str, date_property: str, nod
     return {
         "bars": bars,
         "peak": peak,
-        "view_width": max(len(bars) * (BAR_WIDTH + BAR_GAP) - BAR_GAP, BAR_WIDTH),
+        "view_width": slots * step - BAR_GAP,
         "height": CHART_HEIGHT,
         "first": bars[0]["label"] if bars else "",
         "last": bars[-1]["label"] if bars else "",

@@ -106,7 +106,8 @@ def test_the_timeline_draws_a_bar_per_bucket_with_its_count(demo, client, traces
     titles = [title for _, title in bar_links(html)]
     # 2005 to 2020 is too long for months: one bar a year, the empty years as gaps.
     assert titles == ["2005: 1 trace", "2018: 1 trace", "2019: 3 traces", "2020: 2 traces"]
-    assert html.count("<rect") == 4 and 'viewBox="0 0 190 80"' in html  # 16 years wide
+    assert html.count("<rect") == 4 and 'viewBox="0 0 286 80"' in html  # 16 years in the middle of 24 slots
+    assert '<rect x="48" ' in html and '<rect x="228" ' in html  # 2005 and 2020, 15 years apart
 
 
 def test_a_bar_zooms_to_its_range_and_the_next_histogram_is_finer(demo, client, traces):
@@ -129,7 +130,8 @@ def test_empty_buckets_between_bars_are_gaps_not_links(demo, client, traces):
     titles = [title for _, title in bar_links(html)]
     assert titles == ["Mar 2019: 2 traces", "Nov 2019: 1 trace"]
     # March to November: nine months wide, the empty ones drawn as nothing to click.
-    assert html.count("<rect") == 2 and 'viewBox="0 0 106 80"' in html
+    assert html.count("<rect") == 2
+    assert '<rect x="84" ' in html and '<rect x="180" ' in html  # eight months apart
 
 
 def test_the_timeline_follows_the_chosen_date_property(demo, client, traces):
