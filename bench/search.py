@@ -761,10 +761,12 @@ class BarePostgres:
             autocommit=True,
         )
         self.db.execute("DROP TABLE IF EXISTS bench_ref")
+        # Split at every non-alphanumeric character, as Custodia does: PostgreSQL's own parser would keep a
+        # whole path ("/laptop.E01/p2/NTFS/Users/…") as one word, and ``users`` would find nothing.
         self.db.execute(
             """CREATE TABLE bench_ref (id bigint PRIMARY KEY, name text, path text, text text, properties text,
-               doc tsvector GENERATED ALWAYS AS (to_tsvector('simple',
-                   name || ' ' || path || ' ' || text || ' ' || properties)) STORED)"""
+               doc tsvector GENERATED ALWAYS AS (to_tsvector('simple', regexp_replace(
+                   name || ' ' || path || ' ' || text || ' ' || properties, '[^[:alnum:]]+', ' ', 'g'))) STORED)"""
         )
         self.db.execute("CREATE INDEX bench_ref_doc ON bench_ref USING gin (doc)")
         self.rowid = 0
@@ -936,11 +938,10 @@ def cells(entry: dict | None) -> list[str]:
         custodia = "-"
     if entry["bare_samples"]:
         bare = f"{ms(percentile(entry['bare_samples'], 0.5))} / {ms(percentile(entry['bare_samples'], 0.95))}"
-        ratio = (
-            f"{percentile(entry['samples'], 0.5) / percentile(entry['bare_samples'], 0.5):,.0f} ×"  # noqa: RUF001
-            if entry["samples"]
-            else "-"
-        )
+        ratio = "-"
+        if entry["samples"]:
+            times = percentile(entry["samples"], 0.5) / percentile(entry["bare_samples"], 0.5)
+            ratio = f"{times:,.0f} ×" if times >= 10 else f"{times:.1f} ×"  # noqa: RUF001
     else:
         bare, ratio = "-", "-"
     return [custodia, bare, ratio]
