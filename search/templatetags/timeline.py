@@ -98,6 +98,7 @@ def timeline_bars(*, buckets: list[dict], interval: str, date_property: str, nod
     step = BAR_WIDTH + BAR_GAP
     slots = max(len(filled), MIN_SLOTS)
     offset = (slots - len(filled)) // 2 * step
+    view_width = slots * step - BAR_GAP
     bars = []
     for index, entry in enumerate(filled):
         count = entry["count"]
@@ -120,10 +121,13 @@ def timeline_bars(*, buckets: list[dict], interval: str, date_property: str, nod
     return {
         "bars": bars,
         "peak": peak,
-        "view_width": slots * step - BAR_GAP,
+        "view_width": view_width,
         "height": CHART_HEIGHT,
         "first": bars[0]["label"] if bars else "",
         "last": bars[-1]["label"] if bars else "",
+        # Where the first bar starts and the last one ends, as a share of the width, for the axis labels.
+        "first_at": round(100 * offset / view_width, 2),
+        "last_at": round(100 * (view_width - offset - len(bars) * step + BAR_GAP) / view_width, 2),
     }
 
 

@@ -55,6 +55,7 @@ def test_detective_searches_narrows_opens_an_email_and_tags_it(page, mailbox_dis
     page.get_by_role("button", name="Search", exact=True).click()
     page.wait_for_selector("text=3 traces")
     page.locator(".facets").get_by_role("link", name="email").click()
+    page.wait_for_function("document.getElementById('q').value.endsWith('type:email')")
     page.wait_for_selector("text=3 traces")
     screenshot(page, "search")
     # Narrowed to e-mail, the table shows the e-mail columns; the subject opens the message.
