@@ -232,6 +232,10 @@ def parse_message(*, data: bytes, budget: Budget, path: str) -> ToolResult:
 
 def looks_like_rfc822(head: bytes) -> bool:
     """Headers first (``Name: value`` lines), with at least two telling ones (From, Subject, Received…)."""
+    # The first line's match holds no line break, so it is the same on the head as on its first block:
+    # most text fails here, before the head is split.
+    if not _HEADER_LINE.match(head):
+        return False
     first_block = head.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     return bool(_HEADER_LINE.match(first_block)) and len(_TELLING_HEADERS.findall(first_block)) >= 2
 
