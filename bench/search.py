@@ -43,6 +43,7 @@ import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -741,6 +742,9 @@ class BareSqlite:
     def finish(self) -> None:
         pass
 
+    def close(self) -> None:
+        self.db.close()
+
     def search(self, expression: str) -> int:
         self.db.execute("SELECT rowid FROM ref WHERE ref MATCH ? ORDER BY rank LIMIT 50", (expression,)).fetchall()
         return self.db.execute("SELECT count(*) FROM ref WHERE ref MATCH ?", (expression,)).fetchone()[0]
@@ -784,6 +788,10 @@ class BarePostgres:
     def finish(self) -> None:
         self.db.execute("ANALYZE bench_ref")
 
+    def close(self) -> None:
+        self.db.execute("DROP TABLE bench_ref")
+        self.db.close()
+
     def search(self, expression: str) -> int:
         self.db.execute(
             "SELECT id FROM bench_ref, to_tsquery('simple', %s) q WHERE doc @@ q "
@@ -795,11 +803,22 @@ class BarePostgres:
         ).fetchone()[0]
 
 
+def code_version() -> str:
+    """The commit this process runs, and whether the app code differs from it (the tree is shared)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "search", "cases", "evidence", "custodia")
+    return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if changed else "")
+
+
 def run_database(*, database: str, traces: int, seed: int, repeats: int) -> dict:
     """The whole measurement on the database Django is configured for (one process per database)."""
     from bench.extract_pipeline import setup_django
 
     workdir = Path(tempfile.mkdtemp(prefix=f"custodia-bench-search-{database}-"))
+    code = code_version()
     setup_django(workdir / "data")
     from django.db import connection
 
@@ -903,7 +922,7 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int) -> dict
         except Exception as exc:
             entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
         results.append(entry)
-    return {
+    summary = {
         "database": database,
         "server": connection.pg_version if connection.vendor == "postgresql" else None,
         "sqlite_version": __import__("sqlite3").sqlite_version,
@@ -915,7 +934,12 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int) -> dict
         "generate_seconds": generate_seconds,
         "bare_name": bare.name,
         "queries": results,
+        "code": code,
     }
+    bare.close()
+    connection.close()
+    shutil.rmtree(workdir, ignore_errors=True)  # the SQLite files of 1 M traces take gigabytes
+    return summary
 
 
 # ---------------------------------------------------------------------------------------------- reporting
@@ -976,7 +1000,8 @@ def print_report(results: dict[str, dict]) -> None:
             f"indexing, {titles[name]} ({version}): Custodia {result['traces']:,} traces in "
             f"{result['custodia_seconds']:,.1f} s = {rate:,.0f} traces/s (_Publisher.add/flush, all indexes and "
             f"triggers); bare {result['bare_name']} {bare_rate:,.0f} rows/s; ratio {rate / bare_rate:.2f}; "
-            f"{result['tags']:,} tags; generating the rows took {result['generate_seconds']:,.1f} s (not counted)"
+            f"{result['tags']:,} tags; generating the rows took {result['generate_seconds']:,.1f} s (not counted); "
+            f"code {result.get('code', '?')}"
         )
     print()
     header = ["query", "matches (bare)"]
