@@ -21,6 +21,7 @@ the order in which a library happens to return entries. Two walks of the same by
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import math
@@ -319,6 +320,18 @@ class _MimeSniffer:
         self._pool = (
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="custodia-magic") if threads > 0 else None
         )
+        if self._pool is not None:
+            # Each thread loads libmagic's database (a tenth of a second or more) while the walk opens the
+            # image and lists its first folders, not when the first files wait for their MIME types.
+            barrier = threading.Barrier(threads)
+            for _ in range(threads):
+                self._pool.submit(self._warm_up, barrier)
+
+    def _warm_up(self, barrier: threading.Barrier) -> None:
+        self._cookie()
+        # Holding each thread until all have started makes the pool start them all.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=10)
 
     def _cookie(self) -> magic.Magic:
         cookie = getattr(self._per_thread, "cookie", None)
