@@ -3,6 +3,7 @@ the trace page, tags, notes and saved searches. Thin: the same selectors and ser
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -52,7 +53,10 @@ def trace_search(request, case):
     query = request.GET.get("q", "")
     sort = request.GET.get("sort", "")
     sort = sort if sort in SORTS else ""
-    date_property = request.GET.get("date") or columns.DEFAULT_DATE_PROPERTY
+    date_property = request.GET.get("date", "")
+    if not _PROPERTY_NAME.fullmatch(date_property):
+        # Not a property name: the default rather than an error that every later link would carry along.
+        date_property = columns.DEFAULT_DATE_PROPERTY
     chosen_columns = request.GET.get("columns", "")
     chosen_columns = chosen_columns if chosen_columns in columns.COLUMN_SETS else ""
     # What every link on the page carries along, so a sort or a zoom keeps the rest of the view.
@@ -124,6 +128,9 @@ def trace_search(request, case):
             "can_annotate": perms.ANNOTATE_TRACES in case_permissions(user=request.user, case=case),
         },
     )
+
+
+_PROPERTY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+")
 
 
 def _with(state: dict, **changes) -> str:

@@ -145,6 +145,11 @@ def test_the_timeline_follows_the_chosen_date_property(demo, client, traces):
     assert '<option value="email.sentOn" selected>' in html
 
 
+def test_a_date_property_that_is_no_property_name_falls_back_to_the_default(demo, client, traces):
+    html = page(client, demo, q="", date="1; drop")
+    assert '<option value="file.modifiedOn" selected>' in html and "alert" not in html
+
+
 def test_hits_without_the_date_say_so(demo, client, traces):
     html = page(client, demo, q="type:email")
     assert "None of these hits has a file.modifiedOn date." in html
