@@ -308,6 +308,10 @@ def extension_mismatch(*, file_name: str, mime_type: str | None) -> bool | None:
     return f".{extension.lower()}" not in known_extensions
 
 
+# Heads remembered with their MIME type, at most this many bytes of them per walk.
+_KNOWN_HEAD_BYTES = 16 * MIB
+
+
 class _MimeSniffer:
     """libmagic on the first bytes of streams, in worker threads, each with its own libmagic cookie.
 
@@ -317,6 +321,10 @@ class _MimeSniffer:
 
     def __init__(self, *, threads: int):
         self._per_thread = threading.local()
+        # libmagic's answer depends on the bytes it is given and nothing else: identical heads (copies of
+        # a file, files that start alike up to the sniffed length) are asked once.
+        self._known: dict[bytes, str] = {}
+        self._known_bytes = 0
         self._pool = (
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="custodia-magic") if threads > 0 else None
         )
@@ -340,9 +348,18 @@ class _MimeSniffer:
         return cookie
 
     def sniff(self, head: bytes) -> str:
-        return self._cookie().from_buffer(head)
+        mime_type = self._cookie().from_buffer(head)
+        if self._known_bytes < _KNOWN_HEAD_BYTES:  # dict writes are atomic: no lock between threads
+            self._known[head] = mime_type
+            self._known_bytes += len(head)  # a lost update under a race only bends the bound a little
+        return mime_type
 
     def submit(self, head: bytes) -> Future:
+        known = self._known.get(head)
+        if known is not None:  # the same first bytes as a file sniffed before: libmagic's answer again
+            answered: Future = Future()
+            answered.set_result(known)
+            return answered
         if self._pool is None:
             future: Future = Future()
             try:

@@ -141,3 +141,52 @@ def test_files_known_by_their_first_bytes_reach_their_tools(ext4_image):
     assert [child.name for child in found["syslog.gz"].children] == ["syslog"]
     assert found["syslog.gz"].children[0].read() == SYSLOG
     assert "browserHistory" in {node_type for node in found["History"].walk() for node_type in node.types}
+
+
+def test_libmagic_is_asked_once_for_first_bytes_it_has_seen():
+    from search.extraction.walker import _MimeSniffer
+
+    asked = []
+
+    class Cookie:
+        def from_buffer(self, head):
+            asked.append(head)
+            return "text/plain" if head.startswith(b"text") else "application/octet-stream"
+
+    for threads in (0, 2):
+        asked.clear()
+        sniffer = _MimeSniffer(threads=threads)
+        sniffer._cookie = Cookie  # type: ignore[method-assign]
+        try:
+            heads = [b"text one", b"\x00binary", b"text one", b"text two", b"\x00binary"]
+            answers = []
+            for head in heads:
+                future = sniffer.submit(head)
+                answers.append(future.result())  # one at a time: each later copy finds its answer
+        finally:
+            sniffer.close()
+        assert answers == [
+            "text/plain",
+            "application/octet-stream",
+            "text/plain",
+            "text/plain",
+            "application/octet-stream",
+        ]
+        assert asked == [b"text one", b"\x00binary", b"text two"]
+
+
+@needs_mkfs
+def test_copies_of_a_file_get_libmagics_own_answer(tmp_path):
+    import magic
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    samples = {"a.txt": b"plain words\n" * 50, "b.py": b"#!/usr/bin/env python3\nimport os\nprint(os)\n"}
+    for copy in range(3):
+        for name, data in samples.items():
+            (tree / f"{copy}-{name}").write_bytes(data)
+    image = tmp_path / "copies.ext4"
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), str(image), "4M"], check=True)
+    found = {trace.name: raw.mime_type for trace, raw in _files(_walk(image))}
+    expected = {name: magic.Magic(mime=True).from_buffer(data) for name, data in samples.items()}
+    assert found == {f"{copy}-{name}": expected[name] for copy in range(3) for name in samples}
