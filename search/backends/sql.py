@@ -13,10 +13,11 @@ JSON list of each trace, and the date histogram by a prefix of an ISO date prope
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, date, datetime
 
-from django.db import connection
-from django.db.models import Count, F, Max, Min, Q, QuerySet, Value
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet, Value
 from django.db.models.expressions import OrderBy, RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Substr
@@ -161,78 +162,6 @@ _DATE_PREFIX = {"year": 4, "month": 7, "day": 10, "hour": 13}
 _DATE_KEY = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2})?)?)?$")
 
 
-def facet_counts(
-    queryset: QuerySet[Trace],
-    *,
-    names: list[str],
-    top: int = 20,
-    date_property: str = DEFAULT_DATE_PROPERTY,
-    date_interval: str = "auto",
-) -> tuple[dict[str, list[dict]], str | None]:
-    """``({facet: [{"value", "count"}, …]}, the date histogram's interval or None)``, biggest first."""
-    facets: dict[str, list[dict]] = {}
-    interval = None
-    matching = queryset.order_by()
-    for name in names:
-        if name == "type":
-            facets[name] = _type_counts(matching, top=top)
-        elif name == "tag":
-            rows = (
-                TraceTag.objects.filter(trace__in=matching.values("pk"))
-                .values("name")
-                .annotate(count=Count("pk"))
-                .order_by("-count", "name")[:top]
-            )
-            facets[name] = [{"value": row["name"], "count": row["count"]} for row in rows]
-        elif name == "date":
-            facets[name], interval = _date_histogram(matching, date_property=date_property, interval=date_interval)
-        elif name in _COLUMN_FACETS:
-            column = _COLUMN_FACETS[name]
-            rows = matching
-            if name in _EMPTY_VALUES:
-                rows = rows.exclude(**{column: _EMPTY_VALUES[name]})
-            rows = rows.values(column).annotate(count=Count("pk")).order_by("-count", column)[:top]
-            facets[name] = [{"value": row[column], "count": row["count"]} for row in rows if row[column] is not None]
-    return facets, interval
-
-
-def _type_counts(matching: QuerySet[Trace], *, top: int) -> list[dict]:
-    # A trace counts once for each of its types: the JSON list unnested in SQL, never in Python.
-    ids_sql, params = matching.values("pk").query.sql_with_params()
-    each = "json_each(t.types)" if connection.vendor == "sqlite" else "jsonb_array_elements_text(t.types) AS j(value)"
-    alias = "j.value" if connection.vendor == "postgresql" else "value"
-    # The ids query is Django's own, with its parameters; the rest are constants.
-    sql = (
-        f"SELECT {alias}, COUNT(*) FROM search_trace t, {each} WHERE t.id IN ({ids_sql}) "  # noqa: S608
-        f"GROUP BY {alias} ORDER BY COUNT(*) DESC, {alias} LIMIT %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, top])
-        return [{"value": value, "count": count} for value, count in cursor.fetchall()]
-
-
-def _date_histogram(matching: QuerySet[Trace], *, date_property: str, interval: str) -> tuple[list[dict], str]:
-    dates = matching.annotate(_date=KeyTextTransform(date_property, "properties")).filter(_date__isnull=False)
-    if interval == "auto":
-        bounds = dates.aggregate(first=Min("_date"), last=Max("_date"))
-        interval = auto_date_interval(bounds["first"], bounds["last"])
-    if interval not in DATE_INTERVALS:
-        raise ValueError(f"date_interval must be auto or one of {', '.join(DATE_INTERVALS)}")
-    rows = (
-        dates.annotate(_bucket=Substr("_date", 1, _DATE_PREFIX[interval]))
-        .values("_bucket")
-        .annotate(count=Count("pk"))
-        .order_by("_bucket")
-    )
-    # Values that are not ISO dates (a tool wrote something else) have no place on a timeline.
-    buckets = [
-        {"value": _bucket_start(row["_bucket"]), "count": row["count"]}
-        for row in rows
-        if _DATE_KEY.match(row["_bucket"] or "")
-    ]
-    return buckets, interval
-
-
 def _bucket_start(prefix: str) -> str:
     """``2019`` → ``2019-01-01``, ``2019-03`` → ``2019-03-01``, ``2019-03-07T10`` → ``2019-03-07T10:00``."""
     if len(prefix) == 4:
@@ -277,10 +206,170 @@ class SqlSearchBackend(SearchBackend):
         date_interval: str = "auto",
     ) -> SearchPage:
         traces = self.matching(case_id=case_id, node=node)
-        counted, interval = facet_counts(traces, names=facets, date_property=date_property, date_interval=date_interval)
-        return SearchPage(
-            total=traces.count(),
-            traces=list(traces.order_by(*_order_by(sort))[offset : offset + limit]),
-            facets=counted,
-            date_interval=interval,
+        if node is None:
+            # The whole case: every count comes straight from the (case, …) indexes.
+            with connection.cursor() as cursor:
+                source = _Source(cursor=cursor, table="search_trace", where="case_id = %s", params=[case_id])
+                total = traces.count()
+                counted, interval = source.facets(
+                    facets, date_property=date_property, date_interval=date_interval, from_properties=True
+                )
+            page = list(traces.order_by(*_order_by(sort))[offset : offset + limit])
+            return SearchPage(total=total, traces=page, facets=counted, date_interval=interval)
+        # A query: evaluate it once, into a temporary table of the hits' narrow columns, and count,
+        # facet and page from there rather than evaluating the query again for each of them.
+        table = f"custodia_hits_{uuid.uuid4().hex[:16]}"
+        select, select_params = _hits_columns(sort=sort, date_property=date_property if "date" in facets else None)
+        where_sql, where_params = traces.order_by().values("pk").query.sql_with_params()
+        # Django's "SELECT <the id> FROM search_trace WHERE …", with our narrow column list instead.
+        _, from_where = where_sql.split(" FROM ", 1)
+        with transaction.atomic(), connection.cursor() as cursor:
+            create = f"CREATE TEMPORARY TABLE {table} AS SELECT {select} FROM {from_where}"  # noqa: S608 (Django's)
+            cursor.execute(create, [*select_params, *where_params])
+            try:
+                source = _Source(cursor=cursor, table=table, where="", params=[])
+                cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 (our own table name)
+                total = cursor.fetchone()[0]
+                counted, interval = source.facets(facets, date_property=date_property, date_interval=date_interval)
+                order = ", ".join(_hits_order(sort))
+                cursor.execute(f"SELECT id FROM {table} ORDER BY {order} LIMIT %s OFFSET %s", [limit, offset])  # noqa: S608
+                ids = [row[0] for row in cursor.fetchall()]
+            finally:
+                cursor.execute(f"DROP TABLE {table}")
+        found = Trace.objects.in_bulk(ids)
+        return SearchPage(total=total, traces=[found[pk] for pk in ids], facets=counted, date_interval=interval)
+
+
+_HIT_COLUMNS = ("id", "evidence_id", "ordinal", "types", "extension", "mime_type", "deleted")
+
+
+def _hits_columns(*, sort: tuple[str, ...], date_property: str | None) -> tuple[str, list]:
+    """The hits table's columns as SQL: the narrow ones facets need, sort keys ``_s0`` …, ``_date``."""
+    columns = [f'"search_trace"."{column}" AS {column}' for column in _HIT_COLUMNS]
+    params: list = []
+    for position, field in enumerate(sort):
+        name = field.removeprefix("-")
+        if name in ("name", "path"):
+            columns.append(f'"search_trace"."{name}" AS _s{position}')
+        elif name not in ("evidence", "ordinal"):
+            # The JSON value itself, so numbers order as numbers and strings as strings.
+            columns.append(
+                f'json_extract("search_trace"."properties", %s) AS _s{position}'
+                if connection.vendor == "sqlite"
+                else f'("search_trace"."properties" -> %s) AS _s{position}'
+            )
+            params.append(f'$."{name}"' if connection.vendor == "sqlite" else name)
+    if date_property:
+        expression, expression_params = _property_sql(date_property, table='"search_trace".')
+        columns.append(f"substr({expression}, 1, 13) AS _date")
+        params += expression_params
+    return ", ".join(columns), params
+
+
+def _hits_order(sort: tuple[str, ...]) -> list[str]:
+    order = []
+    for position, field in enumerate(sort):
+        name = field.removeprefix("-")
+        column = {"evidence": "evidence_id", "ordinal": "ordinal"}.get(name, f"_s{position}")
+        order.append(f"{column} {'DESC' if field.startswith('-') else 'ASC'} NULLS LAST")
+    return order
+
+
+class _Source:
+    """Facet counts over rows of one table: the temporary hits table, or a whole case's traces."""
+
+    def __init__(self, *, cursor, table: str, where: str, params: list) -> None:
+        self.cursor, self.table, self.params = cursor, table, params
+        self.where = f"WHERE {where}" if where else ""
+
+    def _and(self, condition: str) -> str:
+        return f"{self.where} AND {condition}" if self.where else f"WHERE {condition}"
+
+    def _rows(self, sql: str, params: list) -> list[tuple]:
+        self.cursor.execute(sql, params)
+        return self.cursor.fetchall()
+
+    def facets(
+        self, names: list[str], *, date_property: str, date_interval: str, from_properties: bool = False, top: int = 20
+    ) -> tuple[dict[str, list[dict]], str | None]:
+        facets: dict[str, list[dict]] = {}
+        interval = None
+        for name in names:
+            if name == "type":
+                facets[name] = self._types(top=top)
+            elif name == "tag":
+                facets[name] = self._tags(top=top)
+            elif name == "date":
+                expression, params = _property_sql(date_property) if from_properties else ("_date", [])
+                facets[name], interval = self._dates(expression, params, interval=date_interval)
+            elif name in _COLUMN_FACETS:
+                facets[name] = self._column(name, top=top)
+        return facets, interval
+
+    def _column(self, name: str, *, top: int) -> list[dict]:
+        column = _COLUMN_FACETS[name]
+        where = self._and(f"{column} <> ''") if name in _EMPTY_VALUES else self.where
+        rows = self._rows(
+            f"SELECT {column}, COUNT(*) FROM {self.table} {where} GROUP BY {column} "  # noqa: S608 (constants)
+            f"ORDER BY COUNT(*) DESC, {column} LIMIT %s",
+            [*self.params, top],
         )
+        convert = {"deleted": bool, "evidence": _as_uuid}.get(name, str)
+        return [{"value": convert(value), "count": count} for value, count in rows if value is not None]
+
+    def _types(self, *, top: int) -> list[dict]:
+        if connection.vendor == "sqlite":
+            each, value = "json_each(h.types) AS j", "j.value"
+        else:
+            each, value = "jsonb_array_elements_text(h.types) AS j(value)", "j.value"
+        where = self.where.replace("case_id", "h.case_id")
+        rows = self._rows(
+            f"SELECT {value}, COUNT(*) FROM {self.table} AS h, {each} {where} "  # noqa: S608 (constants)
+            f"GROUP BY {value} ORDER BY COUNT(*) DESC, {value} LIMIT %s",
+            [*self.params, top],
+        )
+        return [{"value": value, "count": count} for value, count in rows]
+
+    def _tags(self, *, top: int) -> list[dict]:
+        if self.table == "search_trace":
+            sql, params = "SELECT name, COUNT(*) FROM search_tracetag WHERE case_id = %s", list(self.params)
+        else:
+            hits = f"SELECT id FROM {self.table}"  # noqa: S608 (our own table name)
+            sql, params = f"SELECT name, COUNT(*) FROM search_tracetag WHERE trace_id IN ({hits})", []  # noqa: S608
+        rows = self._rows(f"{sql} GROUP BY name ORDER BY COUNT(*) DESC, name LIMIT %s", [*params, top])
+        return [{"value": name, "count": count} for name, count in rows]
+
+    def _dates(self, expression: str, expression_params: list, *, interval: str) -> tuple[list[dict], str]:
+        def buckets(width: int) -> list[tuple[str, int]]:
+            rows = self._rows(
+                f"SELECT substr({expression}, 1, {width}) AS d, COUNT(*) FROM {self.table} "  # noqa: S608 (constants)
+                f"{self._and(f'{expression} IS NOT NULL')} GROUP BY d ORDER BY d",
+                [*expression_params, *self.params, *expression_params],
+            )
+            # Values that are not ISO dates (a tool wrote something else) have no place on a timeline.
+            return [(key, count) for key, count in rows if key and len(key) == width and _DATE_KEY.match(key)]
+
+        by_day = buckets(10)
+        if interval == "auto":
+            interval = auto_date_interval(by_day[0][0], by_day[-1][0]) if by_day else "month"
+        if interval not in DATE_INTERVALS:
+            raise ValueError(f"date_interval must be auto or one of {', '.join(DATE_INTERVALS)}")
+        if interval == "hour":
+            counted = buckets(13)
+        else:
+            rolled: dict[str, int] = {}
+            for key, count in by_day:
+                rolled[key[: _DATE_PREFIX[interval]]] = rolled.get(key[: _DATE_PREFIX[interval]], 0) + count
+            counted = sorted(rolled.items())
+        return [{"value": _bucket_start(key), "count": count} for key, count in counted], interval
+
+
+def _property_sql(name: str, *, table: str = "") -> tuple[str, list[str]]:
+    """A property's value as text in this database's SQL, with its parameter."""
+    if connection.vendor == "sqlite":
+        return f"json_extract({table}properties, %s)", [f'$."{name}"']
+    return f"({table}properties ->> %s)", [name]
+
+
+def _as_uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
