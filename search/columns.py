@@ -7,6 +7,7 @@ to, empty when the backends cannot sort by it; the ``link`` column opens the tra
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from search.query.ast import And, Field, Node
@@ -60,6 +61,16 @@ DATE_PROPERTIES: dict[str, str] = {
     "browserHistory.accessedOn": "Web page visited",
 }
 DEFAULT_DATE_PROPERTY = "file.modifiedOn"
+
+
+MAX_EXTRA_COLUMNS = 6
+_PROPERTY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+")
+
+
+def extra_columns(text: str) -> list[Column]:
+    """Columns for the property names in ``text`` (comma or space separated); anything else is ignored."""
+    names = [name for name in re.split(r"[,\s]+", text) if _PROPERTY_NAME.fullmatch(name)]
+    return [Column(name, name) for name in dict.fromkeys(names)][:MAX_EXTRA_COLUMNS]
 
 
 def queried_type(node: Node | None) -> str | None:

@@ -60,7 +60,15 @@ def trace_search(request, case):
     chosen_columns = request.GET.get("columns", "")
     chosen_columns = chosen_columns if chosen_columns in columns.COLUMN_SETS else ""
     # What every link on the page carries along, so a sort or a zoom keeps the rest of the view.
-    state = {"q": query, "sort": sort, "columns": chosen_columns, "date": date_property}
+    # Properties the detective adds to the column set, e.g. "picture.exif.Make, file.mimeType".
+    extra = columns.extra_columns(request.GET.get("extra", ""))
+    state = {
+        "q": query,
+        "sort": sort,
+        "columns": chosen_columns,
+        "extra": ",".join(column.key for column in extra),
+        "date": date_property,
+    }
     result, error = None, ""
     try:
         result = selectors.traces_search(
@@ -96,7 +104,8 @@ def trace_search(request, case):
             type_counts={entry["value"]: entry["count"] for entry in result["facets"].get("type", [])},
             total=result["total"],
         )
-    shown = columns.COLUMN_SETS[column_set][1]
+    base_columns = columns.COLUMN_SETS[column_set][1]
+    shown = [*base_columns, *(column for column in extra if column.key not in {c.key for c in base_columns})]
     template = "search/_results.html" if request.headers.get("HX-Request") else "search/search.html"
     return render(
         request,

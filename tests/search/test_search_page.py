@@ -191,6 +191,14 @@ def test_a_chosen_column_set_wins_over_the_type(demo, client, traces):
     assert '<option value="default" selected>' in html
 
 
+def test_extra_columns_add_properties_and_travel_with_the_links(demo, client, traces):
+    html = page(client, demo, q="type:picture", extra="picture.height, file.mimeType,not a name")
+    # picture.height is in the set already: shown once.
+    assert headers(html) == ["Name", "Size", "Width", "Height", "Taken", "file.mimeType"]
+    assert 'value="picture.height,file.mimeType"' in html
+    assert "extra=picture.height%2Cfile.mimeType" in html  # in the sort, zoom and facet links
+
+
 def test_syntax_help_is_next_to_the_box_and_links_the_guide(demo, client, traces):
     html = page(client, demo, q="")
     assert '<details class="syntax-help">' in html and "file.modifiedOn:[2020-01-01 TO 2020-12-31]" in html
