@@ -45,12 +45,34 @@ def _as_json_value(value):
 _PREFIX = re.compile(r"^[^*?]*[^\W_]\*$")
 
 
+def _wildcard(pattern: str, column: str, *, anchored: bool) -> Q:
+    """``pattern`` (``*`` any characters, ``?`` one) on a column, as LIKE where it can be: the
+    database runs LIKE itself, where a regular expression on SQLite calls back into Python per row."""
+    inner = pattern.strip("*")
+    if "?" in pattern or "*" in inner or not inner:
+        regex = _wildcard_regex(pattern)
+        return Q(**{f"{column}__iregex": f"^{regex}$" if anchored else regex})
+    starts, ends = pattern.startswith("*"), pattern.endswith("*")
+    if not anchored or (starts and ends):
+        lookup = "icontains"
+    elif starts:
+        lookup = "iendswith"
+    elif ends:
+        lookup = "istartswith"
+    else:
+        lookup = "iexact"
+    return Q(**{f"{column}__{lookup}": inner})
+
+
 def _text(node: Text) -> Q:
     if node.wildcard:
         if _PREFIX.match(node.term) and (tokens := fulltext.words(node.term[:-1])):
             return _full_text(tokens, prefix=True)
-        pattern = _wildcard_regex(node.term)
-        return Q(name__iregex=pattern) | Q(path__iregex=pattern) | Q(text__iregex=pattern)
+        return (
+            _wildcard(node.term, "name", anchored=False)
+            | _wildcard(node.term, "path", anchored=False)
+            | _wildcard(node.term, "text", anchored=False)
+        )
     tokens = fulltext.words(node.term)
     if tokens:
         return _full_text(tokens, prefix=False)
@@ -84,7 +106,7 @@ def _field(node: Field) -> Q:
     if node.op in _OPERATOR_LOOKUPS:
         return Q(**{f"{column}__{_OPERATOR_LOOKUPS[node.op]}": _as_json_value(value)})
     if node.wildcard:
-        return Q(**{f"{column}__iregex": f"^{_wildcard_regex(value)}$"})
+        return _wildcard(value, column, anchored=True)
     if node.op == "=" or not isinstance(value, str):
         if isinstance(value, str) and column.startswith("properties__"):
             return Q(**{f"{column}__iexact": value})
