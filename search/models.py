@@ -127,6 +127,9 @@ class Trace(models.Model):
             models.Index(fields=["case", "evidence", "ordinal"]),
             models.Index(fields=["case", "extension"]),
             models.Index(fields=["case", "mime_type"]),
+            models.Index(fields=["case", "deleted"]),
+            # Narrow entries to scan for type: without reading whole trace rows.
+            models.Index(fields=["case", "types"]),
         ]
 
     def __str__(self) -> str:
