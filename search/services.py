@@ -33,6 +33,7 @@ from evidence.selectors import evidence_get
 from evidence.services.escrow import secret_values_for_extraction
 from evidence.services.registration import data_key_for
 from evidence.storage.base import get_store
+from search.backends.base import get_search_backend, traces_changed_on_commit
 from search.extraction import source as media_source
 from search.extraction.tools import HEAD_SIZE, TOOLS, accepting_tools, analyse, tool_versions
 from search.extraction.tools.base import Limits
@@ -399,6 +400,12 @@ class _Publisher:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.executemany(self._upsert_sql(), self._parameters())
+            if get_search_backend().indexes_separately:
+                # Elasticsearch learns of the batch once it has committed (the database stays the record).
+                uids = [row[0] for row in self.rows]
+                traces_changed_on_commit(
+                    trace_ids=list(Trace.objects.filter(uid__in=uids).values_list("pk", flat=True))
+                )
             now = {"traces": self.count, "files": self.files, "bytes": self.bytes, "errors": self.errors}
             delta = {key: now[key] - self.flushed[key] for key in now}
             ExtractionRun.objects.filter(pk=self.run.pk).update(

@@ -51,6 +51,8 @@ class SearchBackend:
     """What a search backend does. ``node`` None means every trace of the case."""
 
     name = "base"
+    # True when the backend keeps its own index, which writers must tell of changes (traces_changed).
+    indexes_separately = False
 
     def search(
         self,

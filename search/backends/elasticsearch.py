@@ -36,6 +36,7 @@ _BUCKET_WIDTH = {"year": 10, "month": 10, "day": 10, "hour": 16}
 
 class ElasticsearchBackend(SearchBackend):
     name = "elasticsearch"
+    indexes_separately = True
 
     def __init__(self, *, client=None, index: str | None = None) -> None:
         if client is None:

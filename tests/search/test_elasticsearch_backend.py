@@ -163,6 +163,7 @@ class RecordingBackend(SqlSearchBackend):
     """The SQL backend, remembering what it was told about written traces."""
 
     name = "recording"
+    indexes_separately = True
     told: list[list[int]] = []
 
     def traces_changed(self, *, trace_ids):
@@ -233,5 +234,42 @@ def test_search_reindex_sends_every_trace_of_a_case(demo, traces, settings):  # 
         call_command("search_reindex", "--case", str(demo.case.pk), stdout=open(os.devnull, "w"))  # noqa: SIM115
         sent = [pk for chunk in RecordingBackend.told for pk in chunk]
         assert sorted(sent) == sorted(Trace.objects.filter(case=demo.case).values_list("pk", flat=True))
+    finally:
+        base._backend.cache_clear()
+
+
+def test_the_extraction_publisher_tells_the_backend_of_each_committed_batch(
+    demo,
+    traces,  # noqa: F811
+    settings,
+    django_capture_on_commit_callbacks,
+):
+    from search.backends import base
+    from search.models import ExtractionRun
+    from search.services import _Publisher
+
+    settings.CUSTODIA_SEARCH_BACKEND = "tests.search.test_elasticsearch_backend.RecordingBackend"
+    RecordingBackend.told = []
+    base._backend.cache_clear()
+    try:
+        run = ExtractionRun.objects.select_related("evidence").get(evidence=traces)
+        publisher = _Publisher(run)
+        row = {
+            "uid": f"{traces.pk}:0-99",
+            "parent_uid": "",
+            "name": "new.txt",
+            "path": "/new.txt",
+            "types": ["file"],
+            "properties": {},
+            "streams": [],
+            "tools": {},
+            "errors": [],
+            "deleted": False,
+            "text": "",
+        }
+        with django_capture_on_commit_callbacks(execute=True):
+            publisher.add(row)
+            publisher.flush()
+        assert RecordingBackend.told == [[Trace.objects.get(uid=row["uid"]).pk]]
     finally:
         base._backend.cache_clear()
