@@ -27,7 +27,7 @@ from cases import permissions as perms
 from cases.models import User
 from custodia.errors import Conflict
 from evidence.container.reader import open_container
-from evidence.intake.formats import slice_segments
+from evidence.intake.formats import ImageFormat, slice_segments
 from evidence.models import Evidence, EvidenceState
 from evidence.selectors import evidence_get
 from evidence.services.escrow import secret_values_for_extraction
@@ -116,7 +116,9 @@ def _walk_options(evidence: Evidence, reader, *, shard: tuple[int, int] | None =
         related = {name: piece for name, piece in files.items() if name != first}
         return WalkOptions(file_name=first, related_files=related, shard=shard, keep_content=True), files
     name = names[0] if names else "image.raw"
-    return WalkOptions(file_name=name, shard=shard, keep_content=True), {name: reader}
+    # A file acquired alone (intake found no storage media in it) is one file trace for the tools.
+    alone = evidence.format in (ImageFormat.FILE, ImageFormat.ARCHIVE)
+    return WalkOptions(file_name=name, shard=shard, keep_content=True, root_is_file=alone), {name: reader}
 
 
 def _child_streams(data: bytes) -> list[dict]:

@@ -190,6 +190,9 @@ class WalkOptions:
     # run on this one read: the bytes themselves up to ``keep_content_max_bytes``, a reader through the
     # walk's open file beyond. Off by default: a walk that only lists and hashes keeps no bytes.
     keep_content: bool = False
+    # The evidence is one file acquired alone (a mailbox, an archive, a document), not storage media:
+    # its root is a file trace, which the content tools open as they would a file found on a disk.
+    root_is_file: bool = False
     keep_content_max_bytes: int = 4 * MIB
 
 
@@ -467,6 +470,9 @@ class _Walk:
         name = root_spec.location.lstrip("/")
         trace = TraceRecord(uid=uid, parent_uid=None, name=name, path="/" + name, types=["image"])
         trace.tools["image"] = TOOL_DFVFS
+        if self.options.root_is_file:
+            yield from self._single_file(spec=root_spec, trace=trace)
+            return
         media_spec = root_spec
         image_format = "raw"
         try:
@@ -495,6 +501,26 @@ class _Walk:
             self._hash_dfvfs_stream(trace=trace, stream=trace.streams[0], path_spec=media_spec)
         yield trace
         yield from self._explore(spec=media_spec, parent=trace, depth=0)
+
+    def _single_file(self, *, spec, trace: TraceRecord) -> Iterator[TraceRecord]:
+        if self.shard_index != 0:
+            return  # one file: share 0's
+        trace.types = ["file"]
+        trace.tools = {"file": TOOL_DFVFS}
+        try:
+            file_object = dfvfs_resolver.Resolver.OpenFileObject(spec, resolver_context=self.context)
+            size = file_object.get_size()
+        except Exception as error:
+            trace.errors.append(TraceError(tool="dfvfs", message=f"cannot open the evidence file: {error}"))
+            yield trace
+            return
+        trace.properties["file.size"] = size
+        stream = DataStream(name="raw", size=size, data_path=source.serialise_path_spec(spec))
+        trace.streams.append(stream)
+        self._digest_reader(
+            trace=trace, stream=stream, read_at=_reader_of(file_object), size=size, file_name=trace.name, tool="dfvfs"
+        )
+        yield trace
 
     # ------------------------------------------------------------------ what is inside a run of bytes
 
