@@ -107,6 +107,11 @@ def _field(node: Field) -> Q:
         return Q(**{f"{column}__{_OPERATOR_LOOKUPS[node.op]}": _as_json_value(value)})
     if node.wildcard:
         return _wildcard(value, column, anchored=True)
+    if isinstance(value, str) and column.startswith("properties__") and (tokens := fulltext.words(value)):
+        # String properties are in the word index too: look their words up there first, so the
+        # property itself is only read on the traces that hold those words somewhere.
+        matched = Q(**{f"{column}__iexact" if node.op == "=" else f"{column}__icontains": value})
+        return _full_text(tokens, prefix=False) & matched
     if node.op == "=" or not isinstance(value, str):
         if isinstance(value, str) and column.startswith("properties__"):
             return Q(**{f"{column}__iexact": value})

@@ -153,6 +153,11 @@ QUERIES = [
     ("file.modifiedOn>=2020-07-01T14:00:00+02:00", {"holiday.JPG"}),
     ("email.sentOn:[2019-10-01 TO 2019-10-01]", {"Quarterly report"}),
     ("email.from:alice", {"Quarterly report"}),
+    # ":" finds words of the property, not parts of words.
+    ("email.from:ali", set()),
+    ("email.subject:quarterly", {"Quarterly report"}),
+    ('email.subject:"report q3"', {"Quarterly report"}),
+    ("document.author:bob", {"report.final.docx"}),
     ('email.from="alice@example.org"', {"Quarterly report"}),
     ('email.from="alice"', set()),
     ("name:report*", {"report.final.docx"}),
