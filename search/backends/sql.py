@@ -12,6 +12,7 @@ JSON list of each trace, and the date histogram by a prefix of an ISO date prope
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, date, datetime
@@ -206,7 +207,11 @@ def _order_by(sort: tuple[str, ...]) -> list[OrderBy]:
     order = []
     for field in sort:
         descending, name = field.startswith("-"), field.removeprefix("-")
-        column = F(columns.get(name, f"properties__{name}"))
+        if name in columns:
+            # Never null: a plain order, which the (case, evidence, ordinal) index gives without sorting.
+            order.append(F(columns[name]).desc() if descending else F(columns[name]).asc())
+            continue
+        column = F(f"properties__{name}")
         order.append(column.desc(nulls_last=True) if descending else column.asc(nulls_last=True))
     return order
 
@@ -345,17 +350,16 @@ class _Source:
         return [{"value": convert(value), "count": count} for value, count in rows if value is not None]
 
     def _types(self, *, top: int) -> list[dict]:
-        if connection.vendor == "sqlite":
-            each, value = "json_each(h.types) AS j", "j.value"
-        else:
-            each, value = "jsonb_array_elements_text(h.types) AS j(value)", "j.value"
-        where = self.where.replace("case_id", "h.case_id")
-        rows = self._rows(
-            f"SELECT {value}, COUNT(*) FROM {self.table} AS h, {each} {where} "  # noqa: S608 (constants)
-            f"GROUP BY {value} ORDER BY COUNT(*) DESC, {value} LIMIT %s",
-            [*self.params, top],
-        )
-        return [{"value": value, "count": count} for value, count in rows]
+        # Traces come in few combinations of types (["file"], ["file", "picture"], …): count each
+        # combination by the (case, types) index, then each type over the combinations holding it.
+        rows = self._rows(f"SELECT types, COUNT(*) FROM {self.table} {self.where} GROUP BY types", self.params)  # noqa: S608
+        counts: dict[str, int] = {}
+        for types, count in rows:
+            listed = json.loads(types) if isinstance(types, str) else types
+            for name in set(listed or []):
+                counts[name] = counts.get(name, 0) + count
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
+        return [{"value": name, "count": count} for name, count in ordered]
 
     def _tags(self, *, top: int) -> list[dict]:
         if self.table == "search_trace":
