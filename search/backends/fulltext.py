@@ -148,14 +148,18 @@ def _tsquery_phrase(tokens: list[str], *, prefix: bool) -> str:
 
 def match_sql(vendor: str, tokens: list[str], *, prefix: bool = False) -> tuple[str, list[str]]:
     """SQL selecting the ids of traces whose words contain ``tokens`` in a row (the last as a prefix)."""
-    if not tokens:
+    return match_any_sql(vendor, [(tokens, prefix)])
+
+
+def match_any_sql(vendor: str, phrases: list[tuple[list[str], bool]]) -> tuple[str, list[str]]:
+    """SQL selecting the ids of traces holding any of ``phrases`` (``(tokens, prefix)`` each), in one
+    look-up of the index rather than one per phrase."""
+    if not phrases or not all(tokens for tokens, _ in phrases):
         raise ValueError("a full-text match needs at least one word")
     if vendor == "sqlite":
         sql = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s"  # noqa: S608 (a constant name)
-        return sql, [_fts5_phrase(tokens, prefix=prefix)]
+        return sql, [" OR ".join(_fts5_phrase(tokens, prefix=prefix) for tokens, prefix in phrases)]
     if vendor == "postgresql":
-        return (
-            "SELECT id FROM search_trace WHERE search_vector @@ to_tsquery('simple', %s)",
-            [_tsquery_phrase(tokens, prefix=prefix)],
-        )
+        query = " | ".join(f"({_tsquery_phrase(tokens, prefix=prefix)})" for tokens, prefix in phrases)
+        return "SELECT id FROM search_trace WHERE search_vector @@ to_tsquery('simple', %s)", [query]
     raise RuntimeError(f"no full-text index for database {vendor}")

@@ -81,6 +81,17 @@ def _text(node: Text) -> Q:
     return Q(name__icontains=node.term) | Q(path__icontains=node.term) | Q(text__icontains=node.term)
 
 
+def _phrase(node: Node) -> tuple[list[str], bool] | None:
+    """``(tokens, prefix)`` when ``node`` is a text term the word index answers alone, else None."""
+    if not isinstance(node, Text):
+        return None
+    if node.wildcard:
+        tokens = fulltext.words(node.term[:-1]) if _PREFIX.match(node.term) else []
+        return (tokens, True) if tokens else None
+    tokens = fulltext.words(node.term)
+    return (tokens, False) if tokens else None
+
+
 def _full_text(tokens: list[str], *, prefix: bool) -> Q:
     sql, params = fulltext.match_sql(connection.vendor, tokens, prefix=prefix)
     return Q(pk__in=RawSQL(sql, params))  # noqa: S611 (the words are parameters)
@@ -173,6 +184,11 @@ def compile_q(node: Node) -> Q:
             q &= compile_q(item)
         return q
     if isinstance(node, Or):
+        phrases = [_phrase(item) for item in node.items]
+        if all(phrases):
+            # Words only: one look-up of the word index for all of them.
+            sql, params = fulltext.match_any_sql(connection.vendor, phrases)
+            return Q(pk__in=RawSQL(sql, params))  # noqa: S611 (the words are parameters)
         q = Q(pk__in=[])
         for item in node.items:
             q |= compile_q(item)

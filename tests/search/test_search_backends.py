@@ -166,6 +166,8 @@ QUERIES = [
     ("tag:rel*", {"Passwords.txt"}),
     ("NOT tag:relevant AND type:file AND NOT deleted:true", {"holiday.JPG", "report.final.docx", "naïve café.txt"}),
     ("(alice OR builder) AND NOT type:document", {"Quarterly report"}),
+    ('hunter2 OR builder OR pass* OR "final report"', {"Passwords.txt", "report.final.docx"}),
+    ("hunter2 OR type:picture", {"Passwords.txt", "holiday.JPG"}),
 ]
 
 
