@@ -46,6 +46,9 @@ def _as_json_value(value):
 _PREFIX = re.compile(r"^[^*?]*[^\W_]\*$")
 
 
+_EXTENSION_PATTERN = re.compile(r"^\.[^\W_]{1,16}$")
+
+
 def _wildcard(pattern: str, column: str, *, anchored: bool) -> Q:
     """``pattern`` (``*`` any characters, ``?`` one) on a column, as LIKE where it can be: the
     database runs LIKE itself, where a regular expression on SQLite calls back into Python per row."""
@@ -54,6 +57,9 @@ def _wildcard(pattern: str, column: str, *, anchored: bool) -> Q:
         regex = _wildcard_regex(pattern)
         return Q(**{f"{column}__iregex": f"^{regex}$" if anchored else regex})
     starts, ends = pattern.startswith("*"), pattern.endswith("*")
+    if column == "name" and anchored and starts and not ends and _EXTENSION_PATTERN.match(inner):
+        # name:*.docx: the indexed extension column finds the candidates; the name confirms them.
+        return Q(extension=inner[1:].lower()) & Q(name__iendswith=inner)
     if not anchored or (starts and ends):
         lookup = "icontains"
     elif starts:
