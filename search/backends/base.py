@@ -9,6 +9,7 @@ tests/search/test_search_backends.py); selectors turn a page into the API's hits
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 
 from django.conf import settings
@@ -78,8 +79,6 @@ class SearchBackend:
 
 def auto_date_interval(first: str | None, last: str | None) -> str:
     """The finest interval that shows ``first`` to ``last`` (ISO strings) in at most MAX_DATE_BUCKETS bars."""
-    from datetime import datetime
-
     if not first or not last:
         return "month"
     try:

@@ -223,15 +223,19 @@ def _bucket_start(prefix: str) -> str:
     return prefix
 
 
+# Sort fields (search.backends.base.SORTS) that are columns of the trace; any other is a property.
+_SORT_COLUMNS = {"evidence": "evidence_id", "ordinal": "ordinal", "name": "name", "path": "path"}
+
+
 def _order_by(sort: tuple[str, ...]) -> list[OrderBy]:
     # Traces without the property come last either way, as in Elasticsearch (databases disagree).
-    columns = {"evidence": "evidence_id", "ordinal": "ordinal", "name": "name", "path": "path"}
     order = []
     for field in sort:
         descending, name = field.startswith("-"), field.removeprefix("-")
-        if name in columns:
+        if name in _SORT_COLUMNS:
             # Never null: a plain order, which the (case, evidence, ordinal) index gives without sorting.
-            order.append(F(columns[name]).desc() if descending else F(columns[name]).asc())
+            column = F(_SORT_COLUMNS[name])
+            order.append(column.desc() if descending else column.asc())
             continue
         column = F(f"properties__{name}")
         order.append(column.desc(nulls_last=True) if descending else column.asc(nulls_last=True))
@@ -277,19 +281,18 @@ class SqlSearchBackend(SearchBackend):
         where_sql, where_params = traces.order_by().values("pk").query.sql_with_params()
         # Django's "SELECT <the id> FROM search_trace WHERE …", with our narrow column list instead.
         _, from_where = where_sql.split(" FROM ", 1)
+        # In a savepoint: if anything below fails, rolling it back also removes the table.
         with transaction.atomic(), connection.cursor() as cursor:
             create = f"CREATE TEMPORARY TABLE {table} AS SELECT {select} FROM {from_where}"  # noqa: S608 (Django's)
             cursor.execute(create, [*select_params, *where_params])
-            try:
-                source = _Source(cursor=cursor, table=table, where="", params=[])
-                cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 (our own table name)
-                total = cursor.fetchone()[0]
-                counted, interval = source.facets(facets, date_property=date_property, date_interval=date_interval)
-                order = ", ".join(_hits_order(sort))
-                cursor.execute(f"SELECT id FROM {table} ORDER BY {order} LIMIT %s OFFSET %s", [limit, offset])  # noqa: S608
-                ids = [row[0] for row in cursor.fetchall()]
-            finally:
-                cursor.execute(f"DROP TABLE {table}")
+            source = _Source(cursor=cursor, table=table, where="", params=[])
+            cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 (our own table name)
+            total = cursor.fetchone()[0]
+            counted, interval = source.facets(facets, date_property=date_property, date_interval=date_interval)
+            order = ", ".join(_hits_order(sort))
+            cursor.execute(f"SELECT id FROM {table} ORDER BY {order} LIMIT %s OFFSET %s", [limit, offset])  # noqa: S608
+            ids = [row[0] for row in cursor.fetchall()]
+            cursor.execute(f"DROP TABLE {table}")
         found = Trace.objects.in_bulk(ids)
         return SearchPage(total=total, traces=[found[pk] for pk in ids], facets=counted, date_interval=interval)
 
@@ -305,14 +308,11 @@ def _hits_columns(*, sort: tuple[str, ...], date_property: str | None) -> tuple[
         name = field.removeprefix("-")
         if name in ("name", "path"):
             columns.append(f'"search_trace"."{name}" AS _s{position}')
-        elif name not in ("evidence", "ordinal"):
+        elif name not in _SORT_COLUMNS:
             # The JSON value itself, so numbers order as numbers and strings as strings.
-            columns.append(
-                f'json_extract("search_trace"."properties", %s) AS _s{position}'
-                if connection.vendor == "sqlite"
-                else f'("search_trace"."properties" -> %s) AS _s{position}'
-            )
-            params.append(f'$."{name}"' if connection.vendor == "sqlite" else name)
+            expression, expression_params = _property_sql(name, table='"search_trace".', typed=True)
+            columns.append(f"{expression} AS _s{position}")
+            params += expression_params
     if date_property:
         expression, expression_params = _property_sql(date_property, table='"search_trace".')
         columns.append(f"substr({expression}, 1, 13) AS _date")
@@ -417,11 +417,12 @@ class _Source:
         return [{"value": _bucket_start(key), "count": count} for key, count in counted], interval
 
 
-def _property_sql(name: str, *, table: str = "") -> tuple[str, list[str]]:
-    """A property's value as text in this database's SQL, with its parameter."""
+def _property_sql(name: str, *, table: str = "", typed: bool = False) -> tuple[str, list[str]]:
+    """A property's value in this database's SQL, with its parameter: as text, or ``typed`` as the JSON
+    value itself (numbers order as numbers). SQLite's json_extract gives the typed value either way."""
     if connection.vendor == "sqlite":
         return f"json_extract({table}properties, %s)", [f'$."{name}"']
-    return f"({table}properties ->> %s)", [name]
+    return f"({table}properties {'->' if typed else '->>'} %s)", [name]
 
 
 def _as_uuid(value) -> uuid.UUID:
