@@ -24,6 +24,7 @@ from search import collaboration, columns, completion, selectors, services
 from search import data as trace_data
 from search.backends.base import SORTS
 from search.models import RunState, Trace
+from search.query.ast import Field, narrowed
 from search.query.parser import parse_query
 
 
@@ -94,7 +95,7 @@ def trace_search(request, case):
             if name == "date":
                 continue  # the timeline draws it
             facet_links[name] = [
-                {**entry, "href": _with(state, q=_refine(query, name, entry["value"]))}
+                {**entry, "href": _with(state, q=_refine(query_node, name, entry["value"]))}
                 for entry in entries
                 if entry["value"] != ""
             ]
@@ -194,23 +195,20 @@ def query_help(request):
     return render(request, "search/query_help.html", {"guide": guide})
 
 
-_FACET_FIELDS = {
-    "type": "type",
-    "mimeType": "file.mimeType",
-    "evidence": "evidence",
-    "deleted": "deleted",
-    "tag": "tag",
-}
+_FACET_FIELDS = {"type": "type", "evidence": "evidence", "deleted": "deleted", "tag": "tag"}
 
 
-def _refine(query: str, facet: str, value) -> str:
-    """The query narrowed to one facet value, as a click on the facet does."""
+def _refine(node, facet: str, value) -> str:
+    """The query narrowed to one facet value, as a click on the facet does; built as a query tree, so
+    a value read from evidence (``foo)``, a quote) cannot break the query's syntax."""
     if facet == "extension":
-        clause = f"name:*.{value}"
+        clause = Field("name", f"*.{value}", wildcard=True)
+    elif facet == "mimeType":
+        # Exact, as the facet counts the exact value (":" would also match text/x-c++ for text/x-c).
+        clause = Field("file.mimeType", str(value), op="=", phrase=True)
     else:
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        clause = f'{_FACET_FIELDS[facet]}:"{text}"' if facet == "mimeType" else f"{_FACET_FIELDS[facet]}:{text}"
-    return f"({query}) AND {clause}" if query.strip() else clause
+        clause = Field(_FACET_FIELDS[facet], str(value) if facet == "evidence" else value)
+    return narrowed(node, clause)
 
 
 # ---------------------------------------------------------------- the trace page

@@ -355,6 +355,14 @@ def to_query_string(node: Node) -> str:
     raise TypeError(f"not a query node: {node!r}")
 
 
+def narrowed(node: Node | None, clause: Node, *, replacing=None) -> str:
+    """``node`` AND ``clause`` as query text (a facet click, a timeline zoom). Top-level items for which
+    ``replacing(item)`` is true are dropped first, so a new date range takes the place of the old one."""
+    items = node.items if isinstance(node, And) else ((node,) if node is not None else ())
+    kept = tuple(item for item in items if not (replacing and replacing(item)))
+    return to_query_string(And((*kept, clause)) if kept else clause)
+
+
 def depth(node: Node) -> int:
     """How deeply ``node`` nests: 1 for a term, plus one per NOT, AND and OR around it."""
     if isinstance(node, Not):

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from django import template
 from django.urls import reverse
 
-from search.query.ast import And, Node, Range, to_query_string
+from search.query.ast import Node, Range, narrowed
 
 register = template.Library()
 
@@ -59,9 +59,7 @@ def bucket_range(*, date_property: str, value: str, interval: str) -> Range:
 
 def zoomed_query(*, node: Node | None, clause: Range) -> str:
     """The query with ``clause`` ANDed in, in place of an earlier range on the same property."""
-    items = node.items if isinstance(node, And) else ((node,) if node is not None else ())
-    kept = tuple(item for item in items if not (isinstance(item, Range) and item.name == clause.name))
-    return to_query_string(And((*kept, clause)) if kept else clause)
+    return narrowed(node, clause, replacing=lambda item: isinstance(item, Range) and item.name == clause.name)
 
 
 def bucket_label(value: str, interval: str) -> str:

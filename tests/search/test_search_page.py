@@ -254,3 +254,21 @@ def test_completion_over_the_api(demo, api, traces):
     api.as_user(demo.outsider)
     response = api.get(f"/api/cases/{demo.case.pk}/traces/complete", {"prefix": "picture"})
     assert response.status_code == 404 and "completions" not in response.json()
+
+
+@pytest.mark.parametrize(
+    ("facet", "value", "clause"),
+    [
+        ("extension", "foo)", r"name:*.foo\)"),
+        ("mimeType", 'text/x"c', r'file.mimeType="text/x\"c"'),
+        ("deleted", True, "deleted:true"),
+        ("type", "email", "type:email"),
+    ],
+)
+def test_a_facet_link_is_a_query_that_parses_whatever_the_value(facet, value, clause):
+    from search.query import parse_query
+    from search.views import _refine
+
+    refined = _refine(parse_query("peter OR paul"), facet, value)
+    assert refined == f"(peter OR paul) {clause}"
+    parse_query(refined)
