@@ -47,8 +47,11 @@ def _run(request, action, success: str):
     """Run a service from a form post; show its message either way."""
     try:
         result = action()
-    except (NotFound, Forbidden):
-        raise
+    except NotFound:
+        raise Http404 from None
+    except Forbidden as exc:
+        # The policy refused: a 403 (audited as denied), never a 500.
+        raise PermissionDenied(exc.detail) from None
     except ServiceError as exc:
         messages.error(request, exc.detail)
         return None

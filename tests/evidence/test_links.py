@@ -199,6 +199,8 @@ def test_four_eyes_requester_cannot_approve_own_request(api, demo, sealed, clien
     assert client.get(url).status_code == 403  # waits for approval
     own = api.post(f"/api/links/{body['id']}/approve")
     assert own.status_code == 403 and own.json()["error"] == "own_request"
+    client.force_login(demo.custodian)
+    assert client.post(f"/links/{body['id']}/approve/").status_code == 403  # the page refuses too, never a 500
     api.as_user(demo.investigator)
     assert api.post(f"/api/links/{body['id']}/approve").status_code == 403  # not a custodian
     api.as_user(second_custodian)
