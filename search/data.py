@@ -108,12 +108,16 @@ def _secrets(trace: Trace) -> list[dict]:
     return _secrets_for(trace.evidence)
 
 
-def _open_layers(*, data_path: str, context, secrets: list[dict], key_directory: str) -> object:
-    """Open the data path, setting the escrowed secrets of its encrypted layers for the open only."""
+def _open_layers(*, data_path: str, context, trace: Trace, stack: ExitStack) -> object:
+    """Open the data path, setting the escrowed secrets of its encrypted layers for the open only.
+
+    The key store is asked for the evidence's secrets only when the path crosses an encrypted layer."""
     path_spec = media_source.deserialise_path_spec(data_path)
     encrypted = [spec for spec in _layers(path_spec) if spec.type_indicator in _ENCRYPTED_LAYERS]
     if not encrypted:
         return dfvfs_resolver.Resolver.OpenFileObject(path_spec, resolver_context=context)
+    secrets = _secrets(trace)
+    key_directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="custodia-keys-"))
     stored = dfvfs_resolver.Resolver.key_chain._credentials_per_path_spec
     with _KEY_CHAIN_LOCK:
         previous = {spec.comparable: stored.get(spec.comparable) for spec in encrypted}
@@ -178,12 +182,8 @@ def open_trace_stream(*, trace: Trace, stream: str) -> Iterator[tuple[BinaryIO, 
         return
     with ExitStack() as stack:
         context = stack.enter_context(_container_files(trace))
-        key_directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="custodia-keys-"))
-        secrets = _secrets(trace)
         try:
-            file_object = _open_layers(
-                data_path=entry["data_path"], context=context, secrets=secrets, key_directory=key_directory
-            )
+            file_object = _open_layers(data_path=entry["data_path"], context=context, trace=trace, stack=stack)
         except ServiceError:
             raise
         except Exception as error:
