@@ -164,7 +164,7 @@ def saved_search_save(*, actor: User, case_id: int, name: str, query: str) -> Sa
         raise ServiceError(f"A saved search needs a name of 1 to {SAVED_SEARCH_NAME_MAX} characters.")
     if len(query) > QUERY_MAX_LENGTH:
         raise ServiceError(f"A query is at most {QUERY_MAX_LENGTH} characters.")
-    selectors.traces_matching(case=case, query=query)  # a query that does not parse is refused here
+    selectors.query_parse(query)  # a query that does not parse is refused here
     saved, created = SavedSearch.objects.update_or_create(
         case=case, name=name, defaults={"query": query, "created_by": actor}
     )

@@ -34,15 +34,17 @@ def trace_children(*, trace: Trace) -> QuerySet[Trace]:
 
 
 def trace_counts(*, evidence: Evidence) -> dict[str, int]:
-    traces = Trace.objects.filter(evidence=evidence)
-    return {
-        "traces": traces.count(),
-        "with_content": traces.exclude(sha256="").count(),
-        "deleted": traces.filter(deleted=True).count(),
-        "with_errors": traces.filter(has_errors=True).count(),
+    """One pass over the evidence's traces (the evidence page polls this while extraction runs)."""
+    from django.db.models import Count, Q
+
+    return Trace.objects.filter(evidence=evidence).aggregate(
+        traces=Count("pk"),
+        with_content=Count("pk", filter=~Q(sha256="")),
+        deleted=Count("pk", filter=Q(deleted=True)),
+        with_errors=Count("pk", filter=Q(has_errors=True)),
         # Encrypted volumes extraction could not open: the evidence page asks for their secret.
-        "locked_volumes": traces.filter(**{"properties__encryptedVolume.unlocked": False}).count(),
-    }
+        locked_volumes=Count("pk", filter=Q(**{"properties__encryptedVolume.unlocked": False})),
+    )
 
 
 def trace_parent(*, trace: Trace) -> Trace | None:
@@ -120,7 +122,7 @@ def traces_search(
         raise ServiceError(f"date_interval must be auto or one of {', '.join(DATE_INTERVALS)}.")
     if not _PROPERTY_NAME.match(date_property):
         raise ServiceError("date_property must be a property name such as file.modifiedOn.")
-    ast = _parsed(query)
+    ast = query_parse(query)
     terms = _text_terms(ast) if ast is not None else []
     offset = _cursor_offset(cursor)
     page = get_search_backend().search(
@@ -167,7 +169,7 @@ def traces_search(
 _PROPERTY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
 
 
-def _parsed(query: str):
+def query_parse(query: str):
     """The AST of ``query`` (None for an empty query), or a 400 naming the column of the mistake."""
     from search.query.parser import QuerySyntaxError, parse_query
 
@@ -183,7 +185,7 @@ def traces_matching(*, case, query: str) -> QuerySet[Trace]:
     """The traces of one case that match a query (all of them for an empty query), unordered."""
     from search.backends.base import get_search_backend
 
-    return get_search_backend().matching(case_id=case.pk, node=_parsed(query))
+    return get_search_backend().matching(case_id=case.pk, node=query_parse(query))
 
 
 def trace_tags(*, trace: Trace) -> list[str]:

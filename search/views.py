@@ -25,7 +25,6 @@ from search import data as trace_data
 from search.backends.base import SORTS
 from search.models import RunState, Trace
 from search.query.ast import Field, narrowed
-from search.query.parser import parse_query
 
 
 @evidence_view()
@@ -90,7 +89,7 @@ def trace_search(request, case):
     column_set = chosen_columns or columns.DEFAULT_COLUMN_SET
     if result:
         # The search parsed this query already; the page reads its type and date clauses from the tree.
-        query_node = parse_query(query) if query.strip() else None
+        query_node = selectors.query_parse(query)
         for name, entries in result["facets"].items():
             if name == "date":
                 continue  # the timeline draws it
@@ -134,7 +133,8 @@ def trace_search(request, case):
             "swap_query_box": bool(request.headers.get("HX-Request")),
             "next_url": _with(state, cursor=result["cursor"]) if result and result["cursor"] else "",
             # Collaboration: saved searches, bulk tagging and CSV export on the search page.
-            "saved_searches": list(selectors.saved_searches(case=case)),
+            # (Not on an HTMX swap of the results, which does not show them.)
+            "saved_searches": [] if request.headers.get("HX-Request") else list(selectors.saved_searches(case=case)),
             "can_annotate": perms.ANNOTATE_TRACES in case_permissions(user=request.user, case=case),
         },
     )

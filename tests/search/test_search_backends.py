@@ -305,3 +305,29 @@ def test_words_are_split_the_same_way_in_python_and_in_the_index():
         "07t10",
         "00z",
     ]
+
+
+def test_trace_counts_of_an_evidence_in_one_pass(demo, traces):
+    from search.selectors import trace_counts
+
+    first = Trace.objects.filter(evidence=traces).first()
+    Trace.objects.create(
+        uid=f"{traces.pk}:0-99",
+        evidence=traces,
+        case=demo.case,
+        run=first.run,
+        ordinal=99,
+        name="volume",
+        path="/volume",
+        types=["encryptedVolume"],
+        properties={"encryptedVolume.unlocked": False},
+        sha256="ab" * 32,
+        has_errors=True,
+    )
+    assert trace_counts(evidence=traces) == {
+        "traces": len(TRACES) + 1,
+        "with_content": 1,
+        "deleted": 1,
+        "with_errors": 1,
+        "locked_volumes": 1,
+    }
