@@ -114,13 +114,20 @@ def evidence_import(
         declared_sha256=declared.get("sha256", ""),
     )
     segment_sizes = [{"name": path.name, "size": path.stat().st_size} for path in segments]
-    Evidence.objects.filter(pk=evidence.pk).update(
-        state=EvidenceState.RECEIVING,
-        format=detected.format,
+    with transaction.atomic():
+        evidence.state = EvidenceState.RECEIVING
+        evidence.format = detected.format
         # The segment sizes let extraction cut the sealed concatenation back into the files libewf expects.
-        format_details={**detected.details, "segments": segment_sizes},
-    )
-    evidence.refresh_from_db()
+        evidence.format_details = {**detected.details, "segments": segment_sizes}
+        evidence.save(update_fields=["state", "format", "format_details"])
+        audit_record(
+            action="evidence.import.start",
+            actor=actor,
+            target_type="evidence",
+            target_id=evidence.pk,
+            case_id=evidence.case_id,
+            details={"format": detected.format, "segments": [segment["size"] for segment in segment_sizes]},
+        )
     # Sizes only: the acquired files' names stay out of the manifest, which lies unencrypted in the store.
     facts = acquisition_facts(evidence=evidence, segment_sizes=[segment["size"] for segment in segment_sizes])
     try:

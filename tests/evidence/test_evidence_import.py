@@ -51,6 +51,8 @@ def test_import_of_a_file_below_the_root(demo, api, import_root):
     assert body["state"] == "sealed" and body["source"] == "server_import"
     assert body["sha256"] == hashlib.sha256(content).hexdigest()
     assert body["md5"] == hashlib.md5(content).hexdigest()  # noqa: S324 - forensic hash, not security
+    start = AuditEvent.objects.get(action="evidence.import.start", target_id=body["id"])
+    assert start.details == {"format": "raw", "segments": [len(content)]}
 
 
 @pytest.mark.parametrize("escape", ["../outside.raw", "sub/../../outside.raw", "/etc/passwd"])
