@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from cases import permissions as perms
 from cases.api.serializers import StrictSerializer, validated
 from evidence import selectors
-from evidence.api.views import _evidence
+from evidence.api.views import evidence_for_request
 from evidence.models import DownloadLink, LinkKind
 from evidence.services import links
 
@@ -106,14 +106,14 @@ def issued_body(request, issued: links.IssuedLink) -> dict:
 class EvidenceLinksView(APIView):
     @extend_schema(responses=LinkSerializer(many=True))
     def get(self, request, evidence_id):
-        _evidence(request, evidence_id, perms.ISSUE_LINKS)
+        evidence_for_request(request, evidence_id, perms.ISSUE_LINKS)
         return Response(
             LinkSerializer(selectors.links_for_evidence(user=request.user, evidence_id=evidence_id), many=True).data
         )
 
     @extend_schema(request=LinkIssueSerializer, responses={201: LinkSerializer})
     def post(self, request, evidence_id):
-        evidence = _evidence(request, evidence_id, perms.ISSUE_LINKS)
+        evidence = evidence_for_request(request, evidence_id, perms.ISSUE_LINKS)
         data = validated(LinkIssueSerializer, request.data)
         issued = links.link_issue(evidence=evidence, actor=request.user, **data)
         return Response(issued_body(request, issued), status=status.HTTP_201_CREATED)

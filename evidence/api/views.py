@@ -18,7 +18,7 @@ from evidence.api import serializers as s
 from evidence.services import escrow, intake, integrity, registration, upload
 
 
-def _evidence(request, evidence_id, permission: str = perms.VIEW_EVIDENCE):
+def evidence_for_request(request, evidence_id, permission: str = perms.VIEW_EVIDENCE):
     """Load the evidence for this caller; the request's audit row names its case even when refused."""
     request._request.audit_case_id = selectors.evidence_case_id(evidence_id=evidence_id)
     return selectors.evidence_get(user=request.user, evidence_id=evidence_id, permission=permission)
@@ -50,7 +50,7 @@ class CaseEvidenceView(APIView):
 class EvidenceDetailView(APIView):
     @extend_schema(responses=s.EvidenceSerializer)
     def get(self, request, evidence_id):
-        return Response(s.EvidenceSerializer(_evidence(request, evidence_id)).data)
+        return Response(s.EvidenceSerializer(evidence_for_request(request, evidence_id)).data)
 
 
 class EvidenceContentView(APIView):
@@ -70,7 +70,7 @@ class EvidenceContentView(APIView):
         responses=s.UploadStatusSerializer,
     )
     def put(self, request, evidence_id):
-        evidence = _evidence(request, evidence_id, perms.REGISTER_EVIDENCE)
+        evidence = evidence_for_request(request, evidence_id, perms.REGISTER_EVIDENCE)
         content_range = upload.parse_content_range(request.headers.get("Content-Range", ""))
         length = request.headers.get("Content-Length")
         upload.evidence_receive(
@@ -87,14 +87,14 @@ class EvidenceContentView(APIView):
 class EvidenceContentStatusView(APIView):
     @extend_schema(responses=s.UploadStatusSerializer)
     def get(self, request, evidence_id):
-        evidence = _evidence(request, evidence_id, perms.REGISTER_EVIDENCE)
+        evidence = evidence_for_request(request, evidence_id, perms.REGISTER_EVIDENCE)
         return Response(upload.upload_status(evidence=evidence))
 
 
 class EvidenceSealView(APIView):
     @extend_schema(request=None, responses=s.EvidenceSerializer)
     def post(self, request, evidence_id):
-        evidence = _evidence(request, evidence_id, perms.REGISTER_EVIDENCE)
+        evidence = evidence_for_request(request, evidence_id, perms.REGISTER_EVIDENCE)
         evidence = upload.evidence_seal(actor=request.user, evidence=evidence)
         return Response(s.EvidenceSerializer(evidence).data)
 
@@ -102,7 +102,7 @@ class EvidenceSealView(APIView):
 class EvidenceVerifyView(APIView):
     @extend_schema(request=None, responses=s.VerificationSerializer)
     def post(self, request, evidence_id):
-        evidence = _evidence(request, evidence_id)
+        evidence = evidence_for_request(request, evidence_id)
         report = integrity.evidence_verify(actor=request.user, evidence=evidence)
         return Response(report)
 
@@ -122,12 +122,12 @@ class EvidenceImportView(APIView):
 class EvidenceSecretsView(APIView):
     @extend_schema(responses=s.SecretSerializer(many=True))
     def get(self, request, evidence_id):
-        evidence = _evidence(request, evidence_id)
+        evidence = evidence_for_request(request, evidence_id)
         return Response(s.SecretSerializer(selectors.escrowed_secrets(evidence=evidence), many=True).data)
 
     @extend_schema(request=s.SecretCreateSerializer, responses={201: s.SecretSerializer})
     def post(self, request, evidence_id):
-        evidence = _evidence(request, evidence_id, perms.REGISTER_EVIDENCE)
+        evidence = evidence_for_request(request, evidence_id, perms.REGISTER_EVIDENCE)
         data = validated(s.SecretCreateSerializer, request.data)
         secret = escrow.secret_escrow(
             actor=request.user,
@@ -143,7 +143,7 @@ class EvidenceSecretsView(APIView):
 class EvidenceSecretRevealView(APIView):
     @extend_schema(request=None, responses={200: {"type": "object"}})
     def post(self, request, evidence_id, secret_id: int):
-        _evidence(request, evidence_id)
+        evidence_for_request(request, evidence_id)
         secret = selectors.escrowed_secret_get(
             user=request.user, evidence_id=evidence_id, secret_id=secret_id, permission=perms.REVEAL_SECRETS
         )
@@ -159,5 +159,5 @@ class EvidenceSecretRevealView(APIView):
 class EvidenceCustodyView(APIView):
     @extend_schema(responses=AuditEventSerializer(many=True))
     def get(self, request, evidence_id):
-        evidence = _evidence(request, evidence_id)
+        evidence = evidence_for_request(request, evidence_id)
         return Response(AuditEventSerializer(selectors.evidence_custody_events(evidence=evidence), many=True).data)

@@ -16,22 +16,17 @@ from cases import permissions as perms
 from cases.api.serializers import validated
 from cases.selectors import case_get
 from custodia.errors import error_body
-from evidence import selectors as evidence_selectors
+from evidence.api.views import evidence_for_request
 from evidence.services.links import RangeNotSatisfiable, parse_range
 from search import collaboration, completion, selectors, services
 from search import data as trace_data
 from search.api import serializers as s
 
 
-def _evidence(request, evidence_id):
-    request._request.audit_case_id = evidence_selectors.evidence_case_id(evidence_id=evidence_id)
-    return evidence_selectors.evidence_get(user=request.user, evidence_id=evidence_id)
-
-
 class EvidenceExtractView(APIView):
     @extend_schema(request=None, responses={202: s.ExtractionRunSerializer})
     def post(self, request, evidence_id):
-        evidence = _evidence(request, evidence_id)
+        evidence = evidence_for_request(request, evidence_id)
         run = services.extraction_start(actor=request.user, evidence=evidence)
         return Response(s.ExtractionRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
@@ -39,7 +34,7 @@ class EvidenceExtractView(APIView):
 class EvidenceExtractionsView(APIView):
     @extend_schema(responses=s.ExtractionRunSerializer(many=True))
     def get(self, request, evidence_id):
-        evidence = _evidence(request, evidence_id)
+        evidence = evidence_for_request(request, evidence_id)
         return Response(s.ExtractionRunSerializer(selectors.extraction_runs(evidence=evidence), many=True).data)
 
 
