@@ -90,6 +90,83 @@ def _extension_expression():
     )
 
 
+class JsonNumber(Func):
+    """A property's value when it is a JSON number, else NULL: a cast that never fails on a trace whose
+    tool wrote something else, so the trace is still stored (and found by its other properties)."""
+
+    output_field = models.FloatField()
+
+    def __init__(self, key: str, **extra):
+        self.key = key
+        super().__init__(F("properties"), **extra)
+
+    def deconstruct(self):
+        path, _, kwargs = super().deconstruct()
+        return path, (self.key,), kwargs
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        column, params = compiler.compile(self.source_expressions[0])
+        path = f'$."{self.key}"'
+        sql = f"CASE WHEN json_type({column}, %s) IN ('integer', 'real') THEN json_extract({column}, %s) END"
+        return sql, [*params, path, *params, path]
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        column, params = compiler.compile(self.source_expressions[0])
+        sql = f"CASE WHEN jsonb_typeof({column} -> %s) = 'number' THEN ({column} ->> %s)::double precision END"
+        return sql, [*params, self.key, *params, self.key]
+
+
+# Properties that searches compare, sort and draw timelines by most, kept by the database in indexed
+# columns: ``file.size>100000000`` reads an index instead of every trace's JSON. Dates keep their first
+# 19 characters (to the second, in UTC), as every date comparison does.
+INDEXED_NUMBERS = {"file.size": "file_size"}
+INDEXED_DATES = {"file.modifiedOn": "modified_on", "email.sentOn": "sent_on"}
+DATE_COLUMN_WIDTH = 19
+
+
+class IsoDatePrefix(Func):
+    """The first ``DATE_COLUMN_WIDTH`` characters of a property that begins with an ISO date
+    (``2019-03-07…``), else NULL: a number or a word a tool wrote has no place among dates."""
+
+    output_field = models.CharField()
+
+    def __init__(self, key: str, **extra):
+        self.key = key
+        super().__init__(F("properties"), **extra)
+
+    def deconstruct(self):
+        path, _, kwargs = super().deconstruct()
+        return path, (self.key,), kwargs
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        column, params = compiler.compile(self.source_expressions[0])
+        value = f"json_extract({column}, %s)"
+        sql = (
+            f"CASE WHEN json_type({column}, %s) = 'text' AND {value} GLOB %s "
+            f"THEN substr({value}, 1, {DATE_COLUMN_WIDTH}) END"
+        )
+        path = f'$."{self.key}"'
+        return sql, [*params, path, *params, path, _ISO_DATE_GLOB, *params, path]
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        column, params = compiler.compile(self.source_expressions[0])
+        value = f"({column} ->> %s)"
+        sql = f"CASE WHEN {value} ~ %s THEN substr({value}, 1, {DATE_COLUMN_WIDTH}) END"
+        return sql, [*params, self.key, _ISO_DATE_REGEX, *params, self.key]
+
+
+_ISO_DATE_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
+_ISO_DATE_REGEX = "^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+
+
+def _date_column(key: str) -> models.GeneratedField:
+    return models.GeneratedField(
+        expression=IsoDatePrefix(key),
+        output_field=models.CharField(max_length=DATE_COLUMN_WIDTH, null=True),
+        db_persist=True,
+    )
+
+
 class Trace(models.Model):
     uid = models.CharField(max_length=400, unique=True)
     parent_uid = models.CharField(max_length=400, blank=True, db_index=True)
@@ -120,6 +197,11 @@ class Trace(models.Model):
         output_field=models.CharField(max_length=200),
         db_persist=True,
     )
+    file_size = models.GeneratedField(
+        expression=JsonNumber("file.size"), output_field=models.FloatField(null=True), db_persist=True
+    )
+    modified_on = _date_column("file.modifiedOn")
+    sent_on = _date_column("email.sentOn")
 
     class Meta:
         ordering = ["evidence", "ordinal"]
@@ -130,6 +212,9 @@ class Trace(models.Model):
             models.Index(fields=["case", "deleted"]),
             # Narrow entries to scan for type: without reading whole trace rows.
             models.Index(fields=["case", "types"]),
+            models.Index(fields=["case", "file_size"]),
+            models.Index(fields=["case", "modified_on"]),
+            models.Index(fields=["case", "sent_on"]),
         ]
 
     def __str__(self) -> str:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet, Value
+from django.db.models import BooleanField, F, Q, QuerySet, Value
 from django.db.models.expressions import OrderBy, RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Substr
@@ -26,7 +26,7 @@ from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, Les
 
 from search.backends import fulltext
 from search.backends.base import DATE_INTERVALS, DEFAULT_DATE_PROPERTY, SearchBackend, SearchPage, auto_date_interval
-from search.models import Trace, TraceTag
+from search.models import INDEXED_DATES, INDEXED_NUMBERS, Trace, TraceTag
 from search.query.ast import And, Field, Node, Not, Or, Range, Text
 
 _OPERATOR_LOOKUPS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
@@ -103,10 +103,47 @@ def _full_text(tokens: list[str], *, prefix: bool) -> Q:
     return Q(pk__in=RawSQL(sql, params))  # noqa: S611 (the words are parameters)
 
 
-def _field(node: Field) -> Q:
+def _type_combinations(case_id: int) -> list:
+    """Every distinct ``types`` list of a case's traces, as the database stores it.
+
+    Traces come in few combinations (``["file"]``, ``["file", "picture"]``, …): one index seek each
+    through the (case, types) index finds them all, without reading the traces in between.
+    """
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    found: list = []
+    with connection.cursor() as cursor:
+        while True:
+            after, params = ("", [case_id]) if not found else (f" AND types > %s{cast}", [case_id, found[-1]])
+            cursor.execute(f"SELECT types FROM search_trace WHERE case_id = %s{after} ORDER BY types LIMIT 1", params)  # noqa: S608
+            row = cursor.fetchone()
+            if row is None:
+                return found
+            found.append(row[0] if isinstance(row[0], str) else json.dumps(row[0]))
+
+
+def _type(node: Field, *, case_id: int | None) -> Q:
+    wanted = str(node.value).lower()
+    if case_id is None:
+        return Q(types__icontains=f'"{wanted}"')
+    pattern = re.compile(_wildcard_regex(wanted) if node.wildcard else re.escape(wanted))
+    holding = [
+        stored
+        for stored in _type_combinations(case_id)
+        if any(pattern.fullmatch(str(name).lower()) for name in json.loads(stored))
+    ]
+    if not holding:
+        # Nothing holds it: a condition no row meets (an empty IN would make Django drop the query).
+        return Q(pk__isnull=True)
+    # The stored values themselves, so the (case, types) index finds the traces.
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    marks = ", ".join([f"%s{cast}"] * len(holding))
+    return Q(RawSQL(f'"search_trace"."types" IN ({marks})', holding, output_field=BooleanField()))  # noqa: S611
+
+
+def _field(node: Field, *, case_id: int | None = None) -> Q:
     name, value = node.name, node.value
     if name == "type":
-        return Q(types__icontains=f'"{value}"')
+        return _type(node, case_id=case_id)
     if name == "evidence":
         return Q(evidence_id=value)
     if name == "deleted":
@@ -118,6 +155,9 @@ def _field(node: Field) -> Q:
         else:
             tags = tags.filter(name=str(value).lower())
         return Q(pk__in=tags.values("trace_id"))
+    if name in INDEXED_NUMBERS and _is_number(value) and not node.wildcard:
+        column = INDEXED_NUMBERS[name]
+        return Q(**{f"{column}__{_OPERATOR_LOOKUPS[node.op]}" if node.op in _OPERATOR_LOOKUPS else column: value})
     column = name if name in ("name", "path", "uid", "text") else f"properties__{name}"
     if isinstance(value, date) and column.startswith("properties__"):
         return _date_compare(name, ">=" if node.op == ":" else node.op, value, whole_day_equal=node.op in ":=")
@@ -144,17 +184,42 @@ _LOOKUP_EXPRESSIONS = {"<": LessThan, "<=": LessThanOrEqual, ">": GreaterThan, "
 
 
 def _date_compare(name: str, op: str, value: date, *, whole_day_equal: bool = False) -> Q:
+    if whole_day_equal:
+        op = "="
     if isinstance(value, datetime):
         moment = value.astimezone(UTC) if value.tzinfo else value
         width, bound = 19, moment.strftime("%Y-%m-%dT%H:%M:%S")
-        if whole_day_equal:
-            op = "="
     else:
         width, bound = 10, value.isoformat()
-        if whole_day_equal:
-            op = "="
+    if name in INDEXED_DATES:
+        return _indexed_date_compare(INDEXED_DATES[name], op, width=width, bound=bound, day=value)
     prefix = Substr(KeyTextTransform(name, "properties"), 1, width)
     return Q(_LOOKUP_EXPRESSIONS[op](prefix, Value(bound)))
+
+
+def _indexed_date_compare(column: str, op: str, *, width: int, bound: str, day: date) -> Q:
+    """The comparison of ``_date_compare`` on a column holding the first 19 characters of the date,
+    written so the column's index answers it: a whole day becomes the range from its start to the
+    next day's start, which is the same for every string that begins with an ISO date."""
+    if width == 19:
+        return Q(_LOOKUP_EXPRESSIONS[op](F(column), Value(bound)))
+    if day >= date.max:
+        # No next day to bound by: the plain prefix comparison.
+        return Q(_LOOKUP_EXPRESSIONS[op](Substr(F(column), 1, width), Value(bound)))
+    next_day = (day + timedelta(days=1)).isoformat()
+    if op == ">=":
+        return Q(**{f"{column}__gte": bound})
+    if op == "<":
+        return Q(**{f"{column}__lt": bound})
+    if op == ">":
+        return Q(**{f"{column}__gte": next_day})
+    if op == "<=":
+        return Q(**{f"{column}__lt": next_day})
+    return Q(**{f"{column}__gte": bound, f"{column}__lt": next_day})
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _range(node: Range) -> Q:
@@ -169,6 +234,8 @@ def _range(node: Range) -> Q:
         if node.high is not None:
             q &= _date_compare(node.name, "<=" if node.include_high else "<", node.high)
         return q
+    if node.name in INDEXED_NUMBERS and all(_is_number(v) for v in (node.low, node.high) if v is not None):
+        column = INDEXED_NUMBERS[node.name]
     q = Q()
     if node.low is not None:
         q &= Q(**{f"{column}__{'gte' if node.include_low else 'gt'}": _as_json_value(node.low)})
@@ -177,17 +244,18 @@ def _range(node: Range) -> Q:
     return q
 
 
-def compile_q(node: Node) -> Q:
+def compile_q(node: Node, *, case_id: int | None = None) -> Q:
+    """``node`` as a filter on traces; with ``case_id``, it may look up what the case holds first."""
     if isinstance(node, Text):
         return _text(node)
     if isinstance(node, Field):
-        return _field(node)
+        return _field(node, case_id=case_id)
     if isinstance(node, Range):
         return _range(node)
     if isinstance(node, And):
         q = Q()
         for item in node.items:
-            q &= compile_q(item)
+            q &= compile_q(item, case_id=case_id)
         return q
     if isinstance(node, Or):
         phrases = [_phrase(item) for item in node.items]
@@ -197,10 +265,10 @@ def compile_q(node: Node) -> Q:
             return Q(pk__in=RawSQL(sql, params))  # noqa: S611 (the words are parameters)
         q = Q(pk__in=[])
         for item in node.items:
-            q |= compile_q(item)
+            q |= compile_q(item, case_id=case_id)
         return q
     if isinstance(node, Not):
-        return ~compile_q(node.item)
+        return ~compile_q(node.item, case_id=case_id)
     raise TypeError(f"not a query node: {node!r}")
 
 
@@ -223,6 +291,9 @@ def _bucket_start(prefix: str) -> str:
     return prefix
 
 
+# Properties the database keeps in indexed columns of their own (search.models).
+_INDEXED_COLUMNS = {**INDEXED_NUMBERS, **INDEXED_DATES}
+
 # Sort fields (search.backends.base.SORTS) that are columns of the trace; any other is a property.
 _SORT_COLUMNS = {"evidence": "evidence_id", "ordinal": "ordinal", "name": "name", "path": "path"}
 
@@ -237,7 +308,7 @@ def _order_by(sort: tuple[str, ...]) -> list[OrderBy]:
             column = F(_SORT_COLUMNS[name])
             order.append(column.desc() if descending else column.asc())
             continue
-        column = F(f"properties__{name}")
+        column = F(_INDEXED_COLUMNS.get(name, f"properties__{name}"))
         order.append(column.desc(nulls_last=True) if descending else column.asc(nulls_last=True))
     return order
 
@@ -249,7 +320,7 @@ class SqlSearchBackend(SearchBackend):
 
     def matching(self, *, case_id: int, node: Node | None) -> QuerySet[Trace]:
         traces = Trace.objects.filter(case_id=case_id)
-        return traces if node is None else traces.filter(compile_q(node))
+        return traces if node is None else traces.filter(compile_q(node, case_id=case_id))
 
     def search(
         self,
@@ -308,6 +379,8 @@ def _hits_columns(*, sort: tuple[str, ...], date_property: str | None) -> tuple[
         name = field.removeprefix("-")
         if name in ("name", "path"):
             columns.append(f'"search_trace"."{name}" AS _s{position}')
+        elif name in _INDEXED_COLUMNS:
+            columns.append(f'"search_trace"."{_INDEXED_COLUMNS[name]}" AS _s{position}')
         elif name not in _SORT_COLUMNS:
             # The JSON value itself, so numbers order as numbers and strings as strings.
             expression, expression_params = _property_sql(name, table='"search_trace".', typed=True)
@@ -419,7 +492,10 @@ class _Source:
 
 def _property_sql(name: str, *, table: str = "", typed: bool = False) -> tuple[str, list[str]]:
     """A property's value in this database's SQL, with its parameter: as text, or ``typed`` as the JSON
-    value itself (numbers order as numbers). SQLite's json_extract gives the typed value either way."""
+    value itself (numbers order as numbers). SQLite's json_extract gives the typed value either way.
+    A date kept in a column of its own is that column (its first 19 characters, all a facet uses)."""
+    if name in INDEXED_DATES:
+        return f"{table}{INDEXED_DATES[name]}", []
     if connection.vendor == "sqlite":
         return f"json_extract({table}properties, %s)", [f'$."{name}"']
     return f"({table}properties {'->' if typed else '->>'} %s)", [name]

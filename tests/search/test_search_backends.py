@@ -15,7 +15,9 @@ from django.db import connection
 from evidence.models import Evidence
 from search.backends import fulltext
 from search.backends.base import auto_date_interval
+from search.backends.sql import SqlSearchBackend
 from search.models import ExtractionRun, Trace, TraceTag
+from search.query import parse_query
 from search.query.compile_es import extension_of
 from search.selectors import traces_search
 
@@ -137,6 +139,13 @@ QUERIES = [
     ("brûlée", {"naïve café.txt"}),
     ("type:picture", {"holiday.JPG"}),
     ("type:folder", {"Documents"}),
+    ("type:PICTURE", {"holiday.JPG"}),
+    ("type:pic*", {"holiday.JPG"}),
+    ("type:?mail", {"Quarterly report"}),
+    ("type:pict", set()),
+    ("type:nothing", set()),
+    ("NOT type:file", {"Quarterly report", "Documents"}),
+    ("type:email OR type:folder", {"Quarterly report", "Documents"}),
     ("picture.width>=4000", {"holiday.JPG"}),
     ("file.size>100 AND file.size<=20480", {"Passwords.txt", "report.final.docx"}),
     ("file.size:[10 TO 116]", {"Passwords.txt", ".bashrc"}),
@@ -177,6 +186,80 @@ QUERIES = [
 @pytest.mark.parametrize(("query", "expected"), QUERIES)
 def test_query_finds_the_same_traces_on_every_backend(demo, traces, query, expected):
     assert names(demo, query) == expected
+
+
+def _add_trace(evidence, *, name: str, properties: dict, types=("file",)) -> Trace:
+    return Trace.objects.create(
+        uid=f"{evidence.pk}:0-{name}",
+        evidence=evidence,
+        case=evidence.case,
+        run=evidence.extraction_runs.get(),
+        ordinal=100 + Trace.objects.filter(evidence=evidence).count(),
+        name=name,
+        path=f"/{name}",
+        types=list(types),
+        properties=properties,
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # The day of the last second before midnight, with a fraction, is still that day on every side.
+        ("file.modifiedOn:2019-03-07", {"Passwords.txt", "late.txt"}),
+        ("file.modifiedOn=2019-03-07", {"Passwords.txt", "late.txt"}),
+        ("file.modifiedOn>2019-03-07", {"report.final.docx", "holiday.JPG"}),
+        ("file.modifiedOn<=2019-03-07", {"Passwords.txt", "late.txt"}),
+        ("file.modifiedOn<2019-03-08", {"Passwords.txt", "late.txt"}),
+        ("file.modifiedOn>=2019-03-08", {"report.final.docx", "holiday.JPG"}),
+        ("file.modifiedOn:{2019-03-07 TO 2019-12-31}", set()),
+        ("file.modifiedOn:[2019-03-07 TO 2019-03-07]", {"Passwords.txt", "late.txt"}),
+        ("file.modifiedOn>=2019-03-07T23:59:59Z", {"late.txt", "report.final.docx", "holiday.JPG"}),
+        ("file.modifiedOn>2019-03-07T23:59:59Z", {"report.final.docx", "holiday.JPG"}),
+        ("file.modifiedOn:9999-12-31", set()),
+        # A value a tool wrote that is not a number or an ISO date is kept, found as words, and never compared.
+        ("file.size>0", {"Passwords.txt", "holiday.JPG", "report.final.docx", ".bashrc", "naïve café.txt"}),
+        ("file.size:large", {"odd.bin"}),
+        (
+            "file.size:[* TO *]",
+            {"Passwords.txt", "holiday.JPG", "report.final.docx", ".bashrc", "naïve café.txt", "odd.bin"},
+        ),
+        ("file.modifiedOn:[* TO *] AND name:odd*", {"odd.bin"}),
+    ],
+)
+def test_indexed_properties_compare_numbers_and_iso_dates(demo, traces, query, expected):
+    _add_trace(traces, name="late.txt", properties={"file.modifiedOn": "2019-03-07T23:59:59.900Z"})
+    _add_trace(traces, name="odd.bin", properties={"file.size": "large", "file.modifiedOn": 12345})
+    assert names(demo, query) == expected
+
+
+def _query_plan(demo, query: str) -> str:
+    matching = SqlSearchBackend().matching(case_id=demo.case.pk, node=parse_query(query))
+    sql, params = matching.order_by().values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}" if connection.vendor == "postgresql" else f"EXPLAIN QUERY PLAN {sql}", params)
+        return "\n".join(str(row) for row in cursor.fetchall())
+
+
+@pytest.mark.parametrize(
+    ("query", "column"),
+    [
+        ("file.size>100000000", "file_size"),
+        ("file.size:[1000 TO 5000]", "file_size"),
+        ("file.modifiedOn:[2019-01-01 TO 2019-12-31]", "modified_on"),
+        ("email.sentOn>=2024-06-01", "sent_on"),
+        ("type:email", "types"),
+    ],
+)
+def test_comparisons_on_indexed_properties_and_types_use_their_index(demo, traces, query, column):
+    plan = _query_plan(demo, query)
+    if connection.vendor == "sqlite":
+        assert next(index.name for index in Trace._meta.indexes if index.fields == ["case", column]) in plan
+    else:
+        # PostgreSQL reads a table of a few rows by any index on the case; what matters is that the
+        # condition is on the indexed column, not on the JSON of every trace.
+        assert column in plan
+        assert "properties" not in plan
 
 
 def test_evidence_field_finds_the_evidence_traces(demo, traces):
