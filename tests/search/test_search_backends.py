@@ -249,6 +249,7 @@ def _query_plan(demo, query: str) -> str:
         ("file.modifiedOn:[2019-01-01 TO 2019-12-31]", "modified_on"),
         ("email.sentOn>=2024-06-01", "sent_on"),
         ("type:email", "types"),
+        ("deleted:true", "deleted"),
     ],
 )
 def test_comparisons_on_indexed_properties_and_types_use_their_index(demo, traces, query, column):
