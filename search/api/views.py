@@ -16,6 +16,7 @@ from cases import permissions as perms
 from cases.api.serializers import validated
 from cases.selectors import case_get
 from custodia.errors import error_body
+from custodia.pagination import Pagination
 from evidence.api.views import evidence_for_request
 from evidence.services.links import RangeNotSatisfiable, parse_range
 from search import collaboration, completion, selectors, services
@@ -45,11 +46,17 @@ class TraceDetailView(APIView):
 
 
 class TraceChildrenView(APIView):
+    """A folder may hold a hundred thousand traces: its children come a page at a time (limit, offset)."""
+
+    pagination_class = Pagination
+
     @extend_schema(responses=s.TraceSerializer(many=True))
     def get(self, request, case_id: int, trace_uid: str):
         trace = selectors.trace_get(user=request.user, case_id=case_id, uid=trace_uid)
+        paginator = self.pagination_class()
         children = selectors.trace_children(trace=trace).prefetch_related("tags")
-        return Response(s.TraceSerializer(children, many=True).data)
+        page = paginator.paginate_queryset(children, request, view=self)
+        return paginator.get_paginated_response(s.TraceSerializer(page, many=True).data)
 
 
 class TraceSearchView(APIView):

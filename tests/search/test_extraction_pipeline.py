@@ -111,7 +111,7 @@ def test_api_starts_a_run_and_lists_it_with_progress(demo, api, settings, django
     trace = Trace.objects.get(evidence_id=body["id"], name="passwords.txt")
     got = api.get(f"/api/cases/{demo.case.pk}/traces/{trace.uid}").json()
     assert got["name"] == "passwords.txt" and "file" in got["types"]
-    children = api.get(f"/api/cases/{demo.case.pk}/traces/{trace.parent_uid}/children").json()
+    children = api.get(f"/api/cases/{demo.case.pk}/traces/{trace.parent_uid}/children").json()["results"]
     assert trace.uid in [child["uid"] for child in children]
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEvent
+from search.models import Trace
 from search.services import extraction_execute, extraction_start
 from tests.corpus import require_corpus, testdata_dir
+from tests.search.test_search_backends import traces  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -118,3 +120,32 @@ def test_search_page_refuses_custodians_and_hides_from_outsiders(demo, client):
     assert client.get(f"/cases/{demo.case.pk}/traces/").status_code == 403
     client.force_login(demo.outsider)
     assert client.get(f"/cases/{demo.case.pk}/traces/").status_code == 404
+
+
+def test_children_come_a_page_at_a_time_in_walk_order(demo, api, traces):  # noqa: F811
+    folder = Trace.objects.get(evidence=traces, name="Documents")
+    run = traces.extraction_runs.get()
+    Trace.objects.bulk_create(
+        Trace(
+            uid=f"{folder.uid}-{n}",
+            parent_uid=folder.uid,
+            evidence=traces,
+            case=demo.case,
+            run=run,
+            ordinal=1000 - n,
+            name=f"child {n}",
+            path=f"{folder.path}/child {n}",
+            types=["file"],
+        )
+        for n in range(5)
+    )
+    api.as_user(demo.detective)
+    url = f"/api/cases/{demo.case.pk}/traces/{folder.uid}/children"
+    first = api.get(url, {"limit": 2}).json()
+    assert first["count"] == 5
+    assert [child["name"] for child in first["results"]] == ["child 4", "child 3"]
+    rest = api.get(first["next"]).json()
+    assert [child["name"] for child in rest["results"]] == ["child 2", "child 1"]
+    assert api.get(url, {"limit": 10_000}).json()["results"][-1]["name"] == "child 0"
+    api.as_user(demo.outsider)
+    assert api.get(url).status_code == 404
