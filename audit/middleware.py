@@ -28,6 +28,7 @@ AUDITED_KWARGS = ("case_id", "evidence_id", "trace_uid", "link_id", "capture_id"
 # Targets in the order we prefer to name them in the row.
 _TARGETS = (
     ("link_id", "link"),
+    ("token", "link"),
     ("trace_uid", "trace"),
     ("evidence_id", "evidence"),
     ("capture_id", "capture"),
@@ -118,9 +119,10 @@ class AuditMiddleware:
             path = path.replace(str(match.kwargs["token"]), "<token>")
         details = {"method": request.method, "path": path[:300], "status": response.status_code}
         details.update(getattr(request, "audit_details", {}) or {})
-        if target_type == "link":
-            # The link token itself is a credential: never write it to the trail.
-            target_id = getattr(request, "audit_link_id", "") or ""
+        if "token" in match.kwargs and "link_id" not in match.kwargs:
+            # The link token itself is a credential: never write it to the trail, but the link the view
+            # found by it (none when the token is unknown).
+            target_id = str(getattr(request, "audit_link_id", "") or "")
         audit_record(
             action=f"{match.url_name or 'request'}.access" if match.url_name else "request.access",
             actor=actor,

@@ -338,6 +338,7 @@ def test_link_api_grid(api, demo, sealed, second_custodian, endpoint, caller):
         assert set(response.json()) >= {"error", "detail"}
         row = AuditEvent.objects.filter(outcome="denied").last()
         assert (row.actor, row.case_id) == (caller, demo.case.pk)
+        assert (row.target_type, row.target_id) == ("link", str(body["id"]))
 
 
 LINK_PAGES = [
@@ -360,6 +361,10 @@ def test_link_page_grid(api, client, demo, sealed, second_custodian, endpoint, c
         assert response.status_code == 302 and not response["Location"].startswith("/login/")
     else:
         assert response.status_code == int(expected)
+    if expected != "ok":
+        # A refusal names the link it was about, whoever asked.
+        row = AuditEvent.objects.filter(outcome="denied").last()
+        assert (row.target_type, row.target_id) == ("link", str(body["id"]))
 
 
 def test_custodian_pages_issue_show_once_approve_and_list(api, client, demo, sealed, second_custodian, sample):
