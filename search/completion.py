@@ -6,19 +6,15 @@ not even which properties the case's traces have.
 
 from __future__ import annotations
 
-from django.core.cache import cache
-from django.db import connection
-
 from cases import permissions as perms
 from cases.models import Case, User
 from cases.selectors import case_get
+from search.models import CasePropertyName
 from search.query.ast import quote
 from search.selectors import case_tag_suggestions
 
 # The fields of the query language that are not properties (docs/query.md, "Fields").
 QUERY_FIELDS = ("type:", "tag:", "evidence:", "deleted:", "name:", "path:", "uid:", "text:")
-# Finding the distinct keys reads every trace's properties: do it at most once a minute per case.
-PROPERTY_NAMES_TTL = 60
 MAX_PROPERTY_NAMES = 2000
 MAX_TAGS = 200
 # Characters that may stand before a term and are kept in front of its completion: -type:…, (tag:…
@@ -26,30 +22,9 @@ _TERM_OPENERS = "-("
 
 
 def case_property_names(*, case: Case) -> list[str]:
-    """The property names the case's traces carry, sorted; cached for a minute."""
-    # created_at as well as the id: test databases hand out a rolled-back case's id again.
-    key = f"search:property-names:{case.pk}:{case.created_at.timestamp()}"
-    names = cache.get(key)
-    if names is None:
-        names = _distinct_property_names(case_id=case.pk)
-        cache.set(key, names, PROPERTY_NAMES_TTL)
-    return names
-
-
-def _distinct_property_names(*, case_id: int) -> list[str]:
-    if connection.vendor == "postgresql":
-        sql = (
-            "SELECT DISTINCT key FROM search_trace, jsonb_object_keys(properties) AS key "
-            "WHERE case_id = %s ORDER BY key LIMIT %s"
-        )
-    else:
-        sql = (
-            "SELECT DISTINCT property.key FROM search_trace, json_each(search_trace.properties) AS property "
-            "WHERE search_trace.case_id = %s ORDER BY property.key LIMIT %s"
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [case_id, MAX_PROPERTY_NAMES])
-        return [row[0] for row in cursor.fetchall()]
+    """The property names the case's traces carry (recorded as extraction commits them), sorted."""
+    names = CasePropertyName.objects.filter(case=case).values_list("name", flat=True)
+    return list(names.order_by("name")[:MAX_PROPERTY_NAMES])
 
 
 def _matches(name: str, prefix: str) -> int | None:

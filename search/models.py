@@ -221,6 +221,24 @@ class Trace(models.Model):
         return self.uid
 
 
+PROPERTY_NAME_MAX_LENGTH = 200
+
+
+class CasePropertyName(models.Model):
+    """A property name some trace of the case carries, recorded as extraction commits the trace: the
+    search box completes names from here rather than reading the properties of millions of traces."""
+
+    case = models.ForeignKey("cases.Case", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=PROPERTY_NAME_MAX_LENGTH)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["case", "name"], name="search_casepropertyname_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 # Collaboration (DESIGN.md §4): tags and notes on traces, saved searches per case, all visible to the case team.
 
 TAG_MAX_LENGTH = 64

@@ -39,7 +39,7 @@ from search.extraction.tools import HEAD_SIZE, TOOLS, accepting_tools, analyse, 
 from search.extraction.tools.base import Limits
 from search.extraction.traces import DataStream, TraceRecord, child_uid
 from search.extraction.walker import StreamDigest, WalkOptions, walk_image
-from search.models import ExtractionRun, RunState, Trace
+from search.models import PROPERTY_NAME_MAX_LENGTH, CasePropertyName, ExtractionRun, RunState, Trace
 from search.priority import extraction_priority
 
 logger = logging.getLogger(__name__)
@@ -313,6 +313,7 @@ class _Publisher:
         self._evidence_id = run.evidence_id
         self._case_id = run.evidence.case_id
         self._sql: str | None = None
+        self._property_names: set[str] = set()
 
     @property
     def ordinal(self) -> int:
@@ -402,6 +403,11 @@ class _Publisher:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.executemany(self._upsert_sql(), self._parameters())
+            # Tools write a few hundred names in all: after the first batches, nothing is new.
+            names = {name for row in self.rows for name in row[9]} - self._property_names
+            if names:
+                property_names_record(case_id=self._case_id, names=names)
+                self._property_names |= names
             if get_search_backend().indexes_separately:
                 # Elasticsearch learns of the batch once it has committed (the database stays the record).
                 uids = [row[0] for row in self.rows]
@@ -422,6 +428,31 @@ class _Publisher:
         self.rows = []
         self._batch_size = BATCH_TRACES
         self.last_flush = time.monotonic()
+
+
+def property_names_record(*, case_id: int, names: set[str]) -> None:
+    """Remember that traces of the case carry these property names (for completion)."""
+    CasePropertyName.objects.bulk_create(
+        [CasePropertyName(case_id=case_id, name=name) for name in names if len(name) <= PROPERTY_NAME_MAX_LENGTH],
+        ignore_conflicts=True,
+    )
+
+
+def property_names_rebuild(*, case_id: int) -> None:
+    """Record every property name of the case's traces, reading them all: for traces written other than
+    by extraction, and for those from before names were recorded."""
+    if connection.vendor == "postgresql":
+        sql = "SELECT DISTINCT key FROM search_trace, jsonb_object_keys(properties) AS key WHERE case_id = %s"
+    else:
+        sql = (
+            "SELECT DISTINCT property.key FROM search_trace, json_each(search_trace.properties) AS property "
+            "WHERE search_trace.case_id = %s"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [case_id])
+        names = {row[0] for row in cursor.fetchall()}
+    CasePropertyName.objects.filter(case_id=case_id).exclude(name__in=names).delete()
+    property_names_record(case_id=case_id, names=names)
 
 
 def extraction_execute(*, run_id: int, shard: int = 0) -> ExtractionRun:

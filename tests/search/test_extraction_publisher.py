@@ -7,8 +7,8 @@ from dataclasses import asdict
 import pytest
 
 from search.extraction.traces import DataStream
-from search.models import ExtractionRun, Trace
-from search.services import BATCH_TRACES, _Publisher, _stream_dict
+from search.models import CasePropertyName, ExtractionRun, Trace
+from search.services import BATCH_TRACES, _Publisher, _stream_dict, property_names_rebuild
 
 
 def test_a_stream_row_is_its_dataclass_as_a_dict():
@@ -84,3 +84,18 @@ def test_publishing_the_same_uids_again_updates_them(run):
         ("ev:0-2", "renamed2", False),
         ("ev:0-3", "renamed3", False),
     ]
+
+
+@pytest.mark.django_db
+def test_the_property_names_of_published_traces_are_recorded_for_completion(run):
+    publisher = _Publisher(run, shard=0)
+    publisher.add(_row(1))
+    publisher.add(_row(2, properties={"email.subject": "Hi", "x" * 300: "a name too long to offer"}))
+    publisher.flush()
+    case = run.evidence.case_id
+    recorded = ["email.subject", "file.mimeType", "file.name", "nested"]
+    assert list(CasePropertyName.objects.filter(case_id=case).values_list("name", flat=True)) == recorded
+    # Traces gone, or written by something else: a rebuild reads them all.
+    Trace.objects.filter(run=run, name="file2.txt").delete()
+    property_names_rebuild(case_id=case)
+    assert list(CasePropertyName.objects.filter(case_id=case).values_list("name", flat=True)) == recorded[1:]

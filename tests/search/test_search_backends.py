@@ -20,6 +20,7 @@ from search.models import ExtractionRun, Trace, TraceTag
 from search.query import parse_query
 from search.query.compile_es import extension_of
 from search.selectors import traces_search
+from search.services import property_names_rebuild
 
 TRACES = [
     # name, path, types, properties, text, deleted
@@ -99,6 +100,7 @@ def traces(demo):
         for ordinal, (name, path, types, properties, text, deleted) in enumerate(TRACES)
     ]
     Trace.objects.bulk_create(rows)
+    property_names_rebuild(case_id=demo.case.pk)
     passwords = Trace.objects.get(name="Passwords.txt")
     TraceTag.objects.create(trace=passwords, case=demo.case, name="relevant", created_by=demo.detective)
     return evidence

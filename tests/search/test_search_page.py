@@ -7,11 +7,11 @@ from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.core.cache import cache
 
 from audit.models import AuditEvent
 from evidence.models import Evidence
 from search.models import ExtractionRun, Trace, TraceTag
+from search.services import property_names_rebuild
 
 TRACES = [
     # name, types, properties
@@ -50,7 +50,6 @@ TRACES = [
 
 @pytest.fixture
 def traces(demo):
-    cache.clear()  # the property names of a case are cached for a minute
     evidence = Evidence.objects.create(
         case=demo.case, label="synthetic", kind="disk_image", registered_by=demo.custodian, wrapped_key=b"-"
     )
@@ -69,6 +68,7 @@ def traces(demo):
         )
         for ordinal, (name, types, properties) in enumerate(TRACES)
     )
+    property_names_rebuild(case_id=demo.case.pk)  # written here, not by extraction
     for name in ("holiday.jpg", "beach.png"):
         TraceTag.objects.create(
             trace=Trace.objects.get(name=name), case=demo.case, name="to check", created_by=demo.detective
