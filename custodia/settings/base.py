@@ -81,8 +81,13 @@ else:
             "OPTIONS": {
                 # WAL lets readers go on while one writer writes. IMMEDIATE transactions take the write
                 # lock up front, so two writers queue instead of failing on a lock upgrade; this is also
-                # what keeps the audit chain linear on SQLite.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                # what keeps the audit chain linear on SQLite. Reads through a memory map of up to 2 GiB
+                # (SQLite's own ceiling) skip a system call and a copy per page: a search touching a
+                # hundred thousand traces reads a third faster (bench/search.py).
+                "init_command": (
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+                    "PRAGMA mmap_size=2147483648;"
+                ),
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
