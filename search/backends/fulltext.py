@@ -146,20 +146,23 @@ def _tsquery_phrase(tokens: list[str], *, prefix: bool) -> str:
     return " <-> ".join(parts)
 
 
-def match_sql(vendor: str, tokens: list[str], *, prefix: bool = False) -> tuple[str, list[str]]:
-    """SQL selecting the ids of traces whose words contain ``tokens`` in a row (the last as a prefix)."""
-    return match_any_sql(vendor, [(tokens, prefix)])
+def match_condition(
+    vendor: str, phrases: list[tuple[list[str], bool]], *, id_column: str = '"search_trace"."id"'
+) -> tuple[str, list[str]]:
+    """An SQL condition on a ``search_trace`` row, whose id is ``id_column`` in the query (the table
+    may have an alias): it holds any of ``phrases`` (``(tokens, prefix)`` each: the tokens in a row, the
+    last as a prefix), in one look-up of the index for them all.
 
-
-def match_any_sql(vendor: str, phrases: list[tuple[list[str], bool]]) -> tuple[str, list[str]]:
-    """SQL selecting the ids of traces holding any of ``phrases`` (``(tokens, prefix)`` each), in one
-    look-up of the index rather than one per phrase."""
+    On PostgreSQL the condition is on the row's own tsvector, so the planner reads the GIN index and the
+    trace rows once, together with the query's other conditions, rather than joining the table to itself.
+    """
     if not phrases or not all(tokens for tokens, _ in phrases):
         raise ValueError("a full-text match needs at least one word")
     if vendor == "sqlite":
-        sql = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s"  # noqa: S608 (a constant name)
-        return sql, [" OR ".join(_fts5_phrase(tokens, prefix=prefix) for tokens, prefix in phrases)]
+        words = " OR ".join(_fts5_phrase(tokens, prefix=prefix) for tokens, prefix in phrases)
+        return f"{id_column} IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s)", [words]  # noqa: S608
     if vendor == "postgresql":
         query = " | ".join(f"({_tsquery_phrase(tokens, prefix=prefix)})" for tokens, prefix in phrases)
-        return "SELECT id FROM search_trace WHERE search_vector @@ to_tsquery('simple', %s)", [query]
+        table = id_column.rsplit(".", 1)[0]
+        return f"{table}.\"search_vector\" @@ to_tsquery('simple', %s)", [query]
     raise RuntimeError(f"no full-text index for database {vendor}")

@@ -18,8 +18,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, F, Q, QuerySet, Value
-from django.db.models.expressions import OrderBy, RawSQL
+from django.db.models import BooleanField, F, Func, Q, QuerySet, Value
+from django.db.models.expressions import OrderBy
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Substr
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
@@ -99,8 +99,30 @@ def _phrase(node: Node) -> tuple[list[str], bool] | None:
 
 
 def _full_text(tokens: list[str], *, prefix: bool) -> Q:
-    sql, params = fulltext.match_sql(connection.vendor, tokens, prefix=prefix)
-    return Q(pk__in=RawSQL(sql, params))  # noqa: S611 (the words are parameters)
+    return _match([(tokens, prefix)])
+
+
+class _RowCondition(Func):
+    """A condition on the trace row that Django has no lookup for, written by ``build`` around the SQL of
+    one of its columns, so that it names the row right wherever the query puts the table (an alias)."""
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, column: str, build):
+        super().__init__(F(column))
+        self.build = build
+
+    def as_sql(self, compiler, connection, **extra_context):
+        column, params = compiler.compile(self.source_expressions[0])
+        sql, more = self.build(column, connection.vendor)
+        return sql, [*params, *more]
+
+
+def _match(phrases: list[tuple[list[str], bool]]) -> Q:
+    return Q(
+        _RowCondition("pk", lambda id_column, vendor: fulltext.match_condition(vendor, phrases, id_column=id_column))
+    )
 
 
 def _type_combinations(case_id: int) -> list:
@@ -134,10 +156,13 @@ def _type(node: Field, *, case_id: int | None) -> Q:
     if not holding:
         # Nothing holds it: a condition no row meets (an empty IN would make Django drop the query).
         return Q(pk__isnull=True)
+
     # The stored values themselves, so the (case, types) index finds the traces.
-    cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    marks = ", ".join([f"%s{cast}"] * len(holding))
-    return Q(RawSQL(f'"search_trace"."types" IN ({marks})', holding, output_field=BooleanField()))  # noqa: S611
+    def types_in(column: str, vendor: str) -> tuple[str, list]:
+        cast = "::jsonb" if vendor == "postgresql" else ""
+        return f"{column} IN ({', '.join([f'%s{cast}'] * len(holding))})", holding
+
+    return Q(_RowCondition("types", types_in))
 
 
 def _field(node: Field, *, case_id: int | None = None) -> Q:
@@ -263,8 +288,7 @@ def compile_q(node: Node, *, case_id: int | None = None) -> Q:
         phrases = [_phrase(item) for item in node.items]
         if all(phrases):
             # Words only: one look-up of the word index for all of them.
-            sql, params = fulltext.match_any_sql(connection.vendor, phrases)
-            return Q(pk__in=RawSQL(sql, params))  # noqa: S611 (the words are parameters)
+            return _match(phrases)
         q = Q(pk__in=[])
         for item in node.items:
             q |= compile_q(item, case_id=case_id)

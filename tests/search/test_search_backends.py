@@ -417,3 +417,10 @@ def test_trace_counts_of_an_evidence_in_one_pass(demo, traces):
         "with_errors": 1,
         "locked_volumes": 1,
     }
+
+
+def test_a_query_works_as_a_subquery_where_the_table_has_an_alias(demo, traces):
+    matching = SqlSearchBackend().matching(case_id=demo.case.pk, node=parse_query("hunter2 OR pass* type:file"))
+    tags = TraceTag.objects.filter(trace__in=matching.values("pk"))
+    assert [tag.trace.name for tag in tags] == ["Passwords.txt"]
+    assert "U0" in str(tags.query)  # the traces are the subquery's aliased table
