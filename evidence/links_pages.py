@@ -96,7 +96,11 @@ def link_issue(request, evidence):
             "Link issued.",
         )
         if issued is not None:
-            url = request.build_absolute_uri(f"/l/{issued.token}/") if issued.token else issued.url
+            url = (
+                request.build_absolute_uri(reverse("link-page", kwargs={"token": issued.token}))
+                if issued.token
+                else issued.url
+            )
             request.session[_session_key(evidence.pk)] = {
                 "id": issued.link.pk,
                 "url": url,

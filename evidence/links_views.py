@@ -20,6 +20,7 @@ from pathlib import PurePath
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from audit import context
@@ -218,7 +219,7 @@ def link_page(request, token: str):
         "evidence": link.evidence,
         "token": token,
         "file_name": download_name(link.evidence),
-        "download_url": request.build_absolute_uri(f"/l/{token}"),
+        "download_url": request.build_absolute_uri(reverse("link-download", kwargs={"token": token})),
     }
     response = render(request, "evidence/link_download.html", context_)
     response["Cache-Control"] = "no-store"

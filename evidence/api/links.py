@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -94,8 +95,8 @@ def issued_body(request, issued: links.IssuedLink) -> dict:
     """The link, and its URL — this once only."""
     body = LinkSerializer(issued.link).data
     if issued.token:
-        body["url"] = request.build_absolute_uri(f"/l/{issued.token}")
-        body["page_url"] = body["url"] + "/"
+        body["url"] = request.build_absolute_uri(reverse("link-download", kwargs={"token": issued.token}))
+        body["page_url"] = request.build_absolute_uri(reverse("link-page", kwargs={"token": issued.token}))
     elif issued.url:
         body["url"] = issued.url
     else:
