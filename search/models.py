@@ -90,11 +90,8 @@ def _extension_expression():
     )
 
 
-class JsonNumber(Func):
-    """A property's value when it is a JSON number, else NULL: a cast that never fails on a trace whose
-    tool wrote something else, so the trace is still stored (and found by its other properties)."""
-
-    output_field = models.FloatField()
+class _PropertyExpression(Func):
+    """An expression over one property of the trace (``key``), for a column the database keeps."""
 
     def __init__(self, key: str, **extra):
         self.key = key
@@ -103,6 +100,13 @@ class JsonNumber(Func):
     def deconstruct(self):
         path, _, kwargs = super().deconstruct()
         return path, (self.key,), kwargs
+
+
+class JsonNumber(_PropertyExpression):
+    """A property's value when it is a JSON number, else NULL: a cast that never fails on a trace whose
+    tool wrote something else, so the trace is still stored (and found by its other properties)."""
+
+    output_field = models.FloatField()
 
     def as_sqlite(self, compiler, connection, **extra_context):
         column, params = compiler.compile(self.source_expressions[0])
@@ -124,19 +128,11 @@ INDEXED_DATES = {"file.modifiedOn": "modified_on", "email.sentOn": "sent_on"}
 DATE_COLUMN_WIDTH = 19
 
 
-class IsoDatePrefix(Func):
+class IsoDatePrefix(_PropertyExpression):
     """The first ``DATE_COLUMN_WIDTH`` characters of a property that begins with an ISO date
     (``2019-03-07…``), else NULL: a number or a word a tool wrote has no place among dates."""
 
     output_field = models.CharField()
-
-    def __init__(self, key: str, **extra):
-        self.key = key
-        super().__init__(F("properties"), **extra)
-
-    def deconstruct(self):
-        path, _, kwargs = super().deconstruct()
-        return path, (self.key,), kwargs
 
     def as_sqlite(self, compiler, connection, **extra_context):
         column, params = compiler.compile(self.source_expressions[0])
