@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from cases.models import User
 from custodia.errors import AuditUnavailable
 from evidence.models import Evidence
 from evidence.services import integrity
 
 
 @shared_task(autoretry_for=(AuditUnavailable,), retry_backoff=True, max_retries=5, acks_late=True)
-def verify_evidence(evidence_id: str) -> dict:
-    return integrity.evidence_verify(actor=None, evidence=Evidence.objects.get(pk=evidence_id))
+def verify_evidence(evidence_id: str, actor_id: int | None = None) -> dict:
+    """Verify one item: for the user who asked (``actor_id``), or as the scheduled check."""
+    actor = User.objects.get(pk=actor_id) if actor_id is not None else None
+    return integrity.evidence_verify(actor=actor, evidence=Evidence.objects.get(pk=evidence_id))
 
 
 @shared_task

@@ -92,11 +92,13 @@ def evidence_seal(request, evidence):
 @evidence_view()
 def evidence_verify(request, evidence):
     try:
-        report = integrity.evidence_verify(actor=request.user, evidence=evidence)
+        report = integrity.evidence_verify_request(actor=request.user, evidence=evidence)
     except ServiceError as exc:
         messages.error(request, exc.detail)
         return redirect("evidence:detail", evidence_id=evidence.pk)
-    if report["ok"]:
+    if report is None:
+        messages.info(request, "Verification queued: a worker reads the evidence; its integrity shows here when done.")
+    elif report["ok"]:
         messages.success(request, f"Intact: {report['chunks_checked']} chunks and the whole-image SHA-256 match.")
     else:
         chunks = ", ".join(str(m["chunk"]) for m in report["mismatches"] if m.get("chunk") is not None)

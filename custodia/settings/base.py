@@ -207,6 +207,9 @@ else:
 CUSTODIA_EXTRACT_ON_SEAL = env_bool("CUSTODIA_EXTRACT_ON_SEAL", True)
 # Each extraction run is spread over this many Celery tasks (shares of every file system's top-level entries).
 CUSTODIA_EXTRACTION_SHARDS = env_int("CUSTODIA_EXTRACTION_SHARDS", 1, minimum=1, maximum=16)
+# Evidence up to this size is verified within the request that asks; larger evidence by a worker (a
+# request would hold its web worker, and on SQLite the write lock, for as long as the read takes).
+CUSTODIA_VERIFY_INLINE_BYTES = env_int("CUSTODIA_VERIFY_INLINE_BYTES", 1 << 30, minimum=0)
 # Server-side import reads only below these folders (comma-separated absolute paths).
 CUSTODIA_IMPORT_ROOTS = [Path(p) for p in env_list("CUSTODIA_IMPORT_ROOTS", [])]
 CUSTODIA_KEY_STORE = env_str("CUSTODIA_KEY_STORE", "evidence.keystore.local.LocalKeyStore")

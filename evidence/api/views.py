@@ -100,10 +100,13 @@ class EvidenceSealView(APIView):
 
 
 class EvidenceVerifyView(APIView):
-    @extend_schema(request=None, responses=s.VerificationSerializer)
+    @extend_schema(request=None, responses={200: s.VerificationSerializer, 202: {"type": "object"}})
     def post(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id)
-        report = integrity.evidence_verify(actor=request.user, evidence=evidence)
+        report = integrity.evidence_verify_request(actor=request.user, evidence=evidence)
+        if report is None:
+            # Larger than CUSTODIA_VERIFY_INLINE_BYTES: a worker reads it; the evidence shows the outcome.
+            return Response({"queued": True, "evidence": str(evidence.pk)}, status=status.HTTP_202_ACCEPTED)
         return Response(report)
 
 

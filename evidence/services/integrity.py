@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,6 +21,29 @@ from evidence.services.registration import data_key_for
 from evidence.storage.base import get_store
 
 logger = logging.getLogger(__name__)
+
+
+def evidence_verify_request(*, actor: User, evidence: Evidence) -> dict | None:
+    """Verify now, or queue the verification when the evidence is larger than
+    ``CUSTODIA_VERIFY_INLINE_BYTES``: the report, or None when queued (audited as queued)."""
+    from evidence.tasks import verify_evidence
+
+    evidence = evidence_get(user=actor, evidence_id=evidence.pk, permission=perms.VIEW_EVIDENCE)
+    if not evidence.is_sealed:
+        raise Conflict("Only sealed evidence can be verified.", code="not_sealed")
+    if (evidence.size or 0) <= settings.CUSTODIA_VERIFY_INLINE_BYTES:
+        return evidence_verify(actor=actor, evidence=evidence)
+    with transaction.atomic():
+        audit_record(
+            action="evidence.verify.queue",
+            actor=actor,
+            target_type="evidence",
+            target_id=evidence.pk,
+            case_id=evidence.case_id,
+            details={"size": evidence.size},
+        )
+        transaction.on_commit(lambda: verify_evidence.delay(str(evidence.pk), actor_id=actor.pk))
+    return None
 
 
 def evidence_verify(*, actor: User | None, evidence: Evidence) -> dict:

@@ -260,6 +260,27 @@ def test_the_periodic_check_verifies_every_sealed_item(api, register, sample, mo
     assert (event.actor, event.details["scheduled"]) == ("system", True)
 
 
+def test_evidence_larger_than_the_inline_limit_is_verified_by_a_worker_for_the_user(
+    api, demo, register, sample, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from evidence import tasks
+
+    sealed = register()
+    upload_all(api, sealed["id"], sample)
+    api.post(f"/api/evidence/{sealed['id']}/seal")
+    settings.CUSTODIA_VERIFY_INLINE_BYTES = len(sample) - 1
+    queued = []
+    monkeypatch.setattr(tasks.verify_evidence, "delay", lambda *args, **kwargs: queued.append((args, kwargs)))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"/api/evidence/{sealed['id']}/verify")
+    assert response.status_code == 202 and response.json() == {"queued": True, "evidence": sealed["id"]}
+    assert AuditEvent.objects.filter(action="evidence.verify.queue", target_id=sealed["id"]).count() == 1
+    assert queued == [((sealed["id"],), {"actor_id": demo.custodian.pk})]
+    assert tasks.verify_evidence(*queued[0][0], **queued[0][1])["ok"] is True
+    event = AuditEvent.objects.filter(action="evidence.verify", target_id=sealed["id"]).last()
+    assert (event.actor, event.details["scheduled"]) == ("custodian", False)
+
+
 def test_sealing_an_upload_reads_no_chunk_but_those_that_name_its_format(api, register, monkeypatch):
     import json
     import os
@@ -303,3 +324,20 @@ def test_a_startup_key_file_is_escrowed_as_base64_and_revealed_as_it_was(api, re
     api.as_user(demo.investigator)
     revealed = api.post(f"{url}{created.json()['id']}/reveal").json()
     assert base64.b64decode(revealed["value_base64"]) == bek
+
+
+def test_the_evidence_page_verifies_small_evidence_at_once_and_queues_large(
+    api, client, demo, register, sample, settings, monkeypatch
+):
+    from evidence import tasks
+
+    sealed = register()
+    upload_all(api, sealed["id"], sample)
+    api.post(f"/api/evidence/{sealed['id']}/seal")
+    monkeypatch.setattr(tasks.verify_evidence, "delay", lambda *args, **kwargs: None)
+    client.force_login(demo.custodian)
+    page = client.post(f"/evidence/{sealed['id']}/verify/", follow=True)
+    assert "Intact:" in page.content.decode()
+    settings.CUSTODIA_VERIFY_INLINE_BYTES = 0
+    page = client.post(f"/evidence/{sealed['id']}/verify/", follow=True)
+    assert "Verification queued" in page.content.decode()
