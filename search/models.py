@@ -167,7 +167,8 @@ class Trace(models.Model):
     uid = models.CharField(max_length=400, unique=True)
     parent_uid = models.CharField(max_length=400, blank=True, db_index=True)
     evidence = models.ForeignKey("evidence.Evidence", on_delete=models.PROTECT, related_name="traces")
-    case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="traces")
+    # No index of its own: every (case, …) index below begins with it.
+    case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="traces", db_index=False)
     run = models.ForeignKey(ExtractionRun, on_delete=models.PROTECT, related_name="+")
     ordinal = models.PositiveIntegerField(help_text="Position in the walk's stable order")
     name = models.CharField(max_length=1000)
