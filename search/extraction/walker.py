@@ -677,6 +677,21 @@ class _Walk:
                 properties={"volume.system": system_name, "volume.index": offset_in_siblings + 1},
                 tools={"volume": TOOL_DFVFS},
             )
+            if type_indicator == dfvfs_definitions.TYPE_INDICATOR_APFS_CONTAINER:
+                # An APFS volume is no run of bytes but a file system sharing the container's blocks:
+                # dfVFS opens it as one (as its source scanner does), never as a stream.
+                try:
+                    volume = entry.GetAPFSVolume()
+                    trace.properties["volume.name"] = volume.name or ""
+                    trace.properties["volume.identifier"] = str(volume.identifier or "")
+                    trace.properties["volume.locked"] = bool(volume.is_locked())
+                except Exception as error:
+                    trace.errors.append(TraceError(tool="dfvfs", message=f"cannot read the APFS volume: {error}"))
+                yield trace
+                yield from self._dfvfs_file_system(
+                    spec=volume_spec, parent=trace, ordinal=0, known_type=dfvfs_definitions.TYPE_INDICATOR_APFS
+                )
+                continue
             try:
                 file_object = dfvfs_resolver.Resolver.OpenFileObject(volume_spec, resolver_context=self.context)
                 size = file_object.get_size()
@@ -906,9 +921,15 @@ class _Walk:
 
     # ------------------------------------------------------------------ file systems through dfVFS
 
-    def _dfvfs_file_system(self, *, spec, parent: TraceRecord, ordinal: int) -> Iterator[TraceRecord]:
+    def _dfvfs_file_system(
+        self, *, spec, parent: TraceRecord, ordinal: int, known_type: str | None = None
+    ) -> Iterator[TraceRecord]:
         try:
-            indicators = dfvfs_analyzer.Analyzer.GetFileSystemTypeIndicators(spec, resolver_context=self.context)
+            indicators = (
+                [known_type]
+                if known_type
+                else dfvfs_analyzer.Analyzer.GetFileSystemTypeIndicators(spec, resolver_context=self.context)
+            )
         except Exception as error:
             parent.errors.append(TraceError(tool="dfvfs", message=f"file system detection failed: {error}"))
             return

@@ -567,6 +567,23 @@ def test_an_ext4_image_built_here_yields_its_files_with_their_hashes(tmp_path):
     assert found["folder"][0].types == ["file", "folder"]
 
 
+@pytest.mark.skipif(shutil.which("mkapfs") is None, reason="Debian's apfsprogs (mkapfs) is absent")
+def test_an_apfs_container_built_here_opens_its_volume_as_a_file_system(tmp_path):
+    # mkapfs makes an empty container (no tool here writes files into APFS): its volume and file system.
+    image = tmp_path / "mac.apfs"
+    with image.open("wb") as handle:
+        handle.truncate(128 * 1024 * 1024)
+    subprocess.run(["mkapfs", "-L", "CASEVOL", str(image)], check=True, capture_output=True)
+    with image.open("rb") as file_object:
+        traces = list(walk_image(file_object=file_object, evidence_id="ev", options=WalkOptions(file_name=image.name)))
+    (volume,) = [trace for trace in traces if "volume" in trace.types]
+    assert volume.properties["volume.system"] == "apfsContainer"
+    assert (volume.properties["volume.name"], volume.properties["volume.locked"]) == ("CASEVOL", False)
+    file_system = file_system_trace(traces)
+    assert file_system.parent_uid == volume.uid and file_system.properties["fileSystem.type"] == "apfs"
+    assert not volume.errors and not file_system.errors
+
+
 def test_stream_digest_hashes_and_measures_entropy_in_one_pass():
     digest = StreamDigest(head_size=4)
     for block in (bytes(range(256)), bytes(range(256))):
