@@ -14,7 +14,8 @@ publisher's upserts, the admin, a data migration) keeps them current in the same
 * PostgreSQL: a ``search_vector`` tsvector column filled by a BEFORE trigger, with a GIN index.
 
 Django's SQLite schema editor rebuilds a table to alter it, which drops its triggers: a migration that
-alters ``search_trace`` must call :func:`install` again (a test checks the triggers after all migrations).
+alters ``search_trace`` wraps its operations in :func:`keeping_triggers` (a test checks the triggers
+after all migrations).
 """
 
 from __future__ import annotations
@@ -106,6 +107,22 @@ def install(schema_editor) -> None:
     """Create (or re-create) the index and its triggers, and index the traces already there."""
     for statement in _statements(schema_editor.connection.vendor, install=True):
         schema_editor.execute(statement, params=None)  # literal % and {} in the SQL: no placeholders
+
+
+def _reinstall(apps, schema_editor) -> None:
+    install(schema_editor)
+
+
+def keeping_triggers(*operations) -> list:
+    """Migration operations that alter ``search_trace``, with the full-text triggers installed again
+    after them both ways: SQLite may apply them (or their reversal) by rebuilding the table."""
+    from django.db import migrations
+
+    return [
+        migrations.RunPython(migrations.RunPython.noop, _reinstall),  # reversed last
+        *operations,
+        migrations.RunPython(_reinstall, migrations.RunPython.noop),
+    ]
 
 
 def uninstall(schema_editor) -> None:

@@ -3,12 +3,7 @@
 import search.models
 from django.db import migrations, models
 
-
-def reinstall_fulltext(apps, schema_editor):
-    # SQLite adds a stored generated column by remaking the table, which drops its full-text triggers.
-    from search.backends import fulltext
-
-    fulltext.install(schema_editor)
+from search.backends.fulltext import keeping_triggers
 
 
 class Migration(migrations.Migration):
@@ -19,9 +14,7 @@ class Migration(migrations.Migration):
         ('search', '0006_trace_facet_indexes'),
     ]
 
-    operations = [
-        # Reversed last: removing the columns remakes the table again.
-        migrations.RunPython(migrations.RunPython.noop, reinstall_fulltext),
+    operations = keeping_triggers(
         migrations.AddField(
             model_name='trace',
             name='file_size',
@@ -49,5 +42,4 @@ class Migration(migrations.Migration):
             model_name='trace',
             index=models.Index(fields=['case', 'sent_on'], name='search_trac_case_id_7e8fad_idx'),
         ),
-        migrations.RunPython(reinstall_fulltext, migrations.RunPython.noop),
-    ]
+    )

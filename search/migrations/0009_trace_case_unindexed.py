@@ -3,12 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-
-def reinstall_fulltext(apps, schema_editor):
-    # SQLite may alter a column by remaking the table, which drops its full-text triggers.
-    from search.backends import fulltext
-
-    fulltext.install(schema_editor)
+from search.backends.fulltext import keeping_triggers
 
 
 class Migration(migrations.Migration):
@@ -18,12 +13,10 @@ class Migration(migrations.Migration):
         ('search', '0008_case_property_names'),
     ]
 
-    operations = [
-        migrations.RunPython(migrations.RunPython.noop, reinstall_fulltext),
+    operations = keeping_triggers(
         migrations.AlterField(
             model_name='trace',
             name='case',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='traces', to='cases.case'),
         ),
-        migrations.RunPython(reinstall_fulltext, migrations.RunPython.noop),
-    ]
+    )
