@@ -144,14 +144,16 @@ def _type_combinations(case_id: int) -> list:
 
 
 def _type(node: Field, *, case_id: int | None) -> Q:
-    wanted = str(node.value).lower()
+    # ":" ignores case, "=" is exact (docs/query.md), as in Elasticsearch.
+    exact = node.op == "="
+    wanted = str(node.value) if exact else str(node.value).lower()
     if case_id is None:
-        return Q(types__icontains=f'"{wanted}"')
+        return Q(types__contains=f'"{wanted}"') if exact else Q(types__icontains=f'"{wanted}"')
     pattern = re.compile(_wildcard_regex(wanted) if node.wildcard else re.escape(wanted))
     holding = [
         stored
         for stored in _type_combinations(case_id)
-        if any(pattern.fullmatch(str(name).lower()) for name in json.loads(stored))
+        if any(pattern.fullmatch(str(name) if exact else str(name).lower()) for name in json.loads(stored))
     ]
     if not holding:
         # Nothing holds it: a condition no row meets (an empty IN would make Django drop the query).

@@ -142,6 +142,8 @@ QUERIES = [
     ("type:picture", {"holiday.JPG"}),
     ("type:folder", {"Documents"}),
     ("type:PICTURE", {"holiday.JPG"}),
+    ("type=picture", {"holiday.JPG"}),
+    ("type=Picture", set()),
     ("type:pic*", {"holiday.JPG"}),
     ("type:?mail", {"Quarterly report"}),
     ("type:pict", set()),
