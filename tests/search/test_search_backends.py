@@ -12,15 +12,14 @@ import uuid
 import pytest
 from django.db import connection
 
-from evidence.models import Evidence
 from search.backends import fulltext
 from search.backends.base import auto_date_interval
 from search.backends.sql import SqlSearchBackend
-from search.models import ExtractionRun, Trace, TraceTag
+from search.models import Trace, TraceTag
 from search.query import parse_query
 from search.query.compile_es import extension_of
 from search.selectors import traces_search
-from search.services import property_names_rebuild
+from tests.search.synthetic import synthetic_traces
 
 TRACES = [
     # name, path, types, properties, text, deleted
@@ -79,28 +78,10 @@ TRACES = [
 
 @pytest.fixture
 def traces(demo):
-    evidence = Evidence.objects.create(
-        case=demo.case, label="synthetic", kind="disk_image", registered_by=demo.custodian, wrapped_key=b"-"
+    fields = ("name", "path", "types", "properties", "text", "deleted")
+    evidence = synthetic_traces(
+        case=demo.case, registered_by=demo.custodian, rows=[dict(zip(fields, row, strict=True)) for row in TRACES]
     )
-    run = ExtractionRun.objects.create(evidence=evidence)
-    rows = [
-        Trace(
-            uid=f"{evidence.pk}:0-{ordinal}",
-            evidence=evidence,
-            case=demo.case,
-            run=run,
-            ordinal=ordinal,
-            name=name,
-            path=path,
-            types=types,
-            properties=properties,
-            text=text,
-            deleted=deleted,
-        )
-        for ordinal, (name, path, types, properties, text, deleted) in enumerate(TRACES)
-    ]
-    Trace.objects.bulk_create(rows)
-    property_names_rebuild(case_id=demo.case.pk)
     passwords = Trace.objects.get(name="Passwords.txt")
     TraceTag.objects.create(trace=passwords, case=demo.case, name="relevant", created_by=demo.detective)
     return evidence

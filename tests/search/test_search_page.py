@@ -9,9 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from audit.models import AuditEvent
-from evidence.models import Evidence
-from search.models import ExtractionRun, Trace, TraceTag
-from search.services import property_names_rebuild
+from search.models import Trace, TraceTag
+from tests.search.synthetic import synthetic_traces
 
 TRACES = [
     # name, types, properties
@@ -50,25 +49,14 @@ TRACES = [
 
 @pytest.fixture
 def traces(demo):
-    evidence = Evidence.objects.create(
-        case=demo.case, label="synthetic", kind="disk_image", registered_by=demo.custodian, wrapped_key=b"-"
+    evidence = synthetic_traces(
+        case=demo.case,
+        registered_by=demo.custodian,
+        rows=[
+            {"name": name, "path": f"/disk/{name}", "types": types, "properties": properties}
+            for name, types, properties in TRACES
+        ],
     )
-    run = ExtractionRun.objects.create(evidence=evidence)
-    Trace.objects.bulk_create(
-        Trace(
-            uid=f"{evidence.pk}:0-{ordinal}",
-            evidence=evidence,
-            case=demo.case,
-            run=run,
-            ordinal=ordinal,
-            name=name,
-            path=f"/disk/{name}",
-            types=types,
-            properties=properties,
-        )
-        for ordinal, (name, types, properties) in enumerate(TRACES)
-    )
-    property_names_rebuild(case_id=demo.case.pk)  # written here, not by extraction
     for name in ("holiday.jpg", "beach.png"):
         TraceTag.objects.create(
             trace=Trace.objects.get(name=name), case=demo.case, name="to check", created_by=demo.detective
