@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from search.query.ast import And, Field, Node
+from search.query.ast import PROPERTY_NAME_RE, And, Field, Node
 
 
 @dataclass(frozen=True)
@@ -60,16 +60,14 @@ DATE_PROPERTIES: dict[str, str] = {
     "document.modifiedOn": "Document modified",
     "browserHistory.accessedOn": "Web page visited",
 }
-DEFAULT_DATE_PROPERTY = "file.modifiedOn"
 
 
 MAX_EXTRA_COLUMNS = 6
-_PROPERTY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+")
 
 
 def extra_columns(text: str) -> list[Column]:
     """Columns for the property names in ``text`` (comma or space separated); anything else is ignored."""
-    names = [name for name in re.split(r"[,\s]+", text) if _PROPERTY_NAME.fullmatch(name)]
+    names = [name for name in re.split(r"[,\s]+", text) if PROPERTY_NAME_RE.fullmatch(name)]
     return [Column(name, name) for name in dict.fromkeys(names)][:MAX_EXTRA_COLUMNS]
 
 

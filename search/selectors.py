@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 
 from django.db.models import QuerySet
 
@@ -13,8 +12,9 @@ from cases.models import User
 from cases.selectors import case_get
 from custodia.errors import NotFound, ServiceError
 from evidence.models import Evidence
-from search.backends.base import SORTS
+from search.backends.base import DEFAULT_DATE_PROPERTY, SORTS
 from search.models import ExtractionRun, Trace
+from search.query.ast import PROPERTY_NAME_RE
 
 
 def extraction_runs(*, evidence: Evidence) -> QuerySet[ExtractionRun]:
@@ -103,7 +103,7 @@ def traces_search(
     limit: int = 50,
     cursor: str | None = None,
     properties: list[str] | None = None,
-    date_property: str = "file.modifiedOn",
+    date_property: str = DEFAULT_DATE_PROPERTY,
     date_interval: str = "auto",
 ) -> dict:
     """Search the traces of one case: ``{total, hits, facets, cursor}`` (and ``date_interval`` with ``date``)."""
@@ -120,7 +120,7 @@ def traces_search(
         raise ServiceError(f"Unknown facets: {', '.join(unknown)}; known: {', '.join(KNOWN_FACETS)}.")
     if date_interval != "auto" and date_interval not in DATE_INTERVALS:
         raise ServiceError(f"date_interval must be auto or one of {', '.join(DATE_INTERVALS)}.")
-    if not _PROPERTY_NAME.match(date_property):
+    if not PROPERTY_NAME_RE.fullmatch(date_property):
         raise ServiceError("date_property must be a property name such as file.modifiedOn.")
     ast = query_parse(query)
     terms = _text_terms(ast) if ast is not None else []
@@ -164,9 +164,6 @@ def traces_search(
         result["date_interval"] = page.date_interval
         result["date_property"] = date_property
     return result
-
-
-_PROPERTY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
 
 
 def query_parse(query: str):

@@ -3,7 +3,6 @@ the trace page, tags, notes and saved searches. Thin: the same selectors and ser
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -22,9 +21,9 @@ from custodia.errors import NotFound, ServiceError
 from evidence.views import evidence_view
 from search import collaboration, columns, completion, selectors, services
 from search import data as trace_data
-from search.backends.base import SORTS
+from search.backends.base import DEFAULT_DATE_PROPERTY, SORTS
 from search.models import RunState, Trace
-from search.query.ast import Field, narrowed
+from search.query.ast import PROPERTY_NAME_RE, Field, narrowed
 
 
 @evidence_view()
@@ -54,9 +53,9 @@ def trace_search(request, case):
     sort = request.GET.get("sort", "")
     sort = sort if sort in SORTS else ""
     date_property = request.GET.get("date", "")
-    if not _PROPERTY_NAME.fullmatch(date_property):
+    if not PROPERTY_NAME_RE.fullmatch(date_property):
         # Not a property name: the default rather than an error that every later link would carry along.
-        date_property = columns.DEFAULT_DATE_PROPERTY
+        date_property = DEFAULT_DATE_PROPERTY
     chosen_columns = request.GET.get("columns", "")
     chosen_columns = chosen_columns if chosen_columns in columns.COLUMN_SETS else ""
     # What every link on the page carries along, so a sort or a zoom keeps the rest of the view.
@@ -138,9 +137,6 @@ def trace_search(request, case):
             "can_annotate": perms.ANNOTATE_TRACES in case_permissions(user=request.user, case=case),
         },
     )
-
-
-_PROPERTY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+")
 
 
 def _with(state: dict, **changes) -> str:

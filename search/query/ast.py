@@ -32,6 +32,9 @@ OPERATORS = MATCH_OPERATORS + COMPARISON_OPERATORS
 # Properties are ``<type>.<property>`` in camelCase, possibly deeper (``picture.exif.Make``).
 FIELD_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 FIELD_NAME_RE = re.compile(FIELD_NAME)
+# A property's own name: a type and at least one dotted part (``file.modifiedOn``), as the search page
+# and the API accept for a date histogram or a column.
+PROPERTY_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)+")
 WILDCARD_CHARACTERS = frozenset("*?")
 
 # Longs are what Elasticsearch and SQL store; a longer run of digits (a hash, an account number) is
