@@ -28,11 +28,9 @@ def evidence_verify_request(*, actor: User, evidence: Evidence) -> dict | None:
     ``CUSTODIA_VERIFY_INLINE_BYTES``: the report, or None when queued (audited as queued)."""
     from evidence.tasks import verify_evidence
 
-    evidence = evidence_get(user=actor, evidence_id=evidence.pk, permission=perms.VIEW_EVIDENCE)
-    if not evidence.is_sealed:
-        raise Conflict("Only sealed evidence can be verified.", code="not_sealed")
+    evidence = _verifiable(actor=actor, evidence=evidence)
     if (evidence.size or 0) <= settings.CUSTODIA_VERIFY_INLINE_BYTES:
-        return evidence_verify(actor=actor, evidence=evidence)
+        return _verify(actor=actor, evidence=evidence)
     with transaction.atomic():
         audit_record(
             action="evidence.verify.queue",
@@ -48,10 +46,19 @@ def evidence_verify_request(*, actor: User, evidence: Evidence) -> dict | None:
 
 def evidence_verify(*, actor: User | None, evidence: Evidence) -> dict:
     """Verify one sealed evidence item. ``actor`` None is the scheduled check."""
+    return _verify(actor=actor, evidence=_verifiable(actor=actor, evidence=evidence))
+
+
+def _verifiable(*, actor: User | None, evidence: Evidence) -> Evidence:
+    """The evidence as ``actor`` may see it (anyone: the scheduled check), refused unless sealed."""
     if actor is not None:
         evidence = evidence_get(user=actor, evidence_id=evidence.pk, permission=perms.VIEW_EVIDENCE)
     if not evidence.is_sealed:
         raise Conflict("Only sealed evidence can be verified.", code="not_sealed")
+    return evidence
+
+
+def _verify(*, actor: User | None, evidence: Evidence) -> dict:
     report = verify_container(
         evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store(), expected_sha256=evidence.sha256
     )
