@@ -12,7 +12,7 @@ from cases.models import User
 from cases.selectors import case_get
 from custodia.errors import NotFound, ServiceError
 from evidence.models import Evidence
-from search.backends.base import DEFAULT_DATE_PROPERTY, SORTS
+from search.backends.base import DEFAULT_DATE_PROPERTY, FACETS, SORTS
 from search.models import ExtractionRun, Trace
 from search.query.ast import PROPERTY_NAME_RE
 
@@ -53,9 +53,9 @@ def trace_parent(*, trace: Trace) -> Trace | None:
     return Trace.objects.filter(case_id=trace.case_id, uid=trace.parent_uid).first()
 
 
-DEFAULT_FACETS = ["type", "mimeType", "extension", "tag", "evidence", "deleted"]
+KNOWN_FACETS = list(FACETS)
 # The date histogram of the timeline is asked for by name: it is the one facet that costs two queries.
-KNOWN_FACETS = [*DEFAULT_FACETS, "date"]
+DEFAULT_FACETS = [name for name in FACETS if name != "date"]
 MAX_LIMIT = 500
 
 

@@ -33,6 +33,7 @@ SORTS: dict[str, tuple[str, ...]] = {
     "modifiedOn": ("file.modifiedOn", "evidence", "ordinal"),
     "-modifiedOn": ("-file.modifiedOn", "evidence", "ordinal"),
 }
+# Every facet a search may ask for; "date" is the histogram of a date property (two queries, so asked by name).
 FACETS = ("type", "mimeType", "extension", "tag", "evidence", "deleted", "date")
 DATE_INTERVALS = ("year", "month", "day", "hour")
 DEFAULT_DATE_PROPERTY = "file.modifiedOn"

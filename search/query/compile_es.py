@@ -21,6 +21,7 @@ from typing import Any
 from elasticsearch.dsl import Q, Search
 from elasticsearch.dsl.query import Query
 
+from search.backends.base import FACETS
 from search.query.ast import (
     COMPARISON_OPERATORS,
     And,
@@ -43,7 +44,6 @@ FULL_TEXT_FIELDS = ("name^2", "path", "metadata", "text")
 WILDCARD_FIELDS = ("name.keyword", "path.keyword", "metadata", "text")
 HIGHLIGHT_FIELDS = ("name", "path", "text")
 
-FACETS = ("type", "mimeType", "extension", "tag", "evidence", "deleted", "date")
 _TERMS_FACET_FIELDS = {
     "type": "types",
     "mimeType": "properties.file.mimeType",
