@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from cases import permissions as perms
@@ -105,8 +106,15 @@ def traces_search(
     properties: list[str] | None = None,
     date_property: str = DEFAULT_DATE_PROPERTY,
     date_interval: str = "auto",
+    exact: bool = False,
 ) -> dict:
-    """Search the traces of one case: ``{total, hits, facets, cursor}`` (and ``date_interval`` with ``date``)."""
+    """Search the traces of one case: ``{total, exact, hits, facets, cursor}`` (and ``date_interval`` with
+    ``date``).
+
+    Hits are counted up to ``CUSTODIA_SEARCH_COUNT_LIMIT`` (or to the end of the page asked for): past it,
+    ``exact`` is false, ``total`` is a lower bound, and ``facets_sampled`` tells that the facets count the
+    first ``total`` hits in the sort order. ``exact=True`` counts every hit, at the cost of reading them all.
+    """
     from search.backends.base import DATE_INTERVALS, get_search_backend
 
     case = case_get(user=user, case_id=case_id, permission=perms.SEARCH_TRACES)
@@ -134,9 +142,12 @@ def traces_search(
         limit=limit,
         date_property=date_property,
         date_interval=date_interval,
+        count_limit=None if exact else settings.CUSTODIA_SEARCH_COUNT_LIMIT,
     )
     total = page.total
     next_offset = offset + len(page.traces)
+    # Past a count limit there are more hits than counted, so there is always a next page.
+    more = next_offset < total or (not page.exact and bool(page.traces))
     hits = [
         {
             "uid": trace.uid,
@@ -156,9 +167,11 @@ def traces_search(
     ]
     result = {
         "total": total,
+        "exact": page.exact,
         "hits": hits,
         "facets": page.facets,
-        "cursor": base64.urlsafe_b64encode(str(next_offset).encode()).decode() if next_offset < total else None,
+        "facets_sampled": page.sampled,
+        "cursor": base64.urlsafe_b64encode(str(next_offset).encode()).decode() if more else None,
     }
     if page.date_interval:
         result["date_interval"] = page.date_interval

@@ -61,12 +61,15 @@ def trace_search(request, case):
     # What every link on the page carries along, so a sort or a zoom keeps the rest of the view.
     # Properties the detective adds to the column set, e.g. "picture.exif.Make, file.mimeType".
     extra = columns.extra_columns(request.GET.get("extra", ""))
+    # Counting every hit of a common word takes seconds: only when the detective asks for it.
+    exact = request.GET.get("exact") == "1"
     state = {
         "q": query,
         "sort": sort,
         "columns": chosen_columns,
         "extra": ",".join(column.key for column in extra),
         "date": date_property,
+        "exact": "1" if exact else "",
     }
     result, error = None, ""
     try:
@@ -79,6 +82,7 @@ def trace_search(request, case):
             cursor=request.GET.get("cursor") or None,
             limit=50,
             date_property=date_property,
+            exact=exact,
         )
     except ServiceError as exc:
         error = exc.detail
@@ -131,6 +135,7 @@ def trace_search(request, case):
             # A page swapped in by HTMX also replaces the box, so it shows the query of what is shown.
             "swap_query_box": bool(request.headers.get("HX-Request")),
             "next_url": _with(state, cursor=result["cursor"]) if result and result["cursor"] else "",
+            "count_all_url": _with(state, exact="1"),
             # Collaboration: saved searches, bulk tagging and CSV export on the search page.
             # (Not on an HTMX swap of the results, which does not show them.)
             "saved_searches": [] if request.headers.get("HX-Request") else list(selectors.saved_searches(case=case)),

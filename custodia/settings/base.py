@@ -231,6 +231,10 @@ else:
 CUSTODIA_SEARCH_BACKEND = env_str("CUSTODIA_SEARCH_BACKEND", "search.backends.sql.SqlSearchBackend")
 CUSTODIA_ELASTICSEARCH_URL = env_str("CUSTODIA_ELASTICSEARCH_URL", "")
 CUSTODIA_ELASTICSEARCH_INDEX = env_str("CUSTODIA_ELASTICSEARCH_INDEX", "custodia-traces")
+# A search counts its hits exactly up to this many (as Elasticsearch's track_total_hits); beyond, it
+# reports "at least" this many and counts facets and the timeline over the first ones, unless it is
+# asked for exact counts. Counting every one of 300,000 hits takes seconds on a database.
+CUSTODIA_SEARCH_COUNT_LIMIT = env_int("CUSTODIA_SEARCH_COUNT_LIMIT", 10_000, minimum=1)
 
 # --- download links (issue #6) --------------------------------------------------------------------
 # Links expire after CUSTODIA_LINK_DEFAULT_SECONDS unless asked otherwise, never later than the maximum.

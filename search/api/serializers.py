@@ -74,6 +74,8 @@ class SearchRequestSerializer(StrictSerializer):
     # With "date" among the facets: the histogram of this date property, by this interval (or "auto").
     date_property = serializers.CharField(default="file.modifiedOn", max_length=200)
     date_interval = serializers.CharField(default="auto", max_length=10)
+    # Count every hit, and facet over all of them, past CUSTODIA_SEARCH_COUNT_LIMIT (slower on many hits).
+    exact = serializers.BooleanField(default=False)
 
 
 class TraceNoteSerializer(serializers.ModelSerializer):

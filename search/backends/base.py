@@ -43,14 +43,23 @@ MAX_DATE_BUCKETS = 120
 
 @dataclass
 class SearchPage:
+    """One page of hits. ``exact`` False: at least ``total`` traces match (a search with a count limit
+    stopped counting there). ``sampled``: the facets count only the first ``total`` hits in the sort order."""
+
     total: int
     traces: list[Trace]
     facets: dict[str, list[dict]] = field(default_factory=dict)
     date_interval: str | None = None
+    exact: bool = True
+    sampled: bool = False
 
 
 class SearchBackend:
-    """What a search backend does. ``node`` None means every trace of the case."""
+    """What a search backend does. ``node`` None means every trace of the case.
+
+    ``count_limit`` None counts every hit. A number lets the backend stop counting after that many hits
+    (or after the requested page, if it ends later), as a first page of a common word needs no more.
+    """
 
     name = "base"
     # True when the backend keeps its own index, which writers must tell of changes (traces_changed).
@@ -67,6 +76,7 @@ class SearchBackend:
         limit: int,
         date_property: str = DEFAULT_DATE_PROPERTY,
         date_interval: str = "auto",
+        count_limit: int | None = None,
     ) -> SearchPage:
         raise NotImplementedError
 

@@ -110,6 +110,7 @@ class ElasticsearchBackend(SearchBackend):
         limit: int,
         date_property: str = DEFAULT_DATE_PROPERTY,
         date_interval: str = "auto",
+        count_limit: int | None = None,
     ) -> SearchPage:
         interval = None
         if "date" in facets:
@@ -126,6 +127,7 @@ class ElasticsearchBackend(SearchBackend):
             date_property=date_property,
             date_interval=interval or "month",
             highlight=False,  # snippets come from the database's text, as for every backend
+            track_total_hits=True if count_limit is None else max(count_limit, offset + limit),
         )
         response = self.client.search(index=self.index, **body)
         uids = [hit["_id"] for hit in response["hits"]["hits"]]
@@ -139,11 +141,14 @@ class ElasticsearchBackend(SearchBackend):
         if "date" in counted:
             width = _BUCKET_WIDTH[interval]
             counted["date"] = [{"value": str(b["value"])[:width], "count": b["count"]} for b in counted["date"]]
+        total = response["hits"]["total"]
         return SearchPage(
-            total=response["hits"]["total"]["value"],
+            total=total["value"],
             traces=[rows[uid] for uid in uids if uid in rows],
             facets=counted,
             date_interval=interval,
+            # Elasticsearch stops counting at the limit, but its aggregations still count every hit.
+            exact=total.get("relation", "eq") == "eq",
         )
 
     def matching(self, *, case_id: int, node: Node | None) -> QuerySet[Trace]:

@@ -361,9 +361,10 @@ class SqlSearchBackend(SearchBackend):
         limit: int,
         date_property: str = DEFAULT_DATE_PROPERTY,
         date_interval: str = "auto",
+        count_limit: int | None = None,
     ) -> SearchPage:
         traces = self.matching(case_id=case_id, node=node)
-        if node is None:
+        if node is None and count_limit is None:
             # The whole case: every count comes straight from the (case, …) indexes.
             with connection.cursor() as cursor:
                 source = _Source(cursor=cursor, table="search_trace", where="case_id = %s", params=[case_id])
@@ -373,27 +374,48 @@ class SqlSearchBackend(SearchBackend):
                 )
             page = list(traces.order_by(*_order_by(sort))[offset : offset + limit])
             return SearchPage(total=total, traces=page, facets=counted, date_interval=interval)
-        # A query: evaluate it once, into a temporary table of the hits' narrow columns, and count,
-        # facet and page from there rather than evaluating the query again for each of them.
+        # Evaluate the query once, into a temporary table of the hits' narrow columns, and count, facet
+        # and page from there rather than evaluating the query again for each of them. With a count
+        # limit, only the first hits in the sort order go in (one more, to tell whether there are more):
+        # the database stops early, walking the sort's index when it has one.
+        bound = None if count_limit is None else max(count_limit, offset + limit)
+        hits = traces.order_by().values("pk")
+        if bound is not None:
+            hits = traces.order_by(*_order_by(sort)).values("pk")[: bound + 1]
         table = f"custodia_hits_{uuid.uuid4().hex[:16]}"
         select, select_params = _hits_columns(sort=sort, date_property=date_property if "date" in facets else None)
-        where_sql, where_params = traces.order_by().values("pk").query.sql_with_params()
+        where_sql, where_params = hits.query.sql_with_params()
         # Django's "SELECT <the id> FROM search_trace WHERE …", with our narrow column list instead.
         _, from_where = where_sql.split(" FROM ", 1)
+        order = ", ".join(_hits_order(sort))
         # In a savepoint: if anything below fails, rolling it back also removes the table.
         with transaction.atomic(), connection.cursor() as cursor:
             create = f"CREATE TEMPORARY TABLE {table} AS SELECT {select} FROM {from_where}"  # noqa: S608 (Django's)
             cursor.execute(create, [*select_params, *where_params])
-            source = _Source(cursor=cursor, table=table, where="", params=[])
             cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 (our own table name)
             total = cursor.fetchone()[0]
+            exact = bound is None or total <= bound
+            if not exact:
+                # The hit past the bound only told that there are more: it is neither counted nor faceted.
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE id NOT IN (SELECT id FROM {table} ORDER BY {order} LIMIT %s)",  # noqa: S608
+                    [bound],
+                )
+                total = bound
+            source = _Source(cursor=cursor, table=table, where="", params=[])
             counted, interval = source.facets(facets, date_property=date_property, date_interval=date_interval)
-            order = ", ".join(_hits_order(sort))
             cursor.execute(f"SELECT id FROM {table} ORDER BY {order} LIMIT %s OFFSET %s", [limit, offset])  # noqa: S608
             ids = [row[0] for row in cursor.fetchall()]
             cursor.execute(f"DROP TABLE {table}")
         found = Trace.objects.in_bulk(ids)
-        return SearchPage(total=total, traces=[found[pk] for pk in ids], facets=counted, date_interval=interval)
+        return SearchPage(
+            total=total,
+            traces=[found[pk] for pk in ids],
+            facets=counted,
+            date_interval=interval,
+            exact=exact,
+            sampled=not exact,
+        )
 
 
 _HIT_COLUMNS = ("id", "evidence_id", "ordinal", "types", "extension", "mime_type", "deleted")

@@ -351,8 +351,12 @@ def search_body(
     date_interval: str = "month",
     facet_size: int = 20,
     highlight: bool = True,
+    track_total_hits: int | bool = True,
 ) -> dict[str, Any]:
     """The ``_search`` body for one page of a case's hits, with the requested facets.
+
+    ``track_total_hits`` True counts every hit; a number stops counting there (the total's relation is
+    then ``gte``). Aggregations count every hit either way.
 
     ``node`` None searches everything in the case. ``sort`` names fields, ``-`` first for descending
     (``["-file.modifiedOn", "name"]``); the uid always breaks ties so ``search_after`` (the last hit's
@@ -364,7 +368,7 @@ def search_body(
     query = compile_query(node) if node is not None else Q("match_all")
     search = Search().query(Q("bool", must=[query], filter=[Q("term", case=str(case_id))]))
     search = search.sort(*sort_clauses(sort))
-    extra: dict[str, Any] = {"size": size, "track_total_hits": True}
+    extra: dict[str, Any] = {"size": size, "track_total_hits": track_total_hits}
     if search_after:
         extra["search_after"] = list(search_after)
     elif offset:

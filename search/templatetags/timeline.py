@@ -154,4 +154,5 @@ def timeline(context):
         "date_property": context["date_property"],
         "date_properties": context["date_properties"],
         "total": result.get("total", 0),
+        "sampled": result.get("facets_sampled", False),
     }

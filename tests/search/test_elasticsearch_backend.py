@@ -107,6 +107,22 @@ def test_search_sends_the_compiled_body_and_reads_the_page_back_from_the_databas
     assert page.facets == {"type": [{"value": "file", "count": 5}], "deleted": [{"value": False, "count": 6}]}
 
 
+def test_a_count_limit_is_sent_as_track_total_hits_and_a_lower_bound_is_not_exact(demo, traces, fake_es):  # noqa: F811
+    uids = list(Trace.objects.filter(evidence=traces).order_by("ordinal").values_list("uid", flat=True)[:2])
+    bounded = _search_response(uids, total=120)
+    bounded["hits"]["total"]["relation"] = "gte"
+    FakeElasticsearchNode.answers = [bounded, _search_response(uids, total=7)]
+    options = {"case_id": demo.case.pk, "node": parse_query("report"), "facets": ["type"], "sort": SORTS[""]}
+    page = fake_es.search(**options, offset=100, limit=20, count_limit=100)
+    # Counted to the end of the page asked for, if that is past the limit.
+    assert FakeElasticsearchNode.requests[-1][2]["track_total_hits"] == 120
+    # Elasticsearch's aggregations count every hit, even when the total stops: the facets are not sampled.
+    assert (page.total, page.exact, page.sampled) == (120, False, False)
+    page = fake_es.search(**options, offset=0, limit=20)
+    assert FakeElasticsearchNode.requests[-1][2]["track_total_hits"] is True
+    assert (page.total, page.exact) == (7, True)
+
+
 def test_auto_date_interval_asks_for_the_range_first(demo, traces, fake_es):  # noqa: F811
     FakeElasticsearchNode.answers = [
         _search_response(

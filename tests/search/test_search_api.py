@@ -149,3 +149,16 @@ def test_children_come_a_page_at_a_time_in_walk_order(demo, api, traces):  # noq
     assert api.get(url, {"limit": 10_000}).json()["results"][-1]["name"] == "child 0"
     api.as_user(demo.outsider)
     assert api.get(url).status_code == 404
+
+
+def test_search_counts_up_to_the_limit_unless_asked_to_count_all(demo, api, traces, settings):  # noqa: F811
+    settings.CUSTODIA_SEARCH_COUNT_LIMIT = 2
+    api.as_user(demo.detective)
+    body = search(api, demo, query="", limit=1).json()
+    assert (body["total"], body["exact"], body["facets_sampled"]) == (2, False, True)
+    assert sum(entry["count"] for entry in body["facets"]["deleted"]) == 2
+    assert body["cursor"]
+    body = search(api, demo, query="", limit=1, exact=True).json()
+    assert (body["total"], body["exact"], body["facets_sampled"]) == (7, True, False)
+    assert sum(entry["count"] for entry in body["facets"]["deleted"]) == 7
+    assert search(api, demo, query="", exact="maybe").status_code == 400

@@ -407,3 +407,63 @@ def test_a_query_works_as_a_subquery_where_the_table_has_an_alias(demo, traces):
     tags = TraceTag.objects.filter(trace__in=matching.values("pk"))
     assert [tag.trace.name for tag in tags] == ["Passwords.txt"]
     assert "U0" in str(tags.query)  # the traces are the subquery's aliased table
+
+
+def _walk(demo, **options) -> tuple[list[str], list[dict]]:
+    """Every page of a search, as a detective pages through it: the names in order, and each page."""
+    walked, pages, cursor = [], [], None
+    while True:
+        page = traces_search(user=demo.detective, case_id=demo.case.pk, cursor=cursor, **options)
+        walked += [hit["name"] for hit in page["hits"]]
+        pages.append(page)
+        cursor = page["cursor"]
+        if not cursor:
+            return walked, pages
+
+
+def test_a_count_limit_counts_and_facets_only_the_first_hits_in_the_sort_order(demo, traces, settings):
+    settings.CUSTODIA_SEARCH_COUNT_LIMIT = 3
+    # type:file holds five traces; in the walk's order the first three are these.
+    first = traces_search(user=demo.detective, case_id=demo.case.pk, query="type:file", limit=2)
+    assert (first["total"], first["exact"], first["facets_sampled"]) == (3, False, True)
+    assert [hit["name"] for hit in first["hits"]] == ["Passwords.txt", "holiday.JPG"]
+    assert first["cursor"]
+    facets = first["facets"]
+    assert {f["value"]: f["count"] for f in facets["type"]} == {"file": 3, "picture": 1, "document": 1}
+    assert {f["value"]: f["count"] for f in facets["extension"]} == {"txt": 1, "jpg": 1, "docx": 1}
+    assert facets["tag"] == [{"value": "relevant", "count": 1}]
+    assert {f["value"]: f["count"] for f in facets["deleted"]} == {False: 3}
+
+    exact = traces_search(user=demo.detective, case_id=demo.case.pk, query="type:file", limit=2, exact=True)
+    assert (exact["total"], exact["exact"], exact["facets_sampled"]) == (5, True, False)
+    assert {f["value"]: f["count"] for f in exact["facets"]["type"]} == {"file": 5, "picture": 1, "document": 1}
+
+    # Paging on past the limit loses and repeats nothing: each page is counted to its own end.
+    walked, pages = _walk(demo, query="type:file", limit=2)
+    everything = traces_search(user=demo.detective, case_id=demo.case.pk, query="type:file", limit=500, exact=True)
+    assert walked == [hit["name"] for hit in everything["hits"]]
+    assert [(page["total"], page["exact"]) for page in pages] == [(3, False), (4, False), (5, True)]
+
+
+@pytest.mark.parametrize("sort", ["name", "-name", "size", "-modifiedOn", ""])
+def test_a_count_limit_keeps_every_page_of_every_sort(demo, traces, settings, sort):
+    settings.CUSTODIA_SEARCH_COUNT_LIMIT = 2
+    for query in ("", "type:file", "NOT deleted:true"):
+        walked, pages = _walk(demo, query=query, sort=sort, limit=2)
+        everything = traces_search(user=demo.detective, case_id=demo.case.pk, query=query, sort=sort, limit=500)
+        assert everything["exact"]
+        assert walked == [hit["name"] for hit in everything["hits"]], (query, sort)
+        assert pages[-1]["exact"] and pages[-1]["total"] == everything["total"]
+
+
+def test_a_search_under_the_count_limit_is_exact(demo, traces, settings):
+    settings.CUSTODIA_SEARCH_COUNT_LIMIT = 5
+    result = traces_search(
+        user=demo.detective, case_id=demo.case.pk, query="type:file", facets=["type", "date"], limit=2
+    )
+    assert (result["total"], result["exact"], result["facets_sampled"]) == (5, True, False)
+    assert sum(bucket["count"] for bucket in result["facets"]["date"]) == 3
+    whole_case = traces_search(user=demo.detective, case_id=demo.case.pk, query="", facets=["date"], limit=2)
+    assert (whole_case["total"], whole_case["exact"]) == (5, False)
+    # The timeline of the first five traces in the walk: three of them have a modification date.
+    assert sum(bucket["count"] for bucket in whole_case["facets"]["date"]) == 3

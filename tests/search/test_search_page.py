@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from html import unescape
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
 
@@ -260,3 +260,32 @@ def test_a_facet_link_is_a_query_that_parses_whatever_the_value(facet, value, cl
     refined = _refine(parse_query("peter OR paul"), facet, value)
     assert refined == f"(peter OR paul) {clause}"
     parse_query(refined)
+
+
+def test_past_the_count_limit_the_page_says_more_than_and_counts_all_on_request(demo, client, settings):
+    settings.CUSTODIA_SEARCH_COUNT_LIMIT = 10
+    synthetic_traces(
+        case=demo.case,
+        registered_by=demo.custodian,
+        rows=[
+            {
+                "name": f"memo {n}.txt",
+                "path": f"/disk/memo {n}.txt",
+                "types": ["file"],
+                "properties": {"file.modifiedOn": f"2019-{n % 12 + 1:02d}-01T10:00:00Z"},
+            }
+            for n in range(60)
+        ],
+    )
+    # A page holds 50 hits: counting stops at the end of the page, the larger of the two.
+    html = page(client, demo, q="memo")
+    assert "More than <strong>50</strong> traces; the facets and the timeline count the first 50." in html
+    assert "of the first 50 hits" in html
+    assert "Tag all hits" in html
+    count_all = unescape(re.search(r'<a href="([^"]+)"[^>]*>Count all</a>', html).group(1))
+    assert "exact=1" in count_all
+    html = page(client, demo, **dict(parse_qsl(count_all.removeprefix("?"))))
+    assert total(html) == 60 and "Count all" not in html and "first 50" not in html
+    assert "Tag all 60 hits" in html
+    # A facet link, a sort, a timeline bar keep counting everything.
+    assert all("exact=1" in href for href, _ in bar_links(html))
