@@ -206,3 +206,20 @@ def test_archives_and_e_mail_inside_a_file_system_become_child_traces(demo, sett
     assert syslog.path.endswith("/docs/bundle.zip/folder/syslog")
     mail = Trace.objects.get(evidence=evidence, name="mail.eml")
     assert mail.properties["email.subject"] == "Quarterly figures"
+    # The closed run left the query planner statistics of the trace table (search needs them at scale).
+    assert trace_table_analyzed()
+
+
+def trace_table_analyzed() -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'")
+            if cursor.fetchone() is None:
+                return False
+            cursor.execute("SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'search_trace'")
+        else:
+            # -1 until the table has been analyzed (PostgreSQL 14 and later).
+            cursor.execute("SELECT COUNT(*) FROM pg_class WHERE relname = 'search_trace' AND reltuples >= 0")
+        return cursor.fetchone()[0] > 0
