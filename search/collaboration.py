@@ -208,7 +208,8 @@ def traces_export_csv(*, actor: User, case_id: int, query: str) -> str:
     case = case_get(user=actor, case_id=case_id, permission=perms.SEARCH_TRACES)
     if len(query) > QUERY_MAX_LENGTH:
         raise ServiceError(f"A query is at most {QUERY_MAX_LENGTH} characters.")
-    traces = selectors.traces_matching(case=case, query=query).order_by("evidence", "ordinal")
+    # In the search page's default order (search.backends.base.SORTS[""]).
+    traces = selectors.traces_matching(case=case, query=query).order_by("pk")
     rows = list(traces.values_list("uid", "name", "path", "types", "properties", "sha256")[: EXPORT_LIMIT + 1])
     if len(rows) > EXPORT_LIMIT:
         raise ServiceError(

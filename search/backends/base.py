@@ -21,17 +21,20 @@ from search.models import Trace
 from search.query.ast import Node
 
 # The sorts a search may ask for, as field lists every backend understands ("-" first: descending).
-# Every list ends in the walk's order, so equal values keep a stable, repeatable order.
+# "id" is the order extraction stored the traces in: the walk's order within a run, run after run. Every
+# list ends in it, so equal values keep a stable, repeatable order. (Not the evidence and the walk's
+# position: every index of the trace table holds the id, so the first hits in id order are found
+# without reading and sorting all of them.)
 SORTS: dict[str, tuple[str, ...]] = {
-    "": ("evidence", "ordinal"),
-    "name": ("name", "evidence", "ordinal"),
-    "-name": ("-name", "evidence", "ordinal"),
-    "path": ("path", "evidence", "ordinal"),
-    "-path": ("-path", "evidence", "ordinal"),
-    "size": ("file.size", "evidence", "ordinal"),
-    "-size": ("-file.size", "evidence", "ordinal"),
-    "modifiedOn": ("file.modifiedOn", "evidence", "ordinal"),
-    "-modifiedOn": ("-file.modifiedOn", "evidence", "ordinal"),
+    "": ("id",),
+    "name": ("name", "id"),
+    "-name": ("-name", "id"),
+    "path": ("path", "id"),
+    "-path": ("-path", "id"),
+    "size": ("file.size", "id"),
+    "-size": ("-file.size", "id"),
+    "modifiedOn": ("file.modifiedOn", "id"),
+    "-modifiedOn": ("-file.modifiedOn", "id"),
 }
 # Every facet a search may ask for; "date" is the histogram of a date property (two queries, so asked by name).
 FACETS = ("type", "mimeType", "extension", "tag", "evidence", "deleted", "date")

@@ -68,6 +68,7 @@ class ElasticsearchBackend(SearchBackend):
                 deleted=trace.deleted,
                 tags=[tag.name for tag in trace.tags.all()],
                 ordinal=trace.ordinal,
+                sequence=trace.pk,
             )
             yield {"_index": self.index, "_id": trace.uid, "_source": document}
 

@@ -163,6 +163,15 @@ def _tsquery_phrase(tokens: list[str], *, prefix: bool) -> str:
     return " <-> ".join(parts)
 
 
+def fts5_expression(groups: list[list[tuple[list[str], bool]]]) -> str:
+    """An FTS5 MATCH expression: every group holds, a group when any of its phrases does."""
+    if not groups or not all(group and all(tokens for tokens, _ in group) for group in groups):
+        raise ValueError("a full-text match needs at least one word in every group")
+    return " AND ".join(
+        "(" + " OR ".join(_fts5_phrase(tokens, prefix=prefix) for tokens, prefix in group) + ")" for group in groups
+    )
+
+
 def match_condition(
     vendor: str, phrases: list[tuple[list[str], bool]], *, id_column: str = '"search_trace"."id"'
 ) -> tuple[str, list[str]]:

@@ -323,7 +323,7 @@ def _bucket_start(prefix: str) -> str:
 _INDEXED_COLUMNS = {**INDEXED_NUMBERS, **INDEXED_DATES}
 
 # Sort fields (search.backends.base.SORTS) that are columns of the trace; any other is a property.
-_SORT_COLUMNS = {"evidence": "evidence_id", "ordinal": "ordinal", "name": "name", "path": "path"}
+_SORT_COLUMNS = {"id": "id", "name": "name", "path": "path"}
 
 
 def _order_by(sort: tuple[str, ...]) -> list[OrderBy]:
@@ -332,7 +332,7 @@ def _order_by(sort: tuple[str, ...]) -> list[OrderBy]:
     for field in sort:
         descending, name = field.startswith("-"), field.removeprefix("-")
         if name in _SORT_COLUMNS:
-            # Never null: a plain order, which the (case, evidence, ordinal) index gives without sorting.
+            # Never null: a plain order (every index holds the id, in order within equal keys).
             column = F(_SORT_COLUMNS[name])
             order.append(column.desc() if descending else column.asc())
             continue
@@ -376,24 +376,51 @@ class SqlSearchBackend(SearchBackend):
             return SearchPage(total=total, traces=page, facets=counted, date_interval=interval)
         # Evaluate the query once, into a temporary table of the hits' narrow columns, and count, facet
         # and page from there rather than evaluating the query again for each of them. With a count
-        # limit, only the first hits in the sort order go in (one more, to tell whether there are more):
-        # the database stops early, walking the sort's index when it has one.
+        # limit, only the first hits in the sort order go in.
         bound = None if count_limit is None else max(count_limit, offset + limit)
-        hits = traces.order_by().values("pk")
-        if bound is not None:
-            hits = traces.order_by(*_order_by(sort)).values("pk")[: bound + 1]
         table = f"custodia_hits_{uuid.uuid4().hex[:16]}"
         select, select_params = _hits_columns(sort=sort, date_property=date_property if "date" in facets else None)
-        where_sql, where_params = hits.query.sql_with_params()
-        # Django's "SELECT <the id> FROM search_trace WHERE …", with our narrow column list instead.
-        _, from_where = where_sql.split(" FROM ", 1)
         order = ", ".join(_hits_order(sort))
-        # In a savepoint: if anything below fails, rolling it back also removes the table.
-        with transaction.atomic(), connection.cursor() as cursor:
+
+        def create(hits: QuerySet) -> int:
+            where_sql, where_params = hits.query.sql_with_params()
+            # Django's "SELECT <the id> FROM search_trace WHERE …", with our narrow column list instead.
+            _, from_where = where_sql.split(" FROM ", 1)
             create = f"CREATE TEMPORARY TABLE {table} AS SELECT {select} FROM {from_where}"  # noqa: S608 (Django's)
             cursor.execute(create, [*select_params, *where_params])
             cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 (our own table name)
-            total = cursor.fetchone()[0]
+            return cursor.fetchone()[0]
+
+        def create_from_ids(ids_sql: str, ids_params: list) -> int:
+            create = (
+                f"CREATE TEMPORARY TABLE {table} AS SELECT {select} FROM search_trace "  # noqa: S608 (ours and Django's)
+                f'WHERE "search_trace"."id" IN ({ids_sql})'
+            )
+            cursor.execute(create, [*select_params, *ids_params])
+            cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 (our own table name)
+            return cursor.fetchone()[0]
+
+        # In a savepoint: if anything below fails, rolling it back also removes the table.
+        with transaction.atomic(), connection.cursor() as cursor:
+            if bound is None:
+                total = create(traces.order_by().values("pk"))
+            else:
+                # The first hits in the sort order, one past the bound to tell whether there are more.
+                driven = _word_driven_first_ids(case_id=case_id, node=node, sort=sort, count=bound + 1)
+                if driven is not None:
+                    total = create_from_ids(*driven)
+                else:
+                    # Any hits up to one past the bound, in whatever order the database finds them fastest:
+                    # fewer than that are all of them. Asked for the first hits in order straight away, a
+                    # planner that cannot tell how many rows a range holds may walk the whole table in
+                    # order to find the few thousand files over 100 MB.
+                    total = create(traces.order_by().values("pk")[: bound + 1])
+                    if total > bound:
+                        # More: the first ones in the sort order instead. Every index holds the id, so in
+                        # id order the database finds them without reading and sorting every hit.
+                        cursor.execute(f"DROP TABLE {table}")
+                        first = traces.order_by(*_order_by(sort)).values("pk")[: bound + 1]
+                        total = create_from_ids(*first.query.sql_with_params())
             exact = bound is None or total <= bound
             if not exact:
                 # The hit past the bound only told that there are more: it is neither counted nor faceted.
@@ -418,7 +445,48 @@ class SqlSearchBackend(SearchBackend):
         )
 
 
-_HIT_COLUMNS = ("id", "evidence_id", "ordinal", "types", "extension", "mime_type", "deleted")
+def _full_text_conjuncts(node: Node) -> tuple[list[list[tuple[list[str], bool]]], list[Node]]:
+    """The query's top-level full-text clauses (each a group of phrases, any of which may hold), and the rest."""
+    groups: list[list[tuple[list[str], bool]]] = []
+    rest: list[Node] = []
+    for item in node.items if isinstance(node, And) else (node,):
+        if phrase := _phrase(item):
+            groups.append([phrase])
+        elif isinstance(item, Or) and all(phrases := [_phrase(option) for option in item.items]):
+            groups.append(phrases)
+        else:
+            rest.append(item)
+    return groups, rest
+
+
+def _word_driven_first_ids(*, case_id: int, node: Node, sort: tuple[str, ...], count: int) -> tuple[str, list] | None:
+    """On SQLite in id order, for a query that must hold words: SQL (and its parameters) for the ids of its
+    first ``count`` hits, driven by the FTS5 table, which yields its rowids (the trace ids) in order, so
+    the database reads hits until it has enough. Written as ``id IN (SELECT rowid … MATCH …)``, it would
+    first collect every hit of a common word (600,000 of them). None for any other query or database.
+    """
+    if connection.vendor != "sqlite" or tuple(sort) != ("id",):
+        return None
+    groups, rest = _full_text_conjuncts(node)
+    if not groups:
+        return None
+    others = Q()
+    for item in rest:
+        others &= compile_q(item, case_id=case_id)
+    hits = Trace.objects.filter(case_id=case_id).filter(others).order_by().values("pk")
+    sql, params = hits.query.sql_with_params()
+    table, where = sql.split(" FROM ", 1)[1].split(" WHERE ", 1)
+    if table != '"search_trace"':
+        return None  # not a plain condition on the trace row (none of compile_q's are, today)
+    fts = fulltext.FTS_TABLE
+    return (
+        f'SELECT "search_trace"."id" FROM {fts} JOIN "search_trace" ON "search_trace"."id" = {fts}.rowid '  # noqa: S608
+        f"WHERE {fts} MATCH %s AND {where} ORDER BY {fts}.rowid LIMIT {int(count)}",
+        [fulltext.fts5_expression(groups), *params],
+    )
+
+
+_HIT_COLUMNS = ("id", "evidence_id", "types", "extension", "mime_type", "deleted")
 
 
 def _hits_columns(*, sort: tuple[str, ...], date_property: str | None) -> tuple[str, list]:
@@ -447,7 +515,7 @@ def _hits_order(sort: tuple[str, ...]) -> list[str]:
     order = []
     for position, field in enumerate(sort):
         name = field.removeprefix("-")
-        column = {"evidence": "evidence_id", "ordinal": "ordinal"}.get(name, f"_s{position}")
+        column = "id" if name == "id" else f"_s{position}"
         order.append(f"{column} {'DESC' if field.startswith('-') else 'ASC'} NULLS LAST")
     return order
 

@@ -117,8 +117,9 @@ def trace_index_mapping() -> dict[str, Any]:
             "tags": keyword,
             "extension": keyword,
             "deleted": {"type": "boolean"},
-            # The position in the walk: with the evidence, the order traces are listed in by default.
+            # The position in the walk, and the database id: the order traces are listed in by default.
             "ordinal": {"type": "long"},
+            "sequence": {"type": "long"},
             "name": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": _KEYWORD_LIMIT}}},
             "path": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": _KEYWORD_LIMIT}}},
             "text": {"type": "text"},
@@ -141,6 +142,7 @@ def trace_document(
     deleted: bool = False,
     tags: Iterable[str] = (),
     ordinal: int = 0,
+    sequence: int = 0,
 ) -> dict[str, Any]:
     """The index document of one trace, in the layout :func:`trace_index_mapping` describes."""
     # <evidence-uuid>:0-3-1-7 has the parent <evidence-uuid>:0-3-1; the root :0 has none.
@@ -158,6 +160,7 @@ def trace_document(
         "tags": sorted(tags),
         "deleted": deleted,
         "ordinal": ordinal,
+        "sequence": sequence,
         "text": text,
         # A None property (a tool that looked and found nothing) carries no value to search for.
         "properties": {key: value for key, value in properties.items() if value is not None},
@@ -400,6 +403,8 @@ def sort_clauses(sort: Sequence[str]) -> list[dict[str, Any]]:
 def _sort_field(name: str) -> str:
     if name == "ordinal":
         return "ordinal"
+    if name == "id":
+        return "sequence"  # the trace's database id
     if name in ("name", "path"):
         return f"{name}.keyword"
     if name in _KEYWORD_FIELDS:

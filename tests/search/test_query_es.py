@@ -191,6 +191,8 @@ def test_search_body_without_a_query_lists_the_whole_case_by_relevance_then_uid(
 
 def test_sort_clauses():
     assert sort_clauses(["uid"]) == [{"uid": {"order": "asc"}}]
+    # The default order, the traces' database ids, is the documents' sequence.
+    assert sort_clauses(["id"]) == [{"sequence": {"order": "asc"}}, {"uid": {"order": "asc"}}]
     assert sort_clauses(["-_score", "-type"]) == [
         {"_score": {"order": "asc"}},
         {"types": {"order": "desc"}},
@@ -261,6 +263,7 @@ def test_trace_document():
         text="",
         tags=["relevant"],
         ordinal=12,
+        sequence=4711,
     )
     assert document == {
         "uid": f"{EVIDENCE_ID}:0-3-1",
@@ -274,6 +277,7 @@ def test_trace_document():
         "tags": ["relevant"],
         "deleted": False,
         "ordinal": 12,
+        "sequence": 4711,
         "text": "",
         "properties": {"file.size": 10, "file.mimeType": "image/jpeg"},
     }

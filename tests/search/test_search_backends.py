@@ -448,7 +448,8 @@ def test_a_count_limit_counts_and_facets_only_the_first_hits_in_the_sort_order(d
 @pytest.mark.parametrize("sort", ["name", "-name", "size", "-modifiedOn", ""])
 def test_a_count_limit_keeps_every_page_of_every_sort(demo, traces, settings, sort):
     settings.CUSTODIA_SEARCH_COUNT_LIMIT = 2
-    for query in ("", "type:file", "NOT deleted:true"):
+    # Words too: on SQLite the word index drives those, with the rest of the query as a condition.
+    for query in ("", "type:file", "NOT deleted:true", "jdoe", "jdoe type:file -deleted:true", "(jdoe OR mail) -txt"):
         walked, pages = _walk(demo, query=query, sort=sort, limit=2)
         everything = traces_search(user=demo.detective, case_id=demo.case.pk, query=query, sort=sort, limit=500)
         assert everything["exact"]
@@ -467,3 +468,21 @@ def test_a_search_under_the_count_limit_is_exact(demo, traces, settings):
     assert (whole_case["total"], whole_case["exact"]) == (5, False)
     # The timeline of the first five traces in the walk: three of them have a modification date.
     assert sum(bucket["count"] for bucket in whole_case["facets"]["date"]) == 3
+
+
+def test_on_sqlite_words_drive_the_first_hits_in_id_order(demo, traces):
+    from search.backends.sql import _word_driven_first_ids
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's planner finds word hits through the GIN index itself")
+    options = {"case_id": demo.case.pk, "count": 3}
+    sql, params = _word_driven_first_ids(node=parse_query("jdoe type:file"), sort=("id",), **options)
+    assert f"FROM {fulltext.FTS_TABLE} JOIN" in sql and f"ORDER BY {fulltext.FTS_TABLE}.rowid LIMIT 3" in sql
+    assert params[0] == '("jdoe")'
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = [row[0] for row in cursor.fetchall()]
+    expected = Trace.objects.filter(case=demo.case, name__in=["Passwords.txt", "holiday.JPG", "report.final.docx"])
+    assert found == sorted(expected.values_list("pk", flat=True))
+    assert _word_driven_first_ids(node=parse_query("type:file"), sort=("id",), **options) is None
+    assert _word_driven_first_ids(node=parse_query("jdoe"), sort=("name", "id"), **options) is None
