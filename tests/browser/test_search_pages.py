@@ -115,3 +115,31 @@ def test_detective_zooms_the_timeline_picks_columns_and_completes_a_property(pag
     page.get_by_label("Query").fill("")
     page.get_by_label("Query").press_sequentially("email.su", delay=30)
     page.wait_for_selector("#q-completions option[value='email.subject']", state="attached")
+
+
+def test_past_the_count_limit_the_detective_asks_to_count_all(page, demo_data, settings):  # noqa: F811
+    from cases.models import Case, User
+    from tests.search.synthetic import synthetic_traces
+
+    settings.CUSTODIA_SEARCH_COUNT_LIMIT = 10
+    case = Case.objects.get(reference="DEMO-2026-001")
+    synthetic_traces(
+        case=case,
+        registered_by=User.objects.get(username="custodian"),
+        rows=[
+            {"name": f"memo {n}.txt", "path": f"/disk/memo {n}.txt", "types": ["file"], "properties": {}}
+            for n in range(60)
+        ],
+    )
+    log_in(page, "detective")
+    page.goto(f"/cases/{case.pk}/traces/?q=memo")
+    # Counting stops at the end of the first page (50 hits, more than the limit of 10).
+    page.wait_for_selector("#hit-count >> text=More than 50 traces")
+    page.get_by_role("link", name="Count all").click()
+    page.wait_for_selector("#hit-count >> text=60 traces")
+    assert "exact=1" in page.url
+    # A facet click narrows the query and keeps counting everything.
+    page.locator(".facets").get_by_role("link", name="txt").click()
+    page.wait_for_function("document.getElementById('q').value.includes('*.txt')")
+    page.wait_for_selector("#hit-count >> text=60 traces")
+    assert "More than" not in page.locator("#hit-count").inner_text()
