@@ -33,6 +33,7 @@ from evidence.selectors import evidence_get
 from evidence.services.escrow import secret_values_for_extraction
 from evidence.services.registration import data_key_for
 from evidence.storage.base import get_store
+from search.backends import fulltext
 from search.backends.base import get_search_backend, traces_changed_on_commit
 from search.extraction import source as media_source
 from search.extraction.tools import HEAD_SIZE, TOOLS, accepting_tools, analyse, tool_versions
@@ -402,7 +403,11 @@ class _Publisher:
             return
         with transaction.atomic():
             with connection.cursor() as cursor:
+                # On SQLite the new rows' words go into the index in one statement, not a trigger a row.
+                deferred = fulltext.defer_words(cursor) if connection.vendor == "sqlite" else None
                 cursor.executemany(self._upsert_sql(), self._parameters())
+                if deferred is not None:
+                    fulltext.index_deferred_words(cursor, after_id=deferred)
             # Tools write a few hundred names in all: after the first batches, nothing is new.
             names = {name for row in self.rows for name in row[9]} - self._property_names
             if names:

@@ -43,18 +43,30 @@ _SQLITE_WORDS_OF = """
 """
 
 _NEW, _OLD, _ALL = (_SQLITE_WORDS_OF.format(row=row) for row in ("new", "old", "search_trace"))
+
+# A writer of many traces at once (the extraction publisher) puts one row here inside its own transaction,
+# so no other connection ever sees it: traces with a higher id than ``after_id`` are then left to that
+# writer to index in one statement (index_deferred_words), which is much faster than a trigger a row.
+DEFERRAL_TABLE = "search_trace_fts_deferral"
+_NOT_DEFERRED = "NOT EXISTS (SELECT 1 FROM " + DEFERRAL_TABLE + " WHERE {row}.id > after_id)"  # noqa: S608
+_TRIGGERS = ("search_trace_fts_insert", "search_trace_fts_delete", "search_trace_fts_update")
 # Only constants go into these statements (S608 cannot tell).
 SQLITE_INSTALL = [
     f"""CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(
         words, content='', tokenize='unicode61 remove_diacritics 0')""",
-    f"""CREATE TRIGGER IF NOT EXISTS search_trace_fts_insert AFTER INSERT ON search_trace BEGIN
+    f"CREATE TABLE IF NOT EXISTS {DEFERRAL_TABLE} (after_id integer NOT NULL)",
+    f"DELETE FROM {DEFERRAL_TABLE}",  # noqa: S608
+    *(f"DROP TRIGGER IF EXISTS {name}" for name in _TRIGGERS),
+    f"""CREATE TRIGGER search_trace_fts_insert AFTER INSERT ON search_trace
+        WHEN {_NOT_DEFERRED.format(row="new")} BEGIN
         INSERT INTO {FTS_TABLE}(rowid, words) VALUES (new.id, {_NEW});
     END""",  # noqa: S608
-    f"""CREATE TRIGGER IF NOT EXISTS search_trace_fts_delete AFTER DELETE ON search_trace BEGIN
+    f"""CREATE TRIGGER search_trace_fts_delete AFTER DELETE ON search_trace
+        WHEN {_NOT_DEFERRED.format(row="old")} BEGIN
         INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, words) VALUES ('delete', old.id, {_OLD});
     END""",  # noqa: S608
-    f"""CREATE TRIGGER IF NOT EXISTS search_trace_fts_update AFTER UPDATE OF name, path, text, properties
-        ON search_trace BEGIN
+    f"""CREATE TRIGGER search_trace_fts_update AFTER UPDATE OF name, path, text, properties
+        ON search_trace WHEN {_NOT_DEFERRED.format(row="old")} BEGIN
         INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, words) VALUES ('delete', old.id, {_OLD});
         INSERT INTO {FTS_TABLE}(rowid, words) VALUES (new.id, {_NEW});
     END""",  # noqa: S608
@@ -63,11 +75,28 @@ SQLITE_INSTALL = [
     f"INSERT INTO {FTS_TABLE}(rowid, words) SELECT id, {_ALL} FROM search_trace",  # noqa: S608
 ]
 SQLITE_UNINSTALL = [
-    "DROP TRIGGER IF EXISTS search_trace_fts_insert",
-    "DROP TRIGGER IF EXISTS search_trace_fts_delete",
-    "DROP TRIGGER IF EXISTS search_trace_fts_update",
+    *(f"DROP TRIGGER IF EXISTS {name}" for name in _TRIGGERS),
     f"DROP TABLE IF EXISTS {FTS_TABLE}",
+    f"DROP TABLE IF EXISTS {DEFERRAL_TABLE}",
 ]
+
+
+def defer_words(cursor) -> int:
+    """SQLite, inside a transaction: traces inserted from now on in it are indexed by
+    :func:`index_deferred_words` (before the transaction ends), not by the triggers. Returns the mark."""
+    cursor.execute("SELECT coalesce(max(id), 0) FROM search_trace")
+    after_id = cursor.fetchone()[0]
+    cursor.execute(f"INSERT INTO {DEFERRAL_TABLE} (after_id) VALUES (%s)", [after_id])  # noqa: S608
+    return after_id
+
+
+def index_deferred_words(cursor, *, after_id: int) -> None:
+    """Index the words of the traces inserted since :func:`defer_words`, in one statement, and end the
+    deferral: a row inserted and changed again in the meantime is indexed as it is now."""
+    words_of_new_rows = f"INSERT INTO {FTS_TABLE}(rowid, words) SELECT id, {_ALL} FROM search_trace WHERE id > %s"  # noqa: S608
+    cursor.execute(words_of_new_rows, [after_id])
+    cursor.execute(f"DELETE FROM {DEFERRAL_TABLE}")  # noqa: S608
+
 
 POSTGRES_INSTALL = [
     "ALTER TABLE search_trace ADD COLUMN IF NOT EXISTS search_vector tsvector",
@@ -143,7 +172,7 @@ def installed_triggers(connection) -> set[str]:
 
 
 EXPECTED_TRIGGERS = {
-    "sqlite": {"search_trace_fts_insert", "search_trace_fts_delete", "search_trace_fts_update"},
+    "sqlite": set(_TRIGGERS),
     "postgresql": {"search_trace_words"},
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import pytest
+from django.db import IntegrityError
 
 from search.extraction.traces import DataStream
 from search.models import CasePropertyName, ExtractionRun, Trace
@@ -99,3 +100,60 @@ def test_the_property_names_of_published_traces_are_recorded_for_completion(run)
     Trace.objects.filter(run=run, name="file2.txt").delete()
     property_names_rebuild(case_id=case)
     assert list(CasePropertyName.objects.filter(case_id=case).values_list("name", flat=True)) == recorded[1:]
+
+
+def _found(word: str) -> set[str]:
+    from search.backends.sql import compile_q
+    from search.query import parse_query
+
+    return set(Trace.objects.filter(compile_q(parse_query(word))).values_list("uid", flat=True))
+
+
+def _deferrals() -> int:
+    from django.db import connection
+
+    from search.backends import fulltext
+
+    if connection.vendor != "sqlite":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {fulltext.DEFERRAL_TABLE}")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+def test_the_word_index_follows_published_batches_new_upserted_twice_and_deleted(run):
+    publisher = _Publisher(run, shard=0)
+    for index in range(1, 4):
+        publisher.add(_row(index, text=f"alpha{index} shared"))
+    publisher.flush()
+    assert _found("alpha2") == {"ev:0-2"} and _found("shared") == {"ev:0-1", "ev:0-2", "ev:0-3"}
+    # A later batch: a new trace, an existing one changed, and a new one written twice in the same batch.
+    publisher.add(_row(4, text="beta4 shared"))
+    publisher.add(_row(2, text="gamma2"))
+    publisher.add(_row(5, text="delta5 first"))
+    publisher.add(_row(5, text="delta5 second"))
+    publisher.flush()
+    assert _found("alpha2") == set() and _found("gamma2") == {"ev:0-2"}
+    assert _found("beta4") == {"ev:0-4"} and _found("second") == {"ev:0-5"} and _found("first") == set()
+    assert _found("shared") == {"ev:0-1", "ev:0-3", "ev:0-4"}
+    Trace.objects.filter(uid="ev:0-4").delete()
+    assert _found("beta4") == set()
+    # Traces written any other way are indexed by the triggers, as before.
+    Trace.objects.filter(uid="ev:0-1").update(text="epsilon1")
+    assert _found("epsilon1") == {"ev:0-1"} and _found("alpha1") == set()
+    assert _deferrals() == 0  # no writer holds a deferral once its batch is in
+
+
+@pytest.mark.django_db
+def test_a_batch_that_fails_leaves_neither_rows_nor_words_nor_a_deferral(run):
+    publisher = _Publisher(run, shard=0)
+    publisher.add(_row(1, text="kept1"))
+    publisher.flush()
+    publisher.add(_row(2, text="lost2"))
+    publisher.add(_row(3, text="lost3", name=None))  # NOT NULL: the batch fails as a whole
+    with pytest.raises(IntegrityError):
+        publisher.flush()
+    assert _found("lost2") == set() and _found("kept1") == {"ev:0-1"}
+    assert not Trace.objects.filter(uid="ev:0-2").exists()
+    assert _deferrals() == 0
