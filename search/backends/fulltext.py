@@ -13,10 +13,10 @@ publisher's upserts, the admin, a data migration) keeps them current in the same
   being told their old words, which the trigger recomputes from the old row).
 * PostgreSQL: a ``search_vector`` tsvector column filled by a BEFORE trigger, with a GIN index.
 
-On SQLite the extraction publisher indexes its batches itself, in one statement a batch (about 1.7 × as
-fast as a trigger a row): inside its transaction it marks the ids it is about to insert as its own
-(:func:`defer_words`), and the triggers leave those rows to it (:func:`index_deferred_words`). No other
-connection sees the mark, so every other writer is still indexed by the triggers.
+On SQLite the extraction publisher indexes its batches itself, in one statement a batch (about 1.7 times
+as fast as a trigger a row): inside its transaction it marks the ids it is about to insert as its own
+(:func:`defer_words`), and the triggers leave those rows to it (:func:`index_deferred_words`). No
+other connection sees the mark, so every other writer is still indexed by the triggers.
 
 Django's SQLite schema editor rebuilds a table to alter it, which drops its triggers: a migration that
 alters ``search_trace`` wraps its operations in :func:`keeping_triggers` (a test checks the triggers
