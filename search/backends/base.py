@@ -91,6 +91,12 @@ class SearchBackend:
         """Traces (or their tags) were written: backends with their own index bring it up to date."""
 
 
+def count_bound(*, count_limit: int | None, offset: int, limit: int) -> int | None:
+    """How many hits a search counts: all (None) without a limit, else the limit or the end of the page
+    asked for, whichever is further (a page past the limit is still found exactly)."""
+    return None if count_limit is None else max(count_limit, offset + limit)
+
+
 def auto_date_interval(first: str | None, last: str | None) -> str:
     """The finest interval that shows ``first`` to ``last`` (ISO strings) in at most MAX_DATE_BUCKETS bars."""
     if not first or not last:

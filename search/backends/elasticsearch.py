@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 
-from search.backends.base import DEFAULT_DATE_PROPERTY, SearchBackend, SearchPage, auto_date_interval
+from search.backends.base import DEFAULT_DATE_PROPERTY, SearchBackend, SearchPage, auto_date_interval, count_bound
 from search.models import Trace
 from search.query.ast import Node
 from search.query.compile_es import (
@@ -128,7 +128,7 @@ class ElasticsearchBackend(SearchBackend):
             date_property=date_property,
             date_interval=interval or "month",
             highlight=False,  # snippets come from the database's text, as for every backend
-            track_total_hits=True if count_limit is None else max(count_limit, offset + limit),
+            track_total_hits=count_bound(count_limit=count_limit, offset=offset, limit=limit) or True,
         )
         response = self.client.search(index=self.index, **body)
         uids = [hit["_id"] for hit in response["hits"]["hits"]]

@@ -25,7 +25,14 @@ from django.db.models.functions import Substr
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 
 from search.backends import fulltext
-from search.backends.base import DATE_INTERVALS, DEFAULT_DATE_PROPERTY, SearchBackend, SearchPage, auto_date_interval
+from search.backends.base import (
+    DATE_INTERVALS,
+    DEFAULT_DATE_PROPERTY,
+    SearchBackend,
+    SearchPage,
+    auto_date_interval,
+    count_bound,
+)
 from search.models import INDEXED_DATES, INDEXED_NUMBERS, Trace, TraceTag
 from search.query.ast import And, Field, Node, Not, Or, Range, Text
 
@@ -363,9 +370,9 @@ class SqlSearchBackend(SearchBackend):
         date_interval: str = "auto",
         count_limit: int | None = None,
     ) -> SearchPage:
-        traces = self.matching(case_id=case_id, node=node)
         if node is None and count_limit is None:
             # The whole case: every count comes straight from the (case, …) indexes.
+            traces = self.matching(case_id=case_id, node=None)
             with connection.cursor() as cursor:
                 source = _Source(cursor=cursor, table="search_trace", where="case_id = %s", params=[case_id])
                 total = traces.count()
@@ -377,50 +384,43 @@ class SqlSearchBackend(SearchBackend):
         # Evaluate the query once, into a temporary table of the hits' narrow columns, and count, facet
         # and page from there rather than evaluating the query again for each of them. With a count
         # limit, only the first hits in the sort order go in.
-        bound = None if count_limit is None else max(count_limit, offset + limit)
+        bound = count_bound(count_limit=count_limit, offset=offset, limit=limit)
         table = f"custodia_hits_{uuid.uuid4().hex[:16]}"
         select, select_params = _hits_columns(sort=sort, date_property=date_property if "date" in facets else None)
         order = ", ".join(_hits_order(sort))
 
-        def create(hits: QuerySet) -> int:
-            where_sql, where_params = hits.query.sql_with_params()
-            # Django's "SELECT <the id> FROM search_trace WHERE …", with our narrow column list instead.
-            _, from_where = where_sql.split(" FROM ", 1)
-            create = f"CREATE TEMPORARY TABLE {table} AS SELECT {select} FROM {from_where}"  # noqa: S608 (Django's)
-            cursor.execute(create, [*select_params, *where_params])
-            cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 (our own table name)
-            return cursor.fetchone()[0]
-
-        def create_from_ids(ids_sql: str, ids_params: list) -> int:
-            create = (
-                f"CREATE TEMPORARY TABLE {table} AS SELECT {select} FROM search_trace "  # noqa: S608 (ours and Django's)
-                f'WHERE "search_trace"."id" IN ({ids_sql})'
-            )
-            cursor.execute(create, [*select_params, *ids_params])
+        def fill(from_where: str, params: list) -> int:
+            """Create the hits table from ``FROM … WHERE …`` of search_trace; the number of its rows."""
+            create = f"CREATE TEMPORARY TABLE {table} AS SELECT {select} FROM {from_where}"  # noqa: S608 (ours and Django's)
+            cursor.execute(create, [*select_params, *params])
             cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 (our own table name)
             return cursor.fetchone()[0]
 
         # In a savepoint: if anything below fails, rolling it back also removes the table.
         with transaction.atomic(), connection.cursor() as cursor:
-            if bound is None:
-                total = create(traces.order_by().values("pk"))
-            else:
-                # The first hits in the sort order, one past the bound to tell whether there are more.
+            # The first hits in the sort order, one past the bound to tell whether there are more; the word
+            # index drives them on SQLite when it can (then the query need not be compiled whole).
+            driven = None
+            if bound is not None:
                 driven = _word_driven_first_ids(case_id=case_id, node=node, sort=sort, count=bound + 1)
-                if driven is not None:
-                    total = create_from_ids(*driven)
+            if driven is not None:
+                total = fill(*_among_ids(*driven))
+            else:
+                traces = self.matching(case_id=case_id, node=node)
+                if bound is None:
+                    total = fill(*_from_where(traces.order_by().values("pk")))
                 else:
                     # Any hits up to one past the bound, in whatever order the database finds them fastest:
                     # fewer than that are all of them. Asked for the first hits in order straight away, a
                     # planner that cannot tell how many rows a range holds may walk the whole table in
                     # order to find the few thousand files over 100 MB.
-                    total = create(traces.order_by().values("pk")[: bound + 1])
+                    total = fill(*_from_where(traces.order_by().values("pk")[: bound + 1]))
                     if total > bound:
                         # More: the first ones in the sort order instead. Every index holds the id, so in
                         # id order the database finds them without reading and sorting every hit.
                         cursor.execute(f"DROP TABLE {table}")
                         first = traces.order_by(*_order_by(sort)).values("pk")[: bound + 1]
-                        total = create_from_ids(*first.query.sql_with_params())
+                        total = fill(*_among_ids(*first.query.sql_with_params()))
             exact = bound is None or total <= bound
             if not exact:
                 # The hit past the bound only told that there are more: it is neither counted nor faceted.
@@ -443,6 +443,17 @@ class SqlSearchBackend(SearchBackend):
             exact=exact,
             sampled=not exact,
         )
+
+
+def _from_where(hits: QuerySet) -> tuple[str, list]:
+    """``FROM search_trace WHERE …`` (without FROM) of Django's query for the ids of ``hits``, with its parameters."""
+    sql, params = hits.query.sql_with_params()
+    return sql.split(" FROM ", 1)[1], list(params)
+
+
+def _among_ids(ids_sql: str, ids_params) -> tuple[str, list]:
+    """``FROM … WHERE …`` (without FROM) of the traces whose ids ``ids_sql`` selects."""
+    return f'search_trace WHERE "search_trace"."id" IN ({ids_sql})', list(ids_params)
 
 
 def _full_text_conjuncts(node: Node) -> tuple[list[list[tuple[list[str], bool]]], list[Node]]:
@@ -473,9 +484,8 @@ def _word_driven_first_ids(*, case_id: int, node: Node, sort: tuple[str, ...], c
     others = Q()
     for item in rest:
         others &= compile_q(item, case_id=case_id)
-    hits = Trace.objects.filter(case_id=case_id).filter(others).order_by().values("pk")
-    sql, params = hits.query.sql_with_params()
-    table, where = sql.split(" FROM ", 1)[1].split(" WHERE ", 1)
+    from_where, params = _from_where(Trace.objects.filter(case_id=case_id).filter(others).order_by().values("pk"))
+    table, where = from_where.split(" WHERE ", 1)
     if table != '"search_trace"':
         return None  # not a plain condition on the trace row (none of compile_q's are, today)
     fts = fulltext.FTS_TABLE
