@@ -404,10 +404,9 @@ class _Publisher:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 # On SQLite the new rows' words go into the index in one statement, not a trigger a row.
-                deferred = fulltext.defer_words(cursor) if connection.vendor == "sqlite" else None
+                deferred = fulltext.defer_words(cursor)
                 cursor.executemany(self._upsert_sql(), self._parameters())
-                if deferred is not None:
-                    fulltext.index_deferred_words(cursor, after_id=deferred)
+                fulltext.index_deferred_words(cursor, after_id=deferred)
             # Tools write a few hundred names in all: after the first batches, nothing is new.
             names = {name for row in self.rows for name in row[9]} - self._property_names
             if names:

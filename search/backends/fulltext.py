@@ -86,18 +86,23 @@ SQLITE_UNINSTALL = [
 ]
 
 
-def defer_words(cursor) -> int:
+def defer_words(cursor) -> int | None:
     """SQLite, inside a transaction: traces inserted from now on in it are indexed by
-    :func:`index_deferred_words` (before the transaction ends), not by the triggers. Returns the mark."""
+    :func:`index_deferred_words` (before the transaction ends), not by the triggers. Returns the mark;
+    None on PostgreSQL, whose trigger computes a row's words as it is written."""
+    if cursor.db.vendor != "sqlite":
+        return None
     cursor.execute("SELECT coalesce(max(id), 0) FROM search_trace")
     after_id = cursor.fetchone()[0]
     cursor.execute(f"INSERT INTO {DEFERRAL_TABLE} (after_id) VALUES (%s)", [after_id])  # noqa: S608
     return after_id
 
 
-def index_deferred_words(cursor, *, after_id: int) -> None:
+def index_deferred_words(cursor, *, after_id: int | None) -> None:
     """Index the words of the traces inserted since :func:`defer_words`, in one statement, and end the
     deferral: a row inserted and changed again in the meantime is indexed as it is now."""
+    if after_id is None:
+        return
     words_of_new_rows = f"INSERT INTO {FTS_TABLE}(rowid, words) SELECT id, {_ALL} FROM search_trace WHERE id > %s"  # noqa: S608
     cursor.execute(words_of_new_rows, [after_id])
     cursor.execute(f"DELETE FROM {DEFERRAL_TABLE}")  # noqa: S608
