@@ -220,6 +220,6 @@ def trace_table_analyzed() -> bool:
                 return False
             cursor.execute("SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'search_trace'")
         else:
-            # -1 until the table has been analyzed (PostgreSQL 14 and later).
-            cursor.execute("SELECT COUNT(*) FROM pg_class WHERE relname = 'search_trace' AND reltuples >= 0")
+            # Column statistics come only from ANALYZE (creating an index already sets the row estimate).
+            cursor.execute("SELECT COUNT(*) FROM pg_stats WHERE tablename = 'search_trace'")
         return cursor.fetchone()[0] > 0
