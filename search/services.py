@@ -45,7 +45,8 @@ from search.priority import extraction_priority
 
 logger = logging.getLogger(__name__)
 
-BATCH_TRACES = 500
+# A commit costs about as much as writing a few hundred traces; BATCH_SECONDS still shows them promptly.
+BATCH_TRACES = 2000
 BATCH_SECONDS = 2.0
 # Files larger than this are hashed and typed by the walker, but not opened by the content tools.
 TOOL_MAX_BYTES = 256 * 1024 * 1024
