@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Case, F, Func, Value, When
+from django.db.models import Case, F, Func, Q, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, Length, Lower, Replace, StrIndex, Substr
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThanOrEqual
@@ -211,7 +211,10 @@ class Trace(models.Model):
             models.Index(fields=["case", "types"]),
             models.Index(fields=["case", "file_size"]),
             models.Index(fields=["case", "modified_on"]),
-            models.Index(fields=["case", "sent_on"]),
+            # Only e-mails have one: a partial index holds a tenth of the traces, and its size tells
+            # SQLite's planner (which keeps no histograms) that ``email.sentOn>=… type:email`` is better
+            # answered here than by reading every e-mail. A comparison on the column implies NOT NULL.
+            models.Index(fields=["case", "sent_on"], condition=Q(sent_on__isnull=False), name="search_trace_sent_on"),
         ]
 
     def __str__(self) -> str:
