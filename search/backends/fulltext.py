@@ -18,6 +18,11 @@ as fast as a trigger a row): inside its transaction it marks the ids it is about
 (:func:`defer_words`), and the triggers leave those rows to it (:func:`index_deferred_words`). No
 other connection sees the mark, so every other writer is still indexed by the triggers.
 
+The same triggers keep the number index, ``search_trace_number``: one row (trace, case, name, value) per
+numeric property of a trace, indexed by (case, name, value), so that ``picture.width>=4000`` or
+``gps.latitude:[52 TO 53]`` reads an index rather than the JSON of every candidate trace. Properties kept
+in columns of the trace itself (``file.size``, search.models.INDEXED_NUMBERS) are left out of it.
+
 Django's SQLite schema editor rebuilds a table to alter it, which drops its triggers: a migration that
 alters ``search_trace`` wraps its operations in :func:`keeping_triggers` (a test checks the triggers
 after all migrations).
@@ -55,6 +60,44 @@ _NEW, _OLD, _ALL = (_SQLITE_WORDS_OF.format(row=row) for row in ("new", "old", "
 DEFERRAL_TABLE = "search_trace_fts_deferral"
 _NOT_DEFERRED = "NOT EXISTS (SELECT 1 FROM " + DEFERRAL_TABLE + " WHERE {row}.id > after_id)"  # noqa: S608
 _TRIGGERS = ("search_trace_fts_insert", "search_trace_fts_delete", "search_trace_fts_update")
+
+NUMBER_TABLE = "search_trace_number"
+# Numeric properties with a column of their own (search.models.INDEXED_NUMBERS; a test checks the two agree).
+NUMBERS_IN_COLUMNS = ("file.size",)
+_NUMBERS_OF = (
+    "SELECT {row}.id, {row}.case_id, property.key, property.value FROM json_each({row}.properties) AS property "  # noqa: S608
+    "WHERE property.type IN ('integer', 'real') AND property.key NOT IN ("
+    + ", ".join(f"'{name}'" for name in NUMBERS_IN_COLUMNS)
+    + ")"
+)
+_NUMBER_TRIGGERS = ("search_trace_number_insert", "search_trace_number_delete", "search_trace_number_update")
+SQLITE_NUMBERS_INSTALL = [
+    # Without a rowid: the (trace, name) key is the table, and the value index the one other b-tree.
+    f"""CREATE TABLE IF NOT EXISTS {NUMBER_TABLE} (trace_id integer NOT NULL, case_id integer NOT NULL,
+        name text NOT NULL, value NUMERIC NOT NULL, PRIMARY KEY (trace_id, name)) WITHOUT ROWID""",
+    f"CREATE INDEX IF NOT EXISTS {NUMBER_TABLE}_value ON {NUMBER_TABLE} (case_id, name, value)",
+    *(f"DROP TRIGGER IF EXISTS {name}" for name in _NUMBER_TRIGGERS),
+    f"""CREATE TRIGGER search_trace_number_insert AFTER INSERT ON search_trace
+        WHEN {_NOT_DEFERRED.format(row="new")} BEGIN
+        INSERT INTO {NUMBER_TABLE} (trace_id, case_id, name, value) {_NUMBERS_OF.format(row="new")};
+    END""",
+    f"""CREATE TRIGGER search_trace_number_delete AFTER DELETE ON search_trace BEGIN
+        DELETE FROM {NUMBER_TABLE} WHERE trace_id = old.id;
+    END""",  # noqa: S608
+    f"""CREATE TRIGGER search_trace_number_update AFTER UPDATE OF case_id, properties ON search_trace
+        WHEN {_NOT_DEFERRED.format(row="old")} BEGIN
+        DELETE FROM {NUMBER_TABLE} WHERE trace_id = old.id;
+        INSERT INTO {NUMBER_TABLE} (trace_id, case_id, name, value) {_NUMBERS_OF.format(row="new")};
+    END""",  # noqa: S608
+    # Rows written before the index existed (or while a table rebuild had dropped the triggers).
+    f"DELETE FROM {NUMBER_TABLE}",  # noqa: S608
+    f"INSERT INTO {NUMBER_TABLE} (trace_id, case_id, name, value) "
+    + _NUMBERS_OF.format(row="search_trace").replace(" FROM json_each", " FROM search_trace, json_each"),
+]
+SQLITE_NUMBERS_UNINSTALL = [
+    *(f"DROP TRIGGER IF EXISTS {name}" for name in _NUMBER_TRIGGERS),
+    f"DROP TABLE IF EXISTS {NUMBER_TABLE}",
+]
 # Only constants go into these statements (S608 cannot tell).
 SQLITE_INSTALL = [
     f"""CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(
@@ -105,6 +148,11 @@ def index_deferred_words(cursor, *, after_id: int | None) -> None:
         return
     words_of_new_rows = f"INSERT INTO {FTS_TABLE}(rowid, words) SELECT id, {_ALL} FROM search_trace WHERE id > %s"  # noqa: S608
     cursor.execute(words_of_new_rows, [after_id])
+    numbers = _NUMBERS_OF.format(row="search_trace").replace(" FROM json_each", " FROM search_trace, json_each")
+    cursor.execute(
+        f"INSERT INTO {NUMBER_TABLE} (trace_id, case_id, name, value) {numbers} AND search_trace.id > %s",
+        [after_id],
+    )
     cursor.execute(f"DELETE FROM {DEFERRAL_TABLE}")  # noqa: S608
 
 
@@ -126,6 +174,41 @@ POSTGRES_INSTALL = [
     "UPDATE search_trace SET name = name",
     "CREATE INDEX IF NOT EXISTS search_trace_search_vector ON search_trace USING gin (search_vector)",
 ]
+_POSTGRES_NUMBERS_OF = (
+    "SELECT NEW.id, NEW.case_id, property.key, (property.value #>> '{}')::numeric "
+    "FROM jsonb_each(NEW.properties) AS property "
+    "WHERE jsonb_typeof(property.value) = 'number' AND property.key NOT IN ("
+    + ", ".join(f"'{name}'" for name in NUMBERS_IN_COLUMNS)
+    + ")"
+)
+POSTGRES_NUMBERS_INSTALL = [
+    f"""CREATE TABLE IF NOT EXISTS {NUMBER_TABLE} (trace_id bigint NOT NULL, case_id bigint NOT NULL,
+        name text NOT NULL, value numeric NOT NULL, PRIMARY KEY (trace_id, name))""",
+    f"CREATE INDEX IF NOT EXISTS {NUMBER_TABLE}_value ON {NUMBER_TABLE} (case_id, name, value)",
+    f"""CREATE OR REPLACE FUNCTION search_trace_numbers() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            DELETE FROM {NUMBER_TABLE} WHERE trace_id = OLD.id;
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            INSERT INTO {NUMBER_TABLE} (trace_id, case_id, name, value) {_POSTGRES_NUMBERS_OF};
+        END IF;
+        RETURN NULL;
+    END $$""",  # noqa: S608
+    "DROP TRIGGER IF EXISTS search_trace_numbers ON search_trace",
+    """CREATE TRIGGER search_trace_numbers AFTER INSERT OR DELETE OR UPDATE OF case_id, properties
+       ON search_trace FOR EACH ROW EXECUTE FUNCTION search_trace_numbers()""",
+    f"DELETE FROM {NUMBER_TABLE}",  # noqa: S608
+    f"INSERT INTO {NUMBER_TABLE} (trace_id, case_id, name, value) "
+    + _POSTGRES_NUMBERS_OF.replace("NEW.", "search_trace.").replace(
+        " FROM jsonb_each", " FROM search_trace, jsonb_each"
+    ),
+]
+POSTGRES_NUMBERS_UNINSTALL = [
+    "DROP TRIGGER IF EXISTS search_trace_numbers ON search_trace",
+    "DROP FUNCTION IF EXISTS search_trace_numbers()",
+    f"DROP TABLE IF EXISTS {NUMBER_TABLE}",
+]
 POSTGRES_UNINSTALL = [
     "DROP TRIGGER IF EXISTS search_trace_words ON search_trace",
     "DROP FUNCTION IF EXISTS search_trace_words()",
@@ -136,16 +219,32 @@ POSTGRES_UNINSTALL = [
 
 def _statements(vendor: str, *, install: bool) -> list[str]:
     if vendor == "sqlite":
-        return SQLITE_INSTALL if install else SQLITE_UNINSTALL
+        return [*SQLITE_INSTALL, *SQLITE_NUMBERS_INSTALL] if install else [*SQLITE_UNINSTALL, *SQLITE_NUMBERS_UNINSTALL]
     if vendor == "postgresql":
-        return POSTGRES_INSTALL if install else POSTGRES_UNINSTALL
+        if install:
+            return [*POSTGRES_INSTALL, *POSTGRES_NUMBERS_INSTALL]
+        return [*POSTGRES_UNINSTALL, *POSTGRES_NUMBERS_UNINSTALL]
     raise RuntimeError(f"no full-text index for database {vendor}")
 
 
 def install(schema_editor) -> None:
-    """Create (or re-create) the index and its triggers, and index the traces already there."""
+    """Create (or re-create) the indexes and their triggers, and index the traces already there."""
     for statement in _statements(schema_editor.connection.vendor, install=True):
         schema_editor.execute(statement, params=None)  # literal % and {} in the SQL: no placeholders
+
+
+def install_numbers(schema_editor) -> None:
+    """Create (or re-create) the number index alone, and fill it from the traces already there."""
+    vendor = schema_editor.connection.vendor
+    for statement in SQLITE_NUMBERS_INSTALL if vendor == "sqlite" else POSTGRES_NUMBERS_INSTALL:
+        schema_editor.execute(statement, params=None)
+
+
+def uninstall_numbers(schema_editor) -> None:
+    """Remove the number index alone (the reversal of the migration that added it)."""
+    vendor = schema_editor.connection.vendor
+    for statement in SQLITE_NUMBERS_UNINSTALL if vendor == "sqlite" else POSTGRES_NUMBERS_UNINSTALL:
+        schema_editor.execute(statement, params=None)
 
 
 def _reinstall(apps, schema_editor) -> None:
@@ -182,9 +281,31 @@ def installed_triggers(connection) -> set[str]:
 
 
 EXPECTED_TRIGGERS = {
-    "sqlite": set(_TRIGGERS),
-    "postgresql": {"search_trace_words"},
+    "sqlite": {*_TRIGGERS, *_NUMBER_TRIGGERS},
+    "postgresql": {"search_trace_words", "search_trace_numbers"},
 }
+
+
+def number_condition(
+    vendor: str,
+    *,
+    case_id: int,
+    name: str,
+    comparisons: list[tuple[str, float]],
+    id_column: str = '"search_trace"."id"',
+) -> tuple[str, list]:
+    """An SQL condition on a ``search_trace`` row: its numeric property ``name`` holds every one of
+    ``comparisons`` (``(">=", 4000)``; operators ``=``, ``<``, ``<=``, ``>``, ``>=``), looked up in the
+    number index."""
+    if not comparisons or any(op not in ("=", "<", "<=", ">", ">=") for op, _ in comparisons):
+        raise ValueError(f"not comparisons: {comparisons!r}")
+    # PostgreSQL would compare numeric with a float parameter as floats, past the index.
+    cast = "::numeric" if vendor == "postgresql" else ""
+    compared = " AND ".join(f"value {op} %s{cast}" for op, _ in comparisons)
+    return (
+        f"{id_column} IN (SELECT trace_id FROM {NUMBER_TABLE} WHERE case_id = %s AND name = %s AND {compared})",  # noqa: S608
+        [case_id, name, *(value for _, value in comparisons)],
+    )
 
 
 # -- matching -------------------------------------------------------------------------------------

@@ -150,18 +150,25 @@ def _type_combinations(case_id: int) -> list:
             found.append(row[0] if isinstance(row[0], str) else json.dumps(row[0]))
 
 
-def _type(node: Field, *, case_id: int | None) -> Q:
+def _combinations_holding(node: Field, *, case_id: int) -> list:
+    """The stored ``types`` lists of the case's traces that a ``type:`` condition holds."""
     # ":" ignores case, "=" is exact (docs/query.md), as in Elasticsearch.
     exact = node.op == "="
     wanted = str(node.value) if exact else str(node.value).lower()
-    if case_id is None:
-        return Q(types__contains=f'"{wanted}"') if exact else Q(types__icontains=f'"{wanted}"')
     pattern = re.compile(_wildcard_regex(wanted) if node.wildcard else re.escape(wanted))
-    holding = [
+    return [
         stored
         for stored in _type_combinations(case_id)
         if any(pattern.fullmatch(str(name) if exact else str(name).lower()) for name in json.loads(stored))
     ]
+
+
+def _type(node: Field, *, case_id: int | None) -> Q:
+    exact = node.op == "="
+    wanted = str(node.value) if exact else str(node.value).lower()
+    if case_id is None:
+        return Q(types__contains=f'"{wanted}"') if exact else Q(types__icontains=f'"{wanted}"')
+    holding = _combinations_holding(node, case_id=case_id)
     if not holding:
         # Nothing holds it: a condition no row meets (an empty IN would make Django drop the query).
         return Q(pk__isnull=True)
@@ -194,6 +201,9 @@ def _field(node: Field, *, case_id: int | None = None) -> Q:
     if name in INDEXED_NUMBERS and _is_number(value) and not node.wildcard:
         column = INDEXED_NUMBERS[name]
         return Q(**{f"{column}__{_OPERATOR_LOOKUPS[node.op]}" if node.op in _OPERATOR_LOOKUPS else column: value})
+    if _is_number(value) and not node.wildcard and case_id is not None and name not in _ROW_FIELDS:
+        # Numeric properties are in the number index (fulltext.py): equal or compared, numbers only.
+        return _number(name, [("=" if node.op == ":" else node.op, value)], case_id=case_id)
     column = name if name in ("name", "path", "uid", "text") else f"properties__{name}"
     if isinstance(value, date) and column.startswith("properties__"):
         return _date_compare(name, ">=" if node.op == ":" else node.op, value, whole_day_equal=node.op in ":=")
@@ -254,11 +264,23 @@ def _indexed_date_compare(column: str, op: str, *, width: int, bound: str, day: 
     return Q(**{f"{column}__gte": bound, f"{column}__lt": next_day})
 
 
+_ROW_FIELDS = ("name", "path", "uid", "text")
+
+
+def _number(name: str, comparisons: list[tuple[str, float]], *, case_id: int) -> Q:
+    def condition(id_column: str, vendor: str) -> tuple[str, list]:
+        return fulltext.number_condition(
+            vendor, case_id=case_id, name=name, comparisons=comparisons, id_column=id_column
+        )
+
+    return Q(_RowCondition("pk", condition))
+
+
 def _is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _range(node: Range) -> Q:
+def _range(node: Range, *, case_id: int | None = None) -> Q:
     column = node.name if node.name in ("name", "path", "uid") else f"properties__{node.name}"
     if node.low is None and node.high is None:
         # [* TO *]: the traces that have the property at all.
@@ -270,7 +292,15 @@ def _range(node: Range) -> Q:
         if node.high is not None:
             q &= _date_compare(node.name, "<=" if node.include_high else "<", node.high)
         return q
-    if node.name in INDEXED_NUMBERS and all(_is_number(v) for v in (node.low, node.high) if v is not None):
+    numbers = all(_is_number(v) for v in (node.low, node.high) if v is not None)
+    if numbers and case_id is not None and node.name not in INDEXED_NUMBERS and column.startswith("properties__"):
+        comparisons = []
+        if node.low is not None:
+            comparisons.append((">=" if node.include_low else ">", node.low))
+        if node.high is not None:
+            comparisons.append(("<=" if node.include_high else "<", node.high))
+        return _number(node.name, comparisons, case_id=case_id)
+    if node.name in INDEXED_NUMBERS and numbers:
         column = INDEXED_NUMBERS[node.name]
     q = Q()
     if node.low is not None:
@@ -287,7 +317,7 @@ def compile_q(node: Node, *, case_id: int | None = None) -> Q:
     if isinstance(node, Field):
         return _field(node, case_id=case_id)
     if isinstance(node, Range):
-        return _range(node)
+        return _range(node, case_id=case_id)
     if isinstance(node, And):
         q = Q()
         for item in node.items:
@@ -410,24 +440,35 @@ class SqlSearchBackend(SearchBackend):
                 if bound is None:
                     total = fill(*_from_where(traces.order_by().values("pk")))
                 else:
-                    # Any hits up to one past the bound, in whatever order the database finds them fastest:
-                    # fewer than that are all of them. Asked for the first hits in order straight away, a
-                    # planner that cannot tell how many rows a range holds may walk the whole table in
-                    # order to find the few thousand files over 100 MB.
-                    total = fill(*_from_where(traces.order_by().values("pk")[: bound + 1]))
-                    if total > bound:
+                    # Any hits up to one past the bound, in whatever order the database finds them fastest,
+                    # ids only (often from an index alone): fewer than that are all of them. Asked for the
+                    # first hits in order straight away, a planner that cannot tell how many rows a range
+                    # holds may walk the whole table in order to find the few thousand files over 100 MB.
+                    probe = f"{table}_any"
+                    any_sql, any_params = traces.order_by().values("pk")[: bound + 1].query.sql_with_params()
+                    cursor.execute(f"CREATE TEMPORARY TABLE {probe} AS {any_sql}", any_params)
+                    cursor.execute(f"SELECT COUNT(*) FROM {probe}")  # noqa: S608 (our own table name)
+                    if cursor.fetchone()[0] <= bound:
+                        first = (f"SELECT * FROM {probe}", [])  # noqa: S608 (our own table name)
+                    else:
                         # More: the first ones in the sort order instead. Every index holds the id, so in
                         # id order the database finds them without reading and sorting every hit.
-                        cursor.execute(f"DROP TABLE {table}")
-                        first = traces.order_by(*_order_by(sort)).values("pk")[: bound + 1]
-                        total = fill(*_among_ids(*first.query.sql_with_params()))
+                        first = _type_driven_first_ids(case_id=case_id, node=node, sort=sort, count=bound + 1)
+                        if first is None:
+                            ordered = traces.order_by(*_order_by(sort)).values("pk")[: bound + 1]
+                            first = ordered.query.sql_with_params()
+                    total = fill(*_among_ids(*first))
+                    cursor.execute(f"DROP TABLE {probe}")
             exact = bound is None or total <= bound
             if not exact:
                 # The hit past the bound only told that there are more: it is neither counted nor faceted.
-                cursor.execute(
-                    f"DELETE FROM {table} WHERE id NOT IN (SELECT id FROM {table} ORDER BY {order} LIMIT %s)",  # noqa: S608
-                    [bound],
-                )
+                if tuple(sort) == ("id",):
+                    cursor.execute(f"DELETE FROM {table} WHERE id = (SELECT MAX(id) FROM {table})")  # noqa: S608
+                else:
+                    cursor.execute(
+                        f"DELETE FROM {table} WHERE id NOT IN (SELECT id FROM {table} ORDER BY {order} LIMIT %s)",  # noqa: S608
+                        [bound],
+                    )
                 total = bound
             source = _Source(cursor=cursor, table=table, where="", params=[])
             counted, interval = source.facets(facets, date_property=date_property, date_interval=date_interval)
@@ -494,6 +535,39 @@ def _word_driven_first_ids(*, case_id: int, node: Node, sort: tuple[str, ...], c
         f"WHERE {fts} MATCH %s AND {where} ORDER BY {fts}.rowid LIMIT {int(count)}",
         [fulltext.fts5_expression(groups), *params],
     )
+
+
+def _type_driven_first_ids(*, case_id: int, node: Node, sort: tuple[str, ...], count: int) -> tuple[str, list] | None:
+    """On SQLite in id order, for a query that must hold a type: SQL (and its parameters) for the ids of its
+    first ``count`` hits, merged from one walk of the (case, types) index per combination of types that
+    holds it (``["email"]``, ``["file", "email"]``…), each in id order and each stopping at ``count``.
+    The database would otherwise read every trace in id order to find the e-mails among them, or collect
+    every e-mail and sort them. None for any other query or database.
+    """
+    if connection.vendor != "sqlite" or tuple(sort) != ("id",):
+        return None
+    items = list(node.items) if isinstance(node, And) else [node]
+    driver = next((item for item in items if isinstance(item, Field) and item.name == "type"), None)
+    if driver is None:
+        return None
+    holding = _combinations_holding(driver, case_id=case_id)
+    if not holding:
+        return None  # no trace holds it: the plain query finds none at once
+    others = Q()
+    for item in items:
+        if item is not driver:
+            others &= compile_q(item, case_id=case_id)
+    from_where, params = _from_where(Trace.objects.filter(case_id=case_id).filter(others).order_by().values("pk"))
+    table, where = from_where.split(" WHERE ", 1)
+    if table != '"search_trace"':
+        return None  # not a plain condition on the trace row
+    arm = (
+        'SELECT "id" FROM (SELECT "search_trace"."id" FROM "search_trace" '  # noqa: S608 (Django's SQL, constants)
+        f'WHERE {where} AND "search_trace"."types" = %s ORDER BY "search_trace"."id" LIMIT {int(count)})'
+    )
+    # A compound SELECT with an ORDER BY is merged from its arms, each already in order.
+    sql = " UNION ALL ".join([arm] * len(holding)) + f" ORDER BY 1 LIMIT {int(count)}"
+    return sql, [value for stored in holding for value in (*params, stored)]
 
 
 _HIT_COLUMNS = ("id", "evidence_id", "types", "extension", "mime_type", "deleted")

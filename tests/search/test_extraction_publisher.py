@@ -102,11 +102,11 @@ def test_the_property_names_of_published_traces_are_recorded_for_completion(run)
     assert list(CasePropertyName.objects.filter(case_id=case).values_list("name", flat=True)) == recorded[1:]
 
 
-def _found(word: str) -> set[str]:
+def _found(word: str, *, case_id: int | None = None) -> set[str]:
     from search.backends.sql import compile_q
     from search.query import parse_query
 
-    return set(Trace.objects.filter(compile_q(parse_query(word))).values_list("uid", flat=True))
+    return set(Trace.objects.filter(compile_q(parse_query(word), case_id=case_id)).values_list("uid", flat=True))
 
 
 def _deferrals() -> int:
@@ -180,3 +180,47 @@ def test_while_a_batch_defers_its_words_the_triggers_leave_its_new_rows_to_it(ru
         fulltext.index_deferred_words(cursor, after_id=mark)
         assert _found("newer2") == {"ev:0-2"}
     assert _deferrals() == 0
+
+
+def _numbers() -> dict[str, dict[str, float]]:
+    """The number index, as {uid: {name: value}}."""
+    from django.db import connection
+
+    from search.backends import fulltext
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.uid, n.name, n.value FROM {fulltext.NUMBER_TABLE} n JOIN search_trace t ON t.id = n.trace_id"
+        )
+        found: dict[str, dict[str, float]] = {}
+        for uid, name, value in cursor.fetchall():
+            found.setdefault(uid, {})[name] = float(value)
+        return found
+
+
+@pytest.mark.django_db
+def test_the_number_index_follows_published_batches_new_upserted_twice_and_deleted(run):
+    def numbers(width, **more):
+        return {"picture.width": width, "file.size": 10, "picture.model": "X100", "flag": True, **more}
+
+    publisher = _Publisher(run, shard=0)
+    publisher.add(_row(1, properties=numbers(640)))
+    publisher.add(_row(2, properties=numbers(4000, **{"gps.latitude": 52.37})))
+    publisher.flush()
+    # Numbers only: not strings, not booleans, and not file.size, which has a column of its own.
+    assert _numbers() == {"ev:0-1": {"picture.width": 640}, "ev:0-2": {"picture.width": 4000, "gps.latitude": 52.37}}
+    publisher.add(_row(2, properties=numbers(800)))  # changed: its latitude is gone
+    publisher.add(_row(3, properties=numbers(1)))
+    publisher.add(_row(3, properties=numbers(3)))  # written twice in one batch
+    publisher.flush()
+    assert _numbers() == {
+        "ev:0-1": {"picture.width": 640},
+        "ev:0-2": {"picture.width": 800},
+        "ev:0-3": {"picture.width": 3},
+    }
+    Trace.objects.filter(uid="ev:0-1").delete()
+    Trace.objects.filter(uid="ev:0-3").update(properties={"picture.height": 7})  # any other writer: the triggers
+    assert _numbers() == {"ev:0-2": {"picture.width": 800}, "ev:0-3": {"picture.height": 7}}
+    case_id = run.evidence.case_id
+    assert _found("picture.width>=800", case_id=case_id) == {"ev:0-2"}
+    assert _found("picture.height<10", case_id=case_id) == {"ev:0-3"}

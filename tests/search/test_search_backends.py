@@ -15,7 +15,7 @@ from django.db import connection
 from search.backends import fulltext
 from search.backends.base import auto_date_interval
 from search.backends.sql import SqlSearchBackend
-from search.models import Trace, TraceTag
+from search.models import INDEXED_NUMBERS, Trace, TraceTag
 from search.query import parse_query
 from search.query.compile_es import extension_of
 from search.selectors import traces_search
@@ -216,6 +216,51 @@ def test_indexed_properties_compare_numbers_and_iso_dates(demo, traces, query, e
     _add_trace(traces, name="late.txt", properties={"file.modifiedOn": "2019-03-07T23:59:59.900Z"})
     _add_trace(traces, name="odd.bin", properties={"file.size": "large", "file.modifiedOn": 12345})
     assert names(demo, query) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("picture.height:[2000 TO 3000]", {"holiday.JPG"}),
+        ("picture.height:{2000 TO 3000}", set()),
+        ("picture.height=3000", {"holiday.JPG"}),
+        ("picture.width>0", {"holiday.JPG", "small.png"}),
+        ("picture.width<100", {"small.png"}),
+        ("gps.latitude>52.3", {"geo.jpg"}),
+        ("gps.latitude:52.37", {"geo.jpg"}),
+        ("gps.latitude:[-90 TO 0]", {"south.jpg"}),
+        ("gps.latitude<-33.8", {"south.jpg"}),
+        ("disk.bytes=9007199254740993", {"geo.jpg"}),  # past a double's precision, still exact
+        ("disk.bytes>9007199254740992", {"geo.jpg"}),
+        # A negated comparison holds where the property is missing, as in Elasticsearch.
+        ("type:picture AND NOT picture.width>=4000", {"small.png", "geo.jpg", "south.jpg"}),
+        ("picture.width>=100 OR gps.latitude<0", {"holiday.JPG", "south.jpg"}),
+        # Only numbers compare as numbers: not the words or the booleans a tool wrote.
+        ("camera.flash>0", set()),
+        ("picture.model>0", set()),
+    ],
+)
+def test_numeric_properties_compare_through_the_number_index(demo, traces, query, expected):
+    pictures = ("file", "picture")
+    _add_trace(traces, name="small.png", types=pictures, properties={"picture.width": 64, "camera.flash": True})
+    _add_trace(
+        traces,
+        name="geo.jpg",
+        types=pictures,
+        properties={"gps.latitude": 52.37, "picture.width": "wide", "disk.bytes": 9007199254740993},
+    )
+    _add_trace(traces, name="south.jpg", types=pictures, properties={"gps.latitude": -33.86, "picture.model": "X100"})
+    assert names(demo, query) == expected
+
+
+def test_comparisons_on_numeric_properties_read_the_number_index(demo, traces):
+    plan = _query_plan(demo, "picture.width>=4000")
+    assert fulltext.NUMBER_TABLE in plan
+    assert "properties" not in plan
+
+
+def test_the_number_index_leaves_out_the_numbers_with_columns_of_their_own():
+    assert set(fulltext.NUMBERS_IN_COLUMNS) == set(INDEXED_NUMBERS)
 
 
 def _query_plan(demo, query: str) -> str:
@@ -449,7 +494,18 @@ def test_a_count_limit_counts_and_facets_only_the_first_hits_in_the_sort_order(d
 def test_a_count_limit_keeps_every_page_of_every_sort(demo, traces, settings, sort):
     settings.CUSTODIA_SEARCH_COUNT_LIMIT = 2
     # Words too: on SQLite the word index drives those, with the rest of the query as a condition.
-    for query in ("", "type:file", "NOT deleted:true", "jdoe", "jdoe type:file -deleted:true", "(jdoe OR mail) -txt"):
+    queries = (
+        "",
+        "type:file",
+        "NOT deleted:true",
+        "jdoe",
+        "jdoe type:file -deleted:true",
+        "(jdoe OR mail) -txt",
+        # On SQLite the types index drives these, one walk per combination of types.
+        "type:file -picture.width>=4000",
+        "type:f* file.size>5",
+    )
+    for query in queries:
         walked, pages = _walk(demo, query=query, sort=sort, limit=2)
         everything = traces_search(user=demo.detective, case_id=demo.case.pk, query=query, sort=sort, limit=500)
         assert everything["exact"]
@@ -486,3 +542,22 @@ def test_on_sqlite_words_drive_the_first_hits_in_id_order(demo, traces):
     assert found == sorted(expected.values_list("pk", flat=True))
     assert _word_driven_first_ids(node=parse_query("type:file"), sort=("id",), **options) is None
     assert _word_driven_first_ids(node=parse_query("jdoe"), sort=("name", "id"), **options) is None
+
+
+def test_on_sqlite_types_drive_the_first_hits_in_id_order(demo, traces):
+    from search.backends.sql import _type_driven_first_ids
+
+    if connection.vendor != "sqlite":
+        pytest.skip("on PostgreSQL the (case, types) index does not hold the ids in order")
+    options = {"case_id": demo.case.pk, "count": 3}
+    sql, params = _type_driven_first_ids(node=parse_query("type:file -deleted:true"), sort=("id",), **options)
+    # One walk of the index per combination holding "file": ["file"], ["file", "picture"], ["file", "document"].
+    assert sql.count(" UNION ALL ") == 2 and sql.endswith("ORDER BY 1 LIMIT 3")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = [row[0] for row in cursor.fetchall()]
+    kept = Trace.objects.filter(case=demo.case, deleted=False).order_by("pk")
+    assert found == [trace.pk for trace in kept if "file" in trace.types][:3]
+    assert _type_driven_first_ids(node=parse_query("jdoe"), sort=("id",), **options) is None
+    assert _type_driven_first_ids(node=parse_query("type:nothing"), sort=("id",), **options) is None
+    assert _type_driven_first_ids(node=parse_query("type:file"), sort=("name", "id"), **options) is None
