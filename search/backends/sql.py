@@ -537,6 +537,15 @@ def _word_driven_first_ids(*, case_id: int, node: Node, sort: tuple[str, ...], c
     )
 
 
+def _compares(node: Node) -> bool:
+    """Whether ``node`` compares a number or a date (``picture.width>=4000``, ``file.size:[1 TO 9]``)."""
+    if isinstance(node, Range):
+        return True
+    return isinstance(node, Field) and (
+        node.op in _OPERATOR_LOOKUPS or _is_number(node.value) or isinstance(node.value, date)
+    )
+
+
 def _type_driven_first_ids(*, case_id: int, node: Node, sort: tuple[str, ...], count: int) -> tuple[str, list] | None:
     """On SQLite in id order, for a query that must hold a type: SQL (and its parameters) for the ids of its
     first ``count`` hits, merged from one walk of the (case, types) index per combination of types that
@@ -549,6 +558,10 @@ def _type_driven_first_ids(*, case_id: int, node: Node, sort: tuple[str, ...], c
     items = list(node.items) if isinstance(node, And) else [node]
     driver = next((item for item in items if isinstance(item, Field) and item.name == "type"), None)
     if driver is None:
+        return None
+    if any(_compares(item) for item in items):
+        # Comparisons and ranges have indexes of their own that yield candidate ids, which the database
+        # takes in id order itself, checking each one's type: faster than a walk per combination.
         return None
     holding = _combinations_holding(driver, case_id=case_id)
     if not holding:

@@ -501,7 +501,7 @@ def test_a_count_limit_keeps_every_page_of_every_sort(demo, traces, settings, so
         "jdoe",
         "jdoe type:file -deleted:true",
         "(jdoe OR mail) -txt",
-        # On SQLite the types index drives these, one walk per combination of types.
+        # On SQLite the types index drives the first, one walk per combination of types; the second not.
         "type:file -picture.width>=4000",
         "type:f* file.size>5",
     )
