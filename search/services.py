@@ -315,6 +315,7 @@ class _Publisher:
         self._evidence_id = run.evidence_id
         self._case_id = run.evidence.case_id
         self._sql: str | None = None
+        self._words_in_python = connection.vendor == "postgresql"
         self._property_names: set[str] = set()
 
     @property
@@ -363,12 +364,16 @@ class _Publisher:
             updates = [Trace._meta.get_field(name).column for name in self.UPDATE_FIELDS]
             # Only the model's own table and column names go into the statement; values are parameters.
             table = quote(Trace._meta.db_table)
-            names = ", ".join(quote(c) for c in columns)
-            marks = ", ".join(["%s"] * len(columns))
+            marks = ["%s"] * len(columns)
+            if self._words_in_python:
+                # The words computed here (fulltext.document_words); the trigger keeps the vector.
+                columns, updates = [*columns, "search_vector"], [*updates, "search_vector"]
+                marks.append("to_tsvector('simple', %s)")
+            names, values = ", ".join(quote(c) for c in columns), ", ".join(marks)
             uid = quote(Trace._meta.get_field("uid").column)
             assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updates)
             self._sql = (
-                f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({uid}) DO UPDATE SET {assignments}"  # noqa: S608
+                f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT ({uid}) DO UPDATE SET {assignments}"  # noqa: S608
             )
         return self._sql
 
@@ -381,7 +386,7 @@ class _Publisher:
             for name, value in (("evidence", self._evidence_id), ("case", self._case_id))
         )
         run_key = Trace._meta.get_field("run").get_db_prep_save(self.run.pk, connection)
-        return [
+        rows = [
             (
                 row[0],
                 *keys,
@@ -398,6 +403,13 @@ class _Publisher:
             )
             for row in self.rows
         ]
+        if self._words_in_python:
+            document_words = fulltext.document_words
+            rows = [
+                (*values, document_words(name=row[6], path=row[7], text=row[15], properties=row[9]))
+                for values, row in zip(rows, self.rows, strict=True)
+            ]
+        return rows
 
     def flush(self) -> None:
         if not self.rows:
@@ -406,7 +418,15 @@ class _Publisher:
             with connection.cursor() as cursor:
                 # On SQLite the new rows' words go into the index in one statement, not a trigger a row.
                 deferred = fulltext.defer_words(cursor)
-                cursor.executemany(self._upsert_sql(), self._parameters())
+                if connection.vendor == "postgresql":
+                    # Django's cursor binds parameters on the client: the server would parse and plan the
+                    # whole statement again for every row. psycopg's own cursor prepares it once.
+                    import psycopg
+
+                    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as prepared:
+                        prepared.executemany(self._upsert_sql(), self._parameters())
+                else:
+                    cursor.executemany(self._upsert_sql(), self._parameters())
                 fulltext.index_deferred_words(cursor, after_id=deferred)
             # Tools write a few hundred names in all: after the first batches, nothing is new.
             names = {name for row in self.rows for name in row[9]} - self._property_names

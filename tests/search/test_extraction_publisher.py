@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 import pytest
 from django.db import IntegrityError
+from django.db.models import F
 
 from search.extraction.traces import DataStream
 from search.models import CasePropertyName, ExtractionRun, Trace
@@ -224,3 +225,28 @@ def test_the_number_index_follows_published_batches_new_upserted_twice_and_delet
     case_id = run.evidence.case_id
     assert _found("picture.width>=800", case_id=case_id) == {"ev:0-2"}
     assert _found("picture.height<10", case_id=case_id) == {"ev:0-3"}
+
+
+@pytest.mark.django_db
+def test_the_words_the_publisher_computes_are_those_of_the_trigger(run):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's publisher indexes a batch's words in SQL (index_deferred_words)")
+    odd = {"email.subject": "Re: Ünïcode — naïve_café 2019-03-07T10:00Z", "n": 5, "flag": True, "list": ["x y"]}
+    publisher = _Publisher(run, shard=0)
+    publisher.add(_row(1, name="Passwords.TXT", path="/home/j_doe/Passwords.TXT", text="crème-brûlée\tß ǅ ½ ٣"))
+    publisher.add(_row(2, properties=odd, text="x" * 10 + " tail"))
+    publisher.flush()
+    publisher.add(_row(2, properties=odd, text="changed words"))  # an upsert sets a new vector too
+    publisher.flush()
+
+    def vectors() -> dict[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT uid, search_vector::text FROM search_trace WHERE run_id = %s", [run.pk])
+            return dict(cursor.fetchall())
+
+    written = vectors()
+    assert "'changed'" in written["ev:0-2"] and "'tail'" not in written["ev:0-2"]
+    Trace.objects.filter(run=run).update(name=F("name"))  # the trigger computes them again from the row
+    assert vectors() == written
