@@ -377,6 +377,22 @@ class _Publisher:
             )
         return self._sql
 
+    def _upsert_prepared(self) -> None:
+        """PostgreSQL: the batch's upserts through one prepared statement. Django's cursor binds parameters
+        on the client and its connection prepares nothing, so the server would parse, analyse and plan the
+        whole statement again for every trace; psycopg's own cursor, allowed to prepare, does it once."""
+        import psycopg
+
+        raw = connection.connection
+        threshold = raw.prepare_threshold
+        raw.prepare_threshold = 0
+        try:
+            with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+                cursor.executemany(self._upsert_sql(), self._parameters())
+                cursor.execute("DEALLOCATE ALL")  # nothing else on the connection is prepared
+        finally:
+            raw.prepare_threshold = threshold
+
     def _parameters(self) -> list[tuple]:
         adapt_json = connection.ops.adapt_json_value
         extracted_at = connection.ops.adapt_datetimefield_value(timezone.now())
@@ -419,12 +435,7 @@ class _Publisher:
                 # On SQLite the new rows' words go into the index in one statement, not a trigger a row.
                 deferred = fulltext.defer_words(cursor)
                 if connection.vendor == "postgresql":
-                    # Django's cursor binds parameters on the client: the server would parse and plan the
-                    # whole statement again for every row. psycopg's own cursor prepares it once.
-                    import psycopg
-
-                    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as prepared:
-                        prepared.executemany(self._upsert_sql(), self._parameters())
+                    self._upsert_prepared()
                 else:
                     cursor.executemany(self._upsert_sql(), self._parameters())
                 fulltext.index_deferred_words(cursor, after_id=deferred)
