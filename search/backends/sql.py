@@ -449,15 +449,19 @@ class SqlSearchBackend(SearchBackend):
                     cursor.execute(f"CREATE TEMPORARY TABLE {probe} AS {any_sql}", any_params)
                     cursor.execute(f"SELECT COUNT(*) FROM {probe}")  # noqa: S608 (our own table name)
                     if cursor.fetchone()[0] <= bound:
-                        first = (f"SELECT * FROM {probe}", [])  # noqa: S608 (our own table name)
+                        total = fill(*_among_ids(f"SELECT * FROM {probe}", []))  # noqa: S608 (our own table name)
+                    elif driven := _type_driven_first_ids(case_id=case_id, node=node, sort=sort, count=bound + 1):
+                        total = fill(*_among_ids(*driven))
                     else:
                         # More: the first ones in the sort order instead. Every index holds the id, so in
-                        # id order the database finds them without reading and sorting every hit.
-                        first = _type_driven_first_ids(case_id=case_id, node=node, sort=sort, count=bound + 1)
-                        if first is None:
-                            ordered = traces.order_by(*_order_by(sort)).values("pk")[: bound + 1]
-                            first = ordered.query.sql_with_params()
-                    total = fill(*_among_ids(*first))
+                        # id order the database finds them without reading and sorting every hit. SQLite
+                        # finds their ids from an index alone, then reads their rows; PostgreSQL would
+                        # look each id up again, so it reads the rows as it finds them.
+                        first = traces.order_by(*_order_by(sort)).values("pk")[: bound + 1]
+                        if connection.vendor == "postgresql":
+                            total = fill(*_from_where(first))
+                        else:
+                            total = fill(*_among_ids(*first.query.sql_with_params()))
                     cursor.execute(f"DROP TABLE {probe}")
             exact = bound is None or total <= bound
             if not exact:
