@@ -389,7 +389,9 @@ class _Publisher:
         try:
             with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
                 cursor.executemany(self._upsert_sql(), self._parameters())
-                cursor.execute("DEALLOCATE ALL")  # nothing else on the connection is prepared
+                # Not one statement left per batch on the server. Django prepares nothing unless told to
+                # (OPTIONS prepare_threshold); then psycopg forgets its own too and prepares them again.
+                cursor.execute("DEALLOCATE ALL")
         finally:
             raw.prepare_threshold = threshold
 

@@ -83,6 +83,8 @@ _NUMBERS_OF = (
     + ", ".join(f"'{name}'" for name in NUMBERS_IN_COLUMNS)
     + ")"
 )
+# The numbers of every trace (with a condition on search_trace appended where only some are wanted).
+_NUMBERS_OF_TRACES = _NUMBERS_OF.format(row="search_trace").replace(" FROM json_each", " FROM search_trace, json_each")
 _NUMBER_TRIGGERS = ("search_trace_number_insert", "search_trace_number_delete", "search_trace_number_update")
 SQLITE_NUMBERS_INSTALL = [
     # Without a rowid: the (trace, name) key is the table, and the value index the one other b-tree.
@@ -104,8 +106,7 @@ SQLITE_NUMBERS_INSTALL = [
     END""",  # noqa: S608
     # Rows written before the index existed (or while a table rebuild had dropped the triggers).
     f"DELETE FROM {NUMBER_TABLE}",  # noqa: S608
-    f"INSERT INTO {NUMBER_TABLE} (trace_id, case_id, name, value) "
-    + _NUMBERS_OF.format(row="search_trace").replace(" FROM json_each", " FROM search_trace, json_each"),
+    f"INSERT INTO {NUMBER_TABLE} (trace_id, case_id, name, value) {_NUMBERS_OF_TRACES}",
 ]
 SQLITE_NUMBERS_UNINSTALL = [
     *(f"DROP TRIGGER IF EXISTS {name}" for name in _NUMBER_TRIGGERS),
@@ -161,9 +162,8 @@ def index_deferred_words(cursor, *, after_id: int | None) -> None:
         return
     words_of_new_rows = f"INSERT INTO {FTS_TABLE}(rowid, words) SELECT id, {_ALL} FROM search_trace WHERE id > %s"  # noqa: S608
     cursor.execute(words_of_new_rows, [after_id])
-    numbers = _NUMBERS_OF.format(row="search_trace").replace(" FROM json_each", " FROM search_trace, json_each")
     cursor.execute(
-        f"INSERT INTO {NUMBER_TABLE} (trace_id, case_id, name, value) {numbers} AND search_trace.id > %s",
+        f"INSERT INTO {NUMBER_TABLE} (trace_id, case_id, name, value) {_NUMBERS_OF_TRACES} AND search_trace.id > %s",
         [after_id],
     )
     cursor.execute(f"DELETE FROM {DEFERRAL_TABLE}")  # noqa: S608
@@ -237,20 +237,29 @@ POSTGRES_UNINSTALL = [
 ]
 
 
-def _statements(vendor: str, *, install: bool) -> list[str]:
-    if vendor == "sqlite":
-        return [*SQLITE_INSTALL, *SQLITE_NUMBERS_INSTALL] if install else [*SQLITE_UNINSTALL, *SQLITE_NUMBERS_UNINSTALL]
-    if vendor == "postgresql":
-        if install:
-            return [*POSTGRES_INSTALL, *POSTGRES_NUMBERS_INSTALL]
-        return [*POSTGRES_UNINSTALL, *POSTGRES_NUMBERS_UNINSTALL]
-    raise RuntimeError(f"no full-text index for database {vendor}")
+# vendor → ((word index install, uninstall), (number index install, uninstall))
+_STATEMENTS = {
+    "sqlite": ((SQLITE_INSTALL, SQLITE_UNINSTALL), (SQLITE_NUMBERS_INSTALL, SQLITE_NUMBERS_UNINSTALL)),
+    "postgresql": ((POSTGRES_INSTALL, POSTGRES_UNINSTALL), (POSTGRES_NUMBERS_INSTALL, POSTGRES_NUMBERS_UNINSTALL)),
+}
+
+
+def _statements(vendor: str, *, install: bool, words: bool = True) -> list[str]:
+    if vendor not in _STATEMENTS:
+        raise RuntimeError(f"no full-text index for database {vendor}")
+    word_statements, number_statements = _STATEMENTS[vendor]
+    chosen = [word_statements, number_statements] if words else [number_statements]
+    return [statement for pair in chosen for statement in pair[0 if install else 1]]
+
+
+def _execute(schema_editor, statements: list[str]) -> None:
+    for statement in statements:
+        schema_editor.execute(statement, params=None)  # literal % and {} in the SQL: no placeholders
 
 
 def install(schema_editor) -> None:
     """Create (or re-create) the indexes and their triggers, and index the traces already there."""
-    for statement in _statements(schema_editor.connection.vendor, install=True):
-        schema_editor.execute(statement, params=None)  # literal % and {} in the SQL: no placeholders
+    _execute(schema_editor, _statements(schema_editor.connection.vendor, install=True))
 
 
 def replace_postgres_word_function(schema_editor) -> None:
@@ -261,16 +270,12 @@ def replace_postgres_word_function(schema_editor) -> None:
 
 def install_numbers(schema_editor) -> None:
     """Create (or re-create) the number index alone, and fill it from the traces already there."""
-    vendor = schema_editor.connection.vendor
-    for statement in SQLITE_NUMBERS_INSTALL if vendor == "sqlite" else POSTGRES_NUMBERS_INSTALL:
-        schema_editor.execute(statement, params=None)
+    _execute(schema_editor, _statements(schema_editor.connection.vendor, install=True, words=False))
 
 
 def uninstall_numbers(schema_editor) -> None:
     """Remove the number index alone (the reversal of the migration that added it)."""
-    vendor = schema_editor.connection.vendor
-    for statement in SQLITE_NUMBERS_UNINSTALL if vendor == "sqlite" else POSTGRES_NUMBERS_UNINSTALL:
-        schema_editor.execute(statement, params=None)
+    _execute(schema_editor, _statements(schema_editor.connection.vendor, install=False, words=False))
 
 
 def _reinstall(apps, schema_editor) -> None:
@@ -290,8 +295,7 @@ def keeping_triggers(*operations) -> list:
 
 
 def uninstall(schema_editor) -> None:
-    for statement in _statements(schema_editor.connection.vendor, install=False):
-        schema_editor.execute(statement, params=None)
+    _execute(schema_editor, _statements(schema_editor.connection.vendor, install=False))
 
 
 def installed_triggers(connection) -> set[str]:

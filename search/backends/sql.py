@@ -204,7 +204,7 @@ def _field(node: Field, *, case_id: int | None = None) -> Q:
     if _is_number(value) and not node.wildcard and case_id is not None and name not in _ROW_FIELDS:
         # Numeric properties are in the number index (fulltext.py): equal or compared, numbers only.
         return _number(name, [("=" if node.op == ":" else node.op, value)], case_id=case_id)
-    column = name if name in ("name", "path", "uid", "text") else f"properties__{name}"
+    column = name if name in _ROW_FIELDS else f"properties__{name}"
     if isinstance(value, date) and column.startswith("properties__"):
         return _date_compare(name, ">=" if node.op == ":" else node.op, value, whole_day_equal=node.op in ":=")
     if node.op in _OPERATOR_LOOKUPS:
@@ -515,6 +515,19 @@ def _full_text_conjuncts(node: Node) -> tuple[list[list[tuple[list[str], bool]]]
     return groups, rest
 
 
+def _row_conditions(*, case_id: int, items: list[Node]) -> tuple[str, list] | None:
+    """The case and ``items`` (all must hold) as the WHERE clause of a plain query on ``search_trace``,
+    with its parameters, for SQL written around it; None if Django needs more than the one table."""
+    others = Q()
+    for item in items:
+        others &= compile_q(item, case_id=case_id)
+    from_where, params = _from_where(Trace.objects.filter(case_id=case_id).filter(others).order_by().values("pk"))
+    table, where = from_where.split(" WHERE ", 1)
+    if table != '"search_trace"':
+        return None  # none of compile_q's conditions join another table, today
+    return where, params
+
+
 def _word_driven_first_ids(*, case_id: int, node: Node, sort: tuple[str, ...], count: int) -> tuple[str, list] | None:
     """On SQLite in id order, for a query that must hold words: SQL (and its parameters) for the ids of its
     first ``count`` hits, driven by the FTS5 table, which yields its rowids (the trace ids) in order, so
@@ -526,13 +539,10 @@ def _word_driven_first_ids(*, case_id: int, node: Node, sort: tuple[str, ...], c
     groups, rest = _full_text_conjuncts(node)
     if not groups:
         return None
-    others = Q()
-    for item in rest:
-        others &= compile_q(item, case_id=case_id)
-    from_where, params = _from_where(Trace.objects.filter(case_id=case_id).filter(others).order_by().values("pk"))
-    table, where = from_where.split(" WHERE ", 1)
-    if table != '"search_trace"':
-        return None  # not a plain condition on the trace row (none of compile_q's are, today)
+    conditions = _row_conditions(case_id=case_id, items=rest)
+    if conditions is None:
+        return None
+    where, params = conditions
     fts = fulltext.FTS_TABLE
     return (
         f'SELECT "search_trace"."id" FROM {fts} JOIN "search_trace" ON "search_trace"."id" = {fts}.rowid '  # noqa: S608
@@ -570,14 +580,10 @@ def _type_driven_first_ids(*, case_id: int, node: Node, sort: tuple[str, ...], c
     holding = _combinations_holding(driver, case_id=case_id)
     if not holding:
         return None  # no trace holds it: the plain query finds none at once
-    others = Q()
-    for item in items:
-        if item is not driver:
-            others &= compile_q(item, case_id=case_id)
-    from_where, params = _from_where(Trace.objects.filter(case_id=case_id).filter(others).order_by().values("pk"))
-    table, where = from_where.split(" WHERE ", 1)
-    if table != '"search_trace"':
-        return None  # not a plain condition on the trace row
+    conditions = _row_conditions(case_id=case_id, items=[item for item in items if item is not driver])
+    if conditions is None:
+        return None
+    where, params = conditions
     arm = (
         'SELECT "id" FROM (SELECT "search_trace"."id" FROM "search_trace" '  # noqa: S608 (Django's SQL, constants)
         f'WHERE {where} AND "search_trace"."types" = %s ORDER BY "search_trace"."id" LIMIT {int(count)})'
