@@ -16,6 +16,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from audit import context
+from audit.actions import UndeclaredAuditAction, is_declared
 from audit.chain import GENESIS_HASH, json_safe, row_hash
 from audit.models import AuditEvent, Outcome
 from custodia.errors import AuditUnavailable
@@ -48,7 +49,12 @@ def audit_record(
     organization_id: int | None = None,
     details: dict | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain in the current transaction and return it."""
+    """Append one event to the chain in the current transaction and return it.
+
+    ``action`` must be declared in ``audit.actions``: an undeclared name is a programming error, refused
+    before anything is written."""
+    if not is_declared(action):
+        raise UndeclaredAuditAction(f"The audit action {action!r} is not declared in audit/actions.py.")
     ctx = context.current()
     if organization_id is None and actor is not None:
         organization_id = getattr(actor, "organization_id", None)

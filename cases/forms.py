@@ -1,5 +1,7 @@
 from django import forms
+from django.utils.html import format_html, format_html_join
 
+from audit.actions import filter_choices
 from cases.models import CasePriority, CaseStatus, Role
 
 
@@ -34,9 +36,27 @@ class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
+class SuggestingTextInput(forms.TextInput):
+    """A text box that offers a list of values (an HTML datalist) and still takes any text, such as a prefix."""
+
+    def __init__(self, *, list_id: str, suggestions, attrs=None):
+        super().__init__(attrs={**(attrs or {}), "list": list_id})
+        self.list_id = list_id
+        self.suggestions = suggestions
+
+    def render(self, name, value, attrs=None, renderer=None):
+        box = super().render(name, value, attrs, renderer)
+        options = format_html_join("", '<option value="{}">', ((value,) for value in self.suggestions()))
+        return format_html('{}<datalist id="{}">{}</datalist>', box, self.list_id, options)
+
+
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False)
-    action = forms.CharField(required=False, help_text="An action or a prefix, e.g. case.")
+    action = forms.CharField(
+        required=False,
+        help_text="An action or a prefix, e.g. case.",
+        widget=SuggestingTextInput(list_id="audit-actions", suggestions=filter_choices),
+    )
     outcome = forms.ChoiceField(
         required=False, choices=[("", "any"), ("ok", "ok"), ("denied", "denied"), ("failed", "failed")]
     )

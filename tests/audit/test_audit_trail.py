@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, close_old_connections, connection, transaction
 
+from audit.actions import declare
 from audit.chain import GENESIS_HASH, row_hash
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -182,6 +183,7 @@ def test_a_read_whose_audit_row_fails_is_refused(demo, api, fail_audit_writes):
 
 def test_chain_stays_linear_under_concurrent_writers(committing_db):
     writers, per_writer = 4, 15
+    declare("test.concurrent", "One of many rows written at once by the concurrency test.")
     errors: list[BaseException] = []
     start = threading.Barrier(writers)
 

@@ -1,0 +1,106 @@
+"""Every action the audit trail can record, declared once with what it means.
+
+``audit_record`` refuses an action that is not declared here, so a new kind of event is a line in this
+file (and in the review a prosecutor reads) before it is a row in the trail. The audit page's action
+filter offers these names. ``tests/audit/test_actions.py`` also reads every ``action="…"`` written in
+the code, so an undeclared name fails a test even on a path no test exercises.
+
+Requests are recorded under the name of the route they hit (``<url name>.access``, e.g.
+``trace-detail.access``): one declared family rather than a name per route, because the routes are the
+URL configuration's to name (``request.access`` when a route has no name).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AuditAction:
+    name: str
+    description: str
+
+
+ACCESS_SUFFIX = ".access"
+# The name the audit middleware gives a request: a route name (letters, digits, '-', '_', ':') + ".access".
+_ACCESS_NAME = re.compile(r"^[a-z0-9][a-z0-9_:-]*\.access$")
+
+_DECLARED = (
+    # Accounts and tokens
+    AuditAction("auth.login", "A user logged in, or failed to (outcome denied)."),
+    AuditAction("auth.logout", "A user logged out."),
+    AuditAction("auth.token.login", "An API token was asked for with a username and password."),
+    AuditAction("auth.token.issue", "A user created a scoped API token."),
+    AuditAction("auth.token.revoke", "A user revoked one of their API tokens."),
+    AuditAction("user.create", "An organisation administrator created a user."),
+    AuditAction("user.activate", "An organisation administrator re-activated a user."),
+    AuditAction("user.deactivate", "An organisation administrator deactivated a user."),
+    # Cases
+    AuditAction("case.create", "A case was opened."),
+    AuditAction("case.update", "A case's title, status, priority, retention or legal hold changed."),
+    AuditAction("case.member.add", "A user was given a role in a case."),
+    AuditAction("case.member.role", "A case member's role changed."),
+    AuditAction("case.member.remove", "A user was removed from a case."),
+    # Evidence custody
+    AuditAction("evidence.register", "Evidence was registered in a case, with its seizure facts."),
+    AuditAction("evidence.upload.start", "The first bytes of an evidence upload arrived."),
+    AuditAction("evidence.upload.truncated", "An upload was restarted from the beginning, its bytes discarded."),
+    AuditAction("evidence.import.start", "A server-side import of evidence files began."),
+    AuditAction("evidence.import", "A server-side import finished, or failed."),
+    AuditAction("evidence.seal", "Evidence was sealed into the write-once store with its hashes, or refused."),
+    AuditAction("evidence.verify.queue", "A re-read of sealed evidence was queued for a worker."),
+    AuditAction("evidence.verify", "Sealed evidence was re-read and re-hashed; a mismatch names the chunk."),
+    AuditAction("evidence.secret.escrow", "A secret (BitLocker, LUKS, document password) was escrowed."),
+    AuditAction("evidence.secret.reveal", "An escrowed secret's value was shown to a user."),
+    # Extraction
+    AuditAction("evidence.extract.start", "An extraction run was queued."),
+    AuditAction("evidence.extract", "An extraction run finished, or failed."),
+    # Download links
+    AuditAction("link.issue", "A time-limited, read-only download link was issued."),
+    AuditAction("link.approve", "A download link waiting for a second person was approved."),
+    AuditAction("link.revoke", "A download link was revoked."),
+    AuditAction("link.refused", "A link was refused: expired, revoked, wrong network or unknown token."),
+    AuditAction("link.use", "A download link was used (what, range, status)."),
+    AuditAction("link.use.end", "A download through a link ended: how many bytes of the range went out."),
+    # Traces
+    AuditAction("trace.tag.add", "A tag was put on a trace."),
+    AuditAction("trace.tag.remove", "A tag was taken off a trace."),
+    AuditAction("trace.tag.bulk_add", "A tag was put on every hit of a search."),
+    AuditAction("trace.note.add", "A note was written on a trace."),
+    AuditAction("trace.export.csv", "The hits of a search were exported as CSV."),
+    AuditAction("search.saved.save", "A search was saved for the case team."),
+    AuditAction("search.saved.delete", "A saved search was deleted."),
+    # The trail itself
+    AuditAction("audit.verify", "The whole chain was re-hashed (the scheduled check); the result."),
+    # Requests (see the module's docstring)
+    AuditAction("request.access", "A request under a case to a route that has no name."),
+    AuditAction("<route>.access", "A request under a case (reads and denials included), named by its route."),
+)
+
+ACTIONS: dict[str, AuditAction] = {action.name: action for action in _DECLARED}
+
+
+def is_declared(name: str) -> bool:
+    """True for a declared action, and for a request named by its route (``<url name>.access``)."""
+    return name in ACTIONS or bool(_ACCESS_NAME.match(name))
+
+
+def declare(name: str, description: str) -> AuditAction:
+    """Declare one more action at run time: for a plugin's own events, and for tests that write
+    events of their own. Declaring a name twice with another meaning is an error."""
+    existing = ACTIONS.get(name)
+    if existing is not None and existing.description != description:
+        raise ValueError(f"The audit action {name!r} is already declared as {existing.description!r}.")
+    action = existing or AuditAction(name, description)
+    ACTIONS[name] = action
+    return action
+
+
+def filter_choices() -> list[str]:
+    """The names a user may filter the audit page by (the route family is a pattern, not a name)."""
+    return sorted(name for name in ACTIONS if not name.startswith("<"))
+
+
+class UndeclaredAuditAction(ValueError):
+    """A programming error: an action written to the trail that ``audit.actions`` does not declare."""
