@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import re
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
@@ -304,6 +305,51 @@ def _opened(segment: EwfSegment) -> Iterator[BinaryIO]:
         yield segment
 
 
+# ------------------------------------------------------------------------------------ segment names
+# libewf's naming of segment files; the segmentation of an upload (evidence.intake.formats) uses it too.
+
+EWF_SEGMENT_SUFFIX = re.compile(r"^\.([a-z])([0-9]{2}|[a-z]{2})$", re.IGNORECASE)
+EWF2_SEGMENT_SUFFIX = re.compile(r"^\.([el]x)([0-9]{2})$", re.IGNORECASE)
+EWF_FAMILIES = "ELS"  # E01 (EnCase), L01 (logical), S01 (SMART)
+
+
+def parse_ewf_suffix(suffix: str) -> tuple[str, int] | None:
+    """``.E01`` → ``("E", 1)``, ``.E99`` → 99, ``.EAA`` → 100, ``.EZZ`` → 775, ``.FAA`` → 776 (libewf's naming).
+
+    The family letter keeps the file's case. Letters past a family's own (F… for E01) belong to the nearest
+    family letter below them.
+    """
+    match = EWF2_SEGMENT_SUFFIX.match(suffix)
+    if match:
+        number = int(match.group(2))
+        return (match.group(1), number) if number else None
+    match = EWF_SEGMENT_SUFFIX.match(suffix)
+    if not match:
+        return None
+    letter, rest = match.groups()
+    if rest.isdigit():
+        if letter.upper() not in EWF_FAMILIES or rest == "00":
+            return None
+        return letter, int(rest)
+    family_upper = max((family for family in EWF_FAMILIES if family <= letter.upper()), default=None)
+    if family_upper is None:
+        return None
+    family = family_upper if letter.isupper() else family_upper.lower()
+    first, second = (ord(character) - ord("a") for character in rest.lower())
+    return family, 100 + (ord(letter.upper()) - ord(family_upper)) * 676 + first * 26 + second
+
+
+def ewf_segment_suffix(*, number: int, family: str) -> str:
+    """The suffix (without the dot) of EWF segment ``number``: the inverse of ``parse_ewf_suffix``."""
+    if number < 100:
+        return f"{family}{number:02d}"
+    beyond = number - 100
+    letter = chr(ord(family.upper()) + beyond // 676)
+    pair = chr(ord("A") + beyond % 676 // 26) + chr(ord("A") + beyond % 26)
+    suffix = letter + pair
+    return suffix.lower() if family.islower() else suffix
+
+
 def _label(segment: EwfSegment) -> str:
     if isinstance(segment, Path):
         return segment.name
@@ -313,8 +359,6 @@ def _label(segment: EwfSegment) -> str:
 def _next_segment_hint(segment: EwfSegment) -> str:
     if not isinstance(segment, Path):
         return "the next segment file"
-    from evidence.intake.formats import ewf_segment_suffix, parse_ewf_suffix
-
     parsed = parse_ewf_suffix(segment.suffix)
     if parsed is None:
         return "the next segment file"

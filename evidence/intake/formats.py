@@ -449,49 +449,9 @@ def _with_name_check(found: DetectedFormat, *, name: str) -> DetectedFormat:
 
 # ------------------------------------------------------------------------------------ segmentation
 
-_EWF_SEGMENT = re.compile(r"^\.([a-z])([0-9]{2}|[a-z]{2})$", re.IGNORECASE)
-_EWF2_SEGMENT = re.compile(r"^\.([el]x)([0-9]{2})$", re.IGNORECASE)
 _EWF_NUMBERED_NAME = re.compile(r"^\.(e|s|l|ex|lx)[0-9]{2}$", re.IGNORECASE)
-_EWF_FAMILIES = "ELS"  # E01 (EnCase), L01 (logical), S01 (SMART)
 _NUMERIC_SEGMENT = re.compile(r"^\.([0-9]{3,4})$")
 _ALPHABETIC_SEGMENT = re.compile(r"^\.([a-z]{2,3})$")
-
-
-def parse_ewf_suffix(suffix: str) -> tuple[str, int] | None:
-    """``.E01`` → ``("E", 1)``, ``.E99`` → 99, ``.EAA`` → 100, ``.EZZ`` → 775, ``.FAA`` → 776 (libewf's naming).
-
-    The family letter keeps the file's case. Letters past a family's own (F… for E01) belong to the nearest
-    family letter below them.
-    """
-    match = _EWF2_SEGMENT.match(suffix)
-    if match:
-        number = int(match.group(2))
-        return (match.group(1), number) if number else None
-    match = _EWF_SEGMENT.match(suffix)
-    if not match:
-        return None
-    letter, rest = match.groups()
-    if rest.isdigit():
-        if letter.upper() not in _EWF_FAMILIES or rest == "00":
-            return None
-        return letter, int(rest)
-    family_upper = max((family for family in _EWF_FAMILIES if family <= letter.upper()), default=None)
-    if family_upper is None:
-        return None
-    family = family_upper if letter.isupper() else family_upper.lower()
-    first, second = (ord(character) - ord("a") for character in rest.lower())
-    return family, 100 + (ord(letter.upper()) - ord(family_upper)) * 676 + first * 26 + second
-
-
-def ewf_segment_suffix(*, number: int, family: str) -> str:
-    """The suffix (without the dot) of EWF segment ``number``: the inverse of ``parse_ewf_suffix``."""
-    if number < 100:
-        return f"{family}{number:02d}"
-    beyond = number - 100
-    letter = chr(ord(family.upper()) + beyond // 676)
-    pair = chr(ord("A") + beyond % 676 // 26) + chr(ord("A") + beyond % 26)
-    suffix = letter + pair
-    return suffix.lower() if family.islower() else suffix
 
 
 class SegmentScheme(StrEnum):
@@ -557,7 +517,7 @@ def group_segments(paths: list[Path], *, check_contents: bool = True) -> list[Se
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise FormatError(f"split image {stem.name} is incomplete: missing segment {names}{more}")
         ordered = tuple(members[index] for index in sorted(members))
-        is_ewf1 = scheme is SegmentScheme.EWF and family.upper() in _EWF_FAMILIES
+        is_ewf1 = scheme is SegmentScheme.EWF and family.upper() in ewf.EWF_FAMILIES
         if is_ewf1 and check_contents and all(path.is_file() for path in ordered):
             ewf.read_ewf_info(segments=list(ordered))
         images.append(SegmentedImage(scheme, ordered))
@@ -567,7 +527,7 @@ def group_segments(paths: list[Path], *, check_contents: bool = True) -> list[Se
 def _segment_key(path: Path) -> tuple[tuple[Path, SegmentScheme, str], int] | None:
     suffix = path.suffix
     stem = path.with_suffix("")
-    parsed_ewf = parse_ewf_suffix(suffix)
+    parsed_ewf = ewf.parse_ewf_suffix(suffix)
     if parsed_ewf is not None:
         family, number = parsed_ewf
         return (stem, SegmentScheme.EWF, family), number
@@ -592,7 +552,7 @@ def _looks_split(members: dict[int, Path]) -> bool:
 
 def _segment_name(*, stem: Path, scheme: SegmentScheme, family: str, index: int) -> str:
     if scheme is SegmentScheme.EWF:
-        return f"{stem.name}.{ewf_segment_suffix(number=index, family=family)}"
+        return f"{stem.name}.{ewf.ewf_segment_suffix(number=index, family=family)}"
     width = int(family)
     if scheme is SegmentScheme.RAW_NUMERIC:
         return f"{stem.name}.{index:0{width}d}"

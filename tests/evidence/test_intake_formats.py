@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from evidence.intake.errors import FormatError
+from evidence.intake.ewf import ewf_segment_suffix, parse_ewf_suffix
 from evidence.intake.formats import (
     HEAD_SIZE,
     TAIL_SIZE,
@@ -27,9 +28,7 @@ from evidence.intake.formats import (
     SegmentScheme,
     detect_file_format,
     detect_format,
-    ewf_segment_suffix,
     group_segments,
-    parse_ewf_suffix,
     slice_segments,
 )
 from tests.corpus import require_corpus, testdata_dir
