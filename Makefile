@@ -1,6 +1,6 @@
 # Custodia: two commands.
 #   make run   — install, migrate, load the demo, start the web server and a worker on the embedded defaults
-#   make test  — install everything the tests need, lint, run the suite on SQLite and PostgreSQL
+#   make test  — install everything the tests need, lint and type-check, run the suite on SQLite and PostgreSQL
 # Everything installs itself: Debian packages (when missing), the virtual environment, Node tools.
 
 SHELL := /bin/bash
@@ -50,6 +50,7 @@ $(DATA_DIR)/keys/master.key:
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -10,6 +10,7 @@ write lock that SQLite's IMMEDIATE transactions take at BEGIN.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any, Protocol
 
 from django.db import DatabaseError, connection, transaction
@@ -44,7 +45,7 @@ def audit_record(
     actor: Actor | None = None,
     outcome: str = Outcome.OK,
     target_type: str = "",
-    target_id: str | int = "",
+    target_id: str | int | uuid.UUID = "",
     case_id: int | None = None,
     organization_id: int | None = None,
     details: dict | None = None,

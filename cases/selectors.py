@@ -46,11 +46,10 @@ def case_get(*, user: User, case_id: int | str, permission: str = perms.VIEW_CAS
         case_pk = int(case_id)
     except (TypeError, ValueError):
         raise NotFound("No such case.") from None
-    case = (
-        Case.objects.filter(pk=case_pk, organization_id=getattr(user, "organization_id", None))
-        .select_related("organization")
-        .first()
-    )
+    organization_id = getattr(user, "organization_id", None)
+    if organization_id is None:  # an anonymous user, or one of no organisation, sees no case
+        raise NotFound("No such case.")
+    case = Case.objects.filter(pk=case_pk, organization_id=organization_id).select_related("organization").first()
     if case is None:
         raise NotFound("No such case.")
     granted = case_permissions(user=user, case=case)

@@ -26,7 +26,7 @@ from custodia.errors import Conflict, Forbidden, ServiceError
 EDITABLE_CASE_FIELDS = ("title", "description", "status", "priority", "retention_until", "legal_hold")
 
 
-def _audit_value(value):
+def _audit_value(value: object) -> object:
     return value.isoformat() if isinstance(value, date) else value
 
 
@@ -62,15 +62,16 @@ def case_create(
     retention_until: date | None = None,
     legal_hold: bool = False,
 ) -> Case:
-    if not can_open_cases(actor):
+    organization_id = actor.organization_id
+    if not can_open_cases(actor) or organization_id is None:  # can_open_cases refuses a user of no organisation
         raise Forbidden("You may not open cases in this organisation.")
     reference = reference.strip()
     if not reference or not title.strip():
         raise ServiceError("A case needs a reference and a title.")
-    if Case.objects.filter(organization_id=actor.organization_id, reference__iexact=reference).exists():
+    if Case.objects.filter(organization_id=organization_id, reference__iexact=reference).exists():
         raise Conflict(f"A case with reference {reference} already exists.", code="duplicate_reference")
     case = Case.objects.create(
-        organization_id=actor.organization_id,
+        organization_id=organization_id,
         reference=reference,
         title=title.strip(),
         description=description,
@@ -95,7 +96,7 @@ def case_create(
 
 
 @transaction.atomic
-def case_update(*, actor: User, case: Case, **changes) -> Case:
+def case_update(*, actor: User, case: Case, **changes: object) -> Case:
     case = case_get(user=actor, case_id=case.pk, permission=perms.CHANGE_CASE)
     unknown = set(changes) - set(EDITABLE_CASE_FIELDS)
     if unknown:

@@ -15,6 +15,7 @@ hash that differs) leaves its chunks behind, unreferenced, and no index or manif
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import queue
 import threading
@@ -441,7 +442,7 @@ def seal_stream(
     evidence_id: uuid.UUID,
     data_key: bytes,
     store: EvidenceStore,
-    source: BinaryIO,
+    source: BinaryIO | io.RawIOBase,
     facts: Mapping[str, Any],
     declared: Mapping[str, Any] | None = None,
     chunk_size: int = CHUNK_SIZE,

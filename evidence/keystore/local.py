@@ -122,7 +122,7 @@ class LocalKeyStore(KeyStore):
             wrapped = aes_key_wrap(_derive(master_key, _KEY_WRAP_INFO), bytes(data_key))
         except ValueError:
             raise KeyStoreError("a data key must be at least 16 bytes long and a multiple of 8 bytes") from None
-        return WrappedKey(key_id=self.key_id, algorithm=ALGORITHM, wrapped=wrapped)
+        return WrappedKey(key_id=master_key_id(master_key), algorithm=ALGORITHM, wrapped=wrapped)
 
     def unwrap_key(self, wrapped: WrappedKey) -> bytes:
         master_key = self._require_master_key()

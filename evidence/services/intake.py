@@ -17,7 +17,7 @@ from cases.selectors import case_get
 from custodia.errors import Conflict, ServiceError
 from evidence.container.errors import ContainerError
 from evidence.container.reader import load_index, load_manifest
-from evidence.container.writer import seal_stream
+from evidence.container.writer import SealResult, seal_stream
 from evidence.intake.errors import MissingDependency
 from evidence.intake.ewf import verify_ewf_media
 from evidence.intake.formats import FormatError, SegmentedReader, detect_format, group_segments
@@ -196,7 +196,7 @@ def _check_ewf(*, actor: User, evidence: Evidence, segments: list[Path]) -> dict
 
 @transaction.atomic
 def _record_sealed(
-    *, actor: User, evidence: Evidence, result, hashes: dict[str, str], ewf_check: dict | None
+    *, actor: User, evidence: Evidence, result: SealResult, hashes: dict[str, str], ewf_check: dict | None
 ) -> Evidence:
     evidence = Evidence.objects.select_for_update().get(pk=evidence.pk)
     manifest, _ = load_manifest(evidence_id=evidence.pk, store=get_store())

@@ -76,7 +76,7 @@ def _verify(*, actor: User | None, evidence: Evidence) -> dict:
             evidence.integrity = IntegrityStatus.MISMATCH
             named = ", ".join(str(m["chunk"]) for m in mismatches if m["chunk"] is not None)
             evidence.integrity_problem = (
-                f"Chunk {named} does not match the hash taken at intake." if named else mismatches[0]["problem"]
+                f"Chunk {named} does not match the hash taken at intake." if named else str(mismatches[0]["problem"])
             )
             logger.error("integrity mismatch in evidence %s: %s", evidence.pk, evidence.integrity_problem)
         evidence.save(update_fields=["integrity", "integrity_problem", "last_verified_at"])

@@ -105,6 +105,8 @@ def _recipient(*, actor: User, recipient: str | dict) -> tuple[User | None, str,
         username = recipient.strip()
         if not username:
             raise ServiceError("recipient: name a user of your organisation, or give {name, email}.")
+        if actor.organization_id is None:
+            raise ServiceError(f"recipient: no active user {username!r} in your organisation.")
         try:
             return user_in_organization(organization_id=actor.organization_id, username=username), "", ""
         except NotFound:
@@ -205,7 +207,7 @@ def link_issue(
     url = ""
     if kind == LinkKind.AZURE_SAS:
         token = ""
-        if not approval:
+        if not approval and native_blob is not None:  # (None was refused above)
             url = _make_sas(link=link, native_blob=native_blob, now=now)
     _audit_link(
         action="link.issue",
@@ -389,7 +391,7 @@ def link_use_record(
     """Audit one use (before any byte is sent) and count it: a download of content counts as a use."""
     now = now or timezone.now()
     counts = what == "content" and method == "GET" and status in (200, 206)
-    updates = {"last_used_at": now}
+    updates: dict[str, object] = {"last_used_at": now}
     if counts:
         updates["uses"] = F("uses") + 1
     DownloadLink.objects.filter(pk=link.pk).update(**updates)

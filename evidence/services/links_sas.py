@@ -51,6 +51,10 @@ def user_delegation_sas_url(
     now: datetime,
 ) -> str:
     """A read-only, HTTPS-only SAS URL for one blob, signed by a user delegation key."""
+    if delegation_key.signed_expiry is None:
+        raise ServiceError(
+            "Azure gave a user delegation key without an expiry; no SAS was made.", code="sas_unavailable"
+        )
     key_expiry = _parse_time(delegation_key.signed_expiry)
     if expires_at > key_expiry:
         raise ServiceError(
@@ -87,7 +91,7 @@ def _development_sas_url(*, container: str, blob: str, expires_at: datetime, now
             code="sas_account_key_refused",
         )
     sas = generate_blob_sas(
-        account_name=service.account_name,
+        account_name=service.account_name or "",
         container_name=container,
         blob_name=blob,
         account_key=service.credential.account_key,
@@ -119,7 +123,7 @@ def sas_url_for(*, native_blob: dict, expires_at: datetime, now: datetime) -> st
         ) from exc
     return user_delegation_sas_url(
         account_url=account_url,
-        account_name=service.account_name,
+        account_name=service.account_name or "",
         container=container,
         blob=blob,
         delegation_key=key,

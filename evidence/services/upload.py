@@ -17,7 +17,7 @@ import functools
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from django.db import transaction
 
@@ -36,7 +36,7 @@ from evidence.models import Evidence, EvidenceChunk, EvidenceState
 from evidence.selectors import evidence_get, evidence_received_ranges
 from evidence.services.registration import data_key_for
 from evidence.services.sealing import acquisition_facts, record_failed, record_sealed
-from evidence.storage.base import ObjectExists, StoreError, get_store
+from evidence.storage.base import EvidenceStore, ObjectExists, StoreError, get_store
 
 _RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+)$")
 
@@ -49,7 +49,9 @@ class ContentRange:
 
     @property
     def length(self) -> int:
-        return 0 if self.start is None else self.end - self.start + 1
+        if self.start is None or self.end is None:
+            return 0
+        return self.end - self.start + 1
 
 
 def parse_content_range(header: str) -> ContentRange:
@@ -77,6 +79,8 @@ def _check_alignment(*, evidence: Evidence, content_range: ContentRange) -> None
         raise ServiceError(
             f"A range must start on a chunk boundary (a multiple of {chunk} bytes).", code="invalid_range"
         )
+    if content_range.end is None:
+        return
     stop = content_range.end + 1
     if stop != content_range.total and stop % chunk:
         raise ServiceError(
@@ -200,7 +204,14 @@ def evidence_receive(
 
 
 def _put_chunk(
-    *, store, evidence: Evidence, index: int, stored: bytes, data_key: bytes, digest: str, plain_length: int
+    *,
+    store: EvidenceStore,
+    evidence: Evidence,
+    index: int,
+    stored: bytes,
+    data_key: bytes,
+    digest: str,
+    plain_length: int,
 ) -> None:
     key = chunk_key(evidence.pk, index)
     try:
@@ -291,7 +302,8 @@ def evidence_seal(*, actor: User, evidence: Evidence) -> Evidence:
                 code="incomplete",
                 extra={"missing": status["missing"]},
             )
-        hashes = ResumableHasher.from_state(bytes(evidence.hasher_state)).hexdigests()
+        # Every received range saved the hasher's state with it (cast: the column is nullable before the first).
+        hashes = ResumableHasher.from_state(bytes(cast(bytes, evidence.hasher_state))).hexdigests()
     mismatches = declared_mismatches(evidence=evidence, hashes=hashes)
     if mismatches:
         algorithm, declared, computed = mismatches[0]
@@ -334,7 +346,7 @@ def _finish_seal(*, actor: User | None, evidence: Evidence, hashes: dict[str, st
     writer.adopt_records(received)
     try:
         manifest = writer.finish(
-            facts=acquisition_facts(evidence=evidence), hashes=ImageHashes(size=evidence.size, **hashes)
+            facts=acquisition_facts(evidence=evidence), hashes=ImageHashes(size=cast(int, evidence.size), **hashes)
         )
     except ContainerError as exc:
         raise ServiceError(f"The container could not be finished: {exc}", code="seal_failed", status_code=500) from exc
@@ -379,4 +391,4 @@ def _detect_uploaded_format(*, evidence: Evidence, data_key: bytes) -> None:
 
 
 def _last_index(evidence: Evidence) -> int:
-    return max(0, (evidence.size - 1) // evidence.chunk_size)
+    return max(0, (cast(int, evidence.size) - 1) // evidence.chunk_size)  # (cast: known once uploading)

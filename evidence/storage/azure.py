@@ -414,10 +414,10 @@ class AzureBlobStore(EvidenceStore):
         except ResourceNotFoundError:
             raise ObjectMissing(f"no object: {key}" if key else f"{subject}: not found") from None
         except HttpResponseError as error:
-            if error.error_code in _IMMUTABLE_ERROR_CODES:
-                raise RetentionViolation(
-                    f"{subject} refused by the container's immutability: {error.error_code}"
-                ) from None
+            # The storage SDK adds error_code to the errors it raises; azure-core's class does not declare it.
+            error_code = getattr(error, "error_code", None)
+            if error_code in _IMMUTABLE_ERROR_CODES:
+                raise RetentionViolation(f"{subject} refused by the container's immutability: {error_code}") from None
             raise StoreError(f"Azure Blob Storage: {subject} failed: {_describe(error)}") from None
         except AzureError as error:
             raise StoreError(f"Azure Blob Storage: {subject} failed: {_describe(error)}") from None

@@ -103,7 +103,7 @@ class LocalWormStore(EvidenceStore):
             self._put_new_file(target, data, length=length, key=key)
         except _SourceFailed as failure:
             # The caller's stream broke (a dropped upload): re-raise its own error, not a storage error.
-            raise failure.__cause__ from None
+            raise failure.source_error from None
         except OSError as error:
             # Disk full, a key that runs through an existing object, permissions: say so, leave nothing.
             raise StoreError(f"could not write {key}: {error.strerror or error}") from None
@@ -293,6 +293,10 @@ class LocalWormStore(EvidenceStore):
 class _SourceFailed(Exception):
     """Marks an OSError raised by the caller's stream, as opposed to one from writing the file."""
 
+    def __init__(self, source_error: OSError) -> None:
+        super().__init__(str(source_error))
+        self.source_error = source_error
+
 
 def _write_all(descriptor: int, data: bytes | BinaryIO, *, length: int | None) -> int:
     """Write ``data`` (bytes or a binary file object, at most ``length`` bytes) and return the count."""
@@ -310,7 +314,7 @@ def _write_all(descriptor: int, data: bytes | BinaryIO, *, length: int | None) -
         try:
             block = data.read(wanted)
         except OSError as error:
-            raise _SourceFailed from error
+            raise _SourceFailed(error) from error
         if not block:
             break
         view = memoryview(block)
