@@ -161,7 +161,7 @@ class KeyChainCredentials:
                 continue
             try:
                 encrypted_bytes = dfvfs_resolver.Resolver.OpenFileObject(spec, resolver_context=context)
-                credential = self._credential(secret)
+                credential = self.credential_of(secret)
                 if _unlocks(type_indicator=type_indicator, encrypted_bytes=encrypted_bytes, credential=credential):
                     return credential
             except refusals as error:
@@ -192,7 +192,8 @@ class KeyChainCredentials:
             self._key_directory.cleanup()
             self._key_directory = None
 
-    def _credential(self, secret: Secret) -> Credential:
+    def credential_of(self, secret: Secret) -> Credential:
+        """``secret`` as the key chain takes it; a startup key is written to a private (0600) key file."""
         if secret.credential != "startup_key":
             return Credential(secret=secret, value=str(secret.value))
         # libbde reads a startup key (.BEK) only from a path: keep it in a private folder meanwhile.
