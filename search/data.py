@@ -17,21 +17,18 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from typing import BinaryIO
 
-from dfvfs.lib import definitions as dfvfs_definitions
 from dfvfs.resolver import resolver as dfvfs_resolver
 
 from custodia.errors import Conflict, NotFound, ServiceError
 from evidence.container.reader import open_container
 from evidence.services.registration import data_key_for
 from evidence.storage.base import get_store
-from search.extraction import luks
 from search.extraction import source as media_source
+from search.extraction import unlock
 from search.models import Trace
 
 HEX_PAGE = 4096
@@ -41,14 +38,6 @@ REDERIVE_MAX_BYTES = 64 * 1024 * 1024
 THUMBNAIL_MAX_INPUT = 32 * 1024 * 1024
 THUMBNAIL_MAX_PIXELS = 64_000_000
 THUMBNAIL_SIZE = 256
-
-_ENCRYPTED_LAYERS = {
-    dfvfs_definitions.TYPE_INDICATOR_BDE: ("password", "recovery_password", "startup_key"),
-    dfvfs_definitions.TYPE_INDICATOR_LUKSDE: ("password",),
-    luks.TYPE_INDICATOR_LUKS1: ("password",),
-}
-# dfVFS's key chain is process-wide: one request at a time sets, uses and removes its credentials.
-_KEY_CHAIN_LOCK = threading.Lock()
 
 
 def stream_entry(*, trace: Trace, stream: str) -> dict:
@@ -94,14 +83,6 @@ class _DfvfsStream(io.RawIOBase):
         super().close()
 
 
-def _layers(path_spec) -> list:
-    chain = []
-    while path_spec is not None:
-        chain.append(path_spec)
-        path_spec = getattr(path_spec, "parent", None)
-    return list(reversed(chain))  # outermost first: inner encrypted layers need the outer ones open
-
-
 def _secrets(trace: Trace) -> list[dict]:
     from search.services import _secrets_for
 
@@ -111,49 +92,26 @@ def _secrets(trace: Trace) -> list[dict]:
 def _open_layers(*, data_path: str, context, trace: Trace, stack: ExitStack) -> object:
     """Open the data path, setting the escrowed secrets of its encrypted layers for the open only.
 
-    The key store is asked for the evidence's secrets only when the path crosses an encrypted layer."""
+    The key store is asked for the evidence's secrets only when the path crosses an encrypted layer; the
+    key chain is put back as it was before the open returns, so nothing of the unlock outlives it
+    (``stack`` holds the stream's other resources: none of them is the unlock's)."""
     path_spec = media_source.deserialise_path_spec(data_path)
-    encrypted = [spec for spec in _layers(path_spec) if spec.type_indicator in _ENCRYPTED_LAYERS]
+    encrypted = unlock.encrypted_layers(path_spec)
     if not encrypted:
         return dfvfs_resolver.Resolver.OpenFileObject(path_spec, resolver_context=context)
-    secrets = _secrets(trace)
-    key_directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="custodia-keys-"))
-    stored = dfvfs_resolver.Resolver.key_chain._credentials_per_path_spec
-    with _KEY_CHAIN_LOCK:
-        previous = {spec.comparable: stored.get(spec.comparable) for spec in encrypted}
-        try:
-            for spec in encrypted:
-                _unlock(spec=spec, context=context, secrets=secrets, key_directory=key_directory)
-            return dfvfs_resolver.Resolver.OpenFileObject(path_spec, resolver_context=context)
-        finally:
-            for comparable, credentials in previous.items():
-                if credentials is None:
-                    stored.pop(comparable, None)
-                else:
-                    stored[comparable] = credentials
-
-
-def _unlock(*, spec, context, secrets: list[dict], key_directory: str) -> None:
-    accepted = _ENCRYPTED_LAYERS[spec.type_indicator]
-    candidates = [secret for secret in secrets if secret["kind"] in accepted]
-    stored = dfvfs_resolver.Resolver.key_chain._credentials_per_path_spec
-    for index, secret in enumerate(candidates):
-        value = secret["value"]
-        if secret["kind"] == "startup_key":  # libbde reads a .BEK only from a path
-            key_path = os.path.join(key_directory, f"startup-{index}.bek")
-            with open(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as key_file:
-                key_file.write(value)
-            value = key_path
-        stored.pop(spec.comparable, None)
-        dfvfs_resolver.Resolver.key_chain.SetCredential(spec, secret["kind"], value)
-        try:
-            dfvfs_resolver.Resolver.OpenFileObject(spec, resolver_context=context)
-            return
-        except Exception:  # noqa: S112 - a wrong secret: try the next one
-            continue
-    raise Conflict(
-        "None of the evidence's escrowed secrets opens the encrypted volume this stream lies in.", code="locked"
-    )
+    secrets = unlock.normalise_secrets(_secrets(trace))
+    with unlock.KEY_CHAIN_LOCK, unlock.KeyChainCredentials() as credentials:
+        for spec in encrypted:  # outermost first: an inner layer's bytes are read through the outer ones
+            credential = credentials.first_unlocking(
+                type_indicator=spec.type_indicator, spec=spec.parent, context=context, secrets=secrets
+            )
+            if credential is None:
+                raise Conflict(
+                    "None of the evidence's escrowed secrets opens the encrypted volume this stream lies in.",
+                    code="locked",
+                )
+            credentials.remember(encrypted_spec=spec, credential=credential)
+        return dfvfs_resolver.Resolver.OpenFileObject(path_spec, resolver_context=context)
 
 
 @contextmanager

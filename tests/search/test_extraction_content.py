@@ -144,7 +144,7 @@ def test_files_known_by_their_first_bytes_reach_their_tools(ext4_image):
 
 
 def test_libmagic_is_asked_once_for_first_bytes_it_has_seen():
-    from search.extraction.walker import _MimeSniffer
+    from search.extraction.walker import MimeSniffer
 
     asked = []
 
@@ -155,7 +155,7 @@ def test_libmagic_is_asked_once_for_first_bytes_it_has_seen():
 
     for threads in (0, 2):
         asked.clear()
-        sniffer = _MimeSniffer(threads=threads)
+        sniffer = MimeSniffer(threads=threads)
         sniffer._cookie = Cookie  # type: ignore[method-assign]
         try:
             heads = [b"text one", b"\x00binary", b"text one", b"text two", b"\x00binary"]
