@@ -26,6 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 from audit import context
 from audit.middleware import client_address
 from custodia.errors import ServiceError
+from custodia.http_range import RangeNotSatisfiable, parse_range
 from evidence.container.errors import ContainerError
 from evidence.container.reader import ContainerReader
 from evidence.models import DownloadLink, Evidence
@@ -133,8 +134,8 @@ def link_download(request, token: str):
     if if_range and if_range != headers["ETag"]:
         range_header = ""  # the client's partial copy is of something else: send it all
     try:
-        byte_range = links.parse_range(header=range_header, size=size)
-    except links.RangeNotSatisfiable as exc:
+        byte_range = parse_range(header=range_header, size=size, what="evidence")
+    except RangeNotSatisfiable as exc:
         links.link_use_record(link=link, what="content", method="GET", byte_range=range_header[:100], status=416)
         return _plain(416, exc.detail, **{"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
     start, end = byte_range if byte_range else (0, size - 1)

@@ -16,9 +16,9 @@ from cases import permissions as perms
 from cases.api.serializers import validated
 from cases.selectors import case_get
 from custodia.errors import error_body
+from custodia.http_range import RangeNotSatisfiable, parse_range
 from custodia.pagination import Pagination
 from evidence.api.views import evidence_for_request
-from evidence.services.links import RangeNotSatisfiable, parse_range
 from search import collaboration, completion, selectors, services
 from search import data as trace_data
 from search.api import serializers as s
@@ -118,11 +118,11 @@ class TraceDataView(APIView):
         stack = ExitStack()
         try:
             file_object, size = stack.enter_context(trace_data.open_trace_stream(trace=trace, stream=stream))
-            byte_range = parse_range(header=range_header, size=size)
+            byte_range = parse_range(header=range_header, size=size, what="stream")
         except RangeNotSatisfiable as exc:
             stack.close()
             return Response(
-                error_body(exc.code, exc.detail.replace("evidence", "stream")),
+                error_body(exc.code, exc.detail),
                 status=416,
                 headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
             )
