@@ -16,9 +16,11 @@ def healthz(request):
     return JsonResponse({"ok": True})
 
 
-def _error(request, status: int, title: str, message: str):
+def error_page(request, *, status: int, title: str, message: str, code: str = "") -> HttpResponse:
+    """The error page of ``status``: JSON ``{"error": code, "detail": message}`` for the API and download
+    links, the site's error page otherwise."""
     if request.path.startswith("/api/") or request.path.startswith("/l/"):
-        code = {403: "permission_denied", 404: "not_found", 500: "server_error"}[status]
+        code = code or {403: "permission_denied", 404: "not_found", 500: "server_error"}[status]
         return JsonResponse({"error": code, "detail": message}, status=status)
     try:
         return render(request, "error.html", {"title": title, "message": message}, status=status)
@@ -27,12 +29,14 @@ def _error(request, status: int, title: str, message: str):
 
 
 def not_found(request, exception=None):
-    return _error(request, 404, "Not found", "There is nothing here, or you may not see it.")
+    return error_page(request, status=404, title="Not found", message="There is nothing here, or you may not see it.")
 
 
 def forbidden(request, exception=None):
-    return _error(request, 403, "Not allowed", "Your role does not allow this.")
+    return error_page(request, status=403, title="Not allowed", message="Your role does not allow this.")
 
 
 def server_error(request):
-    return _error(request, 500, "Something went wrong", "The error has been logged. Nothing was changed.")
+    return error_page(
+        request, status=500, title="Something went wrong", message="The error has been logged. Nothing was changed."
+    )

@@ -15,6 +15,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.context import note_target
 from audit.models import Outcome
 from audit.selectors import audit_events
 from audit.services import audit_record
@@ -22,8 +23,8 @@ from audit.verify import verify_chain
 from cases import permissions as perms
 from cases import selectors, services
 from cases.api import serializers as s
-from cases.api.serializers import validated
 from cases.models import ApiToken, CaseMembership, CaseStatus, User
+from custodia.api import validated
 from custodia.errors import NotFound, ServiceError
 from custodia.pagination import Pagination
 
@@ -231,7 +232,7 @@ class AuditListView(APIView):
         if case_param:
             if case_param.isdigit():
                 # Set before the permission check so that a refused look at a case's audit is audited too.
-                request._request.audit_case_id = int(case_param)
+                note_target(case_id=int(case_param))
             case = selectors.case_get(user=request.user, case_id=case_param, permission=perms.VIEW_AUDIT)
             case_ids = [case.pk]
         else:

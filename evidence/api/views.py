@@ -10,18 +10,14 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.context import note_target
 from cases import permissions as perms
-from cases.api.serializers import AuditEventSerializer, validated
+from cases.api.serializers import AuditEventSerializer
 from cases.selectors import case_get
+from custodia.api import evidence_for_request, validated
 from evidence import selectors
 from evidence.api import serializers as s
 from evidence.services import escrow, intake, integrity, registration, upload
-
-
-def evidence_for_request(request, evidence_id, permission: str = perms.VIEW_EVIDENCE):
-    """Load the evidence for this caller; the request's audit row names its case even when refused."""
-    request._request.audit_case_id = selectors.evidence_case_id(evidence_id=evidence_id)
-    return selectors.evidence_get(user=request.user, evidence_id=evidence_id, permission=permission)
 
 
 class RawBytesParser(BaseParser):
@@ -114,7 +110,8 @@ class EvidenceImportView(APIView):
     @extend_schema(request=s.EvidenceImportSerializer, responses={201: s.EvidenceSerializer})
     def post(self, request):
         data = validated(s.EvidenceImportSerializer, request.data)
-        request._request.audit_case_id = data["case"] if isinstance(data["case"], int) else None
+        if isinstance(data["case"], int):
+            note_target(case_id=data["case"])
         case = case_get(user=request.user, case_id=data.pop("case"), permission=perms.REGISTER_EVIDENCE)
         evidence = intake.evidence_import(actor=request.user, case=case, **data)
         return Response(s.EvidenceSerializer(evidence).data, status=status.HTTP_201_CREATED)

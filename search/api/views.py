@@ -12,13 +12,13 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.context import add_details
 from cases import permissions as perms
-from cases.api.serializers import validated
 from cases.selectors import case_get
+from custodia.api import evidence_for_request, validated
 from custodia.errors import error_body
 from custodia.http_range import RangeNotSatisfiable, parse_range
 from custodia.pagination import Pagination
-from evidence.api.views import evidence_for_request
 from search import collaboration, completion, selectors, services
 from search import data as trace_data
 from search.api import serializers as s
@@ -64,7 +64,7 @@ class TraceSearchView(APIView):
     def post(self, request, case_id: int):
         data = validated(s.SearchRequestSerializer, request.data)
         # The query text goes into this request's audit row (the privacy model may transform it later).
-        request._request.audit_details = {"query": data["query"][:2000]}
+        add_details(query=data["query"][:2000])
         return Response(selectors.traces_search(user=request.user, case_id=case_id, **data))
 
 
@@ -77,7 +77,7 @@ class TraceCompleteView(APIView):
     )
     def get(self, request, case_id: int):
         prefix = request.query_params.get("prefix", "")
-        request._request.audit_details = {"prefix": prefix[:200]}
+        add_details(prefix=prefix[:200])
         found = completion.trace_completions(user=request.user, case_id=case_id, prefix=prefix)
         return Response({"prefix": prefix, "completions": found})
 
@@ -113,8 +113,7 @@ class TraceDataView(APIView):
         trace = selectors.trace_get(user=request.user, case_id=case_id, uid=trace_uid)
         entry = trace_data.stream_entry(trace=trace, stream=stream)
         range_header = request.headers.get("Range", "")
-        details = {"stream": stream, "range": range_header[:100]}
-        request._request.audit_details = details
+        add_details(stream=stream, range=range_header[:100])
         stack = ExitStack()
         try:
             file_object, size = stack.enter_context(trace_data.open_trace_stream(trace=trace, stream=stream))
@@ -131,7 +130,7 @@ class TraceDataView(APIView):
             raise
         start, end = byte_range if byte_range else (0, size - 1)
         length = max(0, end - start + 1)
-        details["bytes"] = f"{start}-{end}/{size}" if size else "*/0"
+        add_details(bytes=f"{start}-{end}/{size}" if size else "*/0")
         mime_type = (entry.get("mime_type") or "").split(";")[0].strip().lower()
         response = StreamingHttpResponse(
             _stream_bytes(stack=stack, file_object=file_object, start=start, length=length),
