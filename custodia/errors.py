@@ -13,12 +13,11 @@ import logging
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.handlers.exception import response_for_exception
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
-
-from custodia.views import error_page
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +110,18 @@ def api_exception_handler(exc, context):
             body = error_body(code, _flatten(exc.detail))
         return Response(body, status=exc.status_code, headers=headers)
     return None  # unexpected: Django's 500 handling (logged, no traceback to the client)
+
+
+def error_page(request, *, status: int, title: str, message: str, code: str = "") -> HttpResponse:
+    """The error page of ``status``: JSON ``{"error": code, "detail": message}`` for the API and download
+    links, the site's error page otherwise."""
+    if request.path.startswith("/api/") or request.path.startswith("/l/"):
+        code = code or {403: "permission_denied", 404: "not_found", 500: "server_error"}[status]
+        return JsonResponse({"error": code, "detail": message}, status=status)
+    try:
+        return render(request, "error.html", {"title": title, "message": message}, status=status)
+    except Exception:  # the error page must never fail itself
+        return HttpResponse(f"<h1>{title}</h1><p>{message}</p>", status=status)
 
 
 class PageErrorMiddleware:

@@ -105,6 +105,8 @@ def issued_body(request, issued: links.IssuedLink) -> dict:
 
 
 class EvidenceLinksView(APIView):
+    required_permission = perms.ISSUE_LINKS
+
     @extend_schema(responses=LinkSerializer(many=True))
     def get(self, request, evidence_id):
         evidence_for_request(request, evidence_id, perms.ISSUE_LINKS)
@@ -126,6 +128,8 @@ def _link(request, link_id: int) -> DownloadLink:
 
 
 class LinkApproveView(APIView):
+    required_permission = perms.ISSUE_LINKS
+
     @extend_schema(request=None, responses=LinkSerializer)
     def post(self, request, link_id: int):
         issued = links.link_approve(link=_link(request, link_id), actor=request.user)
@@ -136,6 +140,8 @@ class LinkApproveView(APIView):
 
 
 class LinkRevokeView(APIView):
+    required_permission = perms.ISSUE_LINKS
+
     @extend_schema(request=None, responses=LinkSerializer)
     def post(self, request, link_id: int):
         link = links.link_revoke(link=_link(request, link_id), actor=request.user)

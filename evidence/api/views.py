@@ -30,6 +30,9 @@ class RawBytesParser(BaseParser):
 
 
 class CaseEvidenceView(APIView):
+    required_permission = perms.VIEW_EVIDENCE
+    permission_by_method = {"post": perms.REGISTER_EVIDENCE}
+
     @extend_schema(responses=s.EvidenceSerializer(many=True))
     def get(self, request, case_id: int):
         case = case_get(user=request.user, case_id=case_id, permission=perms.VIEW_EVIDENCE)
@@ -44,12 +47,16 @@ class CaseEvidenceView(APIView):
 
 
 class EvidenceDetailView(APIView):
+    required_permission = perms.VIEW_EVIDENCE
+
     @extend_schema(responses=s.EvidenceSerializer)
     def get(self, request, evidence_id):
         return Response(s.EvidenceSerializer(evidence_for_request(request, evidence_id)).data)
 
 
 class EvidenceContentView(APIView):
+    required_permission = perms.REGISTER_EVIDENCE
+
     parser_classes = [RawBytesParser]
 
     @extend_schema(
@@ -81,6 +88,8 @@ class EvidenceContentView(APIView):
 
 
 class EvidenceContentStatusView(APIView):
+    required_permission = perms.REGISTER_EVIDENCE
+
     @extend_schema(responses=s.UploadStatusSerializer)
     def get(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id, perms.REGISTER_EVIDENCE)
@@ -88,6 +97,8 @@ class EvidenceContentStatusView(APIView):
 
 
 class EvidenceSealView(APIView):
+    required_permission = perms.REGISTER_EVIDENCE
+
     @extend_schema(request=None, responses=s.EvidenceSerializer)
     def post(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id, perms.REGISTER_EVIDENCE)
@@ -96,6 +107,8 @@ class EvidenceSealView(APIView):
 
 
 class EvidenceVerifyView(APIView):
+    required_permission = perms.VIEW_EVIDENCE
+
     @extend_schema(request=None, responses={200: s.VerificationSerializer, 202: {"type": "object"}})
     def post(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id)
@@ -107,6 +120,8 @@ class EvidenceVerifyView(APIView):
 
 
 class EvidenceImportView(APIView):
+    required_permission = perms.REGISTER_EVIDENCE  # on the case named in the body
+
     @extend_schema(request=s.EvidenceImportSerializer, responses={201: s.EvidenceSerializer})
     def post(self, request):
         data = validated(s.EvidenceImportSerializer, request.data)
@@ -120,6 +135,9 @@ class EvidenceImportView(APIView):
 
 
 class EvidenceSecretsView(APIView):
+    required_permission = perms.VIEW_EVIDENCE
+    permission_by_method = {"post": perms.REGISTER_EVIDENCE}
+
     @extend_schema(responses=s.SecretSerializer(many=True))
     def get(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id)
@@ -141,6 +159,8 @@ class EvidenceSecretsView(APIView):
 
 
 class EvidenceSecretRevealView(APIView):
+    required_permission = perms.REVEAL_SECRETS
+
     @extend_schema(request=None, responses={200: {"type": "object"}})
     def post(self, request, evidence_id, secret_id: int):
         evidence_for_request(request, evidence_id)
@@ -157,6 +177,8 @@ class EvidenceSecretRevealView(APIView):
 
 
 class EvidenceCustodyView(APIView):
+    required_permission = perms.VIEW_EVIDENCE
+
     @extend_schema(responses=AuditEventSerializer(many=True))
     def get(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id)

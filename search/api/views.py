@@ -25,6 +25,8 @@ from search.api import serializers as s
 
 
 class EvidenceExtractView(APIView):
+    required_permission = perms.EXTRACT_EVIDENCE  # checked by extraction_start
+
     @extend_schema(request=None, responses={202: s.ExtractionRunSerializer})
     def post(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id)
@@ -33,6 +35,8 @@ class EvidenceExtractView(APIView):
 
 
 class EvidenceExtractionsView(APIView):
+    required_permission = perms.VIEW_EVIDENCE
+
     @extend_schema(responses=s.ExtractionRunSerializer(many=True))
     def get(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id)
@@ -40,6 +44,8 @@ class EvidenceExtractionsView(APIView):
 
 
 class TraceDetailView(APIView):
+    required_permission = perms.SEARCH_TRACES
+
     @extend_schema(responses=s.TraceSerializer)
     def get(self, request, case_id: int, trace_uid: str):
         return Response(s.TraceSerializer(selectors.trace_get(user=request.user, case_id=case_id, uid=trace_uid)).data)
@@ -47,6 +53,8 @@ class TraceDetailView(APIView):
 
 class TraceChildrenView(APIView):
     """A folder may hold a hundred thousand traces: its children come a page at a time (limit, offset)."""
+
+    required_permission = perms.SEARCH_TRACES
 
     pagination_class = Pagination
 
@@ -60,6 +68,8 @@ class TraceChildrenView(APIView):
 
 
 class TraceSearchView(APIView):
+    required_permission = perms.SEARCH_TRACES
+
     @extend_schema(request=s.SearchRequestSerializer, responses={200: {"type": "object"}})
     def post(self, request, case_id: int):
         data = validated(s.SearchRequestSerializer, request.data)
@@ -70,6 +80,8 @@ class TraceSearchView(APIView):
 
 class TraceCompleteView(APIView):
     """What the search box's current term may become: fields, the case's property names and tags."""
+
+    required_permission = perms.SEARCH_TRACES
 
     @extend_schema(
         parameters=[OpenApiParameter("prefix", str, description="The term being typed, e.g. email.s or tag:rel")],
@@ -107,6 +119,8 @@ class TraceDataView(APIView):
     """The bytes of one stream of a trace, from the sealed container (one HTTP range: 206, or 416).
 
     Always an attachment with ``nosniff``: nothing read from evidence is rendered or run by the browser."""
+
+    required_permission = perms.SEARCH_TRACES
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(description="The stream's bytes")})
     def get(self, request, case_id: int, trace_uid: str, stream: str):
@@ -158,6 +172,8 @@ class TraceDataView(APIView):
 
 
 class TraceTagView(APIView):
+    required_permission = perms.ANNOTATE_TRACES
+
     @extend_schema(request=None, responses={200: {"type": "object"}})
     def put(self, request, case_id: int, trace_uid: str, tag: str):
         found = collaboration.tag_add(actor=request.user, case_id=case_id, uid=trace_uid, tag=tag)
@@ -171,6 +187,9 @@ class TraceTagView(APIView):
 
 
 class TraceNotesView(APIView):
+    required_permission = perms.SEARCH_TRACES
+    permission_by_method = {"post": perms.ANNOTATE_TRACES}
+
     @extend_schema(responses=s.TraceNoteSerializer(many=True))
     def get(self, request, case_id: int, trace_uid: str):
         trace = selectors.trace_get(user=request.user, case_id=case_id, uid=trace_uid)
@@ -184,6 +203,8 @@ class TraceNotesView(APIView):
 
 
 class TraceBulkTagView(APIView):
+    required_permission = perms.ANNOTATE_TRACES
+
     @extend_schema(request=s.BulkTagRequestSerializer, responses={200: {"type": "object"}})
     def post(self, request, case_id: int):
         data = validated(s.BulkTagRequestSerializer, request.data)
@@ -194,6 +215,9 @@ class TraceBulkTagView(APIView):
 
 
 class SavedSearchesView(APIView):
+    required_permission = perms.SEARCH_TRACES
+    permission_by_method = {"post": perms.ANNOTATE_TRACES}
+
     @extend_schema(responses=s.SavedSearchSerializer(many=True))
     def get(self, request, case_id: int):
         case = case_get(user=request.user, case_id=case_id, permission=perms.SEARCH_TRACES)
@@ -207,6 +231,8 @@ class SavedSearchesView(APIView):
 
 
 class SavedSearchDetailView(APIView):
+    required_permission = perms.ANNOTATE_TRACES
+
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, case_id: int, saved_search_id: int):
         collaboration.saved_search_delete(actor=request.user, case_id=case_id, saved_search_id=saved_search_id)
@@ -214,6 +240,8 @@ class SavedSearchDetailView(APIView):
 
 
 class TraceExportView(APIView):
+    required_permission = perms.SEARCH_TRACES
+
     @extend_schema(
         parameters=[OpenApiParameter("q", str, description="The query; empty exports every trace")],
         responses={(200, "text/csv"): str},
