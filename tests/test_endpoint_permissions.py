@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.urls import URLPattern, URLResolver, get_resolver
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
+from cases import permissions as perms
 from custodia.access import DECLARABLE, declared_permission
+from tests.cases import test_permission_grid as grid
+from tests.evidence import test_evidence_grid as evidence_grid
 
 # Django's admin checks staff permissions of its own; static and media files are served outside the URL
 # patterns (whitenoise), so the walker never meets them.
@@ -71,3 +75,34 @@ def test_every_declaration_names_a_known_permission():
         if permission is not None and permission not in DECLARABLE
     ]
     assert not unknown, "\n".join(unknown)
+
+
+def roles_holding(permission: str) -> frozenset[str]:
+    """The grid's callers that cases/permissions.py lets do what ``permission`` allows on the demo case."""
+    roles = {str(role) for role, granted in perms.ROLE_PERMISSIONS.items() if permission in granted}
+    if permission in perms.ORG_ADMIN_PERMISSIONS:
+        roles.add("orgadmin")
+    return frozenset(roles)
+
+
+GRID_ENDPOINTS = [
+    *grid.API_ENDPOINTS,
+    *grid.UI_PAGES,
+    *grid.SEARCH_API,
+    *grid.SEARCH_PAGES,
+    *evidence_grid.API,
+    *evidence_grid.PAGES,
+]
+PLACEHOLDERS = {"case": 1, "evidence": "00000000-0000-4000-8000-000000000000", "trace": "x:0-0", "saved": 1}
+
+
+@pytest.mark.parametrize("endpoint", GRID_ENDPOINTS, ids=str)
+def test_what_an_endpoint_declares_is_what_the_grid_finds_allowed(endpoint):
+    """The declarations are not decoration: the roles the declared permission grants are the roles the
+    permission grid finds let through, endpoint by endpoint."""
+    match = resolve(endpoint.url.format(**PLACEHOLDERS).split("?")[0])
+    view_class = getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
+    method = endpoint.method.lower()
+    declared = declared_permission(match.func, method) or declared_permission(view_class, method)
+    assert declared in perms.ALL_CASE_PERMISSIONS, declared
+    assert roles_holding(declared) == endpoint.allowed
