@@ -67,7 +67,6 @@ class AuditMiddleware:
         ctx = context.AuditContext(
             client_address=client_address(request), method=request.method, path=request.path[:300]
         )
-        request.audit_context = ctx
         token = context.activate(ctx)
         try:
             try:
@@ -93,13 +92,13 @@ class AuditMiddleware:
                 else:
                     transaction.savepoint_commit(savepoint)
                 if failed or ctx.events_written == 0:
-                    self._record_access(request, match, response)
+                    self._record_access(request, match, response, ctx)
         except AuditUnavailable as exc:
             return _audit_unavailable(request, exc)
         response["X-Request-ID"] = ctx.request_id
         return response
 
-    def _record_access(self, request, match, response) -> None:
+    def _record_access(self, request, match, response, ctx: context.AuditContext) -> None:
         target_type, target_id = "", ""
         for kwarg, name in _TARGETS:
             if kwarg in match.kwargs:
@@ -107,7 +106,7 @@ class AuditMiddleware:
                 break
         user = getattr(request, "user", None)
         actor = user if user is not None and user.is_authenticated else None
-        case_id = getattr(request, "audit_case_id", None)
+        case_id = ctx.case_id
         if case_id is None and "case_id" in match.kwargs:
             try:
                 case_id = int(match.kwargs["case_id"])
@@ -118,11 +117,11 @@ class AuditMiddleware:
             # A link token in the URL is a credential: the trail names the link, never the token.
             path = path.replace(str(match.kwargs["token"]), "<token>")
         details = {"method": request.method, "path": path[:300], "status": response.status_code}
-        details.update(getattr(request, "audit_details", {}) or {})
+        details.update(ctx.details)
         if "token" in match.kwargs and "link_id" not in match.kwargs:
             # The link token itself is a credential: never write it to the trail, but the link the view
             # found by it (none when the token is unknown).
-            target_id = str(getattr(request, "audit_link_id", "") or "")
+            target_id = ctx.link_id
         audit_record(
             action=f"{match.url_name or 'request'}.access" if match.url_name else "request.access",
             actor=actor,
@@ -130,7 +129,7 @@ class AuditMiddleware:
             target_type=target_type,
             target_id=target_id,
             case_id=case_id,
-            organization_id=getattr(request, "audit_organization_id", None),
+            organization_id=ctx.organization_id,
             details=details,
         )
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -19,46 +17,12 @@ from cases import selectors, services
 from cases.api.views import audit_filters
 from cases.forms import AuditFilterForm, CaseCreateForm, CaseEditForm, MemberAddForm, MemberRoleForm
 from cases.models import CaseStatus
-from custodia.errors import Forbidden, NotFound, ServiceError
+from custodia.access import LOGGED_IN, OPEN_CASES, requires
+from custodia.errors import ServiceError
+from custodia.web import case_view, run_service
 
 
-def case_view(permission: str = perms.VIEW_CASE):
-    """Load the case named by ``case_id`` for the current user, or answer 404/403 as the policy says."""
-
-    def decorate(view):
-        @login_required
-        @wraps(view)
-        def wrapper(request, case_id, *args, **kwargs):
-            try:
-                case = selectors.case_get(user=request.user, case_id=case_id, permission=permission)
-            except NotFound:
-                raise Http404 from None
-            except Forbidden as exc:
-                raise PermissionDenied(exc.detail) from None
-            request.audit_case_id = case.pk
-            return view(request, case, *args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
-def _run(request, action, success: str):
-    """Run a service from a form post; show its message either way."""
-    try:
-        result = action()
-    except NotFound:
-        raise Http404 from None
-    except Forbidden as exc:
-        # The policy refused: a 403 (audited as denied), never a 500.
-        raise PermissionDenied(exc.detail) from None
-    except ServiceError as exc:
-        messages.error(request, exc.detail)
-        return None
-    messages.success(request, success)
-    return result
-
-
+@requires(LOGGED_IN)  # the list holds only the cases the user may see
 @login_required
 def case_list(request):
     query = request.GET.get("q", "").strip()
@@ -92,6 +56,7 @@ def case_list(request):
 case_list.audit_access = True
 
 
+@requires(OPEN_CASES)
 @login_required
 @require_http_methods(["GET", "POST"])
 def case_create(request):
@@ -99,7 +64,9 @@ def case_create(request):
         raise PermissionDenied("You may not open cases.")
     form = CaseCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        case = _run(request, lambda: services.case_create(actor=request.user, **form.cleaned_data), "Case opened.")
+        case = run_service(
+            request, lambda: services.case_create(actor=request.user, **form.cleaned_data), success="Case opened."
+        )
         if case is not None:
             return redirect("cases:detail", case_id=case.pk)
     return render(request, "cases/case_form.html", {"form": form})
@@ -135,7 +102,11 @@ def case_detail(request, case):
 def case_edit(request, case):
     form = CaseEditForm(request.POST)
     if form.is_valid():
-        _run(request, lambda: services.case_update(actor=request.user, case=case, **form.cleaned_data), "Case updated.")
+        run_service(
+            request,
+            lambda: services.case_update(actor=request.user, case=case, **form.cleaned_data),
+            success="Case updated.",
+        )
     else:
         messages.error(
             request,
@@ -152,10 +123,10 @@ def member_add(request, case):
     form = MemberAddForm(request.POST, candidates=candidates)
     if form.is_valid():
         user = selectors.user_in_organization(organization_id=case.organization_id, username=form.cleaned_data["user"])
-        _run(
+        run_service(
             request,
             lambda: services.membership_add(actor=request.user, case=case, user=user, role=form.cleaned_data["role"]),
-            f"{user} added as {form.cleaned_data['role']}.",
+            success=f"{user} added as {form.cleaned_data['role']}.",
         )
     else:
         messages.error(request, "Choose a user and a role.")
@@ -175,12 +146,12 @@ def member_role(request, case, username):
     membership = _membership_or_404(case, username)
     form = MemberRoleForm(request.POST)
     if form.is_valid():
-        _run(
+        run_service(
             request,
             lambda: services.membership_change_role(
                 actor=request.user, membership=membership, role=form.cleaned_data["role"]
             ),
-            f"{membership.user} is now {form.cleaned_data['role']}.",
+            success=f"{membership.user} is now {form.cleaned_data['role']}.",
         )
     return redirect("cases:detail", case_id=case.pk)
 
@@ -189,10 +160,10 @@ def member_role(request, case, username):
 @case_view(perms.MANAGE_MEMBERS)
 def member_remove(request, case, username):
     membership = _membership_or_404(case, username)
-    _run(
+    run_service(
         request,
         lambda: services.membership_remove(actor=request.user, membership=membership),
-        f"{membership.user} removed.",
+        success=f"{membership.user} removed.",
     )
     return redirect("cases:detail", case_id=case.pk)
 

@@ -1,8 +1,9 @@
 """The one exception type for expected failures, and the one place that maps failures to HTTP.
 
 Services raise ``ServiceError`` (or a subclass) with a stable machine code and a message for people;
-the API turns it into ``{"error": code, "detail": message}``. Nothing else leaks: no tracebacks, no
-secrets, no internal names.
+the API turns it into ``{"error": code, "detail": message}`` (``api_exception_handler``, DRF's handler),
+a page into Django's 404 or 403 page or an error page with the message (``PageErrorMiddleware``).
+Nothing else leaks: no tracebacks, no secrets, no internal names.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404
+from django.core.handlers.exception import response_for_exception
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
@@ -107,3 +110,42 @@ def api_exception_handler(exc, context):
             body = error_body(code, _flatten(exc.detail))
         return Response(body, status=exc.status_code, headers=headers)
     return None  # unexpected: Django's 500 handling (logged, no traceback to the client)
+
+
+def error_page(request, *, status: int, title: str, message: str, code: str = "") -> HttpResponse:
+    """The error page of ``status``: JSON ``{"error": code, "detail": message}`` for the API and download
+    links, the site's error page otherwise."""
+    if request.path.startswith("/api/") or request.path.startswith("/l/"):
+        code = code or {403: "permission_denied", 404: "not_found", 500: "server_error"}[status]
+        return JsonResponse({"error": code, "detail": message}, status=status)
+    try:
+        return render(request, "error.html", {"title": title, "message": message}, status=status)
+    except Exception:  # the error page must never fail itself
+        return HttpResponse(f"<h1>{title}</h1><p>{message}</p>", status=status)
+
+
+class PageErrorMiddleware:
+    """Answers a ``ServiceError`` that leaves a page view: ``NotFound`` with the 404 page and ``Forbidden``
+    with the 403 page, exactly as if the view had raised ``Http404``/``PermissionDenied`` (the audit
+    middleware records both as denials); any other with an error page of its status and message.
+
+    API views never get here: DRF answers their errors first (``api_exception_handler``). A page that
+    shows a refusal inside itself (a form's message, a query error next to the box) catches it itself.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, NotFound):
+            return response_for_exception(request, Http404(exception.detail))
+        if isinstance(exception, Forbidden):
+            return response_for_exception(request, PermissionDenied(exception.detail))
+        if isinstance(exception, ServiceError):
+            return error_page(
+                request, status=exception.status_code, code=exception.code, title="Not done", message=exception.detail
+            )
+        return None  # unexpected: Django's 500 handling (logged, no traceback to the client)

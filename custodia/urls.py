@@ -4,12 +4,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from custodia import views
+from custodia.access import PUBLIC, requires
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Every view declares what it needs (custodia/access.py); Django's and drf-spectacular's through requires().
+    path("login/", requires(PUBLIC)(auth_views.LoginView.as_view(redirect_authenticated_user=True)), name="login"),
+    path("logout/", requires(PUBLIC)(auth_views.LogoutView.as_view()), name="logout"),
     path("cases/", include("cases.urls")),
     path("", include("evidence.urls")),
     path("l/", include("evidence.links_urls")),
@@ -17,8 +19,9 @@ urlpatterns = [
     path("api/", include("cases.api.urls")),
     path("api/", include("evidence.api.urls")),
     path("api/", include("search.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The API's description, open to anyone (drf-spectacular's SERVE_PERMISSIONS): it names no case.
+    path("api/schema/", requires(PUBLIC)(SpectacularAPIView.as_view()), name="api-schema"),
+    path("api/docs/", requires(PUBLIC)(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,13 +1,18 @@
 from django.db import connection
-from django.http import HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.http import JsonResponse
+from django.shortcuts import redirect
 from django.views.decorators.http import require_GET
 
+from custodia.access import PUBLIC, requires
+from custodia.errors import error_page
 
+
+@requires(PUBLIC)  # a redirect: to the case list, or to the login page
 def home(request):
     return redirect("cases:list" if request.user.is_authenticated else "login")
 
 
+@requires(PUBLIC)
 @require_GET
 def healthz(request):
     """Liveness for load balancers and compose: the database answers."""
@@ -16,23 +21,15 @@ def healthz(request):
     return JsonResponse({"ok": True})
 
 
-def _error(request, status: int, title: str, message: str):
-    if request.path.startswith("/api/") or request.path.startswith("/l/"):
-        code = {403: "permission_denied", 404: "not_found", 500: "server_error"}[status]
-        return JsonResponse({"error": code, "detail": message}, status=status)
-    try:
-        return render(request, "error.html", {"title": title, "message": message}, status=status)
-    except Exception:  # the error page must never fail itself
-        return HttpResponse(f"<h1>{title}</h1><p>{message}</p>", status=status)
-
-
 def not_found(request, exception=None):
-    return _error(request, 404, "Not found", "There is nothing here, or you may not see it.")
+    return error_page(request, status=404, title="Not found", message="There is nothing here, or you may not see it.")
 
 
 def forbidden(request, exception=None):
-    return _error(request, 403, "Not allowed", "Your role does not allow this.")
+    return error_page(request, status=403, title="Not allowed", message="Your role does not allow this.")
 
 
 def server_error(request):
-    return _error(request, 500, "Something went wrong", "The error has been logged. Nothing was changed.")
+    return error_page(
+        request, status=500, title="Something went wrong", message="The error has been logged. Nothing was changed."
+    )

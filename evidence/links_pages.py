@@ -8,21 +8,19 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from audit.context import note_target
 from cases import permissions as perms
 from cases.selectors import organization_users
-from cases.views import _run, case_view
-from custodia.errors import Forbidden, NotFound
+from custodia.access import requires
+from custodia.web import case_view, evidence_view, run_service
 from evidence import selectors
 from evidence.models import LinkKind, LinkState
 from evidence.services import links
-from evidence.views import evidence_view
 
 
 class LinkIssueForm(forms.Form):
@@ -90,10 +88,10 @@ def link_issue(request, evidence):
     native_blob = selectors.native_blob_of(evidence=evidence) is not None
     form = LinkIssueForm(request.POST, user=request.user, native_blob=native_blob)
     if form.is_valid():
-        issued = _run(
+        issued = run_service(
             request,
             lambda: links.link_issue(evidence=evidence, actor=request.user, **form.service_arguments()),
-            "Link issued.",
+            success="Link issued.",
         )
         if issued is not None:
             url = (
@@ -126,20 +124,16 @@ def case_links(request, case):
 
 
 def _link_action(request, link_id: int, action, success: str):
-    request.audit_case_id = selectors.link_case_id(link_id=link_id)
-    try:
-        link = selectors.link_get(user=request.user, link_id=link_id)
-    except NotFound:
-        raise Http404 from None
-    except Forbidden as exc:
-        raise PermissionDenied(exc.detail) from None
-    result = _run(request, lambda: action(link=link, actor=request.user), success)
+    note_target(case_id=selectors.link_case_id(link_id=link_id))
+    link = selectors.link_get(user=request.user, link_id=link_id)
+    result = run_service(request, lambda: action(link=link, actor=request.user), success=success)
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = evidence_detail_url(link.evidence) + "#links"
     return result, link, target
 
 
+@requires(perms.ISSUE_LINKS)  # link_get checks it on the link's case
 @login_required
 @require_POST
 def link_approve(request, link_id: int):
@@ -151,6 +145,7 @@ def link_approve(request, link_id: int):
     return redirect(target)
 
 
+@requires(perms.ISSUE_LINKS)  # link_get checks it on the link's case
 @login_required
 @require_POST
 def link_revoke(request, link_id: int):

@@ -25,7 +25,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from audit import context
 from audit.middleware import client_address
+from custodia.access import PUBLIC, requires
 from custodia.errors import ServiceError
+from custodia.http_range import RangeNotSatisfiable, parse_range
 from evidence.container.errors import ContainerError
 from evidence.container.reader import ContainerReader
 from evidence.models import DownloadLink, Evidence
@@ -50,17 +52,17 @@ def _resolve(request, token: str) -> DownloadLink | HttpResponse:
         link = links.link_resolve(token=token, method=request.method, client_address=client_address(request))
     except links.LinkRefused as refused:
         if refused.link is not None:
-            _note_for_audit(request, refused.link)
+            _note_for_audit(refused.link)
         return _plain(403, f"403 Forbidden: {refused.detail}")
-    _note_for_audit(request, link)
+    _note_for_audit(link)
     return link
 
 
-def _note_for_audit(request, link: DownloadLink) -> None:
+def _note_for_audit(link: DownloadLink) -> None:
     # For the middleware's own row, should one be needed: the link's id, never the token.
-    request.audit_link_id = str(link.pk)
-    request.audit_case_id = link.evidence.case_id
-    request.audit_organization_id = link.evidence.case.organization_id
+    context.note_target(
+        link_id=link.pk, case_id=link.evidence.case_id, organization_id=link.evidence.case.organization_id
+    )
 
 
 def download_name(evidence: Evidence) -> str:
@@ -115,6 +117,7 @@ def _stream(*, reader: ContainerReader, start: int, end: int, on_end):
             logger.error("the end of a download of evidence %s could not be audited", reader.evidence_id)
 
 
+@requires(PUBLIC)  # the token is the credential: link_resolve refuses (and audits) any other
 @csrf_exempt
 def link_download(request, token: str):
     link = _resolve(request, token)
@@ -133,8 +136,8 @@ def link_download(request, token: str):
     if if_range and if_range != headers["ETag"]:
         range_header = ""  # the client's partial copy is of something else: send it all
     try:
-        byte_range = links.parse_range(header=range_header, size=size)
-    except links.RangeNotSatisfiable as exc:
+        byte_range = parse_range(header=range_header, size=size, what="evidence")
+    except RangeNotSatisfiable as exc:
         links.link_use_record(link=link, what="content", method="GET", byte_range=range_header[:100], status=416)
         return _plain(416, exc.detail, **{"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
     start, end = byte_range if byte_range else (0, size - 1)
@@ -195,6 +198,7 @@ def hashes_text(*, link: DownloadLink) -> str:
     return "\n".join(lines) + "\n"
 
 
+@requires(PUBLIC)  # the token is the credential, as for link_download
 @csrf_exempt
 def link_hashes(request, token: str):
     link = _resolve(request, token)
@@ -208,6 +212,7 @@ def link_hashes(request, token: str):
     )
 
 
+@requires(PUBLIC)  # the token is the credential, as for link_download
 @csrf_exempt
 def link_page(request, token: str):
     link = _resolve(request, token)

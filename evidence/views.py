@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from cases import permissions as perms
 from cases.selectors import case_permissions
-from cases.views import _run, case_view
-from custodia.errors import Forbidden, NotFound, ServiceError
+from custodia.errors import ServiceError
+from custodia.web import case_view, evidence_view, run_service
 from evidence import selectors
 from evidence.forms import EvidenceRegisterForm, SecretEscrowForm
 from evidence.models import EvidenceState
 from evidence.services import escrow, integrity, registration, upload
-
-
-def evidence_view(permission: str = perms.VIEW_EVIDENCE):
-    def decorate(view):
-        @login_required
-        @wraps(view)
-        def wrapper(request, evidence_id, *args, **kwargs):
-            request.audit_case_id = selectors.evidence_case_id(evidence_id=evidence_id)
-            try:
-                evidence = selectors.evidence_get(user=request.user, evidence_id=evidence_id, permission=permission)
-            except NotFound:
-                raise Http404 from None
-            except Forbidden as exc:
-                raise PermissionDenied(exc.detail) from None
-            return view(request, evidence, *args, **kwargs)
-
-        return wrapper
-
-    return decorate
 
 
 @case_view(perms.VIEW_EVIDENCE)
@@ -55,10 +31,10 @@ def case_evidence(request, case):
 def evidence_register(request, case):
     form = EvidenceRegisterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        evidence = _run(
+        evidence = run_service(
             request,
             lambda: registration.evidence_register(actor=request.user, case=case, **form.cleaned_data),
-            "Evidence registered. Upload its content below.",
+            success="Evidence registered. Upload its content below.",
         )
         if evidence is not None:
             return redirect("evidence:detail", evidence_id=evidence.pk)
@@ -84,7 +60,9 @@ def evidence_detail(request, evidence):
 @require_POST
 @evidence_view(perms.REGISTER_EVIDENCE)
 def evidence_seal(request, evidence):
-    _run(request, lambda: upload.evidence_seal(actor=request.user, evidence=evidence), "Evidence sealed.")
+    run_service(
+        request, lambda: upload.evidence_seal(actor=request.user, evidence=evidence), success="Evidence sealed."
+    )
     return redirect("evidence:detail", evidence_id=evidence.pk)
 
 
@@ -113,12 +91,12 @@ def secret_add(request, evidence):
     if form.is_valid():
         data = form.cleaned_data
         value = data["key_file"].read(escrow.MAX_SECRET_BYTES + 1) if data["key_file"] else data["value"].encode()
-        _run(
+        run_service(
             request,
             lambda: escrow.secret_escrow(
                 actor=request.user, evidence=evidence, kind=data["kind"], name=data["name"], value=value
             ),
-            f"Secret '{data['name']}' escrowed.",
+            success=f"Secret '{data['name']}' escrowed.",
         )
     else:
         messages.error(request, " ".join(" ".join(errors) for errors in form.errors.values()))
@@ -131,7 +109,9 @@ def secret_reveal(request, evidence, secret_id: int):
     secret = selectors.escrowed_secret_get(
         user=request.user, evidence_id=evidence.pk, secret_id=secret_id, permission=perms.REVEAL_SECRETS
     )
-    value = _run(request, lambda: escrow.secret_reveal(actor=request.user, secret=secret), "Revealed (audited).")
+    value = run_service(
+        request, lambda: escrow.secret_reveal(actor=request.user, secret=secret), success="Revealed (audited)."
+    )
     if value is not None:
         try:
             shown = value.decode("utf-8")

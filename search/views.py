@@ -9,16 +9,17 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from audit.context import add_details
 from cases import permissions as perms
 from cases.selectors import case_permissions
-from cases.views import _run, case_view
+from custodia.access import LOGGED_IN, requires
 from custodia.errors import NotFound, ServiceError
-from evidence.views import evidence_view
+from custodia.web import case_view, evidence_view, run_service
 from search import collaboration, columns, completion, selectors, services
 from search import data as trace_data
 from search.backends.base import DEFAULT_DATE_PROPERTY, SORTS
@@ -42,7 +43,9 @@ def evidence_extractions(request, evidence):
 @require_POST
 @evidence_view(perms.EXTRACT_EVIDENCE)
 def evidence_extract(request, evidence):
-    _run(request, lambda: services.extraction_start(actor=request.user, evidence=evidence), "Extraction queued.")
+    run_service(
+        request, lambda: services.extraction_start(actor=request.user, evidence=evidence), success="Extraction queued."
+    )
     return redirect("evidence:detail", evidence_id=evidence.pk)
 
 
@@ -86,7 +89,7 @@ def trace_search(request, case):
         )
     except ServiceError as exc:
         error = exc.detail
-    request.audit_details = {"query": query[:2000]}
+    add_details(query=query[:2000])
     facet_links = {}
     query_node = None
     column_set = chosen_columns or columns.DEFAULT_COLUMN_SET
@@ -184,11 +187,12 @@ def trace_complete(request, case):
         text = request.GET.get("q", "")
         split_at = max(text.rfind(" "), text.rfind("\t")) + 1
         head, prefix = text[:split_at], text[split_at:]
-    request.audit_details = {"prefix": prefix[:200]}
+    add_details(prefix=prefix[:200])
     completions = completion.trace_completions(user=request.user, case_id=case.pk, prefix=prefix)
     return render(request, "search/_completions.html", {"head": head, "completions": completions})
 
 
+@requires(LOGGED_IN)
 @login_required
 def query_help(request):
     """The query language's guide (docs/query.md), linked from the search box's syntax help."""
@@ -220,10 +224,7 @@ CHILDREN_SHOWN = 500
 
 
 def _trace_of(request, case, trace_uid: str) -> Trace:
-    try:
-        return selectors.trace_get(user=request.user, case_id=case.pk, uid=trace_uid)
-    except NotFound:
-        raise Http404 from None
+    return selectors.trace_get(user=request.user, case_id=case.pk, uid=trace_uid)
 
 
 def _property_groups(trace: Trace) -> list[dict]:
@@ -257,7 +258,7 @@ def _hex_context(request, trace: Trace) -> dict:
         context["hex"] = trace_data.hex_page(trace=trace, stream=stream, offset=offset)
     except ServiceError as exc:
         context["hex_error"] = exc.detail
-    request.audit_details = {"view": "hex", "stream": stream, "offset": offset}
+    add_details(view="hex", stream=stream, offset=offset)
     return context
 
 
@@ -293,12 +294,12 @@ def trace_detail(request, case, trace_uid: str):
 def trace_thumbnail(request, case, trace_uid: str, stream: str):
     """A picture stream re-encoded as a small PNG; the original bytes are never served inline."""
     trace = _trace_of(request, case, trace_uid)
-    request.audit_details = {"view": "thumbnail", "stream": stream}
+    add_details(view="thumbnail", stream=stream)
     try:
         png = trace_data.trace_thumbnail(trace=trace, stream=stream)
     except NotFound:
-        raise Http404 from None
-    except ServiceError as exc:
+        raise  # no such stream: the 404 page
+    except ServiceError as exc:  # a stream that is no picture: this page's own answer, not an error page
         return HttpResponse(exc.detail, status=415, content_type="text/plain; charset=utf-8")
     response = HttpResponse(png, content_type="image/png")
     response["X-Content-Type-Options"] = "nosniff"
@@ -329,6 +330,7 @@ def _annotations_context(request, case, trace: Trace, error: str = "") -> dict:
     }
 
 
+@requires(perms.SEARCH_TRACES, post=perms.ANNOTATE_TRACES)  # POST checked below, once the trace is found
 @case_view(perms.SEARCH_TRACES)
 def trace_annotations(request, case, trace_uid: str):
     """The tag chips and notes of one trace (GET), and their changes (POST ``action`` = tag, untag, note)."""
@@ -349,8 +351,8 @@ def trace_annotations(request, case, trace_uid: str):
         try:
             action()
         except NotFound:
-            raise Http404 from None
-        except ServiceError as exc:
+            raise  # no such trace: the 404 page
+        except ServiceError as exc:  # shown next to the form in the partial
             error = exc.detail
         if not request.headers.get("HX-Request") and not error:
             return redirect(request.path)
@@ -372,10 +374,10 @@ def trace_bulk_tag(request, case):
             messages.error(request, "Select the traces to tag first.")
             return redirect(_search_url(case, query))
     tag = request.POST.get("tag", "")
-    result = _run(
+    result = run_service(
         request,
         lambda: collaboration.tags_bulk_add(actor=request.user, case_id=case.pk, tag=tag, **target),
-        f"Tagged {tag.strip().lower()!r}.",
+        success=f"Tagged {tag.strip().lower()!r}.",
     )
     if result is not None:
         messages.info(request, f"{result['tagged']} trace(s) carry the tag; {result['added']} newly tagged.")
@@ -387,10 +389,10 @@ def trace_bulk_tag(request, case):
 def saved_search_save(request, case):
     query = request.POST.get("q", "")
     name = request.POST.get("name", "")
-    _run(
+    run_service(
         request,
         lambda: collaboration.saved_search_save(actor=request.user, case_id=case.pk, name=name, query=query),
-        "Search saved.",
+        success="Search saved.",
     )
     return redirect(_search_url(case, query))
 
@@ -398,8 +400,5 @@ def saved_search_save(request, case):
 @require_POST
 @case_view(perms.ANNOTATE_TRACES)
 def saved_search_delete(request, case, saved_search_id: int):
-    try:
-        collaboration.saved_search_delete(actor=request.user, case_id=case.pk, saved_search_id=saved_search_id)
-    except NotFound:
-        raise Http404 from None
+    collaboration.saved_search_delete(actor=request.user, case_id=case.pk, saved_search_id=saved_search_id)
     return redirect(_search_url(case, request.POST.get("q", "")))

@@ -4,24 +4,7 @@ from rest_framework import serializers
 
 from cases.models import ApiToken, Case, CaseMembership, CasePriority, CaseStatus, Role, TokenScope, User
 from cases.selectors import case_permissions
-
-
-def validated(serializer_class, data, **kwargs) -> dict:
-    """The request body validated by ``serializer_class``; a ValidationError (400) otherwise."""
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, so that a typo is an error rather than silently ignored."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
+from custodia.api import StrictSerializer
 
 
 class CaseSerializer(serializers.ModelSerializer):

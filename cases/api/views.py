@@ -15,6 +15,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.context import note_target
 from audit.models import Outcome
 from audit.selectors import audit_events
 from audit.services import audit_record
@@ -22,8 +23,9 @@ from audit.verify import verify_chain
 from cases import permissions as perms
 from cases import selectors, services
 from cases.api import serializers as s
-from cases.api.serializers import validated
 from cases.models import ApiToken, CaseMembership, CaseStatus, User
+from custodia.access import LOGGED_IN, OPEN_CASES, ORG_ADMIN, PUBLIC
+from custodia.api import validated
 from custodia.errors import NotFound, ServiceError
 from custodia.pagination import Pagination
 
@@ -34,6 +36,8 @@ def _case_queryset_for_output(qs):
 
 class TokenLoginView(APIView):
     """Exchange a username and password for an API token with an expiry."""
+
+    required_permission = PUBLIC  # the username and password are the credential
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -59,6 +63,8 @@ class TokenLoginView(APIView):
 
 
 class TokenListView(APIView):
+    required_permission = LOGGED_IN  # the caller's own tokens
+
     @extend_schema(responses=s.TokenSerializer(many=True))
     def get(self, request):
         tokens = ApiToken.objects.filter(user=request.user).order_by("-created_at")
@@ -75,6 +81,8 @@ class TokenListView(APIView):
 
 
 class TokenDetailView(APIView):
+    required_permission = LOGGED_IN  # the caller's own tokens
+
     @extend_schema(responses={204: None})
     def delete(self, request, token_pk: int):
         token = ApiToken.objects.filter(pk=token_pk, user=request.user).first()
@@ -85,6 +93,9 @@ class TokenDetailView(APIView):
 
 
 class CaseListView(APIView):
+    required_permission = LOGGED_IN  # the list holds only the cases the caller may see
+    permission_by_method = {"post": OPEN_CASES}
+
     audit_access = True
 
     @extend_schema(
@@ -113,6 +124,9 @@ class CaseListView(APIView):
 
 
 class CaseDetailView(APIView):
+    required_permission = perms.VIEW_CASE
+    permission_by_method = {"patch": perms.CHANGE_CASE}
+
     @extend_schema(responses=s.CaseSerializer)
     def get(self, request, case_id: int):
         case = selectors.case_get(user=request.user, case_id=case_id)
@@ -127,6 +141,9 @@ class CaseDetailView(APIView):
 
 
 class CaseMembersView(APIView):
+    required_permission = perms.VIEW_CASE
+    permission_by_method = {"post": perms.MANAGE_MEMBERS, "delete": perms.MANAGE_MEMBERS}
+
     @extend_schema(responses=s.MembershipSerializer(many=True))
     def get(self, request, case_id: int):
         case = selectors.case_get(user=request.user, case_id=case_id)
@@ -166,6 +183,8 @@ def _membership(case, username: str) -> CaseMembership:
 
 
 class CaseMemberDetailView(APIView):
+    required_permission = perms.MANAGE_MEMBERS
+
     @extend_schema(request=s.MembershipRoleSerializer, responses=s.MembershipSerializer)
     def patch(self, request, case_id: int, username: str):
         case = selectors.case_get(user=request.user, case_id=case_id, permission=perms.MANAGE_MEMBERS)
@@ -213,6 +232,8 @@ def audit_filters(params) -> dict:
 
 
 class AuditListView(APIView):
+    required_permission = perms.VIEW_AUDIT  # of the named case, or of every case where the caller holds it
+
     audit_access = True
 
     @extend_schema(
@@ -231,7 +252,7 @@ class AuditListView(APIView):
         if case_param:
             if case_param.isdigit():
                 # Set before the permission check so that a refused look at a case's audit is audited too.
-                request._request.audit_case_id = int(case_param)
+                note_target(case_id=int(case_param))
             case = selectors.case_get(user=request.user, case_id=case_param, permission=perms.VIEW_AUDIT)
             case_ids = [case.pk]
         else:
@@ -247,6 +268,8 @@ class AuditListView(APIView):
 
 
 class AuditVerifyView(APIView):
+    required_permission = LOGGED_IN  # narrowed below: org admins, and whoever may read the audit of some case
+
     audit_access = True
 
     @extend_schema(responses=s.ChainReportSerializer)
@@ -260,6 +283,8 @@ class AuditVerifyView(APIView):
 
 
 class UserListView(APIView):
+    required_permission = ORG_ADMIN
+
     @extend_schema(responses=s.UserSerializer(many=True))
     def get(self, request):
         if not request.user.is_org_admin:
@@ -276,6 +301,8 @@ class UserListView(APIView):
 
 
 class UserDetailView(APIView):
+    required_permission = ORG_ADMIN
+
     @extend_schema(request=s.UserUpdateSerializer, responses=s.UserSerializer)
     def patch(self, request, user_pk: int):
         target = User.objects.filter(pk=user_pk, organization_id=request.user.organization_id).first()

@@ -47,6 +47,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Expected failures of page views (NotFound, Forbidden, ServiceError) to 404, 403 or an error page.
+    "custodia.errors.PageErrorMiddleware",
     # Last, so that it sees the authenticated user and wraps exactly the view and its writes.
     "audit.middleware.AuditMiddleware",
 ]

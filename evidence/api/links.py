@@ -8,10 +8,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.context import note_target
 from cases import permissions as perms
-from cases.api.serializers import StrictSerializer, validated
+from custodia.api import StrictSerializer, evidence_for_request, validated
 from evidence import selectors
-from evidence.api.views import evidence_for_request
 from evidence.models import DownloadLink, LinkKind
 from evidence.services import links
 
@@ -105,6 +105,8 @@ def issued_body(request, issued: links.IssuedLink) -> dict:
 
 
 class EvidenceLinksView(APIView):
+    required_permission = perms.ISSUE_LINKS
+
     @extend_schema(responses=LinkSerializer(many=True))
     def get(self, request, evidence_id):
         evidence_for_request(request, evidence_id, perms.ISSUE_LINKS)
@@ -121,12 +123,13 @@ class EvidenceLinksView(APIView):
 
 
 def _link(request, link_id: int) -> DownloadLink:
-    request._request.audit_case_id = selectors.link_case_id(link_id=link_id)
-    request._request.audit_link_id = str(link_id)
+    note_target(case_id=selectors.link_case_id(link_id=link_id), link_id=link_id)
     return selectors.link_get(user=request.user, link_id=link_id)
 
 
 class LinkApproveView(APIView):
+    required_permission = perms.ISSUE_LINKS
+
     @extend_schema(request=None, responses=LinkSerializer)
     def post(self, request, link_id: int):
         issued = links.link_approve(link=_link(request, link_id), actor=request.user)
@@ -137,6 +140,8 @@ class LinkApproveView(APIView):
 
 
 class LinkRevokeView(APIView):
+    required_permission = perms.ISSUE_LINKS
+
     @extend_schema(request=None, responses=LinkSerializer)
     def post(self, request, link_id: int):
         link = links.link_revoke(link=_link(request, link_id), actor=request.user)

@@ -5,7 +5,7 @@ import binascii
 
 from rest_framework import serializers
 
-from cases.api.serializers import StrictSerializer
+from custodia.api import StrictSerializer
 from evidence.models import Evidence, EvidenceKind, KeyEscrow, SecretKind
 
 

@@ -10,18 +10,14 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.context import note_target
 from cases import permissions as perms
-from cases.api.serializers import AuditEventSerializer, validated
+from cases.api.serializers import AuditEventSerializer
 from cases.selectors import case_get
+from custodia.api import evidence_for_request, validated
 from evidence import selectors
 from evidence.api import serializers as s
 from evidence.services import escrow, intake, integrity, registration, upload
-
-
-def evidence_for_request(request, evidence_id, permission: str = perms.VIEW_EVIDENCE):
-    """Load the evidence for this caller; the request's audit row names its case even when refused."""
-    request._request.audit_case_id = selectors.evidence_case_id(evidence_id=evidence_id)
-    return selectors.evidence_get(user=request.user, evidence_id=evidence_id, permission=permission)
 
 
 class RawBytesParser(BaseParser):
@@ -34,6 +30,9 @@ class RawBytesParser(BaseParser):
 
 
 class CaseEvidenceView(APIView):
+    required_permission = perms.VIEW_EVIDENCE
+    permission_by_method = {"post": perms.REGISTER_EVIDENCE}
+
     @extend_schema(responses=s.EvidenceSerializer(many=True))
     def get(self, request, case_id: int):
         case = case_get(user=request.user, case_id=case_id, permission=perms.VIEW_EVIDENCE)
@@ -48,12 +47,16 @@ class CaseEvidenceView(APIView):
 
 
 class EvidenceDetailView(APIView):
+    required_permission = perms.VIEW_EVIDENCE
+
     @extend_schema(responses=s.EvidenceSerializer)
     def get(self, request, evidence_id):
         return Response(s.EvidenceSerializer(evidence_for_request(request, evidence_id)).data)
 
 
 class EvidenceContentView(APIView):
+    required_permission = perms.REGISTER_EVIDENCE
+
     parser_classes = [RawBytesParser]
 
     @extend_schema(
@@ -85,6 +88,8 @@ class EvidenceContentView(APIView):
 
 
 class EvidenceContentStatusView(APIView):
+    required_permission = perms.REGISTER_EVIDENCE
+
     @extend_schema(responses=s.UploadStatusSerializer)
     def get(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id, perms.REGISTER_EVIDENCE)
@@ -92,6 +97,8 @@ class EvidenceContentStatusView(APIView):
 
 
 class EvidenceSealView(APIView):
+    required_permission = perms.REGISTER_EVIDENCE
+
     @extend_schema(request=None, responses=s.EvidenceSerializer)
     def post(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id, perms.REGISTER_EVIDENCE)
@@ -100,6 +107,8 @@ class EvidenceSealView(APIView):
 
 
 class EvidenceVerifyView(APIView):
+    required_permission = perms.VIEW_EVIDENCE
+
     @extend_schema(request=None, responses={200: s.VerificationSerializer, 202: {"type": "object"}})
     def post(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id)
@@ -111,10 +120,13 @@ class EvidenceVerifyView(APIView):
 
 
 class EvidenceImportView(APIView):
+    required_permission = perms.REGISTER_EVIDENCE  # on the case named in the body
+
     @extend_schema(request=s.EvidenceImportSerializer, responses={201: s.EvidenceSerializer})
     def post(self, request):
         data = validated(s.EvidenceImportSerializer, request.data)
-        request._request.audit_case_id = data["case"] if isinstance(data["case"], int) else None
+        if isinstance(data["case"], int):
+            note_target(case_id=data["case"])
         case = case_get(user=request.user, case_id=data.pop("case"), permission=perms.REGISTER_EVIDENCE)
         evidence = intake.evidence_import(actor=request.user, case=case, **data)
         return Response(s.EvidenceSerializer(evidence).data, status=status.HTTP_201_CREATED)
@@ -123,6 +135,9 @@ class EvidenceImportView(APIView):
 
 
 class EvidenceSecretsView(APIView):
+    required_permission = perms.VIEW_EVIDENCE
+    permission_by_method = {"post": perms.REGISTER_EVIDENCE}
+
     @extend_schema(responses=s.SecretSerializer(many=True))
     def get(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id)
@@ -144,6 +159,8 @@ class EvidenceSecretsView(APIView):
 
 
 class EvidenceSecretRevealView(APIView):
+    required_permission = perms.REVEAL_SECRETS
+
     @extend_schema(request=None, responses={200: {"type": "object"}})
     def post(self, request, evidence_id, secret_id: int):
         evidence_for_request(request, evidence_id)
@@ -160,6 +177,8 @@ class EvidenceSecretRevealView(APIView):
 
 
 class EvidenceCustodyView(APIView):
+    required_permission = perms.VIEW_EVIDENCE
+
     @extend_schema(responses=AuditEventSerializer(many=True))
     def get(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id)

@@ -68,11 +68,6 @@ class LinkRefused(ServiceError):
         self.link = link
 
 
-class RangeNotSatisfiable(ServiceError):
-    code = "range_not_satisfiable"
-    status_code = 416
-
-
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -355,33 +350,6 @@ def link_resolve(*, token: str, method: str, client_address: str, now: datetime 
     if not link.evidence.is_sealed:
         raise _refuse(reason="not_sealed", detail="The evidence is not available.", method=method, link=link)
     return link
-
-
-def parse_range(*, header: str, size: int) -> tuple[int, int] | None:
-    """One byte range of ``Range: bytes=...`` as (start, end) inclusive; None for the whole content
-    (no header, a header we ignore as RFC 9110 allows: malformed, several ranges, another unit).
-    RangeNotSatisfiable when it lies outside the content."""
-    header = (header or "").strip()
-    if not header.startswith("bytes=") or "," in header:
-        return None
-    spec = header[len("bytes=") :].strip()
-    first, dash, last = spec.partition("-")
-    if not dash or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()):
-        return None
-    if last and not last.isdigit():
-        return None
-    if not first:  # suffix: the last N bytes
-        count = int(last)
-        if count == 0 or size == 0:
-            raise RangeNotSatisfiable(f"Range {header!r} is outside the {size} bytes of this evidence.")
-        return max(0, size - count), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if last and end < start:
-        return None
-    if start >= size:
-        raise RangeNotSatisfiable(f"Range {header!r} is outside the {size} bytes of this evidence.")
-    return start, min(end, size - 1)
 
 
 @transaction.atomic

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from cases.api.serializers import StrictSerializer
+from custodia.api import StrictSerializer
 from search.models import ExtractionRun, SavedSearch, Trace, TraceNote
 
 

@@ -12,19 +12,21 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.context import add_details
 from cases import permissions as perms
-from cases.api.serializers import validated
 from cases.selectors import case_get
+from custodia.api import evidence_for_request, validated
 from custodia.errors import error_body
+from custodia.http_range import RangeNotSatisfiable, parse_range
 from custodia.pagination import Pagination
-from evidence.api.views import evidence_for_request
-from evidence.services.links import RangeNotSatisfiable, parse_range
 from search import collaboration, completion, selectors, services
 from search import data as trace_data
 from search.api import serializers as s
 
 
 class EvidenceExtractView(APIView):
+    required_permission = perms.EXTRACT_EVIDENCE  # checked by extraction_start
+
     @extend_schema(request=None, responses={202: s.ExtractionRunSerializer})
     def post(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id)
@@ -33,6 +35,8 @@ class EvidenceExtractView(APIView):
 
 
 class EvidenceExtractionsView(APIView):
+    required_permission = perms.VIEW_EVIDENCE
+
     @extend_schema(responses=s.ExtractionRunSerializer(many=True))
     def get(self, request, evidence_id):
         evidence = evidence_for_request(request, evidence_id)
@@ -40,6 +44,8 @@ class EvidenceExtractionsView(APIView):
 
 
 class TraceDetailView(APIView):
+    required_permission = perms.SEARCH_TRACES
+
     @extend_schema(responses=s.TraceSerializer)
     def get(self, request, case_id: int, trace_uid: str):
         return Response(s.TraceSerializer(selectors.trace_get(user=request.user, case_id=case_id, uid=trace_uid)).data)
@@ -47,6 +53,8 @@ class TraceDetailView(APIView):
 
 class TraceChildrenView(APIView):
     """A folder may hold a hundred thousand traces: its children come a page at a time (limit, offset)."""
+
+    required_permission = perms.SEARCH_TRACES
 
     pagination_class = Pagination
 
@@ -60,16 +68,20 @@ class TraceChildrenView(APIView):
 
 
 class TraceSearchView(APIView):
+    required_permission = perms.SEARCH_TRACES
+
     @extend_schema(request=s.SearchRequestSerializer, responses={200: {"type": "object"}})
     def post(self, request, case_id: int):
         data = validated(s.SearchRequestSerializer, request.data)
         # The query text goes into this request's audit row (the privacy model may transform it later).
-        request._request.audit_details = {"query": data["query"][:2000]}
+        add_details(query=data["query"][:2000])
         return Response(selectors.traces_search(user=request.user, case_id=case_id, **data))
 
 
 class TraceCompleteView(APIView):
     """What the search box's current term may become: fields, the case's property names and tags."""
+
+    required_permission = perms.SEARCH_TRACES
 
     @extend_schema(
         parameters=[OpenApiParameter("prefix", str, description="The term being typed, e.g. email.s or tag:rel")],
@@ -77,7 +89,7 @@ class TraceCompleteView(APIView):
     )
     def get(self, request, case_id: int):
         prefix = request.query_params.get("prefix", "")
-        request._request.audit_details = {"prefix": prefix[:200]}
+        add_details(prefix=prefix[:200])
         found = completion.trace_completions(user=request.user, case_id=case_id, prefix=prefix)
         return Response({"prefix": prefix, "completions": found})
 
@@ -108,21 +120,22 @@ class TraceDataView(APIView):
 
     Always an attachment with ``nosniff``: nothing read from evidence is rendered or run by the browser."""
 
+    required_permission = perms.SEARCH_TRACES
+
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(description="The stream's bytes")})
     def get(self, request, case_id: int, trace_uid: str, stream: str):
         trace = selectors.trace_get(user=request.user, case_id=case_id, uid=trace_uid)
         entry = trace_data.stream_entry(trace=trace, stream=stream)
         range_header = request.headers.get("Range", "")
-        details = {"stream": stream, "range": range_header[:100]}
-        request._request.audit_details = details
+        add_details(stream=stream, range=range_header[:100])
         stack = ExitStack()
         try:
             file_object, size = stack.enter_context(trace_data.open_trace_stream(trace=trace, stream=stream))
-            byte_range = parse_range(header=range_header, size=size)
+            byte_range = parse_range(header=range_header, size=size, what="stream")
         except RangeNotSatisfiable as exc:
             stack.close()
             return Response(
-                error_body(exc.code, exc.detail.replace("evidence", "stream")),
+                error_body(exc.code, exc.detail),
                 status=416,
                 headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
             )
@@ -131,7 +144,7 @@ class TraceDataView(APIView):
             raise
         start, end = byte_range if byte_range else (0, size - 1)
         length = max(0, end - start + 1)
-        details["bytes"] = f"{start}-{end}/{size}" if size else "*/0"
+        add_details(bytes=f"{start}-{end}/{size}" if size else "*/0")
         mime_type = (entry.get("mime_type") or "").split(";")[0].strip().lower()
         response = StreamingHttpResponse(
             _stream_bytes(stack=stack, file_object=file_object, start=start, length=length),
@@ -159,6 +172,8 @@ class TraceDataView(APIView):
 
 
 class TraceTagView(APIView):
+    required_permission = perms.ANNOTATE_TRACES
+
     @extend_schema(request=None, responses={200: {"type": "object"}})
     def put(self, request, case_id: int, trace_uid: str, tag: str):
         found = collaboration.tag_add(actor=request.user, case_id=case_id, uid=trace_uid, tag=tag)
@@ -172,6 +187,9 @@ class TraceTagView(APIView):
 
 
 class TraceNotesView(APIView):
+    required_permission = perms.SEARCH_TRACES
+    permission_by_method = {"post": perms.ANNOTATE_TRACES}
+
     @extend_schema(responses=s.TraceNoteSerializer(many=True))
     def get(self, request, case_id: int, trace_uid: str):
         trace = selectors.trace_get(user=request.user, case_id=case_id, uid=trace_uid)
@@ -185,6 +203,8 @@ class TraceNotesView(APIView):
 
 
 class TraceBulkTagView(APIView):
+    required_permission = perms.ANNOTATE_TRACES
+
     @extend_schema(request=s.BulkTagRequestSerializer, responses={200: {"type": "object"}})
     def post(self, request, case_id: int):
         data = validated(s.BulkTagRequestSerializer, request.data)
@@ -195,6 +215,9 @@ class TraceBulkTagView(APIView):
 
 
 class SavedSearchesView(APIView):
+    required_permission = perms.SEARCH_TRACES
+    permission_by_method = {"post": perms.ANNOTATE_TRACES}
+
     @extend_schema(responses=s.SavedSearchSerializer(many=True))
     def get(self, request, case_id: int):
         case = case_get(user=request.user, case_id=case_id, permission=perms.SEARCH_TRACES)
@@ -208,6 +231,8 @@ class SavedSearchesView(APIView):
 
 
 class SavedSearchDetailView(APIView):
+    required_permission = perms.ANNOTATE_TRACES
+
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, case_id: int, saved_search_id: int):
         collaboration.saved_search_delete(actor=request.user, case_id=case_id, saved_search_id=saved_search_id)
@@ -215,6 +240,8 @@ class SavedSearchDetailView(APIView):
 
 
 class TraceExportView(APIView):
+    required_permission = perms.SEARCH_TRACES
+
     @extend_schema(
         parameters=[OpenApiParameter("q", str, description="The query; empty exports every trace")],
         responses={(200, "text/csv"): str},

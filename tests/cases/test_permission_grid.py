@@ -152,3 +152,104 @@ def test_nonexistent_case_is_404_like_a_foreign_one(demo, api):
     foreign = api.get(f"/api/cases/{demo.other_case.pk}/")
     assert missing.status_code == foreign.status_code == 404
     assert missing.json() == foreign.json()
+
+
+# ---------------------------------------------------------------- search: traces, tags, notes, saved searches
+# {trace} is a trace of the demo case, {saved} a saved search of it. Neither custodians nor org admins
+# search traces (cases/permissions.py): they get 403 like any member without the permission.
+
+ANNOTATORS = frozenset({"investigator", "detective"})
+
+SEARCH_API = [
+    Endpoint("POST", "/api/cases/{case}/traces/search", SEARCHERS, {"query": "report"}),
+    Endpoint("GET", "/api/cases/{case}/traces/export.csv?q=report", SEARCHERS),
+    Endpoint("GET", "/api/cases/{case}/traces/{trace}", SEARCHERS),
+    Endpoint("GET", "/api/cases/{case}/traces/{trace}/children", SEARCHERS),
+    Endpoint("PUT", "/api/cases/{case}/traces/{trace}/tags/relevant", ANNOTATORS),
+    Endpoint("DELETE", "/api/cases/{case}/traces/{trace}/tags/relevant", ANNOTATORS),
+    Endpoint("GET", "/api/cases/{case}/traces/{trace}/notes", SEARCHERS),
+    Endpoint("POST", "/api/cases/{case}/traces/{trace}/notes", ANNOTATORS, {"text": "Seen."}),
+    Endpoint("POST", "/api/cases/{case}/traces/tag", ANNOTATORS, {"tag": "relevant", "query": "report"}),
+    Endpoint("GET", "/api/cases/{case}/searches/", SEARCHERS),
+    Endpoint("POST", "/api/cases/{case}/searches/", ANNOTATORS, {"name": "Reports", "query": "report"}),
+    Endpoint("DELETE", "/api/cases/{case}/searches/{saved}/", ANNOTATORS),
+]
+
+SEARCH_PAGES = [
+    Endpoint("GET", "/cases/{case}/traces/?q=report", SEARCHERS),
+    Endpoint("GET", "/cases/{case}/traces/{trace}/", SEARCHERS),
+    Endpoint("GET", "/cases/{case}/traces/{trace}/annotations/", SEARCHERS),
+    Endpoint("POST", "/cases/{case}/traces/{trace}/annotations/", ANNOTATORS, {"action": "tag", "tag": "relevant"}),
+    Endpoint("POST", "/cases/{case}/traces/tag/", ANNOTATORS, {"tag": "relevant", "all": "1", "q": "report"}),
+    Endpoint("POST", "/cases/{case}/searches/", ANNOTATORS, {"name": "Reports", "q": "report"}),
+    Endpoint("POST", "/cases/{case}/searches/{saved}/delete/", ANNOTATORS),
+]
+
+
+@pytest.fixture
+def search_targets(demo) -> dict[str, object]:
+    """A trace and a saved search in the demo case (hand-made: no extraction needed)."""
+    from evidence.services.registration import evidence_register
+    from search.models import ExtractionRun, SavedSearch, Trace
+
+    evidence = evidence_register(actor=demo.custodian, case=demo.case, label="USB stick", kind="file")
+    run = ExtractionRun.objects.create(evidence=evidence, state="done")
+    trace = Trace.objects.create(
+        uid=f"{evidence.pk}:0-0",
+        evidence=evidence,
+        case=demo.case,
+        run=run,
+        ordinal=0,
+        name="report.docx",
+        path="/stick/report.docx",
+        types=["file"],
+        properties={"file.size": 1200},
+        sha256=f"{0:064x}",
+    )
+    saved = SavedSearch.objects.create(case=demo.case, name="Old", query="report", created_by=demo.investigator)
+    return {"case": demo.case.pk, "trace": trace.uid, "saved": saved.pk}
+
+
+def _search_call(api, client, endpoint: Endpoint, user, targets: dict):
+    url = endpoint.url.format(**targets)
+    if url.startswith("/api/"):
+        api.as_user(user)
+        return getattr(api, endpoint.method.lower())(url, endpoint.body or None, format="json")
+    if user is not None:
+        client.force_login(user)
+    return getattr(client, endpoint.method.lower())(url, endpoint.body)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("endpoint", SEARCH_API + SEARCH_PAGES, ids=str)
+def test_search_grid(demo, api, client, search_targets, endpoint, caller):
+    user = None if caller == "anonymous" else demo.users[caller]
+    response = _search_call(api, client, endpoint, user, search_targets)
+    expected = expected_status(endpoint, caller)
+    if expected == "unauthenticated":
+        if endpoint.url.startswith("/api/"):
+            assert response.status_code == 401, response.content
+        else:
+            assert response.status_code == 302 and response["Location"].startswith("/login/")
+    elif expected == "ok":
+        assert 200 <= response.status_code < 400, (response.status_code, response.content[:300])
+        if response.status_code in (301, 302):
+            assert not response["Location"].startswith("/login/")
+    else:
+        assert response.status_code == int(expected), (response.status_code, response.content[:300])
+
+
+@pytest.mark.parametrize("caller", ["allowed", "member without the permission", "outsider"])
+@pytest.mark.parametrize("endpoint", SEARCH_API + SEARCH_PAGES, ids=str)
+def test_every_search_request_is_audited_including_denials(demo, api, client, search_targets, endpoint, caller):
+    if caller == "allowed":
+        username, outcome = sorted(endpoint.allowed)[0], "ok"
+    elif caller == "outsider":
+        username, outcome = "outsider", "denied"
+    else:
+        username, outcome = "custodian", "denied"  # holds neither search_traces nor annotate_traces
+    before = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    response = _search_call(api, client, endpoint, demo.users[username], search_targets)
+    assert response.status_code < 500
+    rows = AuditEvent.objects.filter(sequence__gt=before, case_id=demo.case.pk)
+    assert rows.filter(actor=username, outcome=outcome).exists(), list(rows.values("action", "actor", "outcome"))

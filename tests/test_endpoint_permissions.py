@@ -1,0 +1,108 @@
+"""Every endpoint declares the permission it needs (DESIGN.md §9, issue #14): a page view or API action
+that declares none, or declares a name the policy does not know, fails here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
+
+from cases import permissions as perms
+from custodia.access import DECLARABLE, declared_permission
+from tests.cases import test_permission_grid as grid
+from tests.evidence import test_evidence_grid as evidence_grid
+
+# Django's admin checks staff permissions of its own; static and media files are served outside the URL
+# patterns (whitenoise), so the walker never meets them.
+EXCLUDED_NAMESPACES = {"admin"}
+
+
+def endpoints(patterns=None, prefix: str = "") -> Iterator[tuple[str, object]]:
+    """(route, view callback) for every URL pattern, through every include()."""
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.namespace in EXCLUDED_NAMESPACES:
+                continue
+            yield from endpoints(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            assert isinstance(pattern, URLPattern)
+            yield prefix + str(pattern.pattern), pattern.callback
+
+
+def actions(callback) -> tuple[object | None, list[str]]:
+    """The view class (if any) and what declarations are looked up by: a DRF viewset's action names, an
+    API or class-based view's HTTP method handlers, or "*" for a function view (one declaration)."""
+    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    if getattr(callback, "actions", None):  # a DRF router's viewset: {"get": "list", ...}
+        return view_class, sorted(set(callback.actions.values()))
+    if view_class is not None:
+        methods = [m for m in view_class.http_method_names if m not in ("options", "head") and hasattr(view_class, m)]
+        return view_class, methods
+    return None, ["*"]
+
+
+def declarations() -> list[tuple[str, str, str | None]]:
+    found = []
+    for route, callback in endpoints():
+        view_class, names = actions(callback)
+        for name in names:
+            permission = declared_permission(callback, name)
+            if permission is None and view_class is not None:
+                permission = declared_permission(view_class, name)
+            found.append((route, name, permission))
+    return found
+
+
+def test_the_walker_sees_pages_api_actions_and_included_urlconfs():
+    routes = {(route, name) for route, name, _ in declarations()}
+    assert ("cases/<int:case_id>/", "*") in routes
+    assert ("api/cases/<int:case_id>/", "patch") in routes
+    assert ("api/cases/<int:case_id>/traces/<str:trace_uid>/tags/<str:tag>", "delete") in routes
+    assert ("l/<str:token>", "*") in routes
+    assert not any(route.startswith("admin/") for route, _ in routes)
+
+
+def test_every_page_and_api_action_declares_its_permission():
+    undeclared = [f"{route} [{name}]" for route, name, permission in declarations() if permission is None]
+    assert not undeclared, "declare what these need (custodia/access.py):\n" + "\n".join(undeclared)
+
+
+def test_every_declaration_names_a_known_permission():
+    unknown = [
+        f"{route} [{name}]: {permission}"
+        for route, name, permission in declarations()
+        if permission is not None and permission not in DECLARABLE
+    ]
+    assert not unknown, "\n".join(unknown)
+
+
+def roles_holding(permission: str) -> frozenset[str]:
+    """The grid's callers that cases/permissions.py lets do what ``permission`` allows on the demo case."""
+    roles = {str(role) for role, granted in perms.ROLE_PERMISSIONS.items() if permission in granted}
+    if permission in perms.ORG_ADMIN_PERMISSIONS:
+        roles.add("orgadmin")
+    return frozenset(roles)
+
+
+GRID_ENDPOINTS = [
+    *grid.API_ENDPOINTS,
+    *grid.UI_PAGES,
+    *grid.SEARCH_API,
+    *grid.SEARCH_PAGES,
+    *evidence_grid.API,
+    *evidence_grid.PAGES,
+]
+PLACEHOLDERS = {"case": 1, "evidence": "00000000-0000-4000-8000-000000000000", "trace": "x:0-0", "saved": 1}
+
+
+@pytest.mark.parametrize("endpoint", GRID_ENDPOINTS, ids=str)
+def test_what_an_endpoint_declares_is_what_the_grid_finds_allowed(endpoint):
+    """The declarations are not decoration: the roles the declared permission grants are the roles the
+    permission grid finds let through, endpoint by endpoint."""
+    match = resolve(endpoint.url.format(**PLACEHOLDERS).split("?")[0])
+    view_class = getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
+    method = endpoint.method.lower()
+    declared = declared_permission(match.func, method) or declared_permission(view_class, method)
+    assert declared in perms.ALL_CASE_PERMISSIONS, declared
+    assert roles_holding(declared) == endpoint.allowed
