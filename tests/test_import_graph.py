@@ -1,8 +1,12 @@
 """The import graph of our own modules has no cycles (DESIGN.md §3: a cycle is a design error).
 
-Every import counts, at module level or inside a function, except one pattern: a service that enqueues
-its app's Celery task imports ``<app>.tasks`` inside the function that enqueues (the task module imports
-the service it runs). That edge is the task's address, not a dependency of the service's logic.
+Every import counts, at module level or inside a function, except two:
+
+* a service that enqueues its app's Celery task imports ``<app>.tasks`` inside the function that enqueues
+  (the task module imports the service it runs): that edge is the task's address, not a dependency of
+  the service's logic;
+* an import under ``if TYPE_CHECKING:`` names a type for annotations only (the walker's layers name the
+  driver that calls them) and is never executed.
 """
 
 from __future__ import annotations
@@ -30,11 +34,24 @@ def is_enqueue_edge(importer: str, imported: str) -> bool:
     return imported == f"{app}.tasks" and importer.startswith((f"{app}.services", f"{app}.runs"))
 
 
+def type_checking_only(tree: ast.Module) -> set[int]:
+    """The ids of the import nodes inside ``if TYPE_CHECKING:`` blocks."""
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING":
+            skipped.update(id(inner) for statement in node.body for inner in ast.walk(statement))
+    return skipped
+
+
 def import_graph() -> dict[str, set[str]]:
     modules = project_modules()
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        skipped = type_checking_only(tree)
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
