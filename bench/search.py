@@ -15,10 +15,10 @@ What it does, per database (each in its own process, since Django's settings are
    e-mails (``email.from``/``to``/``subject``/``sentOn``… and a body), pictures (``picture.width``…, some
    with GPS), documents with text, text files, ~4 % deleted files. Text (at most a few hundred words) is
    drawn from a Zipf-distributed vocabulary, so ``the`` is in almost every text and ``ransomware`` in a few.
-3. Indexing: the rows (the dicts ``search.services._row`` produces) go through the real publication path,
-   ``_Publisher(run).add(row)`` and ``.flush()``; traces/s counts the time spent there only (generating
-   them is not counted). Then a few thousand traces are tagged (``relevant``, ``to check``); on PostgreSQL
-   the tables are ANALYZEd, as autovacuum would after a bulk load.
+3. Indexing: the rows (the dicts ``search.extraction.pipeline.trace_row`` produces) go through the real
+   publication path, ``Publisher(run).add(row)`` and ``.flush()``; traces/s counts the time spent there
+   only (generating them is not counted). Then a few thousand traces are tagged (``relevant``,
+   ``to check``); on PostgreSQL the tables are ANALYZEd, as autovacuum would after a bulk load.
 4. Latency: every query goes through ``search.selectors.traces_search`` as the detective, with the default
    facets and a first page of 50: the work of one API search. Twice: as the search page and the API ask
    by default (hits counted up to ``CUSTODIA_SEARCH_COUNT_LIMIT``, facets over the first hits past it),
@@ -828,8 +828,9 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int) -> dict
     from cases.models import Case, User
     from evidence.services.registration import evidence_register
     from search.models import ExtractionRun, Trace, TraceTag
+    from search.publisher import Publisher
     from search.selectors import traces_search
-    from search.services import _Publisher, trace_statistics_refresh
+    from search.services import trace_statistics_refresh
 
     case = Case.objects.get(reference=DEMO_CASE)
     custodian = User.objects.get(username="custodian")
@@ -842,7 +843,7 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int) -> dict
     bare = BareSqlite(workdir / "reference.sqlite3") if database == "sqlite" else BarePostgres(connection.settings_dict)
 
     log(f"{database}: indexing {traces:,} traces")
-    publisher = _Publisher(run, shard=0)
+    publisher = Publisher(run, shard=0)
     generator = TraceGenerator(seed=seed, evidence_id=str(evidence.pk))
     custodia_seconds = bare_seconds = generate_seconds = 0.0
     done = 0
@@ -1019,7 +1020,7 @@ def print_report(results: dict[str, dict]) -> None:
         )
         print(
             f"indexing, {titles[name]} ({version}): Custodia {result['traces']:,} traces in "
-            f"{result['custodia_seconds']:,.1f} s = {rate:,.0f} traces/s (_Publisher.add/flush, all indexes and "
+            f"{result['custodia_seconds']:,.1f} s = {rate:,.0f} traces/s (Publisher.add/flush, all indexes and "
             f"triggers); bare {result['bare_name']} {bare_rate:,.0f} rows/s; ratio {rate / bare_rate:.2f}; "
             f"{result['tags']:,} tags; generating the rows took {result['generate_seconds']:,.1f} s (not counted); "
             f"code {result.get('code', '?')}"

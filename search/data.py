@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from typing import BinaryIO
@@ -24,9 +23,7 @@ from typing import BinaryIO
 from dfvfs.resolver import resolver as dfvfs_resolver
 
 from custodia.errors import Conflict, NotFound, ServiceError
-from evidence.container.reader import open_container
-from evidence.services.registration import data_key_for
-from evidence.storage.base import get_store
+from evidence.reading import open_acquired, unlock_credentials
 from search.extraction import source as media_source
 from search.extraction import unlock
 from search.models import Trace
@@ -49,44 +46,8 @@ def stream_entry(*, trace: Trace, stream: str) -> dict:
     raise NotFound(f"This trace has no stream {stream!r} (its streams: {known}).", code="no_such_stream")
 
 
-class _DfvfsStream(io.RawIOBase):
-    """A seekable Python file object over a dfVFS file object (which has get_offset, not tell)."""
-
-    def __init__(self, file_object, size: int):
-        self._file_object = file_object
-        self._size = size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._file_object.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self._file_object.seek(offset, whence)
-        return self._file_object.get_offset()
-
-    def tell(self) -> int:
-        return self._file_object.get_offset()
-
-    def get_size(self) -> int:
-        return self._size
-
-    def close(self) -> None:
-        if not self.closed:
-            self._file_object.close()
-        super().close()
-
-
 def _secrets(trace: Trace) -> list[dict]:
-    from search.services import _secrets_for
-
-    return _secrets_for(trace.evidence)
+    return unlock_credentials(evidence=trace.evidence)
 
 
 def _open_layers(*, data_path: str, context, trace: Trace, stack: ExitStack) -> object:
@@ -116,14 +77,11 @@ def _open_layers(*, data_path: str, context, trace: Trace, stack: ExitStack) -> 
 
 @contextmanager
 def _container_files(trace: Trace) -> Iterator[media_source.EvidenceResolverContext]:
-    from search.services import _walk_options
-
     evidence = trace.evidence
     if not evidence.is_sealed:
         raise Conflict("The evidence is not sealed: its bytes cannot be read.", code="not_sealed")
-    with open_container(evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store()) as reader:
-        _, files = _walk_options(evidence, reader)
-        yield media_source.EvidenceResolverContext(files=files)
+    with open_acquired(evidence=evidence) as acquired:
+        yield media_source.EvidenceResolverContext(files=acquired.files)
 
 
 @contextmanager
@@ -151,7 +109,7 @@ def open_trace_stream(*, trace: Trace, stream: str) -> Iterator[tuple[BinaryIO, 
                 status_code=503,
             ) from None
         size = int(entry.get("size") or file_object.get_size())
-        yield stack.enter_context(closing(_DfvfsStream(file_object, size))), size
+        yield stack.enter_context(closing(media_source.DfvfsFileObject(file_object, size=size))), size
 
 
 def _ancestor_with_data(trace: Trace) -> tuple[Trace, list[int]]:

@@ -16,6 +16,7 @@ readers and calling :func:`open_data_path`.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Mapping
@@ -297,6 +298,50 @@ def serialise_path_spec(path_spec) -> str:
 
 def deserialise_path_spec(data_path: str):
     return json_serializer.JsonPathSpecSerializer.ReadSerialized(data_path)
+
+
+class DfvfsFileObject(io.RawIOBase):
+    """A dfVFS file object as a standard Python file object, for readers that need ``tell`` and a ``seek``
+    that returns the new offset (zipfile, tarfile, sqlite3, ``io.BufferedReader``): dfVFS's ``seek``
+    returns None and it has ``get_offset`` instead of ``tell``.
+
+    It starts at offset 0: dfVFS hands out the file object it cached in the resolver context, so a second
+    opener of the same data path (each content tool opens the stream afresh) would otherwise start where
+    the previous reader stopped. ``size`` (what ``get_size`` answers) defaults to the dfVFS object's own.
+    Closing it closes the dfVFS file object.
+    """
+
+    def __init__(self, file_object, *, size: int | None = None) -> None:
+        super().__init__()
+        self._file_object = file_object
+        self._size = size
+        file_object.seek(0)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._file_object.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._file_object.seek(offset, whence)
+        return self._file_object.get_offset()
+
+    def tell(self) -> int:
+        return self._file_object.get_offset()
+
+    def get_size(self) -> int:
+        return self._file_object.get_size() if self._size is None else self._size
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file_object.close()
+        super().close()
 
 
 def open_data_path(*, data_path: str, resolver_context: EvidenceResolverContext):

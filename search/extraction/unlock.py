@@ -2,8 +2,10 @@
 
 Both hold an evidence's escrowed secrets and a volume (BitLocker, LUKS) to open. This module owns:
 
-- which secret kinds name which credential (``SECRET_KIND_CREDENTIALS``) and which credentials each
-  encryption accepts (``CREDENTIALS_BY_ENCRYPTION``);
+- how a caller may spell each credential (``CREDENTIAL_SPELLINGS``) and which credentials each
+  encryption accepts (``CREDENTIALS_BY_ENCRYPTION``). Which escrowed secret is which credential is the
+  evidence app's one table, ``evidence.reading.SECRET_KIND_CREDENTIALS``: extraction receives its
+  secrets already named as credentials;
 - trying the candidates against the volume itself, with libbde/libluksde (or, for the LUKS1 volumes
   libluksde refuses, the pure-Python recovery in ``luks``), so that a wrong secret is told from a right
   one (dfVFS opens a BitLocker or LUKS volume even when no credential unlocks it);
@@ -30,8 +32,9 @@ from dfvfs.resolver import resolver as dfvfs_resolver
 
 from search.extraction import luks
 
-# Secret kinds as the key store names them → the credential dfVFS/libbde/libluksde understands.
-SECRET_KIND_CREDENTIALS = {
+# The spellings of each credential a caller may use (the walker also runs outside a case: scripts, the
+# benchmarks, tests), as dfVFS/libbde/libluksde name it. A LUKS passphrase is libluksde's password.
+CREDENTIAL_SPELLINGS = {
     "password": "password",
     "passphrase": "password",
     "recovery_password": "recovery_password",
@@ -90,7 +93,7 @@ def normalise_secrets(secrets) -> list[Secret]:
         pairs.extend((item["kind"], item["value"]) for item in items)
     normalised = []
     for kind, value in pairs:
-        credential = SECRET_KIND_CREDENTIALS.get(kind)
+        credential = CREDENTIAL_SPELLINGS.get(kind)
         if credential is not None and value not in (None, ""):
             normalised.append(Secret(credential=credential, value=value, kind=kind))
     return normalised

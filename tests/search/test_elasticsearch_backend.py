@@ -262,14 +262,14 @@ def test_the_extraction_publisher_tells_the_backend_of_each_committed_batch(
 ):
     from search.backends import base
     from search.models import ExtractionRun
-    from search.services import _Publisher
+    from search.publisher import Publisher
 
     settings.CUSTODIA_SEARCH_BACKEND = "tests.search.test_elasticsearch_backend.RecordingBackend"
     RecordingBackend.told = []
     base._backend.cache_clear()
     try:
         run = ExtractionRun.objects.select_related("evidence").get(evidence=traces)
-        publisher = _Publisher(run)
+        publisher = Publisher(run)
         row = {
             "uid": f"{traces.pk}:0-99",
             "parent_uid": "",

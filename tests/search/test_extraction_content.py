@@ -22,9 +22,9 @@ from email.message import EmailMessage
 import pytest
 
 from search.extraction import source
+from search.extraction.pipeline import analyse_file, tool_children, trace_row
 from search.extraction.tools import analyse
 from search.extraction.walker import WalkOptions, walk_image
-from search.services import _analyse_file, _DfvfsFile, _row, _tool_children
 
 needs_mkfs = pytest.mark.skipif(shutil.which("mkfs.ext4") is None, reason="Debian's e2fsprogs (mkfs.ext4) is absent")
 
@@ -86,9 +86,9 @@ def _files(traces):
 
 def _as_rows(record, analysed):
     """What the tools' result becomes in the database (the file's row and its children's), comparable."""
-    rows = [_row(record=record, analysed=analysed)]
+    rows = [trace_row(record=record, analysed=analysed)]
     if analysed is not None:
-        rows.extend(_tool_children(record=record, analysed=analysed))
+        rows.extend(tool_children(record=record, analysed=analysed))
     return rows
 
 
@@ -113,11 +113,11 @@ def test_tools_on_the_walkers_read_find_what_they_find_through_dfvfs(ext4_image,
 
             def through_dfvfs(data_path=raw.data_path):
                 file_object = source.open_data_path(data_path=data_path, resolver_context=resolver_context)
-                return io.BufferedReader(_DfvfsFile(file_object), buffer_size=1 << 20)
+                return io.BufferedReader(source.DfvfsFileObject(file_object), buffer_size=1 << 20)
 
             with through_dfvfs() as stream:
                 assert stream.read() == data, trace.path
-            on_the_walk = _analyse_file(record=trace, resolver_context=resolver_context)
+            on_the_walk = analyse_file(record=trace, resolver_context=resolver_context)
             reopened = analyse(stream_opener=through_dfvfs, name=trace.name, mime_type=raw.mime_type, path=trace.path)
             seen.add(trace.name)
             if trace.name == "random.bin":
@@ -135,7 +135,7 @@ def test_files_known_by_their_first_bytes_reach_their_tools(ext4_image):
         resolver_context = source.new_resolver_context(file_object=reread, file_name=ext4_image.name)
         found = {}
         for trace, _ in _files(_walk(ext4_image, keep_content=True)):
-            analysed = _analyse_file(record=trace, resolver_context=resolver_context)
+            analysed = analyse_file(record=trace, resolver_context=resolver_context)
             found[trace.name] = analysed
     assert found["random.bin"] is None  # no tool wants it: never opened
     assert [child.name for child in found["syslog.gz"].children] == ["syslog"]

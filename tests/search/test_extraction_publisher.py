@@ -8,14 +8,16 @@ import pytest
 from django.db import IntegrityError
 from django.db.models import F
 
+from search.extraction.pipeline import stream_dict
 from search.extraction.traces import DataStream
 from search.models import CasePropertyName, ExtractionRun, Trace
-from search.services import BATCH_TRACES, _Publisher, _stream_dict, property_names_rebuild
+from search.publisher import BATCH_TRACES, Publisher
+from search.services import property_names_rebuild
 
 
 def test_a_stream_row_is_its_dataclass_as_a_dict():
     stream = DataStream(name="raw", size=3, data_path="{}", md5="m", sha1="s", sha256="x", entropy=1.5, mime_type="t")
-    assert list(_stream_dict(stream).items()) == list(asdict(stream).items())
+    assert list(stream_dict(stream).items()) == list(asdict(stream).items())
 
 
 def _row(index: int, **changes) -> dict:
@@ -47,16 +49,16 @@ def run(demo):
 
 @pytest.mark.django_db
 def test_rows_are_stored_as_given_and_the_first_batch_is_committed_early(run):
-    publisher = _Publisher(run, shard=0)
-    for index in range(1, _Publisher.FIRST_BATCH_TRACES):
+    publisher = Publisher(run, shard=0)
+    for index in range(1, Publisher.FIRST_BATCH_TRACES):
         publisher.add(_row(index))
     assert not Trace.objects.filter(run=run).exists()
-    publisher.add(_row(_Publisher.FIRST_BATCH_TRACES))
-    assert Trace.objects.filter(run=run).count() == _Publisher.FIRST_BATCH_TRACES  # committed, searchable
-    for index in range(_Publisher.FIRST_BATCH_TRACES + 1, _Publisher.FIRST_BATCH_TRACES + 10):
+    publisher.add(_row(Publisher.FIRST_BATCH_TRACES))
+    assert Trace.objects.filter(run=run).count() == Publisher.FIRST_BATCH_TRACES  # committed, searchable
+    for index in range(Publisher.FIRST_BATCH_TRACES + 1, Publisher.FIRST_BATCH_TRACES + 10):
         publisher.add(_row(index))
-    assert Trace.objects.filter(run=run).count() == _Publisher.FIRST_BATCH_TRACES  # later batches are larger
-    assert BATCH_TRACES > _Publisher.FIRST_BATCH_TRACES
+    assert Trace.objects.filter(run=run).count() == Publisher.FIRST_BATCH_TRACES  # later batches are larger
+    assert BATCH_TRACES > Publisher.FIRST_BATCH_TRACES
     publisher.flush()
 
     stored = Trace.objects.get(uid="ev:0-7")
@@ -73,11 +75,11 @@ def test_rows_are_stored_as_given_and_the_first_batch_is_committed_early(run):
 
 @pytest.mark.django_db
 def test_publishing_the_same_uids_again_updates_them(run):
-    first = _Publisher(run, shard=0)
+    first = Publisher(run, shard=0)
     for index in range(1, 4):
         first.add(_row(index))
     first.flush()
-    again = _Publisher(run, shard=0)
+    again = Publisher(run, shard=0)
     for index in range(1, 4):
         again.add(_row(index, name=f"renamed{index}", errors=[]))
     again.flush()
@@ -90,7 +92,7 @@ def test_publishing_the_same_uids_again_updates_them(run):
 
 @pytest.mark.django_db
 def test_the_property_names_of_published_traces_are_recorded_for_completion(run):
-    publisher = _Publisher(run, shard=0)
+    publisher = Publisher(run, shard=0)
     publisher.add(_row(1))
     publisher.add(_row(2, properties={"email.subject": "Hi", "x" * 300: "a name too long to offer"}))
     publisher.flush()
@@ -124,7 +126,7 @@ def _deferrals() -> int:
 
 @pytest.mark.django_db
 def test_the_word_index_follows_published_batches_new_upserted_twice_and_deleted(run):
-    publisher = _Publisher(run, shard=0)
+    publisher = Publisher(run, shard=0)
     for index in range(1, 4):
         publisher.add(_row(index, text=f"alpha{index} shared"))
     publisher.flush()
@@ -148,7 +150,7 @@ def test_the_word_index_follows_published_batches_new_upserted_twice_and_deleted
 
 @pytest.mark.django_db
 def test_a_batch_that_fails_leaves_neither_rows_nor_words_nor_a_deferral(run):
-    publisher = _Publisher(run, shard=0)
+    publisher = Publisher(run, shard=0)
     publisher.add(_row(1, text="kept1"))
     publisher.flush()
     publisher.add(_row(2, text="lost2"))
@@ -168,7 +170,7 @@ def test_while_a_batch_defers_its_words_the_triggers_leave_its_new_rows_to_it(ru
 
     if connection.vendor != "sqlite":
         pytest.skip("PostgreSQL's trigger computes a row's words as it is written")
-    publisher = _Publisher(run, shard=0)
+    publisher = Publisher(run, shard=0)
     publisher.add(_row(1, text="older1"))
     publisher.flush()
     with transaction.atomic(), connection.cursor() as cursor:
@@ -204,7 +206,7 @@ def test_the_number_index_follows_published_batches_new_upserted_twice_and_delet
     def numbers(width, **more):
         return {"picture.width": width, "file.size": 10, "picture.model": "X100", "flag": True, **more}
 
-    publisher = _Publisher(run, shard=0)
+    publisher = Publisher(run, shard=0)
     publisher.add(_row(1, properties=numbers(640)))
     publisher.add(_row(2, properties=numbers(4000, **{"gps.latitude": 52.37})))
     publisher.flush()
@@ -234,7 +236,7 @@ def test_the_words_the_publisher_computes_are_those_of_the_trigger(run):
     if connection.vendor != "postgresql":
         pytest.skip("SQLite's publisher indexes a batch's words in SQL (index_deferred_words)")
     odd = {"email.subject": "Re: Ünïcode — naïve_café 2019-03-07T10:00Z", "n": 5, "flag": True, "list": ["x y"]}
-    publisher = _Publisher(run, shard=0)
+    publisher = Publisher(run, shard=0)
     publisher.add(_row(1, name="Passwords.TXT", path="/home/j_doe/Passwords.TXT", text="crème-brûlée\tß ǅ ½ ٣"))
     publisher.add(_row(2, properties=odd, text="x" * 10 + " tail"))
     publisher.flush()

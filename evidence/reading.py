@@ -1,0 +1,106 @@
+"""The door through which the search app reads evidence: its acquired bytes and its escrowed secrets.
+
+Search (extraction and the data service) never reaches past this module into the evidence app's store,
+key store, container or intake: it opens a sealed item with :func:`open_acquired`, which decrypts chunks on
+demand (no decrypted copy is ever written), and asks :func:`unlock_credentials` for the secrets that unlock
+the encrypted volumes inside it. Besides this module, search imports from evidence only ``evidence.models``,
+``evidence.selectors`` and ``evidence.signals`` (the signals evidence sends, such as ``evidence_sealed``,
+are a door the other way round: evidence announces, search listens). ``tests/test_architecture.py`` holds
+the line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO, TypedDict
+
+from evidence.container.reader import open_container
+from evidence.intake.formats import ImageFormat, slice_segments
+from evidence.models import Evidence, SecretKind
+from evidence.services.escrow import secret_values_for_extraction
+from evidence.services.registration import data_key_for
+from evidence.storage.base import get_store
+
+# The one table from an escrowed secret's kind to the credential that unlocks its volume, named as libbde
+# and libluksde (through dfVFS's key chain) name them. A LUKS passphrase is what libluksde calls a password.
+# Kinds not listed (a document password) unlock no volume.
+SECRET_KIND_CREDENTIALS: Mapping[str, str] = {
+    SecretKind.BITLOCKER_PASSWORD: "password",
+    SecretKind.BITLOCKER_RECOVERY: "recovery_password",
+    SecretKind.BITLOCKER_STARTUP_KEY: "startup_key",
+    SecretKind.LUKS_PASSPHRASE: "password",
+}
+# A startup key is the bytes of a .BEK file; every other credential is text.
+BINARY_CREDENTIALS = frozenset({"startup_key"})
+# The name an item acquired without a file name is read under.
+DEFAULT_FILE_NAME = "image.raw"
+
+
+class UnlockCredential(TypedDict):
+    """One escrowed secret as the walker takes it: ``kind`` a credential name, ``value`` text or bytes."""
+
+    kind: str
+    value: str | bytes
+
+
+@dataclass(frozen=True)
+class AcquiredEvidence:
+    """A sealed evidence item opened for reading, as it was acquired.
+
+    ``reader`` is the whole item's bytes (every segment one after the other), a seekable binary file object
+    with ``get_size()``. ``files`` are the files the item was acquired as, by name, each a file object over
+    its part of ``reader``: one file, or an E01's segments (``image.E01``, ``image.E02``…), which readers
+    of the image find beside the first by name. ``first_name`` names the file to start reading from.
+    ``acquired_alone`` is true for one file acquired by itself (a mailbox, an archive, a document) in which
+    intake found no storage media.
+    """
+
+    reader: BinaryIO
+    files: Mapping[str, BinaryIO]
+    first_name: str
+    acquired_alone: bool
+
+    @property
+    def related_files(self) -> dict[str, BinaryIO]:
+        """The files other than the first (the further segments), by name."""
+        return {name: file_object for name, file_object in self.files.items() if name != self.first_name}
+
+
+@contextmanager
+def open_acquired(*, evidence: Evidence) -> Iterator[AcquiredEvidence]:
+    """Open a sealed evidence item's acquired bytes for the ``with`` block; closed when it ends.
+
+    The data key is unwrapped for this opening only (ServiceError ``keystore_unavailable`` when the key
+    store cannot); the container checks every chunk's hash as it reads it."""
+    with open_container(evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store()) as reader:
+        yield _acquired(evidence=evidence, reader=reader)
+
+
+def _acquired(*, evidence: Evidence, reader: BinaryIO) -> AcquiredEvidence:
+    segments = (evidence.format_details or {}).get("segments") or []
+    if len(segments) > 1:
+        slices = slice_segments(stream=reader, sizes=[s["size"] for s in segments], names=[s["name"] for s in segments])
+        files = {s["name"]: piece for s, piece in zip(segments, slices, strict=True)}
+        return AcquiredEvidence(reader=reader, files=files, first_name=segments[0]["name"], acquired_alone=False)
+    names = [name.strip() for name in evidence.original_name.split(",") if name.strip()]
+    name = names[0] if names else DEFAULT_FILE_NAME
+    alone = evidence.format in (ImageFormat.FILE, ImageFormat.ARCHIVE)
+    return AcquiredEvidence(reader=reader, files={name: reader}, first_name=name, acquired_alone=alone)
+
+
+def unlock_credentials(*, evidence: Evidence) -> list[UnlockCredential]:
+    """The secrets escrowed for the item that unlock volumes, in escrow order, as credentials.
+
+    Read from the key store on each call (never cached); a secret the key store cannot return is left out.
+    Text credentials are decoded as UTF-8 (an undecodable byte becomes U+FFFD)."""
+    credentials: list[UnlockCredential] = []
+    for secret in secret_values_for_extraction(evidence=evidence):
+        credential = SECRET_KIND_CREDENTIALS.get(secret["kind"])
+        if credential:
+            value = secret["value"]
+            if credential not in BINARY_CREDENTIALS:
+                value = value.decode("utf-8", errors="replace")
+            credentials.append({"kind": credential, "value": value})
+    return credentials

@@ -1,0 +1,165 @@
+"""The extraction pipeline: from the walker's records to the trace rows the publisher writes.
+
+An extraction walks the evidence's acquired files (:func:`walk_options` says how), runs the content tools
+on each file the walker found (:func:`analyse_file`, on the bytes the walker already read when it kept
+them), and turns each record into a row (:func:`trace_row`) followed by a row for every trace the tools
+found inside it (:func:`tool_children`); :func:`trace_rows` does the three for one record. A row is the
+dict :class:`search.publisher.Publisher` takes: uid, parent_uid, name, path, types, properties, streams,
+tools, errors, deleted, text.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import asdict
+
+from evidence.reading import AcquiredEvidence
+from search.extraction import source as media_source
+from search.extraction.tools import HEAD_SIZE, TOOLS, accepting_tools, analyse
+from search.extraction.tools.base import Limits
+from search.extraction.traces import DataStream, TraceRecord, child_uid
+from search.extraction.walker import StreamDigest, WalkOptions
+
+# Files larger than this are hashed and typed by the walker, but not opened by the content tools.
+TOOL_MAX_BYTES = 256 * 1024 * 1024
+TEXT_MAX_CHARS = 1_000_000
+
+
+def walk_options(*, acquired: AcquiredEvidence, shard: tuple[int, int] | None = None) -> WalkOptions:
+    """How extraction walks the evidence: from its first file as acquired, with the other files (E01
+    segments, VMDK extents) found beside it by name, keeping each file's bytes for the content tools. A file
+    acquired alone (intake found no storage media in it) is one file trace for the tools."""
+    return WalkOptions(
+        file_name=acquired.first_name,
+        related_files=acquired.related_files,
+        shard=shard,
+        keep_content=True,
+        root_is_file=acquired.acquired_alone,
+    )
+
+
+def child_streams(data: bytes) -> list[dict]:
+    """The stream of a trace a content tool found: hashed and measured as the walker does its files."""
+    digest = StreamDigest(head_size=0)
+    for start in range(0, len(data), 1 << 20):
+        digest.update(data[start : start + (1 << 20)])
+    stream = DataStream(name="raw", size=len(data), data_path="")
+    digest.fill(stream)
+    return [asdict(stream)]
+
+
+def tool_children(*, record: TraceRecord, analysed) -> Iterator[dict]:
+    """The rows of the traces the content tools found inside a file (archive members, e-mails, visits…),
+    depth first, each with its uid derived from its parent's and its ordinal."""
+
+    def walk(node, uid: str, path: str) -> Iterator[dict]:
+        for ordinal, child in enumerate(node.children, start=1):
+            uid_child = child_uid(parent_uid=uid, ordinal=ordinal)
+            path_child = path.rstrip("/") + "/" + child.name
+            data = child.read() if child.data is not None else None
+            yield {
+                "uid": uid_child,
+                "parent_uid": uid,
+                "name": child.name[:1000],
+                "path": path_child,
+                "types": list(child.types),
+                "properties": child.properties,
+                "streams": child_streams(data) if data is not None else [],
+                "tools": {k: [v.name, v.version] for k, v in child.tools.items()},
+                "errors": [{"tool": e.tool, "message": e.message, "stream": e.stream} for e in child.errors],
+                "deleted": record.deleted,
+                "text": (child.text or "")[:TEXT_MAX_CHARS],
+            }
+            yield from walk(child, uid_child, path_child)
+
+    yield from walk(analysed, record.uid, record.path)
+
+
+def analyse_file(*, record: TraceRecord, resolver_context) -> object | None:
+    """The content tools on one file: on the bytes the walker read (``record.content``) when it kept them,
+    else on the file opened again through its data path. Files no tool accepts (by MIME type, name or
+    first bytes) are never opened: None then, as for a record that is no file or too large."""
+    raw = record.stream("raw")
+    if raw is None or "file" not in record.types or not raw.size or raw.size > TOOL_MAX_BYTES:
+        return None
+    mime_type = raw.mime_type or ""
+    content = record.content
+    if content is not None:
+        # The tools' head is HEAD_SIZE bytes; the walker's is its MIME sniff's (the same by default).
+        # (A shorter sniff: the tools read their head themselves, and decide on it.)
+        head = content.head[:HEAD_SIZE] if len(content.head) >= min(HEAD_SIZE, content.size) else None
+        accepted = None
+        if head is not None:
+            accepted = accepting_tools(mime_type=mime_type, name=record.name, head=head)
+            if accepted is not None and not accepted:
+                return None  # no tool wants it: never opened
+        return analyse(
+            stream_opener=content.open,
+            name=record.name,
+            mime_type=mime_type,
+            head=head,
+            accepted_tools=accepted,
+            limits=Limits(),
+            path=record.path,
+        )
+    if not any(tool.accepts(mime_type=mime_type, name=record.name, head=b"") for tool in TOOLS):
+        return None
+
+    def opener():
+        file_object = media_source.open_data_path(data_path=raw.data_path, resolver_context=resolver_context)
+        return io.BufferedReader(media_source.DfvfsFileObject(file_object), buffer_size=1 << 20)
+
+    return analyse(stream_opener=opener, name=record.name, mime_type=mime_type, limits=Limits(), path=record.path)
+
+
+def stream_dict(stream: DataStream) -> dict:
+    """``dataclasses.asdict(stream)`` (same keys, same order), without its deep copy of every value."""
+    return {
+        "name": stream.name,
+        "size": stream.size,
+        "data_path": stream.data_path,
+        "md5": stream.md5,
+        "sha1": stream.sha1,
+        "sha256": stream.sha256,
+        "entropy": stream.entropy,
+        "mime_type": stream.mime_type,
+    }
+
+
+def trace_row(*, record: TraceRecord, analysed) -> dict:
+    """The row of one walker record, with what the content tools found in it (``analysed``, or None)
+    merged in: the walker's properties win over the tools', the tools' types, tools and errors are added."""
+    properties = dict(record.properties)
+    types = list(record.types)
+    tools = {k: [v.name, v.version] for k, v in record.tools.items()}
+    errors = [{"tool": e.tool, "message": e.message, "stream": e.stream} for e in record.errors]
+    text = ""
+    if analysed is not None:
+        for key, value in analysed.properties.items():
+            properties.setdefault(key, value)
+        types += [t for t in analysed.types if t not in types]
+        tools.update({k: [v.name, v.version] for k, v in analysed.tools.items()})
+        errors += [{"tool": e.tool, "message": e.message, "stream": e.stream} for e in analysed.errors]
+        text = (analysed.text or "")[:TEXT_MAX_CHARS]
+    return {
+        "uid": record.uid,
+        "parent_uid": record.parent_uid or "",
+        "name": record.name[:1000],
+        "path": record.path,
+        "types": types,
+        "properties": properties,
+        "streams": [stream_dict(stream) for stream in record.streams],
+        "tools": tools,
+        "errors": errors,
+        "deleted": record.deleted,
+        "text": text,
+    }
+
+
+def trace_rows(*, record: TraceRecord, resolver_context) -> Iterator[dict]:
+    """Every row one walker record gives: its own, then those of the traces the content tools found in it."""
+    analysed = analyse_file(record=record, resolver_context=resolver_context)
+    yield trace_row(record=record, analysed=analysed)
+    if analysed is not None:
+        yield from tool_children(record=record, analysed=analysed)

@@ -1,0 +1,233 @@
+"""The publisher: trace rows of an extraction run written to the database in small batches.
+
+Each batch is its own transaction (every ``BATCH_TRACES`` rows or ``BATCH_SECONDS``), so traces are
+searchable while the run goes on. Rows are upserted by uid: a retried or redelivered run rewrites the same
+rows and never duplicates them. With each batch the publisher keeps the run's counters current, records the
+case's new property names (for completion) and, with a search backend that indexes separately
+(Elasticsearch), hands it the batch once committed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.db import connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from search.backends import fulltext
+from search.backends.base import get_search_backend, traces_changed_on_commit
+from search.models import PROPERTY_NAME_MAX_LENGTH, CasePropertyName, ExtractionRun, Trace
+
+# A commit costs about as much as writing a few hundred traces; BATCH_SECONDS still shows them promptly.
+BATCH_TRACES = 2000
+BATCH_SECONDS = 2.0
+
+
+class Publisher:
+    """Collects trace rows and commits them in small batches, keeping the run's counters current.
+
+    A batch is one ``INSERT … ON CONFLICT (uid) DO UPDATE`` run with ``executemany``: the upsert
+    ``bulk_create(update_conflicts=True)`` writes, without a model instance and a compiled statement per
+    row. The first batch is committed as soon as it holds ``FIRST_BATCH_TRACES``: the run shows traces
+    at once, and later batches are larger.
+
+    One publisher per share (``shard``) of a run: :meth:`add` each row (the dicts
+    :mod:`search.extraction.pipeline` makes), then :meth:`flush` what is left when the walk ends.
+    """
+
+    UPDATE_FIELDS = [
+        "parent_uid",
+        "run",
+        "ordinal",
+        "name",
+        "path",
+        "types",
+        "properties",
+        "streams",
+        "tools",
+        "errors",
+        "deleted",
+        "has_errors",
+        "text",
+        "sha256",
+        "extracted_at",
+    ]
+    INSERT_FIELDS = ["uid", "evidence", "case", *UPDATE_FIELDS]
+    _JSON_FIELDS = frozenset({"types", "properties", "streams", "tools", "errors"})
+    FIRST_BATCH_TRACES = 50
+
+    def __init__(self, run: ExtractionRun, *, shard: int = 0):
+        self.run = run
+        self.shard = shard
+        self.rows: list[tuple] = []
+        self.files = self.bytes = self.errors = 0
+        self.flushed = {"traces": 0, "files": 0, "bytes": 0, "errors": 0}
+        self.count = 0
+        self.last_flush = time.monotonic()
+        self._batch_size = self.FIRST_BATCH_TRACES
+        self._evidence_id = run.evidence_id
+        self._case_id = run.evidence.case_id
+        self._sql: str | None = None
+        self._words_in_python = connection.vendor == "postgresql"
+        self._property_names: set[str] = set()
+
+    @property
+    def ordinal(self) -> int:
+        # Interleaved by shard, so that every share of a run has its own, stable positions.
+        return self.count * self.run.shards + self.shard
+
+    def add(self, row: dict) -> None:
+        """Queue one trace row; commit the batch when it is full or ``BATCH_SECONDS`` old."""
+        self.count += 1
+        streams = row["streams"]
+        raw = next((s for s in streams if s.get("name") == "raw"), None)
+        if "file" in row["types"]:
+            self.files += 1
+            self.bytes += raw["size"] if raw else 0
+        has_errors = bool(row["errors"])
+        self.errors += has_errors
+        # In the order of INSERT_FIELDS; JSON and the time are adapted at flush, for the whole batch.
+        self.rows.append(
+            (
+                row["uid"],
+                self._evidence_id,
+                self._case_id,
+                row["parent_uid"],
+                self.run.pk,
+                self.ordinal,
+                row["name"],
+                row["path"],
+                row["types"],
+                row["properties"],
+                streams,
+                row["tools"],
+                row["errors"],
+                row["deleted"],
+                has_errors,
+                row["text"],
+                (raw or {}).get("sha256") or "",
+            )
+        )
+        if len(self.rows) >= self._batch_size or time.monotonic() - self.last_flush >= BATCH_SECONDS:
+            self.flush()
+
+    def _upsert_sql(self) -> str:
+        if self._sql is None:
+            quote = connection.ops.quote_name
+            columns = [Trace._meta.get_field(name).column for name in self.INSERT_FIELDS]
+            updates = [Trace._meta.get_field(name).column for name in self.UPDATE_FIELDS]
+            # Only the model's own table and column names go into the statement; values are parameters.
+            table = quote(Trace._meta.db_table)
+            marks = ["%s"] * len(columns)
+            if self._words_in_python:
+                # The words computed here (fulltext.document_words); the trigger keeps the vector.
+                columns, updates = [*columns, "search_vector"], [*updates, "search_vector"]
+                marks.append("to_tsvector('simple', %s)")
+            names, values = ", ".join(quote(c) for c in columns), ", ".join(marks)
+            uid = quote(Trace._meta.get_field("uid").column)
+            assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updates)
+            self._sql = (
+                f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT ({uid}) DO UPDATE SET {assignments}"  # noqa: S608
+            )
+        return self._sql
+
+    def _upsert_prepared(self) -> None:
+        """PostgreSQL: the batch's upserts through one prepared statement. Django's cursor binds parameters
+        on the client and its connection prepares nothing, so the server would parse, analyse and plan the
+        whole statement again for every trace; psycopg's own cursor, allowed to prepare, does it once."""
+        import psycopg
+
+        raw = connection.connection
+        threshold = raw.prepare_threshold
+        raw.prepare_threshold = 0
+        try:
+            with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+                cursor.executemany(self._upsert_sql(), self._parameters())
+                # Not one statement left per batch on the server. Django prepares nothing unless told to
+                # (OPTIONS prepare_threshold); then psycopg forgets its own too and prepares them again.
+                cursor.execute("DEALLOCATE ALL")
+        finally:
+            raw.prepare_threshold = threshold
+
+    def _parameters(self) -> list[tuple]:
+        adapt_json = connection.ops.adapt_json_value
+        extracted_at = connection.ops.adapt_datetimefield_value(timezone.now())
+        # The same for every row: the keys as their fields give them to the database (a UUID as text…).
+        keys = tuple(
+            Trace._meta.get_field(name).get_db_prep_save(value, connection)
+            for name, value in (("evidence", self._evidence_id), ("case", self._case_id))
+        )
+        run_key = Trace._meta.get_field("run").get_db_prep_save(self.run.pk, connection)
+        rows = [
+            (
+                row[0],
+                *keys,
+                row[3],
+                run_key,
+                *row[5:8],
+                adapt_json(row[8], None),
+                adapt_json(row[9], None),
+                adapt_json(row[10], None),
+                adapt_json(row[11], None),
+                adapt_json(row[12], None),
+                *row[13:],
+                extracted_at,
+            )
+            for row in self.rows
+        ]
+        if self._words_in_python:
+            document_words = fulltext.document_words
+            rows = [
+                (*values, document_words(name=row[6], path=row[7], text=row[15], properties=row[9]))
+                for values, row in zip(rows, self.rows, strict=True)
+            ]
+        return rows
+
+    def flush(self) -> None:
+        """Commit the queued rows with the run's counters (nothing to do when none is queued)."""
+        if not self.rows:
+            return
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                # On SQLite the new rows' words go into the index in one statement, not a trigger a row.
+                deferred = fulltext.defer_words(cursor)
+                if connection.vendor == "postgresql":
+                    self._upsert_prepared()
+                else:
+                    cursor.executemany(self._upsert_sql(), self._parameters())
+                fulltext.index_deferred_words(cursor, after_id=deferred)
+            # Tools write a few hundred names in all: after the first batches, nothing is new.
+            names = {name for row in self.rows for name in row[9]} - self._property_names
+            if names:
+                property_names_record(case_id=self._case_id, names=names)
+                self._property_names |= names
+            if get_search_backend().indexes_separately:
+                # Elasticsearch learns of the batch once it has committed (the database stays the record).
+                uids = [row[0] for row in self.rows]
+                traces_changed_on_commit(
+                    trace_ids=list(Trace.objects.filter(uid__in=uids).values_list("pk", flat=True))
+                )
+            now = {"traces": self.count, "files": self.files, "bytes": self.bytes, "errors": self.errors}
+            delta = {key: now[key] - self.flushed[key] for key in now}
+            ExtractionRun.objects.filter(pk=self.run.pk).update(
+                traces=F("traces") + delta["traces"],
+                files=F("files") + delta["files"],
+                bytes_processed=F("bytes_processed") + delta["bytes"],
+                errors=F("errors") + delta["errors"],
+                first_trace_at=Coalesce(F("first_trace_at"), Value(timezone.now())),
+            )
+            self.flushed = now
+        self.run.first_trace_at = self.run.first_trace_at or timezone.now()
+        self.rows = []
+        self._batch_size = BATCH_TRACES
+        self.last_flush = time.monotonic()
+
+
+def property_names_record(*, case_id: int, names: set[str]) -> None:
+    """Remember that traces of the case carry these property names (for completion)."""
+    CasePropertyName.objects.bulk_create(
+        [CasePropertyName(case_id=case_id, name=name) for name in names if len(name) <= PROPERTY_NAME_MAX_LENGTH],
+        ignore_conflicts=True,
+    )
