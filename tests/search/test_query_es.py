@@ -9,9 +9,7 @@ import uuid
 import pytest
 from hypothesis import assume, given, settings
 
-from search.query import parse_query
-from search.query.ast import depth
-from search.query.compile_es import (
+from search.backends.elasticsearch.compiler import (
     FULL_TEXT_FIELDS,
     compile_query,
     extension_of,
@@ -21,6 +19,8 @@ from search.query.compile_es import (
     trace_document,
     trace_index_mapping,
 )
+from search.query import parse_query
+from search.query.ast import depth
 from search.query.parser import MAX_DEPTH
 from tests.search.test_query_parser import queries
 

@@ -14,10 +14,10 @@ from django.db import connection
 
 from search.backends import fulltext
 from search.backends.base import auto_date_interval
+from search.backends.elasticsearch.compiler import extension_of
 from search.backends.sql import SqlSearchBackend
 from search.models import INDEXED_NUMBERS, Trace, TraceTag
 from search.query import parse_query
-from search.query.compile_es import extension_of
 from search.selectors import traces_search
 from tests.search.synthetic import synthetic_traces
 
