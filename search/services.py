@@ -33,8 +33,8 @@ from evidence.selectors import evidence_get
 from evidence.services.escrow import secret_values_for_extraction
 from evidence.services.registration import data_key_for
 from evidence.storage.base import get_store
-from search.backends import fulltext
 from search.backends.base import get_search_backend, traces_changed_on_commit
+from search.backends.sql import fulltext
 from search.extraction import source as media_source
 from search.extraction.tools import HEAD_SIZE, TOOLS, accepting_tools, analyse, tool_versions
 from search.extraction.tools.base import Limits

@@ -12,10 +12,9 @@ import uuid
 import pytest
 from django.db import connection
 
-from search.backends import fulltext
 from search.backends.base import auto_date_interval
 from search.backends.elasticsearch.compiler import extension_of
-from search.backends.sql import SqlSearchBackend
+from search.backends.sql import SqlSearchBackend, fulltext, schema
 from search.models import INDEXED_NUMBERS, Trace, TraceTag
 from search.query import parse_query
 from search.selectors import traces_search
@@ -260,7 +259,7 @@ def test_comparisons_on_numeric_properties_read_the_number_index(demo, traces):
 
 
 def test_the_number_index_leaves_out_the_numbers_with_columns_of_their_own():
-    assert set(fulltext.NUMBERS_IN_COLUMNS) == set(INDEXED_NUMBERS)
+    assert set(schema.NUMBERS_IN_COLUMNS) == set(INDEXED_NUMBERS)
 
 
 def _query_plan(demo, query: str) -> str:
@@ -402,7 +401,7 @@ def test_the_index_follows_updates_upserts_and_deletes(demo, traces):
 
 
 def test_the_full_text_triggers_exist_after_all_migrations(db):
-    assert fulltext.EXPECTED_TRIGGERS[connection.vendor] <= fulltext.installed_triggers(connection)
+    assert schema.EXPECTED_TRIGGERS[connection.vendor] <= schema.installed_triggers(connection)
 
 
 def test_words_are_split_the_same_way_in_python_and_in_the_index():
@@ -527,12 +526,12 @@ def test_a_search_under_the_count_limit_is_exact(demo, traces, settings):
 
 
 def test_on_sqlite_words_drive_the_first_hits_in_id_order(demo, traces):
-    from search.backends.sql import _word_driven_first_ids
+    from search.backends.sql.planner import word_driven_first_ids
 
     if connection.vendor != "sqlite":
         pytest.skip("PostgreSQL's planner finds word hits through the GIN index itself")
     options = {"case_id": demo.case.pk, "count": 3}
-    sql, params = _word_driven_first_ids(node=parse_query("jdoe type:file"), sort=("id",), **options)
+    sql, params = word_driven_first_ids(node=parse_query("jdoe type:file"), sort=("id",), **options)
     assert f"FROM {fulltext.FTS_TABLE} JOIN" in sql and f"ORDER BY {fulltext.FTS_TABLE}.rowid LIMIT 3" in sql
     assert params[0] == '("jdoe")'
     with connection.cursor() as cursor:
@@ -540,17 +539,17 @@ def test_on_sqlite_words_drive_the_first_hits_in_id_order(demo, traces):
         found = [row[0] for row in cursor.fetchall()]
     expected = Trace.objects.filter(case=demo.case, name__in=["Passwords.txt", "holiday.JPG", "report.final.docx"])
     assert found == sorted(expected.values_list("pk", flat=True))
-    assert _word_driven_first_ids(node=parse_query("type:file"), sort=("id",), **options) is None
-    assert _word_driven_first_ids(node=parse_query("jdoe"), sort=("name", "id"), **options) is None
+    assert word_driven_first_ids(node=parse_query("type:file"), sort=("id",), **options) is None
+    assert word_driven_first_ids(node=parse_query("jdoe"), sort=("name", "id"), **options) is None
 
 
 def test_on_sqlite_types_drive_the_first_hits_in_id_order(demo, traces):
-    from search.backends.sql import _type_driven_first_ids
+    from search.backends.sql.planner import type_driven_first_ids
 
     if connection.vendor != "sqlite":
         pytest.skip("on PostgreSQL the (case, types) index does not hold the ids in order")
     options = {"case_id": demo.case.pk, "count": 3}
-    sql, params = _type_driven_first_ids(node=parse_query("type:file -deleted:true"), sort=("id",), **options)
+    sql, params = type_driven_first_ids(node=parse_query("type:file -deleted:true"), sort=("id",), **options)
     # One walk of the index per combination holding "file": ["file"], ["file", "picture"], ["file", "document"].
     assert sql.count(" UNION ALL ") == 2 and sql.endswith("ORDER BY 1 LIMIT 3")
     with connection.cursor() as cursor:
@@ -558,6 +557,6 @@ def test_on_sqlite_types_drive_the_first_hits_in_id_order(demo, traces):
         found = [row[0] for row in cursor.fetchall()]
     kept = Trace.objects.filter(case=demo.case, deleted=False).order_by("pk")
     assert found == [trace.pk for trace in kept if "file" in trace.types][:3]
-    assert _type_driven_first_ids(node=parse_query("jdoe"), sort=("id",), **options) is None
-    assert _type_driven_first_ids(node=parse_query("type:nothing"), sort=("id",), **options) is None
-    assert _type_driven_first_ids(node=parse_query("type:file"), sort=("name", "id"), **options) is None
+    assert type_driven_first_ids(node=parse_query("jdoe"), sort=("id",), **options) is None
+    assert type_driven_first_ids(node=parse_query("type:nothing"), sort=("id",), **options) is None
+    assert type_driven_first_ids(node=parse_query("type:file"), sort=("name", "id"), **options) is None
