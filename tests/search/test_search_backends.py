@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 
 from search.backends.base import auto_date_interval
-from search.backends.elasticsearch.compiler import extension_of
+from search.backends.elasticsearch.documents import extension_of
 from search.backends.sql import SqlSearchBackend, fulltext, schema
 from search.models import INDEXED_NUMBERS, Trace, TraceTag
 from search.query import parse_query

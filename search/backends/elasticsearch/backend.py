@@ -1,4 +1,4 @@
-"""Trace search in Elasticsearch 8/9: the query AST compiled by compiler.py beside it.
+"""Trace search in Elasticsearch 8/9: the query AST compiled by compiler.py, traces indexed as documents.py says.
 
 The database stays the record: Elasticsearch holds one document per trace (``trace_document``) for
 finding them, and a page of hits is read back from the database by uid, in Elasticsearch's order, so
@@ -23,9 +23,8 @@ from search.backends.elasticsearch.compiler import (
     property_field,
     read_facets,
     search_body,
-    trace_document,
-    trace_index_mapping,
 )
+from search.backends.elasticsearch.documents import trace_document, trace_index_mapping
 from search.models import Trace
 from search.query.ast import Node
 
