@@ -113,15 +113,15 @@ def fill_hits(
 
 
 class HitsTable:
-    """A temporary table of a search's hits: their narrow columns (:data:`HIT_COLUMNS`, the sort keys
+    """A temporary table of a search's hits: their narrow columns (:data:`_HIT_COLUMNS`, the sort keys
     ``_s0`` …, the date facet's hour ``_date``), to count, facet and page from. Create it inside a
     savepoint: if anything fails, rolling it back also removes the table."""
 
     def __init__(self, cursor, *, sort: tuple[str, ...], date_property: str | None) -> None:
         self.cursor = cursor
         self.name = f"custodia_hits_{uuid.uuid4().hex[:16]}"
-        self.select, self.select_params = hits_columns(sort=sort, date_property=date_property)
-        self.order = ", ".join(hits_order(sort))
+        self.select, self.select_params = _hits_columns(sort=sort, date_property=date_property)
+        self.order = ", ".join(_hits_order(sort))
 
     def fill(self, from_where: str, params: list) -> int:
         """Create the table from ``FROM … WHERE …`` (without FROM) of search_trace; the number of its rows."""
@@ -148,6 +148,9 @@ class HitsTable:
 
     def drop(self) -> None:
         self.cursor.execute(f"DROP TABLE {self.name}")
+
+
+# -- strategies 2 and 4, and the SQL they are written from ------------------------------------------
 
 
 def _from_where(hits: QuerySet) -> tuple[str, list]:
@@ -253,13 +256,15 @@ def type_driven_first_ids(*, case_id: int, node: Node, sort: tuple[str, ...], co
     return sql, [value for stored in holding for value in (*params, stored)]
 
 
+# -- the hits table's columns ---------------------------------------------------------------------------
+
 # The columns of a hit that facets group by, kept in the hits table.
-HIT_COLUMNS = ("id", "evidence_id", "types", "extension", "mime_type", "deleted")
+_HIT_COLUMNS = ("id", "evidence_id", "types", "extension", "mime_type", "deleted")
 
 
-def hits_columns(*, sort: tuple[str, ...], date_property: str | None) -> tuple[str, list]:
+def _hits_columns(*, sort: tuple[str, ...], date_property: str | None) -> tuple[str, list]:
     """The hits table's columns as SQL: the narrow ones facets need, sort keys ``_s0`` …, ``_date``."""
-    columns = [f'"search_trace"."{column}" AS {column}' for column in HIT_COLUMNS]
+    columns = [f'"search_trace"."{column}" AS {column}' for column in _HIT_COLUMNS]
     params: list = []
     for position, field in enumerate(sort):
         name = field.removeprefix("-")
@@ -279,7 +284,8 @@ def hits_columns(*, sort: tuple[str, ...], date_property: str | None) -> tuple[s
     return ", ".join(columns), params
 
 
-def hits_order(sort: tuple[str, ...]) -> list[str]:
+def _hits_order(sort: tuple[str, ...]) -> list[str]:
+    """``sort`` as the ORDER BY terms of the hits table (its sort keys ``_s0`` …, then the id)."""
     order = []
     for position, field in enumerate(sort):
         name = field.removeprefix("-")
