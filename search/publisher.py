@@ -16,8 +16,8 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from search.backends import fulltext
 from search.backends.base import get_search_backend, traces_changed_on_commit
+from search.backends.sql import fulltext
 from search.models import PROPERTY_NAME_MAX_LENGTH, CasePropertyName, ExtractionRun, Trace
 
 # A commit costs about as much as writing a few hundred traces; BATCH_SECONDS still shows them promptly.

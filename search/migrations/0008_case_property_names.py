@@ -4,12 +4,33 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
-def record_existing_names(apps, schema_editor):
-    from search.services import property_names_rebuild
+# Frozen: what search.services.property_names_rebuild ran for each case when this migration was written.
+# A migration means the same thing forever: never import application code here.
+PROPERTY_NAME_MAX_LENGTH = 200
+PROPERTY_NAMES_SQL = {
+    "postgresql": "SELECT DISTINCT key FROM search_trace, jsonb_object_keys(properties) AS key WHERE case_id = %s",
+    "sqlite": (
+        "SELECT DISTINCT property.key FROM search_trace, json_each(search_trace.properties) AS property "
+        "WHERE search_trace.case_id = %s"
+    ),
+}
 
+
+def record_existing_names(apps, schema_editor):
+    """Record every property name of each case's traces, reading them all."""
     Trace = apps.get_model("search", "Trace")
+    CasePropertyName = apps.get_model("search", "CasePropertyName")
+    connection = schema_editor.connection
+    sql = PROPERTY_NAMES_SQL["postgresql" if connection.vendor == "postgresql" else "sqlite"]
     for case_id in Trace.objects.values_list("case_id", flat=True).distinct().order_by():
-        property_names_rebuild(case_id=case_id)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [case_id])
+            names = {row[0] for row in cursor.fetchall()}
+        CasePropertyName.objects.filter(case_id=case_id).exclude(name__in=names).delete()
+        CasePropertyName.objects.bulk_create(
+            [CasePropertyName(case_id=case_id, name=name) for name in names if len(name) <= PROPERTY_NAME_MAX_LENGTH],
+            ignore_conflicts=True,
+        )
 
 
 class Migration(migrations.Migration):

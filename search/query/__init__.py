@@ -1,4 +1,5 @@
-"""The trace query language (DESIGN.md §7, docs/query.md): one parser, one AST, a compiler per backend."""
+"""The trace query language (DESIGN.md §7, docs/query.md): one parser and one AST; each backend compiles the AST
+itself (search/backends/sql/compiler.py, search/backends/elasticsearch/compiler.py)."""
 
 from search.query.ast import And, Field, Node, Not, Or, Range, Text, to_query_string
 from search.query.parser import MAX_DEPTH, MAX_QUERY_BYTES, QuerySyntaxError, parse_query

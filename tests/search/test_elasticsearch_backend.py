@@ -19,10 +19,10 @@ from elasticsearch import Elasticsearch
 
 from search.backends.base import SORTS
 from search.backends.elasticsearch import ElasticsearchBackend
+from search.backends.elasticsearch.compiler import search_body
 from search.backends.sql import SqlSearchBackend
 from search.models import Trace
 from search.query import parse_query
-from search.query.compile_es import search_body
 from tests.search.test_search_backends import QUERIES, TRACES, traces  # noqa: F401 (a fixture)
 
 

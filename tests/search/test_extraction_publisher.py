@@ -115,7 +115,7 @@ def _found(word: str, *, case_id: int | None = None) -> set[str]:
 def _deferrals() -> int:
     from django.db import connection
 
-    from search.backends import fulltext
+    from search.backends.sql import fulltext
 
     if connection.vendor != "sqlite":
         return 0
@@ -166,7 +166,7 @@ def test_a_batch_that_fails_leaves_neither_rows_nor_words_nor_a_deferral(run):
 def test_while_a_batch_defers_its_words_the_triggers_leave_its_new_rows_to_it(run):
     from django.db import connection, transaction
 
-    from search.backends import fulltext
+    from search.backends.sql import fulltext
 
     if connection.vendor != "sqlite":
         pytest.skip("PostgreSQL's trigger computes a row's words as it is written")
@@ -189,7 +189,7 @@ def _numbers() -> dict[str, dict[str, float]]:
     """The number index, as {uid: {name: value}}."""
     from django.db import connection
 
-    from search.backends import fulltext
+    from search.backends.sql import fulltext
 
     with connection.cursor() as cursor:
         cursor.execute(

@@ -9,18 +9,16 @@ import uuid
 import pytest
 from hypothesis import assume, given, settings
 
-from search.query import parse_query
-from search.query.ast import depth
-from search.query.compile_es import (
+from search.backends.elasticsearch.compiler import (
     FULL_TEXT_FIELDS,
     compile_query,
-    extension_of,
     read_facets,
     search_body,
     sort_clauses,
-    trace_document,
-    trace_index_mapping,
 )
+from search.backends.elasticsearch.documents import extension_of, trace_document, trace_index_mapping
+from search.query import parse_query
+from search.query.ast import depth
 from search.query.parser import MAX_DEPTH
 from tests.search.test_query_parser import queries
 

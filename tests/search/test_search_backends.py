@@ -7,17 +7,19 @@ made here, not extracted, so it needs no corpus. Elasticsearch compiles the same
 
 from __future__ import annotations
 
+import ast
+import importlib
 import uuid
+from pathlib import Path
 
 import pytest
 from django.db import connection
 
-from search.backends import fulltext
 from search.backends.base import auto_date_interval
-from search.backends.sql import SqlSearchBackend
+from search.backends.elasticsearch.documents import extension_of
+from search.backends.sql import SqlSearchBackend, fulltext, schema
 from search.models import INDEXED_NUMBERS, Trace, TraceTag
 from search.query import parse_query
-from search.query.compile_es import extension_of
 from search.selectors import traces_search
 from tests.search.synthetic import synthetic_traces
 
@@ -260,7 +262,7 @@ def test_comparisons_on_numeric_properties_read_the_number_index(demo, traces):
 
 
 def test_the_number_index_leaves_out_the_numbers_with_columns_of_their_own():
-    assert set(fulltext.NUMBERS_IN_COLUMNS) == set(INDEXED_NUMBERS)
+    assert set(schema.NUMBERS_IN_COLUMNS) == set(INDEXED_NUMBERS)
 
 
 def _query_plan(demo, query: str) -> str:
@@ -402,7 +404,40 @@ def test_the_index_follows_updates_upserts_and_deletes(demo, traces):
 
 
 def test_the_full_text_triggers_exist_after_all_migrations(db):
-    assert fulltext.EXPECTED_TRIGGERS[connection.vendor] <= fulltext.installed_triggers(connection)
+    assert schema.EXPECTED_TRIGGERS[connection.vendor] <= schema.installed_triggers(connection)
+
+
+def test_the_latest_migrations_ran_the_schema_as_it_is_now():
+    # schema.py is the schema now; each migration carries, frozen, the statements it ran. A change to
+    # schema.py goes with a new migration carrying it: point these at that migration.
+    words = importlib.import_module("search.migrations.0010_trace_words_deferred")
+    numbers = importlib.import_module("search.migrations.0012_trace_number_index")
+    words_function = importlib.import_module("search.migrations.0013_trace_words_from_writer")
+    assert words.SQLITE_INSTALL == schema.SQLITE_INSTALL + schema.SQLITE_NUMBERS_INSTALL
+    assert words.POSTGRES_INSTALL == schema.POSTGRES_INSTALL + schema.POSTGRES_NUMBERS_INSTALL
+    assert (numbers.SQLITE_INSTALL, numbers.POSTGRES_INSTALL) == (
+        schema.SQLITE_NUMBERS_INSTALL,
+        schema.POSTGRES_NUMBERS_INSTALL,
+    )
+    assert (numbers.SQLITE_UNINSTALL, numbers.POSTGRES_UNINSTALL) == (
+        schema.SQLITE_NUMBERS_UNINSTALL,
+        schema.POSTGRES_NUMBERS_UNINSTALL,
+    )
+    assert words_function.POSTGRES_WORDS_FUNCTION == schema.POSTGRES_WORDS_FUNCTION
+
+
+def test_search_migrations_import_no_application_code():
+    # An old migration means the same thing forever: it carries its SQL, it does not import today's code.
+    folder = Path(importlib.import_module("search.migrations").__file__).parent
+    for path in sorted(folder.glob("0*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            assert all(module.split(".")[0] == "django" for module in modules), (path.name, modules)
 
 
 def test_words_are_split_the_same_way_in_python_and_in_the_index():
@@ -527,12 +562,12 @@ def test_a_search_under_the_count_limit_is_exact(demo, traces, settings):
 
 
 def test_on_sqlite_words_drive_the_first_hits_in_id_order(demo, traces):
-    from search.backends.sql import _word_driven_first_ids
+    from search.backends.sql.planner import word_driven_first_ids
 
     if connection.vendor != "sqlite":
         pytest.skip("PostgreSQL's planner finds word hits through the GIN index itself")
     options = {"case_id": demo.case.pk, "count": 3}
-    sql, params = _word_driven_first_ids(node=parse_query("jdoe type:file"), sort=("id",), **options)
+    sql, params = word_driven_first_ids(node=parse_query("jdoe type:file"), sort=("id",), **options)
     assert f"FROM {fulltext.FTS_TABLE} JOIN" in sql and f"ORDER BY {fulltext.FTS_TABLE}.rowid LIMIT 3" in sql
     assert params[0] == '("jdoe")'
     with connection.cursor() as cursor:
@@ -540,17 +575,17 @@ def test_on_sqlite_words_drive_the_first_hits_in_id_order(demo, traces):
         found = [row[0] for row in cursor.fetchall()]
     expected = Trace.objects.filter(case=demo.case, name__in=["Passwords.txt", "holiday.JPG", "report.final.docx"])
     assert found == sorted(expected.values_list("pk", flat=True))
-    assert _word_driven_first_ids(node=parse_query("type:file"), sort=("id",), **options) is None
-    assert _word_driven_first_ids(node=parse_query("jdoe"), sort=("name", "id"), **options) is None
+    assert word_driven_first_ids(node=parse_query("type:file"), sort=("id",), **options) is None
+    assert word_driven_first_ids(node=parse_query("jdoe"), sort=("name", "id"), **options) is None
 
 
 def test_on_sqlite_types_drive_the_first_hits_in_id_order(demo, traces):
-    from search.backends.sql import _type_driven_first_ids
+    from search.backends.sql.planner import type_driven_first_ids
 
     if connection.vendor != "sqlite":
         pytest.skip("on PostgreSQL the (case, types) index does not hold the ids in order")
     options = {"case_id": demo.case.pk, "count": 3}
-    sql, params = _type_driven_first_ids(node=parse_query("type:file -deleted:true"), sort=("id",), **options)
+    sql, params = type_driven_first_ids(node=parse_query("type:file -deleted:true"), sort=("id",), **options)
     # One walk of the index per combination holding "file": ["file"], ["file", "picture"], ["file", "document"].
     assert sql.count(" UNION ALL ") == 2 and sql.endswith("ORDER BY 1 LIMIT 3")
     with connection.cursor() as cursor:
@@ -558,6 +593,6 @@ def test_on_sqlite_types_drive_the_first_hits_in_id_order(demo, traces):
         found = [row[0] for row in cursor.fetchall()]
     kept = Trace.objects.filter(case=demo.case, deleted=False).order_by("pk")
     assert found == [trace.pk for trace in kept if "file" in trace.types][:3]
-    assert _type_driven_first_ids(node=parse_query("jdoe"), sort=("id",), **options) is None
-    assert _type_driven_first_ids(node=parse_query("type:nothing"), sort=("id",), **options) is None
-    assert _type_driven_first_ids(node=parse_query("type:file"), sort=("name", "id"), **options) is None
+    assert type_driven_first_ids(node=parse_query("jdoe"), sort=("id",), **options) is None
+    assert type_driven_first_ids(node=parse_query("type:nothing"), sort=("id",), **options) is None
+    assert type_driven_first_ids(node=parse_query("type:file"), sort=("name", "id"), **options) is None

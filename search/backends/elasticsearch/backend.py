@@ -1,4 +1,4 @@
-"""Trace search in Elasticsearch 8/9: the query AST compiled by search/query/compile_es.py.
+"""Trace search in Elasticsearch 8/9: the query AST compiled by compiler.py, traces indexed as documents.py says.
 
 The database stays the record: Elasticsearch holds one document per trace (``trace_document``) for
 finding them, and a page of hits is read back from the database by uid, in Elasticsearch's order, so
@@ -18,16 +18,15 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from search.backends.base import DEFAULT_DATE_PROPERTY, SearchBackend, SearchPage, auto_date_interval, count_bound
-from search.models import Trace
-from search.query.ast import Node
-from search.query.compile_es import (
+from search.backends.elasticsearch.compiler import (
     compile_query,
     property_field,
     read_facets,
     search_body,
-    trace_document,
-    trace_index_mapping,
 )
+from search.backends.elasticsearch.documents import trace_document, trace_index_mapping
+from search.models import Trace
+from search.query.ast import Node
 
 BULK_CHUNK = 500
 # How a bucket's start is written for each interval: the same strings the SQL backend gives.
