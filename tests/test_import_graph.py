@@ -55,7 +55,12 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+                targets = [f"{node.module}.{alias.name}" for alias in node.names]
+                # A module of a package that takes a sibling through its own package (``from
+                # search.backends.sql import fulltext``) depends on the sibling, not on the package's
+                # __init__, which exists to export what the package's modules define.
+                if not name.startswith(f"{node.module}."):
+                    targets.append(node.module)
             else:
                 continue
             graph[name].update(
