@@ -68,7 +68,7 @@ class ExtractionRun(models.Model):
 
 
 def _extension_expression():
-    """``jpg`` of ``Photo.JPG``, as ``search.backends.elasticsearch.documents.extension_of`` says, in SQL both databases run.
+    """``jpg`` of ``Photo.JPG``, as Elasticsearch's documents say (``extension_of``), in SQL both databases run.
 
     ``rtrim(name, <name without dots>)`` strips every character after the last dot, so its length is
     the length of the stem and the dot; there is an extension when the stem is not empty and the rest
