@@ -24,7 +24,7 @@ from search import collaboration, columns, completion, selectors, services
 from search import data as trace_data
 from search.backends.base import DEFAULT_DATE_PROPERTY, SORTS
 from search.models import RunState, Trace
-from search.query.ast import PROPERTY_NAME_RE, Field, narrowed
+from search.query.ast import PROPERTY_NAME_RE, narrowed_to_facet
 
 
 @evidence_view()
@@ -100,7 +100,7 @@ def trace_search(request, case):
             if name == "date":
                 continue  # the timeline draws it
             facet_links[name] = [
-                {**entry, "href": _with(state, q=_refine(query_node, name, entry["value"]))}
+                {**entry, "href": _with(state, q=narrowed_to_facet(query_node, facet=name, value=entry["value"]))}
                 for entry in entries
                 if entry["value"] != ""
             ]
@@ -198,22 +198,6 @@ def query_help(request):
     """The query language's guide (docs/query.md), linked from the search box's syntax help."""
     guide = (settings.BASE_DIR / "docs" / "query.md").read_text(encoding="utf-8")
     return render(request, "search/query_help.html", {"guide": guide})
-
-
-_FACET_FIELDS = {"type": "type", "evidence": "evidence", "deleted": "deleted", "tag": "tag"}
-
-
-def _refine(node, facet: str, value) -> str:
-    """The query narrowed to one facet value, as a click on the facet does; built as a query tree, so
-    a value read from evidence (``foo)``, a quote) cannot break the query's syntax."""
-    if facet == "extension":
-        clause = Field("name", f"*.{value}", wildcard=True)
-    elif facet == "mimeType":
-        # Exact, as the facet counts the exact value (":" would also match text/x-c++ for text/x-c).
-        clause = Field("file.mimeType", str(value), op="=", phrase=True)
-    else:
-        clause = Field(_FACET_FIELDS[facet], str(value) if facet == "evidence" else value)
-    return narrowed(node, clause)
 
 
 # ---------------------------------------------------------------- the trace page

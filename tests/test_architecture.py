@@ -109,3 +109,24 @@ def test_the_guard_sees_every_form_of_import(tmp_path):
         "evidence.services.escrow",
         "evidence.storage.base",
     ]
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A name starting with ``_`` is its module's own: what another module needs (the code, tests or
+    benchmarks) is made public and documented instead."""
+    ours = {*APP_STACK, "custodia", "tests", "bench"}
+    private = []
+    for top in sorted(ours):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    if node.module.split(".", 1)[0] not in ours:
+                        continue
+                    private += [
+                        f"{path.relative_to(ROOT)}: {node.module}.{alias.name}"
+                        for alias in node.names
+                        if alias.name.startswith("_") and not alias.name.startswith("__")
+                    ]
+    assert not private, f"make these public (and document them) or keep them in their module: {private}"

@@ -366,6 +366,24 @@ def narrowed(node: Node | None, clause: Node, *, replacing=None) -> str:
     return to_query_string(And((*kept, clause)) if kept else clause)
 
 
+# The fields a click on a facet narrows by (extension and MIME type are narrowed by their own clauses).
+FACET_FIELDS = {"type": "type", "evidence": "evidence", "deleted": "deleted", "tag": "tag"}
+
+
+def narrowed_to_facet(node: Node | None, *, facet: str, value: object) -> str:
+    """The query narrowed to one facet value, as a click on the facet does; built as a query tree, so
+    a value read from evidence (``foo)``, a quote) cannot break the query's syntax."""
+    clause: Node
+    if facet == "extension":
+        clause = Field("name", f"*.{value}", wildcard=True)
+    elif facet == "mimeType":
+        # Exact, as the facet counts the exact value (":" would also match text/x-c++ for text/x-c).
+        clause = Field("file.mimeType", str(value), op="=", phrase=True)
+    else:
+        clause = Field(FACET_FIELDS[facet], str(value) if facet == "evidence" else value)
+    return narrowed(node, clause)
+
+
 def depth(node: Node) -> int:
     """How deeply ``node`` nests: 1 for a term, plus one per NOT, AND and OR around it."""
     if isinstance(node, Not):

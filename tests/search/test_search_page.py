@@ -255,9 +255,9 @@ def test_completion_over_the_api(demo, api, traces):
 )
 def test_a_facet_link_is_a_query_that_parses_whatever_the_value(facet, value, clause):
     from search.query import parse_query
-    from search.views import _refine
+    from search.query.ast import narrowed_to_facet
 
-    refined = _refine(parse_query("peter OR paul"), facet, value)
+    refined = narrowed_to_facet(parse_query("peter OR paul"), facet=facet, value=value)
     assert refined == f"(peter OR paul) {clause}"
     parse_query(refined)
 
