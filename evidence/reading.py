@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, TypedDict
+from typing import BinaryIO, TypedDict, cast
 
 from evidence.container.reader import open_container
 from evidence.intake.formats import ImageFormat, slice_segments
@@ -82,7 +82,8 @@ def _acquired(*, evidence: Evidence, reader: BinaryIO) -> AcquiredEvidence:
     segments = (evidence.format_details or {}).get("segments") or []
     if len(segments) > 1:
         slices = slice_segments(stream=reader, sizes=[s["size"] for s in segments], names=[s["name"] for s in segments])
-        files = {s["name"]: piece for s, piece in zip(segments, slices, strict=True)}
+        # A StreamSlice is a binary file object (io.RawIOBase), which typing's nominal BinaryIO does not name.
+        files = {s["name"]: cast(BinaryIO, piece) for s, piece in zip(segments, slices, strict=True)}
         return AcquiredEvidence(reader=reader, files=files, first_name=segments[0]["name"], acquired_alone=False)
     names = [name.strip() for name in evidence.original_name.split(",") if name.strip()]
     name = names[0] if names else DEFAULT_FILE_NAME

@@ -104,6 +104,8 @@ def tags_bulk_add(
             raise ServiceError(f"At most {BULK_TAG_LIMIT} traces can be tagged at once.", code="too_many_traces")
         traces = Trace.objects.filter(case=case, uid__in=set(uids))
     else:
+        if query is None:  # cannot be: the check above leaves a query whenever there are no uids
+            raise ServiceError("Give either a query or a list of trace uids to tag.")
         if len(query) > QUERY_MAX_LENGTH:
             raise ServiceError(f"A query is at most {QUERY_MAX_LENGTH} characters.")
         traces = selectors.traces_matching(case=case, query=query)
@@ -122,7 +124,7 @@ def tags_bulk_add(
     details = {"tag": name, "tagged": len(ids), "added": len(new)}
     if query is not None:
         details["query"] = query[:2000]
-    else:
+    elif uids is not None:  # always, without a query (the check above)
         details["uids"] = sorted(set(uids))[:100]
     audit_record(
         action="trace.tag.bulk_add",
@@ -196,7 +198,7 @@ def saved_search_delete(*, actor: User, case_id: int, saved_search_id: int) -> N
     saved.delete()
 
 
-def _cell(value) -> str:
+def _cell(value: object) -> str:
     text = "" if value is None else str(value)
     # A cell a spreadsheet would run as a formula is quoted (OWASP "CSV injection"); names come from evidence.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -18,15 +18,20 @@ import hashlib
 import io
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from dfvfs.resolver import resolver as dfvfs_resolver
 
 from custodia.errors import Conflict, NotFound, ServiceError
-from evidence.reading import open_acquired, unlock_credentials
+from evidence.reading import UnlockCredential, open_acquired, unlock_credentials
 from search.extraction import source as media_source
 from search.extraction import unlock
 from search.models import Trace
+
+if TYPE_CHECKING:
+    from dfvfs.file_io.file_io import FileIO as DfvfsFileIO
+
+    from search.extraction.tools import AnalysedTrace
 
 HEX_PAGE = 4096
 HEX_WIDTH = 16
@@ -46,11 +51,13 @@ def stream_entry(*, trace: Trace, stream: str) -> dict:
     raise NotFound(f"This trace has no stream {stream!r} (its streams: {known}).", code="no_such_stream")
 
 
-def _secrets(trace: Trace) -> list[dict]:
+def _secrets(trace: Trace) -> list[UnlockCredential]:
     return unlock_credentials(evidence=trace.evidence)
 
 
-def _open_layers(*, data_path: str, context, trace: Trace, stack: ExitStack) -> object:
+def _open_layers(
+    *, data_path: str, context: media_source.EvidenceResolverContext, trace: Trace, stack: ExitStack
+) -> DfvfsFileIO:
     """Open the data path, setting the escrowed secrets of its encrypted layers for the open only.
 
     The key store is asked for the evidence's secrets only when the path crosses an encrypted layer; the
@@ -109,7 +116,9 @@ def open_trace_stream(*, trace: Trace, stream: str) -> Iterator[tuple[BinaryIO, 
                 status_code=503,
             ) from None
         size = int(entry.get("size") or file_object.get_size())
-        yield stack.enter_context(closing(media_source.DfvfsFileObject(file_object, size=size))), size
+        readable = stack.enter_context(closing(media_source.DfvfsFileObject(file_object, size=size)))
+        # A DfvfsFileObject is a binary file object (io.RawIOBase), which typing's nominal BinaryIO does not name.
+        yield cast(BinaryIO, readable), size
 
 
 def _ancestor_with_data(trace: Trace) -> tuple[Trace, list[int]]:
@@ -130,6 +139,16 @@ def _ancestor_with_data(trace: Trace) -> tuple[Trace, list[int]]:
     raise NotFound(
         "The bytes of this trace were found by a content tool and are not re-readable yet.", code="not_rereadable"
     )
+
+
+def _descendant(root: AnalysedTrace, ordinals: list[int]) -> AnalysedTrace | None:
+    """The trace ``ordinals`` (1-based child positions) lead down to from ``root``; None if one is out of range."""
+    node = root
+    for ordinal in ordinals:
+        if not 1 <= ordinal <= len(node.children):
+            return None
+        node = node.children[ordinal - 1]
+    return node
 
 
 def _rederive(*, trace: Trace, entry: dict) -> bytes:
@@ -156,12 +175,7 @@ def _rederive(*, trace: Trace, entry: dict) -> bytes:
         limits=Limits(),
         path=ancestor.path,
     )
-    node = analysed
-    for ordinal in ordinals:
-        if not 1 <= ordinal <= len(node.children):
-            node = None
-            break
-        node = node.children[ordinal - 1]
+    node = _descendant(analysed, ordinals)
     data = node.read() if node is not None and node.data is not None else None
     if data is None or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
         raise NotFound(

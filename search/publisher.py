@@ -10,9 +10,10 @@ case's new property names (for completion) and, with a search backend that index
 from __future__ import annotations
 
 import time
+from typing import Any, cast
 
 from django.db import connection, transaction
-from django.db.models import F, Value
+from django.db.models import F, Field, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -23,6 +24,12 @@ from search.models import PROPERTY_NAME_MAX_LENGTH, CasePropertyName, Extraction
 # A commit costs about as much as writing a few hundred traces; BATCH_SECONDS still shows them promptly.
 BATCH_TRACES = 2000
 BATCH_SECONDS = 2.0
+
+
+def _trace_field(name: str) -> Field[Any, Any]:
+    """The trace's own field ``name``, a column of ``search_trace`` (a foreign key's is the id)."""
+    # get_field also answers reverse relations and generic keys, which have no column: no name here is one.
+    return cast("Field[Any, Any]", Trace._meta.get_field(name))
 
 
 class Publisher:
@@ -116,8 +123,8 @@ class Publisher:
     def _upsert_sql(self) -> str:
         if self._sql is None:
             quote = connection.ops.quote_name
-            columns = [Trace._meta.get_field(name).column for name in self.INSERT_FIELDS]
-            updates = [Trace._meta.get_field(name).column for name in self.UPDATE_FIELDS]
+            columns = [_trace_field(name).column for name in self.INSERT_FIELDS]
+            updates = [_trace_field(name).column for name in self.UPDATE_FIELDS]
             # Only the model's own table and column names go into the statement; values are parameters.
             table = quote(Trace._meta.db_table)
             marks = ["%s"] * len(columns)
@@ -156,7 +163,7 @@ class Publisher:
         extracted_at = connection.ops.adapt_datetimefield_value(timezone.now())
         # The same for every row: the keys as their fields give them to the database (a UUID as text…).
         keys = tuple(
-            Trace._meta.get_field(name).get_db_prep_save(value, connection)
+            _trace_field(name).get_db_prep_save(value, connection)
             for name, value in (("evidence", self._evidence_id), ("case", self._case_id))
         )
         run_key = Trace._meta.get_field("run").get_db_prep_save(self.run.pk, connection)

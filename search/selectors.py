@@ -9,13 +9,13 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from cases import permissions as perms
-from cases.models import User
+from cases.models import Case, User
 from cases.selectors import case_get
 from custodia.errors import NotFound, ServiceError
 from evidence.models import Evidence
 from search.backends.base import DEFAULT_DATE_PROPERTY, FACETS, SORTS
-from search.models import ExtractionRun, Trace
-from search.query.ast import PROPERTY_NAME_RE
+from search.models import ExtractionRun, SavedSearch, Trace, TraceNote
+from search.query.ast import PROPERTY_NAME_RE, Node
 
 
 def extraction_runs(*, evidence: Evidence) -> QuerySet[ExtractionRun]:
@@ -82,7 +82,7 @@ def _snippet(text: str, terms: list[str], width: int = 80) -> str:
     return ""
 
 
-def _text_terms(node) -> list[str]:
+def _text_terms(node: Node) -> list[str]:
     from search.query.ast import And, Not, Or, Text
 
     if isinstance(node, Text) and not node.wildcard:
@@ -179,7 +179,7 @@ def traces_search(
     return result
 
 
-def query_parse(query: str):
+def query_parse(query: str) -> Node | None:
     """The AST of ``query`` (None for an empty query), or a 400 naming the column of the mistake."""
     from search.query.parser import QuerySyntaxError, parse_query
 
@@ -191,7 +191,7 @@ def query_parse(query: str):
         raise ServiceError(str(exc), code="query_syntax", extra={"column": exc.column}) from None
 
 
-def traces_matching(*, case, query: str) -> QuerySet[Trace]:
+def traces_matching(*, case: Case, query: str) -> QuerySet[Trace]:
     """The traces of one case that match a query (all of them for an empty query), unordered."""
     from search.backends.base import get_search_backend
 
@@ -202,11 +202,11 @@ def trace_tags(*, trace: Trace) -> list[str]:
     return list(trace.tags.order_by("name").values_list("name", flat=True))
 
 
-def trace_notes(*, trace: Trace):
+def trace_notes(*, trace: Trace) -> QuerySet[TraceNote]:
     return trace.notes.select_related("author").order_by("created_at", "pk")
 
 
-def case_tag_suggestions(*, case, limit: int = 10) -> list[str]:
+def case_tag_suggestions(*, case: Case, limit: int = 10) -> list[str]:
     """The case's most used tags, most used first."""
     from django.db.models import Count
 
@@ -218,7 +218,5 @@ def case_tag_suggestions(*, case, limit: int = 10) -> list[str]:
     return [row["name"] for row in rows]
 
 
-def saved_searches(*, case):
-    from search.models import SavedSearch
-
+def saved_searches(*, case: Case) -> QuerySet[SavedSearch]:
     return SavedSearch.objects.filter(case=case).select_related("created_by").order_by("name")

@@ -12,7 +12,7 @@ publisher after each batch, tagging after each change) to bring the documents up
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -28,6 +28,9 @@ from search.backends.elasticsearch.documents import trace_document, trace_index_
 from search.models import Trace
 from search.query.ast import Node
 
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
 BULK_CHUNK = 500
 # How a bucket's start is written for each interval: the same strings the SQL backend gives.
 _BUCKET_WIDTH = {"year": 10, "month": 10, "day": 10, "hour": 16}
@@ -37,7 +40,7 @@ class ElasticsearchBackend(SearchBackend):
     name = "elasticsearch"
     indexes_separately = True
 
-    def __init__(self, *, client=None, index: str | None = None) -> None:
+    def __init__(self, *, client: Elasticsearch | None = None, index: str | None = None) -> None:
         if client is None:
             from elasticsearch import Elasticsearch
 
@@ -139,6 +142,8 @@ class ElasticsearchBackend(SearchBackend):
                 for bucket in counted["deleted"]
             ]
         if "date" in counted:
+            if interval is None:  # cannot be: a date facet counted means "date" was asked for, which set it
+                raise RuntimeError("a date histogram came back that was not asked for")
             width = _BUCKET_WIDTH[interval]
             counted["date"] = [{"value": str(b["value"])[:width], "count": b["count"]} for b in counted["date"]]
         total = response["hits"]["total"]

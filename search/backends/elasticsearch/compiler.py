@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from elasticsearch.dsl import Q, Search
 from elasticsearch.dsl.query import Query
@@ -19,7 +19,6 @@ from search.backends.base import FACETS
 from search.query.ast import (
     COMPARISON_OPERATORS,
     And,
-    Bound,
     Field,
     Node,
     Not,
@@ -98,14 +97,14 @@ def _field(node: Field) -> Query:
     if name in ("type", "tag"):
         field = _KEYWORD_FIELDS[name]
         if node.wildcard:
-            return _wildcard(field, value, case_insensitive=op == ":")
+            return _wildcard(field, _wildcard_pattern(node), case_insensitive=op == ":")
         return _term(field, value, case_insensitive=op == ":")
     if name in ("evidence", "deleted"):
         return _term(_KEYWORD_FIELDS[name], value)
     if name == "uid":
         if op in COMPARISON_OPERATORS:
             return Q("range", uid={_COMPARISON_KEYS[op]: value})
-        return _wildcard("uid", value) if node.wildcard else _term("uid", value)
+        return _wildcard("uid", _wildcard_pattern(node)) if node.wildcard else _term("uid", value)
     if name in ("name", "path", "text"):
         return _text_field(node, analysed=name, exact=f"{name}.keyword" if name != "text" else "text")
     return _property(node)
@@ -120,11 +119,11 @@ def _text_field(node: Field, *, analysed: str, exact: str) -> Query:
         # The text stream has no exact form (it is too long to keep whole): = is the phrase, and
         # wildcards meet its lower-cased words, so case cannot matter.
         if node.wildcard:
-            return _wildcard(analysed, value, case_insensitive=True)
+            return _wildcard(analysed, _wildcard_pattern(node), case_insensitive=True)
         if op == "=" or node.phrase:
             return Q("match_phrase", **{analysed: value})
     if node.wildcard:
-        return _wildcard(exact, value, case_insensitive=op == ":")
+        return _wildcard(exact, _wildcard_pattern(node), case_insensitive=op == ":")
     if op == "=":
         return _term(exact, value)
     if node.phrase:
@@ -188,7 +187,7 @@ def _range_field(name: str) -> str:
     return property_field(name)
 
 
-def _bound_json(value: Bound | Value) -> Any:
+def _bound_json(value: Value) -> Any:
     if isinstance(value, date) and not isinstance(value, datetime):
         # Date math rounding makes a bare date mean its whole day on every side: Elasticsearch rounds
         # "||/d" up for gt and lte and down for gte and lt, so > 2020-01-01 starts the next day and
@@ -207,6 +206,11 @@ def _term(field: str, value: Any, *, case_insensitive: bool = False) -> Query:
     if case_insensitive:
         return Q("term", **{field: {"value": value, "case_insensitive": True}})
     return Q("term", **{field: value})
+
+
+def _wildcard_pattern(node: Field) -> str:
+    """The pattern of a wildcard ``node``: a string, as ``Field`` allows wildcards on strings only."""
+    return cast(str, node.value)  # Field.__post_init__ refuses a wildcard whose value is not a string
 
 
 def _wildcard(field: str, pattern: str, *, case_insensitive: bool = False) -> Query:

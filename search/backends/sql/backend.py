@@ -62,7 +62,7 @@ class SqlSearchBackend(SearchBackend):
                 matching=lambda: self.matching(case_id=case_id, node=node),
             )
             exact = bound is None or total <= bound
-            if not exact:
+            if bound is not None and not exact:  # not exact only with a bound; said for the type checker
                 hits.drop_past(bound, sort=sort)
                 total = bound
             source = FacetSource(cursor=cursor, table=hits.name, where="", params=[])

@@ -16,17 +16,24 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeGuard, cast
 
 from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, F, Func, Q, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Substr
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
+from django.db.models.sql.compiler import SQLCompiler
 
 from search.backends.sql import fulltext
 from search.models import INDEXED_DATES, INDEXED_NUMBERS, TraceTag
-from search.query.ast import And, Field, Node, Not, Or, Range, Text
+from search.query.ast import And, Bound, Field, Node, Not, Or, Range, Text
+
+# What a _RowCondition builds its SQL with: (the column's SQL, the database vendor) → (condition, parameters).
+ConditionBuilder = Callable[[str, str], tuple[str, list[Any]]]
 
 # The comparison operators of the query language as Django lookups.
 OPERATOR_LOOKUPS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
@@ -36,7 +43,7 @@ def _wildcard_regex(term: str) -> str:
     return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in term)
 
 
-def _as_json_value(value):
+def _as_json_value(value: Bound) -> Bound:
     # Dates are stored as ISO-8601 strings in properties, so they compare as strings.
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -109,11 +116,13 @@ class _RowCondition(Func):
     conditional = True
     output_field = BooleanField()
 
-    def __init__(self, column: str, build):
+    def __init__(self, column: str, build: ConditionBuilder) -> None:
         super().__init__(F(column))
         self.build = build
 
-    def as_sql(self, compiler, connection, **extra_context):
+    def as_sql(  # type: ignore[override]  # Func.as_sql takes function/template/… options no caller passes here
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> tuple[str, list[Any]]:
         column, params = compiler.compile(self.source_expressions[0])
         sql, more = self.build(column, connection.vendor)
         return sql, [*params, *more]
@@ -125,7 +134,12 @@ def _match(phrases: list[tuple[list[str], bool]]) -> Q:
     )
 
 
-def _type_combinations(case_id: int) -> list:
+def _wildcard_pattern(node: Field) -> str:
+    """The pattern of a wildcard ``node``: a string, as ``Field`` allows wildcards on strings only."""
+    return cast(str, node.value)  # Field.__post_init__ refuses a wildcard whose value is not a string
+
+
+def _type_combinations(case_id: int) -> list[str]:
     """Every distinct ``types`` list of a case's traces, as the database stores it.
 
     Traces come in few combinations (``["file"]``, ``["file", "picture"]``, …): one index seek each
@@ -143,7 +157,7 @@ def _type_combinations(case_id: int) -> list:
             found.append(row[0] if isinstance(row[0], str) else json.dumps(row[0]))
 
 
-def combinations_holding(node: Field, *, case_id: int) -> list:
+def combinations_holding(node: Field, *, case_id: int) -> list[str]:
     """The stored ``types`` lists of the case's traces that a ``type:`` condition holds."""
     # ":" ignores case, "=" is exact (docs/query.md), as in Elasticsearch.
     exact = node.op == "="
@@ -203,7 +217,7 @@ def _field(node: Field, *, case_id: int | None = None) -> Q:
     if node.op in OPERATOR_LOOKUPS:
         return Q(**{f"{column}__{OPERATOR_LOOKUPS[node.op]}": _as_json_value(value)})
     if node.wildcard:
-        return _wildcard(value, column, anchored=True)
+        return _wildcard(_wildcard_pattern(node), column, anchored=True)
     if isinstance(value, str) and column.startswith("properties__") and (tokens := fulltext.words(value)):
         # String properties are in the word index too: look their words up there first, so the
         # property itself is only read on the traces that hold those words somewhere.
@@ -269,7 +283,7 @@ def _number(name: str, comparisons: list[tuple[str, float]], *, case_id: int) ->
     return Q(_RowCondition("pk", condition))
 
 
-def is_number(value) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """Whether ``value`` is a number of the query language (an int or a float, never a bool)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -280,19 +294,21 @@ def _range(node: Range, *, case_id: int | None = None) -> Q:
         # [* TO *]: the traces that have the property at all.
         return Q() if not column.startswith("properties__") else Q(properties__has_key=node.name)
     if isinstance(node.low or node.high, date) and column.startswith("properties__"):
+        # Range.__post_init__ holds both bounds to one kind: one is a date, so the other is a date or open.
         q = Q()
         if node.low is not None:
-            q &= _date_compare(node.name, ">=" if node.include_low else ">", node.low)
+            q &= _date_compare(node.name, ">=" if node.include_low else ">", cast(date, node.low))
         if node.high is not None:
-            q &= _date_compare(node.name, "<=" if node.include_high else "<", node.high)
+            q &= _date_compare(node.name, "<=" if node.include_high else "<", cast(date, node.high))
         return q
     numbers = all(is_number(v) for v in (node.low, node.high) if v is not None)
     if numbers and case_id is not None and node.name not in INDEXED_NUMBERS and column.startswith("properties__"):
-        comparisons = []
+        # ``numbers``: every bound that is not open is an int or a float.
+        comparisons: list[tuple[str, float]] = []
         if node.low is not None:
-            comparisons.append((">=" if node.include_low else ">", node.low))
+            comparisons.append((">=" if node.include_low else ">", cast(float, node.low)))
         if node.high is not None:
-            comparisons.append(("<=" if node.include_high else "<", node.high))
+            comparisons.append(("<=" if node.include_high else "<", cast(float, node.high)))
         return _number(node.name, comparisons, case_id=case_id)
     if node.name in INDEXED_NUMBERS and numbers:
         column = INDEXED_NUMBERS[node.name]
@@ -320,8 +336,8 @@ def compile_q(node: Node, *, case_id: int | None = None) -> Q:
     if isinstance(node, Or):
         phrases = [word_phrase(item) for item in node.items]
         if all(phrases):
-            # Words only: one look-up of the word index for all of them.
-            return _match(phrases)
+            # Words only: one look-up of the word index for all of them (all() above: no phrase is None).
+            return _match(cast(list[tuple[list[str], bool]], phrases))
         q = Q(pk__in=[])
         for item in node.items:
             q |= compile_q(item, case_id=case_id)

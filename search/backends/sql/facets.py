@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.db.backends.utils import CursorWrapper
 
 from search.backends.base import DATE_INTERVALS, auto_date_interval
 from search.backends.sql.compiler import property_sql
@@ -20,6 +24,14 @@ _EMPTY_VALUES = {"mimeType": "", "extension": ""}
 # ISO-8601 prefixes: 2019 | 2019-03 | 2019-03-07 | 2019-03-07T10.
 _DATE_PREFIX = {"year": 4, "month": 7, "day": 10, "hour": 13}
 _DATE_KEY = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2})?)?)?$")
+
+
+def _as_uuid(value: object) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+# A column facet's values as the API gives them: evidence ids as UUIDs, deleted as booleans, others as strings.
+_FACET_VALUE_TYPES: dict[str, Callable[[Any], object]] = {"deleted": bool, "evidence": _as_uuid}
 
 
 def _bucket_start(prefix: str) -> str:
@@ -36,7 +48,7 @@ def _bucket_start(prefix: str) -> str:
 class FacetSource:
     """Facet counts over rows of one table: the temporary hits table, or a whole case's traces."""
 
-    def __init__(self, *, cursor, table: str, where: str, params: list) -> None:
+    def __init__(self, *, cursor: CursorWrapper, table: str, where: str, params: list) -> None:
         self.cursor, self.table, self.params = cursor, table, params
         self.where = f"WHERE {where}" if where else ""
 
@@ -78,7 +90,7 @@ class FacetSource:
             f"ORDER BY COUNT(*) DESC, {column} LIMIT %s",
             [*self.params, top],
         )
-        convert = {"deleted": bool, "evidence": _as_uuid}.get(name, str)
+        convert = _FACET_VALUE_TYPES.get(name, str)
         return [{"value": convert(value), "count": count} for value, count in rows if value is not None]
 
     def _grouped(self, names: list[str], *, top: int) -> dict[str, list[dict]]:
@@ -95,7 +107,7 @@ class FacetSource:
                         counts[type_name] = counts.get(type_name, 0) + count
                 elif value is not None and not (name in _EMPTY_VALUES and value == _EMPTY_VALUES[name]):
                     counts[value] = counts.get(value, 0) + count
-            convert = {"deleted": bool, "evidence": _as_uuid}.get(name, str)
+            convert = _FACET_VALUE_TYPES.get(name, str)
             ordered = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))[:top]
             facets[name] = [{"value": convert(value), "count": count} for value, count in ordered]
         return facets
@@ -144,7 +156,3 @@ class FacetSource:
                 rolled[key[: _DATE_PREFIX[interval]]] = rolled.get(key[: _DATE_PREFIX[interval]], 0) + count
             counted = sorted(rolled.items())
         return [{"value": _bucket_start(key), "count": count} for key, count in counted], interval
-
-
-def _as_uuid(value) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from django.db.backends.utils import CursorWrapper
+
 from search.backends.sql.schema import (
     DEFERRAL_TABLE,
     FTS_TABLE,
@@ -50,7 +52,7 @@ def document_words(*, name: str, path: str, text: str, properties: dict) -> str:
     return " ".join(words(" ".join(parts)))
 
 
-def defer_words(cursor) -> int | None:
+def defer_words(cursor: CursorWrapper) -> int | None:
     """SQLite, inside a transaction: traces inserted from now on in it are indexed by
     :func:`index_deferred_words` (before the transaction ends), not by the triggers. Returns the mark;
     None on PostgreSQL, whose trigger computes a row's words as it is written."""
@@ -62,7 +64,7 @@ def defer_words(cursor) -> int | None:
     return after_id
 
 
-def index_deferred_words(cursor, *, after_id: int | None) -> None:
+def index_deferred_words(cursor: CursorWrapper, *, after_id: int | None) -> None:
     """Index the words of the traces inserted since :func:`defer_words`, in one statement, and end the
     deferral: a row inserted and changed again in the meantime is indexed as it is now."""
     if after_id is None:

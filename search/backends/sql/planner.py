@@ -25,10 +25,12 @@ of five strategies, the first that applies (backend.py takes the first, :func:`f
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
+from typing import Any, cast
 
 from django.db import connection
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import OrderBy
 
@@ -80,9 +82,10 @@ def fill_hits(
     order) by strategies 2 to 5 of this module; the number of rows put in. ``matching`` gives the
     traces the query finds, unordered, when a strategy needs the query whole."""
     # The first hits in the sort order, one past the bound to tell whether there are more; the word
-    # index drives them on SQLite when it can (then the query need not be compiled whole).
-    driven = None
-    if bound is not None:
+    # index drives them on SQLite when it can (then the query need not be compiled whole). Without a query
+    # there are neither words nor types to drive by (strategies 2 and 4 find nothing for it).
+    driven: tuple[str, list[Any]] | None = None
+    if bound is not None and node is not None:
         driven = word_driven_first_ids(case_id=case_id, node=node, sort=sort, count=bound + 1)
     if driven is not None:
         return hits.fill(*_among_ids(*driven))
@@ -99,7 +102,7 @@ def fill_hits(
     cursor.execute(f"SELECT COUNT(*) FROM {probe}")  # noqa: S608 (our own table name)
     if cursor.fetchone()[0] <= bound:
         total = hits.fill(*_among_ids(f"SELECT * FROM {probe}", []))  # noqa: S608 (our own table name)
-    elif driven := type_driven_first_ids(case_id=case_id, node=node, sort=sort, count=bound + 1):
+    elif node is not None and (driven := type_driven_first_ids(case_id=case_id, node=node, sort=sort, count=bound + 1)):
         total = hits.fill(*_among_ids(*driven))
     else:
         # More: the first ones in the sort order instead (strategy 5).
@@ -117,7 +120,7 @@ class HitsTable:
     ``_s0`` …, the date facet's hour ``_date``), to count, facet and page from. Create it inside a
     savepoint: if anything fails, rolling it back also removes the table."""
 
-    def __init__(self, cursor, *, sort: tuple[str, ...], date_property: str | None) -> None:
+    def __init__(self, cursor: CursorWrapper, *, sort: tuple[str, ...], date_property: str | None) -> None:
         self.cursor = cursor
         self.name = f"custodia_hits_{uuid.uuid4().hex[:16]}"
         self.select, self.select_params = _hits_columns(sort=sort, date_property=date_property)
@@ -159,7 +162,7 @@ def _from_where(hits: QuerySet) -> tuple[str, list]:
     return sql.split(" FROM ", 1)[1], list(params)
 
 
-def _among_ids(ids_sql: str, ids_params) -> tuple[str, list]:
+def _among_ids(ids_sql: str, ids_params: Sequence[Any]) -> tuple[str, list]:
     """``FROM … WHERE …`` (without FROM) of the traces whose ids ``ids_sql`` selects."""
     return f'search_trace WHERE "search_trace"."id" IN ({ids_sql})', list(ids_params)
 
@@ -172,7 +175,7 @@ def _full_text_conjuncts(node: Node) -> tuple[list[list[tuple[list[str], bool]]]
         if phrase := word_phrase(item):
             groups.append([phrase])
         elif isinstance(item, Or) and all(phrases := [word_phrase(option) for option in item.items]):
-            groups.append(phrases)
+            groups.append(cast(list[tuple[list[str], bool]], phrases))  # all() above: no phrase is None
         else:
             rest.append(item)
     return groups, rest

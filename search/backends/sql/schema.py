@@ -28,6 +28,11 @@ test checks the triggers after all migrations (:data:`EXPECTED_TRIGGERS`, :func:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
 FTS_TABLE = "search_trace_fts"
 # A writer of many traces at once (the extraction publisher) puts one row here inside its own transaction,
 # so no other connection ever sees it: traces with a higher id than ``after_id`` are then left to that
@@ -191,7 +196,7 @@ EXPECTED_TRIGGERS = {
 }
 
 
-def installed_triggers(connection) -> set[str]:
+def installed_triggers(connection: BaseDatabaseWrapper) -> set[str]:
     """The names of the triggers present on ``search_trace`` (for checks and tests)."""
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
