@@ -120,7 +120,8 @@ class Publisher:
         if len(self.rows) >= self._batch_size or time.monotonic() - self.last_flush >= BATCH_SECONDS:
             self.flush()
 
-    def _upsert_sql(self) -> str:
+    def upsert_sql(self) -> str:
+        """The batch's upsert, ``INSERT … ON CONFLICT (uid) DO UPDATE``, one row of :meth:`parameters` each."""
         if self._sql is None:
             quote = connection.ops.quote_name
             columns = [_trace_field(name).column for name in self.INSERT_FIELDS]
@@ -151,14 +152,15 @@ class Publisher:
         raw.prepare_threshold = 0
         try:
             with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-                cursor.executemany(self._upsert_sql(), self._parameters())
+                cursor.executemany(self.upsert_sql(), self.parameters())
                 # Not one statement left per batch on the server. Django prepares nothing unless told to
                 # (OPTIONS prepare_threshold); then psycopg forgets its own too and prepares them again.
                 cursor.execute("DEALLOCATE ALL")
         finally:
             raw.prepare_threshold = threshold
 
-    def _parameters(self) -> list[tuple]:
+    def parameters(self) -> list[tuple]:
+        """The batch's rows as the database takes them for :meth:`upsert_sql` (JSON adapted, keys prepared)."""
         adapt_json = connection.ops.adapt_json_value
         extracted_at = connection.ops.adapt_datetimefield_value(timezone.now())
         # The same for every row: the keys as their fields give them to the database (a UUID as text…).
@@ -203,7 +205,7 @@ class Publisher:
                 if connection.vendor == "postgresql":
                     self._upsert_prepared()
                 else:
-                    cursor.executemany(self._upsert_sql(), self._parameters())
+                    cursor.executemany(self.upsert_sql(), self.parameters())
                 fulltext.index_deferred_words(cursor, after_id=deferred)
             # Tools write a few hundred names in all: after the first batches, nothing is new.
             names = {name for row in self.rows for name in row[9]} - self._property_names

@@ -177,7 +177,7 @@ def test_while_a_batch_defers_its_words_the_triggers_leave_its_new_rows_to_it(ru
         mark = fulltext.defer_words(cursor)
         publisher.add(_row(2, text="newer2"))
         publisher.add(_row(1, text="changed1"))
-        cursor.executemany(publisher._upsert_sql(), publisher._parameters())
+        cursor.executemany(publisher.upsert_sql(), publisher.parameters())
         # The new row waits for the batch; the row from before the mark is still kept by its trigger.
         assert _found("newer2") == set() and _found("changed1") == {"ev:0-1"}
         fulltext.index_deferred_words(cursor, after_id=mark)
