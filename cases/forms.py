@@ -21,6 +21,20 @@ class CaseEditForm(forms.Form):
     priority = forms.ChoiceField(choices=CasePriority.choices)
     retention_until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     legal_hold = forms.BooleanField(required=False)
+    reason = forms.CharField(
+        max_length=500,
+        required=False,
+        help_text="Needed to shorten the retention date or lift the legal hold; it goes into the audit trail.",
+    )
+
+    PROTECTION_FIELDS = ("retention_until", "legal_hold", "reason")
+
+    def __init__(self, *args, may_change_protection: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not may_change_protection:
+            # Retention and hold are the custodian's: the form of anyone else neither shows nor sends them.
+            for name in self.PROTECTION_FIELDS:
+                del self.fields[name]
 
 
 class MemberAddForm(forms.Form):

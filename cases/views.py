@@ -89,7 +89,8 @@ def case_detail(request, case):
             initial={
                 f: getattr(case, f)
                 for f in ("title", "description", "status", "priority", "retention_until", "legal_hold")
-            }
+            },
+            may_change_protection=perms.MANAGE_RETENTION in granted,
         ),
         "add_form": MemberAddForm(candidates=candidates),
         "role_form": MemberRoleForm(),
@@ -100,7 +101,8 @@ def case_detail(request, case):
 @require_POST
 @case_view(perms.CHANGE_CASE)
 def case_edit(request, case):
-    form = CaseEditForm(request.POST)
+    granted = selectors.case_permissions(user=request.user, case=case)
+    form = CaseEditForm(request.POST, may_change_protection=perms.MANAGE_RETENTION in granted)
     if form.is_valid():
         run_service(
             request,

@@ -58,6 +58,12 @@ class CaseUpdateSerializer(StrictSerializer):
     priority = serializers.ChoiceField(choices=CasePriority.choices, required=False)
     retention_until = serializers.DateField(required=False, allow_null=True)
     legal_hold = serializers.BooleanField(required=False)
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        help_text="Why the retention date is shortened or the legal hold lifted (required then; audited).",
+    )
 
 
 class MembershipSerializer(serializers.ModelSerializer):
