@@ -91,7 +91,7 @@ class AuditMiddleware:
                     transaction.savepoint_rollback(savepoint)
                 else:
                     transaction.savepoint_commit(savepoint)
-                if failed or ctx.events_written == 0:
+                if failed or (ctx.events_written == 0 and not ctx.access_row_folded):
                     self._record_access(request, match, response, ctx)
         except AuditUnavailable as exc:
             return _audit_unavailable(request, exc)
