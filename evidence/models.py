@@ -175,7 +175,8 @@ class DownloadLink(models.Model):
 
     The database keeps only the SHA-256 of the token (``lookup`` is its public, non-secret prefix, used to
     find the link; a token whose secret does not match proves nothing and is refused as a guess, not in the
-    evidence's custody trail). Expiry is computed from the clock; ``state`` stores only what people decide: pending, active or revoked.
+    evidence's custody trail). Expiry is computed from the clock; ``state`` stores only what people decide:
+    pending, active or revoked.
     """
 
     evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="download_links")
