@@ -64,10 +64,26 @@ class SuggestingTextInput(forms.TextInput):
         return format_html('{}<datalist id="{}">{}</datalist>', box, self.list_id, options)
 
 
+def _action_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in filter_choices()]
+
+
 class AuditFilterForm(forms.Form):
+    events = forms.ChoiceField(
+        required=False,
+        choices=[("", "custody events"), ("all", "all events")],
+        help_text="Custody events and every refusal, or every event (reads included).",
+    )
+    actions = forms.MultipleChoiceField(
+        required=False,
+        choices=_action_choices,
+        widget=forms.SelectMultiple(attrs={"size": 6}),
+        help_text="Any of these actions (the registered ones).",
+    )
     actor = forms.CharField(required=False)
     action = forms.CharField(
         required=False,
+        label="Action prefix",
         help_text="An action or a prefix, e.g. case.",
         widget=SuggestingTextInput(list_id="audit-actions", suggestions=filter_choices),
     )

@@ -156,6 +156,23 @@ class AuditEventSerializer(serializers.Serializer):
     hash = serializers.CharField()
 
 
+class FoldedAuditLineSerializer(serializers.Serializer):
+    """One line of a review page (``audit.selectors.FoldedLine``): an event, or ``count`` alike reads folded
+    into it, from ``first_at`` to ``last_at`` (sequences ``first_sequence`` to ``last_sequence``)."""
+
+    event = AuditEventSerializer()
+    count = serializers.IntegerField()
+    first_at = serializers.DateTimeField()
+    last_at = serializers.DateTimeField()
+    first_sequence = serializers.IntegerField()
+    last_sequence = serializers.IntegerField()
+
+    def to_representation(self, instance):
+        # Flat: the event's fields with the fold's beside them, so a line reads like an event.
+        data = super().to_representation(instance)
+        return {**data.pop("event"), **data}
+
+
 class ChainReportSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     events = serializers.IntegerField()
