@@ -153,14 +153,14 @@ def _case_update(*, actor: User, case: Case, reason: str, changes: dict[str, obj
     reason = (reason or "").strip()
     protection_rows: list[tuple[str, dict]] = []
     if "retention_until" in protection:
-        before, after = case.retention_until, protection["retention_until"]
-        shortened = _shortens(before, after)  # type: ignore[arg-type]
+        old_until, new_until = case.retention_until, protection["retention_until"]
+        shortened = _shortens(old_until, new_until)  # type: ignore[arg-type]
         if shortened and not reason:
             raise ServiceError(
                 "reason: say why the retention date is shortened or removed (it goes into the audit trail).",
                 code="reason_required",
             )
-        details = {"before": _audit_value(before), "after": _audit_value(after), "shortened": shortened}
+        details = {"before": _audit_value(old_until), "after": _audit_value(new_until), "shortened": shortened}
         protection_rows.append(("case.retention", {**details, **({"reason": reason} if reason else {})}))
     if "legal_hold" in protection:
         lifted = not protection["legal_hold"]

@@ -22,7 +22,7 @@ from typing import Any
 from cases.models import Case
 from custodia.errors import Conflict
 from evidence.models import Evidence, EvidenceState
-from evidence.storage.base import StoreError, get_store
+from evidence.storage.base import EvidenceStore, StoreError, get_store
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def case_retention_apply(
     }
 
 
-def _restore_holds(*, store, prefixes: list[str], legal_hold: bool) -> None:
+def _restore_holds(*, store: EvidenceStore, prefixes: list[str], legal_hold: bool) -> None:
     for prefix in prefixes:
         try:
             store.set_retention(prefix, until=None, legal_hold=legal_hold)  # until=None keeps the date
