@@ -38,7 +38,14 @@ _DECLARED = (
     AuditAction("user.deactivate", "An organisation administrator deactivated a user."),
     # Cases
     AuditAction("case.create", "A case was opened."),
-    AuditAction("case.update", "A case's title, status, priority, retention or legal hold changed."),
+    AuditAction("case.update", "A case's title, description, status or priority changed."),
+    AuditAction(
+        "case.hold", "A custodian set or lifted a case's legal hold (lifting names a reason); the store applied it."
+    ),
+    AuditAction(
+        "case.retention",
+        "A custodian set or changed a case's retention date (shortening names a reason); the store applied it.",
+    ),
     AuditAction("case.member.add", "A user was given a role in a case."),
     AuditAction("case.member.role", "A case member's role changed."),
     AuditAction("case.member.remove", "A user was removed from a case."),
@@ -61,6 +68,10 @@ _DECLARED = (
     AuditAction("link.approve", "A download link waiting for a second person was approved."),
     AuditAction("link.revoke", "A download link was revoked."),
     AuditAction("link.refused", "A link was refused: expired, revoked, wrong network or unknown token."),
+    AuditAction(
+        "link.refused.burst",
+        "Further refused guesses at links from one client address within a window, folded into one row with a count.",
+    ),
     AuditAction("link.use", "A download link was used (what, range, status)."),
     AuditAction("link.use.end", "A download through a link ended: how many bytes of the range went out."),
     # Traces
@@ -104,3 +115,41 @@ def filter_choices() -> list[str]:
 
 class UndeclaredAuditAction(ValueError):
     """A programming error: an action written to the trail that ``audit.actions`` does not declare."""
+
+
+# What the review pages (the evidence's custody timeline, the case's audit page) show by default: the
+# events that make or change the chain of custody. Every other event, reads included, is still in the trail
+# and shown under "all events"; a refusal or failure of any action is always shown (see audit.selectors).
+CUSTODY_RELEVANT: frozenset[str] = frozenset(
+    {
+        "case.create",
+        "case.hold",
+        "case.retention",
+        "case.member.add",
+        "case.member.role",
+        "case.member.remove",
+        "evidence.register",
+        "evidence.upload.start",
+        "evidence.upload.truncated",
+        "evidence.import.start",
+        "evidence.import",
+        "evidence.seal",
+        "evidence.verify.queue",
+        "evidence.verify",
+        "evidence.secret.escrow",
+        "evidence.secret.reveal",
+        "evidence.extract.start",
+        "evidence.extract",
+        "link.issue",
+        "link.approve",
+        "link.revoke",
+        "link.refused",
+        "link.refused.burst",
+        "link.use",
+        "link.use.end",
+        "trace.export.csv",
+        # Reads of the evidence's bytes through the trace data service (a stream, hex, a thumbnail).
+        "api-trace-data.access",
+        "trace-thumbnail.access",
+    }
+)

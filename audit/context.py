@@ -25,6 +25,8 @@ class AuditContext:
     organization_id: int | None = None
     link_id: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    # Set by fold_access_row: this request is counted in a row written for many (see fold_access_row).
+    access_row_folded: bool = False
 
 
 _current: contextvars.ContextVar[AuditContext | None] = contextvars.ContextVar("audit_context", default=None)
@@ -62,3 +64,12 @@ def add_details(**details: Any) -> None:
     ctx = current()
     if ctx is not None:
         ctx.details.update(details)
+
+
+def fold_access_row() -> None:
+    """Tell the middleware that this request is accounted for by a row that counts many alike (a window of
+    refused link guesses, the polls of a page already opened and recorded), so it writes no access row of its
+    own. Whoever calls it owns the count: it must reach the trail (see docs/audit.md)."""
+    ctx = current()
+    if ctx is not None:
+        ctx.access_row_folded = True

@@ -1,6 +1,13 @@
 """Every request that touches a case, or anything under it, leaves an audit row — reads and denials
 included — and no such request happens without one.
 
+Two kinds of request are counted in a row written for many instead of a row each (docs/audit.md, "What
+the review pages show"): a progress poll of a page already opened (a GET carrying ``X-Custodia-Poll``, which
+the polling elements of the pages send) writes a row only when no row of the same user, route and target
+was written within ``POLL_WINDOW`` — the opening of the page and the first poll of every window are in the
+trail, a refused or failed poll always is; and a view may fold its request into a counted row of its own
+(``audit.context.fold_access_row``, for guesses at download links).
+
 The view runs inside one transaction. If the view wrote no audit row of its own (a read, or a denial
 before any service ran), the middleware writes an access row before the transaction commits. If any
 audit row cannot be written, the transaction rolls back and the client gets 503: nothing unaudited
@@ -10,18 +17,25 @@ happens, not even a read.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
+from django.utils import timezone
 
 from audit import context
-from audit.models import Outcome
+from audit.models import AuditEvent, Outcome
 from audit.services import audit_record
 from custodia.errors import AuditUnavailable, error_body
 
 logger = logging.getLogger(__name__)
+
+# The header a page's polling element sends with each poll (hx-headers), and how long one access row of a
+# user, route and target stands for that user's polls of it.
+POLL_HEADER = "X-Custodia-Poll"
+POLL_WINDOW = timedelta(minutes=10)
 
 # URL keyword arguments that name something under a case. A URL with one of them is audited.
 AUDITED_KWARGS = ("case_id", "evidence_id", "trace_uid", "link_id", "capture_id", "token")
@@ -91,7 +105,7 @@ class AuditMiddleware:
                     transaction.savepoint_rollback(savepoint)
                 else:
                     transaction.savepoint_commit(savepoint)
-                if failed or ctx.events_written == 0:
+                if failed or (ctx.events_written == 0 and not ctx.access_row_folded):
                     self._record_access(request, match, response, ctx)
         except AuditUnavailable as exc:
             return _audit_unavailable(request, exc)
@@ -122,16 +136,44 @@ class AuditMiddleware:
             # The link token itself is a credential: never write it to the trail, but the link the view
             # found by it (none when the token is unknown).
             target_id = ctx.link_id
+        action = f"{match.url_name or 'request'}.access" if match.url_name else "request.access"
+        outcome = _outcome(response.status_code, actor is not None)
+        if _is_poll(request):
+            recorded = _polled_recently(
+                actor=actor, action=action, target_type=target_type, target_id=target_id, outcome=outcome
+            )
+            if recorded:
+                return
+            details["poll"] = True
         audit_record(
-            action=f"{match.url_name or 'request'}.access" if match.url_name else "request.access",
+            action=action,
             actor=actor,
-            outcome=_outcome(response.status_code, actor is not None),
+            outcome=outcome,
             target_type=target_type,
             target_id=target_id,
             case_id=case_id,
             organization_id=ctx.organization_id,
             details=details,
         )
+
+
+def _is_poll(request) -> bool:
+    return request.method == "GET" and bool(request.headers.get(POLL_HEADER))
+
+
+def _polled_recently(*, actor, action: str, target_type: str, target_id: str, outcome: str) -> bool:
+    """True when this successful poll is already accounted for by an access row of the same user, route and
+    target within POLL_WINDOW. Refusals, failures and anonymous requests are never folded."""
+    if outcome != Outcome.OK or actor is None:
+        return False
+    return AuditEvent.objects.filter(
+        actor_id=actor.pk,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        outcome=Outcome.OK,
+        occurred_at__gte=timezone.now() - POLL_WINDOW,
+    ).exists()
 
 
 def _audit_unavailable(request, exc: AuditUnavailable):

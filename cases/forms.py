@@ -21,6 +21,20 @@ class CaseEditForm(forms.Form):
     priority = forms.ChoiceField(choices=CasePriority.choices)
     retention_until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     legal_hold = forms.BooleanField(required=False)
+    reason = forms.CharField(
+        max_length=500,
+        required=False,
+        help_text="Needed to shorten the retention date or lift the legal hold; it goes into the audit trail.",
+    )
+
+    PROTECTION_FIELDS = ("retention_until", "legal_hold", "reason")
+
+    def __init__(self, *args, may_change_protection: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not may_change_protection:
+            # Retention and hold are the custodian's: the form of anyone else neither shows nor sends them.
+            for name in self.PROTECTION_FIELDS:
+                del self.fields[name]
 
 
 class MemberAddForm(forms.Form):
@@ -50,10 +64,26 @@ class SuggestingTextInput(forms.TextInput):
         return format_html('{}<datalist id="{}">{}</datalist>', box, self.list_id, options)
 
 
+def _action_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in filter_choices()]
+
+
 class AuditFilterForm(forms.Form):
+    events = forms.ChoiceField(
+        required=False,
+        choices=[("", "custody events"), ("all", "all events")],
+        help_text="Custody events and every refusal, or every event (reads included).",
+    )
+    actions = forms.MultipleChoiceField(
+        required=False,
+        choices=_action_choices,
+        widget=forms.SelectMultiple(attrs={"size": 6}),
+        help_text="Any of these actions (the registered ones).",
+    )
     actor = forms.CharField(required=False)
     action = forms.CharField(
         required=False,
+        label="Action prefix",
         help_text="An action or a prefix, e.g. case.",
         widget=SuggestingTextInput(list_id="audit-actions", suggestions=filter_choices),
     )

@@ -83,6 +83,7 @@ class Case(models.Model):
             ("annotate_traces", "Tag and annotate traces"),
             ("issue_links", "Issue and approve download links"),
             ("reveal_secrets", "Reveal escrowed secrets"),
+            ("manage_retention", "Set the retention date and legal hold"),
         ]
 
     def __str__(self) -> str:

@@ -24,6 +24,9 @@ SEARCH_TRACES = "search_traces"
 ANNOTATE_TRACES = "annotate_traces"
 ISSUE_LINKS = "issue_links"
 REVEAL_SECRETS = "reveal_secrets"
+# Set or change a case's retention date and legal hold, which the evidence store enforces on every sealed
+# object of the case: the custodian's alone (an investigator may edit a case's title, not its protection).
+MANAGE_RETENTION = "manage_retention"
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.CUSTODIAN: frozenset(
@@ -36,6 +39,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             VIEW_EVIDENCE,
             ISSUE_LINKS,
             REVEAL_SECRETS,
+            MANAGE_RETENTION,
         }
     ),
     Role.INVESTIGATOR: frozenset(

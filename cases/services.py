@@ -17,13 +17,17 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm
 
+from audit.models import Outcome
 from audit.services import audit_record
 from cases import permissions as perms
 from cases.models import ApiToken, Case, CaseMembership, CasePriority, CaseStatus, Organization, Role, TokenScope, User
 from cases.selectors import case_get, case_permissions
+from cases.signals import case_retention_changed
 from custodia.errors import Conflict, Forbidden, ServiceError
 
 EDITABLE_CASE_FIELDS = ("title", "description", "status", "priority", "retention_until", "legal_hold")
+# The fields the evidence store enforces on the case's sealed objects: changed by custodians only.
+PROTECTION_FIELDS = ("retention_until", "legal_hold")
 
 
 def _audit_value(value: object) -> object:
@@ -95,8 +99,45 @@ def case_create(
     return case
 
 
+def _shortens(before: date | None, after: date | None) -> bool:
+    """True when ``after`` protects for less time than ``before`` (no date protects for none)."""
+    return before is not None and (after is None or after < before)
+
+
+class ProtectionRefused(Exception):
+    """Internal: a retention or hold change that a receiver (the evidence store) refused, with what was tried."""
+
+    def __init__(self, cause: ServiceError, attempted: list[tuple[str, dict]]):
+        super().__init__(cause.detail)
+        self.cause = cause
+        self.attempted = attempted
+
+
+def case_update(*, actor: User, case: Case, reason: str = "", **changes: object) -> Case:
+    """Change a case's details. Its retention date and legal hold are the custodian's alone
+    (``MANAGE_RETENTION``): shortening the one or lifting the other needs a ``reason``. A change of either
+    reaches every sealed object of the case in the evidence store before the transaction commits
+    (``cases.signals.case_retention_changed``); when the store refuses, nothing changes and the refusal
+    is audited under ``case.retention`` or ``case.hold`` with outcome failed."""
+    try:
+        return _case_update(actor=actor, case=case, reason=reason, changes=changes)
+    except ProtectionRefused as refused:
+        with transaction.atomic():
+            for action, details in refused.attempted:
+                audit_record(
+                    action=action,
+                    actor=actor,
+                    outcome=Outcome.FAILED,
+                    target_type="case",
+                    target_id=case.pk,
+                    case_id=case.pk,
+                    details={**details, "error": refused.cause.detail},
+                )
+        raise refused.cause from None
+
+
 @transaction.atomic
-def case_update(*, actor: User, case: Case, **changes: object) -> Case:
+def _case_update(*, actor: User, case: Case, reason: str, changes: dict[str, object]) -> Case:
     case = case_get(user=actor, case_id=case.pk, permission=perms.CHANGE_CASE)
     unknown = set(changes) - set(EDITABLE_CASE_FIELDS)
     if unknown:
@@ -105,26 +146,67 @@ def case_update(*, actor: User, case: Case, **changes: object) -> Case:
         raise ServiceError(f"status must be one of {', '.join(CaseStatus.values)}.")
     if "priority" in changes and changes["priority"] not in CasePriority.values:
         raise ServiceError(f"priority must be one of {', '.join(CasePriority.values)}.")
-    lifting_or_setting_hold = "legal_hold" in changes and changes["legal_hold"] != case.legal_hold
-    if lifting_or_setting_hold and perms.REGISTER_EVIDENCE not in case_permissions(user=actor, case=case):
-        raise Forbidden("Only a custodian of the case may set or lift its legal hold.")
-    before, after = {}, {}
-    for field, value in changes.items():
-        if getattr(case, field) != value:
-            before[field] = _audit_value(getattr(case, field))
-            after[field] = _audit_value(value)
-            setattr(case, field, value)
-    if not after:
+    changed = {field: value for field, value in changes.items() if getattr(case, field) != value}
+    protection = {field: changed.pop(field) for field in PROTECTION_FIELDS if field in changed}
+    if protection and perms.MANAGE_RETENTION not in case_permissions(user=actor, case=case):
+        raise Forbidden("Only a custodian of the case may change its retention date or legal hold.")
+    reason = (reason or "").strip()
+    protection_rows: list[tuple[str, dict]] = []
+    if "retention_until" in protection:
+        old_until, new_until = case.retention_until, protection["retention_until"]
+        shortened = _shortens(old_until, new_until)  # type: ignore[arg-type]
+        if shortened and not reason:
+            raise ServiceError(
+                "reason: say why the retention date is shortened or removed (it goes into the audit trail).",
+                code="reason_required",
+            )
+        details = {"before": _audit_value(old_until), "after": _audit_value(new_until), "shortened": shortened}
+        protection_rows.append(("case.retention", {**details, **({"reason": reason} if reason else {})}))
+    if "legal_hold" in protection:
+        lifted = not protection["legal_hold"]
+        if lifted and not reason:
+            raise ServiceError(
+                "reason: say why the legal hold is lifted (it goes into the audit trail).", code="reason_required"
+            )
+        details = {"before": case.legal_hold, "after": bool(protection["legal_hold"])}
+        protection_rows.append(("case.hold", {**details, **({"reason": reason} if reason else {})}))
+    before = {field: _audit_value(getattr(case, field)) for field in changed}
+    previous = {"retention_until": case.retention_until, "legal_hold": case.legal_hold}
+    for field, value in {**changed, **protection}.items():
+        setattr(case, field, value)
+    if not changed and not protection:
         return case
-    case.save(update_fields=[*after, "updated_at"])
-    audit_record(
-        action="case.update",
-        actor=actor,
-        target_type="case",
-        target_id=case.pk,
-        case_id=case.pk,
-        details={"before": before, "after": after},
-    )
+    case.save(update_fields=[*changed, *protection, "updated_at"])
+    if changed:
+        audit_record(
+            action="case.update",
+            actor=actor,
+            target_type="case",
+            target_id=case.pk,
+            case_id=case.pk,
+            details={"before": before, "after": {field: _audit_value(value) for field, value in changed.items()}},
+        )
+    if protection:
+        try:
+            responses = case_retention_changed.send(
+                sender=Case,
+                case=case,
+                actor=actor,
+                previous_retention_until=previous["retention_until"],
+                previous_legal_hold=previous["legal_hold"],
+            )
+        except ServiceError as exc:
+            raise ProtectionRefused(exc, protection_rows) from exc
+        applied = [response for _, response in responses if isinstance(response, dict)]
+        for action, details in protection_rows:
+            audit_record(
+                action=action,
+                actor=actor,
+                target_type="case",
+                target_id=case.pk,
+                case_id=case.pk,
+                details={**details, **({"store": applied[0] if len(applied) == 1 else applied} if applied else {})},
+            )
     return case
 
 

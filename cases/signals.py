@@ -1,10 +1,19 @@
-"""Sign-ins and sign-outs of the browser are audit events too."""
+"""Signals of the cases app: sign-ins and sign-outs of the browser are audit events too, and a case's
+retention or legal hold changing is announced to the apps above (evidence applies it in the store)."""
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from audit.models import Outcome
 from audit.services import audit_record
+
+# Sent by ``cases.services.case_update`` inside its transaction, after the case row is saved and before the
+# change's audit rows are written, when the retention date or the legal hold changed; kwargs: ``case``
+# (with the new values), ``actor``, ``previous_retention_until`` and ``previous_legal_hold``. Receivers run
+# synchronously; one raises a ``custodia.errors.ServiceError`` to refuse the change (the transaction then
+# rolls back and the refusal is audited), and may return a dict of what it applied, which goes into the
+# audit row. Evidence receives it (evidence/receivers.py) to protect every sealed object of the case.
+case_retention_changed = Signal()
 
 
 @receiver(user_logged_in)

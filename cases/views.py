@@ -10,7 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from audit.selectors import audit_events
+from audit.selectors import audit_events, folded_page, page_cursor
 from audit.verify import verify_chain
 from cases import permissions as perms
 from cases import selectors, services
@@ -89,7 +89,8 @@ def case_detail(request, case):
             initial={
                 f: getattr(case, f)
                 for f in ("title", "description", "status", "priority", "retention_until", "legal_hold")
-            }
+            },
+            may_change_protection=perms.MANAGE_RETENTION in granted,
         ),
         "add_form": MemberAddForm(candidates=candidates),
         "role_form": MemberRoleForm(),
@@ -100,7 +101,8 @@ def case_detail(request, case):
 @require_POST
 @case_view(perms.CHANGE_CASE)
 def case_edit(request, case):
-    form = CaseEditForm(request.POST)
+    granted = selectors.case_permissions(user=request.user, case=case)
+    form = CaseEditForm(request.POST, may_change_protection=perms.MANAGE_RETENTION in granted)
     if form.is_valid():
         run_service(
             request,
@@ -176,10 +178,21 @@ def case_audit(request, case):
     except ServiceError as exc:
         messages.error(request, exc.detail)
         filters = {}
-    events = audit_events(case_ids=[case.pk], **filters)
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    all_events = request.GET.get("events") == "all"
+    # Custody events by default; asking for actions by name shows those, whatever they are.
+    custody_only = not all_events and not (filters.get("action") or filters.get("actions"))
+    events = audit_events(case_ids=[case.pk], custody_only=custody_only, **filters)
+    page = folded_page(events, newest_first=True, cursor=page_cursor(request.GET.get("from", "")), size=50)
     query = request.GET.copy()
-    query.pop("page", None)
-    context = {"case": case, "form": form, "page": page, "chain": verify_chain(), "query": query.urlencode()}
+    query.pop("from", None)
+    context = {
+        "case": case,
+        "form": form,
+        "page": page,
+        "first_page": "from" not in request.GET,
+        "custody_only": custody_only,
+        "chain": verify_chain(),
+        "query": query.urlencode(),
+    }
     template = "audit/_event_table.html" if request.headers.get("HX-Request") else "audit/case_audit.html"
     return render(request, template, context)

@@ -6,4 +6,4 @@ class EvidenceConfig(AppConfig):
     verbose_name = "Evidence custody"
 
     def ready(self) -> None:
-        from evidence import checks  # noqa: F401 - registers the start-up checks
+        from evidence import checks, receivers  # noqa: F401 - registers the start-up checks and the receivers

@@ -8,7 +8,9 @@
 - ``GET /l/<token>/``: a plain page for the recipient with the hashes and the download.
 
 Any other method, and any link that is unknown, tampered with, expired, revoked, waiting for approval or
-used from outside its networks, gets 403 and an audit row, never a byte (evidence/services/links.py).
+used from outside its networks, gets 403 and an audit row, never a byte (evidence/services/links.py); a
+link to evidence whose verification found a mismatch gets 409. An address that keeps guessing gets 429
+(evidence/services/link_guesses.py).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from custodia.http_range import RangeNotSatisfiable, parse_range
 from evidence.container.errors import ContainerError
 from evidence.container.reader import ContainerReader
 from evidence.models import DownloadLink, Evidence
-from evidence.services import links
+from evidence.services import link_guesses, links
 from evidence.services.registration import data_key_for
 from evidence.storage.base import StoreError, get_store
 
@@ -47,13 +49,25 @@ def _plain(status: int, text: str, **headers) -> HttpResponse:
     return response
 
 
+_STATUS_TEXT = {403: "403 Forbidden", 409: "409 Conflict"}
+
+
 def _resolve(request, token: str) -> DownloadLink | HttpResponse:
+    address = client_address(request)
+    retry_after = link_guesses.link_guess_throttled(client_address=address)
+    if retry_after is not None:
+        return _plain(
+            429,
+            "429 Too Many Requests: too many invalid links from your address; try again later.",
+            **{"Retry-After": str(retry_after)},
+        )
     try:
-        link = links.link_resolve(token=token, method=request.method, client_address=client_address(request))
+        link = links.link_resolve(token=token, method=request.method, client_address=address)
     except links.LinkRefused as refused:
         if refused.link is not None:
             _note_for_audit(refused.link)
-        return _plain(403, f"403 Forbidden: {refused.detail}")
+        status = refused.status_code
+        return _plain(status, f"{_STATUS_TEXT.get(status, status)}: {refused.detail}")
     _note_for_audit(link)
     return link
 

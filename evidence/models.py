@@ -173,9 +173,10 @@ class LinkState(models.TextChoices):
 class DownloadLink(models.Model):
     """A time-limited, read-only link to the original bytes of one sealed evidence item.
 
-    The database keeps only the SHA-256 of the token (``lookup`` is its public, non-secret prefix, so a
-    tampered token can still be audited against the link it claims to be). Expiry is computed from the
-    clock; ``state`` stores only what people decide: pending, active or revoked.
+    The database keeps only the SHA-256 of the token (``lookup`` is its public, non-secret prefix, used to
+    find the link; a token whose secret does not match proves nothing and is refused as a guess, not in the
+    evidence's custody trail). Expiry is computed from the clock; ``state`` stores only what people decide:
+    pending, active or revoked.
     """
 
     evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="download_links")
@@ -243,3 +244,30 @@ class DownloadLink(models.Model):
     @property
     def approval_lapsed(self) -> bool:
         return self.state == LinkState.PENDING and self.state_at() == LinkState.EXPIRED
+
+
+class LinkGuessWindow(models.Model):
+    """Refused guesses at download links from one client address, within one window.
+
+    A guess is a token that proves no knowledge of a link: unknown, or a real link's public ``lookup``
+    prefix with a wrong secret. The first refusal of a window is an audit row of its own; the rest are
+    counted here and written as one ``link.refused.burst`` row when the window closes. Past
+    ``CUSTODIA_LINK_GUESS_LIMIT`` refusals in a window the address is answered 429 until it ends.
+    """
+
+    client_address = models.CharField(max_length=64)
+    started_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    refusals = models.PositiveIntegerField(default=1, help_text="Refused guesses, the first (audited) one included.")
+    throttled = models.PositiveIntegerField(default=0, help_text="Requests answered 429 in this window.")
+    reasons = models.JSONField(default=dict, blank=True, help_text="Refusals by reason (unknown, tampered).")
+    closed = models.BooleanField(default=False, help_text="Its count is written to the audit trail.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["client_address", "started_at"]),
+            models.Index(fields=["closed", "started_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.refusals} guesses from {self.client_address} since {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -8,6 +8,7 @@ import uuid
 from django.db.models import QuerySet
 
 from audit.models import AuditEvent
+from audit.selectors import FoldedPage, custody_relevant, folded_page
 from cases import permissions as perms
 from cases.models import Case, User
 from cases.selectors import case_get
@@ -62,6 +63,17 @@ def evidence_received_ranges(*, evidence: Evidence) -> list[tuple[int, int]]:
 def evidence_custody_events(*, evidence: Evidence) -> QuerySet[AuditEvent]:
     """Custody is the audit trail filtered to one evidence item (DESIGN.md §4)."""
     return AuditEvent.objects.filter(target_type="evidence", target_id=str(evidence.pk)).order_by("sequence")
+
+
+def evidence_custody_page(
+    *, evidence: Evidence, all_events: bool = False, cursor: int | None = None, size: int = 50
+) -> FoldedPage:
+    """One page of the evidence's custody timeline, oldest first: the custody-relevant events (or all, with
+    ``all_events``), repeated reads folded into one line with a count (audit.selectors.folded_page)."""
+    events = evidence_custody_events(evidence=evidence)
+    if not all_events:
+        events = custody_relevant(events)
+    return folded_page(events, newest_first=False, cursor=cursor, size=size)
 
 
 def escrowed_secrets(*, evidence: Evidence) -> QuerySet[KeyEscrow]:

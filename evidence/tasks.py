@@ -7,7 +7,7 @@ from celery import shared_task
 from cases.models import User
 from custodia.errors import AuditUnavailable
 from evidence.models import Evidence
-from evidence.services import integrity
+from evidence.services import integrity, link_guesses
 
 
 @shared_task(autoretry_for=(AuditUnavailable,), retry_backoff=True, max_retries=5, acks_late=True)
@@ -24,3 +24,9 @@ def verify_all_evidence() -> int:
     for evidence_id in ids:
         verify_evidence.delay(evidence_id)
     return len(ids)
+
+
+@shared_task(autoretry_for=(AuditUnavailable,), retry_backoff=True, max_retries=5)
+def close_link_guess_windows() -> int:
+    """The periodic close of finished windows of link guesses: their counts go into the audit trail."""
+    return link_guesses.link_guess_windows_close()

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from audit.selectors import page_cursor
 from cases import permissions as perms
 from cases.selectors import case_permissions
 from custodia.errors import ServiceError
@@ -44,11 +45,18 @@ def evidence_register(request, case):
 @evidence_view()
 def evidence_detail(request, evidence):
     granted = case_permissions(user=request.user, case=evidence.case)
+    all_events = request.GET.get("events") == "all"
+    custody = None
+    if perms.VIEW_AUDIT in granted:  # the timeline is audit content: actors, client addresses, recipients
+        custody = selectors.evidence_custody_page(
+            evidence=evidence, all_events=all_events, cursor=page_cursor(request.GET.get("from", ""))
+        )
     context = {
         "evidence": evidence,
         "case": evidence.case,
         "granted": granted,
-        "custody": selectors.evidence_custody_events(evidence=evidence),
+        "custody": custody,
+        "all_events": all_events,
         "secrets": selectors.escrowed_secrets(evidence=evidence),
         "secret_form": SecretEscrowForm(),
         "status": upload.upload_status(evidence=evidence) if perms.REGISTER_EVIDENCE in granted else None,

@@ -58,6 +58,12 @@ class CaseUpdateSerializer(StrictSerializer):
     priority = serializers.ChoiceField(choices=CasePriority.choices, required=False)
     retention_until = serializers.DateField(required=False, allow_null=True)
     legal_hold = serializers.BooleanField(required=False)
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        help_text="Why the retention date is shortened or the legal hold lifted (required then; audited).",
+    )
 
 
 class MembershipSerializer(serializers.ModelSerializer):
@@ -148,6 +154,23 @@ class AuditEventSerializer(serializers.Serializer):
     details = serializers.JSONField()
     prev_hash = serializers.CharField()
     hash = serializers.CharField()
+
+
+class FoldedAuditLineSerializer(serializers.Serializer):
+    """One line of a review page (``audit.selectors.FoldedLine``): an event, or ``count`` alike reads folded
+    into it, from ``first_at`` to ``last_at`` (sequences ``first_sequence`` to ``last_sequence``)."""
+
+    event = AuditEventSerializer()
+    count = serializers.IntegerField()
+    first_at = serializers.DateTimeField()
+    last_at = serializers.DateTimeField()
+    first_sequence = serializers.IntegerField()
+    last_sequence = serializers.IntegerField()
+
+    def to_representation(self, instance):
+        # Flat: the event's fields with the fold's beside them, so a line reads like an event.
+        data = super().to_representation(instance)
+        return {**data.pop("event"), **data}
 
 
 class ChainReportSerializer(serializers.Serializer):

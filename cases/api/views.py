@@ -225,6 +225,7 @@ def audit_filters(params) -> dict:
     return {
         "actor": params.get("actor", "").strip(),
         "action": params.get("action", "").strip(),
+        "actions": [name.strip() for name in params.getlist("actions") if name.strip()],
         "outcome": params.get("outcome", "").strip(),
         "since": _parse_moment(params.get("since", "").strip(), "since"),
         "until": _parse_moment(params.get("until", "").strip(), "until", end_of_day=True),
@@ -241,6 +242,7 @@ class AuditListView(APIView):
             OpenApiParameter("case", int, description="Case id; without it, every case whose audit you may read"),
             OpenApiParameter("actor", str),
             OpenApiParameter("action", str, description="Action, or a prefix such as 'case.'"),
+            OpenApiParameter("actions", str, many=True, description="Any of these actions (exact names)"),
             OpenApiParameter("outcome", str, enum=Outcome.values),
             OpenApiParameter("since", str, description="ISO date or date-time (inclusive)"),
             OpenApiParameter("until", str, description="ISO date or date-time (exclusive; a date means its end)"),

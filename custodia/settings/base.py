@@ -251,6 +251,11 @@ CUSTODIA_LINK_DEFAULT_SECONDS = env_int("CUSTODIA_LINK_DEFAULT_SECONDS", 8 * 360
 CUSTODIA_LINK_MAX_SECONDS = env_int("CUSTODIA_LINK_MAX_SECONDS", 72 * 3600, minimum=60)
 CUSTODIA_LINK_APPROVAL_OVER_SECONDS = env_int("CUSTODIA_LINK_APPROVAL_OVER_SECONDS", 8 * 3600, minimum=0)
 CUSTODIA_LINK_APPROVAL_VALID_SECONDS = env_int("CUSTODIA_LINK_APPROVAL_VALID_SECONDS", 24 * 3600, minimum=60)
+# Guessing at links: refusals of tokens that prove no knowledge of a link are counted per client address in
+# windows of CUSTODIA_LINK_GUESS_WINDOW_SECONDS (one audit row for the first, one with the count when the
+# window closes); past CUSTODIA_LINK_GUESS_LIMIT in a window the address gets 429 until the window ends.
+CUSTODIA_LINK_GUESS_WINDOW_SECONDS = env_int("CUSTODIA_LINK_GUESS_WINDOW_SECONDS", 60, minimum=1)
+CUSTODIA_LINK_GUESS_LIMIT = env_int("CUSTODIA_LINK_GUESS_LIMIT", 20, minimum=1)
 # Azure SAS links are user-delegation SAS. An account-key SAS is allowed only against a loopback Azurite,
 # in development, and only when this is set (with the Azurite connection string below).
 CUSTODIA_LINK_SAS_ALLOW_ACCOUNT_KEY = env_bool("CUSTODIA_LINK_SAS_ALLOW_ACCOUNT_KEY", False)
@@ -297,6 +302,11 @@ CELERY_BEAT_SCHEDULE = {
     "verify-sealed-evidence": {
         "task": "evidence.tasks.verify_all_evidence",
         "schedule": env_int("CUSTODIA_EVIDENCE_VERIFY_SECONDS", 7 * 24 * 3600, minimum=60),
+    },
+    # Writes the count of each finished window of link guesses (evidence/services/link_guesses.py).
+    "close-link-guess-windows": {
+        "task": "evidence.tasks.close_link_guess_windows",
+        "schedule": CUSTODIA_LINK_GUESS_WINDOW_SECONDS,
     },
 }
 

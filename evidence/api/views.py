@@ -12,9 +12,10 @@ from rest_framework.views import APIView
 
 from audit.context import note_target
 from cases import permissions as perms
-from cases.api.serializers import AuditEventSerializer
+from cases.api.serializers import FoldedAuditLineSerializer
 from cases.selectors import case_get
 from custodia.api import evidence_for_request, validated
+from custodia.errors import ServiceError
 from evidence import selectors
 from evidence.api import serializers as s
 from evidence.services import escrow, intake, integrity, registration, upload
@@ -176,10 +177,40 @@ class EvidenceSecretRevealView(APIView):
             )
 
 
-class EvidenceCustodyView(APIView):
-    required_permission = perms.VIEW_EVIDENCE
+MAX_CUSTODY_PAGE = 500
 
-    @extend_schema(responses=AuditEventSerializer(many=True))
+
+def _whole_number(value: str, name: str) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ServiceError(f"{name} must be a whole number above 0.")
+    return int(value)
+
+
+class EvidenceCustodyView(APIView):
+    required_permission = perms.VIEW_AUDIT  # actors, client addresses, link recipients: the audit trail
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("all", bool, description="Every event, reads included (default: custody-relevant)"),
+            OpenApiParameter("cursor", int, description="Sequence the page starts at (from the Link header)"),
+            OpenApiParameter("size", int, description=f"Lines per page (at most {MAX_CUSTODY_PAGE})"),
+        ],
+        responses=FoldedAuditLineSerializer(many=True),
+    )
     def get(self, request, evidence_id):
-        evidence = evidence_for_request(request, evidence_id)
-        return Response(AuditEventSerializer(selectors.evidence_custody_events(evidence=evidence), many=True).data)
+        evidence = evidence_for_request(request, evidence_id, perms.VIEW_AUDIT)
+        params = request.query_params
+        page = selectors.evidence_custody_page(
+            evidence=evidence,
+            all_events=params.get("all", "").lower() in ("1", "true", "yes"),
+            cursor=_whole_number(params.get("cursor", ""), "cursor"),
+            size=min(_whole_number(params.get("size", ""), "size") or 100, MAX_CUSTODY_PAGE),
+        )
+        response = Response(FoldedAuditLineSerializer(page.lines, many=True).data)
+        if page.next_cursor is not None:
+            following = request.query_params.copy()
+            following["cursor"] = str(page.next_cursor)
+            response["Link"] = f'<{request.build_absolute_uri(request.path)}?{following.urlencode()}>; rel="next"'
+        return response

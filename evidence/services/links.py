@@ -9,10 +9,13 @@
 - ``link_revoke`` takes effect at once: every download request looks the link up again.
 - ``link_resolve`` is the gate of ``GET /l/<token>``: an unknown, tampered, expired, revoked or pending
   link, a client outside the link's networks, or any method but GET/HEAD is refused (``LinkRefused``,
-  403) *after* an audit row saying why is written. Every use is audited with client address and range.
+  403) *after* an audit row saying why is written; a link to evidence whose verification found a mismatch
+  is refused with 409 before any byte. Every use is audited with client address and range.
 
 Audit rows of a link target its evidence (custody is the audit trail of the evidence) and carry the link
-id in ``details["link"]``; a token that names no link is recorded against target type ``link``.
+id in ``details["link"]`` — once the token has proved knowledge of the link (its secret matches). A token
+that does not (unknown, or a real prefix with a wrong secret) is a guess: counted per client address and
+recorded against target type ``link`` only (evidence/services/link_guesses.py).
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ from cases import permissions as perms
 from cases.models import User
 from cases.selectors import user_in_organization
 from custodia.errors import Conflict, Forbidden, NotFound, ServiceError
-from evidence.models import DownloadLink, Evidence, LinkKind, LinkState
+from evidence.models import DownloadLink, Evidence, IntegrityStatus, LinkKind, LinkState
 from evidence.selectors import evidence_get, link_by_lookup, link_get, native_blob_of
+from evidence.services.link_guesses import link_guess_refused
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 MAX_NETWORKS = 32
@@ -62,10 +66,11 @@ class LinkRefused(ServiceError):
     code = "link_refused"
     status_code = 403
 
-    def __init__(self, detail: str, *, reason: str, link: DownloadLink | None = None):
+    def __init__(self, detail: str, *, reason: str, link: DownloadLink | None = None, status_code: int = 403):
         super().__init__(detail, extra={"reason": reason})
         self.reason = reason
         self.link = link
+        self.status_code = status_code
 
 
 def hash_token(token: str) -> str:
@@ -291,18 +296,16 @@ def link_revoke(*, link: DownloadLink, actor: User, now: datetime | None = None)
 # --- using a link ---------------------------------------------------------------------------------------
 
 
-def _refuse(*, reason: str, detail: str, method: str, link: DownloadLink | None, lookup: str = "") -> LinkRefused:
-    details = {"reason": reason, "method": method}
-    if link is not None:
-        _audit_link(action="link.refused", link=link, outcome=Outcome.DENIED, details=details)
-    else:
-        audit_record(
-            action="link.refused",
-            outcome=Outcome.DENIED,
-            target_type="link",
-            details={**details, "lookup": lookup},
-        )
-    return LinkRefused(detail, reason=reason, link=link)
+def _refuse(*, reason: str, detail: str, method: str, link: DownloadLink, status_code: int = 403) -> LinkRefused:
+    """A refusal of a token that proved knowledge of ``link``: it goes into the evidence's custody trail."""
+    _audit_link(action="link.refused", link=link, outcome=Outcome.DENIED, details={"reason": reason, "method": method})
+    return LinkRefused(detail, reason=reason, link=link, status_code=status_code)
+
+
+def _refuse_guess(*, reason: str, method: str, client_address: str) -> LinkRefused:
+    """A refusal of a token that proves no knowledge of any link: counted per address, never in a custody trail."""
+    link_guess_refused(client_address=client_address, reason=reason, method=method)
+    return LinkRefused("This link is not valid.", reason=reason)
 
 
 def _client_allowed(*, networks: list[str], client_address: str) -> bool:
@@ -325,9 +328,10 @@ def link_resolve(*, token: str, method: str, client_address: str, now: datetime 
     lookup = match.group(1) if match else (token or "")[:16]
     link = link_by_lookup(lookup=lookup) if _LOOKUP.match(lookup) else None
     if link is None:
-        raise _refuse(reason="unknown", detail="This link is not valid.", method=method, link=None, lookup="")
+        raise _refuse_guess(reason="unknown", method=method, client_address=client_address)
     if not match or link.kind != LinkKind.SIGNED or not hmac.compare_digest(hash_token(token), link.token_hash):
-        raise _refuse(reason="tampered", detail="This link is not valid.", method=method, link=link)
+        # The public prefix of a real link with a wrong secret proves nothing: a guess like any other.
+        raise _refuse_guess(reason="tampered", method=method, client_address=client_address)
     if method not in READ_METHODS:
         raise _refuse(
             reason="write_refused", detail="A download link is read-only: only GET and HEAD.", method=method, link=link
@@ -349,6 +353,16 @@ def link_resolve(*, token: str, method: str, client_address: str, now: datetime 
         raise _refuse(reason="network", detail="This link may not be used from your network.", method=method, link=link)
     if not link.evidence.is_sealed:
         raise _refuse(reason="not_sealed", detail="The evidence is not available.", method=method, link=link)
+    if link.evidence.integrity == IntegrityStatus.MISMATCH:
+        # Refused before any byte: its bytes no longer match the hashes a download is checked against.
+        raise _refuse(
+            reason="integrity_mismatch",
+            detail="The last verification of this evidence found its stored bytes do not match its hashes: "
+            "nothing is sent until a custodian has dealt with it.",
+            method=method,
+            link=link,
+            status_code=409,
+        )
     return link
 
 

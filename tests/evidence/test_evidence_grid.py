@@ -9,6 +9,7 @@ from cases.models import User
 from evidence.models import Evidence
 from evidence.services.registration import evidence_register
 from tests.cases.test_permission_grid import (
+    AUDITORS,
     CALLERS,
     EVERYONE_IN_CASE,
     Endpoint,
@@ -26,7 +27,8 @@ API = [
     Endpoint("GET", "/api/evidence/{evidence}/", CASE_TEAM),
     Endpoint("GET", "/api/evidence/{evidence}/content/status", CUSTODIANS),
     Endpoint("POST", "/api/evidence/{evidence}/seal", CUSTODIANS),
-    Endpoint("GET", "/api/evidence/{evidence}/custody", CASE_TEAM),
+    # #15 changed this on purpose: the custody trail is audit content (actors, addresses, recipients).
+    Endpoint("GET", "/api/evidence/{evidence}/custody", AUDITORS),
     Endpoint("GET", "/api/evidence/{evidence}/secrets/", CASE_TEAM),
     Endpoint(
         "POST", "/api/evidence/{evidence}/secrets/", CUSTODIANS, {"kind": "luks_passphrase", "name": "x", "value": "y"}

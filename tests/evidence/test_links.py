@@ -142,17 +142,21 @@ def test_revocation_takes_effect_at_once(api, demo, sealed, client):
 
 
 def test_tampered_and_unknown_tokens_are_refused_and_audited(api, demo, sealed, client):
+    # #15 changed this on purpose: a real link's public prefix with a wrong secret proves no knowledge of
+    # the link, so it is a guess like an unknown token: never in the evidence's custody trail, and a burst of
+    # guesses from one address is one row for the first and one with the count when the window closes
+    # (tests/evidence/test_link_guessing.py).
     body = issue(api, sealed, demo.custodian).json()
     url = path_of(body["url"])
     tampered = url[:-1] + ("A" if url[-1] != "A" else "B")
     for attempt in (tampered, tampered + "/", tampered + "/hashes.txt"):
         response = client.get(attempt)
         assert response.status_code == 403 and response.content.startswith(b"403 Forbidden")
-    reasons = [e.details["reason"] for e in link_events(body["id"]).filter(action="link.refused")]
-    assert reasons == ["tampered"] * 3
+    assert not link_events(body["id"]).filter(action="link.refused").exists()
     assert client.get("/l/0123456789abcdef.nothing-of-the-sort-at-all").status_code == 403
-    unknown = AuditEvent.objects.filter(action="link.refused", target_type="link").get()
-    assert unknown.details["reason"] == "unknown" and unknown.outcome == "denied"
+    guess = AuditEvent.objects.filter(action="link.refused", target_type="link").get()
+    assert guess.details["reason"] == "tampered" and guess.outcome == "denied"
+    assert guess.case_id is None and guess.target_id == ""
     assert DownloadLink.objects.get(pk=body["id"]).uses == 0
 
 
