@@ -278,3 +278,21 @@ def test_a_trail_of_ten_thousand_events_renders_in_well_under_ten_seconds(demo):
     elapsed = time.perf_counter() - started
     assert produced.content.startswith(b"%PDF-")
     assert elapsed < 10, f"{elapsed:.1f} s"
+
+
+def test_the_evidence_case_and_audit_pages_offer_the_reports_to_auditors_only(client, demo, custody):
+    pages = {
+        f"/evidence/{custody['id']}/": f"/api/evidence/{custody['id']}/custody/report.pdf",
+        f"/cases/{demo.case.pk}/": f"/api/cases/{demo.case.pk}/custody/report.pdf",
+        f"/cases/{demo.case.pk}/audit/": f"/api/cases/{demo.case.pk}/custody/report.pdf",
+    }
+    client.force_login(demo.prosecutor)
+    for page, report in pages.items():
+        html = client.get(page).content.decode()
+        assert f'href="{report}"' in html and f'href="{report.replace(".pdf", ".json")}"' in html, page
+    downloaded = client.get(pages[f"/evidence/{custody['id']}/"])  # the button, with the page's session
+    assert downloaded.status_code == 200 and downloaded["Content-Type"] == "application/pdf"
+    assert downloaded["Content-Disposition"] == f'attachment; filename="custody-report-evidence-{custody["id"]}.pdf"'
+    client.force_login(demo.detective)
+    for page in list(pages)[:2]:
+        assert "custody/report" not in client.get(page).content.decode(), page

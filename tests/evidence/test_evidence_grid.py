@@ -9,6 +9,7 @@ from cases.models import User
 from evidence.models import Evidence
 from evidence.services.registration import evidence_register
 from tests.cases.test_permission_grid import (
+    AUDITORS,
     CALLERS,
     EVERYONE_IN_CASE,
     Endpoint,
@@ -35,6 +36,8 @@ API = [
     Endpoint("GET", "/api/evidence/{evidence}/extractions/", CASE_TEAM),
     Endpoint("GET", "/api/evidence/{evidence}/links", CUSTODIANS),
     Endpoint("POST", "/api/evidence/{evidence}/links", CUSTODIANS, {"recipient": "prosecutor", "reason": "Court"}),
+    Endpoint("GET", "/api/evidence/{evidence}/custody/report.json", AUDITORS),
+    Endpoint("GET", "/api/evidence/{evidence}/custody/report.pdf", AUDITORS),
 ]
 PAGES = [
     Endpoint("GET", "/cases/{case}/evidence/", CASE_TEAM),
