@@ -294,6 +294,7 @@ def case_flowables(report: dict) -> list[Flowable]:
                 ("Status / priority", f"{case['status']} / {case['priority']}"),
                 ("Retention until", case["retention_until"]),
                 ("Legal hold", "yes" if case["legal_hold"] else "no"),
+                ("Evidence store", report["store"]),
                 ("Opened (UTC)", f"{case['opened_at']} by {case['opened_by'] or '—'}"),
             ]
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
@@ -15,8 +16,10 @@ from custodia.custody_report import services
 from custodia.custody_report.services import ProducedReport
 
 REPORT_RESPONSES = {
-    (200, "application/pdf"): OpenApiResponse(description="The custody report as PDF"),
-    (200, "application/json"): OpenApiResponse(description="The custody report's data as JSON"),
+    (200, "application/pdf"): OpenApiResponse(response=OpenApiTypes.BINARY, description="The custody report as PDF"),
+    (200, "application/json"): OpenApiResponse(
+        response=OpenApiTypes.OBJECT, description="The custody report's data (report.json)"
+    ),
 }
 
 
@@ -30,16 +33,18 @@ def report_response(produced: ProducedReport) -> HttpResponse:
 
 
 class ReportView(APIView):
-    """Whatever a browser or client accepts, refusals are answered as JSON (the report itself is not
-    rendered by DRF): content negotiation never refuses a caller with 406."""
-
     required_permission = perms.VIEW_AUDIT
 
     def perform_content_negotiation(self, request, force=False):
+        # The report is sent as it is (not rendered by DRF); a refusal is JSON whatever the caller accepts
+        # (a browser, ``Accept: application/pdf``), rather than a 406.
         return JSONRenderer(), JSONRenderer.media_type
 
 
 class EvidenceCustodyReportView(ReportView):
+    """The custody report of one evidence item (custodians and prosecutors); producing it is audited with
+    its SHA-256, which the response also carries in ``X-Content-SHA256``."""
+
     @extend_schema(responses=REPORT_RESPONSES)
     def get(self, request, evidence_id, report_format: str):
         evidence = evidence_for_request(request, evidence_id, perms.VIEW_AUDIT)
@@ -49,6 +54,9 @@ class EvidenceCustodyReportView(ReportView):
 
 
 class CaseCustodyReportView(ReportView):
+    """The custody report of a case and all its evidence (custodians and prosecutors); producing it is
+    audited with its SHA-256, which the response also carries in ``X-Content-SHA256``."""
+
     @extend_schema(responses=REPORT_RESPONSES)
     def get(self, request, case_id: int, report_format: str):
         note_target(case_id=case_id)
