@@ -87,6 +87,11 @@ _DECLARED = (
     # Requests (see the module's docstring)
     AuditAction("request.access", "A request under a case to a route that has no name."),
     AuditAction("<route>.access", "A request under a case (reads and denials included), named by its route."),
+    # Reports
+    AuditAction(
+        "custody.report",
+        "A custody report of an evidence item or a case was produced: which, its format and its SHA-256.",
+    ),
 )
 
 ACTIONS: dict[str, AuditAction] = {action.name: action for action in _DECLARED}

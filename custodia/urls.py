@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/", include("cases.api.urls")),
     path("api/", include("evidence.api.urls")),
     path("api/", include("search.api.urls")),
+    path("api/", include("custodia.custody_report.urls")),
     # The API's description, open to anyone (drf-spectacular's SERVE_PERMISSIONS): it names no case.
     path("api/schema/", requires(PUBLIC)(SpectacularAPIView.as_view()), name="api-schema"),
     path("api/docs/", requires(PUBLIC)(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),

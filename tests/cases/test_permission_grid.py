@@ -43,6 +43,8 @@ API_ENDPOINTS = [
     Endpoint("DELETE", "/api/cases/{case}/members/detective/", MEMBER_MANAGERS),
     Endpoint("GET", "/api/audit/?case={case}", AUDITORS),
     Endpoint("GET", "/api/cases/{case}/traces/complete?prefix=fi", SEARCHERS),
+    Endpoint("GET", "/api/cases/{case}/custody/report.json", AUDITORS),
+    Endpoint("GET", "/api/cases/{case}/custody/report.pdf", AUDITORS),
 ]
 
 UI_PAGES = [

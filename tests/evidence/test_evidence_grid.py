@@ -37,6 +37,8 @@ API = [
     Endpoint("GET", "/api/evidence/{evidence}/extractions/", CASE_TEAM),
     Endpoint("GET", "/api/evidence/{evidence}/links", CUSTODIANS),
     Endpoint("POST", "/api/evidence/{evidence}/links", CUSTODIANS, {"recipient": "prosecutor", "reason": "Court"}),
+    Endpoint("GET", "/api/evidence/{evidence}/custody/report.json", AUDITORS),
+    Endpoint("GET", "/api/evidence/{evidence}/custody/report.pdf", AUDITORS),
 ]
 PAGES = [
     Endpoint("GET", "/cases/{case}/evidence/", CASE_TEAM),
