@@ -146,7 +146,8 @@ def test_evidence_report_json_has_every_section(api, demo, custody):
     assert [(e["action"], e["actor"]) for e in events["refusals"]] == [
         ("api-evidence-custody-report-json.access", "detective")
     ]
-    assert "case.update" in actions["case_changes"]
+    # A retention change is its own action since the review of item 7 (case.retention, custody-critical).
+    assert "case.retention" in actions["case_changes"]
     assert all(e["occurred_at"].endswith("Z") for rows in events.values() for e in rows)
     head = AuditEvent.objects.filter(case_id=demo.case.pk).order_by("-sequence")[1]  # before the report's own row
     assert report["chain"]["head_sequence"] == head.sequence and report["chain"]["head_hash"] == head.hash
