@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import re
@@ -60,6 +61,7 @@ HASHED_FIELDS = (
     "details",
 )
 HASHED_FIELD_SET = frozenset(HASHED_FIELDS)
+HEADER_FIELDS = ("type", "format", "case", "exported_at", "keys")
 EVENT_FIELDS = ("row", "prev_hash", "hash", "case_sequence", "case_prev_hash", "case_hash")
 CHECKPOINT_FIELDS = ("statement", "signature", "algorithm", "key_fingerprint")
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -403,10 +405,12 @@ class P256PublicKey:
             return False
         # x = X / Z^2; compare without inverting: x mod n == r means x is r or r + n (when below p).
         zz = Z * Z % P256_P
-        return any(X == candidate * zz % P256_P for candidate in (r, r + P256_N) if candidate < P256_P)
+        return any(candidate * zz % P256_P == X for candidate in (r, r + P256_N) if candidate < P256_P)
 
 
+@functools.lru_cache(maxsize=16)
 def load_public_key(algorithm: str, encoded: bytes):
+    """The key with its tables (kept: a session verifying several exports signed by one key builds them once)."""
     if algorithm == ED25519:
         return Ed25519PublicKey.load(encoded)
     if algorithm == ECDSA_P256_SHA256:
@@ -441,6 +445,7 @@ class Report:
     checkpoints: int = 0
     newest_checkpoint: int | None = None
     signed_through: int = 0  # the highest case_sequence a valid checkpoint signs
+    reference_line: int | None = None  # the case.create event that confirms the header's reference
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -465,7 +470,7 @@ class Report:
             "verified": self.verified,
             "exit_code": self.exit_code,
             "unusable": self.unusable,
-            "case": {"id": self.case_id, "reference": self.case_reference},
+            "case": {"id": self.case_id, "reference": self.case_reference, "reference_line": self.reference_line},
             "exported_at": self.exported_at,
             "keys": self.keys,
             "expected_fingerprint": self.expected_fingerprint,
@@ -480,9 +485,13 @@ class Report:
     def text(self) -> str:
         if self.unusable:
             return f"UNUSABLE INPUT: {self.unusable}\n"
+        if self.reference_line is not None:
+            confirmed = f"as created at line {self.reference_line}"
+        else:
+            confirmed = "no case.create event confirms it"
         out = [
-            f"Custodia audit export of case {self.case_id} ({self.case_reference}), exported at "
-            f"{self.exported_at} (reference and export time as stated by the export; they are not signed)"
+            f"Custodia audit export of case {self.case_id}, reference {self.case_reference!r} ({confirmed}); "
+            f"exported at {self.exported_at} (as the export states; the export time is not signed)"
         ]
         for key in self.keys:
             if self.expected_fingerprint is None:
@@ -578,9 +587,14 @@ def b64decode(value: object, name: str) -> bytes:
     if not isinstance(value, str):
         raise Malformed(f"{name} is not a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
+        decoded = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise Malformed(f"{name} is not valid base64") from None
+    # Base64 has spare bits in its last character: without this, two texts would decode to one signature
+    # and an edited byte could pass unnoticed.
+    if base64.b64encode(decoded).decode("ascii") != value:
+        raise Malformed(f"{name} is not in canonical base64")
+    return decoded
 
 
 @dataclass
@@ -604,13 +618,15 @@ class ExportVerifier:
         self.in_checkpoints = False
         self.previous_checkpoint: tuple[int, int, int] | None = None  # (number, case_sequence, line)
         self.verified_signatures: dict[tuple, bool] = {}
+        # The reference the case was created with (a case's reference never changes), and its line.
+        self.created_reference: tuple[object, int] | None = None
 
     # The header ---------------------------------------------------------------------------------------
 
     def read_header(self, text: str) -> None:
         report = self.report
         try:
-            header = require_object(parse_json(text), ("type", "format", "case", "keys"), "the header")
+            header = require_object(parse_json(text), HEADER_FIELDS, "the header")
         except Malformed as error:
             report.unusable = f"line 1 is not a Custodia export header: {error}"
             return
@@ -624,9 +640,12 @@ class ExportVerifier:
         if not isinstance(case, dict) or "id" not in case:
             report.unusable = "line 1: the header names no case id"
             return
+        unknown = sorted(set(header) - set(HEADER_FIELDS))
+        if unknown:
+            report.problem(1, f"the header has fields {EXPORT_FORMAT} does not define: {', '.join(unknown)}")
         self.case_id = case["id"]
         report.case_id, report.case_reference = case["id"], case.get("reference")
-        report.exported_at = header.get("exported_at")
+        report.exported_at = header["exported_at"]
         if not isinstance(header["keys"], list) or not header["keys"]:
             report.problem(1, "the header carries no public key: no checkpoint can be checked")
             return
@@ -748,6 +767,8 @@ class ExportVerifier:
             elif sequence == previous_sequence + 1 and prev_hash != previous_hash:
                 why.append(f"prev_hash does not link to line {previous_line}'s hash")
 
+        if row["action"] == "case.create" and row["target_type"] == "case" and isinstance(row["details"], dict):
+            self.created_reference = (row["details"].get("reference"), number)
         if why:
             report.problem(number, "; ".join(why))
         self.chain_unknown = False
@@ -803,7 +824,8 @@ class ExportVerifier:
                 )
         if case_sequence > report.events:
             why.append(
-                f"truncated: the export ends at {report.events} but checkpoint {checkpoint} covers up to {case_sequence}"
+                f"truncated: the export ends at {report.events} "
+                f"but checkpoint {checkpoint} covers up to {case_sequence}"
             )
         elif case_sequence < 1:
             why.append(f"checkpoint {checkpoint} covers up to case_sequence {case_sequence}, which no event has")
@@ -853,7 +875,7 @@ class ExportVerifier:
         report = self.report
         blank_lines: list[int] = []
         number = 0
-        for number, raw in enumerate(lines, start=1):  # noqa: B007 (the count is used after the loop)
+        for number, raw in enumerate(lines, start=1):
             try:
                 text = decode_line(raw)
             except Malformed as error:
@@ -877,6 +899,16 @@ class ExportVerifier:
         if number == 0 or (number == len(blank_lines)):
             report.unusable = "the export is empty"
             return report
+        if self.created_reference is not None:
+            reference, line = self.created_reference
+            if reference != report.case_reference:
+                report.problem(
+                    1,
+                    f"the header names case reference {report.case_reference!r}, but the case was created "
+                    f"as {reference!r} (line {line})",
+                )
+            else:
+                report.reference_line = line
         if report.events and not report.checkpoints:
             report.problem(None, f"no checkpoint: none of the {report.events} events is signed")
         return report
