@@ -70,9 +70,14 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 PROBLEMS_SHOWN = 50
 
 
+# json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False), with the encoder made once
+# (json.dumps builds a new one on every call when given options).
+CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(row: dict) -> bytes:
     """The bytes a row is hashed over: exactly audit.chain.canonical_json of Custodia."""
-    return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return CANONICAL_ENCODER.encode(row).encode("utf-8")
 
 
 def chained_hash(prev_hash: str, canonical_row: bytes) -> str:
@@ -516,7 +521,9 @@ class Report:
             out.append(str(problem))
         if len(self.problems) > PROBLEMS_SHOWN:
             out.append(f"... and {len(self.problems) - PROBLEMS_SHOWN} more problems")
-        if self.verified:
+        if self.verified and not self.events:
+            out.append("VERIFIED: the export holds no events")
+        elif self.verified:
             out.append(f"VERIFIED: events 1..{self.signed_through} are complete, unaltered and signed")
         else:
             out.append(f"NOT VERIFIED: {len(self.problems)} problem(s)")
@@ -544,9 +551,13 @@ def reject_duplicate_keys(pairs: list[tuple]) -> dict:
     return result
 
 
+# Made once: json.loads builds a new decoder on every call when given options.
+STRICT_DECODER = json.JSONDecoder(object_pairs_hook=reject_duplicate_keys, parse_constant=reject_constant)
+
+
 def parse_json(text: str) -> object:
     try:
-        return json.loads(text, object_pairs_hook=reject_duplicate_keys, parse_constant=reject_constant)
+        return STRICT_DECODER.decode(text)
     except json.JSONDecodeError as error:
         raise Malformed(f"not valid JSON ({error.msg} at column {error.colno})") from None
     except RecursionError:

@@ -260,6 +260,26 @@ def test_without_key_the_report_says_the_key_is_not_pinned(isolated_verifier):
     assert "NOT PINNED" in result.stdout
 
 
+def test_the_command_line_can_print_the_report_as_json(isolated_verifier):
+    result = run_cli(isolated_verifier, build_export().data(), "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 0
+    assert (report["verified"], report["events"], report["signed_through"], report["not_yet_checkpointed"]) == (
+        True,
+        12,
+        8,
+        4,
+    )
+
+
+def test_an_export_of_a_case_without_events_verifies():
+    export = build_export()
+    export.events, export.checkpoints = [], []
+    report = verify(export.data())
+    assert report.verified
+    assert "VERIFIED: the export holds no events" in report.text()
+
+
 def test_a_fully_checkpointed_export_has_no_unsigned_rows():
     report = verify(build_export(events=8, every=4, tail=0).data())
     assert report.verified and report.not_yet_checkpointed == 0
