@@ -559,7 +559,7 @@ def parse_json(text: str) -> object:
     try:
         return STRICT_DECODER.decode(text)
     except json.JSONDecodeError as error:
-        raise Malformed(f"not valid JSON ({error.msg} at column {error.colno})") from None
+        raise Malformed(f"not valid JSON ({error.msg}, column {error.colno})") from None
     except RecursionError:
         raise Malformed("not valid JSON (nested too deeply)") from None
 

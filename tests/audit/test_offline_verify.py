@@ -499,7 +499,7 @@ def test_an_event_after_the_checkpoints_is_caught():
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        (b"this is not json", "line 4: malformed line: not valid JSON (Expecting value at column 1)"),
+        (b"this is not json", "line 4: malformed line: not valid JSON (Expecting value, column 1)"),
         (b"\xff\xfe{}", "line 4: malformed line: not UTF-8 (byte 1)"),
         (b"[1, 2]", "line 4: malformed line: not an event or a checkpoint (type None)"),
         (b'{"type": "event"}', "line 4: malformed event: the event lacks row, prev_hash, hash"),
