@@ -278,17 +278,18 @@ def _statement_problem(checkpoint: ArchivedCheckpoint, keys: dict[str, PublicKey
     return ""
 
 
-def case_checkpoint_entries(*, case_id: int, archive: CheckpointArchive | None = None) -> list[dict]:
-    """The signed statements of one case, in checkpoint order, read from the archive (the index says which
-    checkpoints to read). Each: ``{"statement", "signature", "algorithm", "key_fingerprint"}``."""
+def case_checkpoint_entries(
+    *, case_id: int, through_case_sequence: int | None = None, archive: CheckpointArchive | None = None
+) -> list[dict]:
+    """The signed statements of one case, in checkpoint order, read from the archive (the index table
+    only says which checkpoints to read), up to those that sign ``through_case_sequence``.
+    Each: ``{"statement", "signature", "algorithm", "key_fingerprint"}``."""
     archive = archive or get_archive()
+    heads = AuditCaseCheckpoint.objects.filter(case_id=case_id)
+    if through_case_sequence is not None:
+        heads = heads.filter(case_sequence__lte=through_case_sequence)
     entries = []
-    numbers = (
-        AuditCaseCheckpoint.objects.filter(case_id=case_id)
-        .order_by("checkpoint_id")
-        .values_list("checkpoint_id", flat=True)
-    )
-    for number in numbers:
+    for number in heads.order_by("checkpoint_id").values_list("checkpoint_id", flat=True):
         document = json.loads(archive.get(checkpoint_name(number)))
         for entry in document["cases"]:
             statement = json.loads(entry["statement"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from audit import context
 from audit.actions import UndeclaredAuditAction, is_custody_critical, is_declared
 from audit.chain import GENESIS_HASH, canonical_json, json_safe, link_hash
 from audit.checkpoint_writer import schedule_checkpoint
+from audit.export import EXPORT_FORMAT, case_export_lines
 from audit.models import AuditEvent, Outcome
 from audit.verify import verify_trail
 from custodia.errors import AuditUnavailable
@@ -114,6 +116,24 @@ def _case_links(*, case_id: int | None, canonical: bytes) -> dict:
         "case_prev_hash": case_prev_hash,
         "case_hash": link_hash(case_prev_hash, canonical),
     }
+
+
+def case_audit_export(
+    *, actor: Actor, case_id: int, case_reference: str, organization_id: int | None = None
+) -> Iterator[str]:
+    """Record the export of a case's trail (``audit.export``, custody-critical: the checkpoint that covers
+    it is written when the request's transaction commits, before the first line goes out) and return its
+    lines, bounded at that row. The caller has checked that ``actor`` may read the case's audit trail."""
+    event = audit_record(
+        action="audit.export",
+        actor=actor,
+        target_type="case",
+        target_id=case_id,
+        case_id=case_id,
+        organization_id=organization_id,
+        details={"format": EXPORT_FORMAT},
+    )
+    return case_export_lines(case_id=case_id, case_reference=case_reference, through_sequence=event.sequence)
 
 
 @transaction.atomic

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.selectors import audit_events
-from audit.verify import verify_chain
+from audit.verify import verify_trail
 from cases import permissions as perms
 from cases import selectors, services
 from cases.api.views import audit_filters
@@ -180,6 +180,6 @@ def case_audit(request, case):
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"case": case, "form": form, "page": page, "chain": verify_chain(), "query": query.urlencode()}
+    context = {"case": case, "form": form, "page": page, "chain": verify_trail(), "query": query.urlencode()}
     template = "audit/_event_table.html" if request.headers.get("HX-Request") else "audit/case_audit.html"
     return render(request, template, context)
