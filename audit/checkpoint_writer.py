@@ -62,11 +62,12 @@ def _case_heads(*, after_sequence: int, head_sequence: int) -> list[dict]:
         .annotate(last=Max("sequence"))
         .values_list("last", flat=True)
     )
-    return list(
-        AuditEvent.objects.filter(sequence__in=list(last_sequences))
+    return [
+        dict(head)
+        for head in AuditEvent.objects.filter(sequence__in=list(last_sequences))
         .order_by("case_id")
         .values("case_id", "case_sequence", "case_hash")
-    )
+    ]
 
 
 def _segment_intact(*, after: AuditCheckpoint | None, head_sequence: int) -> str:

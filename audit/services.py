@@ -110,9 +110,11 @@ def _case_links(*, case_id: int | None, canonical: bytes) -> dict:
     if case_id is None:
         return {}
     last = AuditEvent.objects.filter(case_id=case_id).order_by("-sequence").values("case_sequence", "case_hash").first()
-    case_prev_hash = last["case_hash"] if last else GENESIS_HASH
+    # Every event with a case has its case links (migration 0003 gave them to the events before it).
+    last_case_sequence = (last["case_sequence"] or 0) if last else 0
+    case_prev_hash = (last["case_hash"] or GENESIS_HASH) if last else GENESIS_HASH
     return {
-        "case_sequence": (last["case_sequence"] + 1) if last else 1,
+        "case_sequence": last_case_sequence + 1,
         "case_prev_hash": case_prev_hash,
         "case_hash": link_hash(case_prev_hash, canonical),
     }

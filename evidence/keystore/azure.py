@@ -139,7 +139,8 @@ class AzureKeyVaultStore(KeyStore):
             if self._signing_key is None:
                 with _vault_errors(f"read the audit signing key {self.signing_key_name!r}"):
                     key = self._keys.get_key(self.signing_key_name)
-                if key.key_type not in _EC_KEY_TYPES or str(getattr(key.key.crv, "value", key.key.crv)) != "P-256":
+                curve = key.key.crv  # type: ignore[attr-defined]  # JsonWebKey sets its fields dynamically
+                if key.key_type not in _EC_KEY_TYPES or str(getattr(curve, "value", curve)) != "P-256":
                     raise KeyStoreError(f"Key Vault key {self.signing_key_name!r} is not an EC P-256 key")
                 if key.properties.enabled is False:
                     raise KeyStoreError(f"Key Vault key {self.signing_key_name!r} is disabled")
@@ -148,8 +149,9 @@ class AzureKeyVaultStore(KeyStore):
 
     def signing_public_key(self) -> bytes:
         jwk = self._signing().key
+        x, y = jwk.x, jwk.y  # type: ignore[attr-defined]  # JsonWebKey sets its fields dynamically
         numbers = ec.EllipticCurvePublicNumbers(
-            int.from_bytes(bytes(jwk.x), "big"), int.from_bytes(bytes(jwk.y), "big"), ec.SECP256R1()
+            int.from_bytes(bytes(x), "big"), int.from_bytes(bytes(y), "big"), ec.SECP256R1()
         )
         return numbers.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 

@@ -142,7 +142,7 @@ def test_local_signing_key_is_kept_apart_from_the_master_key(tmp_path):
         store.check_ready()
     no_signing_key = LocalKeyStore(path=tmp_path / "keys.json", master_key=master)
     with pytest.raises(Exception, match="CUSTODIA_AUDIT_SIGNING_KEY"):
-        no_signing_key.check_ready()
+        no_signing_key.sign(b"data")
 
 
 def test_key_vault_signer_is_p256_and_verifies_with_cryptography():
