@@ -245,7 +245,8 @@ CUSTODIA_AUDIT_SIGNER = env_str("CUSTODIA_AUDIT_SIGNER", "evidence.checkpoints.K
 CUSTODIA_AUDIT_SIGNER_OPTIONS: dict = {}
 CUSTODIA_AUDIT_ARCHIVE = env_str("CUSTODIA_AUDIT_ARCHIVE", "evidence.checkpoints.EvidenceStoreCheckpointArchive")
 CUSTODIA_AUDIT_ARCHIVE_OPTIONS = {
-    "prefix": "audit/checkpoints/",
+    # The contract's place; the tests give each test its own prefix (worker processes included).
+    "prefix": env_str("CUSTODIA_AUDIT_CHECKPOINT_PREFIX", "audit/checkpoints/"),
     "retention_days": env_int("CUSTODIA_AUDIT_CHECKPOINT_RETENTION_DAYS", 3650, minimum=1),
 }
 CUSTODIA_AUDIT_CHECKPOINT_EVENTS = env_int("CUSTODIA_AUDIT_CHECKPOINT_EVENTS", 100, minimum=1)
