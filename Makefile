@@ -47,6 +47,10 @@ $(DATA_DIR)/keys/master.key:
 	mkdir -p $(DATA_DIR)/keys && chmod 700 $(DATA_DIR)/keys
 	umask 077 && $(PYTHON) -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())" > $@
 
+$(DATA_DIR)/keys/audit-signing.key:
+	mkdir -p $(DATA_DIR)/keys && chmod 700 $(DATA_DIR)/keys
+	umask 077 && $(PYTHON) -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())" > $@
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -59,19 +63,22 @@ format: venv
 test: system-packages venv node-tools lint
 	$(PY) tests/run_all.py -q
 
-run: venv $(DATA_DIR)/keys/master.key
+run: venv $(DATA_DIR)/keys/master.key $(DATA_DIR)/keys/audit-signing.key
 	$(PY) manage.py migrate --noinput
 	DEMO_PASSWORD=$(DEMO_PASSWORD) $(PY) manage.py seed_demo
-	CUSTODIA_MASTER_KEY_FILE=$(DATA_DIR)/keys/master.key $(PY) manage.py seed_demo_evidence
+	CUSTODIA_MASTER_KEY_FILE=$(DATA_DIR)/keys/master.key \
+		CUSTODIA_AUDIT_SIGNING_KEY_FILE=$(DATA_DIR)/keys/audit-signing.key $(PY) manage.py seed_demo_evidence
 	@echo
 	@echo "  Custodia is starting at http://$(HOST):$(PORT)/"
 	@echo "  Log in as custodian, investigator, detective, prosecutor or orgadmin; password: $(DEMO_PASSWORD)"
 	@echo "  (outsider belongs to another organisation and sees none of the demo case). Ctrl-C stops both."
 	@echo
-	CUSTODIA_MASTER_KEY_FILE=$(DATA_DIR)/keys/master.key $(VENV)/bin/celery -A custodia worker -B --pool=solo \
+	CUSTODIA_MASTER_KEY_FILE=$(DATA_DIR)/keys/master.key CUSTODIA_AUDIT_SIGNING_KEY_FILE=$(DATA_DIR)/keys/audit-signing.key \
+		$(VENV)/bin/celery -A custodia worker -B --pool=solo \
 		--loglevel=WARNING & worker=$$!; \
 	trap "kill $$worker 2>/dev/null; wait $$worker 2>/dev/null" EXIT INT TERM; \
-	CUSTODIA_MASTER_KEY_FILE=$(DATA_DIR)/keys/master.key $(PY) manage.py runserver $(HOST):$(PORT)
+	CUSTODIA_MASTER_KEY_FILE=$(DATA_DIR)/keys/master.key CUSTODIA_AUDIT_SIGNING_KEY_FILE=$(DATA_DIR)/keys/audit-signing.key \
+		$(PY) manage.py runserver $(HOST):$(PORT)
 
 # Regenerates docs/screenshot.png (the README's picture) from the browser tests.
 screenshots: venv

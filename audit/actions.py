@@ -8,6 +8,12 @@ the code, so an undeclared name fails a test even on a path no test exercises.
 Requests are recorded under the name of the route they hit (``<url name>.access``, e.g.
 ``trace-detail.access``): one declared family rather than a name per route, because the routes are the
 URL configuration's to name (``request.access`` when a route has no name).
+
+A custody-critical action (``custody_critical=True``) is followed, as soon as its transaction commits, by
+a signed checkpoint of the chain head (``audit.checkpoints``): these are the events a court asks about,
+and a database administrator must not be able to add, change or remove one without the signed
+checkpoints showing it. ``case.update`` is custody-critical when it changes a case's retention or legal
+hold (``is_custody_critical``).
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ from dataclasses import dataclass
 class AuditAction:
     name: str
     description: str
+    custody_critical: bool = False
 
 
 ACCESS_SUFFIX = ".access"
 # The name the audit middleware gives a request: a route name (letters, digits, '-', '_', ':') + ".access".
 _ACCESS_NAME = re.compile(r"^[a-z0-9][a-z0-9_:-]*\.access$")
 
-_DECLARED = (
+DECLARED = (
     # Accounts and tokens
     AuditAction("auth.login", "A user logged in, or failed to (outcome denied)."),
     AuditAction("auth.logout", "A user logged out."),
@@ -40,11 +47,14 @@ _DECLARED = (
     AuditAction("case.create", "A case was opened."),
     AuditAction("case.update", "A case's title, description, status or priority changed."),
     AuditAction(
-        "case.hold", "A custodian set or lifted a case's legal hold (lifting names a reason); the store applied it."
+        "case.hold",
+        "A case's legal hold was set or lifted, on the case and every sealed object of it (lifting: with a reason).",
+        custody_critical=True,
     ),
     AuditAction(
         "case.retention",
-        "A custodian set or changed a case's retention date (shortening names a reason); the store applied it.",
+        "A case's retention date changed, on the case and every sealed object of it (shortening: with a reason).",
+        custody_critical=True,
     ),
     AuditAction("case.member.add", "A user was given a role in a case."),
     AuditAction("case.member.role", "A case member's role changed."),
@@ -55,24 +65,36 @@ _DECLARED = (
     AuditAction("evidence.upload.truncated", "An upload was restarted from the beginning, its bytes discarded."),
     AuditAction("evidence.import.start", "A server-side import of evidence files began."),
     AuditAction("evidence.import", "A server-side import finished, or failed."),
-    AuditAction("evidence.seal", "Evidence was sealed into the write-once store with its hashes, or refused."),
+    AuditAction(
+        "evidence.seal",
+        "Evidence was sealed into the write-once store with its hashes, or refused.",
+        custody_critical=True,
+    ),
     AuditAction("evidence.verify.queue", "A re-read of sealed evidence was queued for a worker."),
-    AuditAction("evidence.verify", "Sealed evidence was re-read and re-hashed; a mismatch names the chunk."),
-    AuditAction("evidence.secret.escrow", "A secret (BitLocker, LUKS, document password) was escrowed."),
-    AuditAction("evidence.secret.reveal", "An escrowed secret's value was shown to a user."),
+    AuditAction(
+        "evidence.verify",
+        "Sealed evidence was re-read and re-hashed; a mismatch names the chunk.",
+        custody_critical=True,
+    ),
+    AuditAction(
+        "evidence.secret.escrow",
+        "A secret (BitLocker, LUKS, document password) was escrowed.",
+        custody_critical=True,
+    ),
+    AuditAction("evidence.secret.reveal", "An escrowed secret's value was shown to a user.", custody_critical=True),
     # Extraction
-    AuditAction("evidence.extract.start", "An extraction run was queued."),
-    AuditAction("evidence.extract", "An extraction run finished, or failed."),
+    AuditAction("evidence.extract.start", "An extraction run was queued.", custody_critical=True),
+    AuditAction("evidence.extract", "An extraction run finished, or failed.", custody_critical=True),
     # Download links
-    AuditAction("link.issue", "A time-limited, read-only download link was issued."),
-    AuditAction("link.approve", "A download link waiting for a second person was approved."),
-    AuditAction("link.revoke", "A download link was revoked."),
+    AuditAction("link.issue", "A time-limited, read-only download link was issued.", custody_critical=True),
+    AuditAction("link.approve", "A download link waiting for a second person was approved.", custody_critical=True),
+    AuditAction("link.revoke", "A download link was revoked.", custody_critical=True),
     AuditAction("link.refused", "A link was refused: expired, revoked, wrong network or unknown token."),
     AuditAction(
         "link.refused.burst",
         "Further refused guesses at links from one client address within a window, folded into one row with a count.",
     ),
-    AuditAction("link.use", "A download link was used (what, range, status)."),
+    AuditAction("link.use", "A download link was used (what, range, status).", custody_critical=True),
     AuditAction("link.use.end", "A download through a link ended: how many bytes of the range went out."),
     # Traces
     AuditAction("trace.tag.add", "A tag was put on a trace."),
@@ -84,22 +106,47 @@ _DECLARED = (
     AuditAction("search.saved.delete", "A saved search was deleted."),
     # The trail itself
     AuditAction("audit.verify", "The whole chain was re-hashed (the scheduled check); the result."),
+    AuditAction(
+        "audit.export",
+        "A case's audit trail was exported with its checkpoints for offline verification.",
+        custody_critical=True,
+    ),
+    AuditAction(
+        "custody.report",
+        "A custody report (PDF or JSON) of an evidence item or a case was produced: which, and its SHA-256.",
+        custody_critical=True,
+    ),
     # Requests (see the module's docstring)
     AuditAction("request.access", "A request under a case to a route that has no name."),
     AuditAction("<route>.access", "A request under a case (reads and denials included), named by its route."),
-    # Reports
-    AuditAction(
-        "custody.report",
-        "A custody report of an evidence item or a case was produced: which, its format and its SHA-256.",
-    ),
 )
 
-ACTIONS: dict[str, AuditAction] = {action.name: action for action in _DECLARED}
+ACTIONS: dict[str, AuditAction] = {action.name: action for action in DECLARED}
 
 
 def is_declared(name: str) -> bool:
     """True for a declared action, and for a request named by its route (``<url name>.access``)."""
     return name in ACTIONS or bool(_ACCESS_NAME.match(name))
+
+
+# The case fields whose change makes a ``case.update`` custody-critical.
+CUSTODY_CRITICAL_CASE_FIELDS = frozenset({"retention_until", "legal_hold"})
+
+
+def is_custody_critical(name: str, details: dict | None = None) -> bool:
+    """True for an event that must be followed by a signed checkpoint at once (see the module's docstring)."""
+    action = ACTIONS.get(name)
+    if action is not None and action.custody_critical:
+        return True
+    if name == "case.update" and details:
+        changed = set((details.get("after") or {}).keys()) | set((details.get("before") or {}).keys())
+        return bool(changed & CUSTODY_CRITICAL_CASE_FIELDS)
+    return False
+
+
+def custody_critical_actions() -> list[str]:
+    """The names declared custody-critical (``case.update`` is one only for retention and hold changes)."""
+    return sorted(name for name, action in ACTIONS.items() if action.custody_critical)
 
 
 def declare(name: str, description: str) -> AuditAction:

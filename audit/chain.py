@@ -37,12 +37,14 @@ def canonical_json(row: dict) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def link_hash(prev_hash: str, canonical: bytes) -> str:
+    """A chain link: SHA-256 of the previous hash, a newline and the canonical row. The global chain and
+    each case chain link the same canonical row, each after its own previous hash."""
+    return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + canonical).hexdigest()
+
+
 def row_hash(row: dict, prev_hash: str) -> str:
-    digest = hashlib.sha256()
-    digest.update(prev_hash.encode("ascii"))
-    digest.update(b"\n")
-    digest.update(canonical_json(row))
-    return digest.hexdigest()
+    return link_hash(prev_hash, canonical_json(row))
 
 
 def json_safe(value):

@@ -32,10 +32,62 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # The case's own chain (set at insert time for an event with a case, empty otherwise): the same
+    # canonical row hashed after the case's previous event, so that a case's events can be proved
+    # complete without showing any other case's (docs/audit.md, "Chains").
+    case_sequence = models.BigIntegerField(null=True, blank=True)
+    case_prev_hash = models.CharField(max_length=64, null=True, blank=True)
+    case_hash = models.CharField(max_length=64, null=True, blank=True)
 
     class Meta:
         ordering = ["sequence"]
         indexes = [models.Index(fields=["case_id", "sequence"]), models.Index(fields=["target_type", "target_id"])]
+        constraints = [
+            # Partial, so that adding it is a CREATE UNIQUE INDEX and not a rebuild of the append-only table.
+            models.UniqueConstraint(
+                fields=["case_id", "case_sequence"],
+                condition=models.Q(case_id__isnull=False),
+                name="audit_case_sequence_unique",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.action} {self.outcome}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed checkpoint of the chain head, as written to the checkpoint archive (the write-once
+    evidence store). This table is an index for fast look-ups; the archive is the authority, and the
+    verifier reads the archive, never this table."""
+
+    number = models.BigIntegerField(primary_key=True)
+    sequence = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    signed_at = models.DateTimeField()
+    statement_digest = models.CharField(max_length=64, help_text="SHA-256 of the signed global statement.")
+    algorithm = models.CharField(max_length=40)
+    key_fingerprint = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.number} at sequence {self.sequence}"
+
+
+class AuditCaseCheckpoint(models.Model):
+    """One case statement of a checkpoint: the head of a case's chain that the checkpoint signed."""
+
+    checkpoint = models.ForeignKey(AuditCheckpoint, on_delete=models.CASCADE, related_name="case_heads")
+    case_id = models.BigIntegerField()
+    case_sequence = models.BigIntegerField()
+    case_hash = models.CharField(max_length=64)
+    statement_digest = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["checkpoint_id"]
+        constraints = [models.UniqueConstraint(fields=["checkpoint", "case_id"], name="audit_case_checkpoint_unique")]
+        indexes = [models.Index(fields=["case_id", "checkpoint"])]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.checkpoint_id}: case {self.case_id} at {self.case_sequence}"

@@ -4,22 +4,31 @@
 change rolls back, so does its audit row, and when the audit row cannot be written the caller's change
 fails with it (``AuditUnavailable``). The chain stays linear under concurrent writers because the
 append happens under a lock held until the transaction commits: a PostgreSQL advisory lock, or the
-write lock that SQLite's IMMEDIATE transactions take at BEGIN.
+write lock that SQLite's IMMEDIATE transactions take at BEGIN. The same lock keeps each case's own
+chain linear: an event with a case is linked, in the same insert, after the case's previous event.
+
+A custody-critical event (``audit.actions``), and every ``CUSTODIA_AUDIT_CHECKPOINT_EVENTS``-th event, is
+followed by a signed checkpoint as soon as its transaction commits (``audit.checkpoints``).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any, Protocol
 
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from audit import context
-from audit.actions import UndeclaredAuditAction, is_declared
-from audit.chain import GENESIS_HASH, json_safe, row_hash
+from audit.actions import UndeclaredAuditAction, is_custody_critical, is_declared
+from audit.chain import GENESIS_HASH, canonical_json, json_safe, link_hash
+from audit.checkpoint_writer import schedule_checkpoint
+from audit.export import EXPORT_FORMAT, case_export_lines
 from audit.models import AuditEvent, Outcome
+from audit.verify import verify_trail
 from custodia.errors import AuditUnavailable
 
 logger = logging.getLogger(__name__)
@@ -79,7 +88,11 @@ def audit_record(
                 "client_address": ctx.client_address if ctx else "",
                 "details": json_safe(details or {}),
             }
-            event = AuditEvent.objects.create(**row, prev_hash=prev_hash, hash=row_hash(row, prev_hash))
+            canonical = canonical_json(row)
+            case_links = _case_links(case_id=case_id, canonical=canonical)
+            event = AuditEvent.objects.create(
+                **row, prev_hash=prev_hash, hash=link_hash(prev_hash, canonical), **case_links
+            )
     except DatabaseError as exc:
         logger.error("audit write failed for action %s: %s", action, exc.__class__.__name__)
         raise AuditUnavailable(
@@ -87,15 +100,48 @@ def audit_record(
         ) from exc
     if ctx is not None:
         ctx.events_written += 1
+    if is_custody_critical(action, event.details) or event.sequence % settings.CUSTODIA_AUDIT_CHECKPOINT_EVENTS == 0:
+        schedule_checkpoint()
     return event
+
+
+def _case_links(*, case_id: int | None, canonical: bytes) -> dict:
+    """The row's place in its case's chain (called under the chain lock)."""
+    if case_id is None:
+        return {}
+    last = AuditEvent.objects.filter(case_id=case_id).order_by("-sequence").values("case_sequence", "case_hash").first()
+    # Every event with a case has its case links (migration 0003 gave them to the events before it).
+    last_case_sequence = (last["case_sequence"] or 0) if last else 0
+    case_prev_hash = (last["case_hash"] or GENESIS_HASH) if last else GENESIS_HASH
+    return {
+        "case_sequence": last_case_sequence + 1,
+        "case_prev_hash": case_prev_hash,
+        "case_hash": link_hash(case_prev_hash, canonical),
+    }
+
+
+def case_audit_export(
+    *, actor: Actor, case_id: int, case_reference: str, organization_id: int | None = None
+) -> Iterator[str]:
+    """Record the export of a case's trail (``audit.export``, custody-critical: the checkpoint that covers
+    it is written when the request's transaction commits, before the first line goes out) and return its
+    lines, bounded at that row. The caller has checked that ``actor`` may read the case's audit trail."""
+    event = audit_record(
+        action="audit.export",
+        actor=actor,
+        target_type="case",
+        target_id=case_id,
+        case_id=case_id,
+        organization_id=organization_id,
+        details={"format": EXPORT_FORMAT},
+    )
+    return case_export_lines(case_id=case_id, case_reference=case_reference, through_sequence=event.sequence)
 
 
 @transaction.atomic
 def audit_chain_check() -> dict:
     """Verify the whole chain and record the result in the chain itself (the scheduled check)."""
-    from audit.verify import verify_chain  # verify imports models only; kept local to avoid a cycle
-
-    report = verify_chain()
+    report = verify_trail()
     if not report.ok:
         logger.error("audit chain broken at sequence %s: %s", report.first_bad_sequence, report.problem)
     audit_record(

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.selectors import audit_events, folded_page, page_cursor
-from audit.verify import verify_chain
+from audit.verify import verify_trail
 from cases import permissions as perms
 from cases import selectors, services
 from cases.api.views import audit_filters
@@ -191,7 +191,7 @@ def case_audit(request, case):
         "page": page,
         "first_page": "from" not in request.GET,
         "custody_only": custody_only,
-        "chain": verify_chain(),
+        "chain": verify_trail(),
         "query": query.urlencode(),
     }
     template = "audit/_event_table.html" if request.headers.get("HX-Request") else "audit/case_audit.html"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -109,6 +110,17 @@ def _flush_despite_append_only_triggers() -> None:
 
 def pytest_configure(config):
     _flush_despite_append_only_triggers()
+
+
+@pytest.fixture(autouse=True)
+def audit_checkpoint_archive(settings, monkeypatch) -> str:
+    """Each test its own checkpoint archive: the evidence store outlives a test's database, and its
+    checkpoints are write-once, so one test's checkpoints must not meet another test's trail. The
+    environment carries it to the worker processes a test starts."""
+    prefix = f"audit/checkpoints-{uuid.uuid4().hex[:12]}/"
+    settings.CUSTODIA_AUDIT_ARCHIVE_OPTIONS = {**settings.CUSTODIA_AUDIT_ARCHIVE_OPTIONS, "prefix": prefix}
+    monkeypatch.setenv("CUSTODIA_AUDIT_CHECKPOINT_PREFIX", prefix)
+    return prefix
 
 
 @pytest.fixture

@@ -26,9 +26,15 @@ def test_production_settings_pass_check_deploy():
         "DJANGO_ALLOWED_HOSTS": "custodia.example.org",
         "CUSTODIA_DATA_DIR": tempfile.mkdtemp(prefix="custodia-deploy-"),
         "CUSTODIA_MASTER_KEY": "dGVzdC1tYXN0ZXIta2V5LW5vdC1mb3ItcHJvZC0zMmI=",
+        # #15: production also needs the audit signing key, apart from the master key.
+        "CUSTODIA_AUDIT_SIGNING_KEY": "dGVzdC1hdWRpdC1zaWduaW5nLWtleS1ub3QtZm9yLXA=",
     }
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+    without_signing_key = {name: value for name, value in env.items() if name != "CUSTODIA_AUDIT_SIGNING_KEY"}
+    result = manage("check", "--deploy", env=without_signing_key)
+    assert result.returncode != 0
+    assert "audit.E002" in result.stderr and "audit signing key" in result.stderr
     env.pop("CUSTODIA_MASTER_KEY")
     result = manage("check", "--deploy", env=env)
     assert result.returncode != 0

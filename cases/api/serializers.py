@@ -178,3 +178,12 @@ class ChainReportSerializer(serializers.Serializer):
     events = serializers.IntegerField()
     first_bad_sequence = serializers.IntegerField(allow_null=True)
     problem = serializers.CharField(allow_blank=True)
+    checkpoint = serializers.IntegerField(allow_null=True, help_text="The newest signed checkpoint verified against")
+    checkpoint_sequence = serializers.IntegerField(allow_null=True)
+    not_checkpointed = serializers.IntegerField(allow_null=True, help_text="Rows after it: not yet verifiable")
+
+
+class AuditPublicKeySerializer(serializers.Serializer):
+    algorithm = serializers.ChoiceField(choices=["ed25519", "ecdsa-p256-sha256"])
+    public_key = serializers.CharField(help_text="Base64: Ed25519 raw 32 bytes, or P-256 DER SubjectPublicKeyInfo")
+    fingerprint = serializers.CharField(help_text="SHA-256 hex of the public key bytes")

@@ -18,4 +18,6 @@ urlpatterns = [
     ),
     path("audit/", views.AuditListView.as_view(), name="api-audit"),
     path("audit/verify", views.AuditVerifyView.as_view(), name="api-audit-verify"),
+    path("audit/public-key", views.AuditPublicKeyView.as_view(), name="api-audit-public-key"),
+    path("cases/<int:case_id>/audit/export", views.CaseAuditExportView.as_view(), name="api-case-audit-export"),
 ]

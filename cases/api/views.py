@@ -7,19 +7,22 @@ from datetime import datetime, time, timedelta
 
 from django.contrib.auth import authenticate
 from django.db import transaction
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.checkpoints import CheckpointError, signer_public_key
 from audit.context import note_target
 from audit.models import Outcome
 from audit.selectors import audit_events
-from audit.services import audit_record
-from audit.verify import verify_chain
+from audit.services import audit_record, case_audit_export
+from audit.verify import verify_trail
 from cases import permissions as perms
 from cases import selectors, services
 from cases.api import serializers as s
@@ -281,7 +284,39 @@ class AuditVerifyView(APIView):
             or selectors.cases_with_permission(user=request.user, permission=perms.VIEW_AUDIT).exists()
         ):
             raise ServiceError("Only auditors may verify the audit chain.", code="permission_denied", status_code=403)
-        return Response(verify_chain().as_dict())
+        return Response(verify_trail().as_dict())
+
+
+class AuditPublicKeyView(APIView):
+    """The organisation's checkpoint signing key: what an export's signatures are checked with."""
+
+    required_permission = LOGGED_IN
+
+    @extend_schema(responses=s.AuditPublicKeySerializer)
+    def get(self, request):
+        try:
+            key = signer_public_key()
+        except CheckpointError as error:
+            raise ServiceError(
+                f"The signing key cannot be read: {error}", code="unavailable", status_code=503
+            ) from None
+        return Response(s.AuditPublicKeySerializer(key.as_dict()).data)
+
+
+class CaseAuditExportView(APIView):
+    """The case's audit trail as JSON lines with its hashes and signed checkpoints (docs/audit.md)."""
+
+    required_permission = perms.VIEW_AUDIT
+
+    @extend_schema(responses={(200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR)})
+    def get(self, request, case_id: int):
+        case = selectors.case_get(user=request.user, case_id=case_id, permission=perms.VIEW_AUDIT)
+        lines = case_audit_export(
+            actor=request.user, case_id=case.pk, case_reference=case.reference, organization_id=case.organization_id
+        )
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="audit-case-{case.pk}.jsonl"'
+        return response
 
 
 class UserListView(APIView):

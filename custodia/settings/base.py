@@ -224,13 +224,33 @@ if CUSTODIA_KEY_STORE.endswith("AzureKeyVaultStore"):
     CUSTODIA_KEY_STORE_OPTIONS = {
         "vault_url": env_str("CUSTODIA_KEY_VAULT_URL"),
         "key_name": env_str("CUSTODIA_KEY_VAULT_KEY", "custodia-kek"),
+        # An EC P-256 key of the same vault signs the audit checkpoints (Key Vault has no Ed25519).
+        "signing_key_name": env_str("CUSTODIA_KEY_VAULT_SIGNING_KEY", "custodia-audit-signing"),
     }
 else:
     CUSTODIA_KEY_STORE_OPTIONS = {
         "path": env_path("CUSTODIA_KEYSTORE_PATH", DATA_DIR / "keys" / "keystore.json"),
         # Base64 of 32 random bytes; `make run` generates one into var/keys/master.key for the laptop default.
         "master_key": env_str("CUSTODIA_MASTER_KEY", "") or None,
+        # The audit signing key: base64 of a 32-byte Ed25519 seed, its own key (never the master key);
+        # `make run` generates one into var/keys/audit-signing.key. `check --deploy` fails without it.
+        "signing_key": env_str("CUSTODIA_AUDIT_SIGNING_KEY", "") or None,
     }
+
+# --- audit checkpoints (issue #15) ----------------------------------------------------------------
+# The chain head is signed by the key store and archived write-once in the evidence store after every
+# custody-critical event, every CUSTODIA_AUDIT_CHECKPOINT_EVENTS events and every
+# CUSTODIA_AUDIT_CHECKPOINT_SECONDS (the periodic task, which also catches up after a failure).
+CUSTODIA_AUDIT_SIGNER = env_str("CUSTODIA_AUDIT_SIGNER", "evidence.checkpoints.KeyStoreCheckpointSigner")
+CUSTODIA_AUDIT_SIGNER_OPTIONS: dict = {}
+CUSTODIA_AUDIT_ARCHIVE = env_str("CUSTODIA_AUDIT_ARCHIVE", "evidence.checkpoints.EvidenceStoreCheckpointArchive")
+CUSTODIA_AUDIT_ARCHIVE_OPTIONS = {
+    # The contract's place; the tests give each test its own prefix (worker processes included).
+    "prefix": env_str("CUSTODIA_AUDIT_CHECKPOINT_PREFIX", "audit/checkpoints/"),
+    "retention_days": env_int("CUSTODIA_AUDIT_CHECKPOINT_RETENTION_DAYS", 3650, minimum=1),
+}
+CUSTODIA_AUDIT_CHECKPOINT_EVENTS = env_int("CUSTODIA_AUDIT_CHECKPOINT_EVENTS", 100, minimum=1)
+CUSTODIA_AUDIT_CHECKPOINT_SECONDS = env_int("CUSTODIA_AUDIT_CHECKPOINT_SECONDS", 300, minimum=10)
 
 # --- trace search (issue #5) ----------------------------------------------------------------------
 # The database's own full-text index (SQLite FTS5 / PostgreSQL tsvector), or Elasticsearch 8/9
@@ -298,6 +318,10 @@ CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {
         "task": "audit.tasks.verify_audit_chain",
         "schedule": env_int("CUSTODIA_AUDIT_VERIFY_SECONDS", 24 * 3600, minimum=60),
+    },
+    "write-audit-checkpoint": {
+        "task": "audit.tasks.write_audit_checkpoint",
+        "schedule": CUSTODIA_AUDIT_CHECKPOINT_SECONDS,
     },
     "verify-sealed-evidence": {
         "task": "evidence.tasks.verify_all_evidence",

@@ -11,6 +11,8 @@ os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
 os.environ.setdefault("CUSTODIA_EXTRACT_ON_SEAL", "false")  # tests start extraction runs explicitly
 # A fixed master key for the local keystore of the tests only (base64 of 32 bytes).
 os.environ.setdefault("CUSTODIA_MASTER_KEY", "dGVzdC1tYXN0ZXIta2V5LW5vdC1mb3ItcHJvZC0zMmI=")
+# A fixed audit signing key (an Ed25519 seed) for the tests only, apart from the master key.
+os.environ.setdefault("CUSTODIA_AUDIT_SIGNING_KEY", "dGVzdC1hdWRpdC1zaWduaW5nLWtleS1ub3QtZm9yLXA=")
 
 from custodia.settings.base import *
 from custodia.settings.base import DATA_DIR, DATABASES, STATIC_ROOT

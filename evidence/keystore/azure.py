@@ -7,6 +7,11 @@ secrets.
   keys wrapped before a key rotation still unwrap with the version that wrapped them.
 - Escrowed secrets are vault secrets named ``custodia-<random hex>`` (never derived from case or evidence
   names), value base64, with the caller's tags.
+- The audit signing key is a second key of the vault, an EC P-256 key (Key Vault has no Ed25519):
+  checkpoints are signed ES256 by the vault (``keys/sign`` permission) over SHA-256 of the statement,
+  and the signature is the raw r||s the vault returns. The public key is published as DER
+  SubjectPublicKeyInfo. The key version is fixed for the life of the process, so the fingerprint a
+  statement names is the key that signed it.
 - Before any token is sent to a key id read back from the database, its host must be this vault's:
   a tampered ``key_id`` cannot make the application hand its credential to another server.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import logging
 import re
 import threading
@@ -26,8 +32,10 @@ from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.keyvault.keys import KeyClient, KeyVaultKey, KeyVaultKeyIdentifier
-from azure.keyvault.keys.crypto import CryptographyClient, KeyWrapAlgorithm
+from azure.keyvault.keys.crypto import CryptographyClient, KeyWrapAlgorithm, SignatureAlgorithm
 from azure.keyvault.secrets import SecretClient
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from evidence.keystore.base import EscrowedSecret, KeyStore, KeyStoreError, WrappedKey
 
@@ -37,12 +45,21 @@ ALGORITHM = "RSA-OAEP-256"
 ESCROW_CONTENT_TYPE = "application/octet-stream; base64"
 _SECRET_NAME = re.compile(r"custodia-[0-9a-f]{32}")
 _RSA_KEY_TYPES = {"RSA", "RSA-HSM"}
+_EC_KEY_TYPES = {"EC", "EC-HSM"}
 
 
 class AzureKeyVaultStore(KeyStore):
     """Wraps data keys with ``key_name`` in the vault at ``vault_url`` and escrows secrets there."""
 
-    def __init__(self, *, vault_url: str, key_name: str, credential: Any = None, transport: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        vault_url: str,
+        key_name: str,
+        signing_key_name: str = "custodia-audit-signing",
+        credential: Any = None,
+        transport: Any = None,
+    ) -> None:
         if not vault_url or not key_name:
             raise KeyStoreError("AzureKeyVaultStore needs vault_url and key_name")
         if credential is None:
@@ -52,6 +69,8 @@ class AzureKeyVaultStore(KeyStore):
             credential = DefaultAzureCredential()
         self.vault_url = vault_url.rstrip("/")
         self.key_name = key_name
+        self.signing_key_name = signing_key_name
+        self._signing_key: KeyVaultKey | None = None
         self._credential = credential
         self._client_options: dict[str, Any] = {"transport": transport} if transport is not None else {}
         self._keys = KeyClient(vault_url=self.vault_url, credential=credential, **self._client_options)
@@ -110,6 +129,40 @@ class AzureKeyVaultStore(KeyStore):
             raise KeyStoreError(f"the data key was wrapped by a key of another vault ({identifier.vault_url})")
         if not identifier.version:
             raise KeyStoreError("the wrapping key id carries no version: cannot tell which key version to use")
+
+    # --- the audit signing key ----------------------------------------------------------------------
+
+    signing_algorithm = "ecdsa-p256-sha256"
+
+    def _signing(self) -> KeyVaultKey:
+        with self._lock:
+            if self._signing_key is None:
+                with _vault_errors(f"read the audit signing key {self.signing_key_name!r}"):
+                    key = self._keys.get_key(self.signing_key_name)
+                curve = key.key.crv  # type: ignore[attr-defined]  # JsonWebKey sets its fields dynamically
+                if key.key_type not in _EC_KEY_TYPES or str(getattr(curve, "value", curve)) != "P-256":
+                    raise KeyStoreError(f"Key Vault key {self.signing_key_name!r} is not an EC P-256 key")
+                if key.properties.enabled is False:
+                    raise KeyStoreError(f"Key Vault key {self.signing_key_name!r} is disabled")
+                self._signing_key = key
+            return self._signing_key
+
+    def signing_public_key(self) -> bytes:
+        jwk = self._signing().key
+        x, y = jwk.x, jwk.y  # type: ignore[attr-defined]  # JsonWebKey sets its fields dynamically
+        numbers = ec.EllipticCurvePublicNumbers(
+            int.from_bytes(bytes(x), "big"), int.from_bytes(bytes(y), "big"), ec.SECP256R1()
+        )
+        return numbers.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+    def sign(self, data: bytes) -> bytes:
+        key = self._signing()
+        digest = hashlib.sha256(bytes(data)).digest()
+        with _vault_errors("sign an audit checkpoint"):
+            result = self._crypto_client(key.id).sign(SignatureAlgorithm.es256, digest)
+        if len(result.signature) != 64:
+            raise KeyStoreError("Key Vault returned an ES256 signature that is not 64 bytes (r||s)")
+        return bytes(result.signature)
 
     # --- escrowed secrets -------------------------------------------------------------------------
 

@@ -6,6 +6,10 @@ a log or an error message: the database holds only the *wrapped* key and the nam
 Escrowed secrets (BitLocker passwords and recovery keys, BEK files, LUKS passphrases, document
 passwords) live in the key store under a reference; the database keeps the reference, a name and tags.
 
+The key store also holds the organisation's audit signing key (a key of its own, never the one that
+wraps data keys): ``sign`` signs the audit trail's checkpoints (``evidence.checkpoints``) and
+``signing_public_key`` is what anyone checks them with.
+
 Implementations: ``evidence.keystore.local.LocalKeyStore`` (embedded default) and
 ``evidence.keystore.azure.AzureKeyVaultStore``; the one in use is named by ``CUSTODIA_KEY_STORE``.
 """
@@ -52,6 +56,17 @@ class KeyStore(abc.ABC):
     @abc.abstractmethod
     def get_secret(self, reference: str) -> bytes:
         """The escrowed value. Raises KeyStoreError if there is none."""
+
+    # The audit signing key: "ed25519" (RFC 8032) or "ecdsa-p256-sha256" (raw r||s over SHA-256 of the data).
+    signing_algorithm: str = ""
+
+    def signing_public_key(self) -> bytes:
+        """The audit signing key's public half: Ed25519 raw 32 bytes, P-256 DER SubjectPublicKeyInfo."""
+        raise KeyStoreError(f"{type(self).__name__} holds no audit signing key")
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign ``data`` with the audit signing key (the private half never leaves the key store)."""
+        raise KeyStoreError(f"{type(self).__name__} holds no audit signing key")
 
     def check_ready(self) -> None:
         """Raise KeyStoreError when the store cannot be used (no master key, vault unreachable)."""

@@ -10,6 +10,11 @@
 
 The master key is base64 of 32 random bytes: ``python -m evidence.keystore.local`` prints a new one.
 Settings pass it from ``CUSTODIA_MASTER_KEY`` or the file named by ``CUSTODIA_MASTER_KEY_FILE``.
+
+- The audit signing key is an Ed25519 key of its own, kept apart from the master key (its own variable
+  ``CUSTODIA_AUDIT_SIGNING_KEY`` or file ``CUSTODIA_AUDIT_SIGNING_KEY_FILE``: base64 of the 32-byte seed,
+  made the same way as a master key). Whoever holds the master key to open evidence does not thereby
+  hold the key that vouches for the audit trail, and the same key is refused for both.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from evidence.keystore.base import EscrowedSecret, KeyStore, KeyStoreError, WrappedKey
 
@@ -54,9 +61,9 @@ def generate_master_key() -> str:
     return base64.b64encode(os.urandom(MASTER_KEY_BYTES)).decode("ascii")
 
 
-def parse_master_key(value: str | bytes) -> bytes:
+def parse_master_key(value: str | bytes, *, what: str = "the master key") -> bytes:
     """The 32 key bytes from base64 text (str or bytes, surrounding whitespace ignored) or raw bytes.
-    Error messages describe the expected form and never echo the value."""
+    Error messages describe the expected form and never echo the value. ``what`` names the key in them."""
     if isinstance(value, bytes) and len(value) == MASTER_KEY_BYTES:
         return value
     text = value.decode("ascii", errors="replace") if isinstance(value, bytes) else value
@@ -65,9 +72,9 @@ def parse_master_key(value: str | bytes) -> bytes:
         # Accept both base64 alphabets; validate=True refuses stray characters instead of skipping them.
         decoded = base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError):
-        raise KeyStoreError("the master key is not valid base64 (expected base64 of 32 random bytes)") from None
+        raise KeyStoreError(f"{what} is not valid base64 (expected base64 of 32 random bytes)") from None
     if len(decoded) != MASTER_KEY_BYTES:
-        raise KeyStoreError(f"the master key must be base64 of {MASTER_KEY_BYTES} bytes, it decodes to {len(decoded)}")
+        raise KeyStoreError(f"{what} must be base64 of {MASTER_KEY_BYTES} bytes, it decodes to {len(decoded)}")
     return decoded
 
 
@@ -89,6 +96,8 @@ class LocalKeyStore(KeyStore):
         path: str | Path,
         master_key: str | bytes | None = None,
         master_key_file: str | Path | None = None,
+        signing_key: str | bytes | None = None,
+        signing_key_file: str | Path | None = None,
     ) -> None:
         self.path = Path(path).resolve()
         self._lock = threading.Lock()
@@ -101,6 +110,19 @@ class LocalKeyStore(KeyStore):
         if master_key is not None:
             self._master_key = parse_master_key(master_key)
         self.key_id = master_key_id(self._master_key) if self._master_key else None
+        if signing_key is None and signing_key_file is not None:
+            try:
+                signing_key = Path(signing_key_file).read_bytes()
+            except OSError as error:
+                raise KeyStoreError(
+                    f"cannot read the audit signing key file {signing_key_file}: {error.strerror}"
+                ) from None
+        self._signing_key: Ed25519PrivateKey | None = None
+        self._signing_seed_is_master_key = False
+        if signing_key is not None:
+            seed = parse_master_key(signing_key, what="the audit signing key")
+            self._signing_key = Ed25519PrivateKey.from_private_bytes(seed)
+            self._signing_seed_is_master_key = seed == self._master_key
 
     def __repr__(self) -> str:
         # Never the key itself; the id is a fingerprint.
@@ -137,6 +159,24 @@ class LocalKeyStore(KeyStore):
             return aes_key_unwrap(_derive(master_key, _KEY_WRAP_INFO), wrapped.wrapped)
         except (InvalidUnwrap, ValueError):
             raise KeyStoreError("the wrapped data key failed its integrity check: it was altered") from None
+
+    # --- the audit signing key ----------------------------------------------------------------------
+
+    signing_algorithm = "ed25519"
+
+    def _require_signing_key(self) -> Ed25519PrivateKey:
+        if self._signing_key is None:
+            raise KeyStoreError(
+                "no audit signing key configured for the local key store: set CUSTODIA_AUDIT_SIGNING_KEY "
+                "(base64 of a 32-byte Ed25519 seed) or CUSTODIA_AUDIT_SIGNING_KEY_FILE"
+            )
+        return self._signing_key
+
+    def signing_public_key(self) -> bytes:
+        return self._require_signing_key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._require_signing_key().sign(bytes(data))
 
     # --- escrowed secrets -------------------------------------------------------------------------
 
@@ -187,6 +227,9 @@ class LocalKeyStore(KeyStore):
 
     def check_ready(self) -> None:
         self._require_master_key()
+        # A missing signing key is reported by the audit app's own deployment check (audit.E002).
+        if self._signing_seed_is_master_key:
+            raise KeyStoreError("the audit signing key must not be the master key: give it a key of its own")
         self._refuse_inside_evidence_folder()
         with self._locked_file():
             pass  # creates the folder, checks the file's format and that it belongs to this master key

@@ -44,6 +44,13 @@ def test_every_action_the_code_writes_is_declared():
     assert not undeclared, f"declare these in audit/actions.py: {undeclared}"
 
 
+def test_no_action_is_declared_twice():
+    from audit.actions import DECLARED as declared
+
+    names = [action.name for action in declared]
+    assert len(names) == len(set(names)), sorted(name for name in names if names.count(name) > 1)
+
+
 def test_every_declared_action_says_what_it_means():
     for action in ACTIONS.values():
         assert action.description.strip().endswith("."), action.name

@@ -42,6 +42,7 @@ API_ENDPOINTS = [
     Endpoint("PATCH", "/api/cases/{case}/members/detective/", MEMBER_MANAGERS, {"role": "prosecutor"}),
     Endpoint("DELETE", "/api/cases/{case}/members/detective/", MEMBER_MANAGERS),
     Endpoint("GET", "/api/audit/?case={case}", AUDITORS),
+    Endpoint("GET", "/api/cases/{case}/audit/export", AUDITORS),
     Endpoint("GET", "/api/cases/{case}/traces/complete?prefix=fi", SEARCHERS),
     Endpoint("GET", "/api/cases/{case}/custody/report.json", AUDITORS),
     Endpoint("GET", "/api/cases/{case}/custody/report.pdf", AUDITORS),

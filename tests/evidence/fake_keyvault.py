@@ -10,6 +10,8 @@ like the documented responses, so the real azure-keyvault-keys / -secrets client
 - ``GET /keys/{name}[/{version}]`` (an RSA key as a JSON Web Key, public half only),
   ``POST /keys/{name}/{version}/wrapkey|unwrapkey`` doing real RSA-OAEP-256 with ``cryptography``,
   ``POST /keys/{name}/{version}`` (create a new version: rotation);
+- EC P-256 keys (``ec_key_names``) with ``POST /keys/{name}/{version}/sign`` doing real ES256 with
+  ``cryptography`` over the digest the client sends, answering the raw r||s as the vault does;
 - ``PUT /secrets/{name}`` and ``GET /secrets/{name}[/{version}]``.
 """
 
@@ -30,7 +32,8 @@ from azure.core.pipeline.transport import HttpTransport, RequestsTransportRespon
 from azure.core.rest import HttpRequest as RestHttpRequest
 from azure.core.rest._requests_basic import RestRequestsTransportResponse
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
 FAKE_TENANT = "00000000-0000-0000-0000-00000000fake"
 FAKE_TOKEN = "fake-access-token-for-a-fake-vault"
@@ -60,7 +63,7 @@ class StaticTokenCredential:
 @dataclass
 class FakeKeyVersion:
     version: str
-    private_key: rsa.RSAPrivateKey
+    private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     created: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -76,7 +79,14 @@ class FakeSecret:
 class FakeKeyVaultTransport(HttpTransport):
     """An in-memory FAKE of one Key Vault (keys and secrets) for the Azure SDK clients."""
 
-    def __init__(self, *, vault_url: str, key_names: tuple[str, ...] = ("custodia-kek",), key_size: int = 2048):
+    def __init__(
+        self,
+        *,
+        vault_url: str,
+        key_names: tuple[str, ...] = ("custodia-kek",),
+        key_size: int = 2048,
+        ec_key_names: tuple[str, ...] = ("custodia-audit-signing",),
+    ):
         self.vault_url = vault_url.rstrip("/")
         self.key_size = key_size
         self.keys: dict[str, list[FakeKeyVersion]] = {}
@@ -86,6 +96,9 @@ class FakeKeyVaultTransport(HttpTransport):
         self._lock = threading.Lock()
         for name in key_names:
             self.rotate_key(name)
+        for name in ec_key_names:
+            private_key = ec.generate_private_key(ec.SECP256R1())
+            self.keys.setdefault(name, []).append(FakeKeyVersion(version=uuid.uuid4().hex, private_key=private_key))
 
     def rotate_key(self, name: str) -> str:
         version = uuid.uuid4().hex
@@ -146,6 +159,17 @@ class FakeKeyVaultTransport(HttpTransport):
         return next((candidate for candidate in versions if candidate.version == version), None)
 
     def _key_bundle(self, name: str, key: FakeKeyVersion) -> dict:
+        if isinstance(key.private_key, ec.EllipticCurvePrivateKey):
+            point = key.private_key.public_key().public_numbers()
+            jwk = {
+                "kid": f"{self.vault_url}/keys/{name}/{key.version}",
+                "kty": "EC",
+                "crv": "P-256",
+                "key_ops": ["sign", "verify"],
+                "x": b64url(point.x.to_bytes(32, "big")),
+                "y": b64url(point.y.to_bytes(32, "big")),
+            }
+            return {"key": jwk, "attributes": {"enabled": True, "created": key.created, "updated": key.created}}
         numbers = key.private_key.public_key().public_numbers()
         return {
             "key": {
@@ -167,8 +191,9 @@ class FakeKeyVaultTransport(HttpTransport):
 
     def _keys(self, method: str, parts: list[str], body: dict) -> tuple[int, dict[str, str], dict]:
         name = parts[0]
-        version = parts[1] if len(parts) >= 2 and parts[1] not in ("wrapkey", "unwrapkey") else None
-        operation = parts[-1] if parts[-1] in ("wrapkey", "unwrapkey") else None
+        operations = ("wrapkey", "unwrapkey", "sign")
+        version = parts[1] if len(parts) >= 2 and parts[1] not in operations else None
+        operation = parts[-1] if parts[-1] in operations else None
         key = self._find_key(name, version)
         if key is None:
             message = f"A key with (name/id) {name} was not found in this key vault."
@@ -176,6 +201,13 @@ class FakeKeyVaultTransport(HttpTransport):
         kid = f"{self.vault_url}/keys/{name}/{key.version}"
         if method == "GET" and operation is None:
             return 200, {}, self._key_bundle(name, key)
+        if method == "POST" and operation == "sign":
+            if body.get("alg") != "ES256" or not isinstance(key.private_key, ec.EllipticCurvePrivateKey):
+                return 400, {}, {"error": {"code": "BadParameter", "message": "Unsupported algorithm"}}
+            digest = from_b64url(body.get("value", ""))
+            der = key.private_key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+            r, s = decode_dss_signature(der)
+            return 200, {}, {"kid": kid, "value": b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))}
         if method == "POST" and operation is not None:
             if body.get("alg") != "RSA-OAEP-256":
                 return 400, {}, {"error": {"code": "BadParameter", "message": "Unsupported algorithm"}}

@@ -1,15 +1,18 @@
 from django.core.management.base import BaseCommand
 
-from audit.verify import verify_chain
+from audit.verify import verify_trail
 
 
 class Command(BaseCommand):
-    help = "Walk the audit hash chain; print 'OK <n> events' or the first broken sequence number. Exit 1 if broken."
+    help = (
+        "Verify the audit trail against the signed checkpoints in the archive: print 'OK <n> events, checkpoint "
+        "<k> at sequence <s>; not yet checkpointed: <m> rows' or the first problem. Exit 1 if broken."
+    )
 
     def handle(self, *args, **options):
-        report = verify_chain()
+        report = verify_trail()
         if report.ok:
-            self.stdout.write(f"OK {report.events} events")
+            self.stdout.write(report.summary())
             return
-        self.stderr.write(f"BROKEN at sequence {report.first_bad_sequence}: {report.problem}")
+        self.stderr.write(report.summary())
         raise SystemExit(1)
