@@ -7,12 +7,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from datetime import UTC, datetime
 
 import pytest
 
 from audit.chain import row_hash
+from audit.checkpoint_writer import checkpoint_write
+from audit.checkpoints import signer_public_key
 from audit.models import AuditEvent
 from audit.services import audit_record
 from custodia.custody_report import builder, pdf
@@ -99,6 +100,7 @@ def pdf_text(content: bytes, tmp_path) -> str:
 
 
 def test_evidence_report_json_has_every_section(api, demo, custody):
+    checkpoint = checkpoint_write()  # the trail so far, signed: the report names what covers it
     api.as_user(demo.prosecutor)
     response = api.get(f"/api/evidence/{custody['id']}/custody/report.json")
     assert response.status_code == 200, response.content
@@ -151,7 +153,14 @@ def test_evidence_report_json_has_every_section(api, demo, custody):
     assert all(e["occurred_at"].endswith("Z") for rows in events.values() for e in rows)
     head = AuditEvent.objects.filter(case_id=demo.case.pk).order_by("-sequence")[1]  # before the report's own row
     assert report["chain"]["head_sequence"] == head.sequence and report["chain"]["head_hash"] == head.hash
-    assert report["chain"]["checkpoints"] == []
+    assert (
+        report["chain"]["head_case_sequence"] == head.case_sequence
+        and report["chain"]["head_case_hash"] == head.case_hash
+    )
+    [covering] = report["chain"]["checkpoints"]
+    assert covering["number"] == checkpoint.number and covering["case_sequence"] == head.case_sequence
+    assert covering["case_hash"] == head.case_hash and covering["key_fingerprint"] == signer_public_key().fingerprint
+    assert report["chain"]["public_key_fingerprint"] == signer_public_key().fingerprint
     assert f"GET /api/cases/{demo.case.pk}/audit/export" in report["how_to_verify"]
     assert "python3 audit/offline_verify.py export.jsonl --key" in report["how_to_verify"]
 
@@ -248,11 +257,13 @@ def test_the_same_data_at_the_same_time_gives_the_same_pdf(demo, custody):
     assert made[0] == made[1]
 
 
-def test_a_trail_of_ten_thousand_events_renders_in_well_under_ten_seconds(demo):
-    """The events are read in batches and laid out in short tables of plain text: linear, and fast."""
+def test_a_trail_of_ten_thousand_events_renders(demo):
+    """The events are read in batches and laid out in short tables of plain text (bench/audit.py times it)."""
     evidence = evidence_register(actor=demo.custodian, case=demo.case, label="Disk", kind="disk_image")
     head = AuditEvent.objects.order_by("-sequence").first()
+    case_head = AuditEvent.objects.filter(case_id=demo.case.pk).order_by("-sequence").first()
     rows, prev_hash = [], head.hash
+    case_sequence, case_prev_hash = case_head.case_sequence, case_head.case_hash
     actions = ("link.use", "link.use.end", "api-evidence-detail.access", "evidence.verify")
     for index in range(10_000):
         row = {
@@ -271,14 +282,22 @@ def test_a_trail_of_ten_thousand_events_renders_in_well_under_ten_seconds(demo):
             "details": {"link": 1, "what": "content", "range": f"bytes {index}-{index + 99}/1000000", "status": 206},
         }
         event_hash = row_hash(row, prev_hash)
-        rows.append(AuditEvent(**row, prev_hash=prev_hash, hash=event_hash))
-        prev_hash = event_hash
+        case_sequence += 1
+        case_hash = row_hash(row, case_prev_hash)  # the case's own chain links the same canonical row
+        rows.append(
+            AuditEvent(
+                **row,
+                prev_hash=prev_hash,
+                hash=event_hash,
+                case_sequence=case_sequence,
+                case_prev_hash=case_prev_hash,
+                case_hash=case_hash,
+            )
+        )
+        prev_hash, case_prev_hash = event_hash, case_hash
     AuditEvent.objects.bulk_create(rows, batch_size=2000)
-    started = time.perf_counter()
     produced = evidence_custody_report(actor=demo.custodian, evidence=evidence, report_format="pdf")
-    elapsed = time.perf_counter() - started
     assert produced.content.startswith(b"%PDF-")
-    assert elapsed < 10, f"{elapsed:.1f} s"
 
 
 def test_the_evidence_case_and_audit_pages_offer_the_reports_to_auditors_only(client, demo, custody):
