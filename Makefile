@@ -63,22 +63,22 @@ format: venv
 test: system-packages venv node-tools lint
 	$(PY) tests/run_all.py -q
 
+# The keys live outside the evidence folder; every command of the run (migrations and the demo write
+# audit rows, whose checkpoints are signed) reads them from the files made above.
+run: export CUSTODIA_MASTER_KEY_FILE := $(DATA_DIR)/keys/master.key
+run: export CUSTODIA_AUDIT_SIGNING_KEY_FILE := $(DATA_DIR)/keys/audit-signing.key
 run: venv $(DATA_DIR)/keys/master.key $(DATA_DIR)/keys/audit-signing.key
 	$(PY) manage.py migrate --noinput
 	DEMO_PASSWORD=$(DEMO_PASSWORD) $(PY) manage.py seed_demo
-	CUSTODIA_MASTER_KEY_FILE=$(DATA_DIR)/keys/master.key \
-		CUSTODIA_AUDIT_SIGNING_KEY_FILE=$(DATA_DIR)/keys/audit-signing.key $(PY) manage.py seed_demo_evidence
+	$(PY) manage.py seed_demo_evidence
 	@echo
 	@echo "  Custodia is starting at http://$(HOST):$(PORT)/"
 	@echo "  Log in as custodian, investigator, detective, prosecutor or orgadmin; password: $(DEMO_PASSWORD)"
 	@echo "  (outsider belongs to another organisation and sees none of the demo case). Ctrl-C stops both."
 	@echo
-	CUSTODIA_MASTER_KEY_FILE=$(DATA_DIR)/keys/master.key CUSTODIA_AUDIT_SIGNING_KEY_FILE=$(DATA_DIR)/keys/audit-signing.key \
-		$(VENV)/bin/celery -A custodia worker -B --pool=solo \
-		--loglevel=WARNING & worker=$$!; \
+	$(VENV)/bin/celery -A custodia worker -B --pool=solo --loglevel=WARNING & worker=$$!; \
 	trap "kill $$worker 2>/dev/null; wait $$worker 2>/dev/null" EXIT INT TERM; \
-	CUSTODIA_MASTER_KEY_FILE=$(DATA_DIR)/keys/master.key CUSTODIA_AUDIT_SIGNING_KEY_FILE=$(DATA_DIR)/keys/audit-signing.key \
-		$(PY) manage.py runserver $(HOST):$(PORT)
+	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # Regenerates docs/screenshot.png (the README's picture) from the browser tests.
 screenshots: venv
