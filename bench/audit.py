@@ -798,7 +798,29 @@ def print_report(results: dict[str, dict], *, events_asked: int) -> None:
 # ------------------------------------------------------------------------------------------- the command
 
 
+# Where a worker's data would otherwise go, and the keys it would use: it must stay in its own temporary
+# folder with the test settings' fixed keys (a million rows and ten thousand write-once checkpoints must never
+# land in a real database, store or key store, nor be signed with an organisation's real key).
+OWN_DATA_ONLY = (
+    "CUSTODIA_MASTER_KEY",
+    "CUSTODIA_AUDIT_SIGNING_KEY",
+    "CUSTODIA_SQLITE_PATH",
+    "CUSTODIA_EVIDENCE_DIR",
+    "CUSTODIA_EVIDENCE_STORE",
+    "CUSTODIA_KEYSTORE_PATH",
+    "CUSTODIA_KEY_STORE",
+    "CUSTODIA_AUDIT_SIGNER",
+    "CUSTODIA_AUDIT_ARCHIVE",
+    "CUSTODIA_AUDIT_CHECKPOINT_PREFIX",
+)
+
+
 def run_worker(*, database: str, arguments, env: dict) -> dict:
+    env = {
+        key: value
+        for key, value in env.items()
+        if key not in OWN_DATA_ONLY and key.removesuffix("_FILE") not in OWN_DATA_ONLY
+    }
     output = Path(tempfile.mkstemp(prefix=f"custodia-bench-audit-{database}-", suffix=".json")[1])
     command = [
         sys.executable,
