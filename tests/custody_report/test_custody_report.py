@@ -13,7 +13,7 @@ import pytest
 
 from audit.chain import row_hash
 from audit.checkpoint_writer import checkpoint_write
-from audit.checkpoints import signer_public_key
+from audit.checkpoints import case_checkpoint_entries, signer_public_key
 from audit.models import AuditEvent
 from audit.services import audit_record
 from custodia.custody_report import builder, pdf
@@ -166,6 +166,9 @@ def test_evidence_report_json_has_every_section(api, demo, custody):
 
 
 def test_evidence_report_pdf_reads_back_with_hashes_and_events(api, demo, custody, tmp_path):
+    first = checkpoint_write()
+    audit_record(action="evidence.verify", case_id=demo.case.pk, target_type="evidence", target_id=custody["id"])
+    newest = checkpoint_write()
     api.as_user(demo.custodian)
     response = api.get(f"/api/evidence/{custody['id']}/custody/report.pdf")
     assert response.status_code == 200, response.content
@@ -190,6 +193,18 @@ def test_evidence_report_pdf_reads_back_with_hashes_and_events(api, demo, custod
         assert action in text, action
     assert "198.51.100.7" in text and "C: volume" in text and SECRET_VALUE not in text
     assert "python3audit/offline_verify.pyexport.jsonl--key" in flat
+    # The newest covering statement in full; the earlier ones counted (all of them are in the JSON and export).
+    [statement] = [
+        entry
+        for entry in case_checkpoint_entries(case_id=demo.case.pk)
+        if f'"checkpoint":{newest.number},' in entry["statement"]
+    ]
+    assert f"Newest checkpoint {newest.number}" in " ".join(text.split())
+    assert statement["signature"] in flat
+    assert (
+        f"newest of 2 signed statements covering the case (checkpoints {first.number} to {newest.number})"
+        in " ".join(text.split())
+    )
 
 
 def test_producing_a_report_is_audited_with_its_sha256(api, demo, custody):
