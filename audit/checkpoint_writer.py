@@ -29,6 +29,7 @@ from audit.checkpoints import (
     CheckpointMissing,
     CheckpointSigner,
     canonical_bytes,
+    case_statements_digest,
     checkpoint_name,
     get_archive,
     get_signer,
@@ -144,17 +145,6 @@ def checkpoint_write(
         public_key = signer.public_key_bytes()
         fingerprint = key_fingerprint(public_key)
         signed_at = canonical_time(timezone.now())
-        statement = canonical_bytes(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "checkpoint": number,
-                "sequence": head["sequence"],
-                "hash": head["hash"],
-                "signed_at": signed_at,
-                "previous": last.statement_digest if last else GENESIS_HASH,
-                "key_fingerprint": fingerprint,
-            }
-        )
         case_entries = []
         for case_head in _case_heads(after_sequence=last.sequence if last else 0, head_sequence=head["sequence"]):
             case_statement = canonical_bytes(
@@ -169,6 +159,18 @@ def checkpoint_write(
                 }
             )
             case_entries.append(signed_entry(signer, case_statement))
+        statement = canonical_bytes(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "checkpoint": number,
+                "sequence": head["sequence"],
+                "hash": head["hash"],
+                "signed_at": signed_at,
+                "previous": last.statement_digest if last else GENESIS_HASH,
+                "cases_digest": case_statements_digest([entry["statement"] for entry in case_entries]),
+                "key_fingerprint": fingerprint,
+            }
+        )
         document = canonical_bytes({"global": signed_entry(signer, statement), "cases": case_entries})
         archive.put(name, document)
         return record_checkpoint(document)

@@ -37,7 +37,12 @@ from audit.models import AuditCaseCheckpoint
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "custodia-checkpoint/1"
+# Version 2 of the global statement also signs the digest of the checkpoint's case statements
+# (``cases_digest``), so that verifying the trail checks one signature a checkpoint rather than one a case
+# statement; each case statement stays signed on its own for the case's export. Version 1 (no digest) is
+# still read: its case statements are each checked.
+CHECKPOINT_FORMAT = "custodia-checkpoint/2"
+CHECKPOINT_FORMAT_V1 = "custodia-checkpoint/1"
 CASE_CHECKPOINT_FORMAT = "custodia-case-checkpoint/1"
 ED25519 = "ed25519"
 ECDSA_P256_SHA256 = "ecdsa-p256-sha256"
@@ -162,6 +167,11 @@ def signature_valid(key: PublicKey, data: bytes, signature: bytes) -> bool:
     return False
 
 
+def case_statements_digest(statement_texts: list[str]) -> str:
+    """SHA-256 (hex) of a checkpoint's case statements, in the document's order, one a line."""
+    return hashlib.sha256("\n".join(statement_texts).encode("utf-8")).hexdigest()
+
+
 def signed_entry(signer: CheckpointSigner, statement: bytes) -> dict:
     """A statement with its signature, as the archive document and the export carry it."""
     return {
@@ -254,7 +264,8 @@ def _signature_problem(text: str, statement: dict, signature: bytes, algorithm: 
 
 def _statement_problem(checkpoint: ArchivedCheckpoint, keys: dict[str, PublicKey], previous_digest: str) -> str:
     statement = checkpoint.statement
-    if statement.get("format") != CHECKPOINT_FORMAT or statement.get("checkpoint") != checkpoint.number:
+    version = statement.get("format")
+    if version not in (CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_V1) or statement.get("checkpoint") != checkpoint.number:
         return "the statement is not this checkpoint's"
     if not isinstance(statement.get("sequence"), int) or not isinstance(statement.get("hash"), str):
         return "the statement names no sequence and hash"
@@ -263,6 +274,12 @@ def _statement_problem(checkpoint: ArchivedCheckpoint, keys: dict[str, PublicKey
         return problem
     if statement.get("previous") != previous_digest:
         return "its previous link does not match the checkpoint before it"
+    # Version 2 signs the case statements' digest: they are bound by the signature just checked.
+    bound = version == CHECKPOINT_FORMAT
+    if bound and statement.get("cases_digest") != case_statements_digest(
+        [entry["statement_text"] for entry in checkpoint.cases]
+    ):
+        return "its case statements are not the ones it signed"
     for entry in checkpoint.cases:
         case_statement = entry["statement"]
         if (
@@ -270,6 +287,8 @@ def _statement_problem(checkpoint: ArchivedCheckpoint, keys: dict[str, PublicKey
             or case_statement.get("checkpoint") != checkpoint.number
         ):
             return "a case statement is not this checkpoint's"
+        if bound:
+            continue
         problem = _signature_problem(
             entry["statement_text"], case_statement, entry["signature"], entry["algorithm"], keys
         )

@@ -28,6 +28,7 @@ from audit.checkpoints import (
     CheckpointExists,
     PublicKey,
     canonical_bytes,
+    case_statements_digest,
     checkpoint_name,
     get_archive,
     signature_valid,
@@ -175,7 +176,8 @@ def test_a_custody_critical_event_is_checkpointed_when_it_commits(demo, django_c
     assert (checkpoint.number, checkpoint.sequence, checkpoint.hash) == (1, event.sequence, event.hash)
     document = json.loads(get_archive().get(checkpoint_name(1)))
     statement = json.loads(document["global"]["statement"])
-    assert statement["format"] == "custodia-checkpoint/1" and statement["previous"] == GENESIS_HASH
+    assert statement["format"] == "custodia-checkpoint/2" and statement["previous"] == GENESIS_HASH
+    assert statement["cases_digest"] == case_statements_digest([entry["statement"] for entry in document["cases"]])
     assert statement["key_fingerprint"] == KeyStoreCheckpointSigner().fingerprint
     case_statements = [json.loads(entry["statement"]) for entry in document["cases"]]
     mine = next(item for item in case_statements if item["case"] == demo.case.pk)
@@ -354,6 +356,46 @@ def test_a_checkpoint_signed_by_another_key_or_unsigned_is_reported(checkpointed
     replace_archived(2, canonical_bytes(document))
     code, output = run_audit_verify()
     assert output.startswith("BROKEN: checkpoint 2: the signature does not verify")
+
+
+def test_a_case_statement_swapped_under_a_signed_checkpoint_is_reported(checkpointed, demo):
+    """Version 2 signs the digest of its case statements: one replaced, even signed with the organisation's
+    own key, no longer matches the signed global statement."""
+    document = json.loads(archive_path(2).read_bytes())
+    entry = next(item for item in document["cases"] if json.loads(item["statement"])["case"] == demo.case.pk)
+    statement = json.loads(entry["statement"])
+    statement["case_hash"] = "f" * 64
+    document["cases"][document["cases"].index(entry)] = signed_entry(
+        KeyStoreCheckpointSigner(), canonical_bytes(statement)
+    )
+    replace_archived(2, canonical_bytes(document))
+    code, output = run_audit_verify()
+    assert code == 1
+    assert output == "BROKEN: checkpoint 2: its case statements are not the ones it signed"
+
+
+def test_a_version_1_checkpoint_has_each_case_statement_checked(checkpointed, demo):
+    """Checkpoints written before the case digest was signed (version 1) still verify, each case statement
+    by its own signature; a bad one is reported."""
+    signer = KeyStoreCheckpointSigner()
+    previous = GENESIS_HASH
+    for number in (1, 2):
+        document = json.loads(archive_path(number).read_bytes())
+        statement = json.loads(document["global"]["statement"])
+        statement["format"] = "custodia-checkpoint/1"
+        statement["previous"] = previous
+        del statement["cases_digest"]
+        document["global"] = signed_entry(signer, canonical_bytes(statement))
+        previous = hashlib.sha256(document["global"]["statement"].encode()).hexdigest()
+        replace_archived(number, canonical_bytes(document))
+    code, output = run_audit_verify()
+    assert code == 0, output
+    document = json.loads(archive_path(2).read_bytes())
+    document["cases"][0]["signature"] = base64.b64encode(b"\0" * 64).decode()
+    replace_archived(2, canonical_bytes(document))
+    code, output = run_audit_verify()
+    assert code == 1
+    assert output.startswith("BROKEN: checkpoint 2: case ") and "the signature does not verify" in output
 
 
 def test_a_checkpoint_whose_previous_link_breaks_is_reported(checkpointed):
