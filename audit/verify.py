@@ -9,8 +9,10 @@ the database holds: the checkpoints are those hashes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.db import connection
 
@@ -172,17 +174,38 @@ def verify_rows(rows: Iterable[dict]) -> ChainReport:
 
 
 def database_rows(*, after: int = 0, through: int | None = None, batch_size: int = 5000) -> Iterator[dict]:
-    """The rows of the trail after sequence ``after`` (up to ``through``), read in batches so memory stays flat."""
+    """The rows of the trail after sequence ``after`` (up to ``through``), read in batches so memory stays flat.
+
+    Read through the bare DB-API cursor, not the ORM: at a million rows Django's per-row conversions cost
+    as much as the hashing. The two values the ORM would convert are converted here, exactly as the writer
+    hashed them: the time (SQLite returns its stored text) and the details (SQLite returns JSON text)."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name in ROW_FIELDS)  # plain fields: each column is named as its field
+    table, sequence = quote(AuditEvent._meta.db_table), quote("sequence")
+    bound = f" AND {sequence} <= %s" if through is not None else ""
+    sql = f"SELECT {columns} FROM {table} WHERE {sequence} > %s{bound} ORDER BY {sequence} LIMIT %s"  # noqa: S608 - the model's own names
     last = after
-    while True:
-        rows = AuditEvent.objects.filter(sequence__gt=last)
-        if through is not None:
-            rows = rows.filter(sequence__lte=through)
-        chunk = list(rows.order_by("sequence").values(*ROW_FIELDS)[:batch_size])
-        if not chunk:
-            return
-        yield from chunk
-        last = chunk[-1]["sequence"]
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(sql, [last, through, batch_size] if through is not None else [last, batch_size])
+            chunk = cursor.fetchall()
+            if not chunk:
+                return
+            for values in chunk:
+                row = dict(zip(ROW_FIELDS, values, strict=True))
+                row["occurred_at"] = _stored_time(row["occurred_at"])
+                if isinstance(row["details"], str):
+                    row["details"] = json.loads(row["details"])
+                yield row
+            last = chunk[-1][0]
+
+
+def _stored_time(value: datetime | str) -> datetime:
+    """The event time as the ORM would give it: SQLite stores UTC as text without a zone."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def verify_chain(*, batch_size: int = 5000) -> ChainReport:
