@@ -331,3 +331,13 @@ def test_the_evidence_case_and_audit_pages_offer_the_reports_to_auditors_only(cl
     client.force_login(demo.detective)
     for page in list(pages)[:2]:
         assert "custody/report" not in client.get(page).content.decode(), page
+
+
+def test_every_action_the_report_sorts_into_a_section_is_declared():
+    """The report's sections name actions by hand: each must be one the trail can hold (audit/actions.py),
+    or a section would silently stay empty after a rename."""
+    from audit.actions import is_declared
+
+    named = builder.ACQUISITION_ACTIONS | builder.VERIFICATION_ACTIONS | builder.SECRET_ACTIONS
+    named |= builder.EXTRACTION_ACTIONS | builder.LINK_ACTIONS | builder.REPORT_ACTIONS
+    assert named and not sorted(name for name in named if not is_declared(name))
