@@ -13,7 +13,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_PASSWORD ?= custodia-demo
 APT_PACKAGES := postgresql redis-server chromium xmlsec1 libmagic1 qemu-utils sleuthkit mtools dosfstools \
-	e2fsprogs ntfs-3g xz-utils apfsprogs docker-compose poppler-utils
+	e2fsprogs ntfs-3g xz-utils apfsprogs docker-compose poppler-utils \
+	cryptsetup-bin qpdf
 
 export CUSTODIA_DATA_DIR := $(DATA_DIR)
 
