@@ -100,6 +100,25 @@ def partition_volumes(*, walk: Walk, spec, volume_info, parent: TraceRecord, dep
 # ---------------------------------------------------------------------- volume systems dfVFS walks
 
 
+def scans_for_shadow_copies(*, spec, indicators) -> bool:
+    """Whether the bytes ``spec`` names are a volume whose shadow copies the walk must list.
+
+    A shadow copy store presents the whole volume as it was, VSS catalog included: scanned again, every
+    store would hold every store down to the depth limit. Stores are listed once, under their volume."""
+    if dfvfs_definitions.TYPE_INDICATOR_VSHADOW not in indicators:
+        return False
+    return not inside_shadow_copy(spec)
+
+
+def inside_shadow_copy(spec) -> bool:
+    """Whether a volume shadow copy store is among the layers of ``spec``'s chain."""
+    while spec is not None:
+        if spec.type_indicator == dfvfs_definitions.TYPE_INDICATOR_VSHADOW:
+            return True
+        spec = getattr(spec, "parent", None)
+    return False
+
+
 def dfvfs_volumes(
     *, walk: Walk, spec, type_indicator: str, parent: TraceRecord, depth: int, first_ordinal: int
 ) -> Iterator[TraceRecord]:
@@ -128,10 +147,32 @@ def dfvfs_volumes(
             properties={"volume.system": system_name, "volume.index": offset_in_siblings + 1},
             tools={"volume": TOOL_DFVFS},
         )
+        if system_name == "volumeShadowCopy":
+            _describe_shadow_copy(entry=entry, trace=trace)
         if type_indicator == dfvfs_definitions.TYPE_INDICATOR_APFS_CONTAINER:
             yield from _apfs_volume(walk=walk, entry=entry, trace=trace)
         else:
             yield from _volume(walk=walk, entry=entry, trace=trace, depth=depth)
+
+
+def _describe_shadow_copy(*, entry, trace: TraceRecord) -> None:
+    """A store's creation time and identifiers (libvshadow's), which tell an examiner which snapshot it is."""
+    try:
+        creation_time = entry.creation_time
+        text = creation_time.CopyToDateTimeStringISO8601() if creation_time is not None else None
+        if text:
+            trace.properties["volumeShadowCopy.createdOn"] = text
+        store = entry.GetVShadowStore()
+        for property_name, attribute in (
+            ("volumeShadowCopy.identifier", "identifier"),
+            ("volumeShadowCopy.copyIdentifier", "copy_identifier"),
+            ("volumeShadowCopy.copySetIdentifier", "copy_set_identifier"),
+        ):
+            value = getattr(store, attribute, None)
+            if value:
+                trace.properties[property_name] = str(value)
+    except Exception as error:  # libvshadow raises what it likes; the store is still listed
+        trace.errors.append(TraceError(tool="dfvfs", message=f"cannot describe the shadow copy: {error}"))
 
 
 def _apfs_volume(*, walk: Walk, entry, trace: TraceRecord) -> Iterator[TraceRecord]:

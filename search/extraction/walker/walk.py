@@ -25,6 +25,7 @@ from search.extraction.walker.volumes import (
     PARTITION_TABLE_INDICATORS,
     dfvfs_volumes,
     partition_volumes,
+    scans_for_shadow_copies,
     tsk_partitions,
 )
 
@@ -122,7 +123,7 @@ class Walk:
                 yield from partition_volumes(walk=self, spec=spec, volume_info=partitions, parent=parent, depth=depth)
                 return
 
-        if dfvfs_definitions.TYPE_INDICATOR_VSHADOW in indicators:
+        if scans_for_shadow_copies(spec=spec, indicators=indicators):
             for trace in dfvfs_volumes(
                 walk=self,
                 spec=spec,
