@@ -198,3 +198,111 @@ def test_inside_shadow_copy_looks_through_the_whole_chain():
     store = factory.Factory.NewPathSpec(definitions.TYPE_INDICATOR_VSHADOW, store_index=0, parent=os_spec)
     partition = factory.Factory.NewPathSpec(definitions.TYPE_INDICATOR_TSK_PARTITION, location="/p1", parent=store)
     assert inside_shadow_copy(partition) and inside_shadow_copy(store) and not inside_shadow_copy(os_spec)
+
+
+# ---------------------------------------------------------------------- item 2: ambiguous file systems
+
+MIB = 1024 * 1024
+SECTOR = 512
+
+
+def nonzero_sectors(data: bytes) -> set[int]:
+    return {index for index in range(len(data) // SECTOR) if any(data[index * SECTOR : (index + 1) * SECTOR])}
+
+
+def make_ntfs_over_ext(folder: Path) -> Path:
+    """An NTFS volume over the remains of an ext2 one, as Brian Carrier's "NTFS autodetect" images are.
+
+    Both are built into files of the same size; every sector the ext2 uses (its superblock at 1024 among
+    them) is written over the NTFS where the NTFS has only zeros. 64 KiB NTFS clusters keep the $MFT clear
+    of ext2's inode table; the test checks that no sector holds both."""
+    require_tools("mkntfs", "ntfscp", "mkfs.ext2", "fls", "icat")
+    size = 40 * MIB
+    ntfs = folder / "ntfs.img"
+    with ntfs.open("wb") as image:
+        image.truncate(size)
+    run("mkntfs", "-F", "-Q", "-q", "-c", "65536", str(ntfs))
+    (folder / "ntfs-side.txt").write_bytes(b"written by Windows, last\n" * 40)
+    run("ntfscp", "-f", str(ntfs), str(folder / "ntfs-side.txt"), "ntfs-side.txt")
+    ext_files = folder / "ext-files"
+    ext_files.mkdir()
+    (ext_files / "ext-side.txt").write_bytes(b"left from the Linux install before\n" * 30)
+    ext = folder / "ext.img"
+    with ext.open("wb") as image:
+        image.truncate(size)
+    run(
+        "mkfs.ext2", "-q", "-F", "-b", "1024", "-N", "64", "-m", "0",
+        "-O", "^resize_inode,^dir_index,^sparse_super", "-d", str(ext_files), str(ext),
+    )  # fmt: skip
+    both = bytearray(ntfs.read_bytes())
+    ext_data = ext.read_bytes()
+    ext_sectors = nonzero_sectors(ext_data) - {0, 1}  # sector 0 stays the NTFS boot sector
+    assert not ext_sectors & nonzero_sectors(bytes(both)), "the two file systems collide"
+    for index in ext_sectors:
+        both[index * SECTOR : (index + 1) * SECTOR] = ext_data[index * SECTOR : (index + 1) * SECTOR]
+    volume = folder / "volume.img"
+    volume.write_bytes(bytes(both))
+    return volume
+
+
+def in_a_partition(volume: Path, disk: Path) -> Path:
+    """``volume`` as the one partition of an MBR disk (sfdisk on a file), at sector 2048."""
+    require_tools("sfdisk")
+    with disk.open("wb") as image:
+        image.write(bytes(MIB))
+        image.write(volume.read_bytes())
+    run("sfdisk", "-q", str(disk), input=b"2048,,7\n")
+    return disk
+
+
+def fls_files(image: Path, fs_type: str) -> dict[str, str]:
+    """name → MD5 of every allocated regular file in the root folder, by fls -f and icat -f."""
+    listed = {}
+    for line in run("fls", "-f", fs_type, str(image)).decode().splitlines():
+        kind, _, rest = line.partition(" ")
+        address, _, name = rest.partition(":\t")
+        if kind == "r/r" and not name.startswith("$") and "*" not in address:
+            data = run("icat", "-f", fs_type, str(image), address.split("-")[0].strip())
+            listed[name] = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    return listed
+
+
+def test_a_partition_holding_two_file_systems_is_reported_and_both_are_walked(tmp_path):
+    volume = make_ntfs_over_ext(tmp_path)
+    # The answer key's own words: TSK refuses to choose, and each type opens when named.
+    fsstat = subprocess.run(["fsstat", str(volume)], capture_output=True, text=True)
+    assert "EXT2/3/4 or NTFS" in fsstat.stderr + fsstat.stdout
+    expected = {"ntfs": fls_files(volume, "ntfs"), "ext2": fls_files(volume, "ext2")}
+    assert expected == {
+        "ntfs": {"ntfs-side.txt": hashlib.md5(b"written by Windows, last\n" * 40, usedforsecurity=False).hexdigest()},
+        "ext2": {
+            "ext-side.txt": hashlib.md5(b"left from the Linux install before\n" * 30, usedforsecurity=False).hexdigest()
+        },
+    }
+
+    traces = walk(in_a_partition(volume, tmp_path / "disk.img"))
+    (partition,) = [trace for trace in traces if "volume" in trace.types]
+    assert sorted(partition.properties["volume.ambiguousFileSystems"]) == ["ext2", "ntfs"]
+    (warning,) = [error for error in partition.errors if error.message.startswith("warning:")]
+    assert "EXT2/3/4 or NTFS" in warning.message
+    file_systems = {trace.name: trace for trace in traces if "fileSystem" in trace.types}
+    assert set(file_systems) == {"ext2", "ntfs"}
+    for name, file_system in file_systems.items():
+        assert file_system.parent_uid == partition.uid
+        assert file_system.properties["fileSystem.ambiguous"] is True
+        assert file_system.properties["fileSystem.ambiguousWith"] == [other for other in file_systems if other != name]
+        assert file_system.tools["fileSystem"].name == "pytsk3"  # no silent dfVFS fallback
+        walked = {
+            trace.name: trace.stream("raw").md5
+            for trace in traces
+            if trace.parent_uid == file_system.uid and trace.name in expected[name]
+        }
+        assert walked == expected[name]
+
+
+def test_a_file_system_listed_through_dfvfs_says_what_it_cannot_show(tmp_path):
+    volume = make_ntfs(tmp_path / "ntfs.img", {"a.txt": b"a\n"})
+    (file_system,) = [trace for trace in walk(volume, prefer_tsk=False) if "fileSystem" in trace.types]
+    assert file_system.tools["fileSystem"].name == "dfvfs"
+    note = file_system.properties["fileSystem.notListed"]
+    assert "deleted files" in note and "$OrphanFiles" in note and "not The Sleuth Kit" in note

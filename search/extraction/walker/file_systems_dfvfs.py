@@ -29,6 +29,29 @@ _DFVFS_FILE_SYSTEMS = {
 }
 
 
+# What each of dfVFS's back-ends cannot show that The Sleuth Kit lists: recorded on every file system the
+# walk reads through dfVFS, so that an examiner knows the listing is not the whole story.
+_NOT_LISTED_BY_DFVFS = {
+    dfvfs_definitions.TYPE_INDICATOR_NTFS: (
+        "deleted files and folders, $OrphanFiles, index streams ($I30, $Secure:$SDH, …) and file slack"
+    ),
+    dfvfs_definitions.TYPE_INDICATOR_FAT: "deleted files and folders (and their recoverable content) and file slack",
+    dfvfs_definitions.TYPE_INDICATOR_EXT: "deleted files and folders, orphan inodes and file slack",
+    dfvfs_definitions.TYPE_INDICATOR_HFS: "deleted files and folders and file slack",
+    dfvfs_definitions.TYPE_INDICATOR_APFS: "deleted files, snapshots other than the live one, and file slack",
+    dfvfs_definitions.TYPE_INDICATOR_XFS: "deleted files and folders and file slack",
+}
+
+
+def dfvfs_limits_note(type_indicator: str) -> str:
+    """What a file system listed through dfVFS's ``type_indicator`` back-end leaves out."""
+    missing = _NOT_LISTED_BY_DFVFS.get(type_indicator, "deleted files and folders and file slack")
+    return (
+        f"Listed through dfVFS's {type_indicator} back-end, not The Sleuth Kit: {missing} are not shown; "
+        "allocated files and their data streams are."
+    )
+
+
 def dfvfs_file_system(
     *, walk: Walk, spec, parent: TraceRecord, ordinal: int, known_type: str | None = None
 ) -> Iterator[TraceRecord]:
@@ -58,7 +81,7 @@ def dfvfs_file_system(
         name=fs_name,
         path=f"{parent.path}/{fs_name}",
         types=["fileSystem"],
-        properties={"fileSystem.type": fs_name},
+        properties={"fileSystem.type": fs_name, "fileSystem.notListed": dfvfs_limits_note(type_indicator)},
         tools={"fileSystem": TOOL_DFVFS},
     )
     try:

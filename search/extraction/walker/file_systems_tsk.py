@@ -5,7 +5,9 @@ listing ``fls -r -p`` gives, so The Sleuth Kit's own output is the answer key.""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytsk3
@@ -50,16 +52,80 @@ NTFS_BAD_CLUSTERS_INODE = 8
 _NTFS_INDEX_ROOT = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_IDXROOT)
 
 
+# TSK's words when more than one file system type opens the same bytes ("… (EXT2/3/4 or NTFS)"): the CLI's
+# and the library's, which differ between versions.
+_AMBIGUOUS_TYPE = re.compile(r"(?:Cannot determine file system type|Multiple file system types detected) \((.+?)\)")
+# The families TSK's autodetection tries, each opened alone when it cannot choose between them.
+_TSK_DETECT_FAMILIES = tuple(
+    int(getattr(pytsk3, f"TSK_FS_TYPE_{name}_DETECT"))
+    for name in ("NTFS", "FAT", "EXT", "FFS", "ISO9660", "HFS", "APFS", "YAFFS2")
+    if hasattr(pytsk3, f"TSK_FS_TYPE_{name}_DETECT")
+)
+
+
+@dataclass(frozen=True)
+class AmbiguousFileSystems:
+    """Bytes holding more than one valid file system (an NTFS formatted over an ext, …): TSK's autodetection
+    refuses to choose, so each candidate that opens on its own is walked, and the volume says so."""
+
+    tsk_candidates: str  # as TSK names them: "EXT2/3/4 or NTFS"
+    file_systems: tuple  # the pytsk3 FS_Info of each candidate that opens alone
+
+
 def open_tsk_file_system(*, spec, context):
-    """TSK's file system in ``spec``'s bytes, or None when TSK reads none there."""
+    """TSK's file system in ``spec``'s bytes, ``AmbiguousFileSystems`` when it finds several, or None."""
+    image = tsk_image_of(spec=spec, context=context)
     try:
-        return pytsk3.FS_Info(tsk_image_of(spec=spec, context=context), offset=0)
-    except OSError:
+        return pytsk3.FS_Info(image, offset=0)
+    except OSError as error:
+        ambiguous = _AMBIGUOUS_TYPE.search(str(error))
+        if ambiguous is None:
+            return None
+    file_systems = []
+    for family in _TSK_DETECT_FAMILIES:
+        try:
+            file_systems.append(pytsk3.FS_Info(image, 0, family))
+        except OSError:
+            continue
+    if not file_systems:
         return None
+    return AmbiguousFileSystems(tsk_candidates=ambiguous.group(1), file_systems=tuple(file_systems))
 
 
 def tsk_file_system(*, walk: Walk, spec, fs_info, parent: TraceRecord, ordinal: int) -> Iterator[TraceRecord]:
-    """The file system's trace, then its folders and files (top-level entries dealt out between shares)."""
+    """The file system's trace, then its folders and files (top-level entries dealt out between shares).
+
+    Ambiguous bytes (``AmbiguousFileSystems``): a warning on ``parent`` naming the candidates, then each
+    candidate walked as its own file system trace, marked ambiguous."""
+    if isinstance(fs_info, AmbiguousFileSystems):
+        yield from _ambiguous_file_systems(walk=walk, spec=spec, ambiguous=fs_info, parent=parent, ordinal=ordinal)
+        return
+    yield from _one_file_system(walk=walk, spec=spec, fs_info=fs_info, parent=parent, ordinal=ordinal)
+
+
+def _ambiguous_file_systems(
+    *, walk: Walk, spec, ambiguous: AmbiguousFileSystems, parent: TraceRecord, ordinal: int
+) -> Iterator[TraceRecord]:
+    names = [_TSK_FS_TYPE_NAMES.get(int(fs.info.ftype), str(fs.info.ftype)) for fs in ambiguous.file_systems]
+    parent.properties["volume.ambiguousFileSystems"] = names
+    parent.errors.append(
+        TraceError(
+            tool="pytsk3",
+            message=(
+                f"warning: these bytes hold more than one file system ({ambiguous.tsk_candidates}); "
+                f"each that opens is listed separately, marked ambiguous: {', '.join(names)}"
+            ),
+        )
+    )
+    for offset, fs_info in enumerate(ambiguous.file_systems):
+        for trace in _one_file_system(walk=walk, spec=spec, fs_info=fs_info, parent=parent, ordinal=ordinal + offset):
+            if trace.parent_uid == parent.uid:
+                trace.properties["fileSystem.ambiguous"] = True
+                trace.properties["fileSystem.ambiguousWith"] = [name for name in names if name != trace.name]
+            yield trace
+
+
+def _one_file_system(*, walk: Walk, spec, fs_info, parent: TraceRecord, ordinal: int) -> Iterator[TraceRecord]:
     fs_type = _TSK_FS_TYPE_NAMES.get(int(fs_info.info.ftype), str(fs_info.info.ftype))
     fs_trace = TraceRecord(
         uid=child_uid(parent_uid=parent.uid, ordinal=ordinal),

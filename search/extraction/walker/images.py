@@ -14,6 +14,7 @@ from dfvfs.resolver import resolver as dfvfs_resolver
 from search.extraction import source
 from search.extraction.traces import DataStream, TraceError, TraceRecord, root_uid
 from search.extraction.walker.common import TOOL_DFVFS, reader_of
+from search.extraction.walker.volumes import parent_then_children
 
 if TYPE_CHECKING:
     from search.extraction.walker.walk import Walk
@@ -53,8 +54,7 @@ def evidence_traces(*, walk: Walk) -> Iterator[TraceRecord]:
         return
     if walk.options.hash_volumes:
         walk.reader.hash_dfvfs_stream(trace=trace, stream=trace.streams[0], path_spec=media_spec)
-    yield trace
-    yield from walk.explore(spec=media_spec, parent=trace, depth=0)
+    yield from parent_then_children(trace, walk.explore(spec=media_spec, parent=trace, depth=0))
 
 
 def _storage_media(*, walk: Walk, root_spec, trace: TraceRecord) -> tuple[object, str]:

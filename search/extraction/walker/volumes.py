@@ -39,6 +39,19 @@ _TSK_VS_TYPE_NAMES = {
 }
 
 
+def parent_then_children(parent: TraceRecord, children: Iterator[TraceRecord]) -> Iterator[TraceRecord]:
+    """``parent``, then ``children``; but ``parent`` leaves only once the first child is made.
+
+    A layer learns things about the bytes holding it as it opens them (two file systems in one volume, a
+    depth limit), and a trace is stored as soon as it is yielded: what the first child adds to its parent
+    must be there before the parent leaves. Still parents before children, in the same order."""
+    first = next(children, None)
+    yield parent
+    if first is not None:
+        yield first
+        yield from children
+
+
 # ---------------------------------------------------------------------- partition tables (TSK)
 
 
@@ -93,8 +106,7 @@ def partition_volumes(*, walk: Walk, spec, volume_info, parent: TraceRecord, dep
         )
         if walk.options.hash_volumes:
             walk.reader.hash_dfvfs_stream(trace=trace, stream=trace.streams[0], path_spec=part_spec)
-        yield trace
-        yield from walk.explore(spec=part_spec, parent=trace, depth=depth + 1)
+        yield from parent_then_children(trace, walk.explore(spec=part_spec, parent=trace, depth=depth + 1))
 
 
 # ---------------------------------------------------------------------- volume systems dfVFS walks
@@ -204,5 +216,4 @@ def _volume(*, walk: Walk, entry, trace: TraceRecord, depth: int) -> Iterator[Tr
         trace.errors.append(TraceError(tool="dfvfs", message=f"cannot open volume: {error}"))
         yield trace
         return
-    yield trace
-    yield from walk.explore(spec=volume_spec, parent=trace, depth=depth + 1)
+    yield from parent_then_children(trace, walk.explore(spec=volume_spec, parent=trace, depth=depth + 1))
