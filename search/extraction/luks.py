@@ -94,9 +94,15 @@ def parse_header(data: bytes) -> Luks1Header | None:
 
 
 class SectorCipher:
-    """Decrypts 512-byte sectors numbered from the start of the encrypted area, as dm-crypt does."""
+    """Decrypts sectors numbered from the start of the encrypted area, as dm-crypt does.
 
-    def __init__(self, *, cipher_name: str, cipher_mode: str, key: bytes):
+    ``sector_size`` is the unit encrypted as one (512 in LUKS1; 512 or 4096 in LUKS2); as in dm-crypt
+    without ``iv_large_sectors`` (what cryptsetup sets up for LUKS2), IVs count 512-byte sectors, and
+    ``iv_offset`` (LUKS2's ``iv_tweak``) is added to each."""
+
+    def __init__(self, *, cipher_name: str, cipher_mode: str, key: bytes, sector_size: int = SECTOR_SIZE, iv_offset=0):
+        self.sector_size = sector_size
+        self.iv_offset = iv_offset
         if cipher_name.lower() != "aes":
             raise ValueError(f"unsupported LUKS cipher {cipher_name!r} (only aes)")
         self.mode = cipher_mode.lower()
@@ -112,9 +118,10 @@ class SectorCipher:
             decryptor = Cipher(algorithms.AES(self.key), modes.ECB()).decryptor()  # noqa: S305 - the volume's mode
             return decryptor.update(data) + decryptor.finalize()
         plain = bytearray()
-        for index in range(0, len(data), SECTOR_SIZE):
-            sector = first_sector + index // SECTOR_SIZE
-            block = data[index : index + SECTOR_SIZE]
+        for index in range(0, len(data), self.sector_size):
+            # IVs count 512-byte sectors whatever the unit: ``first_sector`` is one too.
+            sector = self.iv_offset + first_sector + index // SECTOR_SIZE
+            block = data[index : index + self.sector_size]
             if self.mode == "xts-plain64":
                 cipher = Cipher(algorithms.AES(self.key), modes.XTS(struct.pack("<Q", sector) + bytes(8)))
             else:
@@ -130,7 +137,7 @@ class SectorCipher:
         return bytes(plain)
 
 
-def _diffuse(data: bytes, hash_name: str) -> bytes:
+def diffuse(data: bytes, hash_name: str) -> bytes:
     digest_size = hashlib.new(hash_name).digest_size
     out = bytearray()
     for index in range(0, len(data), digest_size):
@@ -139,23 +146,24 @@ def _diffuse(data: bytes, hash_name: str) -> bytes:
     return bytes(out)
 
 
-def _af_merge(material: bytes, *, key_bytes: int, stripes: int, hash_name: str) -> bytes:
+def af_merge(material: bytes, *, key_bytes: int, stripes: int, hash_name: str) -> bytes:
     merged = bytes(key_bytes)
     for stripe in range(stripes - 1):
         block = material[stripe * key_bytes : (stripe + 1) * key_bytes]
-        merged = _diffuse(bytes(a ^ b for a, b in zip(merged, block, strict=True)), hash_name)
+        merged = diffuse(bytes(a ^ b for a, b in zip(merged, block, strict=True)), hash_name)
     last = material[(stripes - 1) * key_bytes : stripes * key_bytes]
     return bytes(a ^ b for a, b in zip(merged, last, strict=True))
 
 
-def _read_at(file_object, offset: int, size: int) -> bytes:
+def read_at(file_object, offset: int, size: int) -> bytes:
+    """``size`` bytes at ``offset`` of a seekable file object."""
     file_object.seek(offset, os.SEEK_SET)
     return file_object.read(size)
 
 
 def recover_master_key(*, file_object, passphrase: str | bytes) -> bytes | None:
     """The volume's master key if ``passphrase`` opens one of its key slots, else None."""
-    header = parse_header(_read_at(file_object, 0, 1024))
+    header = parse_header(read_at(file_object, 0, 1024))
     if header is None:
         return None
     secret = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
@@ -163,10 +171,10 @@ def recover_master_key(*, file_object, passphrase: str | bytes) -> bytes | None:
         slot_key = hashlib.pbkdf2_hmac(header.hash_spec, secret, slot.salt, slot.iterations, header.key_bytes)
         material_size = header.key_bytes * slot.stripes
         padded = -(-material_size // SECTOR_SIZE) * SECTOR_SIZE
-        encrypted = _read_at(file_object, slot.key_material_offset * SECTOR_SIZE, padded)
+        encrypted = read_at(file_object, slot.key_material_offset * SECTOR_SIZE, padded)
         cipher = SectorCipher(cipher_name=header.cipher_name, cipher_mode=header.cipher_mode, key=slot_key)
         material = cipher.decrypt(encrypted, first_sector=0)[:material_size]
-        candidate = _af_merge(material, key_bytes=header.key_bytes, stripes=slot.stripes, hash_name=header.hash_spec)
+        candidate = af_merge(material, key_bytes=header.key_bytes, stripes=slot.stripes, hash_name=header.hash_spec)
         check = hashlib.pbkdf2_hmac(
             header.hash_spec, candidate, header.master_key_salt, header.master_key_iterations, 20
         )
@@ -211,7 +219,7 @@ class Luks1FileIO(file_io.FileIO):
 
     def _Open(self, mode="rb"):
         parent = dfvfs_resolver.Resolver.OpenFileObject(self._path_spec.parent, resolver_context=self._resolver_context)
-        header = parse_header(_read_at(parent, 0, 1024))
+        header = parse_header(read_at(parent, 0, 1024))
         if header is None:
             raise OSError("not a LUKS1 volume")
         passphrase = dfvfs_resolver.Resolver.key_chain.GetCredential(self._path_spec, "password")
@@ -224,6 +232,14 @@ class Luks1FileIO(file_io.FileIO):
         self._size = max(parent.get_size() - self._payload_start, 0)
         self._offset = 0
 
+    def open_payload(self, *, encrypted, cipher: SectorCipher, payload_start: int, size: int) -> None:
+        """Read ``size`` bytes at ``payload_start`` of ``encrypted`` through ``cipher`` (a subclass's _Open)."""
+        self._encrypted = encrypted
+        self._cipher = cipher
+        self._payload_start = payload_start
+        self._size = size
+        self._offset = 0
+
     def _Close(self):
         self._encrypted = None
         self._cipher = None
@@ -234,16 +250,13 @@ class Luks1FileIO(file_io.FileIO):
         end = self._size if size is None or size < 0 else min(self._offset + size, self._size)
         if end <= self._offset:
             return b""
-        first_sector = self._offset // SECTOR_SIZE
-        last_sector = (end + SECTOR_SIZE - 1) // SECTOR_SIZE
-        encrypted = _read_at(
-            self._encrypted,
-            self._payload_start + first_sector * SECTOR_SIZE,
-            (last_sector - first_sector) * SECTOR_SIZE,
-        )
-        whole_sectors = len(encrypted) - len(encrypted) % SECTOR_SIZE
-        plain = self._cipher.decrypt(encrypted[:whole_sectors], first_sector=first_sector)
-        start = self._offset - first_sector * SECTOR_SIZE
+        unit = self._cipher.sector_size
+        first_unit = self._offset // unit
+        last_unit = (end + unit - 1) // unit
+        encrypted = read_at(self._encrypted, self._payload_start + first_unit * unit, (last_unit - first_unit) * unit)
+        whole_units = len(encrypted) - len(encrypted) % unit
+        plain = self._cipher.decrypt(encrypted[:whole_units], first_sector=first_unit * unit // SECTOR_SIZE)
+        start = self._offset - first_unit * unit
         data = plain[start : start + (end - self._offset)]
         self._offset += len(data)
         return data

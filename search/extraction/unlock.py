@@ -7,8 +7,9 @@ Both hold an evidence's escrowed secrets and a volume (BitLocker, LUKS) to open.
   evidence app's one table, ``evidence.reading.SECRET_KIND_CREDENTIALS``: extraction receives its
   secrets already named as credentials;
 - trying the candidates against the volume itself, with libbde/libluksde (or, for the LUKS1 volumes
-  libluksde refuses, the pure-Python recovery in ``luks``), so that a wrong secret is told from a right
-  one (dfVFS opens a BitLocker or LUKS volume even when no credential unlocks it);
+  libluksde refuses, the pure-Python recovery in ``luks``; for LUKS2, which libluksde cannot read, the
+  one in ``luks2``), so that a wrong secret is told from a right one (dfVFS opens a BitLocker or LUKS
+  volume even when no credential unlocks it);
 - setting the one that unlocks in dfVFS's key chain, and forgetting it afterwards. The key chain is
   process-wide: ``KEY_CHAIN_LOCK`` serialises every change to it, and a secret never goes into a path
   spec (path specs are serialised into traces' data paths).
@@ -30,7 +31,7 @@ from typing import Any
 from dfvfs.lib import definitions as dfvfs_definitions
 from dfvfs.resolver import resolver as dfvfs_resolver
 
-from search.extraction import luks
+from search.extraction import luks, luks2
 
 # The spellings of each credential a caller may use (the walker also runs outside a case: scripts, the
 # benchmarks, tests), as dfVFS/libbde/libluksde name it. A LUKS passphrase is libluksde's password.
@@ -49,13 +50,17 @@ CREDENTIALS_BY_ENCRYPTION = {
     dfvfs_definitions.TYPE_INDICATOR_BDE: ("password", "recovery_password", "startup_key"),
     dfvfs_definitions.TYPE_INDICATOR_LUKSDE: ("password",),
     luks.TYPE_INDICATOR_LUKS1: ("password",),
+    luks2.TYPE_INDICATOR_LUKS2: ("password",),
 }
 # dfVFS's key chain is process-wide: every change to it, and a read that sets, uses and removes its
 # credentials, holds this lock. Re-entrant, so that such a read can set credentials while holding it.
 KEY_CHAIN_LOCK = threading.RLock()
 
 # What a refused candidate raises. libbde and libluksde raise anything; the LUKS1 recovery only these.
-_REFUSALS: dict[str, type[Exception] | tuple[type[Exception], ...]] = {luks.TYPE_INDICATOR_LUKS1: (OSError, ValueError)}
+_REFUSALS: dict[str, type[Exception] | tuple[type[Exception], ...]] = {
+    luks.TYPE_INDICATOR_LUKS1: (OSError, ValueError),
+    luks2.TYPE_INDICATOR_LUKS2: (OSError, ValueError),
+}
 
 
 @dataclass
@@ -215,6 +220,8 @@ class KeyChainCredentials:
 def _unlocks(*, type_indicator: str, encrypted_bytes, credential: Credential) -> bool:
     if type_indicator == luks.TYPE_INDICATOR_LUKS1:
         return luks.recover_master_key(file_object=encrypted_bytes, passphrase=credential.value) is not None
+    if type_indicator == luks2.TYPE_INDICATOR_LUKS2:
+        return luks2.recover_volume_key(file_object=encrypted_bytes, passphrase=credential.value) is not None
     volume = new_crypto_volume(type_indicator)
     if credential.name == "password":
         volume.set_password(credential.value)
