@@ -105,3 +105,15 @@ def unlock_credentials(*, evidence: Evidence) -> list[UnlockCredential]:
                 value = value.decode("utf-8", errors="replace")
             credentials.append({"kind": credential, "value": value})
     return credentials
+
+
+def document_passwords(*, evidence: Evidence) -> list[tuple[int, str]]:
+    """The document passwords escrowed for the item, in escrow order: (escrow id, password as text).
+
+    The id is what a trace records of the password that opened a document; the text never leaves the
+    extraction run."""
+    return [
+        (secret["id"], secret["value"].decode("utf-8", errors="replace"))
+        for secret in secret_values_for_extraction(evidence=evidence)
+        if secret["kind"] == SecretKind.DOCUMENT_PASSWORD
+    ]

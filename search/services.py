@@ -20,11 +20,12 @@ from cases import permissions as perms
 from cases.models import User
 from custodia.errors import Conflict
 from evidence.models import Evidence, EvidenceState
-from evidence.reading import open_acquired, unlock_credentials
+from evidence.reading import document_passwords, open_acquired, unlock_credentials
 from evidence.selectors import evidence_get
 from search.extraction import source as media_source
 from search.extraction.pipeline import trace_rows, walk_options
 from search.extraction.tools import tool_versions
+from search.extraction.tools.documents import DocumentPassword, escrowed_document_passwords
 from search.extraction.walker import walk_image
 from search.models import CasePropertyName, ExtractionRun, RunState, Trace
 from search.priority import extraction_priority
@@ -99,7 +100,11 @@ def extraction_execute(*, run_id: int, shard: int = 0) -> ExtractionRun:
     run.refresh_from_db()
     publisher = Publisher(run, shard=shard)
     try:
-        with open_acquired(evidence=evidence) as acquired:
+        passwords = [
+            DocumentPassword(reference=f"escrowed secret {pk}", value=value)
+            for pk, value in document_passwords(evidence=evidence)
+        ]
+        with open_acquired(evidence=evidence) as acquired, escrowed_document_passwords(passwords):
             options = walk_options(acquired=acquired, shard=(shard, run.shards) if run.shards > 1 else None)
             resolver_context = media_source.EvidenceResolverContext(files=acquired.files)
             for record in walk_image(

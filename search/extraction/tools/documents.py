@@ -1,4 +1,11 @@
-"""Documents: PDF (pypdf), OOXML DOCX/XLSX/PPTX (stdlib zip + XML), legacy Office metadata (olefile).
+"""Documents: PDF (pypdf), OOXML DOCX/XLSX/PPTX (stdlib zip + XML), legacy Office metadata (olefile),
+password-protected PDF and OOXML opened with the evidence's escrowed document passwords (pypdf,
+msoffcrypto-tool).
+
+Document passwords reach the tools through ``escrowed_document_passwords`` (a context variable the
+extraction run sets around its walk): the tools' interface stays one stream in, one result out. A
+document a password opens records which escrowed secret did (``document.unlockedWith``: the escrow's
+id, never the value); one none opens says ``locked: escrow a password``.
 
 OOXML is read with `zipfile` and `xml.etree.ElementTree.iterparse`: the parts are decompressed under
 the same ratio and output limits as archive members, and ElementTree resolves no external entities
@@ -7,11 +14,15 @@ the same ratio and output limits as archive members, and ElementTree resolves no
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import io
 import logging
 import re
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, BinaryIO
 from xml.etree import ElementTree
@@ -33,6 +44,38 @@ from search.extraction.tools.base import (
 )
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+# ------------------------------------------------------------------------------ document passwords
+
+LOCKED_MESSAGE = "locked: escrow a password (a document password for this evidence) and extract again"
+
+
+@dataclass(frozen=True)
+class DocumentPassword:
+    """A document password escrowed for the evidence: ``reference`` names it in traces (never ``value``)."""
+
+    reference: str
+    value: str
+
+
+_DOCUMENT_PASSWORDS: contextvars.ContextVar[tuple[DocumentPassword, ...]] = contextvars.ContextVar(
+    "document_passwords", default=()
+)
+
+
+@contextlib.contextmanager
+def escrowed_document_passwords(passwords: Sequence[DocumentPassword]) -> Iterator[None]:
+    """The document passwords the tools try, for the ``with`` block (one extraction run's)."""
+    token = _DOCUMENT_PASSWORDS.set(tuple(passwords))
+    try:
+        yield
+    finally:
+        _DOCUMENT_PASSWORDS.reset(token)
+
+
+def _candidate_passwords() -> tuple[DocumentPassword, ...]:
+    return _DOCUMENT_PASSWORDS.get()
+
 
 # ---------------------------------------------------------------------------------------------- PDF
 
@@ -101,6 +144,17 @@ class PdfTool(Tool):
         finally:
             logger.removeHandler(collector)
 
+    @staticmethod
+    def _decrypt(reader) -> str | None:
+        """ "" when the empty user password opens it, the reference of the escrowed password that does, or
+        None. An owner password opens a PDF as well as the user password: either is accepted."""
+        if reader.decrypt(""):
+            return ""
+        for password in _candidate_passwords():
+            if reader.decrypt(password.value):
+                return password.reference
+        return None
+
     def _read(self, *, pypdf, stream: BinaryIO, budget: Budget, collector: _PypdfWarnings) -> ToolResult:
         limits = budget.limits
         data = read_bounded(stream, max_bytes=limits.max_output_bytes, what="PDF")
@@ -112,12 +166,16 @@ class PdfTool(Tool):
         if reader.is_encrypted:
             properties["document.encrypted"] = True
             try:
-                if not reader.decrypt(""):
-                    errors.append("encrypted PDF: no text without the password")
-                    return ToolResult(properties=properties, errors=errors, types=["document"])
+                opened_with = self._decrypt(reader)
             except Exception as error:  # unsupported encryption is reported, not raised
                 errors.append(f"encrypted PDF: {type(error).__name__}: {error}")
                 return ToolResult(properties=properties, errors=errors, types=["document"])
+            if opened_with is None:
+                properties["document.locked"] = True
+                errors.append(LOCKED_MESSAGE)
+                return ToolResult(properties=properties, errors=errors, types=["document"])
+            if opened_with:
+                properties["document.unlockedWith"] = opened_with
         properties["document.pageCount"] = len(reader.pages)
         info = reader.metadata or {}
         for key, property_name in _PDF_INFO_PROPERTIES.items():
@@ -373,6 +431,8 @@ class OleDocumentTool(Tool):
         properties: dict[str, Any] = {}
         with olefile.OleFileIO(data) as ole:
             streams = {"/".join(entry) for entry in ole.listdir()}
+            if {"EncryptionInfo", "EncryptedPackage"} <= streams:
+                return _encrypted_ooxml(data=data, name=name, limits=limits)
             kind = next((kind for stream_name, kind in _OLE_DOCUMENT_STREAMS.items() if stream_name in streams), None)
             if kind:
                 properties["document.type"] = kind
@@ -389,3 +449,29 @@ class OleDocumentTool(Tool):
             if isinstance(value, datetime) and value.year > 1601:
                 properties[property_name] = iso8601(value.replace(tzinfo=UTC))
         return ToolResult(properties=properties, types=["document"] if kind else [])
+
+
+# --------------------------------------------------------------------- encrypted OOXML (msoffcrypto)
+
+
+def _encrypted_ooxml(*, data: bytes, name: str, limits: Limits) -> ToolResult:
+    """An OOXML document encrypted with a password (ECMA-376 agile or standard encryption, in an OLE
+    container): decrypted in memory with the first escrowed document password that opens it, then read as
+    any OOXML document."""
+    msoffcrypto = require("msoffcrypto", package="msoffcrypto-tool")
+    properties: dict[str, Any] = {"document.encrypted": True}
+    for password in _candidate_passwords():
+        office_file = msoffcrypto.OfficeFile(io.BytesIO(data))
+        try:
+            office_file.load_key(password=password.value, verify_password=True)
+            decrypted = io.BytesIO()
+            office_file.decrypt(decrypted)
+        except (msoffcrypto.exceptions.InvalidKeyError, msoffcrypto.exceptions.DecryptionError):
+            continue  # not this one
+        properties["document.unlockedWith"] = password.reference
+        decrypted.seek(0)
+        result = OoxmlTool().run(stream=decrypted, name=name, limits=limits)
+        result.properties = {**result.properties, **properties}
+        return result
+    properties["document.locked"] = True
+    return ToolResult(properties=properties, errors=[LOCKED_MESSAGE], types=["document"])
