@@ -11,12 +11,14 @@ the line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import BinaryIO, TypedDict, cast
 
 from evidence.container.reader import open_container
+from evidence.intake.ewf import ewf_segment_suffix, parse_ewf_suffix
 from evidence.intake.formats import ImageFormat, slice_segments
 from evidence.models import Evidence, SecretKind
 from evidence.services.escrow import secret_values_for_extraction
@@ -36,6 +38,15 @@ SECRET_KIND_CREDENTIALS: Mapping[str, str] = {
 BINARY_CREDENTIALS = frozenset({"startup_key"})
 # The name an item acquired without a file name is read under.
 DEFAULT_FILE_NAME = "image.raw"
+# The suffix each format's library wants a lone file to carry (libewf refuses "image.raw": "invalid segment
+# file extension"); a file named otherwise is read under its stem and this suffix.
+FORMAT_SUFFIXES: Mapping[str, str] = {
+    ImageFormat.EWF: ".E01",
+    ImageFormat.VHD: ".vhd",
+    ImageFormat.VHDX: ".vhdx",
+    ImageFormat.VMDK: ".vmdk",
+    ImageFormat.QCOW2: ".qcow2",
+}
 
 
 class UnlockCredential(TypedDict):
@@ -61,6 +72,9 @@ class AcquiredEvidence:
     files: Mapping[str, BinaryIO]
     first_name: str
     acquired_alone: bool
+    # The names the files came with (for display), in the order of ``files``; ``files`` are keyed by the
+    # names they are read under (``presented_names``).
+    original_names: tuple[str, ...] = ()
 
     @property
     def related_files(self) -> dict[str, BinaryIO]:
@@ -78,17 +92,45 @@ def open_acquired(*, evidence: Evidence) -> Iterator[AcquiredEvidence]:
         yield _acquired(evidence=evidence, reader=reader)
 
 
+def presented_names(*, image_format: str, names: Sequence[str]) -> list[str]:
+    """The names ``names`` (one file, or an image's segments in order) are read under.
+
+    The libraries find a format's files by name: libewf wants ``.E01``, ``.E02``… and refuses anything
+    else, whatever the bytes. An item uploaded without a name (read as ``image.raw``) or under another one
+    keeps that name for display; it is read under the detected format's names. Names that already fit are
+    kept (a VMDK descriptor's extents are found by the names it gives, so split VMDKs are never renamed).
+    """
+    names = list(names)
+    if image_format == ImageFormat.EWF:
+        # Kept only when they number the segments 1, 2, … as libewf does (".raw" parses as a far segment).
+        parsed = [parse_ewf_suffix(PurePosixPath(name).suffix) for name in names]
+        if all(found is not None and found[1] == index + 1 for index, found in enumerate(parsed)):
+            return names
+        stem = PurePosixPath(names[0]).stem or "image"
+        return [f"{stem}.{ewf_segment_suffix(number=index + 1, family='E')}" for index in range(len(names))]
+    suffix = FORMAT_SUFFIXES.get(image_format)
+    if suffix is None or len(names) != 1 or PurePosixPath(names[0]).suffix.lower() == suffix.lower():
+        return names
+    return [f"{PurePosixPath(names[0]).stem or 'image'}{suffix}"]
+
+
 def _acquired(*, evidence: Evidence, reader: BinaryIO) -> AcquiredEvidence:
     segments = (evidence.format_details or {}).get("segments") or []
     if len(segments) > 1:
-        slices = slice_segments(stream=reader, sizes=[s["size"] for s in segments], names=[s["name"] for s in segments])
+        originals = [s["name"] for s in segments]
+        names = presented_names(image_format=evidence.format, names=originals)
+        slices = slice_segments(stream=reader, sizes=[s["size"] for s in segments], names=names)
         # A StreamSlice is a binary file object (io.RawIOBase), which typing's nominal BinaryIO does not name.
-        files = {s["name"]: cast(BinaryIO, piece) for s, piece in zip(segments, slices, strict=True)}
-        return AcquiredEvidence(reader=reader, files=files, first_name=segments[0]["name"], acquired_alone=False)
-    names = [name.strip() for name in evidence.original_name.split(",") if name.strip()]
-    name = names[0] if names else DEFAULT_FILE_NAME
+        files = {name: cast(BinaryIO, piece) for name, piece in zip(names, slices, strict=True)}
+        return AcquiredEvidence(
+            reader=reader, files=files, first_name=names[0], acquired_alone=False, original_names=tuple(originals)
+        )
+    originals = [name.strip() for name in evidence.original_name.split(",") if name.strip()]
+    (name,) = presented_names(image_format=evidence.format, names=[originals[0] if originals else DEFAULT_FILE_NAME])
     alone = evidence.format in (ImageFormat.FILE, ImageFormat.ARCHIVE)
-    return AcquiredEvidence(reader=reader, files={name: reader}, first_name=name, acquired_alone=alone)
+    return AcquiredEvidence(
+        reader=reader, files={name: reader}, first_name=name, acquired_alone=alone, original_names=tuple(originals)
+    )
 
 
 def unlock_credentials(*, evidence: Evidence) -> list[UnlockCredential]:

@@ -306,3 +306,53 @@ def test_a_file_system_listed_through_dfvfs_says_what_it_cannot_show(tmp_path):
     assert file_system.tools["fileSystem"].name == "dfvfs"
     note = file_system.properties["fileSystem.notListed"]
     assert "deleted files" in note and "$OrphanFiles" in note and "not The Sleuth Kit" in note
+
+
+# ---------------------------------------------------------------------- item 11: an E01 uploaded without a name
+
+# The corpus's answer key (GROUND_TRUTH.md, from fls/icat): /passwords.txt of the dfvfs ext2 volume.
+PASSWORDS_SHA256 = "02a2a6af2f1ecf4720d7d49d640f0d0a269a7ec733e41973bdd34f09dad0e252"
+
+
+@pytest.mark.corpus
+def test_an_e01_uploaded_without_its_name_is_read_as_an_e01(api, demo):
+    from evidence.models import Evidence
+    from evidence.reading import open_acquired
+    from search.models import Trace
+    from search.services import extraction_execute, extraction_start
+    from tests.corpus import require_corpus
+    from tests.evidence.conftest import upload_all
+
+    data = require_corpus("files/dfvfs/ext2.E01").read_bytes()
+    api.as_user(demo.custodian)
+    response = api.post(
+        f"/api/cases/{demo.case.pk}/evidence/", {"label": "E01 without a name", "kind": "disk_image"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    evidence_id = response.json()["id"]
+    upload_all(api, evidence_id, data)
+    assert api.post(f"/api/evidence/{evidence_id}/seal").json()["format"] == "ewf"
+    evidence = Evidence.objects.get(pk=evidence_id)
+    assert evidence.original_name == ""  # nothing invented where the custodian gave nothing
+    with open_acquired(evidence=evidence) as acquired:
+        assert acquired.first_name == "image.E01" and acquired.original_names == ()
+
+    extraction_execute(run_id=extraction_start(actor=demo.investigator, evidence=evidence).pk)
+    root = Trace.objects.get(evidence_id=evidence_id, parent_uid="")
+    assert root.name == "image.E01" and root.properties["image.format"] == "ewf"
+    passwords = Trace.objects.get(evidence_id=evidence_id, name="passwords.txt", deleted=False)
+    assert next(s for s in passwords.streams if s["name"] == "raw")["sha256"] == PASSWORDS_SHA256
+
+
+def test_names_that_already_fit_the_format_are_kept_and_others_follow_it():
+    from evidence.reading import presented_names
+
+    assert presented_names(image_format="ewf", names=["image.raw"]) == ["image.E01"]
+    assert presented_names(image_format="ewf", names=["disk.E01", "disk.E02"]) == ["disk.E01", "disk.E02"]
+    assert presented_names(image_format="ewf", names=["part-a", "part-b"]) == ["part-a.E01", "part-a.E02"]
+    assert presented_names(image_format="vhd", names=["upload"]) == ["upload.vhd"]
+    assert presented_names(image_format="raw", names=["image.raw"]) == ["image.raw"]
+    assert presented_names(image_format="vmdk", names=["disk.vmdk", "disk-s001.vmdk"]) == [
+        "disk.vmdk",
+        "disk-s001.vmdk",
+    ]
