@@ -184,8 +184,21 @@ def _part_text(part: Message) -> str | None:
         return payload.decode("utf-8", "replace")
 
 
+def message_parts(message: Message) -> Iterator[Message]:
+    """The leaf parts of ``message`` in order; an attached message (message/rfc822) is one part: its own
+    body and attachments are its own, read when it is analysed as a child e-mail, never the outer one's."""
+    if not message.is_multipart():
+        yield message
+        return
+    for part in message.get_payload():
+        if part.get_content_type() == "message/rfc822":
+            yield part
+        else:
+            yield from message_parts(part)
+
+
 def parse_message(*, data: bytes, budget: Budget, path: str) -> ToolResult:
-    """One RFC 822 message → properties, body text, attachments."""
+    """One RFC 822 message → properties, body text, attachments (an attached message: a child e-mail)."""
     message = email.message_from_bytes(data, policy=email.policy.compat32)
     properties = headers_properties(message)
     if message.defects:
@@ -194,10 +207,8 @@ def parse_message(*, data: bytes, budget: Budget, path: str) -> ToolResult:
     html: list[str] = []
     children: list[ChildTrace] = []
     errors: list[str] = []
-    for part in message.walk():
+    for part in message_parts(message):
         budget.check_time()
-        if part.is_multipart():
-            continue
         content_type = part.get_content_type()
         disposition = (part.get_content_disposition() or "").lower()
         file_name = decoded_header(part.get_filename())
@@ -207,7 +218,8 @@ def parse_message(*, data: bytes, budget: Budget, path: str) -> ToolResult:
                 text = _part_text(part)
                 (plain if content_type == "text/plain" else html).append(text or "")
                 continue
-            if content_type == "message/rfc822" and part.get_payload() and isinstance(part.get_payload(), list):
+            embedded = content_type == "message/rfc822"
+            if embedded and part.get_payload() and isinstance(part.get_payload(), list):
                 payload = part.get_payload()[0].as_bytes()
             else:
                 payload = part.get_payload(decode=True)
@@ -219,6 +231,7 @@ def parse_message(*, data: bytes, budget: Budget, path: str) -> ToolResult:
                     data=payload if isinstance(payload, bytes) else None,
                     budget=budget,
                     parent_path=path,
+                    extra={"attachment.embeddedMessage": True} if embedded else None,
                 )
             )
         except LimitExceeded:
@@ -680,7 +693,7 @@ class PstTool(Tool):
                 )
         return children
 
-    def _item(self, *, item, index: int, path: str, budget: Budget) -> ChildTrace:
+    def _item(self, *, item, index: int, path: str, budget: Budget, depth: int = 0) -> ChildTrace:
         mapi = _pff_properties(item)
         body = _bytes_text(_safe(lambda: item.plain_text_body))
         html_body = None if body else _bytes_text(_safe(lambda: item.html_body))
@@ -702,14 +715,15 @@ class PstTool(Tool):
         for ordinal in range(number_of_attachments):
             budget.check_time()
             try:
-                trace.children.append(self._attachment(item=item, ordinal=ordinal, path=item_path, budget=budget))
+                trace.children.append(
+                    self._attachment(item=item, ordinal=ordinal, path=item_path, budget=budget, depth=depth)
+                )
             except OSError as error:
                 trace.errors.append(f"attachment {ordinal}: {error}")
         trace.properties["email.attachmentCount"] = number_of_attachments
         return trace
 
-    @staticmethod
-    def _attachment(*, item, ordinal: int, path: str, budget: Budget) -> ChildTrace:
+    def _attachment(self, *, item, ordinal: int, path: str, budget: Budget, depth: int) -> ChildTrace:
         attachment = item.get_attachment(ordinal)
         mapi = _pff_properties(attachment)
         embedded = mapi.get(PR_ATTACH_METHOD) == ATTACH_EMBEDDED_MESSAGE
@@ -734,10 +748,41 @@ class PstTool(Tool):
             extra={"attachment.embeddedMessage": True} if embedded else None,
         )
         if embedded:
-            child.errors.append("embedded Outlook message: not expanded (libpff gives no sub-item)")
-        elif size and data is None:
+            return self._embedded_message(
+                attachment=attachment, child=child, ordinal=ordinal, budget=budget, depth=depth
+            )
+        if size and data is None:
             child.errors.append(f"output limit of {budget.limits.max_output_bytes} bytes reached: content not read")
         return child
+
+    def _embedded_message(self, *, attachment, child: ChildTrace, ordinal: int, budget: Budget, depth: int):
+        """An attached Outlook message as a child e-mail: its own headers, body and attachments, under the
+        attachment's name."""
+        sub_item = _embedded_message_of(attachment)
+        if sub_item is None:
+            child.errors.append("embedded Outlook message: libpff finds no item in the attachment")
+            return child
+        if depth >= _MAX_EMBEDDED_DEPTH:
+            child.errors.append(f"embedded Outlook message: nested deeper than {_MAX_EMBEDDED_DEPTH}; not expanded")
+            return child
+        message = self._item(
+            item=sub_item, index=ordinal, path=child.path_hint.rsplit("/", 1)[0], budget=budget, depth=depth + 1
+        )
+        message.name, message.path_hint, message.ordinal_key = child.name, child.path_hint, child.ordinal_key
+        message.types = [*child.types, *(kind for kind in message.types if kind not in child.types)]
+        message.properties = {**child.properties, **message.properties}
+        message.errors = [*child.errors, *message.errors]
+        return message
+
+
+_MAX_EMBEDDED_DEPTH = 8  # a message attached to a message attached to … : deeper is refused, not followed
+
+
+def _embedded_message_of(attachment):
+    """The Outlook item an "embedded message" attachment holds (libpff's sub-item), or None."""
+    if not (_safe(lambda: attachment.number_of_sub_items) or 0):
+        return None
+    return _safe(lambda: attachment.get_sub_item(0))
 
 
 def _safe(getter: Callable[[], Any]) -> Any:
