@@ -152,3 +152,26 @@ def test_a_damaged_luks2_header_is_reported_in_plain_words(tmp_path):
         "the LUKS2 header is damaged: neither copy has a valid checksum"
     ]
     assert "locked" in encrypted.properties["encryptedVolume.hint"]
+
+
+def test_a_file_inside_luks2_is_read_again_from_its_data_path_as_the_data_service_does(tmp_path):
+    from dfvfs.resolver import resolver as dfvfs_resolver
+
+    from search.extraction import source, unlock
+
+    volume, plain = make_luks2(tmp_path, kdf="argon2id")
+    (ledger,) = [trace for trace in walk(volume, secrets={"passphrase": PASSPHRASE}) if trace.name == "LEDGER.TXT"]
+    path_spec = source.deserialise_path_spec(ledger.stream("raw").data_path)
+    assert PASSPHRASE not in ledger.stream("raw").data_path
+    (layer,) = unlock.encrypted_layers(path_spec)
+    assert layer.type_indicator == luks2.TYPE_INDICATOR_LUKS2
+    with volume.open("rb") as file_object, unlock.KeyChainCredentials() as credentials:
+        context = source.new_resolver_context(file_object=file_object, file_name=volume.name)
+        secrets = unlock.normalise_secrets({"passphrase": ["wrong", PASSPHRASE]})
+        credential = credentials.first_unlocking(
+            type_indicator=layer.type_indicator, spec=layer.parent, context=context, secrets=secrets
+        )
+        credentials.remember(encrypted_spec=layer, credential=credential)
+        data = dfvfs_resolver.Resolver.OpenFileObject(path_spec, resolver_context=context).read()
+    expected = subprocess.run(["mtype", "-i", str(plain), "::LEDGER.TXT"], capture_output=True, check=True).stdout
+    assert data == expected
