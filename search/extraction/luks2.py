@@ -44,6 +44,15 @@ _CHECKSUM_OFFSET = _BINARY_HEADER.size - 64
 _JSON_OFFSET = 4096  # the binary header is padded to 4 KiB; the JSON area follows it
 _SECONDARY_OFFSETS = (0x4000, 0x8000, 0x10000, 0x20000, 0x40000, 0x80000, 0x100000, 0x200000, 0x400000)
 _ARGON2_TYPES = {"argon2i": argon2_low_level.Type.I, "argon2id": argon2_low_level.Type.ID}
+# Bounds on what a header may ask for (a damaged or hostile one must not cost hours or all the memory).
+# cryptsetup writes 4000 stripes, keys up to 64 bytes, Argon2 memory up to 4 GiB (the format's limit) and
+# iteration counts it benchmarked for a few seconds on the machine that made the volume.
+_MAX_STRIPES = 65_536
+_MAX_KEY_BYTES = 256
+_MAX_PBKDF2_ITERATIONS = 100_000_000
+_MAX_ARGON2_TIME = 1_000
+_MAX_ARGON2_MEMORY_KIB = 4 * 1024 * 1024
+_MAX_ARGON2_THREADS = 64
 
 
 class Luks2Error(ValueError):
@@ -215,8 +224,16 @@ def _derive(kdf: dict[str, Any], secret: bytes, length: int) -> bytes:
     salt = base64.b64decode(kdf["salt"])
     kind = kdf["type"]
     if kind == "pbkdf2":
+        if not 0 < int(kdf["iterations"]) <= _MAX_PBKDF2_ITERATIONS:
+            raise Luks2Error("the key slot's PBKDF2 iteration count is out of range: the header is damaged")
         return hashlib.pbkdf2_hmac(kdf["hash"], secret, salt, int(kdf["iterations"]), length)
     if kind in _ARGON2_TYPES:
+        if not (
+            0 < int(kdf["time"]) <= _MAX_ARGON2_TIME
+            and 0 < int(kdf["memory"]) <= _MAX_ARGON2_MEMORY_KIB
+            and 0 < int(kdf["cpus"]) <= _MAX_ARGON2_THREADS
+        ):
+            raise Luks2Error(f"the key slot's {kind} parameters are out of range: the header is damaged")
         try:
             return argon2_low_level.hash_secret_raw(
                 secret=secret,
@@ -246,10 +263,23 @@ def _digest_matches(header: Luks2Header, slot: Luks2KeySlot, candidate: bytes) -
 
 
 def recover_volume_key(*, file_object, passphrase: str | bytes) -> bytes | None:
-    """The volume key if ``passphrase`` opens one of the volume's key slots, else None."""
+    """The volume key if ``passphrase`` opens one of the volume's key slots, else None.
+
+    ``Luks2Error`` (in an examiner's words) when the header cannot be used."""
+    try:
+        return _recover_volume_key(file_object=file_object, passphrase=passphrase)
+    except (KeyError, TypeError, OverflowError) as error:  # a key slot or digest missing what the format requires
+        raise Luks2Error(f"a key slot or digest of the LUKS2 header is incomplete ({type(error).__name__})") from None
+
+
+def _recover_volume_key(*, file_object, passphrase: str | bytes) -> bytes | None:
     header = parse_header(file_object)
     secret = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
     for slot in header.key_slots:
+        if not (0 < slot.key_size <= _MAX_KEY_BYTES and 0 < slot.area_key_size <= _MAX_KEY_BYTES):
+            raise Luks2Error("a key slot's key size is out of range: the header is damaged")
+        if not 0 < slot.af_stripes <= _MAX_STRIPES:
+            raise Luks2Error("a key slot's anti-forensic stripe count is out of range: the header is damaged")
         slot_key = _derive(slot.kdf, secret, slot.area_key_size)
         material_size = slot.key_size * slot.af_stripes
         padded = -(-material_size // SECTOR_SIZE) * SECTOR_SIZE
