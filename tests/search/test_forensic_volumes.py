@@ -356,3 +356,16 @@ def test_names_that_already_fit_the_format_are_kept_and_others_follow_it():
         "disk.vmdk",
         "disk-s001.vmdk",
     ]
+
+
+@pytest.mark.corpus
+def test_a_misnamed_e01_given_to_the_walker_says_why_libewf_refuses_it():
+    from tests.corpus import require_corpus
+
+    path = require_corpus("files/dfvfs/ext2.E01")
+    with path.open("rb") as file_object:
+        (root,) = walk_image(file_object=file_object, evidence_id="ev", options=WalkOptions(file_name="image.raw"))
+    assert root.properties["image.format"] == "ewf"
+    (error,) = root.errors
+    assert "named 'image.raw'" in error.message and ".E01" in error.message
+    assert "segment file extension" not in error.message  # libewf's own words stay out

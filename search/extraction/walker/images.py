@@ -3,6 +3,7 @@ dfVFS and the libyal bindings, or raw), or one file acquired alone."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -49,12 +50,24 @@ def evidence_traces(*, walk: Walk) -> Iterator[TraceRecord]:
         trace.properties["image.size"] = size
         trace.streams.append(DataStream(name="raw", size=size, data_path=source.serialise_path_spec(media_spec)))
     except Exception as error:
-        trace.errors.append(TraceError(tool="dfvfs", message=f"cannot open the {image_format} image: {error}"))
+        trace.errors.append(
+            TraceError(tool="dfvfs", message=_cannot_open(image_format=image_format, name=name, error=error))
+        )
         yield trace
         return
     if walk.options.hash_volumes:
         walk.reader.hash_dfvfs_stream(trace=trace, stream=trace.streams[0], path_spec=media_spec)
     yield from parent_then_children(trace, walk.explore(spec=media_spec, parent=trace, depth=0))
+
+
+def _cannot_open(*, image_format: str, name: str, error: Exception) -> str:
+    # libewf finds segments by name and refuses any other ("invalid segment file extension"): say so plainly.
+    if image_format == "ewf" and not re.search(r"\.(e|ex|s|l|lx)01$", name, re.IGNORECASE):
+        return (
+            f"cannot open the ewf image: its file is named {name!r}, and libewf reads EWF only from files "
+            "named .E01, .E02, … (evidence.reading.presented_names names them so for extraction)"
+        )
+    return f"cannot open the {image_format} image: {error}"
 
 
 def _storage_media(*, walk: Walk, root_spec, trace: TraceRecord) -> tuple[object, str]:
