@@ -416,7 +416,8 @@ class _Execution:
         tail = (
             self.client.read_snapshot_range(sas_url=sas, offset=tail_start, length=size - tail_start) if size else b""
         )
-        detected = detect_format(head=head, tail=tail, name=f"{disk.name}.vhd")
+        # Named as Azure names the disk, without a guessed extension: the bytes say what it is (a fixed VHD).
+        detected = detect_format(head=head, tail=tail, name=disk.name)
         tags = capture_tags(run=self.run, disk=disk)
         evidence.state = EvidenceState.RECEIVING
         evidence.format = detected.format
