@@ -290,6 +290,34 @@ def azure_errors(operation: str) -> Iterator[None]:
         raise CaptureError(f"Azure: could not {operation} ({type(error).__name__})", transient=True) from None
 
 
+# A SAS signature (or a whole SAS query) in a log record: urllib3 logs every request line at DEBUG, query
+# string included, and a SAS URL read there grants access to the snapshot until it expires.
+_SAS_SIGNATURE = re.compile(r"(?i)\b(sig|skoid|sktid|skt|ske|sks|skv|saoid|suoid)=[^&\s\"']+")
+SAS_LOGGERS = ("urllib3.connectionpool", "azure.core.pipeline.policies.http_logging_policy", "azure")
+
+
+class SasRedactingFilter(logging.Filter):
+    """Replaces SAS signature values in a record's message with ``REDACTED`` (the record still logs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to the handler's own error path
+            return True
+        redacted = _SAS_SIGNATURE.sub(lambda match: f"{match.group(1)}=REDACTED", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def install_sas_log_redaction() -> None:
+    """Put the redacting filter on the loggers that see request URLs (once per process)."""
+    for name in SAS_LOGGERS:
+        target = logging.getLogger(name)
+        if not any(isinstance(existing, SasRedactingFilter) for existing in target.filters):
+            target.addFilter(SasRedactingFilter())
+
+
 class PrefetchingReader:
     """A file object over a blob download: a thread fetches the next pieces while the caller seals the last.
 
@@ -382,6 +410,7 @@ class AzureCaptureClient(CaptureClient):
         download_chunk_bytes: int = 4 << 20,
         download_concurrency: int = 4,
     ) -> None:
+        install_sas_log_redaction()
         self.organisation = organisation
         self._credential = credential
         self._identity: dict[str, str] = {"kind": "configured credential"} if credential is not None else {}
