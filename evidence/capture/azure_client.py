@@ -278,7 +278,8 @@ def azure_errors(operation: str) -> Iterator[None]:
     except ResourceNotFoundError:
         raise CaptureError(f"Azure: {operation}: not found") from None
     except HttpResponseError as error:
-        code = error.error.code if getattr(error, "error", None) is not None else None
+        odata = getattr(error, "error", None)
+        code = odata.code if odata is not None else None
         detail = " ".join(str(part) for part in (error.status_code, code) if part)
         transient = error.status_code in (408, 429) or (error.status_code or 0) >= 500
         raise CaptureError(f"Azure refused to {operation} ({detail})", transient=transient) from None
@@ -619,7 +620,7 @@ class AzureCaptureClient(CaptureClient):
 
     def read_encryption_material(self, *, encryption: DiskEncryption) -> EncryptionMaterial:
         from azure.keyvault.keys import KeyClient
-        from azure.keyvault.keys.crypto import CryptographyClient
+        from azure.keyvault.keys.crypto import CryptographyClient, KeyWrapAlgorithm
         from azure.keyvault.secrets import SecretClient
 
         vault_url, name, version = _parse_vault_item(encryption.secret_url, kind="secrets")
@@ -640,7 +641,10 @@ class AzureCaptureClient(CaptureClient):
         if not key_url:
             return EncryptionMaterial(bek=stored, stored_value=stored, tags=tags)
         key_vault_url, key_name, _ = _parse_vault_item(key_url, kind="keys")
-        algorithm = tags.get("DiskEncryptionKeyEncryptionAlgorithm") or "RSA-OAEP"
+        try:
+            algorithm = KeyWrapAlgorithm(tags.get("DiskEncryptionKeyEncryptionAlgorithm") or "RSA-OAEP")
+        except ValueError:
+            raise CaptureError("the disk's key is wrapped with an algorithm Key Vault does not unwrap") from None
         with azure_errors("unwrap the disk's key with its KEK in the VM's key vault"):
             unwrapped = CryptographyClient(key_url, credential=credential, **options).unwrap_key(algorithm, stored)
         with azure_errors("back up the KEK from the VM's key vault"):

@@ -23,6 +23,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any, BinaryIO
 
 from django.conf import settings
@@ -560,25 +561,25 @@ class _Execution:
         for disk in self.run.disks.order_by("-is_os_disk", "lun", "pk"):
             if disk.access_granted:
                 try:
-                    self.step("revoke_access", lambda step, d=disk: self._revoke(d), disk=disk, again=True)
+                    self.step("revoke_access", partial(self._revoke, disk), disk=disk, again=True)
                 except Exception as error:
                     problems.append(f"revoke access to {disk.snapshot_name}: {safe_error(error)}")
             if disk.snapshot_exists:
                 try:
-                    self.step("delete_snapshot", lambda step, d=disk: self._delete(d), disk=disk, again=True)
+                    self.step("delete_snapshot", partial(self._delete, disk), disk=disk, again=True)
                 except Exception as error:
                     problems.append(f"delete {disk.snapshot_name}: {safe_error(error)}")
         self.access.clear()
         return problems
 
-    def _revoke(self, disk: CaptureDisk) -> dict[str, Any]:
+    def _revoke(self, disk: CaptureDisk, step: CaptureStep) -> dict[str, Any]:
         self.client.revoke_access(snapshot_name=disk.snapshot_name, **self.target)
         self.access.pop(disk.pk, None)
         disk.access_granted = False
         disk.save(update_fields=["access_granted"])
         return {"snapshot_name": disk.snapshot_name}
 
-    def _delete(self, disk: CaptureDisk) -> dict[str, Any]:
+    def _delete(self, disk: CaptureDisk, step: CaptureStep) -> dict[str, Any]:
         self.client.delete_snapshot(snapshot_name=disk.snapshot_name, **self.target)
         disk.snapshot_exists = False
         disk.save(update_fields=["snapshot_exists"])
