@@ -9,12 +9,14 @@ timed test: it reports the goals, never asserts):
    snapshot's ``accessSAS``.
 2. **download**: ``BlobClient.from_blob_url(sas).download_blob(max_concurrency=4).readinto(sink)``, the
    Azure SDK's own parallel download into a sink that keeps nothing (the fastest the bytes can arrive).
-3. **capture**: what the capture's stream step runs (``evidence/capture/services.py``): the
+3. **reader**: the capture's snapshot reader alone (below), read to the end and discarded: the part of the
+   capture that is the download, so that what the sealing adds shows.
+4. **capture**: what the capture's stream step runs (``evidence/capture/services.py``): the
    ``AzureCaptureClient``'s snapshot reader (4 ranged GETs in flight, prefetching) into
    ``evidence.container.writer.seal_stream`` (MD5, SHA-1 and SHA-256 of the stream in one pass, per-chunk
    SHA-256, zstd, AES-256-GCM), stored in a ``LocalWormStore`` in a temporary folder (every object
    fsync'd, as in production). The computed SHA-256 must equal the blob's.
-4. Each side runs in a child process of its own, ``--repeat`` times (best time kept; the machine is shared);
+5. Each side runs in a child process of its own, ``--repeat`` times (best time kept; the machine is shared);
    peak memory is the child's peak RSS (``ru_maxrss``), interpreter and imports included.
 
 Goals: capture at least 0.8x the plain download's throughput; peak memory under 300 MiB.
@@ -82,6 +84,28 @@ def child_download(sas_url: str) -> dict:
     started = time.perf_counter()
     blob = BlobClient.from_blob_url(sas_url, max_single_get_size=PIECE_BYTES, max_chunk_get_size=PIECE_BYTES)
     size = blob.download_blob(max_concurrency=CONCURRENCY).readinto(sink)
+    return {"seconds": time.perf_counter() - started, "bytes": size}
+
+
+def child_reader(sas_url: str) -> dict:
+    """The capture's snapshot reader alone, read to the end and discarded: what the sealing adds is the rest."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "custodia.settings.test")
+    import django
+
+    django.setup()
+    from evidence.capture.azure_client import AzureCaptureClient
+
+    client = AzureCaptureClient(
+        organisation="bench", credential=object(), download_chunk_bytes=PIECE_BYTES, download_concurrency=CONCURRENCY
+    )
+    started = time.perf_counter()
+    source = client.open_snapshot(sas_url=sas_url)
+    size = 0
+    try:
+        while block := source.read(MIB):
+            size += len(block)
+    finally:
+        source.close()
     return {"seconds": time.perf_counter() - started, "bytes": size}
 
 
@@ -172,15 +196,18 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a few MiB, one round: runs in seconds")
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", choices=("download", "capture"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("download", "reader", "capture"), help=argparse.SUPPRESS)
     parser.add_argument("--sas", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     options = parser.parse_args()
 
     if options.child:
-        result = (
-            child_download(options.sas) if options.child == "download" else child_capture(options.sas, options.workdir)
-        )
+        if options.child == "download":
+            result = child_download(options.sas)
+        elif options.child == "reader":
+            result = child_reader(options.sas)
+        else:
+            result = child_capture(options.sas, options.workdir)
         result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
@@ -195,9 +222,9 @@ def main() -> None:
         with azurite_server() as azurite:
             print(f"Uploading a {size_mib} MiB snapshot blob to Azurite …", file=sys.stderr)
             sas_url, sha256 = make_snapshot(azurite, size)
-            runs: dict[str, list[dict]] = {"download": [], "capture": []}
+            runs: dict[str, list[dict]] = {"download": [], "reader": [], "capture": []}
             for _ in range(repeat):
-                for mode in ("download", "capture"):  # interleaved, so both see the same machine load
+                for mode in ("download", "reader", "capture"):  # interleaved, so both see the same machine load
                     runs[mode].append(run_child(mode, sas_url, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -216,6 +243,10 @@ def main() -> None:
     print(
         f"| plain `download_blob(max_concurrency={CONCURRENCY}).readinto` (Azure SDK) | {speed['download']:.0f} | "
         f"{best['download']['seconds']:.2f} | {peak['download']:.0f} | 1.00 | — |"
+    )
+    print(
+        f"| … the capture's snapshot reader alone (4 ranged GETs in flight), discarding | {speed['reader']:.0f} | "
+        f"{best['reader']['seconds']:.2f} | {peak['reader']:.0f} | {speed['reader'] / speed['download']:.2f} | — |"
     )
     print(
         f"| capture: SAS stream → `seal_stream` (MD5+SHA-1+SHA-256, zstd, AES-GCM, fsync'd WORM store) | "

@@ -260,17 +260,28 @@ class _Execution:
                 state=CaptureStepState.SKIPPED, started_at=now, finished_at=now, outcome={"skipped": reason}
             )
 
+    def _audit_target(self, disk: CaptureDisk | None) -> dict[str, Any]:
+        """A disk's steps are events of its evidence item (its custody trail shows its capture); the run's
+        own steps, of the run."""
+        if disk is not None and disk.evidence_id is not None:
+            return {"target_type": "evidence", "target_id": disk.evidence_id}
+        return {"target_type": "capture_run", "target_id": self.run.pk}
+
     def _done(self, step: CaptureStep, *, key: str, disk: CaptureDisk | None, outcome: dict[str, Any]) -> None:
         CaptureStep.objects.filter(pk=step.pk).update(
             state=CaptureStepState.DONE, finished_at=timezone.now(), outcome=outcome, error=""
         )
         audit_record(
             action=STEP_ACTIONS[key],
-            target_type="capture_run",
-            target_id=self.run.pk,
             case_id=self.run.case_id,
             organization_id=self.run.case.organization_id,
-            details={"disk": disk.name if disk else None, "on_behalf_of": self.run.requested_by.username, **outcome},
+            details={
+                "capture_run": str(self.run.pk),
+                "disk": disk.name if disk else None,
+                "on_behalf_of": self.run.requested_by.username,
+                **outcome,
+            },
+            **self._audit_target(disk),
         )
 
     def _failed(self, step: CaptureStep, *, key: str, disk: CaptureDisk | None, error: BaseException) -> None:
@@ -283,11 +294,10 @@ class _Execution:
                 audit_record(
                     action=STEP_ACTIONS[key],
                     outcome="failed",
-                    target_type="capture_run",
-                    target_id=self.run.pk,
                     case_id=self.run.case_id,
                     organization_id=self.run.case.organization_id,
-                    details={"disk": disk.name if disk else None, "error": text},
+                    details={"capture_run": str(self.run.pk), "disk": disk.name if disk else None, "error": text},
+                    **self._audit_target(disk),
                 )
         except Exception:  # recording the failure must not hide the failure itself
             logger.exception("could not record the failure of capture step %s of run %s", key, self.run.pk)
@@ -336,6 +346,8 @@ class _Execution:
         ).exists()
 
     def _capture_disk(self, disk: CaptureDisk) -> None:
+        # Registered first, so that every step of the disk, the snapshot included, is in its custody trail.
+        self._evidence_for(disk)
         native = native_copy_enabled()
         needs_snapshot = not self._step_done(disk, "stream") or (native and not self._step_done(disk, "native_copy"))
         if needs_snapshot:

@@ -218,7 +218,14 @@ def test_capture_seals_every_disk_escrows_its_key_and_cleans_up(demo, azure):
     assert len(azure.arm.granted) == 2
     states = dict(CaptureStep.objects.filter(run=run).values_list("key", "state").distinct())
     assert set(states.values()) <= {CaptureStepState.DONE, CaptureStepState.SKIPPED}
-    actions = set(AuditEvent.objects.filter(target_type="capture_run").values_list("action", flat=True))
+    # Each disk's steps are in its evidence's custody trail, from the snapshot to the snapshot's deletion.
+    trail = AuditEvent.objects.filter(target_type="evidence", target_id=str(os_evidence.pk)).order_by("sequence")
+    assert [a for a in trail.values_list("action", flat=True) if a.startswith("capture.")] == [
+        "capture.snapshot", "capture.access.grant", "capture.stream", "capture.escrow", "capture.hash_secret",
+        "capture.complete", "capture.access.revoke", "capture.snapshot.delete",
+    ]  # fmt: skip
+    actions = set(AuditEvent.objects.filter(details__capture_run=str(run.pk)).values_list("action", flat=True))
+    actions |= set(AuditEvent.objects.filter(target_type="capture_run").values_list("action", flat=True))
     assert {
         "capture.start", "capture.sign_in", "capture.inspect", "capture.snapshot", "capture.access.grant",
         "capture.stream", "capture.escrow", "capture.hash_secret", "capture.complete", "capture.access.revoke",
