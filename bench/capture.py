@@ -143,12 +143,18 @@ def run_child(mode: str, sas_url: str, workdir: Path) -> dict:
     folder = Path(tempfile.mkdtemp(prefix=f"bench-{mode}-", dir=workdir))
     try:
         completed = subprocess.run(
-            [sys.executable, __file__, "--child", mode, "--sas", sas_url, "--workdir", str(folder)],
+            # The SAS goes through the environment, not the command line, where any local user could read it.
+            [sys.executable, __file__, "--child", mode, "--workdir", str(folder)],
             capture_output=True,
             text=True,
             check=False,
             cwd=PROJECT_ROOT,
-            env={**os.environ, "DJANGO_SETTINGS_MODULE": "custodia.settings.test", "CUSTODIA_DATA_DIR": str(folder)},
+            env={
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "custodia.settings.test",
+                "CUSTODIA_DATA_DIR": str(folder),
+                "CUSTODIA_BENCH_SAS_URL": sas_url,
+            },
         )
         if completed.returncode != 0:
             raise SystemExit(f"the {mode} child failed:\n{completed.stderr[-3000:]}")
@@ -197,11 +203,11 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", choices=("download", "reader", "capture"), help=argparse.SUPPRESS)
-    parser.add_argument("--sas", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     options = parser.parse_args()
 
     if options.child:
+        options.sas = os.environ["CUSTODIA_BENCH_SAS_URL"]
         if options.child == "download":
             result = child_download(options.sas)
         elif options.child == "reader":

@@ -571,7 +571,7 @@ class AzureCaptureClient(CaptureClient):
         pieces = _ranged_pieces(
             blob, size=size, piece=self._download_chunk_bytes, concurrency=self._download_concurrency
         )
-        return PrefetchingReader(pieces, depth=2 * self._download_concurrency)  # type: ignore[return-value]
+        return PrefetchingReader(pieces, depth=self._download_concurrency)  # type: ignore[return-value]
 
     def copy_snapshot(self, *, sas_url: str, blob_name: str) -> dict[str, Any]:
         from azure.core.exceptions import ResourceNotFoundError
@@ -655,21 +655,21 @@ class AzureCaptureClient(CaptureClient):
 
 
 def _ranged_pieces(blob: Any, *, size: int, piece: int, concurrency: int) -> Iterator[bytes]:
-    """The blob's bytes in order, as ranged GETs of ``piece`` bytes with ``concurrency`` in flight (the SDK's
-    ``chunks()`` fetches one at a time; ``readinto`` is parallel but wants the whole destination at once)."""
+    """The blob's bytes in order, as ranged GETs of ``piece`` bytes on ``concurrency`` connections (the SDK's
+    ``chunks()`` fetches one at a time; ``readinto`` is parallel but wants the whole destination at once).
+
+    Twice as many pieces are requested as there are connections, so that a connection never waits for the
+    slowest piece ahead of it to be taken: at most ``2 * concurrency`` pieces are in memory."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     def fetch(offset: int) -> bytes:
         return blob.download_blob(offset=offset, length=min(piece, size - offset)).readall()
 
+    window = 2 * concurrency
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="custodia-capture-get") as pool:
-        pending: deque = deque()
         offsets = iter(range(0, size, piece))
-        for offset in offsets:
-            pending.append(pool.submit(fetch, offset))
-            if len(pending) >= concurrency:
-                break
+        pending: deque = deque(pool.submit(fetch, offset) for _, offset in zip(range(window), offsets, strict=False))
         while pending:
             data = pending.popleft().result()
             next_offset = next(offsets, None)

@@ -251,13 +251,23 @@ class _Execution:
         return outcome
 
     def skip(self, key: str, *, disk: CaptureDisk, reason: str) -> None:
+        """Record step ``key`` as not needed for ``disk`` (and audit that), unless it is done."""
         step, _ = CaptureStep.objects.get_or_create(
             run=self.run, disk=disk, key=key, defaults={"position": _position(key, disk)}
         )
-        if step.state != CaptureStepState.DONE:
-            now = timezone.now()
+        if step.state in (CaptureStepState.DONE, CaptureStepState.SKIPPED):
+            return
+        now = timezone.now()
+        with transaction.atomic():
             CaptureStep.objects.filter(pk=step.pk).update(
                 state=CaptureStepState.SKIPPED, started_at=now, finished_at=now, outcome={"skipped": reason}
+            )
+            audit_record(
+                action=STEP_ACTIONS[key],
+                case_id=self.run.case_id,
+                organization_id=self.run.case.organization_id,
+                details={"capture_run": str(self.run.pk), "disk": disk.name, "skipped": reason},
+                **self._audit_target(disk),
             )
 
     def _audit_target(self, disk: CaptureDisk | None) -> dict[str, Any]:
@@ -413,8 +423,8 @@ class _Execution:
                 seized_by="Custodia capture",
                 seized_at=timezone.now(),
                 source=EvidenceSource.AZURE_VM_DISK,
+                # No declared size: Azure's disk size leaves out the 512-byte footer of the VHD a snapshot reads as.
                 original_name=f"{disk.name}.vhd",
-                declared_size=disk.size_bytes,
             )
             disk.evidence = evidence
             disk.save(update_fields=["evidence"])
@@ -617,6 +627,7 @@ def capture_tags(*, run: CaptureRun, disk: CaptureDisk) -> dict[str, Any]:
         "disk_id": disk.disk_id,
         "lun": disk.lun,
         "os_disk": disk.is_os_disk,
+        "disk_size_bytes": disk.size_bytes,
     }
 
 

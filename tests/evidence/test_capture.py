@@ -221,9 +221,11 @@ def test_capture_seals_every_disk_escrows_its_key_and_cleans_up(demo, azure):
     # Each disk's steps are in its evidence's custody trail, from the snapshot to the snapshot's deletion.
     trail = AuditEvent.objects.filter(target_type="evidence", target_id=str(os_evidence.pk)).order_by("sequence")
     assert [a for a in trail.values_list("action", flat=True) if a.startswith("capture.")] == [
-        "capture.snapshot", "capture.access.grant", "capture.stream", "capture.escrow", "capture.hash_secret",
-        "capture.complete", "capture.access.revoke", "capture.snapshot.delete",
+        "capture.snapshot", "capture.access.grant", "capture.stream", "capture.native_copy", "capture.escrow",
+        "capture.hash_secret", "capture.complete", "capture.access.revoke", "capture.snapshot.delete",
     ]  # fmt: skip
+    skipped = trail.get(action="capture.native_copy")
+    assert skipped.details["skipped"] == "CUSTODIA_CAPTURE_NATIVE_COPY is off"
     actions = set(AuditEvent.objects.filter(details__capture_run=str(run.pk)).values_list("action", flat=True))
     actions |= set(AuditEvent.objects.filter(target_type="capture_run").values_list("action", flat=True))
     assert {
@@ -398,7 +400,8 @@ def test_no_key_sas_or_secret_appears_in_logs_audit_errors_or_pages(demo, azure,
 # --- the SAS path ---------------------------------------------------------------------------------------------
 
 
-def test_a_captured_disk_can_be_given_out_as_an_azure_sas_that_reads_that_blob_only(demo, azure, settings, api):
+def test_a_captured_disk_can_be_given_out_as_an_azure_sas_that_reads_that_blob_only(demo, azure, settings, api, caplog):
+    caplog.set_level(logging.DEBUG)
     settings.CUSTODIA_CAPTURE_NATIVE_COPY = True
     run = capture_run_execute(run_id=start(demo).pk)
     assert run.state == CaptureState.SUCCEEDED, run.error
@@ -407,6 +410,8 @@ def test_a_captured_disk_can_be_given_out_as_an_azure_sas_that_reads_that_blob_o
     assert native["container"] == azure.native_container and native["blob"].endswith(f"{azure.os_disk.name}.vhd")
     assert native["size"] == len(azure.os_disk.content) and native["copy_status"] == "success"
     assert_cleaned_up(azure)  # the native copy outlives the snapshot it was copied from
+    for url in azure.arm.sas_urls:  # the copy source went out in a header: its signature is in no log
+        assert url.split("sig=")[1].split("&")[0] not in caplog.text
 
     settings.CUSTODIA_LINK_SAS_ALLOW_ACCOUNT_KEY = True
     settings.CUSTODIA_LINK_SAS_DEV_CONNECTION_STRING = azure.connection_string
