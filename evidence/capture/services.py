@@ -26,6 +26,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, BinaryIO
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -65,6 +66,7 @@ logger = logging.getLogger(__name__)
 SUBSCRIPTION_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
 VM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CAPTURE_TASK = "evidence.tasks.capture_vm_disks"
 PROBE_BYTES = 64 * 1024
 PROGRESS_EVERY_BYTES = 16 << 20
 # The order steps are shown in; per-disk steps are offset by the disk's place.
@@ -180,9 +182,9 @@ def capture_start(*, actor: User, case: Case, subscription_id: str, resource_gro
 
 
 def _enqueue(run_id: str) -> None:
-    from evidence.tasks import capture_vm_disks
-
-    capture_vm_disks.delay(run_id)
+    # By the task's name (its address; settings route it to the ``capture`` queue): evidence.tasks imports
+    # this module, so importing the task here would make the two depend on each other.
+    current_app.send_task(CAPTURE_TASK, args=[run_id])
 
 
 def capture_vm_choices(*, actor: User, case: Case, subscription_id: str, resource_group: str) -> list[str] | None:

@@ -251,6 +251,7 @@ def test_the_task_runs_the_run(demo, azure):
 def test_the_task_goes_to_the_capture_queue(settings):
     from custodia.celery import app
 
+    assert capture_vm_disks.name == capture.CAPTURE_TASK
     assert app.amqp.router.route({}, capture_vm_disks.name)["queue"].name == "capture"
     assert capture_vm_disks.acks_late
 

@@ -14,14 +14,16 @@ TARGET = {"subscription_id": SUBSCRIPTION, "resource_group": RESOURCE_GROUP, "vm
 
 def test_starting_a_capture_answers_202_and_queues_it(demo, api, django_capture_on_commit_callbacks, monkeypatch):
     queued = []
-    monkeypatch.setattr("evidence.tasks.capture_vm_disks.delay", lambda run_id: queued.append(run_id))
+    monkeypatch.setattr(
+        "evidence.capture.services.current_app.send_task", lambda name, args: queued.append((name, *args))
+    )
     api.as_user(demo.custodian)
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(f"/api/cases/{demo.case.pk}/captures", TARGET, format="json")
     assert response.status_code == 202, response.content
     body = response.json()
     assert body["state"] == "queued" and body["vm_name"] == VM_NAME and body["steps"] == []
-    assert queued == [body["id"]]
+    assert queued == [("evidence.tasks.capture_vm_disks", body["id"])]
     listed = api.get(f"/api/cases/{demo.case.pk}/captures").json()
     assert [run["id"] for run in listed] == [body["id"]]
 
