@@ -82,6 +82,32 @@ DECLARED = (
         custody_critical=True,
     ),
     AuditAction("evidence.secret.reveal", "An escrowed secret's value was shown to a user.", custody_critical=True),
+    # Capture of Azure VM disks (issue #16, capture)
+    AuditAction(
+        "capture.start", "A capture of an Azure VM's disks was queued for a capture worker.", custody_critical=True
+    ),
+    AuditAction("capture.sign_in", "A capture worker signed in to Azure (managed identity or service principal)."),
+    AuditAction("capture.inspect", "The VM to capture was read: its OS and data disks and their encryption."),
+    AuditAction("capture.snapshot", "A snapshot of one of the VM's disks was created.", custody_critical=True),
+    AuditAction("capture.access.grant", "Short-lived read access to a snapshot was granted (the SAS is never kept)."),
+    AuditAction(
+        "capture.stream",
+        "A snapshot was read through the sealing pipeline into an evidence item, with its hashes.",
+        custody_critical=True,
+    ),
+    AuditAction("capture.native_copy", "The snapshot's VHD was copied server-side into the immutable container."),
+    AuditAction(
+        "capture.escrow",
+        "A disk's encryption key (BEK, and the KEK that wraps it) was escrowed in the SOC key vault.",
+        custody_critical=True,
+    ),
+    AuditAction("capture.hash_secret", "A disk's SHA-256 was stored as a secret in the SOC key vault."),
+    AuditAction("capture.complete", "A captured disk's evidence was marked complete (sealed)."),
+    AuditAction("capture.access.revoke", "Read access to a snapshot was revoked.", custody_critical=True),
+    AuditAction("capture.snapshot.delete", "A snapshot was deleted after the capture.", custody_critical=True),
+    AuditAction(
+        "capture.finish", "A capture run finished, or failed (with the step that failed).", custody_critical=True
+    ),
     # Extraction
     AuditAction("evidence.extract.start", "An extraction run was queued.", custody_critical=True),
     AuditAction("evidence.extract", "An extraction run finished, or failed.", custody_critical=True),
@@ -192,6 +218,17 @@ CUSTODY_RELEVANT: frozenset[str] = frozenset(
         "evidence.secret.reveal",
         "evidence.extract.start",
         "evidence.extract",
+        # capture (issue #16)
+        "capture.start",
+        "capture.snapshot",
+        "capture.stream",
+        "capture.native_copy",
+        "capture.escrow",
+        "capture.hash_secret",
+        "capture.complete",
+        "capture.access.revoke",
+        "capture.snapshot.delete",
+        "capture.finish",
         "link.issue",
         "link.approve",
         "link.revoke",

@@ -271,3 +271,116 @@ class LinkGuessWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.refusals} guesses from {self.client_address} since {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- capture of Azure VM disks (issue #16) -----------------------------------------------------------
+
+
+class CaptureState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class CaptureStepState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class CaptureRun(models.Model):
+    """One capture of an Azure VM's disks into a case (the Copy-VmDigitalEvidence runbook, resumable).
+
+    Its steps (``CaptureStep``) are each done once: a task that is retried or redelivered skips what is
+    done and resumes with the first step that is not. No credential, SAS URL or key value is ever stored
+    here: the sign-in comes from the worker's environment, a SAS lives in the worker's memory only.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="capture_runs")
+    subscription_id = models.CharField(max_length=64)
+    resource_group = models.CharField(max_length=90)
+    vm_name = models.CharField(max_length=80)
+    state = models.CharField(max_length=20, choices=CaptureState.choices, default=CaptureState.QUEUED)
+    error = models.TextField(blank=True, help_text="What failed, without any secret or SAS URL.")
+    attempts = models.PositiveIntegerField(default=0, help_text="Times a worker took the run up.")
+    vm_id = models.CharField(max_length=100, blank=True, help_text="Azure's unique id of the VM (vmId).")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["case", "state"])]
+
+    def __str__(self) -> str:
+        return f"capture of {self.vm_name} ({self.id})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (CaptureState.SUCCEEDED, CaptureState.FAILED)
+
+
+class CaptureDisk(models.Model):
+    """One disk of the captured VM (the OS disk, or a data disk at its LUN), and what became of it."""
+
+    run = models.ForeignKey(CaptureRun, on_delete=models.PROTECT, related_name="disks")
+    name = models.CharField(max_length=80)
+    disk_id = models.CharField(max_length=400, help_text="The managed disk's Azure resource id.")
+    lun = models.IntegerField(null=True, blank=True, help_text="The data disk's LUN; empty for the OS disk.")
+    is_os_disk = models.BooleanField(default=False)
+    os_type = models.CharField(max_length=20, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    # Where the disk's encryption material lies in the VM's key vault (URLs name the secret, not its value).
+    encryption = models.JSONField(default=dict, blank=True)
+    snapshot_name = models.CharField(max_length=80, blank=True)
+    snapshot_id = models.CharField(max_length=400, blank=True)
+    snapshot_exists = models.BooleanField(default=False)
+    access_granted = models.BooleanField(default=False)
+    evidence = models.OneToOneField(
+        Evidence, on_delete=models.PROTECT, null=True, blank=True, related_name="capture_disk"
+    )
+
+    class Meta:
+        ordering = ["run", "is_os_disk", "lun"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="capture_disk_once")]
+
+    def __str__(self) -> str:
+        return f"{self.name} of {self.run_id}"
+
+    @property
+    def label(self) -> str:
+        return "OS disk" if self.is_os_disk else f"data disk LUN {self.lun}"
+
+
+class CaptureStep(models.Model):
+    """One step of a capture run: its state, times, outcome (non-secret facts) and error text."""
+
+    run = models.ForeignKey(CaptureRun, on_delete=models.CASCADE, related_name="steps")
+    disk = models.ForeignKey(CaptureDisk, on_delete=models.CASCADE, null=True, blank=True, related_name="steps")
+    key = models.CharField(max_length=40, help_text="What the step does: sign_in, snapshot, stream, escrow …")
+    position = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=20, choices=CaptureStepState.choices, default=CaptureStepState.PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    progress_bytes = models.BigIntegerField(default=0)
+    total_bytes = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "position", "pk"]
+        constraints = [models.UniqueConstraint(fields=["run", "disk", "key"], name="capture_step_once")]
+
+    def __str__(self) -> str:
+        return f"{self.key} of {self.run_id}: {self.state}"
+
+    @property
+    def progress(self) -> float | None:
+        if self.state == CaptureStepState.DONE:
+            return 1.0
+        return (self.progress_bytes / self.total_bytes) if self.total_bytes else None

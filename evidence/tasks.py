@@ -6,6 +6,8 @@ from celery import shared_task
 
 from cases.models import User
 from custodia.errors import AuditUnavailable
+from evidence.capture import services as capture_services
+from evidence.capture.services import CaptureRetry
 from evidence.models import Evidence
 from evidence.services import integrity, link_guesses
 
@@ -30,3 +32,19 @@ def verify_all_evidence() -> int:
 def close_link_guess_windows() -> int:
     """The periodic close of finished windows of link guesses: their counts go into the audit trail."""
     return link_guesses.link_guess_windows_close()
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=(CaptureRetry, AuditUnavailable),
+    retry_backoff=30,
+    retry_backoff_max=600,
+    max_retries=5,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def capture_vm_disks(self, run_id: str) -> str:
+    """Execute (or resume) one capture run on the ``capture`` queue: a killed worker's run is redelivered
+    (acks_late) and resumes where it stopped; a transient failure is tried again with backoff."""
+    run = capture_services.capture_run_execute(run_id=run_id, final_attempt=self.request.retries >= self.max_retries)
+    return run.state

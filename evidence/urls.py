@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evidence import links_pages, views
+from evidence import capture_views, links_pages, views
 
 app_name = "evidence"
 
@@ -17,4 +17,8 @@ urlpatterns = [
     path("cases/<int:case_id>/links/", links_pages.case_links, name="case-links"),
     path("links/<int:link_id>/approve/", links_pages.link_approve, name="link-approve"),
     path("links/<int:link_id>/revoke/", links_pages.link_revoke, name="link-revoke"),
+    path("cases/<int:case_id>/captures/", capture_views.case_captures, name="case-captures"),
+    path("cases/<int:case_id>/captures/new/", capture_views.capture_new, name="capture-new"),
+    path("cases/<int:case_id>/captures/vms/", capture_views.capture_vms, name="capture-vms"),
+    path("captures/<uuid:run_id>/", capture_views.capture_detail, name="capture-detail"),
 ]

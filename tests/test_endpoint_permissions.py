@@ -11,6 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from cases import permissions as perms
 from custodia.access import DECLARABLE, declared_permission
 from tests.cases import test_permission_grid as grid
+from tests.evidence import test_capture_grid as capture_grid
 from tests.evidence import test_evidence_grid as evidence_grid
 
 # Django's admin checks staff permissions of its own; static and media files are served outside the URL
@@ -92,8 +93,16 @@ GRID_ENDPOINTS = [
     *grid.SEARCH_PAGES,
     *evidence_grid.API,
     *evidence_grid.PAGES,
+    *capture_grid.API,
+    *capture_grid.PAGES,
 ]
-PLACEHOLDERS = {"case": 1, "evidence": "00000000-0000-4000-8000-000000000000", "trace": "x:0-0", "saved": 1}
+PLACEHOLDERS = {
+    "case": 1,
+    "evidence": "00000000-0000-4000-8000-000000000000",
+    "trace": "x:0-0",
+    "saved": 1,
+    "capture": "00000000-0000-4000-8000-000000000000",
+}
 
 
 @pytest.mark.parametrize("endpoint", GRID_ENDPOINTS, ids=str)

@@ -282,6 +282,20 @@ CUSTODIA_LINK_SAS_ALLOW_ACCOUNT_KEY = env_bool("CUSTODIA_LINK_SAS_ALLOW_ACCOUNT_
 CUSTODIA_LINK_SAS_DEV_CONNECTION_STRING = env_str("CUSTODIA_LINK_SAS_DEV_CONNECTION_STRING", "")
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["LinkKindEnum"] = "evidence.models.LinkKind"
 
+# --- capture of Azure VM disks (issue #16) -------------------------------------------------------------
+# What capture needs from Azure (evidence/capture/azure_client.py). The sign-in is read by the worker from
+# its own environment per organisation (CUSTODIA_CAPTURE_<ORG>_TENANT_ID/_CLIENT_ID/_CLIENT_SECRET or
+# _MANAGED_IDENTITY…; docs/capture.md), never from the database.
+CUSTODIA_CAPTURE_CLIENT = env_str("CUSTODIA_CAPTURE_CLIENT", "evidence.capture.azure_client.AzureCaptureClient")
+CUSTODIA_CAPTURE_CLIENT_OPTIONS: dict = {}
+# Also copy each snapshot's VHD server-side into the immutable container (so a custodian can hand out an
+# Azure SAS for it, #6): on by default when the evidence store is Azure Blob Storage.
+CUSTODIA_CAPTURE_NATIVE_COPY = env_bool(
+    "CUSTODIA_CAPTURE_NATIVE_COPY", CUSTODIA_EVIDENCE_STORE.endswith("AzureBlobStore")
+)
+# How long a snapshot's read access lasts if the clean-up never runs (it revokes it as soon as it can).
+CUSTODIA_CAPTURE_ACCESS_SECONDS = env_int("CUSTODIA_CAPTURE_ACCESS_SECONDS", 4 * 3600, minimum=300, maximum=86400)
+
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
@@ -313,6 +327,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# Captures run on workers placed in the SOC network (docs/capture.md): their own queue.
+CELERY_TASK_ROUTES = {"evidence.tasks.capture_vm_disks": {"queue": "capture"}}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evidence.api import links, views
+from evidence.api import capture, links, views
 
 urlpatterns = [
     path("cases/<int:case_id>/evidence/", views.CaseEvidenceView.as_view(), name="api-case-evidence"),
@@ -24,4 +24,7 @@ urlpatterns = [
     path("evidence/<uuid:evidence_id>/links", links.EvidenceLinksView.as_view(), name="api-evidence-links"),
     path("links/<int:link_id>/approve", links.LinkApproveView.as_view(), name="api-link-approve"),
     path("links/<int:link_id>/revoke", links.LinkRevokeView.as_view(), name="api-link-revoke"),
+    path("cases/<int:case_id>/captures", capture.CaseCapturesView.as_view(), name="api-case-captures"),
+    path("cases/<int:case_id>/captures/vms", capture.CaseCaptureVmsView.as_view(), name="api-case-capture-vms"),
+    path("captures/<uuid:run_id>", capture.CaptureDetailView.as_view(), name="api-capture-detail"),
 ]

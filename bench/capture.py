@@ -1,0 +1,277 @@
+"""Benchmark of capture (#16): an Azure VM disk snapshot streamed into a sealed evidence item, next to a
+plain download of the same blob with the Azure SDK, in the same run. One command, prints a table (not a
+timed test: it reports the goals, never asserts):
+
+    .venv/bin/python bench/capture.py [--smoke] [--size-mib 1024] [--repeat 3]
+
+1. A real Azurite (tests/servers.py) holds a "snapshot": a blob of ``--size-mib`` MiB (1 GiB by default; a
+   few MiB with ``--smoke``) of random bytes, read through a read-only SAS URL, as Azure hands out a
+   snapshot's ``accessSAS``.
+2. **download**: ``BlobClient.from_blob_url(sas).download_blob(max_concurrency=4).readinto(sink)``, the
+   Azure SDK's own parallel download into a sink that keeps nothing (the fastest the bytes can arrive).
+3. **reader**: the capture's snapshot reader alone (below), read to the end and discarded: the part of the
+   capture that is the download, so that what the sealing adds shows.
+4. **capture**: what the capture's stream step runs (``evidence/capture/services.py``): the
+   ``AzureCaptureClient``'s snapshot reader (4 ranged GETs in flight, prefetching) into
+   ``evidence.container.writer.seal_stream`` (MD5, SHA-1 and SHA-256 of the stream in one pass, per-chunk
+   SHA-256, zstd, AES-256-GCM), stored in a ``LocalWormStore`` in a temporary folder (every object
+   fsync'd, as in production). The computed SHA-256 must equal the blob's.
+5. Each side runs in a child process of its own, ``--repeat`` times (best time kept; the machine is shared);
+   peak memory is the child's peak RSS (``ru_maxrss``), interpreter and imports included.
+
+Goals: capture at least 0.8x the plain download's throughput; peak memory under 300 MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+MIB = 1 << 20
+GOAL_RATIO = 0.8
+GOAL_PEAK_MIB = 300
+CONCURRENCY = 4
+PIECE_BYTES = 4 * MIB
+
+# --- the lead adds the local-acquisition rows of bench/acquire.py here --------------------------------------
+# Each row: (measure, MiB/s, peak RSS MiB, ratio or None, goal text). Left empty by the capture part.
+LOCAL_ACQUISITION_ROWS: list[tuple[str, float, float, float | None, str]] = []
+
+
+class DiscardingSink:
+    """A seekable writable that keeps nothing (the SDK's parallel readinto writes pieces at their offsets)."""
+
+    def __init__(self) -> None:
+        self.position = 0
+        self.written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.position = offset if whence == 0 else self.position + offset
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def write(self, data) -> int:
+        self.position += len(data)
+        self.written += len(data)
+        return len(data)
+
+
+def child_download(sas_url: str) -> dict:
+    from azure.storage.blob import BlobClient
+
+    sink = DiscardingSink()
+    started = time.perf_counter()
+    blob = BlobClient.from_blob_url(sas_url, max_single_get_size=PIECE_BYTES, max_chunk_get_size=PIECE_BYTES)
+    size = blob.download_blob(max_concurrency=CONCURRENCY).readinto(sink)
+    return {"seconds": time.perf_counter() - started, "bytes": size}
+
+
+def child_reader(sas_url: str) -> dict:
+    """The capture's snapshot reader alone, read to the end and discarded: what the sealing adds is the rest."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "custodia.settings.test")
+    import django
+
+    django.setup()
+    from evidence.capture.azure_client import AzureCaptureClient
+
+    client = AzureCaptureClient(
+        organisation="bench", credential=object(), download_chunk_bytes=PIECE_BYTES, download_concurrency=CONCURRENCY
+    )
+    started = time.perf_counter()
+    source = client.open_snapshot(sas_url=sas_url)
+    size = 0
+    try:
+        while block := source.read(MIB):
+            size += len(block)
+    finally:
+        source.close()
+    return {"seconds": time.perf_counter() - started, "bytes": size}
+
+
+def child_capture(sas_url: str, workdir: str) -> dict:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "custodia.settings.test")
+    import django
+
+    django.setup()
+    from evidence.capture.azure_client import AzureCaptureClient
+    from evidence.container.writer import seal_stream
+    from evidence.storage.local import LocalWormStore
+
+    store = LocalWormStore(root=Path(workdir) / "store")
+    client = AzureCaptureClient(
+        organisation="bench", credential=object(), download_chunk_bytes=PIECE_BYTES, download_concurrency=CONCURRENCY
+    )
+    started = time.perf_counter()
+    size = client.snapshot_size(sas_url=sas_url)
+    source = client.open_snapshot(sas_url=sas_url)
+    try:
+        result = seal_stream(
+            evidence_id=uuid.uuid4(),
+            data_key=os.urandom(32),
+            store=store,
+            source=source,
+            facts={"bench": "capture"},
+            declared={"size": size},
+        )
+    finally:
+        source.close()
+    return {"seconds": time.perf_counter() - started, "bytes": result.hashes.size, "sha256": result.hashes.sha256}
+
+
+def run_child(mode: str, sas_url: str, workdir: Path) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-{mode}-", dir=workdir))
+    try:
+        completed = subprocess.run(
+            # The SAS goes through the environment, not the command line, where any local user could read it.
+            [sys.executable, __file__, "--child", mode, "--workdir", str(folder)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=PROJECT_ROOT,
+            env={
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "custodia.settings.test",
+                "CUSTODIA_DATA_DIR": str(folder),
+                "CUSTODIA_BENCH_SAS_URL": sas_url,
+            },
+        )
+        if completed.returncode != 0:
+            raise SystemExit(f"the {mode} child failed:\n{completed.stderr[-3000:]}")
+        return json.loads(completed.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def make_snapshot(azurite, size: int) -> tuple[str, str]:
+    """A random blob of ``size`` bytes in Azurite, its read-only SAS URL and its SHA-256."""
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
+
+    from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY
+
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    container = service.get_container_client("snapshots")
+    container.create_container()
+    digest = hashlib.sha256()
+
+    def pieces():
+        remaining = size
+        while remaining:
+            piece = os.urandom(min(remaining, 8 * MIB))
+            digest.update(piece)
+            remaining -= len(piece)
+            yield piece
+
+    blob = container.get_blob_client("custodia-bench-os.vhd")
+    blob.upload_blob(pieces(), length=size, max_concurrency=2)
+    sas = generate_blob_sas(
+        account_name=AZURITE_ACCOUNT,
+        container_name="snapshots",
+        blob_name="custodia-bench-os.vhd",
+        account_key=AZURITE_KEY,
+        permission=BlobSasPermissions(read=True),
+        expiry=datetime.now(UTC) + timedelta(hours=4),
+    )
+    return f"{blob.url}?{sas}", digest.hexdigest()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="a few MiB, one round: runs in seconds")
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", choices=("download", "reader", "capture"), help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+
+    if options.child:
+        options.sas = os.environ["CUSTODIA_BENCH_SAS_URL"]
+        if options.child == "download":
+            result = child_download(options.sas)
+        elif options.child == "reader":
+            result = child_reader(options.sas)
+        else:
+            result = child_capture(options.sas, options.workdir)
+        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+
+    size_mib = 8 if options.smoke else options.size_mib
+    repeat = 1 if options.smoke else max(1, options.repeat)
+    size = size_mib * MIB
+    from tests.servers import azurite_server
+
+    workdir = Path(tempfile.mkdtemp(prefix="custodia-bench-capture-"))
+    try:
+        with azurite_server() as azurite:
+            print(f"Uploading a {size_mib} MiB snapshot blob to Azurite …", file=sys.stderr)
+            sas_url, sha256 = make_snapshot(azurite, size)
+            runs: dict[str, list[dict]] = {"download": [], "reader": [], "capture": []}
+            for _ in range(repeat):
+                for mode in ("download", "reader", "capture"):  # interleaved, so both see the same machine load
+                    runs[mode].append(run_child(mode, sas_url, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    for run in runs["capture"]:
+        if run["sha256"] != sha256 or run["bytes"] != size:
+            raise SystemExit("NOT OK: the sealed SHA-256 or size differs from the blob's")
+    best = {mode: min(results, key=lambda r: r["seconds"]) for mode, results in runs.items()}
+    peak = {mode: max(r["peak_rss_mib"] for r in results) for mode, results in runs.items()}
+    speed = {mode: size / MIB / best[mode]["seconds"] for mode in runs}
+    ratio = speed["capture"] / speed["download"]
+
+    print(f"\nCapture of a {size_mib} MiB snapshot blob from Azurite (best of {repeat}; {os.cpu_count()} cores)\n")
+    print("| measure | MiB/s | seconds | peak RSS (MiB) | ratio to download | goal |")
+    print("|---|---:|---:|---:|---:|---|")
+    print(
+        f"| plain `download_blob(max_concurrency={CONCURRENCY}).readinto` (Azure SDK) | {speed['download']:.0f} | "
+        f"{best['download']['seconds']:.2f} | {peak['download']:.0f} | 1.00 | — |"
+    )
+    print(
+        f"| … the capture's snapshot reader alone (4 ranged GETs in flight), discarding | {speed['reader']:.0f} | "
+        f"{best['reader']['seconds']:.2f} | {peak['reader']:.0f} | {speed['reader'] / speed['download']:.2f} | — |"
+    )
+    print(
+        f"| capture: SAS stream → `seal_stream` (MD5+SHA-1+SHA-256, zstd, AES-GCM, fsync'd WORM store) | "
+        f"{speed['capture']:.0f} | {best['capture']['seconds']:.2f} | {peak['capture']:.0f} | {ratio:.2f} | "
+        f"≥ {GOAL_RATIO}x, < {GOAL_PEAK_MIB} MiB |"
+    )
+    for measure, mib_per_second, peak_mib, row_ratio, goal in LOCAL_ACQUISITION_ROWS:
+        shown = f"{row_ratio:.2f}" if row_ratio is not None else "—"
+        print(f"| {measure} | {mib_per_second:.0f} | — | {peak_mib:.0f} | {shown} | {goal} |")
+    print()
+    print("SHA-256 of the sealed stream equals the blob's: OK")
+    print("Goals (issue #16):")
+    verdict = "met" if ratio >= GOAL_RATIO else "NOT met"
+    print(f"- capture throughput ≥ {GOAL_RATIO}x the plain download: {verdict} ({ratio:.2f}x)")
+    print(
+        f"- capture peak memory < {GOAL_PEAK_MIB} MiB: "
+        f"{'met' if peak['capture'] < GOAL_PEAK_MIB else 'NOT met'} ({peak['capture']:.0f} MiB)"
+    )
+
+
+if __name__ == "__main__":
+    main()
