@@ -5,9 +5,9 @@ from __future__ import annotations
 from celery import shared_task
 
 from cases.models import User
-from custodia.errors import AuditUnavailable
+from custodia.errors import AuditUnavailable, ServiceError
 from evidence.models import Evidence
-from evidence.services import integrity, link_guesses
+from evidence.services import intake, integrity, link_guesses
 
 
 @shared_task(autoretry_for=(AuditUnavailable,), retry_backoff=True, max_retries=5, acks_late=True)
@@ -30,3 +30,14 @@ def verify_all_evidence() -> int:
 def close_link_guess_windows() -> int:
     """The periodic close of finished windows of link guesses: their counts go into the audit trail."""
     return link_guesses.link_guess_windows_close()
+
+
+@shared_task(autoretry_for=(AuditUnavailable,), retry_backoff=True, max_retries=5, acks_late=True)
+def seal_evidence(evidence_id: str) -> dict:
+    """Seal a queued server-side import or local acquisition. Delivered again after a killed worker
+    (acks_late, reject on worker lost): the run resumes over what the killed one stored."""
+    try:
+        evidence = intake.intake_run(evidence_id=evidence_id)
+    except ServiceError as error:  # recorded on the evidence and in the audit trail by the service
+        return {"evidence": evidence_id, "state": "failed", "error": error.code}
+    return {"evidence": evidence_id, "state": evidence.state}
