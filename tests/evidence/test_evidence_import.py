@@ -178,3 +178,132 @@ def test_a_split_image_with_a_missing_segment_is_refused(demo, api, import_root)
     response = api.post("/api/evidence/import", body, format="json")
     assert response.status_code == 400
     assert "disk.002" in response.json()["detail"]
+
+
+# --- the import in a worker (#16 item 6) ------------------------------------------------------------
+
+
+@pytest.fixture
+def queued_imports(settings, monkeypatch, import_root):
+    """Every import queued (the production default); the task's delay recorded, not sent."""
+    from evidence import tasks
+
+    settings.CUSTODIA_IMPORT_INLINE_BYTES = 0
+    settings.CUSTODIA_INTAKE_PROGRESS_SECONDS = 0
+    queued: list[str] = []
+    monkeypatch.setattr(tasks.seal_evidence, "delay", lambda evidence_id: queued.append(evidence_id))
+    return queued
+
+
+def test_import_is_queued_and_a_worker_seals_it(
+    demo, api, import_root, queued_imports, django_capture_on_commit_callbacks
+):
+    from evidence import tasks
+
+    content = os.urandom(3 * (1 << 20) + 5)
+    (import_root / "memory.raw").write_bytes(content)
+    api.as_user(demo.custodian)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/evidence/import", import_body(demo, [import_root / "memory.raw"]), format="json")
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["state"] == "receiving" and body["received_bytes"] == 0 and body["size"] == len(content)
+    assert response["Location"].endswith(f"/api/evidence/{body['id']}/")
+    assert queued_imports == [body["id"]]
+    assert tasks.seal_evidence(body["id"]) == {"evidence": body["id"], "state": "sealed"}
+    sealed = api.get(f"/api/evidence/{body['id']}/").json()
+    assert sealed["state"] == "sealed" and sealed["received_bytes"] == len(content) and sealed["progress"] == 1.0
+    assert sealed["sha256"] == hashlib.sha256(content).hexdigest()
+    # A redelivered task finds it sealed and does nothing.
+    assert tasks.seal_evidence(body["id"])["state"] == "sealed"
+    assert AuditEvent.objects.filter(action="evidence.seal", target_id=body["id"]).count() == 1
+
+
+def test_a_declared_mismatch_found_by_the_worker_fails_the_evidence(demo, api, import_root, queued_imports):
+    from evidence import tasks
+
+    (import_root / "a.raw").write_bytes(b"abc" * 1000)
+    api.as_user(demo.custodian)
+    body = api.post(
+        "/api/evidence/import", import_body(demo, [import_root / "a.raw"], declared_md5="0" * 32), format="json"
+    ).json()
+    assert tasks.seal_evidence(body["id"]) == {"evidence": body["id"], "state": "failed", "error": "hash_mismatch"}
+    evidence = Evidence.objects.get(pk=body["id"])
+    assert evidence.state == "failed" and "md5" in evidence.failure_reason
+
+
+class SimulatedKill(BaseException):
+    """What a SIGKILL looks like to the code that was running: nothing after it runs (not an Exception)."""
+
+
+class CountingStore:
+    """The real store, counting successful writes per key, optionally 'killed' after some chunk writes."""
+
+    def __init__(self, store, *, kill_after_chunks: int | None = None) -> None:
+        self.store = store
+        self.kill_after_chunks = kill_after_chunks
+        self.writes: dict[str, int] = {}
+
+    def put(self, key, data, *, length=None):
+        chunks = sum(count for name, count in self.writes.items() if "/chunk/" in name)
+        if self.kill_after_chunks is not None and "/chunk/" in key and chunks >= self.kill_after_chunks:
+            raise SimulatedKill()
+        self.store.put(key, data, length=length)
+        self.writes[key] = self.writes.get(key, 0) + 1
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_a_seal_killed_mid_stream_resumes_with_the_same_item_and_hashes_writing_nothing_twice(
+    demo, api, import_root, queued_imports, monkeypatch
+):
+    from evidence.services import intake
+
+    content = os.urandom(9 * (1 << 20) + 123)
+    (import_root / "disk.raw").write_bytes(content)
+    api.as_user(demo.custodian)
+    body = api.post("/api/evidence/import", import_body(demo, [import_root / "disk.raw"]), format="json").json()
+
+    killed = CountingStore(get_store(), kill_after_chunks=4)
+    monkeypatch.setattr(intake, "get_store", lambda: killed)
+    with pytest.raises(SimulatedKill):
+        intake.intake_run(evidence_id=body["id"])
+    evidence = Evidence.objects.get(pk=body["id"])
+    assert evidence.state == "receiving" and evidence.intake_runs == 1
+    first_run = dict(killed.writes)
+    assert 1 <= len(first_run) < 10  # the pool's other threads may finish their chunks first
+
+    again = CountingStore(get_store())
+    monkeypatch.setattr(intake, "get_store", lambda: again)
+    evidence = intake.intake_run(evidence_id=body["id"])
+    assert evidence.state == "sealed" and Evidence.objects.count() == 1
+    assert (evidence.md5, evidence.sha256) == (
+        hashlib.md5(content).hexdigest(),  # noqa: S324 - forensic hash
+        hashlib.sha256(content).hexdigest(),
+    )
+    assert not set(first_run) & set(again.writes), "a chunk was written twice"
+    assert all(count == 1 for count in again.writes.values())
+    assert len(first_run) + sum(1 for key in again.writes if "/chunk/" in key) == 10
+    resume = AuditEvent.objects.get(action="evidence.import.resume", target_id=body["id"])
+    assert resume.details["run"] == 2
+    seal = AuditEvent.objects.get(action="evidence.seal", target_id=body["id"])
+    assert seal.details["chunks_reused"] == len(first_run)
+    with open_container(evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store()) as reader:
+        assert hashlib.sha256(reader.read()).hexdigest() == evidence.sha256
+
+
+def test_import_command_queues_then_runs_now_on_request(demo, import_root, queued_imports):
+    (import_root / "one.raw").write_bytes(b"one" * 100)
+    out = io.StringIO()
+    call_command(
+        "import_evidence", str(import_root / "one.raw"), case="DEMO-2026-001", username="custodian", stdout=out
+    )
+    assert out.getvalue().startswith("queued ")
+    (import_root / "two.raw").write_bytes(b"two" * 100)
+    out = io.StringIO()
+    call_command(
+        "import_evidence", str(import_root / "two.raw"), "--now", case="DEMO-2026-001", username="custodian", stdout=out
+    )
+    assert out.getvalue().startswith("sealed ")
+    assert Evidence.objects.get(original_name="two.raw").sha256 == hashlib.sha256(b"two" * 100).hexdigest()
