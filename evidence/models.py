@@ -81,7 +81,7 @@ class Evidence(models.Model):
     intake_paths = models.JSONField(default=list, blank=True, editable=False)
     intake_runs = models.PositiveIntegerField(default=0, editable=False)
     # Local acquisition: every byte range that could not be read after the retries and was zero-filled,
-    # as {"start", "end" (exclusive), "error", "attempts"}. Empty when every sector was read.
+    # as {"start", "end" (exclusive), "bytes", "error", "attempts"}. Empty when every sector was read.
     acquisition_log = models.JSONField(default=list, blank=True, editable=False)
 
     # The data key wrapped by the key store; the clear key is never stored anywhere.

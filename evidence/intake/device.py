@@ -102,7 +102,7 @@ def resolve_acquisition_path(*, path: str, roots: Sequence[Path], devices: Seque
 
 class RecoveringReader(io.RawIOBase):
     """A read-once stream of ``size`` bytes from ``source`` that never fails on a read error: unreadable
-    sectors are retried, then zero-filled and recorded in ``errors`` (``{"start", "end", "error",
+    sectors are retried, then zero-filled and recorded in ``errors`` (``{"start", "end", "bytes", "error",
     "attempts"}``, end exclusive, byte offsets, adjacent sectors with the same error merged)."""
 
     def __init__(
@@ -197,5 +197,8 @@ class RecoveringReader(io.RawIOBase):
         last = self.errors[-1] if self.errors else None
         if last is not None and last["end"] == start and last["error"] == name:
             last["end"] = end
+            last["bytes"] = end - last["start"]
             return
-        self.errors.append({"start": start, "end": end, "error": name, "attempts": self.retries + 1})
+        self.errors.append(
+            {"start": start, "end": end, "bytes": end - start, "error": name, "attempts": self.retries + 1}
+        )

@@ -222,5 +222,5 @@ def record_read_errors(*, actor: User | None, evidence: Evidence, read_errors: l
             target_type="evidence",
             target_id=evidence.pk,
             case_id=evidence.case_id,
-            details={**error, "zero_filled_bytes": error["end"] - error["start"]},
+            details=dict(error),
         )
