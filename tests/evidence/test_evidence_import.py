@@ -307,3 +307,90 @@ def test_import_command_queues_then_runs_now_on_request(demo, import_root, queue
     )
     assert out.getvalue().startswith("sealed ")
     assert Evidence.objects.get(original_name="two.raw").sha256 == hashlib.sha256(b"two" * 100).hexdigest()
+
+
+# --- real worker processes ------------------------------------------------------------------------------
+
+
+def _intake_environment(root: Path) -> dict[str, str]:
+    from tests.test_worker import worker_environment
+
+    return {
+        **worker_environment("filesystem://"),
+        "CUSTODIA_IMPORT_ROOTS": str(root),
+        "CUSTODIA_INTAKE_PROGRESS_SECONDS": "0",
+    }
+
+
+@pytest.mark.slow
+def test_a_real_worker_seals_a_queued_import(committing_db, demo, api, import_root, settings):
+    import subprocess
+    import sys
+
+    from tests.servers import PROJECT_ROOT, stop_process
+    from tests.test_worker import wait_for
+
+    settings.CUSTODIA_IMPORT_INLINE_BYTES = 0
+    content = os.urandom(5 * (1 << 20) + 1)
+    (import_root / "server.raw").write_bytes(content)
+    command = [sys.executable, "-m", "celery", "-A", "custodia", "worker", "--pool=solo", "--loglevel=WARNING"]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    worker = subprocess.Popen(command, cwd=PROJECT_ROOT, env=_intake_environment(import_root))
+    try:
+        api.as_user(demo.custodian)
+        response = api.post("/api/evidence/import", import_body(demo, [import_root / "server.raw"]), format="json")
+        assert response.status_code == 202, response.content
+        evidence_id = response.json()["id"]
+        assert wait_for(lambda: Evidence.objects.get(pk=evidence_id).state != "receiving", timeout=120)
+        assert worker.poll() is None, "the worker died"
+    finally:
+        stop_process(worker, timeout=20)
+    evidence = Evidence.objects.get(pk=evidence_id)
+    assert evidence.state == "sealed" and evidence.sha256 == hashlib.sha256(content).hexdigest()
+
+
+@pytest.mark.slow
+def test_a_process_killed_mid_seal_is_resumed_without_writing_a_chunk_twice(committing_db, demo, import_root):
+    import signal
+    import subprocess
+    import sys
+
+    from evidence.container.format import chunk_prefix
+    from evidence.services import intake
+    from tests.servers import PROJECT_ROOT
+    from tests.test_worker import wait_for
+
+    content = os.urandom(192 * (1 << 20) + 7)
+    (import_root / "big.raw").write_bytes(content)
+    evidence = intake.evidence_import(
+        actor=demo.custodian, case=demo.case, paths=[str(import_root / "big.raw")], mode="queue"
+    )
+    script = (
+        "import django; django.setup(); from evidence.services.intake import intake_run; "
+        f"intake_run(evidence_id='{evidence.pk}')"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=_intake_environment(import_root))
+    try:
+        started = wait_for(
+            lambda: child.poll() is not None or Evidence.objects.get(pk=evidence.pk).received_bytes > 0, timeout=120
+        )
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert started
+    if Evidence.objects.get(pk=evidence.pk).state != "receiving":
+        pytest.skip("the child sealed everything before it could be killed")
+    stored_before = set(get_store().list(chunk_prefix(evidence.pk)))
+    assert stored_before, "the killed run stored no chunk"
+
+    store = CountingStore(get_store())
+    intake_get_store = intake.get_store
+    intake.get_store = lambda: store
+    try:
+        sealed = intake.intake_run(evidence_id=evidence.pk)
+    finally:
+        intake.get_store = intake_get_store
+    assert sealed.state == "sealed" and Evidence.objects.count() == 1
+    assert sealed.sha256 == hashlib.sha256(content).hexdigest()
+    assert not stored_before & set(store.writes)
+    assert len(set(get_store().list(chunk_prefix(evidence.pk)))) == 193
