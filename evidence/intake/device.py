@@ -128,29 +128,32 @@ class RecoveringReader(io.RawIOBase):
         self._sleep = sleep
         self.position = 0
         self.errors: list[dict] = []
+        self._cached: tuple[int, bytes] | None = None
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    # (The buffer protocol has no type before Python 3.12's collections.abc.Buffer: any writable buffer.)
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        target = memoryview(buffer).cast("B")
         remaining = self.size - self.position
         if remaining <= 0:
             return 0
         # Whole blocks from block boundaries, so that a sector's place in the retries never depends on the
         # caller's read sizes.
         offset_in_block = self.position % self._block_size
-        wanted = min(len(buffer), remaining, self._block_size - offset_in_block)
+        wanted = min(len(target), remaining, self._block_size - offset_in_block)
         block_start = self.position - offset_in_block
         block = self._read_block(block_start, min(self._block_size, self.size - block_start))
         data = block[offset_in_block : offset_in_block + wanted]
-        buffer[: len(data)] = data
+        target[: len(data)] = data
         self.position += len(data)
         return len(data)
 
     def _read_block(self, offset: int, length: int) -> bytes:
-        cached = getattr(self, "_cached", None)
-        if cached is not None and cached[0] == offset:
-            return cached[1]
+        # The caller reads a block in pieces (BufferedReader); the block is read from the device once.
+        if self._cached is not None and self._cached[0] == offset:
+            return self._cached[1]
         try:
             data = self._read_with_retries(offset, length)
         except OSError:
