@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('evidence', '0003_link_guess_windows'),
+        ("evidence", "0003_link_guess_windows"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='evidence',
-            name='acquisition_log',
+            model_name="evidence",
+            name="acquisition_log",
             field=models.JSONField(blank=True, default=list, editable=False),
         ),
         migrations.AddField(
-            model_name='evidence',
-            name='intake_paths',
+            model_name="evidence",
+            name="intake_paths",
             field=models.JSONField(blank=True, default=list, editable=False),
         ),
         migrations.AddField(
-            model_name='evidence',
-            name='intake_runs',
+            model_name="evidence",
+            name="intake_runs",
             field=models.PositiveIntegerField(default=0, editable=False),
         ),
         migrations.AddField(
-            model_name='evidencechunk',
-            name='attempt',
+            model_name="evidencechunk",
+            name="attempt",
             field=models.PositiveSmallIntegerField(default=0),
         ),
     ]
