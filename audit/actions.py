@@ -111,6 +111,19 @@ DECLARED = (
     # Extraction
     AuditAction("evidence.extract.start", "An extraction run was queued.", custody_critical=True),
     AuditAction("evidence.extract", "An extraction run finished, or failed.", custody_critical=True),
+    # Sealing and intake in a worker, local acquisition, orphan chunks (branch seal: #16 items 3 and 6, #17 finding 8)
+    AuditAction("evidence.import.resume", "A worker took up an import or acquisition again after an interrupted run."),
+    AuditAction("evidence.acquire.start", "A read-only acquisition of a local device or image file was queued."),
+    AuditAction("evidence.acquire", "A local acquisition failed (a sealed one is recorded as evidence.seal)."),
+    AuditAction(
+        "evidence.acquire.read_error",
+        "A byte range of an acquired device could not be read after the retries and was zero-filled.",
+        custody_critical=True,
+    ),
+    AuditAction(
+        "evidence.chunk.orphan",
+        "A chunk copy in the write-once store that no record uses (a failed request's bytes) was found.",
+    ),
     # Download links
     AuditAction("link.issue", "A time-limited, read-only download link was issued.", custody_critical=True),
     AuditAction("link.approve", "A download link waiting for a second person was approved.", custody_critical=True),
@@ -211,6 +224,11 @@ CUSTODY_RELEVANT: frozenset[str] = frozenset(
         "evidence.upload.truncated",
         "evidence.import.start",
         "evidence.import",
+        "evidence.import.resume",
+        "evidence.acquire.start",
+        "evidence.acquire",
+        "evidence.acquire.read_error",
+        "evidence.chunk.orphan",
         "evidence.seal",
         "evidence.verify.queue",
         "evidence.verify",

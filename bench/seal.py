@@ -1,6 +1,7 @@
 """Benchmark of the sealed evidence container. One command, prints tables (not a timed test):
 
     .venv/bin/python bench/seal.py [--size-mib 1024] [--rss-size-mib 4096] [--repeat 3]
+    .venv/bin/python bench/seal.py --smoke     # the smallest run, seconds: every table, no meaning
 
 1. Seal throughput of a 1 GiB file of (a) random bytes, (b) half zeros, (c) a tar of text, next to
    ``md5sum`` and ``sha256sum`` of the same file in the same run, with ratios. Sealing is measured into
@@ -9,6 +10,8 @@
    since the machine is shared and noisy; md5sum and sha256sum get the same treatment.
 2. Peak memory (VmHWM) of a child process sealing a 4 GiB stream generated on the fly.
 3. p50/p99 latency of random 4 KiB reads through ContainerReader.
+4. The disk's own write speed, ``dd if=/dev/zero bs=4M conv=fsync`` into the same folder: the physical
+   limit that sealing into the local store cannot pass, printed beside the seal rows.
 
 The naive single-threaded loop (read, three hashes, per-chunk SHA-256, zstd, AES-GCM, put; one after the
 other) is measured too, as the baseline the issue mentions.
@@ -371,6 +374,21 @@ def child_peak_rss(size: int, workdir: Path) -> None:
     print(f"{baseline} {vm_hwm_kib()} {seconds:.3f}")
 
 
+def measure_disk_write(*, workdir: Path, size: int) -> float:
+    """Bytes per second of ``dd … conv=fsync`` writing ``size`` bytes into ``workdir`` (one fsync at the end)."""
+    target = workdir / "dd.bin"
+    count = max(1, size // (4 * MIB))
+    started = time.perf_counter()
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={target}", "bs=4M", f"count={count}", "conv=fsync"],
+        check=True,
+        capture_output=True,
+    )
+    seconds = time.perf_counter() - started
+    target.unlink()
+    return count * 4 * MIB / seconds
+
+
 def measure_peak_rss(*, workdir: Path, size: int) -> tuple[float, float, float]:
     print(f"  sealing a generated {size // MIB} MiB stream in a child process…", file=sys.stderr, flush=True)
     output = subprocess.run(
@@ -429,7 +447,10 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=2000, help="random 4 KiB reads per latency measurement")
     parser.add_argument("--workdir", type=Path, default=None, help="folder for temporary files (default: a temp dir)")
     parser.add_argument("--child-peak-rss", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="the smallest sizes: checks the command runs")
     arguments = parser.parse_args()
+    if arguments.smoke:
+        arguments.size_mib, arguments.rss_size_mib, arguments.repeat, arguments.reads = 4, 16, 1, 20
 
     if arguments.child_peak_rss:
         child_peak_rss(arguments.rss_size_mib * MIB, arguments.workdir)
@@ -441,6 +462,7 @@ def main() -> None:
         print(f"machine: {machine_description()}", flush=True)
         print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; store: {local_store_name()} in {workdir}", flush=True)
         rows = measure_throughput(workdir=workdir, size=size, repeat=arguments.repeat)
+        disk_write = measure_disk_write(workdir=workdir, size=size)
         baseline_mib, peak_mib, rss_speed = measure_peak_rss(workdir=workdir, size=arguments.rss_size_mib * MIB)
         latencies = measure_read_latency(workdir=workdir, size=min(size, 1024 * MIB), reads=arguments.reads)
     finally:
@@ -465,6 +487,16 @@ def main() -> None:
             f"| {row['seal discard'] / 1e6:.0f} | {row['ratio discard']:.2f} "
             f"| {row['seal cpu ns/B']:.2f} ({row['md5sum cpu ns/B']:.2f}) | {naive} | {row['stored']:.1%} |"
         )
+    print(
+        f"| floor: `dd if=/dev/zero bs=4M conv=fsync`, {size // MIB} MiB into the same folder "
+        f"| | | {disk_write / 1e6:.0f} (the disk's physical write limit) | | | | | | |"
+    )
+    print()
+    best_local = min(row["ratio local"] for row in rows if "zstd" not in row["data"])
+    print(
+        f"Goal (issue #21): seal → local store ≥ 0.6x md5sum on every data kind: lowest {best_local:.2f} "
+        f"({'met' if best_local >= 0.6 else 'not met'}); the disk writes {disk_write / 1e6:.0f} MB/s with one fsync."
+    )
     print()
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (other work on this shared machine slows every column)")
     print()
@@ -473,6 +505,11 @@ def main() -> None:
     print("| RSS before sealing | peak RSS (VmHWM) | throughput |")
     print("|---:|---:|---:|")
     print(f"| {baseline_mib:.0f} MiB | {peak_mib:.0f} MiB | {rss_speed / 1e6:.0f} MB/s |")
+    print()
+    print(
+        f"Goal: peak < 300 MiB for a 4096 MiB stream: {peak_mib:.0f} MiB for {arguments.rss_size_mib} MiB "
+        f"({'met' if peak_mib < 300 else 'not met'}{'' if arguments.rss_size_mib >= 4096 else ', at a smaller size'})."
+    )
     print()
     print(
         f"Random 4 KiB reads through ContainerReader ({arguments.reads} each; 1 MiB chunks, half compressible; "

@@ -76,6 +76,13 @@ class Evidence(models.Model):
     sha1 = models.CharField(max_length=40, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     manifest_sha256 = models.CharField(max_length=64, blank=True)
+    # Server-side import and local acquisition run in a worker: what it reads (resolved paths below the
+    # import roots, or one allowed device) and how often a worker has started on it (a restart resumes).
+    intake_paths = models.JSONField(default=list, blank=True, editable=False)
+    intake_runs = models.PositiveIntegerField(default=0, editable=False)
+    # Local acquisition: every byte range that could not be read after the retries and was zero-filled,
+    # as {"start", "end" (exclusive), "bytes", "error", "attempts"}. Empty when every sector was read.
+    acquisition_log = models.JSONField(default=list, blank=True, editable=False)
 
     # The data key wrapped by the key store; the clear key is never stored anywhere.
     wrapped_key = models.BinaryField(editable=False)
@@ -123,6 +130,9 @@ class EvidenceChunk(models.Model):
     stored_length = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64)
     received_at = models.DateTimeField(default=timezone.now)
+    # Which stored copy holds it: 0 normally, k > 0 when an orphan (a failed request's bytes) took the
+    # usual key and the retry brought other bytes (evidence.container.format.chunk_key).
+    attempt = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["evidence", "index"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from celery import shared_task
 
 from cases.models import User
-from custodia.errors import AuditUnavailable
+from custodia.errors import AuditUnavailable, ServiceError
 from evidence.capture import services as capture_services
 from evidence.capture.services import CaptureRetry
 from evidence.models import Evidence
-from evidence.services import integrity, link_guesses
+from evidence.services import intake, integrity, link_guesses
 
 
 @shared_task(autoretry_for=(AuditUnavailable,), retry_backoff=True, max_retries=5, acks_late=True)
@@ -48,3 +48,14 @@ def capture_vm_disks(self, run_id: str) -> str:
     (acks_late) and resumes where it stopped; a transient failure is tried again with backoff."""
     run = capture_services.capture_run_execute(run_id=run_id, final_attempt=self.request.retries >= self.max_retries)
     return run.state
+
+
+@shared_task(autoretry_for=(AuditUnavailable,), retry_backoff=True, max_retries=5, acks_late=True)
+def seal_evidence(evidence_id: str) -> dict:
+    """Seal a queued server-side import or local acquisition. Delivered again after a killed worker
+    (acks_late, reject on worker lost): the run resumes over what the killed one stored."""
+    try:
+        evidence = intake.intake_run(evidence_id=evidence_id)
+    except ServiceError as error:  # recorded on the evidence and in the audit trail by the service
+        return {"evidence": evidence_id, "state": "failed", "error": error.code}
+    return {"evidence": evidence_id, "state": evidence.state}

@@ -8,6 +8,7 @@ urlpatterns = [
     path("cases/<int:case_id>/evidence/", views.case_evidence, name="case-evidence"),
     path("cases/<int:case_id>/evidence/new/", views.evidence_register, name="register"),
     path("evidence/<uuid:evidence_id>/", views.evidence_detail, name="detail"),
+    path("evidence/<uuid:evidence_id>/progress/", views.evidence_progress, name="progress"),
     path("evidence/<uuid:evidence_id>/seal/", views.evidence_seal, name="seal"),
     path("evidence/<uuid:evidence_id>/verify/", views.evidence_verify, name="verify"),
     path("evidence/<uuid:evidence_id>/secrets/add/", views.secret_add, name="secret-add"),

@@ -65,6 +65,16 @@ def evidence_detail(request, evidence):
     return render(request, "evidence/detail.html", context)
 
 
+@evidence_view()
+def evidence_progress(request, evidence):
+    """The sealing progress of a queued import or acquisition (an HTMX partial, polled while a worker seals;
+    once it is done the page reloads itself through the HX-Refresh header)."""
+    response = render(request, "evidence/_intake_progress.html", {"evidence": evidence})
+    if request.headers.get("HX-Request") and evidence.state != EvidenceState.RECEIVING:
+        response["HX-Refresh"] = "true"
+    return response
+
+
 @require_POST
 @evidence_view(perms.REGISTER_EVIDENCE)
 def evidence_seal(request, evidence):

@@ -45,6 +45,11 @@ ACQUISITION_ACTIONS = frozenset(
         "evidence.upload.truncated",
         "evidence.import.start",
         "evidence.import",
+        "evidence.import.resume",
+        "evidence.acquire.start",
+        "evidence.acquire",
+        "evidence.acquire.read_error",
+        "evidence.chunk.orphan",
         "evidence.seal",
     }
 )
@@ -203,6 +208,7 @@ def evidence_facts(*, evidence: Evidence) -> dict:
         "format": evidence.format,
         "format_details": evidence.format_details or {},
         "size": evidence.size,
+        "acquisition_log": evidence.acquisition_log or [],  # zero-filled ranges a device could not give
         "registered_by": evidence.registered_by.username,
         "registered_at": utc(evidence.created_at),
     }

@@ -219,6 +219,15 @@ CUSTODIA_EXTRACTION_SHARDS = env_int("CUSTODIA_EXTRACTION_SHARDS", 1, minimum=1,
 CUSTODIA_VERIFY_INLINE_BYTES = env_int("CUSTODIA_VERIFY_INLINE_BYTES", 1 << 30, minimum=0)
 # Server-side import reads only below these folders (comma-separated absolute paths).
 CUSTODIA_IMPORT_ROOTS = [Path(p) for p in env_list("CUSTODIA_IMPORT_ROOTS", [])]
+# Import and local acquisition (docs/acquisition.md): a worker seals; a request seals in place only an
+# image of at most CUSTODIA_IMPORT_INLINE_BYTES (0: every import queued). Block devices may be acquired
+# only when their resolved path matches a pattern of CUSTODIA_ACQUIRE_DEVICES (none by default); a read
+# error is retried CUSTODIA_ACQUIRE_READ_RETRIES times before its sectors are zero-filled and recorded.
+CUSTODIA_IMPORT_INLINE_BYTES = env_int("CUSTODIA_IMPORT_INLINE_BYTES", 0, minimum=0)
+CUSTODIA_ACQUIRE_DEVICES = env_list("CUSTODIA_ACQUIRE_DEVICES", [])
+CUSTODIA_ACQUIRE_READ_RETRIES = env_int("CUSTODIA_ACQUIRE_READ_RETRIES", 3, minimum=0, maximum=100)
+CUSTODIA_ACQUIRE_RETRY_DELAY_MS = env_int("CUSTODIA_ACQUIRE_RETRY_DELAY_MS", 50, minimum=0)
+CUSTODIA_INTAKE_PROGRESS_SECONDS = env_int("CUSTODIA_INTAKE_PROGRESS_SECONDS", 1, minimum=0)
 CUSTODIA_KEY_STORE = env_str("CUSTODIA_KEY_STORE", "evidence.keystore.local.LocalKeyStore")
 if CUSTODIA_KEY_STORE.endswith("AzureKeyVaultStore"):
     CUSTODIA_KEY_STORE_OPTIONS = {

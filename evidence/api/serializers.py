@@ -35,6 +35,7 @@ class EvidenceSerializer(serializers.ModelSerializer):
             "declared_size",
             "received_bytes",
             "progress",
+            "acquisition_log",
             "chunk_size",
             "md5",
             "sha1",
@@ -70,6 +71,20 @@ class EvidenceRegisterSerializer(StrictSerializer):
 class EvidenceImportSerializer(StrictSerializer):
     case = serializers.IntegerField()
     paths = serializers.ListField(child=serializers.CharField(max_length=4096), min_length=1, max_length=1000)
+    label = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    kind = serializers.ChoiceField(choices=EvidenceKind.choices, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    seized_from = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    seized_by = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    seized_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    declared_md5 = serializers.CharField(required=False, allow_blank=True, default="")
+    declared_sha1 = serializers.CharField(required=False, allow_blank=True, default="")
+    declared_sha256 = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class EvidenceAcquireSerializer(StrictSerializer):
+    case = serializers.IntegerField()
+    device = serializers.CharField(max_length=4096)
     label = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     kind = serializers.ChoiceField(choices=EvidenceKind.choices, required=False, allow_blank=True, default="")
     description = serializers.CharField(required=False, allow_blank=True, default="")

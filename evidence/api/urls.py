@@ -5,6 +5,7 @@ from evidence.api import capture, links, views
 urlpatterns = [
     path("cases/<int:case_id>/evidence/", views.CaseEvidenceView.as_view(), name="api-case-evidence"),
     path("evidence/import", views.EvidenceImportView.as_view(), name="api-evidence-import"),
+    path("evidence/acquire", views.EvidenceAcquireView.as_view(), name="api-evidence-acquire"),
     path("evidence/<uuid:evidence_id>/", views.EvidenceDetailView.as_view(), name="api-evidence-detail"),
     path("evidence/<uuid:evidence_id>/content", views.EvidenceContentView.as_view(), name="api-evidence-content"),
     path(

@@ -18,7 +18,7 @@ from custodia.api import evidence_for_request, validated
 from custodia.errors import ServiceError
 from evidence import selectors
 from evidence.api import serializers as s
-from evidence.services import escrow, intake, integrity, registration, upload
+from evidence.services import acquisition, escrow, intake, integrity, registration, upload
 
 
 class RawBytesParser(BaseParser):
@@ -120,17 +120,44 @@ class EvidenceVerifyView(APIView):
         return Response(report)
 
 
+def _accepted_or_created(request, evidence) -> Response:
+    """201 with the sealed item when it was sealed in the request; else 202 with the item to follow
+    (``GET /api/evidence/<id>/``: ``state``, ``received_bytes`` sealed so far of ``size``, ``progress``)."""
+    body = s.EvidenceSerializer(evidence).data
+    if evidence.is_sealed:
+        return Response(body, status=status.HTTP_201_CREATED)
+    follow = request.build_absolute_uri(f"/api/evidence/{evidence.pk}/")
+    return Response(
+        {**body, "queued": True, "follow": follow}, status=status.HTTP_202_ACCEPTED, headers={"Location": follow}
+    )
+
+
 class EvidenceImportView(APIView):
     required_permission = perms.REGISTER_EVIDENCE  # on the case named in the body
 
-    @extend_schema(request=s.EvidenceImportSerializer, responses={201: s.EvidenceSerializer})
+    @extend_schema(request=s.EvidenceImportSerializer, responses={201: s.EvidenceSerializer, 202: s.EvidenceSerializer})
     def post(self, request):
         data = validated(s.EvidenceImportSerializer, request.data)
         if isinstance(data["case"], int):
             note_target(case_id=data["case"])
         case = case_get(user=request.user, case_id=data.pop("case"), permission=perms.REGISTER_EVIDENCE)
         evidence = intake.evidence_import(actor=request.user, case=case, **data)
-        return Response(s.EvidenceSerializer(evidence).data, status=status.HTTP_201_CREATED)
+        return _accepted_or_created(request, evidence)
+
+    audit_access = True
+
+
+class EvidenceAcquireView(APIView):
+    required_permission = perms.REGISTER_EVIDENCE  # on the case named in the body
+
+    @extend_schema(request=s.EvidenceAcquireSerializer, responses={202: s.EvidenceSerializer})
+    def post(self, request):
+        data = validated(s.EvidenceAcquireSerializer, request.data)
+        if isinstance(data["case"], int):
+            note_target(case_id=data["case"])
+        case = case_get(user=request.user, case_id=data.pop("case"), permission=perms.REGISTER_EVIDENCE)
+        evidence = acquisition.evidence_acquire(actor=request.user, case=case, **data)
+        return _accepted_or_created(request, evidence)
 
     audit_access = True
 

@@ -461,6 +461,7 @@ class _Execution:
                 facts=facts,
                 declared={"size": size},
                 chunk_size=evidence.chunk_size,
+                resume=True,  # a redelivered step checks the chunks a killed worker stored instead of resealing
             )
         except ChunkConflict as error:
             # The snapshot taken now differs from the one an earlier attempt began to seal: that item

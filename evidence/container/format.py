@@ -106,10 +106,20 @@ def chunk_prefix(evidence_id: uuid.UUID) -> str:
     return f"{evidence_prefix(evidence_id)}chunk/"
 
 
-def chunk_key(evidence_id: uuid.UUID, index: int) -> str:
+# A chunk normally lives at ``chunk/NNNNNNNN``. When that name is taken by an orphan (bytes an upload
+# request wrote before it failed, never recorded) and a retry brings other bytes, the write-once store
+# cannot replace it: the retry is stored as attempt ``k`` at ``chunk/NNNNNNNN.aK`` and the index records
+# the attempt it chose. The orphan stays, superseded, and is named in the audit trail (docs/acquisition.md).
+MAX_CHUNK_ATTEMPT = 99
+
+
+def chunk_key(evidence_id: uuid.UUID, index: int, attempt: int = 0) -> str:
     if index < 0 or index > 99_999_999:
         raise ContainerFormatError("chunk index out of range")
-    return f"{chunk_prefix(evidence_id)}{index:08d}"
+    if not 0 <= attempt <= MAX_CHUNK_ATTEMPT:
+        raise ContainerFormatError("chunk attempt out of range")
+    suffix = f".a{attempt}" if attempt else ""
+    return f"{chunk_prefix(evidence_id)}{index:08d}{suffix}"
 
 
 def index_key(evidence_id: uuid.UUID) -> str:
@@ -121,9 +131,22 @@ def manifest_key(evidence_id: uuid.UUID) -> str:
 
 
 def chunk_index_from_key(key: str) -> int | None:
-    """The chunk number of a chunk key, or None when the key is not a chunk's."""
+    """The chunk number of a chunk key (of any attempt), or None when the key is not a chunk's."""
+    located = chunk_location_from_key(key)
+    return located[0] if located else None
+
+
+def chunk_location_from_key(key: str) -> tuple[int, int] | None:
+    """``(chunk number, attempt)`` of a chunk key, or None when the key is not a chunk's."""
     last = key.rsplit("/", 1)[-1]
-    return int(last) if len(last) == 8 and last.isdigit() else None
+    number, _, attempt = last.partition(".a")
+    if len(number) != 8 or not number.isdigit():
+        return None
+    if not attempt:
+        return None if "." in last else (int(number), 0)
+    if not attempt.isdigit() or not 0 < int(attempt) <= MAX_CHUNK_ATTEMPT or attempt.startswith("0"):
+        return None
+    return int(number), int(attempt)
 
 
 def _as_uuid(evidence_id: uuid.UUID) -> uuid.UUID:
@@ -149,15 +172,21 @@ class ChunkRecord:
     plain_length: int
     stored_length: int
     sha256: str
+    # Which stored copy holds the chunk (0: the usual key; see chunk_key). Written to the index only when
+    # not 0, so that every index written before attempts existed reads, and re-writes, byte for byte.
+    attempt: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "index": self.index,
             "offset": self.offset,
             "plain_length": self.plain_length,
             "stored_length": self.stored_length,
             "sha256": self.sha256,
         }
+        if self.attempt:
+            document["attempt"] = self.attempt
+        return document
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +241,7 @@ class ContainerIndex:
                     plain_length=entry["plain_length"],
                     stored_length=entry["stored_length"],
                     sha256=entry["sha256"],
+                    attempt=entry.get("attempt", 0),
                 )
                 for entry in document["chunks"]
             )
@@ -239,6 +269,8 @@ class ContainerIndex:
                 or not isinstance(record.stored_length, int)
                 or record.stored_length < CHUNK_OVERHEAD
                 or not _is_hex(record.sha256, 64)
+                or not isinstance(record.attempt, int)
+                or not 0 <= record.attempt <= MAX_CHUNK_ATTEMPT
             ):
                 raise ContainerFormatError(f"index entry {position} is inconsistent")
 

@@ -158,6 +158,8 @@ class ContainerReader(io.RawIOBase):
         self.chunk_count = len(index.chunks)
         # Keep only what reading needs, compactly (40 bytes a chunk), not a million record objects.
         self._stored_lengths = array("Q", (record.stored_length for record in index.chunks))
+        # Nearly always empty: the chunks stored as a later attempt (an upload retry past an orphan).
+        self._attempts = {record.index: record.attempt for record in index.chunks if record.attempt}
         self._chunk_sha256 = (
             b"".join(bytes.fromhex(record.sha256) for record in index.chunks) if check_chunk_hashes else None
         )
@@ -256,7 +258,7 @@ class ContainerReader(io.RawIOBase):
         if not 0 <= chunk_number < self.chunk_count:
             raise IndexError(f"chunk {chunk_number} is outside this container")
         try:
-            stored = self._store.read(chunk_key(self.evidence_id, chunk_number))
+            stored = self._store.read(chunk_key(self.evidence_id, chunk_number, self._attempts.get(chunk_number, 0)))
         except ObjectMissing:
             raise ChunkIntegrityError(chunk_number, "missing from the evidence store") from None
         plain_length = min(self.chunk_size, self._size - chunk_number * self.chunk_size)

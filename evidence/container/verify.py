@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from evidence.container.errors import ChunkIntegrityError, ContainerError
-from evidence.container.format import ContainerIndex, chunk_index_from_key, chunk_key, chunk_prefix, index_key
+from evidence.container.format import ContainerIndex, chunk_key, chunk_location_from_key, chunk_prefix, index_key
 from evidence.container.reader import ChunkOpener, load_index, load_manifest
 from evidence.storage.base import EvidenceStore, ObjectMissing, StoreError
 
@@ -32,6 +32,9 @@ class VerificationReport:
     sha256: str | None
     expected_sha256: str = ""
     problems: list[str] = field(default_factory=list)
+    # Stored chunk copies the index does not use because another attempt of the same chunk superseded
+    # them (orphans of failed upload requests): kept by the write-once store, reported, not a fault.
+    orphans: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -41,6 +44,7 @@ class VerificationReport:
             "sha256": self.sha256,
             "expected_sha256": self.expected_sha256,
             "problems": list(self.problems),
+            "orphans": list(self.orphans),
         }
 
 
@@ -72,12 +76,18 @@ def verify_container(
         if index is None:
             return VerificationReport(False, 0, [], None, expected_sha256, problems)
 
-    listed = {record.index for record in index.chunks}
+    listed = {record.index: record.attempt for record in index.chunks}
+    orphans: list[str] = []
     try:
         for key in store.list(chunk_prefix(evidence_id)):
-            number = chunk_index_from_key(key)
-            if number is not None and number not in listed:
+            located = chunk_location_from_key(key)
+            if located is None:
+                continue
+            number, attempt = located
+            if number not in listed:
                 bad_chunks.append((number, "stored but not listed in the index"))
+            elif attempt != listed[number]:
+                orphans.append(key)
     except StoreError as error:
         problems.append(f"listing the chunks failed: {error}")
 
@@ -91,7 +101,7 @@ def verify_container(
     def check_chunk(number: int) -> tuple[int, bytes | None, str | None]:
         record = index.chunks[number]
         try:
-            stored = store.read(chunk_key(evidence_id, number))
+            stored = store.read(chunk_key(evidence_id, number, record.attempt))
         except ObjectMissing:
             return number, None, "missing from the evidence store"
         except StoreError as error:
@@ -138,6 +148,7 @@ def verify_container(
         sha256=sha256,
         expected_sha256=expected_sha256,
         problems=problems,
+        orphans=sorted(orphans),
     )
 
 

@@ -95,6 +95,16 @@ def _verify(*, actor: User | None, evidence: Evidence) -> dict:
                 "scheduled": actor is None,
             },
         )
+        if report.orphans:
+            # Copies a failed upload request left, superseded by a later attempt: not damage, but on record.
+            audit_record(
+                action="evidence.chunk.orphan",
+                actor=actor,
+                target_type="evidence",
+                target_id=evidence.pk,
+                case_id=evidence.case_id,
+                details={"keys": report.orphans, "found": "integrity check"},
+            )
     return {
         "ok": ok,
         "chunks_checked": report.chunks_checked,

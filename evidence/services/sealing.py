@@ -88,3 +88,12 @@ def record_failed(
         case_id=evidence.case_id,
         details={"reason": reason, **(details or {})},
     )
+
+
+def queue_intake(*, evidence: Evidence) -> None:
+    """Hand an import's or acquisition's seal to a worker once the caller's transaction commits (the task
+    takes the id only and calls ``intake.intake_run``)."""
+    from evidence.tasks import seal_evidence  # the tasks call the services: imported here, not at the top
+
+    evidence_id = str(evidence.pk)
+    transaction.on_commit(lambda: seal_evidence.delay(evidence_id))

@@ -26,7 +26,7 @@ from cases import permissions as perms
 from cases.models import User
 from custodia.errors import Conflict, ServiceError
 from evidence.container.errors import ContainerError
-from evidence.container.format import ChunkRecord, ImageHashes, chunk_key, sha256_hex
+from evidence.container.format import MAX_CHUNK_ATTEMPT, ChunkRecord, ImageHashes, chunk_key, sha256_hex
 from evidence.container.reader import ChunkOpener
 from evidence.container.writer import ChunkSealer, ContainerWriter
 from evidence.intake.errors import FormatError
@@ -161,7 +161,7 @@ def evidence_receive(
                 )
         else:
             stored = sealer.seal(index=index, plaintext=plaintext).stored
-            _put_chunk(
+            attempt = _put_chunk(
                 store=store,
                 evidence=evidence,
                 index=index,
@@ -171,7 +171,12 @@ def evidence_receive(
                 plain_length=len(plaintext),
             )
             EvidenceChunk.objects.create(
-                evidence=evidence, index=index, plain_length=len(plaintext), stored_length=len(stored), sha256=digest
+                evidence=evidence,
+                index=index,
+                plain_length=len(plaintext),
+                stored_length=len(stored),
+                sha256=digest,
+                attempt=attempt,
             )
             evidence.received_bytes += len(plaintext)
             new_chunks += 1
@@ -212,26 +217,54 @@ def _put_chunk(
     data_key: bytes,
     digest: str,
     plain_length: int,
-) -> None:
-    key = chunk_key(evidence.pk, index)
-    try:
-        store.put(key, stored)
-    except ObjectExists:
-        # A copy from an attempt whose database row rolled back: the store is write-once, so keep it if it
-        # holds these very bytes, and refuse otherwise.
-        opener = ChunkOpener(evidence_id=evidence.pk, data_key=data_key)
+) -> int:
+    """Store one received chunk (no database row records it yet); return the attempt it is stored as.
+
+    The usual key may already hold a copy written by an earlier request that failed before its row was
+    committed: an orphan. The same bytes are simply kept (a retry). Other bytes (the client sent something
+    else this time, which it may: nothing was ever recorded) cannot replace it in a write-once store, so
+    they are stored as the next attempt (``chunk/NNNNNNNN.aK``), the row and later the index record that
+    attempt, and the orphan is named in the audit trail: superseded, kept, never used.
+    """
+    opener = ChunkOpener(evidence_id=evidence.pk, data_key=data_key)
+    for attempt in range(MAX_CHUNK_ATTEMPT + 1):
+        key = chunk_key(evidence.pk, index, attempt)
         try:
-            previous = opener.open(index=index, stored=store.read(key), plain_length=plain_length)
-        except ContainerError:
-            previous = b""
-        if hashlib.sha256(previous).hexdigest() != digest:
-            raise Conflict(
-                f"Chunk {index} is already in the write-once store with other bytes.", code="overlap_mismatch"
-            ) from None
-    except StoreError as exc:
-        raise ServiceError(
-            f"The evidence store refused chunk {index}: {exc}", code="store_unavailable", status_code=503
-        ) from exc
+            store.put(key, stored)
+            return attempt
+        except ObjectExists:
+            existing = store.read(key)
+            try:
+                previous = opener.open(index=index, stored=existing, plain_length=plain_length)
+            except ContainerError:
+                previous = None  # another length, or not a chunk of this position: certainly not these bytes
+            if previous is not None and hashlib.sha256(previous).hexdigest() == digest:
+                return attempt  # these very bytes, from a request that failed after storing them
+            audit_record(
+                action="evidence.chunk.orphan",
+                actor=None,
+                target_type="evidence",
+                target_id=evidence.pk,
+                case_id=evidence.case_id,
+                details={
+                    "chunk": index,
+                    "key": key,
+                    "stored_sha256": sha256_hex(existing),
+                    "plaintext_sha256": hashlib.sha256(previous).hexdigest() if previous is not None else None,
+                    "found": "upload retry with other bytes",
+                    "superseded_by": chunk_key(evidence.pk, index, attempt + 1)
+                    if attempt < MAX_CHUNK_ATTEMPT
+                    else None,
+                },
+            )
+        except StoreError as exc:
+            raise ServiceError(
+                f"The evidence store refused chunk {index}: {exc}", code="store_unavailable", status_code=503
+            ) from exc
+    raise Conflict(
+        f"Chunk {index} has been sent with different bytes {MAX_CHUNK_ATTEMPT + 1} times; refusing another attempt.",
+        code="overlap_mismatch",
+    )
 
 
 def _advance_hashes(*, evidence: Evidence, received_now: dict[int, bytes], data_key: bytes) -> None:
@@ -249,7 +282,9 @@ def _advance_hashes(*, evidence: Evidence, received_now: dict[int, bytes], data_
             if chunk is None:
                 break  # a gap: the rest is hashed when it is filled
             plaintext = opener.open(
-                index=index, stored=store.read(chunk_key(evidence.pk, index)), plain_length=chunk.plain_length
+                index=index,
+                stored=store.read(chunk_key(evidence.pk, index, chunk.attempt)),
+                plain_length=chunk.plain_length,
             )
             if hashlib.sha256(plaintext).hexdigest() != chunk.sha256:
                 raise ServiceError(
@@ -337,8 +372,17 @@ def _finish_seal(*, actor: User | None, evidence: Evidence, hashes: dict[str, st
     chunk_size = evidence.chunk_size
     rows = EvidenceChunk.objects.filter(evidence=evidence).order_by("index")
     received = [
-        ChunkRecord(index=index, offset=index * chunk_size, plain_length=plain, stored_length=stored, sha256=digest)
-        for index, plain, stored, digest in rows.values_list("index", "plain_length", "stored_length", "sha256")
+        ChunkRecord(
+            index=index,
+            offset=index * chunk_size,
+            plain_length=plain,
+            stored_length=stored,
+            sha256=digest,
+            attempt=attempt,
+        )
+        for index, plain, stored, digest, attempt in rows.values_list(
+            "index", "plain_length", "stored_length", "sha256", "attempt"
+        )
     ]
     writer = ContainerWriter(evidence_id=evidence.pk, data_key=data_key, store=get_store(), chunk_size=chunk_size)
     # Each chunk's record was taken from its plaintext when it arrived: the writer need not decrypt every
@@ -374,7 +418,9 @@ def _detect_uploaded_format(*, evidence: Evidence, data_key: bytes) -> None:
     def plaintext(index: int) -> bytes:
         chunk = chunks[index]
         return opener.open(
-            index=index, stored=store.read(chunk_key(evidence.pk, index)), plain_length=chunk.plain_length
+            index=index,
+            stored=store.read(chunk_key(evidence.pk, index, chunk.attempt)),
+            plain_length=chunk.plain_length,
         )
 
     head = plaintext(0)[:HEAD_SIZE]

@@ -44,6 +44,7 @@ PAGES = [
     Endpoint("GET", "/cases/{case}/evidence/", CASE_TEAM),
     Endpoint("GET", "/cases/{case}/evidence/new/", CUSTODIANS),
     Endpoint("GET", "/evidence/{evidence}/", CASE_TEAM),
+    Endpoint("GET", "/evidence/{evidence}/progress/", CASE_TEAM),
     Endpoint(
         "POST", "/evidence/{evidence}/secrets/add/", CUSTODIANS, {"kind": "luks_passphrase", "name": "x", "value": "y"}
     ),
