@@ -181,6 +181,9 @@ class AutoPostIdpServer:
                 return
 
             def do_GET(self):
+                if not self.path.startswith("/sso?"):
+                    self.send_error(404)
+                    return
                 url = f"http://{self.headers['Host']}{self.path}"
                 idp = outer.idp
                 request = idp.read_authn_request(url)
