@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from cases import services
@@ -41,6 +42,7 @@ class TokenCreateForm(forms.Form):
 
 @requires(LOGGED_IN)  # the user's own tokens only
 @login_required
+@never_cache  # the page that shows a new token's secret is kept by no cache
 @require_http_methods(["GET", "POST"])
 def token_list(request: HttpRequest) -> HttpResponse:
     form = TokenCreateForm(request.POST or None)

@@ -89,7 +89,7 @@ def test_good_login_creates_the_user_with_only_what_the_mapping_grants(saml, cli
     assert not user.is_org_admin and user.has_perm("cases.add_case") and not user.has_usable_password()
     assert client.get("/cases/").status_code == 200
     assert client.cookies["sessionid"].value != (session_before.value if session_before else None)
-    assert csrf_before is None or client.cookies["csrftoken"].value != csrf_before.value
+    assert csrf_before is not None and client.cookies["csrftoken"].value != csrf_before.value
     actions = set(AuditEvent.objects.filter(actor_id=user.pk).values_list("action", flat=True))
     assert {"auth.saml.user.create", "auth.saml.login", "auth.login"} <= actions
 
