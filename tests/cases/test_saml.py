@@ -401,3 +401,32 @@ def test_the_login_page_offers_each_listed_idp(saml, client):
     assert "Sign in with demo-police IdP" in page and "/auth/saml/demo-police/login/?next=/cases/" in page
     IdentityProvider.objects.filter(organization__slug="other-agency").update(listed_on_login_page=False)
     assert "other-agency IdP" not in client.get("/login/").content.decode()
+
+
+def test_a_deactivated_user_is_refused(saml, client, demo):
+    User.objects.filter(pk=demo.detective.pk).update(is_active=False)
+    idp = saml["demo-police"]
+    response = post(client, idp.response_xml(start(client, idp), name_id="detective"))
+    assert response.status_code == 403
+    assert "_auth_user_id" not in client.session
+    assert refusals().filter(details__name_id="detective").exists()
+
+
+def test_the_django_admin_saves_an_idp_with_an_audit_row(saml, client, demo, key_pairs):
+    operator = User.objects.create_superuser("operator", password="operator-password-long")
+    client.force_login(operator)
+    IdentityProvider.objects.filter(organization__slug="other-agency").delete()
+    other = Organization.objects.get(slug="other-agency")
+    form = {
+        "organization": other.pk,
+        "name": "Other Keycloak",
+        "enabled": "on",
+        "entity_id": "https://keycloak.other.test/realms/other",
+        "sso_url": "https://keycloak.other.test/realms/other/protocol/saml",
+        "x509_cert": key_pairs["idp-other"].certificate_pem,
+        "groups_attribute": "groups",
+    }
+    response = client.post("/admin/cases/identityprovider/add/", form)
+    assert response.status_code == 302, response.content[:2000]
+    row = AuditEvent.objects.filter(action="auth.saml.configure").latest("sequence")
+    assert row.actor_id == operator.pk and row.details["organization"] == "other-agency" and row.details["created"]
