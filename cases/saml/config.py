@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
@@ -44,14 +45,18 @@ def sp_key_pair() -> SpKeyPair:
     key_path = Path(settings.CUSTODIA_SAML_SP_KEY_PATH)
     cert_path = Path(settings.CUSTODIA_SAML_SP_CERT_PATH)
     try:
-        return SpKeyPair(private_key=key_path.read_text(), certificate=cert_path.read_text())
-    except OSError:
+        pair = SpKeyPair(private_key=key_path.read_text(), certificate=cert_path.read_text())
+        # Parsed here so that a broken file is a clear 503 at once, not an error deep in the signing.
+        serialization.load_pem_private_key(pair.private_key.encode(), password=None)
+        x509.load_pem_x509_certificate(pair.certificate.encode())
+    except (OSError, ValueError, TypeError, UnicodeError):
         # The message names the settings, never the key.
         raise SamlNotConfigured(
-            "Single sign-on is not set up on this server: its SAML key and certificate files are missing "
-            "(CUSTODIA_SAML_SP_KEY_PATH, CUSTODIA_SAML_SP_CERT_PATH; `make run` creates them).",
+            "Single sign-on is not set up on this server: its SAML key and certificate files are missing or "
+            "unreadable (CUSTODIA_SAML_SP_KEY_PATH, CUSTODIA_SAML_SP_CERT_PATH; `make run` creates them).",
             status_code=503,
         ) from None
+    return pair
 
 
 def normalised_certificate(text: str) -> str:

@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
+from onelogin.saml2.errors import OneLogin_Saml2_Error
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
@@ -56,9 +57,15 @@ def _identity_provider(organization: Organization) -> IdentityProvider:
 
 
 def _auth(request: HttpRequest, organization: Organization, idp: IdentityProvider | None) -> OneLogin_Saml2_Auth:
-    return OneLogin_Saml2_Auth(
-        saml_request_data(request), old_settings=saml_settings(organization=organization, idp=idp, request=request)
-    )
+    config = saml_settings(organization=organization, idp=idp, request=request)
+    try:
+        return OneLogin_Saml2_Auth(saml_request_data(request), old_settings=config)
+    except OneLogin_Saml2_Error as exc:  # a configuration python3-saml refuses (a URL, our key pair)
+        logger.error("SAML settings of %s refused: %s", organization.slug, exc.code)
+        raise SamlNotConfigured(
+            f"The single sign-on of {organization.name} is not set up correctly; ask its administrator.",
+            status_code=503,
+        ) from None
 
 
 def _refused(request: HttpRequest, exc: ServiceError, organization: Organization | None, name_id: str = ""):
@@ -76,12 +83,17 @@ def metadata(request: HttpRequest, slug: str) -> HttpResponse:
         config = saml_settings(organization=organization, idp=None, request=request)
     except ServiceError as exc:
         return error_page(request, status=exc.status_code, title="Not available", message=exc.detail)
-    saml = OneLogin_Saml2_Settings(config, sp_validation_only=True)
-    xml = saml.get_sp_metadata()
-    errors = saml.validate_metadata(xml)
-    if errors:  # our own configuration: a server error, logged without the key
+    try:
+        saml = OneLogin_Saml2_Settings(config, sp_validation_only=True)
+        xml = saml.get_sp_metadata()
+        errors = saml.validate_metadata(xml)
+    except OneLogin_Saml2_Error as exc:
+        errors = [str(exc.code)]
+    if errors:  # our own configuration (the key pair's files): logged without the key
         logger.error("SAML SP metadata of %s is invalid: %s", organization.slug, errors)
-        return error_page(request, status=500, title="Something went wrong", message="The metadata is invalid.")
+        return error_page(
+            request, status=503, title="Not available", message="The service provider's key pair is not usable."
+        )
     response = HttpResponse(xml, content_type="application/samlmetadata+xml")
     response["Content-Disposition"] = f'inline; filename="custodia-{organization.slug}-metadata.xml"'
     return response

@@ -360,6 +360,14 @@ def test_missing_sp_key_files_are_a_clear_503(saml, client, settings, tmp_path):
     assert response.status_code == 503
     assert b"CUSTODIA_SAML_SP_KEY_PATH" in response.content and b"PRIVATE KEY" not in response.content
     assert client.get("/auth/saml/demo-police/metadata/").status_code == 503
+    # Files that hold no key pair: the same clear 503, never a 500 or the files' contents.
+    (tmp_path / "bad.key").write_text("not a key")
+    (tmp_path / "bad.crt").write_text("not a certificate")
+    settings.CUSTODIA_SAML_SP_KEY_PATH = tmp_path / "bad.key"
+    settings.CUSTODIA_SAML_SP_CERT_PATH = tmp_path / "bad.crt"
+    for url in ("/auth/saml/demo-police/metadata/", "/auth/saml/demo-police/login/"):
+        response = client.get(url)
+        assert response.status_code == 503 and b"not a key" not in response.content
 
 
 def test_the_org_admin_configures_the_idp_and_it_is_audited(saml, client, demo, key_pairs):
