@@ -43,7 +43,7 @@ DECLARED = (
     AuditAction("user.create", "An organisation administrator created a user."),
     AuditAction("user.activate", "An organisation administrator re-activated a user."),
     AuditAction("user.deactivate", "An organisation administrator deactivated a user."),
-    # SAML single sign-on and API token use (issue #17, branch saml)
+    # SAML single sign-on (issue #17, branch saml)
     AuditAction("auth.saml.login", "A user signed in through their organisation's IdP, or was refused (with why)."),
     AuditAction("auth.saml.logout", "A SAML session ended: signed out here, or by the IdP's single logout."),
     AuditAction(
@@ -51,7 +51,6 @@ DECLARED = (
     ),
     AuditAction("auth.saml.mapping", "A SAML sign-in changed what the attribute mapping grants a user."),
     AuditAction("auth.saml.configure", "An organisation's identity provider or attribute mapping was set or changed."),
-    AuditAction("auth.token.use", "An API token was used (first use, then at most once a minute per token)."),
     # Cases
     AuditAction("case.create", "A case was opened."),
     AuditAction("case.update", "A case's title, description, status or priority changed."),
