@@ -14,7 +14,7 @@ PORT ?= 8000
 DEMO_PASSWORD ?= custodia-demo
 APT_PACKAGES := postgresql redis-server chromium xmlsec1 libmagic1 qemu-utils sleuthkit mtools dosfstools \
 	e2fsprogs ntfs-3g xz-utils apfsprogs docker-compose poppler-utils \
-	cryptsetup-bin qpdf fdisk
+	cryptsetup-bin qpdf fdisk openssl
 
 export CUSTODIA_DATA_DIR := $(DATA_DIR)
 
@@ -52,6 +52,13 @@ $(DATA_DIR)/keys/audit-signing.key:
 	mkdir -p $(DATA_DIR)/keys && chmod 700 $(DATA_DIR)/keys
 	umask 077 && $(PYTHON) -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())" > $@
 
+# The SAML service provider's signing key and certificate (cases/saml): one pair for every organisation,
+# in files, never in the database. The certificate is what each organisation's IdP is given (SP metadata).
+$(DATA_DIR)/keys/saml-sp.key:
+	mkdir -p $(DATA_DIR)/keys && chmod 700 $(DATA_DIR)/keys
+	umask 077 && openssl req -x509 -newkey rsa:3072 -sha256 -nodes -days 3650 -subj "/CN=Custodia SAML service provider" \
+		-keyout $@ -out $(DATA_DIR)/keys/saml-sp.crt 2>/dev/null
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -68,7 +75,9 @@ test: system-packages venv node-tools lint
 # audit rows, whose checkpoints are signed) reads them from the files made above.
 run: export CUSTODIA_MASTER_KEY_FILE := $(DATA_DIR)/keys/master.key
 run: export CUSTODIA_AUDIT_SIGNING_KEY_FILE := $(DATA_DIR)/keys/audit-signing.key
-run: venv $(DATA_DIR)/keys/master.key $(DATA_DIR)/keys/audit-signing.key
+run: export CUSTODIA_SAML_SP_KEY_PATH := $(DATA_DIR)/keys/saml-sp.key
+run: export CUSTODIA_SAML_SP_CERT_PATH := $(DATA_DIR)/keys/saml-sp.crt
+run: venv $(DATA_DIR)/keys/master.key $(DATA_DIR)/keys/audit-signing.key $(DATA_DIR)/keys/saml-sp.key
 	$(PY) manage.py migrate --noinput
 	DEMO_PASSWORD=$(DEMO_PASSWORD) $(PY) manage.py seed_demo
 	$(PY) manage.py seed_demo_evidence

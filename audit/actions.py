@@ -43,6 +43,14 @@ DECLARED = (
     AuditAction("user.create", "An organisation administrator created a user."),
     AuditAction("user.activate", "An organisation administrator re-activated a user."),
     AuditAction("user.deactivate", "An organisation administrator deactivated a user."),
+    # SAML single sign-on (issue #17, branch saml)
+    AuditAction("auth.saml.login", "A user signed in through their organisation's IdP, or was refused (with why)."),
+    AuditAction("auth.saml.logout", "A SAML session ended: signed out here, or by the IdP's single logout."),
+    AuditAction(
+        "auth.saml.user.create", "An unknown user was created at first SAML sign-in, with only what the mapping grants."
+    ),
+    AuditAction("auth.saml.mapping", "A SAML sign-in changed what the attribute mapping grants a user."),
+    AuditAction("auth.saml.configure", "An organisation's identity provider or attribute mapping was set or changed."),
     # Cases
     AuditAction("case.create", "A case was opened."),
     AuditAction("case.update", "A case's title, description, status or priority changed."),

@@ -5,8 +5,11 @@ permissions — to themselves or anyone — from here."""
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
+from django.db import transaction
 
-from cases.models import ApiToken, Case, CaseMembership, Organization, User
+from cases.models import ApiToken, Case, CaseMembership, IdentityProvider, Organization, SamlIdentity, User
+from cases.saml.forms import EDITABLE_FIELDS, IdentityProviderForm
+from cases.saml.services import identity_provider_saved
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -72,3 +75,23 @@ class ApiTokenAdmin(ReadOnlyAdmin):
 
 # Groups carry global permissions; Custodia grants permissions through case roles only.
 admin.site.unregister(Group)
+
+
+@admin.register(IdentityProvider)
+class IdentityProviderAdmin(admin.ModelAdmin):
+    """An organisation's SAML identity provider; every save is audited (``auth.saml.configure``)."""
+
+    form = IdentityProviderForm
+    fields = ["organization", *EDITABLE_FIELDS]
+    list_display = ["name", "organization", "entity_id", "enabled"]
+    list_select_related = ["organization"]
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            identity_provider_saved(actor=request.user, idp=obj, changed=form.changed_data, created=not change)
+
+
+@admin.register(SamlIdentity)
+class SamlIdentityAdmin(ReadOnlyAdmin):
+    list_display = ["name_id", "user", "identity_provider", "last_login_at"]

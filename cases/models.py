@@ -132,3 +132,80 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+# --- SAML single sign-on (issue #17, cases/saml) ------------------------------------------------------
+
+
+class IdentityProvider(models.Model):
+    """An organisation's own SAML 2.0 identity provider (Entra ID, AD FS, Keycloak, …): where its users sign
+    in, the certificate its assertions are signed with, and how an assertion's attributes map to what the
+    user may do in Custodia. Custodia never sees or stores these users' passwords."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="identity_provider")
+    name = models.CharField(max_length=100, help_text='Shown on the sign-in page: "Sign in with <name>".')
+    enabled = models.BooleanField(default=True)
+    listed_on_login_page = models.BooleanField(
+        default=True, help_text="Offer the button on the shared sign-in page (otherwise only at its own URL)."
+    )
+    entity_id = models.CharField(max_length=500, help_text="The IdP's entity ID (its Issuer).")
+    sso_url = models.URLField(max_length=500, help_text="Single sign-on URL (HTTP-Redirect binding).")
+    slo_url = models.URLField(max_length=500, blank=True, help_text="Single logout URL (HTTP-Redirect binding).")
+    x509_cert = models.TextField(
+        help_text="The IdP's full signing certificate, PEM or base64 (a fingerprint is not accepted)."
+    )
+    # Attribute mapping: which attributes of the assertion say who the user is and what they are.
+    username_attribute = models.CharField(
+        max_length=200, blank=True, help_text="Attribute holding the username; empty: the NameID."
+    )
+    email_attribute = models.CharField(max_length=200, blank=True, default="email")
+    display_name_attribute = models.CharField(max_length=200, blank=True, default="displayName")
+    groups_attribute = models.CharField(
+        max_length=200, blank=True, default="groups", help_text="Attribute listing the user's groups or roles."
+    )
+    member_groups = models.TextField(
+        blank=True,
+        help_text="Groups (one per line) whose members may sign in; empty: every user the IdP vouches for.",
+    )
+    org_admin_groups = models.TextField(
+        blank=True, help_text="Groups (one per line) whose members administer the organisation's users."
+    )
+    case_opener_groups = models.TextField(blank=True, help_text="Groups (one per line) whose members may open cases.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization__name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.organization})"
+
+
+class SamlIdentity(models.Model):
+    """The link between a user and the NameID their organisation's IdP knows them by."""
+
+    identity_provider = models.ForeignKey(IdentityProvider, on_delete=models.CASCADE, related_name="identities")
+    name_id = models.CharField(max_length=255)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="saml_identities")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["identity_provider", "name_id"], name="one_user_per_saml_name_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name_id} → {self.user}"
+
+
+class SamlAssertionSeen(models.Model):
+    """The replay cache: every assertion ID accepted, kept until the assertion expires. The unique index
+    is what refuses a second post of the same response, across every process and server."""
+
+    assertion_id = models.CharField(max_length=255, unique=True)
+    identity_provider = models.ForeignKey(IdentityProvider, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField(db_index=True)
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.assertion_id

@@ -364,11 +364,13 @@ def token_issue(
     """Create a token and return it with its secret, which is never stored and never shown again."""
     if scope not in TokenScope.values:
         raise ServiceError(f"scope must be one of {', '.join(TokenScope.values)}.")
+    maximum = int(settings.CUSTODIA_API_TOKEN_MAX_TTL.total_seconds())
+    # Compared as a number before any timedelta is made of it: a huge one would overflow (a 500, not a 400).
+    if expires_in is not None and not 1 <= expires_in <= maximum:
+        raise ServiceError(f"expires_in must be between 1 and {maximum} seconds.")
     ttl = timedelta(seconds=expires_in) if expires_in else settings.CUSTODIA_API_TOKEN_TTL
     if ttl <= timedelta(0) or ttl > settings.CUSTODIA_API_TOKEN_MAX_TTL:
-        raise ServiceError(
-            f"expires_in must be between 1 and {int(settings.CUSTODIA_API_TOKEN_MAX_TTL.total_seconds())} seconds."
-        )
+        raise ServiceError(f"expires_in must be between 1 and {maximum} seconds.")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,

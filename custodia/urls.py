@@ -12,6 +12,8 @@ urlpatterns = [
     # Every view declares what it needs (custodia/access.py); Django's and drf-spectacular's through requires().
     path("login/", requires(PUBLIC)(auth_views.LoginView.as_view(redirect_authenticated_user=True)), name="login"),
     path("logout/", requires(PUBLIC)(auth_views.LogoutView.as_view()), name="logout"),
+    path("auth/saml/", include("cases.saml.urls")),
+    path("account/", include("cases.account_urls")),
     path("cases/", include("cases.urls")),
     path("", include("evidence.urls")),
     path("l/", include("evidence.links_urls")),

@@ -115,3 +115,24 @@ def test_what_an_endpoint_declares_is_what_the_grid_finds_allowed(endpoint):
     declared = declared_permission(match.func, method) or declared_permission(view_class, method)
     assert declared in perms.ALL_CASE_PERMISSIONS, declared
     assert roles_holding(declared) == endpoint.allowed
+
+
+def test_sso_and_token_endpoints_declare_what_they_guard_themselves_with():
+    """Issue #17: the SAML endpoints are public (the signed assertion, the signed logout or a form post with
+    CSRF is the credential), the organisation's SSO settings are its administrators', tokens their user's."""
+    from custodia.access import LOGGED_IN, ORG_ADMIN, PUBLIC
+
+    expected = {
+        "auth/saml/<slug:slug>/metadata/": PUBLIC,
+        "auth/saml/<slug:slug>/login/": PUBLIC,
+        "auth/saml/<slug:slug>/acs/": PUBLIC,
+        "auth/saml/<slug:slug>/sls/": PUBLIC,
+        "auth/saml/<slug:slug>/logout/": PUBLIC,
+        "auth/saml/settings/": ORG_ADMIN,
+        "account/tokens/": LOGGED_IN,
+        "account/tokens/<int:token_pk>/revoke/": LOGGED_IN,
+        "api/tokens/": LOGGED_IN,
+        "api/tokens/<int:token_pk>/": LOGGED_IN,
+    }
+    declared = {route: permission for route, _, permission in declarations() if route in expected}
+    assert declared == expected

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from cases.models import ApiToken, Case, CaseMembership, CasePriority, CaseStatus, Role, TokenScope, User
@@ -90,18 +91,38 @@ class MembershipDeleteSerializer(StrictSerializer):
     user = serializers.CharField(max_length=150)
 
 
+class TokenLifetimeField(serializers.IntegerField):
+    """A token's lifetime in seconds, between a minute and the policy's maximum (``CUSTODIA_API_TOKEN_MAX_TTL``,
+    read per request): 1e15 is a 400 naming the bounds, never an overflow."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("default", None)
+        kwargs.setdefault("min_value", 60)
+        kwargs.setdefault("help_text", "Seconds until the token expires; at most the configured maximum.")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        maximum = int(settings.CUSTODIA_API_TOKEN_MAX_TTL.total_seconds())
+        if value > maximum:
+            raise serializers.ValidationError(f"Ensure this value is less than or equal to {maximum}.")
+        return value
+
+
 class LoginSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=256, trim_whitespace=False)
     name = serializers.CharField(max_length=100, required=False, default="api")
     scope = serializers.ChoiceField(choices=TokenScope.choices, default=TokenScope.WRITE)
-    expires_in = serializers.IntegerField(required=False, min_value=60, allow_null=True, default=None)
+    expires_in = TokenLifetimeField()
 
 
 class TokenCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
     scope = serializers.ChoiceField(choices=TokenScope.choices, default=TokenScope.READ)
-    expires_in = serializers.IntegerField(required=False, min_value=60, allow_null=True, default=None)
+    expires_in = TokenLifetimeField()
 
 
 class TokenSerializer(serializers.ModelSerializer):

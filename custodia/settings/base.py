@@ -109,7 +109,8 @@ AUTHENTICATION_BACKENDS = [
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    # Local accounts only (the embedded default, organisations without an IdP): a passphrase of 12 or more.
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -194,6 +195,17 @@ SPECTACULAR_SETTINGS = {
 }
 CUSTODIA_API_TOKEN_TTL = timedelta(seconds=env_int("CUSTODIA_API_TOKEN_SECONDS", 8 * 3600, minimum=60))
 CUSTODIA_API_TOKEN_MAX_TTL = timedelta(seconds=env_int("CUSTODIA_API_TOKEN_MAX_SECONDS", 90 * 24 * 3600, minimum=60))
+
+# --- SAML single sign-on (issue #17, cases/saml) ----------------------------------------------------
+# The service provider's key and certificate sign every AuthnRequest and LogoutRequest; one pair for all
+# organisations, read from files (`make run` generates them into var/keys), never from the database.
+CUSTODIA_SAML_SP_KEY_PATH = env_path("CUSTODIA_SAML_SP_KEY_PATH", DATA_DIR / "keys" / "saml-sp.key")
+CUSTODIA_SAML_SP_CERT_PATH = env_path("CUSTODIA_SAML_SP_CERT_PATH", DATA_DIR / "keys" / "saml-sp.crt")
+# The public address the IdPs know us by (https://custodia.example.org), when it differs from the address a
+# request arrives at (a proxy that rewrites Host); empty: taken from the request.
+CUSTODIA_SAML_BASE_URL = env_str("CUSTODIA_SAML_BASE_URL", "").rstrip("/")
+# How long a sign-in may take at the IdP before its answer is refused (the pending AuthnRequest's life).
+CUSTODIA_SAML_REQUEST_SECONDS = env_int("CUSTODIA_SAML_REQUEST_SECONDS", 600, minimum=60)
 
 # --- evidence and key stores ----------------------------------------------------------------------
 # Embedded defaults: a local write-once folder and a local keystore file in a separate folder. The real

@@ -1,0 +1,74 @@
+"""The signed-in user's own API tokens, as pages: create one (name, expiry, scope; its secret shown once),
+list them, revoke one. The same services as the API (``/api/tokens/``)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from cases import services
+from cases.models import ApiToken, TokenScope
+from custodia.access import LOGGED_IN, requires
+from custodia.web import run_service
+
+DAY = 24 * 3600
+
+
+def max_token_days() -> int:
+    return max(1, int(settings.CUSTODIA_API_TOKEN_MAX_TTL.total_seconds()) // DAY)
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. the script that uses it.")
+    expires_in_days = forms.IntegerField(min_value=1, initial=30, label="Expires after (days)")
+    scope = forms.ChoiceField(choices=TokenScope.choices, initial=TokenScope.READ)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        days = max_token_days()  # the policy's maximum, read when the form is made (settings may change)
+        self.fields["expires_in_days"] = forms.IntegerField(
+            min_value=1,
+            max_value=days,
+            initial=min(30, days),
+            label="Expires after (days)",
+            help_text=f"{days} at most",
+        )
+
+
+@requires(LOGGED_IN)  # the user's own tokens only
+@login_required
+@never_cache  # the page that shows a new token's secret is kept by no cache
+@require_http_methods(["GET", "POST"])
+def token_list(request: HttpRequest) -> HttpResponse:
+    form = TokenCreateForm(request.POST or None)
+    issued = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        result = run_service(
+            request,
+            lambda: services.token_issue(
+                user=request.user, name=data["name"], scope=data["scope"], expires_in=data["expires_in_days"] * DAY
+            ),
+            success="Token created. Copy it now: it is shown only once.",
+        )
+        if result is not None:
+            _, issued = result
+            form = TokenCreateForm()
+    tokens = ApiToken.objects.filter(user=request.user).order_by("-created_at")
+    return render(request, "cases/tokens.html", {"form": form, "tokens": tokens, "issued": issued})
+
+
+@requires(LOGGED_IN)  # the user's own tokens only
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, token_pk: int) -> HttpResponse:
+    token = ApiToken.objects.filter(pk=token_pk, user=request.user).first()
+    if token is None:
+        raise Http404("No such token.")
+    run_service(request, lambda: services.token_revoke(actor=request.user, token=token), success="Token revoked.")
+    return redirect("account-tokens")
