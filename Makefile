@@ -86,7 +86,7 @@ run: venv $(DATA_DIR)/keys/master.key $(DATA_DIR)/keys/audit-signing.key $(DATA_
 	@echo "  Log in as custodian, investigator, detective, prosecutor or orgadmin; password: $(DEMO_PASSWORD)"
 	@echo "  (outsider belongs to another organisation and sees none of the demo case). Ctrl-C stops both."
 	@echo
-	$(VENV)/bin/celery -A custodia worker -B --pool=solo --loglevel=WARNING & worker=$$!; \
+	$(VENV)/bin/celery -A custodia worker -B --pool=solo -Q celery,capture --loglevel=WARNING & worker=$$!; \
 	trap "kill $$worker 2>/dev/null; wait $$worker 2>/dev/null" EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 

@@ -51,10 +51,20 @@ ACQUISITION_ACTIONS = frozenset(
         "evidence.acquire.read_error",
         "evidence.chunk.orphan",
         "evidence.seal",
+        # An Azure VM disk's capture: each step is in its evidence item's custody trail (#16).
+        "capture.snapshot",
+        "capture.access.grant",
+        "capture.stream",
+        "capture.native_copy",
+        "capture.complete",
+        "capture.access.revoke",
+        "capture.snapshot.delete",
     }
 )
 VERIFICATION_ACTIONS = frozenset({"evidence.verify", "evidence.verify.queue"})
-SECRET_ACTIONS = frozenset({"evidence.secret.escrow", "evidence.secret.reveal"})
+SECRET_ACTIONS = frozenset(
+    {"evidence.secret.escrow", "evidence.secret.reveal", "capture.escrow", "capture.hash_secret"}
+)
 EXTRACTION_ACTIONS = frozenset({"evidence.extract.start", "evidence.extract"})
 LINK_ACTIONS = frozenset({"link.issue", "link.approve", "link.revoke", "link.refused", "link.use", "link.use.end"})
 # Requests that send bytes read from the sealed container: a trace's data stream, its thumbnail.
