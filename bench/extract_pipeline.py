@@ -105,7 +105,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for image in images:
         children_before = os.times()
-        reference = run_sleuthkit_reference(image=image, workdir=workdir)
+        reference, _libmagic_alone = run_sleuthkit_reference(image=image, workdir=workdir)
         children_after = os.times()
         reference_cpu = (children_after.children_user - children_before.children_user) + (
             children_after.children_system - children_before.children_system
