@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The benchmarks make their own SQLite database whatever the suite runs on: once (the SQLite pass) is enough.
+pytestmark = pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="run in the SQLite pass")
 
 
 def run_bench(name: str, *arguments: str) -> list[str]:
