@@ -9,6 +9,8 @@ os.environ.setdefault("CUSTODIA_DATA_DIR", tempfile.mkdtemp(prefix="custodia-tes
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
 os.environ.setdefault("CUSTODIA_EXTRACT_ON_SEAL", "false")  # tests start extraction runs explicitly
+# Tests run a started run's one share themselves (extraction_execute); those of shares set their count.
+os.environ.setdefault("CUSTODIA_EXTRACTION_SHARDS", "1")
 # A fixed master key for the local keystore of the tests only (base64 of 32 bytes).
 os.environ.setdefault("CUSTODIA_MASTER_KEY", "dGVzdC1tYXN0ZXIta2V5LW5vdC1mb3ItcHJvZC0zMmI=")
 # A fixed audit signing key (an Ed25519 seed) for the tests only, apart from the master key.
