@@ -4,7 +4,7 @@ batches to the database), next to the Sleuth Kit reference pipeline and plaso on
 run, with the floor under any of them.
 
     .venv/bin/python bench/extract_pipeline.py [--quick | --smoke] [--only ext4|ntfs] [--shards N]
-        [--profile] [--no-plaso]
+        [--profile] [--also-one-share] [--no-plaso]
 
 Rows, per image, each as files/s and its ratio to the Sleuth Kit reference of the same run:
 
@@ -326,6 +326,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["ext4", "ntfs"], default=None)
     parser.add_argument("--shards", type=int, default=os.cpu_count() or 1, help="shares (processes); default: cores")
     parser.add_argument("--profile", action="store_true", help="also one run under cProfile (to stderr)")
+    parser.add_argument("--also-one-share", action="store_true", help="also the whole run in one share, one process")
     parser.add_argument("--no-plaso", action="store_true", help="skip plaso even when bench/.plaso-venv exists")
     arguments = parser.parse_args()
     from bench.extract import CorpusParameters, cached_images, run_sleuthkit_reference
@@ -382,6 +383,9 @@ def main() -> None:
             )
             print_row(image=image.name, row=walk, reference=reference)
             print_row(image=image.name, row=run_row, reference=reference)
+            if arguments.also_one_share and arguments.shards > 1:
+                one_share = run_pipeline(evidence=evidence, shards=1, profile=False)
+                print_row(image=image.name, row=one_share, reference=reference)
             if arguments.profile:
                 profiled = run_pipeline(evidence=evidence, shards=1, profile=True)
                 print_row(image=image.name, row=profiled, reference=reference)
