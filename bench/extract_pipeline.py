@@ -84,6 +84,10 @@ class Row:
         return self.files / self.seconds if self.seconds else float("nan")
 
 
+def processes_text(count: int) -> str:
+    return f"{count} process{'es' if count > 1 else ''}"
+
+
 def children_cpu() -> float:
     times = os.times()
     return times.children_user + times.children_system
@@ -129,7 +133,7 @@ def run_floor(*, files: list[Path], processes: int) -> Row:
     cpu_before, started = children_cpu(), time.perf_counter()
     in_processes(target=lambda index: hash_files(files[index::processes]), count=processes)
     return Row(
-        pipeline=f"floor: every file read once into MD5 + SHA-1 + SHA-256 (hashlib, {processes} processes)",
+        pipeline=f"floor: every file read once into MD5 + SHA-1 + SHA-256 (hashlib, {processes_text(processes)})",
         files=len(files),
         file_bytes=sum(path.stat().st_size for path in files),
         seconds=time.perf_counter() - started,
@@ -160,7 +164,9 @@ def run_libmagic_floor(*, files: list[Path], processes: int) -> Row:
     cpu_before, started = children_cpu(), time.perf_counter()
     in_processes(target=lambda index: sniff_heads(distinct[index::processes]), count=processes)
     return Row(
-        pipeline=f"floor: libmagic alone, MIME type of {len(distinct):,} distinct 8 KiB heads ({processes} processes)",
+        pipeline=(
+            f"floor: libmagic alone, MIME type of {len(distinct):,} distinct 8 KiB heads ({processes_text(processes)})"
+        ),
         files=len(files),
         file_bytes=sum(path.stat().st_size for path in files),
         seconds=time.perf_counter() - started,
@@ -242,7 +248,7 @@ def run_walk(*, evidence, shards: int, files: int, file_bytes: int) -> Row:
     cpu_before, started = children_cpu(), time.perf_counter()
     in_processes(target=lambda shard: walk_share(evidence=evidence, shard=shard, shards=shards), count=shards)
     return Row(
-        pipeline=f"Custodia: the walk alone (hashes, entropy, MIME type; {shards} processes)",
+        pipeline=f"Custodia: the walk alone (hashes, entropy, MIME type; {processes_text(shards)})",
         files=files,
         file_bytes=file_bytes,
         seconds=time.perf_counter() - started,
@@ -291,7 +297,7 @@ def run_pipeline(*, evidence, shards: int, profile: bool) -> Row:
     return Row(
         pipeline=(
             f"Custodia: extraction run, walk + tools + commit ({shards} share{'s' if shards > 1 else ''} in "
-            f"{'one profiled process' if profile else 'parallel processes'}; {run.traces:,} traces)"
+            f"{'one profiled process' if profile else processes_text(shards)}; {run.traces:,} traces)"
         ),
         files=files,
         file_bytes=file_bytes,

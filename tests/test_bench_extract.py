@@ -44,7 +44,7 @@ def test_the_whole_run_benchmark_runs_at_smoke_size():
             "floor: every file read once into MD5 + SHA-1 + SHA-256",
             "floor: libmagic alone",
             "Custodia: the walk alone",
-            "Custodia: extraction run, walk + tools + commit (2 shares",
+            "Custodia: extraction run, walk + tools + commit (2 shares in 2 processes",
         )
         for name in names:
             assert any(name in row for row in rows), (image, name)
