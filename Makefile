@@ -18,7 +18,7 @@ APT_PACKAGES := postgresql redis-server chromium xmlsec1 libmagic1 qemu-utils sl
 
 export CUSTODIA_DATA_DIR := $(DATA_DIR)
 
-.PHONY: run test lint format system-packages venv node-tools worker screenshots clean
+.PHONY: run test lint format system-packages venv node-tools worker screenshots clean bench-smoke bench-plaso-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,30 @@ format: venv
 
 test: system-packages venv node-tools lint
 	$(PY) tests/run_all.py -q
+	$(MAKE) --no-print-directory bench-smoke
+
+# Every benchmark in its smallest mode (seconds each, nothing timed is asserted): a benchmark that no longer
+# runs fails here, not on the day someone wants its figures. Helper modules (no main) are skipped.
+BENCH_HELPERS := bench/machine.py
+bench-smoke: venv
+	@set -e; for bench in $(filter-out $(BENCH_HELPERS),$(sort $(wildcard bench/*.py))); do \
+		echo "bench-smoke: $$bench --smoke"; \
+		started=$$(date +%s); \
+		$(PY) $$bench --smoke > /dev/null || { echo "bench-smoke: $$bench --smoke FAILED"; exit 1; }; \
+		echo "bench-smoke: $$bench ok in $$(( $$(date +%s) - started )) s"; \
+	done
+
+# plaso (log2timeline + psort), the peer bench/extract_pipeline.py compares with: a virtual environment of
+# its own, never a project dependency and never part of make test.
+PLASO_VERSION := 20260720
+PLASO_VENV := bench/.plaso-venv
+$(PLASO_VENV)/.installed:
+	test -x $(PLASO_VENV)/bin/python || $(PYTHON) -m venv $(PLASO_VENV)
+	$(PLASO_VENV)/bin/pip install --quiet --upgrade pip
+	$(PLASO_VENV)/bin/pip install --quiet plaso==$(PLASO_VERSION)
+	touch $@
+
+bench-plaso-venv: $(PLASO_VENV)/.installed
 
 # The keys live outside the evidence folder; every command of the run (migrations and the demo write
 # audit rows, whose checkpoints are signed) reads them from the files made above.

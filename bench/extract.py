@@ -1,6 +1,6 @@
 """Benchmark of storage-media extraction against The Sleuth Kit. One command, prints a table:
 
-    .venv/bin/python bench/extract.py [--files 30000] [--size-mib 500] [--quick] [--profile]
+    .venv/bin/python bench/extract.py [--files 30000] [--size-mib 500] [--quick | --smoke] [--profile]
 
 1. Generates (seeded, so always the same files) an ext4 image (``mkfs.ext4 -d``) and an NTFS image
    (``mkntfs`` + an ``ntfs-3g`` FUSE mount, or ``ntfscp`` of a flat subset when FUSE is unavailable) of
@@ -399,8 +399,12 @@ class Measurement:
         return self.file_bytes / 1e6 / self.seconds if self.seconds else float("nan")
 
 
-def run_sleuthkit_reference(*, image: BenchImage, workdir: Path) -> tuple[Measurement, Measurement]:
-    """``fls -r -m /`` + ``tsk_recover -e`` + ``sha256sum`` of every recovered file, timed end to end."""
+def run_sleuthkit_reference(
+    *, image: BenchImage, workdir: Path, keep_recovered: bool = False
+) -> tuple[Measurement, Measurement]:
+    """``fls -r -m /`` + ``tsk_recover -e`` + ``sha256sum`` of every recovered file, timed end to end.
+
+    ``keep_recovered``: leave the recovered files in ``workdir/<image>-recovered`` (the caller removes them)."""
     body_file = workdir / f"{image.name}.body"
     recovered = workdir / f"{image.name}-recovered"
     sums = workdir / f"{image.name}.sha256"
@@ -424,7 +428,8 @@ def run_sleuthkit_reference(*, image: BenchImage, workdir: Path) -> tuple[Measur
     file_count = len(files)
     file_bytes = sum(path.stat().st_size for path in files)
     magic_only = run_libmagic_alone(image=image, files=files)
-    shutil.rmtree(recovered, ignore_errors=True)
+    if not keep_recovered:
+        shutil.rmtree(recovered, ignore_errors=True)
     reference = Measurement(
         image=image.name,
         pipeline="Sleuth Kit: fls + tsk_recover + sha256sum",
@@ -622,13 +627,17 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=30_000, help="files in each generated image")
     parser.add_argument("--size-mib", type=int, default=500, help="size of each generated image")
     parser.add_argument("--seed", type=int, default=4, help="seed of the generated file tree")
-    parser.add_argument("--quick", action="store_true", help="3,000 files in 64 MiB images (a smoke test)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="3,000 files in 64 MiB images")
+    size.add_argument("--smoke", action="store_true", help="300 files in 16 MiB images (seconds; make bench-smoke)")
     parser.add_argument("--only", choices=["ext4", "ntfs"], default=None, help="benchmark one image only")
     parser.add_argument("--profile", action="store_true", help="also cProfile the ext4 walk")
     parser.add_argument("--workers", type=int, default=2, help="worker processes for the split walk (0: skip)")
     arguments = parser.parse_args()
     if arguments.quick:
         arguments.files, arguments.size_mib = 3_000, 64
+    if arguments.smoke:
+        arguments.files, arguments.size_mib = 300, 16
     parameters = CorpusParameters(file_count=arguments.files, image_size_mib=arguments.size_mib, seed=arguments.seed)
     command = "bench/extract.py " + " ".join(sys.argv[1:])
 

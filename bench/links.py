@@ -1,6 +1,6 @@
 """Benchmark of download links. One command, prints a table (not a timed test):
 
-    .venv/bin/python bench/links.py [--size-mib 1024] [--repeat 3] [--keep]
+    .venv/bin/python bench/links.py [--size-mib 1024] [--repeat 3] [--keep] [--smoke]
 
 1. Writes a file of ``--size-mib`` MiB (half random, half zeros) into a temporary data folder, imports and
    seals it through the real service (``evidence_import``) with the test settings, and issues a link.
@@ -96,7 +96,10 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--smoke", action="store_true", help="4 MiB, one download each (seconds; make bench-smoke)")
     args = parser.parse_args()
+    if args.smoke:
+        args.size_mib, args.repeat = 4, 1
     size = args.size_mib * MIB
 
     workdir = Path(tempfile.mkdtemp(prefix="custodia-bench-links-"))

@@ -23,7 +23,7 @@ from evidence.models import Evidence, EvidenceState
 from evidence.reading import document_passwords, open_acquired, unlock_credentials
 from evidence.selectors import evidence_get
 from search.extraction import source as media_source
-from search.extraction.pipeline import trace_rows, walk_options
+from search.extraction.pipeline import ContentMemo, trace_rows, walk_options
 from search.extraction.tools import tool_versions
 from search.extraction.tools.documents import DocumentPassword, escrowed_document_passwords
 from search.extraction.walker import walk_image
@@ -107,13 +107,14 @@ def extraction_execute(*, run_id: int, shard: int = 0) -> ExtractionRun:
         with open_acquired(evidence=evidence) as acquired, escrowed_document_passwords(passwords):
             options = walk_options(acquired=acquired, shard=(shard, run.shards) if run.shards > 1 else None)
             resolver_context = media_source.EvidenceResolverContext(files=acquired.files)
+            memo = ContentMemo()
             for record in walk_image(
                 file_object=acquired.reader,
                 evidence_id=str(evidence.pk),
                 secrets=unlock_credentials(evidence=evidence),
                 options=options,
             ):
-                for row in trace_rows(record=record, resolver_context=resolver_context):
+                for row in trace_rows(record=record, resolver_context=resolver_context, memo=memo):
                     publisher.add(row)
             publisher.flush()
     except Exception as exc:  # a run that cannot go on is recorded, audited and left; nothing is lost

@@ -2,6 +2,7 @@
 through the typed readers in ``custodia.env``; with nothing set, Custodia runs on its embedded defaults
 (SQLite, a file-system Celery broker, local evidence and key stores) under ``CUSTODIA_DATA_DIR``."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -224,8 +225,10 @@ else:
     CUSTODIA_EVIDENCE_STORE_OPTIONS = {"root": env_path("CUSTODIA_EVIDENCE_DIR", DATA_DIR / "evidence")}
 # Start an extraction run as soon as evidence is sealed (otherwise an investigator starts it).
 CUSTODIA_EXTRACT_ON_SEAL = env_bool("CUSTODIA_EXTRACT_ON_SEAL", True)
-# Each extraction run is spread over this many Celery tasks (shares of every file system's top-level entries).
-CUSTODIA_EXTRACTION_SHARDS = env_int("CUSTODIA_EXTRACTION_SHARDS", 1, minimum=1, maximum=16)
+# Each extraction run is spread over this many Celery tasks (shares of every file system's top-level entries),
+# by default one per core: a worker's processes (Celery's prefork pool starts one per core) walk its shares
+# at once, and workers on other machines take shares too (docs/scaling.md).
+CUSTODIA_EXTRACTION_SHARDS = env_int("CUSTODIA_EXTRACTION_SHARDS", min(os.cpu_count() or 1, 16), minimum=1, maximum=16)
 # Evidence up to this size is verified within the request that asks; larger evidence by a worker (a
 # request would hold its web worker, and on SQLite the write lock, for as long as the read takes).
 CUSTODIA_VERIFY_INLINE_BYTES = env_int("CUSTODIA_VERIFY_INLINE_BYTES", 1 << 30, minimum=0)

@@ -12,6 +12,8 @@ os.environ.setdefault("CUSTODIA_EXTRACT_ON_SEAL", "false")  # tests start extrac
 # The suite imports many small corpus images through the API and reads them at once: those are sealed in
 # the request; the tests of the queued import (tests/evidence/test_evidence_import.py) set it to 0.
 os.environ.setdefault("CUSTODIA_IMPORT_INLINE_BYTES", str(256 << 20))
+# Tests run a started run's one share themselves (extraction_execute); those of shares set their count.
+os.environ.setdefault("CUSTODIA_EXTRACTION_SHARDS", "1")
 # A fixed master key for the local keystore of the tests only (base64 of 32 bytes).
 os.environ.setdefault("CUSTODIA_MASTER_KEY", "dGVzdC1tYXN0ZXIta2V5LW5vdC1mb3ItcHJvZC0zMmI=")
 # A fixed audit signing key (an Ed25519 seed) for the tests only, apart from the master key.

@@ -11,6 +11,7 @@ tools, errors, deleted, text.
 from __future__ import annotations
 
 import io
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict
 
@@ -24,6 +25,10 @@ from search.extraction.walker import StreamDigest, WalkOptions
 # Files larger than this are hashed and typed by the walker, but not opened by the content tools.
 TOOL_MAX_BYTES = 256 * 1024 * 1024
 TEXT_MAX_CHARS = 1_000_000
+# Contents whose tools' findings are remembered (a copy of one is not analysed again), and how many bytes
+# of child data those findings may hold in all.
+MEMO_ENTRIES = 512
+MEMO_MAX_BYTES = 64 * 1024 * 1024
 
 
 def walk_options(*, acquired: AcquiredEvidence, shard: tuple[int, int] | None = None) -> WalkOptions:
@@ -74,6 +79,48 @@ def tool_children(*, record: TraceRecord, analysed) -> Iterator[dict]:
             yield from walk(child, uid_child, path_child)
 
     yield from walk(analysed, record.uid, record.path)
+
+
+class ContentMemo:
+    """What the content tools found in a content, by its SHA-256 with the file's name and MIME type (the
+    tools decide by all three, and read nothing else): a copy of a file (the same DLL in a hundred folders,
+    an attachment saved twice) is analysed once per walk. Only findings that are the same however often
+    they are made are remembered: those without an error (a time limit is one), whose child data are bytes.
+    Findings are shared between the rows of the copies, never changed."""
+
+    def __init__(self, *, entries: int = MEMO_ENTRIES, max_bytes: int = MEMO_MAX_BYTES):
+        self._found: OrderedDict[tuple[str, str, str], tuple[object, int]] = OrderedDict()
+        self._entries = entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
+
+    @staticmethod
+    def key(record: TraceRecord) -> tuple[str, str, str] | None:
+        raw = record.stream("raw")
+        if raw is None or not raw.sha256 or record.content is None or record.content.data is None:
+            return None
+        return (raw.sha256, record.name, raw.mime_type or "")
+
+    def get(self, key: tuple[str, str, str]) -> object | None:
+        found = self._found.get(key)
+        if found is None:
+            return None
+        self._found.move_to_end(key)
+        return found[0]
+
+    def put(self, key: tuple[str, str, str], analysed) -> None:
+        size = 0
+        for node in analysed.walk():
+            if node.errors or not (node.data is None or isinstance(node.data, bytes)):
+                return
+            size += len(node.data or b"")
+        if size > self._max_bytes // 4:
+            return
+        self._found[key] = (analysed, size)
+        self._bytes += size
+        while len(self._found) > self._entries or self._bytes > self._max_bytes:
+            _, (_, dropped) = self._found.popitem(last=False)
+            self._bytes -= dropped
 
 
 def analyse_file(*, record: TraceRecord, resolver_context) -> object | None:
@@ -157,9 +204,16 @@ def trace_row(*, record: TraceRecord, analysed) -> dict:
     }
 
 
-def trace_rows(*, record: TraceRecord, resolver_context) -> Iterator[dict]:
-    """Every row one walker record gives: its own, then those of the traces the content tools found in it."""
-    analysed = analyse_file(record=record, resolver_context=resolver_context)
+def trace_rows(*, record: TraceRecord, resolver_context, memo: ContentMemo | None = None) -> Iterator[dict]:
+    """Every row one walker record gives: its own, then those of the traces the content tools found in it.
+
+    ``memo``: the walk's :class:`ContentMemo`, so that copies of a content are analysed once."""
+    key = memo.key(record) if memo is not None else None
+    analysed = memo.get(key) if key is not None else None
+    if analysed is None:
+        analysed = analyse_file(record=record, resolver_context=resolver_context)
+        if key is not None and analysed is not None:
+            memo.put(key, analysed)
     yield trace_row(record=record, analysed=analysed)
     if analysed is not None:
         yield from tool_children(record=record, analysed=analysed)
