@@ -20,6 +20,7 @@ timed test: it reports the goals, never asserts):
    peak memory is the child's peak RSS (``ru_maxrss``), interpreter and imports included.
 
 Goals: capture at least 0.8x the plain download's throughput; peak memory under 300 MiB.
+Then bench/acquire.py's table: local acquisition of an image file of the same size beside ``dd | sha256sum``.
 """
 
 from __future__ import annotations
@@ -46,9 +47,15 @@ GOAL_PEAK_MIB = 300
 CONCURRENCY = 4
 PIECE_BYTES = 4 * MIB
 
-# --- the lead adds the local-acquisition rows of bench/acquire.py here --------------------------------------
-# Each row: (measure, MiB/s, peak RSS MiB, ratio or None, goal text). Left empty by the capture part.
-LOCAL_ACQUISITION_ROWS: list[tuple[str, float, float, float | None, str]] = []
+
+def print_local_acquisition(*, size_mib: int, repeat: int, smoke: bool) -> None:
+    """The issue's second table, local acquisition beside ``dd | sha256sum``, from bench/acquire.py (its own
+    children and peak memory), run here so that one command prints both."""
+    command = [sys.executable, str(PROJECT_ROOT / "bench" / "acquire.py")]
+    command += ["--smoke"] if smoke else ["--size-mib", str(size_mib), "--repeat", str(repeat)]
+    print()
+    sys.stdout.flush()
+    subprocess.run(command, check=True)
 
 
 class DiscardingSink:
@@ -259,9 +266,6 @@ def main() -> None:
         f"{speed['capture']:.0f} | {best['capture']['seconds']:.2f} | {peak['capture']:.0f} | {ratio:.2f} | "
         f"≥ {GOAL_RATIO}x, < {GOAL_PEAK_MIB} MiB |"
     )
-    for measure, mib_per_second, peak_mib, row_ratio, goal in LOCAL_ACQUISITION_ROWS:
-        shown = f"{row_ratio:.2f}" if row_ratio is not None else "—"
-        print(f"| {measure} | {mib_per_second:.0f} | — | {peak_mib:.0f} | {shown} | {goal} |")
     print()
     print("SHA-256 of the sealed stream equals the blob's: OK")
     print("Goals (issue #16):")
@@ -271,6 +275,7 @@ def main() -> None:
         f"- capture peak memory < {GOAL_PEAK_MIB} MiB: "
         f"{'met' if peak['capture'] < GOAL_PEAK_MIB else 'NOT met'} ({peak['capture']:.0f} MiB)"
     )
+    print_local_acquisition(size_mib=size_mib, repeat=repeat, smoke=options.smoke)
 
 
 if __name__ == "__main__":
