@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db.models import QuerySet
 
+from search.backends.budget import SearchTimeBudgetExceeded, time_budget_ms
 from search.backends.base import DEFAULT_DATE_PROPERTY, SearchBackend, SearchPage, auto_date_interval, count_bound
 from search.backends.elasticsearch.compiler import (
     compile_query,
@@ -132,7 +133,13 @@ class ElasticsearchBackend(SearchBackend):
             highlight=False,  # snippets come from the database's text, as for every backend
             track_total_hits=count_bound(count_limit=count_limit, offset=offset, limit=limit) or True,
         )
+        budget = time_budget_ms()
+        if budget > 0:
+            body["timeout"] = f"{budget}ms"
         response = self.client.search(index=self.index, **body)
+        if response.get("timed_out"):
+            # Partial hits would be wrong hits: the search is refused as the SQL backend refuses it.
+            raise SearchTimeBudgetExceeded(budget)
         uids = [hit["_id"] for hit in response["hits"]["hits"]]
         rows = {trace.uid: trace for trace in Trace.objects.filter(case_id=case_id, uid__in=uids)}
         counted = read_facets(response.get("aggregations") or {})

@@ -31,16 +31,13 @@ from django.db.models.sql.compiler import SQLCompiler
 from search.backends.sql import fulltext
 from search.models import INDEXED_DATES, INDEXED_NUMBERS, TraceTag
 from search.query.ast import And, Bound, Field, Node, Not, Or, Range, Text
+from search.query.wildcard import LIKE_ESCAPE, like_pattern, wildcard_match
 
 # What a _RowCondition builds its SQL with: (the column's SQL, the database vendor) → (condition, parameters).
 ConditionBuilder = Callable[[str, str], tuple[str, list[Any]]]
 
 # The comparison operators of the query language as Django lookups.
 OPERATOR_LOOKUPS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
-
-
-def _wildcard_regex(term: str) -> str:
-    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in term)
 
 
 def _as_json_value(value: Bound) -> Bound:
@@ -56,26 +53,43 @@ _PREFIX = re.compile(r"^[^*?]*[^\W_]\*$")
 _EXTENSION_PATTERN = re.compile(r"^\.[^\W_]{1,16}$")
 
 
+class _Like(Func):
+    """``expression LIKE pattern ESCAPE '\\'``, ignoring case: the database's own pattern match, whose
+    cost is linear in the value for any pattern (search.query.wildcard). SQLite's LIKE ignores the case
+    of ASCII letters, PostgreSQL's ILIKE of every letter."""
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, expression: Any, pattern: str) -> None:
+        super().__init__(expression)
+        self.pattern = pattern
+
+    def as_sql(  # type: ignore[override]  # Func.as_sql takes function/template/… options no caller passes here
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> tuple[str, list[Any]]:
+        value, params = compiler.compile(self.source_expressions[0])
+        operator = "ILIKE" if connection.vendor == "postgresql" else "LIKE"
+        # One backslash in both databases (PostgreSQL with standard_conforming_strings, its default).
+        return f"({value}) {operator} %s ESCAPE '{LIKE_ESCAPE}'", [*params, self.pattern]
+
+
+def _column_expression(column: str) -> Any:
+    """A column of the trace (``name``) or a property's text (``properties__file.name``) as an expression."""
+    if column.startswith("properties__"):
+        return KeyTextTransform(column.removeprefix("properties__"), "properties")
+    return F(column)
+
+
 def _wildcard(pattern: str, column: str, *, anchored: bool) -> Q:
-    """``pattern`` (``*`` any characters, ``?`` one) on a column, as LIKE where it can be: the
-    database runs LIKE itself, where a regular expression on SQLite calls back into Python per row."""
+    """``pattern`` (``*`` any characters, ``?`` one) on a column, as the database's LIKE: never a
+    regular expression, whose backtracking a pattern like ``e*e*e*e*q?`` makes exponential."""
     inner = pattern.strip("*")
-    if "?" in pattern or "*" in inner or not inner:
-        regex = _wildcard_regex(pattern)
-        return Q(**{f"{column}__iregex": f"^{regex}$" if anchored else regex})
     starts, ends = pattern.startswith("*"), pattern.endswith("*")
     if column == "name" and anchored and starts and not ends and _EXTENSION_PATTERN.match(inner):
         # name:*.docx: the indexed extension column finds the candidates; the name confirms them.
         return Q(extension=inner[1:].lower()) & Q(name__iendswith=inner)
-    if not anchored or (starts and ends):
-        lookup = "icontains"
-    elif starts:
-        lookup = "iendswith"
-    elif ends:
-        lookup = "istartswith"
-    else:
-        lookup = "iexact"
-    return Q(**{f"{column}__{lookup}": inner})
+    return Q(_Like(_column_expression(column), like_pattern(pattern, anchored=anchored)))
 
 
 def _text(node: Text) -> Q:
@@ -162,12 +176,12 @@ def combinations_holding(node: Field, *, case_id: int) -> list[str]:
     # ":" ignores case, "=" is exact (docs/query.md), as in Elasticsearch.
     exact = node.op == "="
     wanted = str(node.value) if exact else str(node.value).lower()
-    pattern = re.compile(_wildcard_regex(wanted) if node.wildcard else re.escape(wanted))
-    return [
-        stored
-        for stored in _type_combinations(case_id)
-        if any(pattern.fullmatch(str(name) if exact else str(name).lower()) for name in json.loads(stored))
-    ]
+
+    def holds(name: str) -> bool:
+        name = name if exact else name.lower()
+        return wildcard_match(wanted, name) if node.wildcard else name == wanted
+
+    return [stored for stored in _type_combinations(case_id) if any(holds(str(name)) for name in json.loads(stored))]
 
 
 def _type(node: Field, *, case_id: int | None) -> Q:
@@ -201,7 +215,7 @@ def _field(node: Field, *, case_id: int | None = None) -> Q:
     if name == "tag":
         tags = TraceTag.objects.all()
         if node.wildcard:
-            tags = tags.filter(name__iregex=f"^{_wildcard_regex(str(value))}$")
+            tags = tags.filter(_Like(F("name"), like_pattern(str(value), anchored=True)))
         else:
             tags = tags.filter(name=str(value).lower())
         return Q(pk__in=tags.values("trace_id"))

@@ -24,9 +24,11 @@ of five strategies, the first that applies (backend.py takes the first, :func:`f
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date
+from contextlib import nullcontext
 from typing import Any, cast
 
 from django.db import connection
@@ -34,6 +36,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import OrderBy
 
+from search.backends import budget
 from search.backends.sql import fulltext, schema
 from search.backends.sql.compiler import (
     OPERATOR_LOOKUPS,
@@ -98,20 +101,34 @@ def fill_hits(
     # order to find the few thousand files over 100 MB.
     cursor, probe = hits.cursor, f"{hits.name}_any"
     any_sql, any_params = traces.order_by().values("pk")[: bound + 1].query.sql_with_params()
-    cursor.execute(f"CREATE TEMPORARY TABLE {probe} AS {any_sql}", any_params)
-    cursor.execute(f"SELECT COUNT(*) FROM {probe}")  # noqa: S608 (our own table name)
-    if cursor.fetchone()[0] <= bound:
-        total = hits.fill(*_among_ids(f"SELECT * FROM {probe}", []))  # noqa: S608 (our own table name)
-    elif node is not None and (driven := type_driven_first_ids(case_id=case_id, node=node, sort=sort, count=bound + 1)):
-        total = hits.fill(*_among_ids(*driven))
-    else:
-        # More: the first ones in the sort order instead (strategy 5).
-        first = traces.order_by(*order_by(sort)).values("pk")[: bound + 1]
-        if connection.vendor == "postgresql":
-            total = hits.fill(*_from_where(first))
+    try:
+        if budget.sqlite_caller_transaction():
+            from_where, params = _ids_read_first(cursor, any_sql, list(any_params))
+            with budget.uninterrupted():
+                cursor.execute(f'CREATE TEMPORARY TABLE {probe} AS SELECT "id" FROM {from_where}', params)  # noqa: S608
         else:
-            total = hits.fill(*_among_ids(*first.query.sql_with_params()))
-    cursor.execute(f"DROP TABLE {probe}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {probe} AS {any_sql}", any_params)
+        cursor.execute(f"SELECT COUNT(*) FROM {probe}")  # noqa: S608 (our own table name)
+        if cursor.fetchone()[0] <= bound:
+            total = hits.fill(*_among_ids(f"SELECT * FROM {probe}", []))  # noqa: S608 (our own table name)
+        elif node is not None and (
+            driven := type_driven_first_ids(case_id=case_id, node=node, sort=sort, count=bound + 1)
+        ):
+            total = hits.fill(*_among_ids(*driven))
+        else:
+            # More: the first ones in the sort order instead (strategy 5).
+            first = traces.order_by(*order_by(sort)).values("pk")[: bound + 1]
+            if connection.vendor == "postgresql":
+                total = hits.fill(*_from_where(first))
+            else:
+                total = hits.fill(*_among_ids(*first.query.sql_with_params()))
+    except BaseException:
+        if connection.vendor == "sqlite":  # a search takes no transaction there (backend.py): drop it here
+            with budget.uninterrupted():
+                cursor.execute(f"DROP TABLE IF EXISTS {probe}")
+        raise
+    with budget.uninterrupted():
+        cursor.execute(f"DROP TABLE {probe}")
     return total
 
 
@@ -128,13 +145,20 @@ class HitsTable:
 
     def fill(self, from_where: str, params: list) -> int:
         """Create the table from ``FROM … WHERE …`` (without FROM) of search_trace; the number of its rows."""
+        if budget.sqlite_caller_transaction():
+            from_where, params = _ids_read_first(self.cursor, f'SELECT "search_trace"."id" FROM {from_where}', params)  # noqa: S608 (ours and Django's)
         create = f"CREATE TEMPORARY TABLE {self.name} AS SELECT {self.select} FROM {from_where}"  # noqa: S608 (ours and Django's)
-        self.cursor.execute(create, [*self.select_params, *params])
+        with budget.uninterrupted() if budget.sqlite_caller_transaction() else nullcontext():
+            self.cursor.execute(create, [*self.select_params, *params])
         self.cursor.execute(f"SELECT COUNT(*) FROM {self.name}")  # noqa: S608 (our own table name)
         return self.cursor.fetchone()[0]
 
     def drop_past(self, bound: int, *, sort: tuple[str, ...]) -> None:
         """Remove the hit past ``bound``: it only told that there are more, and is neither counted nor faceted."""
+        with budget.uninterrupted() if budget.sqlite_caller_transaction() else nullcontext():
+            self._drop_past(bound, sort=sort)
+
+    def _drop_past(self, bound: int, *, sort: tuple[str, ...]) -> None:
         table = self.name
         if tuple(sort) == ("id",):
             self.cursor.execute(f"DELETE FROM {table} WHERE id = (SELECT MAX(id) FROM {table})")  # noqa: S608
@@ -149,8 +173,17 @@ class HitsTable:
         self.cursor.execute(f"SELECT id FROM {self.name} ORDER BY {self.order} LIMIT %s OFFSET %s", [limit, offset])  # noqa: S608
         return [row[0] for row in self.cursor.fetchall()]
 
-    def drop(self) -> None:
-        self.cursor.execute(f"DROP TABLE {self.name}")
+    def drop(self, *, missing_ok: bool = False) -> None:
+        with budget.uninterrupted():
+            self.cursor.execute(f"DROP TABLE {'IF EXISTS ' if missing_ok else ''}{self.name}")
+
+
+def _ids_read_first(cursor: CursorWrapper, ids_sql: str, params: list) -> tuple[str, list]:
+    """SQLite inside a caller's transaction: the ids ``ids_sql`` selects, read first (a read the time budget
+    may stop safely), as ``FROM … WHERE …`` of the traces with those ids (a write it must not stop)."""
+    cursor.execute(ids_sql, params)
+    ids = [row[0] for row in cursor.fetchall()]
+    return 'search_trace WHERE "search_trace"."id" IN (SELECT value FROM json_each(%s))', [json.dumps(ids)]
 
 
 # -- strategies 2 and 4, and the SQL they are written from ------------------------------------------
