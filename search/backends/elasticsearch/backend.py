@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db.models import QuerySet
 
-from search.backends.budget import SearchTimeBudgetExceeded, time_budget_ms
 from search.backends.base import DEFAULT_DATE_PROPERTY, SearchBackend, SearchPage, auto_date_interval, count_bound
+from search.backends.budget import SearchTimeBudgetExceeded, time_budget_ms
 from search.backends.elasticsearch.compiler import (
     compile_query,
     property_field,

@@ -27,8 +27,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import date
 from contextlib import nullcontext
+from datetime import date
 from typing import Any, cast
 
 from django.db import connection
