@@ -189,7 +189,7 @@ class Publisher:
         if self._words_in_python:
             document_words = fulltext.document_words
             rows = [
-                (*values, document_words(name=row[6], path=row[7], text=row[15], properties=row[9]))
+                (*values, document_words(name=row[6], path=row[7], text=row[15], properties=row[9], streams=row[10]))
                 for values, row in zip(rows, self.rows, strict=True)
             ]
         return rows

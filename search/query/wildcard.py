@@ -53,6 +53,12 @@ def like_pattern(pattern: str, *, anchored: bool) -> str:
     return "".join(out)
 
 
+def glob_pattern(pattern: str) -> str:
+    """``pattern`` as an SQLite ``GLOB`` pattern, which matches case as written (``=`` with wildcards):
+    ``*`` and ``?`` are GLOB's own, and a ``[`` (GLOB's character class) is written as the class ``[[]``."""
+    return "".join("[[]" if character == "[" else character for character in pattern)
+
+
 def wildcard_match(pattern: str, text: str) -> bool:
     """Whether ``text`` is matched whole by ``pattern`` (``*`` any characters, ``?`` one), case as given.
 

@@ -72,6 +72,7 @@ class ElasticsearchBackend(SearchBackend):
                 tags=[tag.name for tag in trace.tags.all()],
                 ordinal=trace.ordinal,
                 sequence=trace.pk,
+                streams=trace.streams,
             )
             yield {"_index": self.index, "_id": trace.uid, "_source": document}
 
