@@ -1,6 +1,6 @@
 """The database's own search backend: FTS5 on SQLite, tsvector + GIN on PostgreSQL.
 
-The query AST is compiled to the ORM by compiler.py, its hits found by one of the planner's five strategies
+The query AST is compiled to the ORM by compiler.py, its hits found by one of the planner's six strategies
 (planner.py), counted and faceted by facets.py, over the indexes and triggers of schema.py.
 """
 

@@ -4,7 +4,7 @@ A search with a query evaluates it once, into a temporary table of the hits' nar
 (:class:`HitsTable`), and counts, facets and pages from there rather than evaluating the query again for
 each of them. With a count limit (``bound``, search.backends.base.count_bound), only the first ``bound``
 hits in the sort order go in, and one more to tell whether there are more. The planner finds them by one
-of five strategies, the first that applies (backend.py takes the first, :func:`fill_hits` the others):
+of six strategies, the first that applies (backend.py takes the first, :func:`fill_hits` the others):
 
 1. **Whole case** — no query and no count limit: no hits table; the total and every facet come straight
    from the (case, …) indexes of ``search_trace`` and the page from the ordered query (backend.py).
@@ -16,10 +16,12 @@ of five strategies, the first that applies (backend.py takes the first, :func:`f
 4. **Type-driven first hits** — SQLite, id order, the probe found more, and a query that must hold a type
    and compares nothing: one walk of the (case, types) index per combination of types that holds it,
    merged in id order (:func:`type_driven_first_ids`).
-5. **First hits in sort order** — otherwise: the ordered query with a limit. Every index holds the id, so
-   in id order the database finds them without reading and sorting every hit. SQLite finds their ids from
-   an index alone, then reads their rows; PostgreSQL would look each id up again, so it reads the rows as
-   it finds them.
+5. **First hits in sort order** — SQLite, otherwise: the ordered query with a limit. Every index holds
+   the id, so in id order the database finds them without reading and sorting every hit; SQLite finds
+   their ids from an index alone, then reads their rows.
+6. **A sample of the hits** — PostgreSQL, with a count limit: any ``bound + 1`` hits, as the indexes yield
+   them, go in (:func:`_sampled_hits`); past the bound the count and the facets are taken from them, and
+   the page from the ordered query with a limit of the page's end.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ def fill_hits(
     traces = matching()
     if bound is None:
         return hits.fill(*_from_where(traces.order_by().values("pk")))
+    if connection.vendor == "postgresql":
+        return _sampled_hits(hits, traces=traces, sort=sort, bound=bound)
     # Any hits up to one past the bound, in whatever order the database finds them fastest, ids only
     # (often from an index alone): fewer than that are all of them. Asked for the first hits in order
     # straight away, a planner that cannot tell how many rows a range holds may walk the whole table in
@@ -132,6 +136,20 @@ def fill_hits(
     return total
 
 
+def _sampled_hits(hits: HitsTable, *, traces: QuerySet[Trace], sort: tuple[str, ...], bound: int) -> int:
+    """PostgreSQL (strategy 6): any ``bound + 1`` hits, in whatever order the indexes yield them, straight
+    into the hits table in one pass; fewer than that are all of them. Past the bound they are a sample the
+    count and the facets are taken from, and the page comes from the ordered query, which needs only its
+    ``offset + limit`` first hits: with ten thousand hits or more there is one in every hundred traces or so,
+    so walking the id index in order finds a page after reading a few thousand rows. (PostgreSQL's word
+    index yields no order: the first ten thousand hits of a common word in order meant reading and sorting
+    every hit, or tens of thousands of rows in order.)"""
+    total = hits.fill(*_from_where(traces.order_by().values("pk")[: bound + 1]))
+    if total > bound:
+        hits.ordered_page = traces.order_by(*order_by(sort)).values_list("pk", flat=True)
+    return total
+
+
 class HitsTable:
     """A temporary table of a search's hits: their narrow columns (:data:`_HIT_COLUMNS`, the sort keys
     ``_s0`` …, the date facet's hour ``_date``), to count, facet and page from. Create it inside a
@@ -142,6 +160,8 @@ class HitsTable:
         self.name = f"custodia_hits_{uuid.uuid4().hex[:16]}"
         self.select, self.select_params = _hits_columns(sort=sort, date_property=date_property)
         self.order = ", ".join(_hits_order(sort))
+        # Set when the table holds a sample of the hits (strategy 6): the page comes from this query instead.
+        self.ordered_page: QuerySet | None = None
 
     def fill(self, from_where: str, params: list) -> int:
         """Create the table from ``FROM … WHERE …`` (without FROM) of search_trace; the number of its rows."""
@@ -170,6 +190,8 @@ class HitsTable:
 
     def page_ids(self, *, offset: int, limit: int) -> list[int]:
         """The ids of one page of hits, in the sort order."""
+        if self.ordered_page is not None:
+            return list(self.ordered_page[offset : offset + limit])
         self.cursor.execute(f"SELECT id FROM {self.name} ORDER BY {self.order} LIMIT %s OFFSET %s", [limit, offset])  # noqa: S608
         return [row[0] for row in self.cursor.fetchall()]
 
