@@ -1,6 +1,13 @@
-"""Stream hashes are words of a trace: the full-text triggers (now search/backends/sql/schema.py) add the MD5,
-SHA-1 and SHA-256 of every data stream to the words they index, and run again when the streams change, so a
-bare hash and ``data.raw.hash.md5:…`` are found through the word index. Every trace is indexed again."""
+"""Stream hashes are words of a trace, and the extraction publisher's rows skip the per-row triggers on
+PostgreSQL (now search/backends/sql/schema.py):
+
+* the full-text triggers add the MD5, SHA-1 and SHA-256 of every data stream to the words they index, and run
+  again when the streams change, so a bare hash and ``data.raw.hash.md5:…`` are found through the word index;
+  every trace is indexed again;
+* PostgreSQL: the words trigger runs on an insert only for a row written without its vector, and the number
+  trigger on an insert only when the writer has not said it indexes the numbers itself
+  (``custodia.numbers_deferred``), as the extraction publisher does, one statement a batch.
+"""
 
 from django.db import migrations
 
@@ -93,10 +100,40 @@ POSTGRES_INSTALL = [
     "        RETURN NEW;\n"
     "    END $$",
     "DROP TRIGGER IF EXISTS search_trace_words ON search_trace",
-    "CREATE TRIGGER search_trace_words BEFORE INSERT OR UPDATE OF name, path, text, properties, streams\n"
+    "DROP TRIGGER IF EXISTS search_trace_words_insert ON search_trace",
+    "CREATE TRIGGER search_trace_words_insert BEFORE INSERT ON search_trace\n"
+    "       FOR EACH ROW WHEN (NEW.search_vector IS NULL) EXECUTE FUNCTION search_trace_words()",
+    "CREATE TRIGGER search_trace_words BEFORE UPDATE OF name, path, text, properties, streams\n"
     "       ON search_trace FOR EACH ROW EXECUTE FUNCTION search_trace_words()",
     "UPDATE search_trace SET name = name",
     "CREATE INDEX IF NOT EXISTS search_trace_search_vector ON search_trace USING gin (search_vector)",
+    "CREATE TABLE IF NOT EXISTS search_trace_number (trace_id bigint NOT NULL, case_id bigint NOT NULL,\n"
+    "        name text NOT NULL, value numeric NOT NULL, PRIMARY KEY (trace_id, name))",
+    "CREATE INDEX IF NOT EXISTS search_trace_number_value ON search_trace_number (case_id, name, value)",
+    "CREATE OR REPLACE FUNCTION search_trace_numbers() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+    "    BEGIN\n"
+    "        IF TG_OP <> 'INSERT' THEN\n"
+    "            DELETE FROM search_trace_number WHERE trace_id = OLD.id;\n"
+    "        END IF;\n"
+    "        IF TG_OP <> 'DELETE' THEN\n"
+    "            INSERT INTO search_trace_number (trace_id, case_id, name, value) SELECT NEW.id, NEW.case_id, "
+    "property.key, (property.value #>> '{}')::numeric FROM jsonb_each(NEW.properties) AS property WHERE "
+    "jsonb_typeof(property.value) = 'number' AND property.key NOT IN ('file.size');\n"
+    "        END IF;\n"
+    "        RETURN NULL;\n"
+    "    END $$",
+    "DROP TRIGGER IF EXISTS search_trace_numbers ON search_trace",
+    "DROP TRIGGER IF EXISTS search_trace_numbers_insert ON search_trace",
+    "CREATE TRIGGER search_trace_numbers_insert AFTER INSERT ON search_trace FOR EACH ROW\n"
+    "       WHEN (current_setting('custodia.numbers_deferred', true) IS DISTINCT FROM 'on')\n"
+    "       EXECUTE FUNCTION search_trace_numbers()",
+    "CREATE TRIGGER search_trace_numbers AFTER DELETE OR UPDATE OF case_id, properties\n"
+    "       ON search_trace FOR EACH ROW EXECUTE FUNCTION search_trace_numbers()",
+    "DELETE FROM search_trace_number",
+    "INSERT INTO search_trace_number (trace_id, case_id, name, value) SELECT search_trace.id, "
+    "search_trace.case_id, property.key, (property.value #>> '{}')::numeric FROM search_trace, "
+    "jsonb_each(search_trace.properties) AS property WHERE jsonb_typeof(property.value) = 'number' AND "
+    "property.key NOT IN ('file.size')",
 ]
 
 # Back to 0013: the statements of search/backends/sql/schema.py before this migration.
@@ -144,6 +181,8 @@ SQLITE_INSTALL_BEFORE = [
 ]
 
 POSTGRES_INSTALL_BEFORE = [
+    "DROP TRIGGER IF EXISTS search_trace_words_insert ON search_trace",
+    "DROP TRIGGER IF EXISTS search_trace_numbers_insert ON search_trace",
     "ALTER TABLE search_trace ADD COLUMN IF NOT EXISTS search_vector tsvector",
     "CREATE OR REPLACE FUNCTION search_trace_words() RETURNS trigger LANGUAGE plpgsql AS $$\n"
     "    BEGIN\n"
@@ -163,6 +202,29 @@ POSTGRES_INSTALL_BEFORE = [
     "       ON search_trace FOR EACH ROW EXECUTE FUNCTION search_trace_words()",
     "UPDATE search_trace SET name = name",
     "CREATE INDEX IF NOT EXISTS search_trace_search_vector ON search_trace USING gin (search_vector)",
+    "CREATE TABLE IF NOT EXISTS search_trace_number (trace_id bigint NOT NULL, case_id bigint NOT NULL,\n"
+    "        name text NOT NULL, value numeric NOT NULL, PRIMARY KEY (trace_id, name))",
+    "CREATE INDEX IF NOT EXISTS search_trace_number_value ON search_trace_number (case_id, name, value)",
+    "CREATE OR REPLACE FUNCTION search_trace_numbers() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+    "    BEGIN\n"
+    "        IF TG_OP <> 'INSERT' THEN\n"
+    "            DELETE FROM search_trace_number WHERE trace_id = OLD.id;\n"
+    "        END IF;\n"
+    "        IF TG_OP <> 'DELETE' THEN\n"
+    "            INSERT INTO search_trace_number (trace_id, case_id, name, value) SELECT NEW.id, NEW.case_id, "
+    "property.key, (property.value #>> '{}')::numeric FROM jsonb_each(NEW.properties) AS property WHERE "
+    "jsonb_typeof(property.value) = 'number' AND property.key NOT IN ('file.size');\n"
+    "        END IF;\n"
+    "        RETURN NULL;\n"
+    "    END $$",
+    "DROP TRIGGER IF EXISTS search_trace_numbers ON search_trace",
+    "CREATE TRIGGER search_trace_numbers AFTER INSERT OR DELETE OR UPDATE OF case_id, properties\n"
+    "       ON search_trace FOR EACH ROW EXECUTE FUNCTION search_trace_numbers()",
+    "DELETE FROM search_trace_number",
+    "INSERT INTO search_trace_number (trace_id, case_id, name, value) SELECT search_trace.id, "
+    "search_trace.case_id, property.key, (property.value #>> '{}')::numeric FROM search_trace, "
+    "jsonb_each(search_trace.properties) AS property WHERE jsonb_typeof(property.value) = 'number' AND "
+    "property.key NOT IN ('file.size')",
 ]
 
 

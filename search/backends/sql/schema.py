@@ -152,11 +152,19 @@ POSTGRES_INSTALL = [
     "ALTER TABLE search_trace ADD COLUMN IF NOT EXISTS search_vector tsvector",
     POSTGRES_WORDS_FUNCTION,
     "DROP TRIGGER IF EXISTS search_trace_words ON search_trace",
-    """CREATE TRIGGER search_trace_words BEFORE INSERT OR UPDATE OF name, path, text, properties, streams
+    "DROP TRIGGER IF EXISTS search_trace_words_insert ON search_trace",
+    # A row written with its vector (the extraction publisher's) needs no call of the function at all.
+    """CREATE TRIGGER search_trace_words_insert BEFORE INSERT ON search_trace
+       FOR EACH ROW WHEN (NEW.search_vector IS NULL) EXECUTE FUNCTION search_trace_words()""",
+    """CREATE TRIGGER search_trace_words BEFORE UPDATE OF name, path, text, properties, streams
        ON search_trace FOR EACH ROW EXECUTE FUNCTION search_trace_words()""",
     "UPDATE search_trace SET name = name",
     "CREATE INDEX IF NOT EXISTS search_trace_search_vector ON search_trace USING gin (search_vector)",
 ]
+# PostgreSQL: set to 'on' for its own transaction (set_config(…, true)) by a writer that indexes the numbers
+# of the traces it inserts itself.
+NUMBERS_DEFERRED_SETTING = "custodia.numbers_deferred"
+
 _POSTGRES_NUMBERS_OF = (
     "SELECT NEW.id, NEW.case_id, property.key, (property.value #>> '{}')::numeric "
     "FROM jsonb_each(NEW.properties) AS property "
@@ -179,7 +187,13 @@ POSTGRES_NUMBERS_INSTALL = [
         RETURN NULL;
     END $$""",  # noqa: S608
     "DROP TRIGGER IF EXISTS search_trace_numbers ON search_trace",
-    """CREATE TRIGGER search_trace_numbers AFTER INSERT OR DELETE OR UPDATE OF case_id, properties
+    "DROP TRIGGER IF EXISTS search_trace_numbers_insert ON search_trace",
+    # The extraction publisher writes the number rows of the traces it inserts itself, one statement a batch
+    # (POSTGRES_NUMBERS_OF_INSERTED), and says so for its own transaction with NUMBERS_DEFERRED_SETTING.
+    f"""CREATE TRIGGER search_trace_numbers_insert AFTER INSERT ON search_trace FOR EACH ROW
+       WHEN (current_setting('{NUMBERS_DEFERRED_SETTING}', true) IS DISTINCT FROM 'on')
+       EXECUTE FUNCTION search_trace_numbers()""",
+    """CREATE TRIGGER search_trace_numbers AFTER DELETE OR UPDATE OF case_id, properties
        ON search_trace FOR EACH ROW EXECUTE FUNCTION search_trace_numbers()""",
     f"DELETE FROM {NUMBER_TABLE}",  # noqa: S608
     f"INSERT INTO {NUMBER_TABLE} (trace_id, case_id, name, value) "
@@ -187,6 +201,16 @@ POSTGRES_NUMBERS_INSTALL = [
         " FROM jsonb_each", " FROM search_trace, jsonb_each"
     ),
 ]
+# PostgreSQL: the number rows of the traces a CTE ``written`` (id, case_id, properties, inserted) wrote,
+# those it inserted: ``WITH written AS (INSERT … RETURNING …) `` + this.
+POSTGRES_NUMBERS_OF_INSERTED = (
+    "INSERT INTO " + NUMBER_TABLE + " (trace_id, case_id, name, value) "
+    "SELECT written.id, written.case_id, property.key, (property.value #>> '{}')::numeric "
+    "FROM written, jsonb_each(written.properties) AS property "
+    "WHERE written.inserted AND jsonb_typeof(property.value) = 'number' AND property.key NOT IN ("
+    + ", ".join(f"'{name}'" for name in NUMBERS_IN_COLUMNS)
+    + ")"
+)
 POSTGRES_NUMBERS_UNINSTALL = [
     "DROP TRIGGER IF EXISTS search_trace_numbers ON search_trace",
     "DROP FUNCTION IF EXISTS search_trace_numbers()",
@@ -202,7 +226,12 @@ POSTGRES_UNINSTALL = [
 # The triggers on search_trace that keep the indexes, by database vendor.
 EXPECTED_TRIGGERS = {
     "sqlite": {*_TRIGGERS, *_NUMBER_TRIGGERS},
-    "postgresql": {"search_trace_words", "search_trace_numbers"},
+    "postgresql": {
+        "search_trace_words",
+        "search_trace_words_insert",
+        "search_trace_numbers",
+        "search_trace_numbers_insert",
+    },
 }
 
 
