@@ -387,12 +387,12 @@ def is_number(value: object) -> TypeGuard[int | float]:
 
 def _range(node: Range, *, case_id: int | None = None) -> Q:
     if stream := stream_property(node.name):
-        comparisons: list[tuple[str, Any]] = []
+        bounds: list[tuple[str, Any]] = []
         if node.low is not None:
-            comparisons.append((">=" if node.include_low else ">", node.low))
+            bounds.append((">=" if node.include_low else ">", node.low))
         if node.high is not None:
-            comparisons.append(("<=" if node.include_high else "<", node.high))
-        return _stream_condition(stream, comparisons)
+            bounds.append(("<=" if node.include_high else "<", node.high))
+        return _stream_condition(stream, bounds)
     column = node.name if node.name in ("name", "path", "uid") else f"properties__{node.name}"
     if node.low is None and node.high is None:
         # [* TO *]: the traces that have the property at all.
