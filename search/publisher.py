@@ -18,12 +18,14 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from search.backends.base import get_search_backend, traces_changed_on_commit
-from search.backends.sql import fulltext
+from search.backends.sql import fulltext, schema
 from search.models import PROPERTY_NAME_MAX_LENGTH, CasePropertyName, ExtractionRun, Trace
 
 # A commit costs about as much as writing a few hundred traces; BATCH_SECONDS still shows them promptly.
 BATCH_TRACES = 2000
 BATCH_SECONDS = 2.0
+# PostgreSQL: the temporary table a batch is copied into (one per connection, emptied at each commit).
+STAGING_TABLE = "custodia_publish_batch"
 
 
 def _trace_field(name: str) -> Field[Any, Any]:
@@ -79,6 +81,7 @@ class Publisher:
         self._sql: str | None = None
         self._words_in_python = connection.vendor == "postgresql"
         self._property_names: set[str] = set()
+        self._staging_ready = False
 
     @property
     def ordinal(self) -> int:
@@ -121,7 +124,8 @@ class Publisher:
             self.flush()
 
     def upsert_sql(self) -> str:
-        """The batch's upsert, ``INSERT … ON CONFLICT (uid) DO UPDATE``, one row of :meth:`parameters` each."""
+        """SQLite: the batch's upsert, ``INSERT … ON CONFLICT (uid) DO UPDATE``, one row of :meth:`parameters`
+        each (PostgreSQL copies the batch instead, :meth:`_upsert_copied`)."""
         if self._sql is None:
             quote = connection.ops.quote_name
             columns = [_trace_field(name).column for name in self.INSERT_FIELDS]
@@ -129,10 +133,6 @@ class Publisher:
             # Only the model's own table and column names go into the statement; values are parameters.
             table = quote(Trace._meta.db_table)
             marks = ["%s"] * len(columns)
-            if self._words_in_python:
-                # The words computed here (fulltext.document_words); the trigger keeps the vector.
-                columns, updates = [*columns, "search_vector"], [*updates, "search_vector"]
-                marks.append("to_tsvector('simple', %s)")
             names, values = ", ".join(quote(c) for c in columns), ", ".join(marks)
             uid = quote(Trace._meta.get_field("uid").column)
             assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updates)
@@ -141,26 +141,47 @@ class Publisher:
             )
         return self._sql
 
-    def _upsert_prepared(self) -> None:
-        """PostgreSQL: the batch's upserts through one prepared statement. Django's cursor binds parameters
-        on the client and its connection prepares nothing, so the server would parse, analyse and plan the
-        whole statement again for every trace; psycopg's own cursor, allowed to prepare, does it once."""
-        import psycopg
-
-        raw = connection.connection
-        threshold = raw.prepare_threshold
-        raw.prepare_threshold = 0
-        try:
-            with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-                cursor.executemany(self.upsert_sql(), self.parameters())
-                # Not one statement left per batch on the server. Django prepares nothing unless told to
-                # (OPTIONS prepare_threshold); then psycopg forgets its own too and prepares them again.
-                cursor.execute("DEALLOCATE ALL")
-        finally:
-            raw.prepare_threshold = threshold
+    def _upsert_copied(self) -> None:
+        """PostgreSQL: the batch goes to the server by ``COPY`` into a temporary table, then into
+        ``search_trace`` by one ``INSERT … SELECT … ON CONFLICT (uid) DO UPDATE``, whose ``RETURNING`` feeds
+        the number index in the same statement (schema.POSTGRES_NUMBERS_OF_INSERTED) while the per-row
+        trigger stands aside (schema.NUMBERS_DEFERRED_SETTING, for this transaction only). One statement a
+        batch instead of one a trace: the server plans and runs it once, and no trigger runs per row."""
+        quote = connection.ops.quote_name
+        columns = [_trace_field(name).column for name in self.INSERT_FIELDS]
+        updates = [*(_trace_field(name).column for name in self.UPDATE_FIELDS), "search_vector"]
+        names = ", ".join(quote(c) for c in columns)
+        staging = STAGING_TABLE
+        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+            if not self._staging_ready:
+                # The trace table's own column types, a words column and the position in the batch; emptied
+                # at every commit, so it never holds a row of another batch.
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "  # noqa: S608
+                    f"SELECT {names}, ''::text AS words, 0 AS position FROM {quote(Trace._meta.db_table)} WITH NO DATA"
+                )
+                self._staging_ready = True
+            with cursor.copy(f"COPY {staging} ({names}, words, position) FROM STDIN") as copy:
+                for position, row in enumerate(self.parameters()):
+                    copy.write_row((*row, position))
+            assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updates)
+            # The last of several rows of one uid wins, as one upsert after the other would have it; the rest
+            # in the order they came, which is the order of their ids.
+            cursor.execute("SELECT set_config(%s, 'on', true)", [schema.NUMBERS_DEFERRED_SETTING])
+            cursor.execute(
+                f"WITH written AS (INSERT INTO {quote(Trace._meta.db_table)} ({names}, search_vector) "  # noqa: S608
+                f"SELECT {names}, to_tsvector('simple', words) FROM ("
+                f"SELECT DISTINCT ON (uid) * FROM {staging} ORDER BY uid, position DESC) AS latest ORDER BY position "
+                f"ON CONFLICT ({quote('uid')}) DO UPDATE SET {assignments} "
+                "RETURNING id, case_id, properties, xmax::text = '0' AS inserted) "
+                f"{schema.POSTGRES_NUMBERS_OF_INSERTED}"
+            )
+            cursor.execute("SELECT set_config(%s, 'off', true)", [schema.NUMBERS_DEFERRED_SETTING])
+            cursor.execute(f"DELETE FROM {staging}")  # noqa: S608 (our own table) — also inside an outer transaction
 
     def parameters(self) -> list[tuple]:
-        """The batch's rows as the database takes them for :meth:`upsert_sql` (JSON adapted, keys prepared)."""
+        """The batch's rows as the database takes them (JSON adapted, keys prepared), in the order of
+        :data:`INSERT_FIELDS`, and on PostgreSQL their words (fulltext.document_words) last."""
         adapt_json = connection.ops.adapt_json_value
         extracted_at = connection.ops.adapt_datetimefield_value(timezone.now())
         # The same for every row: the keys as their fields give them to the database (a UUID as text…).
@@ -189,7 +210,7 @@ class Publisher:
         if self._words_in_python:
             document_words = fulltext.document_words
             rows = [
-                (*values, document_words(name=row[6], path=row[7], text=row[15], properties=row[9]))
+                (*values, document_words(name=row[6], path=row[7], text=row[15], properties=row[9], streams=row[10]))
                 for values, row in zip(rows, self.rows, strict=True)
             ]
         return rows
@@ -203,7 +224,7 @@ class Publisher:
                 # On SQLite the new rows' words go into the index in one statement, not a trigger a row.
                 deferred = fulltext.defer_words(cursor)
                 if connection.vendor == "postgresql":
-                    self._upsert_prepared()
+                    self._upsert_copied()
                 else:
                     cursor.executemany(self.upsert_sql(), self.parameters())
                 fulltext.index_deferred_words(cursor, after_id=deferred)

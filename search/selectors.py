@@ -60,15 +60,28 @@ DEFAULT_FACETS = [name for name in FACETS if name != "date"]
 MAX_LIMIT = 500
 
 
+# A cursor is the base64 of the next offset; no search pages further than this (500 hits a page, a
+# million pages), and no cursor this search returns is longer than MAX_CURSOR_CHARS.
+MAX_OFFSET = 500_000_000
+MAX_CURSOR_CHARS = 16
+
+
 def _cursor_offset(cursor: str | None) -> int:
+    """The offset a cursor of :func:`traces_search` stands for; a 400 for anything else (forged, oversized)."""
     if not cursor:
         return 0
+    refused = ServiceError("cursor: not a cursor this search returned.", code="invalid_cursor")
+    if len(cursor) > MAX_CURSOR_CHARS or not cursor.isascii():
+        raise refused
     try:
-        offset = int(base64.urlsafe_b64decode(cursor.encode()).decode())
+        text = base64.urlsafe_b64decode(cursor.encode()).decode("ascii")
     except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise ServiceError("cursor: not a cursor this search returned.") from None
-    if offset < 0:
-        raise ServiceError("cursor: not a cursor this search returned.")
+        raise refused from None
+    if not text.isdigit() or (len(text) > 1 and text.startswith("0")):
+        raise refused
+    offset = int(text)
+    if offset > MAX_OFFSET:
+        raise refused
     return offset
 
 
@@ -128,7 +141,8 @@ def traces_search(
         raise ServiceError(f"Unknown facets: {', '.join(unknown)}; known: {', '.join(KNOWN_FACETS)}.")
     if date_interval != "auto" and date_interval not in DATE_INTERVALS:
         raise ServiceError(f"date_interval must be auto or one of {', '.join(DATE_INTERVALS)}.")
-    if not PROPERTY_NAME_RE.fullmatch(date_property):
+    # "__" would read as an ORM lookup wherever a name reached one (docs/query.md, property names).
+    if not PROPERTY_NAME_RE.fullmatch(date_property) or "__" in date_property:
         raise ServiceError("date_property must be a property name such as file.modifiedOn.")
     ast = query_parse(query)
     terms = _text_terms(ast) if ast is not None else []

@@ -286,6 +286,8 @@ CUSTODIA_ELASTICSEARCH_INDEX = env_str("CUSTODIA_ELASTICSEARCH_INDEX", "custodia
 # reports "at least" this many and counts facets and the timeline over the first ones, unless it is
 # asked for exact counts. Counting every one of 300,000 hits takes seconds on a database.
 CUSTODIA_SEARCH_COUNT_LIMIT = env_int("CUSTODIA_SEARCH_COUNT_LIMIT", 10_000, minimum=1)
+# Every search is stopped after this many milliseconds with a 422 naming this setting (0: no limit).
+CUSTODIA_SEARCH_TIME_BUDGET_MS = env_int("CUSTODIA_SEARCH_TIME_BUDGET_MS", 10_000, minimum=0)
 
 # --- download links (issue #6) --------------------------------------------------------------------
 # Links expire after CUSTODIA_LINK_DEFAULT_SECONDS unless asked otherwise, never later than the maximum.

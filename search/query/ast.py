@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from search.query.wildcard import wildcard_limit_error
+
 # A property value as the query spells it: bare numbers, ISO dates and true/false are typed, the rest
 # (and anything in quotes) is a string.
 Value = str | int | float | bool | date | datetime
@@ -126,9 +128,29 @@ def _check_typed_value(value: object, *, what: str) -> None:
     raise ValueError(f"{what}: {type(value).__name__} is not a query value")
 
 
-def _check_field_name(name: str) -> None:
+# Longest property name a query may use: the longest the case records for completion (search.models).
+MAX_PROPERTY_NAME_CHARS = 200
+
+
+def property_name_error(name: str) -> str | None:
+    """Why ``name`` is not a property name a query or a request may use, or None when it is one.
+
+    Beyond the grammar (``segment {"." segment}``): no ``__``, which the ORM would read as a lookup
+    (``file__size`` or ``file.size__gt`` must never reach a query as anything but an unknown name), and no
+    more than :data:`MAX_PROPERTY_NAME_CHARS` characters.
+    """
     if not FIELD_NAME_RE.fullmatch(name):
-        raise ValueError(f"{name!r} is not a field name")
+        return f"'{name[:60]}' is not a property name"
+    if "__" in name:
+        return f"'{name[:60]}' is not a property name: it may not contain '__'"
+    if len(name) > MAX_PROPERTY_NAME_CHARS:
+        return f"a property name may be at most {MAX_PROPERTY_NAME_CHARS} characters long"
+    return None
+
+
+def _check_field_name(name: str) -> None:
+    if error := property_name_error(name):
+        raise ValueError(error)
     if "." not in name and name not in TOP_LEVEL_FIELDS:
         raise ValueError(f"{name!r} is neither a property (type.property) nor one of {sorted(TOP_LEVEL_FIELDS)}")
 
@@ -156,6 +178,8 @@ class Text:
             raise ValueError("a phrase matches literally; it cannot also be a wildcard")
         if self.wildcard and not WILDCARD_CHARACTERS & set(self.term):
             raise ValueError("a wildcard term needs a * or ?")
+        if self.wildcard and (limit := wildcard_limit_error(self.term)):
+            raise ValueError(limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +211,8 @@ class Field:
                 raise ValueError(f"wildcards cannot be compared with {self.op!r}")
             if not WILDCARD_CHARACTERS & set(self.value):
                 raise ValueError("a wildcard value needs a * or ?")
+            if limit := wildcard_limit_error(self.value):
+                raise ValueError(limit)
         if self.name in SPECIAL_FIELDS and self.op not in MATCH_OPERATORS:
             raise ValueError(f"{self.name}: cannot be compared with {self.op!r}")
         if self.name == "text" and self.op not in MATCH_OPERATORS:

@@ -28,6 +28,7 @@ from search.query.ast import (
     Text,
     ValueTypeError,
     canonical_uuid,
+    property_name_error,
     typed_value,
 )
 
@@ -191,6 +192,8 @@ class _Tokenizer:
         value_column = value_position + 1
         if "." not in name and name not in TOP_LEVEL_FIELDS:
             raise _unknown_field(name, op, name_column)
+        if name_error := property_name_error(name):
+            raise QuerySyntaxError(name_error, name_column, hint="properties are written type.property, like file.name")
         following = self.query[value_position] if value_position < self.length else ""
         if not following or following.isspace() or following == ")":
             raise QuerySyntaxError(f"expected a value after '{name}{op}'", value_column)

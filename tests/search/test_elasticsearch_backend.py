@@ -71,7 +71,7 @@ def _search_response(uids: list[str], *, total: int, aggregations: dict | None =
     }
 
 
-def test_search_sends_the_compiled_body_and_reads_the_page_back_from_the_database(demo, traces, fake_es):  # noqa: F811
+def test_search_sends_the_compiled_body_and_reads_the_page_back_from_the_database(demo, traces, fake_es, settings):  # noqa: F811
     ordered = list(Trace.objects.filter(evidence=traces).order_by("-ordinal").values_list("uid", flat=True)[:2])
     FakeElasticsearchNode.answers = [
         _search_response(
@@ -99,6 +99,8 @@ def test_search_sends_the_compiled_body_and_reads_the_page_back_from_the_databas
         date_interval="month",
         highlight=False,
     )
+    # Every search carries the time budget (#17): Elasticsearch stops it there and says timed_out.
+    expected["timeout"] = f"{settings.CUSTODIA_SEARCH_TIME_BUDGET_MS}ms"
     assert body == json.loads(json.dumps(expected))
     assert body["from"] == 10
     assert body["query"]["bool"]["filter"] == [{"term": {"case": str(demo.case.pk)}}]
@@ -289,3 +291,14 @@ def test_the_extraction_publisher_tells_the_backend_of_each_committed_batch(
         assert RecordingBackend.told == [[Trace.objects.get(uid=row["uid"]).pk]]
     finally:
         base._backend.cache_clear()
+
+
+def test_a_search_elasticsearch_stopped_at_the_budget_is_a_422(demo, traces, fake_es, settings):  # noqa: F811
+    from search.backends.budget import SearchTimeBudgetExceeded
+
+    settings.CUSTODIA_SEARCH_TIME_BUDGET_MS = 250
+    FakeElasticsearchNode.answers = [{**_search_response([], total=0), "timed_out": True}]
+    with pytest.raises(SearchTimeBudgetExceeded) as caught:
+        fake_es.search(case_id=demo.case.pk, node=parse_query("e*e*q?"), facets=[], sort=SORTS[""], offset=0, limit=2)
+    assert caught.value.status_code == 422 and "CUSTODIA_SEARCH_TIME_BUDGET_MS = 250 ms" in caught.value.detail
+    assert FakeElasticsearchNode.requests[-1][2]["timeout"] == "250ms"

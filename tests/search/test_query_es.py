@@ -414,3 +414,33 @@ def test_live_facets_and_paging(live_index):
     last_sort = body["hits"]["hits"][-1]["sort"]
     rest, _ = _hits(client, index, None, size=2, sort=["name"], search_after=last_sort)
     assert len(set(uids) | set(rest)) == 3
+
+
+def test_stream_properties_are_document_properties_and_hashes_any_case():
+    streams = [
+        {
+            "name": "raw",
+            "size": 12,
+            "md5": "ABCDEF0123456789ABCDEF0123456789",
+            "sha256": None,
+            "mime_type": "text/plain",
+        },
+        {"name": "slack", "size": 3, "entropy": 7.9},
+    ]
+    document = trace_document(
+        uid=f"{EVIDENCE_ID}:0-1", case_id=1, evidence_id=EVIDENCE_ID, name="a", path="/a", types=["file"],
+        properties={"file.size": 12}, streams=streams,
+    )  # fmt: skip
+    assert document["properties"] == {
+        "file.size": 12,
+        "data.raw.size": 12,
+        "data.raw.hash.md5": "abcdef0123456789abcdef0123456789",
+        "data.raw.mimeType": "text/plain",
+        "data.slack.size": 3,
+        "data.slack.entropy": 7.9,
+    }
+    assert compiled("data.raw.hash.md5:ABCDEF0123456789ABCDEF0123456789") == {
+        "term": {"properties.data.raw.hash.md5": "abcdef0123456789abcdef0123456789"}
+    }
+    assert compiled("data.raw.size>1048576") == {"range": {"properties.data.raw.size": {"gt": 1048576}}}
+    assert compiled("data.raw.mimeType=image/jpeg") == {"term": {"properties.data.raw.mimeType": "image/jpeg"}}

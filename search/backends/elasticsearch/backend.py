@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from search.backends.base import DEFAULT_DATE_PROPERTY, SearchBackend, SearchPage, auto_date_interval, count_bound
+from search.backends.budget import SearchTimeBudgetExceeded, time_budget_ms
 from search.backends.elasticsearch.compiler import (
     compile_query,
     property_field,
@@ -71,6 +72,7 @@ class ElasticsearchBackend(SearchBackend):
                 tags=[tag.name for tag in trace.tags.all()],
                 ordinal=trace.ordinal,
                 sequence=trace.pk,
+                streams=trace.streams,
             )
             yield {"_index": self.index, "_id": trace.uid, "_source": document}
 
@@ -132,7 +134,13 @@ class ElasticsearchBackend(SearchBackend):
             highlight=False,  # snippets come from the database's text, as for every backend
             track_total_hits=count_bound(count_limit=count_limit, offset=offset, limit=limit) or True,
         )
+        budget = time_budget_ms()
+        if budget > 0:
+            body["timeout"] = f"{budget}ms"
         response = self.client.search(index=self.index, **body)
+        if response.get("timed_out"):
+            # Partial hits would be wrong hits: the search is refused as the SQL backend refuses it.
+            raise SearchTimeBudgetExceeded(budget)
         uids = [hit["_id"] for hit in response["hits"]["hits"]]
         rows = {trace.uid: trace for trace in Trace.objects.filter(case_id=case_id, uid__in=uids)}
         counted = read_facets(response.get("aggregations") or {})

@@ -18,6 +18,7 @@ from elasticsearch.dsl.query import Query
 from search.backends.base import FACETS
 from search.query.ast import (
     COMPARISON_OPERATORS,
+    MATCH_OPERATORS,
     And,
     Field,
     Node,
@@ -28,6 +29,7 @@ from search.query.ast import (
     Value,
     format_value,
 )
+from search.query.streams import stream_property
 
 # Full text looks at what a detective would call "the trace": its name first, then path, string
 # properties and the text stream.
@@ -134,6 +136,12 @@ def _text_field(node: Field, *, analysed: str, exact: str) -> Query:
 def _property(node: Field) -> Query:
     field = property_field(node.name)
     value, op = node.value, node.op
+    stream = stream_property(node.name)
+    if stream is not None and stream.is_hash and op in MATCH_OPERATORS:
+        # A hash is one keyword, indexed lower-case: ":" and "=" both mean the whole hash, in any case.
+        if node.wildcard:
+            return _wildcard(field, str(value), case_insensitive=True)
+        return _term(field, str(value).lower())
     if op in COMPARISON_OPERATORS:
         return Q("range", **{field: {_COMPARISON_KEYS[op]: _bound_json(value)}})
     if isinstance(value, str):

@@ -4,6 +4,7 @@
 * ``uid``, ``parent_uid``, ``case``, ``evidence``, ``types``, ``tags``, ``extension``: keywords;
 * ``name`` and ``path``: analysed text, with the exact string in ``.keyword``;
 * ``text``: the bounded text stream; ``metadata``: every string property copied in, for full text;
+* ``properties.data.<stream>.…``: the data streams' hashes, size, MIME type and entropy;
 * ``properties.<type>.<property>``: typed by dynamic templates: ``…On`` is a date, whole numbers
   long, decimals double, strings a keyword (exact, sortable, facetable) with the words in ``.text``.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from search.query.streams import stream_properties
 
 # Longest names and paths still indexed whole; a keyword term has a hard limit of 32 KiB.
 _KEYWORD_LIMIT = 4096
@@ -99,8 +102,11 @@ def trace_document(
     tags: Iterable[str] = (),
     ordinal: int = 0,
     sequence: int = 0,
+    streams: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The index document of one trace, in the layout :func:`trace_index_mapping` describes."""
+    """The index document of one trace, in the layout :func:`trace_index_mapping` describes. Its data
+    streams' values are properties too (``data.raw.hash.md5`` …, search.query.streams): the hashes are
+    keywords copied into ``metadata``, so a bare hash finds the trace."""
     # <evidence-uuid>:0-3-1-7 has the parent <evidence-uuid>:0-3-1; the root :0 has none.
     evidence_part, _, trace_path = uid.rpartition(":")
     segments = trace_path.split("-")
@@ -119,7 +125,10 @@ def trace_document(
         "sequence": sequence,
         "text": text,
         # A None property (a tool that looked and found nothing) carries no value to search for.
-        "properties": {key: value for key, value in properties.items() if value is not None},
+        "properties": {
+            **{key: value for key, value in properties.items() if value is not None},
+            **stream_properties(streams),
+        },
     }
 
 

@@ -1,7 +1,7 @@
 """The database's own search backend, for SQLite and PostgreSQL (settings: ``search.backends.sql.SqlSearchBackend``).
 
 * backend.py — :class:`SqlSearchBackend`: a search evaluated once into a hits table, counted, faceted, paged;
-* planner.py — the query planner: its five strategies for finding a query's first hits and counting them;
+* planner.py — the query planner: its six strategies for finding a query's first hits and counting them;
 * compiler.py — the query AST compiled to Django ``Q`` filters and SQL conditions (:func:`compile_q`);
 * facets.py — facet counts over the hits table or a whole case's traces;
 * fulltext.py — words as the index splits them, match and number conditions, the writer's deferred words;

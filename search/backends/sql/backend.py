@@ -1,15 +1,16 @@
 """The database's own search backend: FTS5 on SQLite, tsvector + GIN on PostgreSQL.
 
-The query AST is compiled to the ORM by compiler.py, its hits found by one of the planner's five strategies
+The query AST is compiled to the ORM by compiler.py, its hits found by one of the planner's six strategies
 (planner.py), counted and faceted by facets.py, over the indexes and triggers of schema.py.
 """
 
 from __future__ import annotations
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import QuerySet
 
 from search.backends.base import DEFAULT_DATE_PROPERTY, SearchBackend, SearchPage, count_bound
+from search.backends.budget import search_time_budget
 from search.backends.sql.compiler import compile_q
 from search.backends.sql.facets import FacetSource
 from search.backends.sql.planner import HitsTable, fill_hits, order_by
@@ -39,6 +40,33 @@ class SqlSearchBackend(SearchBackend):
         date_interval: str = "auto",
         count_limit: int | None = None,
     ) -> SearchPage:
+        # Every search, however it is planned, runs under the time budget (budget.py).
+        with search_time_budget():
+            return self._search(
+                case_id=case_id,
+                node=node,
+                facets=facets,
+                sort=sort,
+                offset=offset,
+                limit=limit,
+                date_property=date_property,
+                date_interval=date_interval,
+                count_limit=count_limit,
+            )
+
+    def _search(
+        self,
+        *,
+        case_id: int,
+        node: Node | None,
+        facets: list[str],
+        sort: tuple[str, ...],
+        offset: int,
+        limit: int,
+        date_property: str,
+        date_interval: str,
+        count_limit: int | None,
+    ) -> SearchPage:
         if node is None and count_limit is None:
             return self._whole_case(
                 case_id=case_id,
@@ -50,26 +78,34 @@ class SqlSearchBackend(SearchBackend):
                 date_interval=date_interval,
             )
         bound = count_bound(count_limit=count_limit, offset=offset, limit=limit)
-        # In a savepoint: if anything below fails, rolling it back also removes the hits table.
-        with transaction.atomic(), connection.cursor() as cursor:
+        # The search only reads the database and writes temporary tables of its own connection. On
+        # PostgreSQL it runs in the budget's transaction, whose rollback also removes those tables; on
+        # SQLite it takes no transaction (Django's would be IMMEDIATE: it would hold the write lock, and
+        # every other search, for as long as this one runs), and drops its tables itself.
+        with connection.cursor() as cursor:
             hits = HitsTable(cursor, sort=sort, date_property=date_property if "date" in facets else None)
-            total = fill_hits(
-                hits,
-                case_id=case_id,
-                node=node,
-                sort=sort,
-                bound=bound,
-                matching=lambda: self.matching(case_id=case_id, node=node),
-            )
-            exact = bound is None or total <= bound
-            if bound is not None and not exact:  # not exact only with a bound; said for the type checker
-                hits.drop_past(bound, sort=sort)
-                total = bound
-            source = FacetSource(cursor=cursor, table=hits.name, where="", params=[])
-            counted, interval = source.facets(facets, date_property=date_property, date_interval=date_interval)
-            ids = hits.page_ids(offset=offset, limit=limit)
+            try:
+                total = fill_hits(
+                    hits,
+                    case_id=case_id,
+                    node=node,
+                    sort=sort,
+                    bound=bound,
+                    matching=lambda: self.matching(case_id=case_id, node=node),
+                )
+                exact = bound is None or total <= bound
+                if bound is not None and not exact:  # not exact only with a bound; said for the type checker
+                    hits.drop_past(bound, sort=sort)
+                    total = bound
+                source = FacetSource(cursor=cursor, table=hits.name, where="", params=[])
+                counted, interval = source.facets(facets, date_property=date_property, date_interval=date_interval)
+                ids = hits.page_ids(offset=offset, limit=limit)
+            except BaseException:
+                if connection.vendor == "sqlite":  # PostgreSQL's rollback removes it
+                    hits.drop(missing_ok=True)
+                raise
             hits.drop()
-        found = Trace.objects.in_bulk(ids)
+            found = Trace.objects.in_bulk(ids)
         return SearchPage(
             total=total,
             traces=[found[pk] for pk in ids],

@@ -31,16 +31,14 @@ from django.db.models.sql.compiler import SQLCompiler
 from search.backends.sql import fulltext
 from search.models import INDEXED_DATES, INDEXED_NUMBERS, TraceTag
 from search.query.ast import And, Bound, Field, Node, Not, Or, Range, Text
+from search.query.streams import StreamProperty, stream_property
+from search.query.wildcard import LIKE_ESCAPE, glob_pattern, like_pattern, wildcard_match
 
 # What a _RowCondition builds its SQL with: (the column's SQL, the database vendor) → (condition, parameters).
 ConditionBuilder = Callable[[str, str], tuple[str, list[Any]]]
 
 # The comparison operators of the query language as Django lookups.
 OPERATOR_LOOKUPS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
-
-
-def _wildcard_regex(term: str) -> str:
-    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in term)
 
 
 def _as_json_value(value: Bound) -> Bound:
@@ -56,26 +54,50 @@ _PREFIX = re.compile(r"^[^*?]*[^\W_]\*$")
 _EXTENSION_PATTERN = re.compile(r"^\.[^\W_]{1,16}$")
 
 
-def _wildcard(pattern: str, column: str, *, anchored: bool) -> Q:
-    """``pattern`` (``*`` any characters, ``?`` one) on a column, as LIKE where it can be: the
-    database runs LIKE itself, where a regular expression on SQLite calls back into Python per row."""
+class _Like(Func):
+    """A wildcard ``pattern`` (``*``, ``?``) on an expression, by the database's own pattern match, whose cost
+    is linear in the value for any pattern (search.query.wildcard): ignoring case, SQLite's LIKE (ASCII
+    letters) and PostgreSQL's ILIKE (every letter); with ``case_sensitive``, SQLite's GLOB and PostgreSQL's LIKE."""
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, expression: Any, pattern: str, *, case_sensitive: bool = False) -> None:
+        super().__init__(expression)
+        self.wildcards = pattern
+        self.case_sensitive = case_sensitive
+
+    def as_sql(  # type: ignore[override]  # Func.as_sql takes function/template/… options no caller passes here
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> tuple[str, list[Any]]:
+        value, params = compiler.compile(self.source_expressions[0])
+        if self.case_sensitive and connection.vendor == "sqlite":
+            return f"({value}) GLOB %s", [*params, glob_pattern(self.wildcards)]
+        operator = "LIKE" if self.case_sensitive else ("ILIKE" if connection.vendor == "postgresql" else "LIKE")
+        # One backslash in both databases (PostgreSQL with standard_conforming_strings, its default).
+        return f"({value}) {operator} %s ESCAPE '{LIKE_ESCAPE}'", [*params, like_pattern(self.wildcards, anchored=True)]
+
+
+def _column_expression(column: str) -> Any:
+    """A column of the trace (``name``) or a property's text (``properties__file.name``) as an expression."""
+    if column.startswith("properties__"):
+        return KeyTextTransform(column.removeprefix("properties__"), "properties")
+    return F(column)
+
+
+def _wildcard(pattern: str, column: str, *, anchored: bool, case_sensitive: bool = False) -> Q:
+    """``pattern`` (``*`` any characters, ``?`` one) on a column, as the database's LIKE or GLOB: never a
+    regular expression, whose backtracking a pattern like ``e*e*e*e*q?`` makes exponential. Unanchored,
+    it matches anywhere in the value."""
     inner = pattern.strip("*")
-    if "?" in pattern or "*" in inner or not inner:
-        regex = _wildcard_regex(pattern)
-        return Q(**{f"{column}__iregex": f"^{regex}$" if anchored else regex})
     starts, ends = pattern.startswith("*"), pattern.endswith("*")
+    if not anchored:
+        pattern = f"*{pattern}*"
+    matched = Q(_Like(_column_expression(column), pattern, case_sensitive=case_sensitive))
     if column == "name" and anchored and starts and not ends and _EXTENSION_PATTERN.match(inner):
-        # name:*.docx: the indexed extension column finds the candidates; the name confirms them.
-        return Q(extension=inner[1:].lower()) & Q(name__iendswith=inner)
-    if not anchored or (starts and ends):
-        lookup = "icontains"
-    elif starts:
-        lookup = "iendswith"
-    elif ends:
-        lookup = "istartswith"
-    else:
-        lookup = "iexact"
-    return Q(**{f"{column}__{lookup}": inner})
+        # name:*.docx: the indexed extension column finds the candidates; the pattern confirms them.
+        return Q(extension=inner[1:].lower()) & matched
+    return matched
 
 
 def _text(node: Text) -> Q:
@@ -162,12 +184,12 @@ def combinations_holding(node: Field, *, case_id: int) -> list[str]:
     # ":" ignores case, "=" is exact (docs/query.md), as in Elasticsearch.
     exact = node.op == "="
     wanted = str(node.value) if exact else str(node.value).lower()
-    pattern = re.compile(_wildcard_regex(wanted) if node.wildcard else re.escape(wanted))
-    return [
-        stored
-        for stored in _type_combinations(case_id)
-        if any(pattern.fullmatch(str(name) if exact else str(name).lower()) for name in json.loads(stored))
-    ]
+
+    def holds(name: str) -> bool:
+        name = name if exact else name.lower()
+        return wildcard_match(wanted, name) if node.wildcard else name == wanted
+
+    return [stored for stored in _type_combinations(case_id) if any(holds(str(name)) for name in json.loads(stored))]
 
 
 def _type(node: Field, *, case_id: int | None) -> Q:
@@ -190,6 +212,8 @@ def _type(node: Field, *, case_id: int | None) -> Q:
 
 def _field(node: Field, *, case_id: int | None = None) -> Q:
     name, value = node.name, node.value
+    if stream := stream_property(name):
+        return _stream_field(node, stream)
     if name == "type":
         return _type(node, case_id=case_id)
     if name == "evidence":
@@ -199,11 +223,9 @@ def _field(node: Field, *, case_id: int | None = None) -> Q:
         # index, a bare column it only filters by.
         return Q(deleted__in=[value])
     if name == "tag":
-        tags = TraceTag.objects.all()
-        if node.wildcard:
-            tags = tags.filter(name__iregex=f"^{_wildcard_regex(str(value))}$")
-        else:
-            tags = tags.filter(name=str(value).lower())
+        # Tags are lower-case: ":" and "=" find them in any case.
+        wanted = _Like(F("name"), str(value)) if node.wildcard else Q(name=str(value).lower())
+        tags = TraceTag.objects.filter(wanted)
         return Q(pk__in=tags.values("trace_id"))
     if name in INDEXED_NUMBERS and is_number(value) and not node.wildcard:
         column = INDEXED_NUMBERS[name]
@@ -217,7 +239,8 @@ def _field(node: Field, *, case_id: int | None = None) -> Q:
     if node.op in OPERATOR_LOOKUPS:
         return Q(**{f"{column}__{OPERATOR_LOOKUPS[node.op]}": _as_json_value(value)})
     if node.wildcard:
-        return _wildcard(_wildcard_pattern(node), column, anchored=True)
+        # ":" ignores case, "=" matches it as written (docs/query.md).
+        return _wildcard(_wildcard_pattern(node), column, anchored=True, case_sensitive=node.op == "=")
     if isinstance(value, str) and column.startswith("properties__") and (tokens := fulltext.words(value)):
         # String properties are in the word index too: look their words up there first, so the
         # property itself is only read on the traces that hold those words somewhere.
@@ -274,6 +297,80 @@ def _indexed_date_compare(column: str, op: str, *, width: int, bound: str, day: 
 _ROW_FIELDS = ("name", "path", "uid", "text")
 
 
+# -- stream properties (search.query.streams): data.raw.hash.md5, data.raw.size, data.raw.mimeType … ---------
+
+
+def _stream_field(node: Field, stream: StreamProperty) -> Q:
+    value = node.value
+    if stream.is_hash:
+        # Hashes are kept lower-case; ":" and "=" both mean the whole hash, in any case.
+        wanted = str(value).lower()
+        if node.wildcard:
+            return _stream_condition(stream, [("like", like_pattern(wanted, anchored=True))])
+        if node.op in OPERATOR_LOOKUPS:
+            return _stream_condition(stream, [(node.op, wanted)])
+        found = _stream_condition(stream, [("=", wanted)])
+        if stream.stream == "raw" and stream.key == "sha256":
+            # The raw stream's SHA-256 has an indexed column of its own (search.models.Trace.sha256).
+            return Q(sha256=wanted) & found
+        if tokens := fulltext.words(wanted):
+            # Every stream's hashes are words of the trace (schema.py): the word index finds the candidates.
+            return _full_text(tokens, prefix=False) & found
+        return found
+    if stream.is_number:
+        if not is_number(value):
+            return Q(pk__isnull=True)  # a number property never holds a word (as the number index)
+        return _stream_condition(stream, [("=" if node.op == ":" else node.op, value)])
+    # The MIME type: ":" finds the words in any case, "=" the exact value, wildcards a pattern.
+    text = str(value)
+    if node.wildcard:
+        return _stream_condition(stream, [("like", like_pattern(text, anchored=True))])
+    if node.op in OPERATOR_LOOKUPS:
+        return _stream_condition(stream, [(node.op, text)])
+    if node.op == "=":
+        return _stream_condition(stream, [("=", text)])
+    return _stream_condition(stream, [("like", like_pattern(text, anchored=False))])
+
+
+def _stream_condition(stream: StreamProperty, comparisons: list[tuple[str, Any]]) -> Q:
+    """Some stream named ``stream.stream`` of the trace has a value at ``stream.key`` that holds every one of
+    ``comparisons`` (``("=", v)``, ``(">", v)``, ``("like", pattern)`` …); numbers compare only with numbers."""
+    numeric = stream.is_number
+    if numeric and not all(is_number(value) for op, value in comparisons if op != "like"):
+        return Q(pk__isnull=True)
+
+    def build(column: str, vendor: str) -> tuple[str, list]:
+        params: list[Any] = [stream.stream]
+        if vendor == "postgresql":
+            elements = f"jsonb_array_elements(CASE WHEN jsonb_typeof({column}) = 'array' THEN {column} ELSE '[]' END)"
+            value = f"(element ->> '{stream.key}')"
+            typed = f"jsonb_typeof(element -> '{stream.key}') = 'number'" if numeric else f"{value} IS NOT NULL"
+            name = "element ->> 'name'"
+            like = "ILIKE"
+        else:
+            elements = f"json_each({column})"
+            value = f"json_extract(element.value, '$.{stream.key}')"
+            kind = f"json_type(element.value, '$.{stream.key}')"
+            typed = f"{kind} IN ('integer', 'real')" if numeric else f"{kind} = 'text'"
+            name = "json_extract(element.value, '$.name')"
+            like = "LIKE"
+        conditions = [f"{name} = %s", typed]
+        for op, wanted in comparisons:
+            if op == "like":
+                conditions.append(f"{value} {like} %s ESCAPE '{LIKE_ESCAPE}'")
+            elif numeric and vendor == "postgresql":
+                conditions.append(f"{value}::numeric {op} %s::numeric")
+            elif stream.is_hash:
+                conditions.append(f"lower({value}) {op} %s")
+            else:
+                conditions.append(f"{value} {op} %s")
+            params.append(wanted)
+        # Only constants and the column's SQL go into the statement; values are parameters.
+        return f"EXISTS (SELECT 1 FROM {elements} AS element WHERE {' AND '.join(conditions)})", params  # noqa: S608
+
+    return Q(_RowCondition("streams", build))
+
+
 def _number(name: str, comparisons: list[tuple[str, float]], *, case_id: int) -> Q:
     def condition(id_column: str, vendor: str) -> tuple[str, list]:
         return fulltext.number_condition(
@@ -289,6 +386,13 @@ def is_number(value: object) -> TypeGuard[int | float]:
 
 
 def _range(node: Range, *, case_id: int | None = None) -> Q:
+    if stream := stream_property(node.name):
+        bounds: list[tuple[str, Any]] = []
+        if node.low is not None:
+            bounds.append((">=" if node.include_low else ">", node.low))
+        if node.high is not None:
+            bounds.append(("<=" if node.include_high else "<", node.high))
+        return _stream_condition(stream, bounds)
     column = node.name if node.name in ("name", "path", "uid") else f"properties__{node.name}"
     if node.low is None and node.high is None:
         # [* TO *]: the traces that have the property at all.

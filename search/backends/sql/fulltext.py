@@ -42,13 +42,23 @@ def words(text: str) -> list[str]:
 TEXT_INDEXED_CHARS = 200_000
 
 
-def document_words(*, name: str, path: str, text: str, properties: dict) -> str:
+_HASH_KEYS = ("md5", "sha1", "sha256")
+
+
+def document_words(*, name: str, path: str, text: str, properties: dict, streams: list | None = None) -> str:
     """The words the index holds for a trace, as the triggers compute them, separated by spaces: for a
     writer of many traces that computes them in Python, where PostgreSQL's regular expression over every
     text costs more than the rest of writing the row."""
     strings = [value for value in properties.values() if isinstance(value, str)] if isinstance(properties, dict) else []
+    hashes = [
+        stream[key]
+        for stream in (streams if isinstance(streams, list) else ())
+        if isinstance(stream, dict)
+        for key in _HASH_KEYS
+        if isinstance(stream.get(key), str)
+    ]
     # A missing value is the database's to refuse (NOT NULL), not this function's.
-    parts = [name or "", path or "", (text or "")[:TEXT_INDEXED_CHARS], *strings]
+    parts = [name or "", path or "", (text or "")[:TEXT_INDEXED_CHARS], *strings, *hashes]
     return " ".join(words(" ".join(parts)))
 
 

@@ -4,7 +4,7 @@ A search with a query evaluates it once, into a temporary table of the hits' nar
 (:class:`HitsTable`), and counts, facets and pages from there rather than evaluating the query again for
 each of them. With a count limit (``bound``, search.backends.base.count_bound), only the first ``bound``
 hits in the sort order go in, and one more to tell whether there are more. The planner finds them by one
-of five strategies, the first that applies (backend.py takes the first, :func:`fill_hits` the others):
+of six strategies, the first that applies (backend.py takes the first, :func:`fill_hits` the others):
 
 1. **Whole case** — no query and no count limit: no hits table; the total and every facet come straight
    from the (case, …) indexes of ``search_trace`` and the page from the ordered query (backend.py).
@@ -16,16 +16,20 @@ of five strategies, the first that applies (backend.py takes the first, :func:`f
 4. **Type-driven first hits** — SQLite, id order, the probe found more, and a query that must hold a type
    and compares nothing: one walk of the (case, types) index per combination of types that holds it,
    merged in id order (:func:`type_driven_first_ids`).
-5. **First hits in sort order** — otherwise: the ordered query with a limit. Every index holds the id, so
-   in id order the database finds them without reading and sorting every hit. SQLite finds their ids from
-   an index alone, then reads their rows; PostgreSQL would look each id up again, so it reads the rows as
-   it finds them.
+5. **First hits in sort order** — SQLite, otherwise: the ordered query with a limit. Every index holds
+   the id, so in id order the database finds them without reading and sorting every hit; SQLite finds
+   their ids from an index alone, then reads their rows.
+6. **A sample of the hits** — PostgreSQL, with a count limit: any ``bound + 1`` hits, as the indexes yield
+   them, go in (:func:`_sampled_hits`); past the bound the count and the facets are taken from them, and
+   the page from the ordered query with a limit of the page's end.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from datetime import date
 from typing import Any, cast
 
@@ -34,6 +38,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import OrderBy
 
+from search.backends import budget
 from search.backends.sql import fulltext, schema
 from search.backends.sql.compiler import (
     OPERATOR_LOOKUPS,
@@ -92,26 +97,56 @@ def fill_hits(
     traces = matching()
     if bound is None:
         return hits.fill(*_from_where(traces.order_by().values("pk")))
+    if connection.vendor == "postgresql":
+        return _sampled_hits(hits, traces=traces, sort=sort, bound=bound)
     # Any hits up to one past the bound, in whatever order the database finds them fastest, ids only
     # (often from an index alone): fewer than that are all of them. Asked for the first hits in order
     # straight away, a planner that cannot tell how many rows a range holds may walk the whole table in
     # order to find the few thousand files over 100 MB.
     cursor, probe = hits.cursor, f"{hits.name}_any"
     any_sql, any_params = traces.order_by().values("pk")[: bound + 1].query.sql_with_params()
-    cursor.execute(f"CREATE TEMPORARY TABLE {probe} AS {any_sql}", any_params)
-    cursor.execute(f"SELECT COUNT(*) FROM {probe}")  # noqa: S608 (our own table name)
-    if cursor.fetchone()[0] <= bound:
-        total = hits.fill(*_among_ids(f"SELECT * FROM {probe}", []))  # noqa: S608 (our own table name)
-    elif node is not None and (driven := type_driven_first_ids(case_id=case_id, node=node, sort=sort, count=bound + 1)):
-        total = hits.fill(*_among_ids(*driven))
-    else:
-        # More: the first ones in the sort order instead (strategy 5).
-        first = traces.order_by(*order_by(sort)).values("pk")[: bound + 1]
-        if connection.vendor == "postgresql":
-            total = hits.fill(*_from_where(first))
+    try:
+        if budget.sqlite_caller_transaction():
+            from_where, params = _ids_read_first(cursor, any_sql, list(any_params))
+            with budget.uninterrupted():
+                cursor.execute(f'CREATE TEMPORARY TABLE {probe} AS SELECT "id" FROM {from_where}', params)  # noqa: S608
         else:
-            total = hits.fill(*_among_ids(*first.query.sql_with_params()))
-    cursor.execute(f"DROP TABLE {probe}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {probe} AS {any_sql}", any_params)
+        cursor.execute(f"SELECT COUNT(*) FROM {probe}")  # noqa: S608 (our own table name)
+        if cursor.fetchone()[0] <= bound:
+            total = hits.fill(*_among_ids(f"SELECT * FROM {probe}", []))  # noqa: S608 (our own table name)
+        elif node is not None and (
+            driven := type_driven_first_ids(case_id=case_id, node=node, sort=sort, count=bound + 1)
+        ):
+            total = hits.fill(*_among_ids(*driven))
+        else:
+            # More: the first ones in the sort order instead (strategy 5).
+            first = traces.order_by(*order_by(sort)).values("pk")[: bound + 1]
+            if connection.vendor == "postgresql":
+                total = hits.fill(*_from_where(first))
+            else:
+                total = hits.fill(*_among_ids(*first.query.sql_with_params()))
+    except BaseException:
+        if connection.vendor == "sqlite":  # a search takes no transaction there (backend.py): drop it here
+            with budget.uninterrupted():
+                cursor.execute(f"DROP TABLE IF EXISTS {probe}")
+        raise
+    with budget.uninterrupted():
+        cursor.execute(f"DROP TABLE {probe}")
+    return total
+
+
+def _sampled_hits(hits: HitsTable, *, traces: QuerySet[Trace], sort: tuple[str, ...], bound: int) -> int:
+    """PostgreSQL (strategy 6): any ``bound + 1`` hits, in whatever order the indexes yield them, straight
+    into the hits table in one pass; fewer than that are all of them. Past the bound they are a sample the
+    count and the facets are taken from, and the page comes from the ordered query, which needs only its
+    ``offset + limit`` first hits: with ten thousand hits or more there is one in every hundred traces or so,
+    so walking the id index in order finds a page after reading a few thousand rows. (PostgreSQL's word
+    index yields no order: the first ten thousand hits of a common word in order meant reading and sorting
+    every hit, or tens of thousands of rows in order.)"""
+    total = hits.fill(*_from_where(traces.order_by().values("pk")[: bound + 1]))
+    if total > bound:
+        hits.ordered_page = traces.order_by(*order_by(sort)).values_list("pk", flat=True)
     return total
 
 
@@ -125,16 +160,25 @@ class HitsTable:
         self.name = f"custodia_hits_{uuid.uuid4().hex[:16]}"
         self.select, self.select_params = _hits_columns(sort=sort, date_property=date_property)
         self.order = ", ".join(_hits_order(sort))
+        # Set when the table holds a sample of the hits (strategy 6): the page comes from this query instead.
+        self.ordered_page: QuerySet | None = None
 
     def fill(self, from_where: str, params: list) -> int:
         """Create the table from ``FROM … WHERE …`` (without FROM) of search_trace; the number of its rows."""
+        if budget.sqlite_caller_transaction():
+            from_where, params = _ids_read_first(self.cursor, f'SELECT "search_trace"."id" FROM {from_where}', params)  # noqa: S608 (ours and Django's)
         create = f"CREATE TEMPORARY TABLE {self.name} AS SELECT {self.select} FROM {from_where}"  # noqa: S608 (ours and Django's)
-        self.cursor.execute(create, [*self.select_params, *params])
+        with budget.uninterrupted() if budget.sqlite_caller_transaction() else nullcontext():
+            self.cursor.execute(create, [*self.select_params, *params])
         self.cursor.execute(f"SELECT COUNT(*) FROM {self.name}")  # noqa: S608 (our own table name)
         return self.cursor.fetchone()[0]
 
     def drop_past(self, bound: int, *, sort: tuple[str, ...]) -> None:
         """Remove the hit past ``bound``: it only told that there are more, and is neither counted nor faceted."""
+        with budget.uninterrupted() if budget.sqlite_caller_transaction() else nullcontext():
+            self._drop_past(bound, sort=sort)
+
+    def _drop_past(self, bound: int, *, sort: tuple[str, ...]) -> None:
         table = self.name
         if tuple(sort) == ("id",):
             self.cursor.execute(f"DELETE FROM {table} WHERE id = (SELECT MAX(id) FROM {table})")  # noqa: S608
@@ -146,11 +190,22 @@ class HitsTable:
 
     def page_ids(self, *, offset: int, limit: int) -> list[int]:
         """The ids of one page of hits, in the sort order."""
+        if self.ordered_page is not None:
+            return list(self.ordered_page[offset : offset + limit])
         self.cursor.execute(f"SELECT id FROM {self.name} ORDER BY {self.order} LIMIT %s OFFSET %s", [limit, offset])  # noqa: S608
         return [row[0] for row in self.cursor.fetchall()]
 
-    def drop(self) -> None:
-        self.cursor.execute(f"DROP TABLE {self.name}")
+    def drop(self, *, missing_ok: bool = False) -> None:
+        with budget.uninterrupted():
+            self.cursor.execute(f"DROP TABLE {'IF EXISTS ' if missing_ok else ''}{self.name}")
+
+
+def _ids_read_first(cursor: CursorWrapper, ids_sql: str, params: list) -> tuple[str, list]:
+    """SQLite inside a caller's transaction: the ids ``ids_sql`` selects, read first (a read the time budget
+    may stop safely), as ``FROM … WHERE …`` of the traces with those ids (a write it must not stop)."""
+    cursor.execute(ids_sql, params)
+    ids = [row[0] for row in cursor.fetchall()]
+    return 'search_trace WHERE "search_trace"."id" IN (SELECT value FROM json_each(%s))', [json.dumps(ids)]
 
 
 # -- strategies 2 and 4, and the SQL they are written from ------------------------------------------

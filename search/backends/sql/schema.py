@@ -1,6 +1,7 @@
 """The database side of trace search: the full-text index, the number index and the triggers that keep them.
 
-Both databases index the same words — a trace's name, path, text stream and every string property — split
+Both databases index the same words — a trace's name, path, text stream, every string property and the
+hashes of its data streams (``data.raw.hash.md5`` …, so a bare hash finds its trace) — split
 at every character that is not a letter or a digit, lower-cased (search/backends/sql/fulltext.py says the
 same rule in Python). The indexes are kept by triggers on ``search_trace``, so every way of writing a trace
 (the extraction publisher's upserts, the admin, a data migration) keeps them current in the same
@@ -44,7 +45,10 @@ NUMBERS_IN_COLUMNS = ("file.size",)
 
 _SQLITE_WORDS_OF = """
     {row}.name || ' ' || {row}.path || ' ' || substr({row}.text, 1, 200000) || ' ' ||
-    coalesce((SELECT group_concat(value, ' ') FROM json_each({row}.properties) WHERE type = 'text'), '')
+    coalesce((SELECT group_concat(value, ' ') FROM json_each({row}.properties) WHERE type = 'text'), '') || ' ' ||
+    coalesce((SELECT group_concat(hash.value, ' ')
+              FROM json_each({row}.streams) AS stream, json_each(stream.value) AS hash
+              WHERE hash.key IN ('md5', 'sha1', 'sha256') AND hash.type = 'text'), '')
 """
 _NEW, _OLD = (_SQLITE_WORDS_OF.format(row=row) for row in ("new", "old"))
 # SQLite: the words of each row of ``search_trace`` in a query over it, as the triggers compute them.
@@ -107,7 +111,7 @@ SQLITE_INSTALL = [
         WHEN {_NOT_DEFERRED.format(row="old")} BEGIN
         INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, words) VALUES ('delete', old.id, {_OLD});
     END""",  # noqa: S608
-    f"""CREATE TRIGGER search_trace_fts_update AFTER UPDATE OF name, path, text, properties
+    f"""CREATE TRIGGER search_trace_fts_update AFTER UPDATE OF name, path, text, properties, streams
         ON search_trace WHEN {_NOT_DEFERRED.format(row="old")} BEGIN
         INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, words) VALUES ('delete', old.id, {_OLD});
         INSERT INTO {FTS_TABLE}(rowid, words) VALUES (new.id, {_NEW});
@@ -134,7 +138,13 @@ POSTGRES_WORDS_FUNCTION = """CREATE OR REPLACE FUNCTION search_trace_words() RET
         NEW.search_vector := to_tsvector('simple', regexp_replace(
             NEW.name || ' ' || NEW.path || ' ' || left(NEW.text, 200000) || ' ' || coalesce(
                 (SELECT string_agg(value #>> '{}', ' ') FROM jsonb_each(NEW.properties)
-                 WHERE jsonb_typeof(value) = 'string'), ''),
+                 WHERE jsonb_typeof(value) = 'string'), '') || ' ' || coalesce(
+                (SELECT string_agg(hash.value #>> '{}', ' ')
+                 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(NEW.streams) = 'array' THEN NEW.streams ELSE '[]' END)
+                      AS stream (value),
+                      jsonb_each(CASE WHEN jsonb_typeof(stream.value) = 'object' THEN stream.value
+                                 ELSE '{}' END) AS hash
+                 WHERE hash.key IN ('md5', 'sha1', 'sha256') AND jsonb_typeof(hash.value) = 'string'), ''),
             '[^[:alnum:]]+', ' ', 'g'));
         RETURN NEW;
     END $$"""
@@ -142,11 +152,19 @@ POSTGRES_INSTALL = [
     "ALTER TABLE search_trace ADD COLUMN IF NOT EXISTS search_vector tsvector",
     POSTGRES_WORDS_FUNCTION,
     "DROP TRIGGER IF EXISTS search_trace_words ON search_trace",
-    """CREATE TRIGGER search_trace_words BEFORE INSERT OR UPDATE OF name, path, text, properties
+    "DROP TRIGGER IF EXISTS search_trace_words_insert ON search_trace",
+    # A row written with its vector (the extraction publisher's) needs no call of the function at all.
+    """CREATE TRIGGER search_trace_words_insert BEFORE INSERT ON search_trace
+       FOR EACH ROW WHEN (NEW.search_vector IS NULL) EXECUTE FUNCTION search_trace_words()""",
+    """CREATE TRIGGER search_trace_words BEFORE UPDATE OF name, path, text, properties, streams
        ON search_trace FOR EACH ROW EXECUTE FUNCTION search_trace_words()""",
     "UPDATE search_trace SET name = name",
     "CREATE INDEX IF NOT EXISTS search_trace_search_vector ON search_trace USING gin (search_vector)",
 ]
+# PostgreSQL: set to 'on' for its own transaction (set_config(…, true)) by a writer that indexes the numbers
+# of the traces it inserts itself.
+NUMBERS_DEFERRED_SETTING = "custodia.numbers_deferred"
+
 _POSTGRES_NUMBERS_OF = (
     "SELECT NEW.id, NEW.case_id, property.key, (property.value #>> '{}')::numeric "
     "FROM jsonb_each(NEW.properties) AS property "
@@ -169,7 +187,13 @@ POSTGRES_NUMBERS_INSTALL = [
         RETURN NULL;
     END $$""",  # noqa: S608
     "DROP TRIGGER IF EXISTS search_trace_numbers ON search_trace",
-    """CREATE TRIGGER search_trace_numbers AFTER INSERT OR DELETE OR UPDATE OF case_id, properties
+    "DROP TRIGGER IF EXISTS search_trace_numbers_insert ON search_trace",
+    # The extraction publisher writes the number rows of the traces it inserts itself, one statement a batch
+    # (POSTGRES_NUMBERS_OF_INSERTED), and says so for its own transaction with NUMBERS_DEFERRED_SETTING.
+    f"""CREATE TRIGGER search_trace_numbers_insert AFTER INSERT ON search_trace FOR EACH ROW
+       WHEN (current_setting('{NUMBERS_DEFERRED_SETTING}', true) IS DISTINCT FROM 'on')
+       EXECUTE FUNCTION search_trace_numbers()""",
+    """CREATE TRIGGER search_trace_numbers AFTER DELETE OR UPDATE OF case_id, properties
        ON search_trace FOR EACH ROW EXECUTE FUNCTION search_trace_numbers()""",
     f"DELETE FROM {NUMBER_TABLE}",  # noqa: S608
     f"INSERT INTO {NUMBER_TABLE} (trace_id, case_id, name, value) "
@@ -177,6 +201,16 @@ POSTGRES_NUMBERS_INSTALL = [
         " FROM jsonb_each", " FROM search_trace, jsonb_each"
     ),
 ]
+# PostgreSQL: the number rows of the traces a CTE ``written`` (id, case_id, properties, inserted) wrote,
+# those it inserted: ``WITH written AS (INSERT … RETURNING …) `` + this.
+POSTGRES_NUMBERS_OF_INSERTED = (
+    "INSERT INTO " + NUMBER_TABLE + " (trace_id, case_id, name, value) "
+    "SELECT written.id, written.case_id, property.key, (property.value #>> '{}')::numeric "
+    "FROM written, jsonb_each(written.properties) AS property "
+    "WHERE written.inserted AND jsonb_typeof(property.value) = 'number' AND property.key NOT IN ("
+    + ", ".join(f"'{name}'" for name in NUMBERS_IN_COLUMNS)
+    + ")"
+)
 POSTGRES_NUMBERS_UNINSTALL = [
     "DROP TRIGGER IF EXISTS search_trace_numbers ON search_trace",
     "DROP FUNCTION IF EXISTS search_trace_numbers()",
@@ -192,7 +226,12 @@ POSTGRES_UNINSTALL = [
 # The triggers on search_trace that keep the indexes, by database vendor.
 EXPECTED_TRIGGERS = {
     "sqlite": {*_TRIGGERS, *_NUMBER_TRIGGERS},
-    "postgresql": {"search_trace_words", "search_trace_numbers"},
+    "postgresql": {
+        "search_trace_words",
+        "search_trace_words_insert",
+        "search_trace_numbers",
+        "search_trace_numbers_insert",
+    },
 }
 
 
