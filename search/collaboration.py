@@ -20,6 +20,7 @@ from cases.selectors import case_get
 from custodia.errors import NotFound, ServiceError
 from search import selectors
 from search.backends.base import traces_changed_on_commit
+from search.backends.budget import search_time_budget
 from search.models import TAG_MAX_LENGTH, SavedSearch, Trace, TraceNote, TraceTag
 
 BULK_TAG_LIMIT = 10_000
@@ -109,7 +110,8 @@ def tags_bulk_add(
         if len(query) > QUERY_MAX_LENGTH:
             raise ServiceError(f"A query is at most {QUERY_MAX_LENGTH} characters.")
         traces = selectors.traces_matching(case=case, query=query)
-    ids = list(traces.order_by().values_list("pk", flat=True)[: BULK_TAG_LIMIT + 1])
+    with search_time_budget():  # a user's query: bounded like a search
+        ids = list(traces.order_by().values_list("pk", flat=True)[: BULK_TAG_LIMIT + 1])
     if len(ids) > BULK_TAG_LIMIT:
         raise ServiceError(
             f"The query matches more than {BULK_TAG_LIMIT} traces; narrow it to tag its hits.",
@@ -212,7 +214,8 @@ def traces_export_csv(*, actor: User, case_id: int, query: str) -> str:
         raise ServiceError(f"A query is at most {QUERY_MAX_LENGTH} characters.")
     # In the search page's default order (search.backends.base.SORTS[""]).
     traces = selectors.traces_matching(case=case, query=query).order_by("pk")
-    rows = list(traces.values_list("uid", "name", "path", "types", "properties", "sha256")[: EXPORT_LIMIT + 1])
+    with search_time_budget():  # a user's query: bounded like a search
+        rows = list(traces.values_list("uid", "name", "path", "types", "properties", "sha256")[: EXPORT_LIMIT + 1])
     if len(rows) > EXPORT_LIMIT:
         raise ServiceError(
             f"The query matches more than {EXPORT_LIMIT} traces; narrow it to export its hits.",

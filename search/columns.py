@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from search.query.ast import PROPERTY_NAME_RE, And, Field, Node
+from search.query.ast import PROPERTY_NAME_RE, And, Field, Node, property_name_error
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,9 @@ MAX_EXTRA_COLUMNS = 6
 
 def extra_columns(text: str) -> list[Column]:
     """Columns for the property names in ``text`` (comma or space separated); anything else is ignored."""
-    names = [name for name in re.split(r"[,\s]+", text) if PROPERTY_NAME_RE.fullmatch(name)]
+    names = [
+        name for name in re.split(r"[,\s]+", text) if PROPERTY_NAME_RE.fullmatch(name) and not property_name_error(name)
+    ]
     return [Column(name, name) for name in dict.fromkeys(names)][:MAX_EXTRA_COLUMNS]
 
 

@@ -24,7 +24,7 @@ from search import collaboration, columns, completion, selectors, services
 from search import data as trace_data
 from search.backends.base import DEFAULT_DATE_PROPERTY, SORTS
 from search.models import RunState, Trace
-from search.query.ast import PROPERTY_NAME_RE, narrowed_to_facet
+from search.query.ast import PROPERTY_NAME_RE, narrowed_to_facet, property_name_error
 
 
 @evidence_view()
@@ -56,7 +56,7 @@ def trace_search(request, case):
     sort = request.GET.get("sort", "")
     sort = sort if sort in SORTS else ""
     date_property = request.GET.get("date", "")
-    if not PROPERTY_NAME_RE.fullmatch(date_property):
+    if not PROPERTY_NAME_RE.fullmatch(date_property) or property_name_error(date_property):
         # Not a property name: the default rather than an error that every later link would carry along.
         date_property = DEFAULT_DATE_PROPERTY
     chosen_columns = request.GET.get("columns", "")
