@@ -4,17 +4,26 @@ Services raise ``ServiceError`` (or a subclass) with a stable machine code and a
 the API turns it into ``{"error": code, "detail": message}`` (``api_exception_handler``, DRF's handler),
 a page into Django's 404 or 403 page or an error page with the message (``PageErrorMiddleware``).
 Nothing else leaks: no tracebacks, no secrets, no internal names.
+
+A database that cannot answer — SQLite's "database is locked" after its busy timeout, PostgreSQL down,
+refusing connections or cancelling a lock wait (Django's ``OperationalError``/``InterfaceError``) — is a
+temporary condition, not a bug: pages and the API answer ``503`` with ``Retry-After`` (``service_unavailable``),
+wherever it is raised: in a view (both handlers below) or in a middleware (``server_error``, the 500 handler,
+which looks at the exception being handled).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.handlers.exception import response_for_exception
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.html import escape
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
@@ -60,6 +69,18 @@ class AuditUnavailable(ServiceError):
     status_code = 503
 
 
+# How long a client is asked to wait before trying again after a 503.
+RETRY_AFTER_SECONDS = 5
+# The failures that mean "the database cannot answer now" rather than "this request is wrong".
+DATABASE_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_UNAVAILABLE_DETAIL = "The database is busy or unavailable; try again in a few seconds."
+
+
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """True for a database error that says the database cannot answer now (locked, down, unreachable)."""
+    return isinstance(exc, DATABASE_UNAVAILABLE_ERRORS)
+
+
 def _flatten(detail) -> str:
     if isinstance(detail, dict):
         parts = []
@@ -79,7 +100,15 @@ def error_body(code: str, detail: str, **extra) -> dict:
 def api_exception_handler(exc, context):
     """DRF exception handler: every error becomes ``{"error": code, "detail": message}``."""
     if isinstance(exc, ServiceError):
-        return Response(error_body(exc.code, exc.detail, **exc.extra), status=exc.status_code)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code == 503 else None
+        return Response(error_body(exc.code, exc.detail, **exc.extra), status=exc.status_code, headers=headers)
+    if is_database_unavailable(exc):
+        logger.warning("database unavailable: %s", exc.__class__.__name__)
+        return Response(
+            error_body("database_unavailable", DATABASE_UNAVAILABLE_DETAIL),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         return Response(
@@ -124,6 +153,34 @@ def error_page(request, *, status: int, title: str, message: str, code: str = ""
         return HttpResponse(f"<h1>{title}</h1><p>{message}</p>", status=status)
 
 
+def service_unavailable(request, *, code: str, detail: str) -> HttpResponse:
+    """503 with ``Retry-After``: JSON for the API and download links, a plain page otherwise. The page is
+    not rendered through the site's templates, whose context (the user, the session) needs the database."""
+    if request.path.startswith("/api/") or request.path.startswith("/l/"):
+        response: HttpResponse = JsonResponse(error_body(code, detail), status=503)
+    else:
+        response = HttpResponse(
+            "<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1><p>"
+            + escape(detail)
+            + "</p>",
+            status=503,
+            content_type="text/html; charset=utf-8",
+        )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def server_error(request) -> HttpResponse:
+    """Django's 500 handler (``handler500``). It runs while the failure is being handled, so it can tell a
+    database that cannot answer (503, wherever it was raised: a middleware, a session, the view) from a
+    bug (the site's 500 page, logged by Django, no traceback to the client)."""
+    if is_database_unavailable(sys.exc_info()[1]):
+        return service_unavailable(request, code="database_unavailable", detail=DATABASE_UNAVAILABLE_DETAIL)
+    return error_page(
+        request, status=500, title="Something went wrong", message="The error has been logged. Nothing was changed."
+    )
+
+
 class PageErrorMiddleware:
     """Answers a ``ServiceError`` that leaves a page view: ``NotFound`` with the 404 page and ``Forbidden``
     with the 403 page, exactly as if the view had raised ``Http404``/``PermissionDenied`` (the audit
@@ -140,6 +197,11 @@ class PageErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if is_database_unavailable(exception):
+            logger.warning("database unavailable: %s", exception.__class__.__name__)
+            return service_unavailable(request, code="database_unavailable", detail=DATABASE_UNAVAILABLE_DETAIL)
+        if isinstance(exception, ServiceError) and exception.status_code == 503:
+            return service_unavailable(request, code=exception.code, detail=exception.detail)
         if isinstance(exception, NotFound):
             return response_for_exception(request, Http404(exception.detail))
         if isinstance(exception, Forbidden):

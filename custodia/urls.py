@@ -28,4 +28,4 @@ urlpatterns = [
 
 handler404 = "custodia.views.not_found"
 handler403 = "custodia.views.forbidden"
-handler500 = "custodia.views.server_error"
+handler500 = "custodia.errors.server_error"  # 503 when the database cannot answer
