@@ -214,6 +214,9 @@ else:
 CUSTODIA_EXTRACT_ON_SEAL = env_bool("CUSTODIA_EXTRACT_ON_SEAL", True)
 # Each extraction run is spread over this many Celery tasks (shares of every file system's top-level entries).
 CUSTODIA_EXTRACTION_SHARDS = env_int("CUSTODIA_EXTRACTION_SHARDS", 1, minimum=1, maximum=16)
+# A running extraction renews its lease as it goes; one whose lease runs out (its worker died, or lost the
+# database for this long) is failed with the reason and can be started again (search.services.RunLease).
+CUSTODIA_EXTRACTION_LEASE_SECONDS = env_int("CUSTODIA_EXTRACTION_LEASE_SECONDS", 900, minimum=30)
 # Evidence up to this size is verified within the request that asks; larger evidence by a worker (a
 # request would hold its web worker, and on SQLite the write lock, for as long as the read takes).
 CUSTODIA_VERIFY_INLINE_BYTES = env_int("CUSTODIA_VERIFY_INLINE_BYTES", 1 << 30, minimum=0)
@@ -326,6 +329,11 @@ CELERY_BEAT_SCHEDULE = {
     "verify-sealed-evidence": {
         "task": "evidence.tasks.verify_all_evidence",
         "schedule": env_int("CUSTODIA_EVIDENCE_VERIFY_SECONDS", 7 * 24 * 3600, minimum=60),
+    },
+    # Fails the extraction runs whose lease ran out (issue #17).
+    "reap-extraction-runs": {
+        "task": "search.tasks.reap_extraction_runs",
+        "schedule": max(CUSTODIA_EXTRACTION_LEASE_SECONDS // 2, 15),
     },
     # Writes the count of each finished window of link guesses (evidence/services/link_guesses.py).
     "close-link-guess-windows": {
