@@ -6,6 +6,10 @@ from cases.models import ApiToken, Case, CaseMembership, CasePriority, CaseStatu
 from cases.selectors import case_permissions
 from custodia.api import StrictSerializer
 
+# An upper bound for a token's lifetime that any setting stays under (ten years): the service then checks
+# the configured maximum; without it a huge number overflows the date arithmetic (a 500).
+MAX_TOKEN_SECONDS = 10 * 365 * 24 * 3600
+
 
 class CaseSerializer(serializers.ModelSerializer):
     organization = serializers.CharField(source="organization.name", read_only=True)
@@ -95,13 +99,17 @@ class LoginSerializer(StrictSerializer):
     password = serializers.CharField(max_length=256, trim_whitespace=False)
     name = serializers.CharField(max_length=100, required=False, default="api")
     scope = serializers.ChoiceField(choices=TokenScope.choices, default=TokenScope.WRITE)
-    expires_in = serializers.IntegerField(required=False, min_value=60, allow_null=True, default=None)
+    expires_in = serializers.IntegerField(
+        required=False, min_value=60, max_value=MAX_TOKEN_SECONDS, allow_null=True, default=None
+    )
 
 
 class TokenCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
     scope = serializers.ChoiceField(choices=TokenScope.choices, default=TokenScope.READ)
-    expires_in = serializers.IntegerField(required=False, min_value=60, allow_null=True, default=None)
+    expires_in = serializers.IntegerField(
+        required=False, min_value=60, max_value=MAX_TOKEN_SECONDS, allow_null=True, default=None
+    )
 
 
 class TokenSerializer(serializers.ModelSerializer):
