@@ -211,3 +211,22 @@ class PageErrorMiddleware:
                 request, status=exception.status_code, code=exception.code, title="Not done", message=exception.detail
             )
         return None  # unexpected: Django's 500 handling (logged, no traceback to the client)
+
+
+def login_locked_out(request, original_response=None, credentials=None) -> HttpResponse:
+    """django-axes's answer to a login of a locked-out account or address (``AXES_LOCKOUT_CALLABLE``): 429
+    with ``Retry-After``, JSON for the API, the error page otherwise. It names neither which nor how many."""
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    detail = f"Too many failed logins: try again in {minutes} minutes."
+    if request.path.startswith("/api/"):
+        response: HttpResponse = JsonResponse(error_body("locked_out", detail), status=429)
+    else:
+        response = HttpResponse(
+            "<!doctype html><title>Too many failed logins</title><h1>Too many failed logins</h1><p>"
+            + escape(detail)
+            + "</p>",
+            status=429,
+            content_type="text/html; charset=utf-8",
+        )
+    response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    return response

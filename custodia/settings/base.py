@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "axes",
     "audit",
     "cases",
     "evidence",
@@ -51,6 +52,8 @@ MIDDLEWARE = [
     "custodia.errors.PageErrorMiddleware",
     # Last, so that it sees the authenticated user and wraps exactly the view and its writes.
     "audit.middleware.AuditMiddleware",
+    # The login throttle's answer to a locked-out login (django-axes asks for the last place).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "custodia.urls"
@@ -104,6 +107,8 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "cases.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses every password check of a locked-out account or address (django-axes).
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -154,8 +159,23 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Take the client address from X-Forwarded-For only behind a proxy that sets it.
+# Take the client address from X-Forwarded-For only behind a proxy that sets it, and then only its last hop
+# (audit.middleware.client_address: the one place the client address is computed).
 CUSTODIA_TRUST_X_FORWARDED_FOR = env_bool("CUSTODIA_TRUST_X_FORWARDED_FOR", False)
+
+# Login throttling (django-axes, issue #17): every password check — the login form, /admin/login/, the API's
+# token endpoint — counts failures per account and, separately, per client address. Past the limit, that
+# account (from anywhere) and that address (for any account) are refused for the cool-off time; each lockout
+# is audited (auth.lockout). A success does not wipe the count: it would let one good account reset an
+# address's count of guesses at another.
+AXES_FAILURE_LIMIT = env_int("CUSTODIA_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CUSTODIA_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "audit.middleware.client_address"
+AXES_LOCKOUT_CALLABLE = "custodia.errors.login_locked_out"
+AXES_RESET_ON_SUCCESS = False
+AXES_DISABLE_ACCESS_LOG = True  # the audit trail records every login already
+AXES_VERBOSE = False
 
 # --- API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -175,7 +195,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "custodia.pagination.Pagination",
     "PAGE_SIZE": 50,
     # Throttles apply only to views that name a scope (the password login); the rest is unthrottled.
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    # Counted per client address as audit.middleware.client_address computes it (never a client's own
+    # X-Forwarded-For); the account and address lockout of every login path is django-axes's (above).
+    "DEFAULT_THROTTLE_CLASSES": ["custodia.api.ClientAddressScopedThrottle"],
     "DEFAULT_THROTTLE_RATES": {"login": env_str("CUSTODIA_LOGIN_RATE", "20/min")},
 }
 SPECTACULAR_SETTINGS = {
