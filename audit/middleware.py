@@ -176,6 +176,8 @@ class AuditMiddleware:
                 case_id = int(match.kwargs["case_id"])
             except (TypeError, ValueError):
                 case_id = None
+            if case_id is not None and not 0 < case_id < 1 << 63:
+                case_id = None  # no case has it (the URL's number is beyond any id): the path names it
         path = request.path
         if "token" in match.kwargs:
             # A link token in the URL is a credential: the trail names the link, never the token.

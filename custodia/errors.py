@@ -20,7 +20,7 @@ import sys
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.handlers.exception import response_for_exception
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.html import escape
@@ -76,6 +76,18 @@ DATABASE_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
 DATABASE_UNAVAILABLE_DETAIL = "The database is busy or unavailable; try again in a few seconds."
 
 
+# SQLSTATE of a number out of the column's range (PostgreSQL: an id of more than 64 bits).
+NUMERIC_VALUE_OUT_OF_RANGE = "22003"
+
+
+def is_id_out_of_range(exc: BaseException | None) -> bool:
+    """True when a lookup failed because a number from the URL or the body cannot be an id at all (more than
+    64 bits: SQLite's driver raises OverflowError, PostgreSQL "out of range"): nothing can have it, so 404."""
+    if isinstance(exc, OverflowError):
+        return True
+    return isinstance(exc, DataError) and getattr(exc.__cause__, "sqlstate", None) == NUMERIC_VALUE_OUT_OF_RANGE
+
+
 def is_database_unavailable(exc: BaseException | None) -> bool:
     """True for a database error that says the database cannot answer now (locked, down, unreachable)."""
     return isinstance(exc, DATABASE_UNAVAILABLE_ERRORS)
@@ -102,6 +114,8 @@ def api_exception_handler(exc, context):
     if isinstance(exc, ServiceError):
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code == 503 else None
         return Response(error_body(exc.code, exc.detail, **exc.extra), status=exc.status_code, headers=headers)
+    if is_id_out_of_range(exc):
+        return Response(error_body("not_found", "Not found."), status=status.HTTP_404_NOT_FOUND)
     if is_database_unavailable(exc):
         logger.warning("database unavailable: %s", exc.__class__.__name__)
         return Response(
@@ -200,6 +214,8 @@ class PageErrorMiddleware:
         if is_database_unavailable(exception):
             logger.warning("database unavailable: %s", exception.__class__.__name__)
             return service_unavailable(request, code="database_unavailable", detail=DATABASE_UNAVAILABLE_DETAIL)
+        if is_id_out_of_range(exception):
+            return response_for_exception(request, Http404("No such object."))
         if isinstance(exception, ServiceError) and exception.status_code == 503:
             return service_unavailable(request, code=exception.code, detail=exception.detail)
         if isinstance(exception, NotFound):

@@ -94,3 +94,12 @@ def test_creating_a_user_does_not_tell_whether_another_organisation_has_the_name
     assert elsewhere.json() == here.json()
     assert "outsider" not in elsewhere.content.decode() and "organisation" not in elsewhere.content.decode()
     assert User.objects.filter(username__iexact="outsider").count() == 1
+
+
+@pytest.mark.parametrize("path", ["/api/cases/{huge}/", "/cases/{huge}/", "/api/cases/{huge}/members/"])
+def test_an_id_beyond_64_bits_is_a_404(demo, api, client, path):
+    url = path.format(huge=10**30)
+    api.as_user(demo.custodian)
+    client.force_login(demo.custodian)
+    response = api.get(url) if url.startswith("/api/") else client.get(url)
+    assert response.status_code == 404
