@@ -90,3 +90,12 @@ def test_a_stalled_upload_blocks_no_other_user(demo, live_server, api):
                 assert status == 200, (path, status)
     finally:
         upload.close()
+
+
+def test_no_request_runs_in_one_transaction_and_sqlite_queues_writers():
+    database = settings.DATABASES["default"]
+    assert not database.get("ATOMIC_REQUESTS", False)
+    if database["ENGINE"].endswith("sqlite3"):
+        options = database["OPTIONS"]
+        assert options["transaction_mode"] == "IMMEDIATE" and options["timeout"] >= 5
+        assert "journal_mode=WAL" in options["init_command"]
