@@ -14,6 +14,7 @@ import os
 import socket
 import time
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -182,7 +183,7 @@ class RunLease:
             raise RunLeaseLost(f"run {self.run_id} is no longer running (failed by the lease reaper)")
 
 
-def extraction_runs_reap(*, evidence_id: object = None, now: datetime | None = None) -> list[int]:
+def extraction_runs_reap(*, evidence_id: UUID | None = None, now: datetime | None = None) -> list[int]:
     """Fail every running run whose lease has run out — its worker died, or lost its database for longer
     than the lease — with the reason, audited, so that it can be started again. Runs from before leases
     (none set) count from their start. Returns the ids of the runs failed. Called by the periodic task, at
