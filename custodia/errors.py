@@ -88,6 +88,15 @@ def is_id_out_of_range(exc: BaseException | None) -> bool:
     return isinstance(exc, DataError) and getattr(exc.__cause__, "sqlstate", None) == NUMERIC_VALUE_OUT_OF_RANGE
 
 
+NUL_DETAIL = "Text may not contain NUL (0x00) characters."
+
+
+def is_nul_in_text(exc: BaseException | None) -> bool:
+    """True when PostgreSQL refused a NUL character in a text value (psycopg raises DataError or ValueError;
+    SQLite stores it): bad input from the client, so 400, never a 500."""
+    return isinstance(exc, ValueError | DataError) and "NUL (0x00)" in str(exc)
+
+
 def is_database_unavailable(exc: BaseException | None) -> bool:
     """True for a database error that says the database cannot answer now (locked, down, unreachable)."""
     return isinstance(exc, DATABASE_UNAVAILABLE_ERRORS)
@@ -116,6 +125,8 @@ def api_exception_handler(exc, context):
         return Response(error_body(exc.code, exc.detail, **exc.extra), status=exc.status_code, headers=headers)
     if is_id_out_of_range(exc):
         return Response(error_body("not_found", "Not found."), status=status.HTTP_404_NOT_FOUND)
+    if is_nul_in_text(exc):
+        return Response(error_body("invalid", NUL_DETAIL), status=status.HTTP_400_BAD_REQUEST)
     if is_database_unavailable(exc):
         logger.warning("database unavailable: %s", exc.__class__.__name__)
         return Response(
@@ -216,6 +227,8 @@ class PageErrorMiddleware:
             return service_unavailable(request, code="database_unavailable", detail=DATABASE_UNAVAILABLE_DETAIL)
         if is_id_out_of_range(exception):
             return response_for_exception(request, Http404("No such object."))
+        if is_nul_in_text(exception):
+            return error_page(request, status=400, code="invalid", title="Not done", message=NUL_DETAIL)
         if isinstance(exception, ServiceError) and exception.status_code == 503:
             return service_unavailable(request, code=exception.code, detail=exception.detail)
         if isinstance(exception, NotFound):

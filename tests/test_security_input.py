@@ -103,3 +103,10 @@ def test_an_id_beyond_64_bits_is_a_404(demo, api, client, path):
     client.force_login(demo.custodian)
     response = api.get(url) if url.startswith("/api/") else client.get(url)
     assert response.status_code == 404
+
+
+def test_a_nul_character_in_text_is_a_400_on_every_database(demo, api, client):
+    api.as_user(demo.custodian)
+    assert api.get("/api/audit/", {"actions": "a\x00b"}).status_code in (200, 400)
+    created = api.post("/api/cases/", {"reference": "NUL-1", "title": "a\x00b"}, format="json")
+    assert created.status_code in (201, 400), created.content
