@@ -163,6 +163,15 @@ DECLARED = (
         "A custody report (PDF or JSON) of an evidence item or a case was produced: which, and its SHA-256.",
         custody_critical=True,
     ),
+    # Hardening (issue #17, branch harden)
+    AuditAction(
+        "evidence.extract.abandoned",
+        "An extraction run whose worker or database went away (its lease ran out) was failed; it can be started again.",
+    ),
+    AuditAction(
+        "auth.lockout",
+        "Too many wrong passwords: an account or a client address was locked out of logging in for a while.",
+    ),
     # Requests (see the module's docstring)
     AuditAction("request.access", "A request under a case to a route that has no name."),
     AuditAction("<route>.access", "A request under a case (reads and denials included), named by its route."),

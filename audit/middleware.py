@@ -8,27 +8,32 @@ was written within ``POLL_WINDOW`` — the opening of the page and the first pol
 trail, a refused or failed poll always is; and a view may fold its request into a counted row of its own
 (``audit.context.fold_access_row``, for guesses at download links).
 
-The view runs inside one transaction. If the view wrote no audit row of its own (a read, or a denial
-before any service ran), the middleware writes an access row before the transaction commits. If any
-audit row cannot be written, the transaction rolls back and the client gets 503: nothing unaudited
-happens, not even a read.
+No request holds a database transaction for longer than its own writes (issue #17, finding 2). The view
+runs in autocommit: each service opens its own short transaction and writes its audit rows in it, so a
+change and its row commit or roll back together. A body the client is still sending is read into a spool
+(memory, then a temporary file) before the view runs, so no transaction ever waits on a slow or stalled
+client (on SQLite an open transaction holds the one write lock). If the view wrote no audit row of its own
+(a read, or a denial before any service ran), the middleware writes an access row after the view has
+produced its response, in a transaction of its own, before a byte of the response goes out (a streaming
+response is recorded at its start, its body then streams outside any transaction). If that row cannot be
+written the client gets 503 instead of the response: nothing unaudited is shown, not even a read.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 from audit import context
 from audit.models import AuditEvent, Outcome
 from audit.services import audit_record
-from custodia.errors import AuditUnavailable, error_body
+from custodia.errors import AuditUnavailable, service_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +55,55 @@ _TARGETS = (
 )
 
 
+# Request bodies up to this size are spooled in memory, larger ones in a temporary file.
+SPOOL_MEMORY_BYTES = 1024 * 1024
+SPOOL_READ_BYTES = 64 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 def client_address(request) -> str:
+    """The one place the client's address is computed: the audit trail, the login throttle (django-axes,
+    ``AXES_CLIENT_IP_CALLABLE``) and the link-guess throttle all count by it.
+
+    ``X-Forwarded-For`` is a list the client starts and each proxy appends to: every entry but the last
+    can be whatever the client wants. It is read only when ``CUSTODIA_TRUST_X_FORWARDED_FOR`` says a proxy
+    of ours sets it, and then only its last hop — the address our proxy saw — is taken."""
     if settings.CUSTODIA_TRUST_X_FORWARDED_FOR:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
+        hop = forwarded.split(",")[-1].strip()
+        if hop:
+            return hop[:64]
     return request.META.get("REMOTE_ADDR", "")[:64]
+
+
+def spool_request_body(request) -> tempfile.SpooledTemporaryFile | None:
+    """Read the body the client is sending into a spool before the view runs, and let the view read it
+    from there: however slowly the client sends it, or if it stalls, the view (and any transaction it
+    opens, which on SQLite holds the write lock) never waits on the network. Only for a caller who
+    presents credentials (a session or an Authorization header): an anonymous body is refused by the view
+    before it is read. Returns the spool (to close after the response), or None when nothing was spooled."""
+    if request.method not in BODY_METHODS or getattr(request, "_read_started", True):
+        return None
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if length <= 0:
+        return None
+    user = getattr(request, "user", None)
+    if not request.META.get("HTTP_AUTHORIZATION") and not (user is not None and user.is_authenticated):
+        return None
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115 - closed by the caller
+    remaining = length
+    while remaining:
+        part = request._stream.read(min(remaining, SPOOL_READ_BYTES))
+        if not part:
+            break  # the client closed early: the view sees a short body, as it would have
+        spool.write(part)
+        remaining -= len(part)
+    spool.seek(0)
+    request._stream = spool  # HttpRequest.read(), .body and the upload parsers all read from _stream
+    return spool
 
 
 def _outcome(status_code: int, authenticated: bool) -> str:
@@ -94,21 +142,23 @@ class AuditMiddleware:
             context.deactivate(token)
 
     def _audited(self, request, match, ctx: context.AuditContext):
+        spool = spool_request_body(request)
         try:
-            with transaction.atomic():
-                savepoint = transaction.savepoint()
-                response = self.get_response(request)
-                failed = response.status_code >= 500
-                if failed:
-                    # The view failed (or its audit row could not be written): keep none of its work,
-                    # but do record that it was attempted.
-                    transaction.savepoint_rollback(savepoint)
-                else:
-                    transaction.savepoint_commit(savepoint)
-                if failed or (ctx.events_written == 0 and not ctx.access_row_folded):
+            response = self.get_response(request)
+        finally:
+            if spool is not None:
+                spool.close()
+        if response.status_code >= 500 or (ctx.events_written == 0 and not ctx.access_row_folded):
+            # Its own short transaction, after the view and before the response goes out.
+            try:
+                with transaction.atomic():
                     self._record_access(request, match, response, ctx)
-        except AuditUnavailable as exc:
-            return _audit_unavailable(request, exc)
+            except AuditUnavailable as exc:
+                # The response is dropped unsent. Not response.close(): that signals the end of the request
+                # (Django then closes the database connection) before the 503 below is answered.
+                unavailable = service_unavailable(request, code=exc.code, detail=exc.detail)
+                unavailable["X-Request-ID"] = ctx.request_id
+                return unavailable
         response["X-Request-ID"] = ctx.request_id
         return response
 
@@ -126,6 +176,8 @@ class AuditMiddleware:
                 case_id = int(match.kwargs["case_id"])
             except (TypeError, ValueError):
                 case_id = None
+            if case_id is not None and not 0 < case_id < 1 << 63:
+                case_id = None  # no case has it (the URL's number is beyond any id): the path names it
         path = request.path
         if "token" in match.kwargs:
             # A link token in the URL is a credential: the trail names the link, never the token.
@@ -176,15 +228,4 @@ def _polled_recently(*, actor, action: str, target_type: str, target_id: str, ou
     ).exists()
 
 
-def _audit_unavailable(request, exc: AuditUnavailable):
-    body = error_body(exc.code, exc.detail)
-    if request.path.startswith("/api/"):
-        return JsonResponse(body, status=503)
-    return HttpResponse(
-        "<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1><p>" + exc.detail + "</p>",
-        status=503,
-        content_type="text/html; charset=utf-8",
-    )
-
-
-__all__ = ["AuditMiddleware", "client_address"]
+__all__ = ["AuditMiddleware", "client_address", "spool_request_body"]

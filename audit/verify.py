@@ -131,7 +131,7 @@ class _Walk:
         self.count += 1
 
     def _step_case(self, row: dict, canonical: bytes) -> None:
-        assert self.case_heads is not None
+        assert self.case_heads is not None  # nosec B101 # narrows the type for mypy; step() checks it first
         sequence, case_id = row["sequence"], row["case_id"]
         if case_id is None:
             if row["case_sequence"] is not None or row["case_hash"]:

@@ -302,7 +302,10 @@ def user_create(
     if not actor.is_org_admin or actor.organization_id is None:
         raise Forbidden("Only an organisation administrator may create users.")
     if User.objects.filter(username__iexact=username).exists():
-        raise Conflict(f"The username {username!r} is taken.", code="duplicate_username")
+        # Usernames are one namespace for the whole platform (they are what people log in with). The refusal
+        # is the same whether the name is used in this organisation or another: it tells nothing of who
+        # holds it or where (issue #17, finding 6).
+        raise Conflict("This username cannot be used; choose another.", code="username_unavailable")
     user = User(
         username=username,
         email=email,

@@ -1,7 +1,9 @@
 """Signals of the cases app: sign-ins and sign-outs of the browser are audit events too, and a case's
 retention or legal hold changing is announced to the apps above (evidence applies it in the store)."""
 
+from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db import transaction
 from django.dispatch import Signal, receiver
 
 from audit.models import Outcome
@@ -35,3 +37,14 @@ def _login_failed(sender, credentials, request=None, **kwargs):
         outcome=Outcome.DENIED,
         details={"username": str(credentials.get("username", ""))[:150]},
     )
+
+
+@receiver(user_locked_out)
+def _locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
+    # django-axes refused a login: the account or the client address is over the limit of failures.
+    with transaction.atomic():
+        audit_record(
+            action="auth.lockout",
+            outcome=Outcome.DENIED,
+            details={"username": str(username or "")[:150], "client": str(ip_address or "")[:64]},
+        )

@@ -27,9 +27,3 @@ def not_found(request, exception=None):
 
 def forbidden(request, exception=None):
     return error_page(request, status=403, title="Not allowed", message="Your role does not allow this.")
-
-
-def server_error(request):
-    return error_page(
-        request, status=500, title="Something went wrong", message="The error has been logged. Nothing was changed."
-    )

@@ -27,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from audit import context
 from audit.middleware import client_address
+from audit.text import visible_text
 from custodia.access import PUBLIC, requires
 from custodia.errors import ServiceError
 from custodia.http_range import RangeNotSatisfiable, parse_range
@@ -191,22 +192,22 @@ def hashes_text(*, link: DownloadLink) -> str:
         "",
         "# Custodia: hashes and custody facts of one evidence item, given out through a download link.",
         f"# evidence: {evidence.pk}",
-        f"# label: {evidence.label}",
+        f"# label: {visible_text(evidence.label)}",
         f"# kind: {evidence.get_kind_display()}",
         f"# size: {evidence.size} bytes",
-        f"# seized by: {evidence.seized_by or '-'}",
+        f"# seized by: {visible_text(evidence.seized_by) or '-'}",
         f"# seized at: {evidence.seized_at.isoformat() if evidence.seized_at else '-'}",
-        f"# registered: {evidence.created_at.isoformat()} by {evidence.registered_by}",
+        f"# registered: {evidence.created_at.isoformat()} by {visible_text(evidence.registered_by)}",
         f"# sealed: {evidence.sealed_at.isoformat() if evidence.sealed_at else '-'}",
         f"# manifest sha256: {evidence.manifest_sha256}",
         f"# integrity: {evidence.get_integrity_display()}"
         + (f", last verified {evidence.last_verified_at.isoformat()}" if evidence.last_verified_at else ""),
-        f"# link: {link.pk}, issued {link.created_at.isoformat()} by {link.issued_by}",
-        f"# recipient: {link.recipient_display}",
-        f"# reason: {' '.join(link.reason.split())}",
+        f"# link: {link.pk}, issued {link.created_at.isoformat()} by {visible_text(link.issued_by)}",
+        f"# recipient: {visible_text(link.recipient_display)}",
+        f"# reason: {visible_text(' '.join(link.reason.split()))}",
     ]
     if link.approved_by_id:
-        lines.append(f"# approved: {link.approved_at.isoformat()} by {link.approved_by}")
+        lines.append(f"# approved: {link.approved_at.isoformat()} by {visible_text(link.approved_by)}")
     lines.append(f"# expires: {link.expires_at.isoformat()}")
     lines.append("# Every use of this link is recorded in the evidence's audit trail.")
     return "\n".join(lines) + "\n"

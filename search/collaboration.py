@@ -14,6 +14,7 @@ import re
 from django.db import transaction
 
 from audit.services import audit_record
+from audit.text import visible_text
 from cases import permissions as perms
 from cases.models import User
 from cases.selectors import case_get
@@ -201,7 +202,8 @@ def saved_search_delete(*, actor: User, case_id: int, saved_search_id: int) -> N
 
 
 def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
+    # Control and bidirectional formatting characters spelled out: a name cannot add a row or hide its end.
+    text = visible_text(value)
     # A cell a spreadsheet would run as a formula is quoted (OWASP "CSV injection"); names come from evidence.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 

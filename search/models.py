@@ -43,6 +43,11 @@ class ExtractionRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     first_trace_at = models.DateTimeField(null=True, blank=True)
+    # The lease of a running run (issue #17): its workers renew it as they go (search.services.RunLease);
+    # a run whose lease ran out has lost its worker or its database and is failed by the reaper.
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker that last renewed")
 
     class Meta:
         ordering = ["-created_at"]

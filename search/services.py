@@ -10,9 +10,15 @@ closes the run.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
+from datetime import datetime, timedelta
+from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -44,6 +50,8 @@ def extraction_start(*, actor: User | None, evidence: Evidence) -> ExtractionRun
         evidence = Evidence.objects.select_for_update().select_related("case").get(pk=evidence.pk)
         if not evidence.is_sealed:
             raise Conflict("Only sealed evidence can be extracted.", code="not_sealed")
+        # A run whose worker or database went away must not block this one (409 forever): fail it first.
+        extraction_runs_reap(evidence_id=evidence.pk)
         if ExtractionRun.objects.filter(evidence=evidence, state__in=[RunState.QUEUED, RunState.RUNNING]).exists():
             raise Conflict("An extraction of this evidence is already queued or running.", code="already_running")
         priority, reason = extraction_priority(case=evidence.case, evidence=evidence, requested=actor is not None)
@@ -95,7 +103,8 @@ def extraction_execute(*, run_id: int, shard: int = 0) -> ExtractionRun:
         raise ValueError(f"run {run.pk} has {run.shards} shares; there is no share {shard}")
     evidence = run.evidence
     ExtractionRun.objects.filter(pk=run.pk, started_at__isnull=True).update(started_at=timezone.now())
-    ExtractionRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
+    lease = RunLease(run_id=run.pk)
+    ExtractionRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING, **lease.renewal())
     Evidence.objects.filter(pk=evidence.pk).update(state=EvidenceState.EXTRACTING)
     run.refresh_from_db()
     publisher = Publisher(run, shard=shard)
@@ -116,7 +125,12 @@ def extraction_execute(*, run_id: int, shard: int = 0) -> ExtractionRun:
             ):
                 for row in trace_rows(record=record, resolver_context=resolver_context, memo=memo):
                     publisher.add(row)
+                lease.beat()  # between two walker records: a safe point
             publisher.flush()
+    except RunLeaseLost:  # the reaper failed the run meanwhile, with its reason: leave it as it is
+        logger.warning("extraction run %s (share %s) lost its lease; stopping", run.pk, shard)
+        run.refresh_from_db()
+        return run
     except Exception as exc:  # a run that cannot go on is recorded, audited and left; nothing is lost
         logger.exception("extraction run %s (share %s) failed", run.pk, shard)
         publisher.flush()
@@ -139,6 +153,90 @@ def extraction_execute(*, run_id: int, shard: int = 0) -> ExtractionRun:
         trace_statistics_refresh()
     run.refresh_from_db()
     return run
+
+
+# --- run leases (issue #17, finding 3) ------------------------------------------------------------
+
+
+def lease_duration() -> timedelta:
+    return timedelta(seconds=settings.CUSTODIA_EXTRACTION_LEASE_SECONDS)
+
+
+class RunLeaseLost(Exception):
+    """This worker's run was failed by the reaper meanwhile (its lease had run out): stop working on it."""
+
+
+class RunLease:
+    """The lease a worker holds on the run it works on. ``beat()`` is cheap enough to call after every
+    record: it writes (one short UPDATE in its own transaction) only once a tenth of the lease has passed."""
+
+    def __init__(self, *, run_id: int) -> None:
+        self.run_id = run_id
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"[:200]
+        self.interval = lease_duration().total_seconds() / 10
+        self.last_beat = time.monotonic()
+
+    def renewal(self) -> dict:
+        now = timezone.now()
+        return {"heartbeat_at": now, "lease_expires_at": now + lease_duration(), "worker": self.worker}
+
+    def beat(self) -> None:
+        if time.monotonic() - self.last_beat < self.interval:
+            return
+        renewed = ExtractionRun.objects.filter(pk=self.run_id, state=RunState.RUNNING).update(**self.renewal())
+        self.last_beat = time.monotonic()
+        if not renewed:
+            raise RunLeaseLost(f"run {self.run_id} is no longer running (failed by the lease reaper)")
+
+
+def extraction_runs_reap(*, evidence_id: UUID | None = None, now: datetime | None = None) -> list[int]:
+    """Fail every running run whose lease has run out — its worker died, or lost its database for longer
+    than the lease — with the reason, audited, so that it can be started again. Runs from before leases
+    (none set) count from their start. Returns the ids of the runs failed. Called by the periodic task, at
+    worker start and before a run is started ("extract again", for that evidence only)."""
+    now = now or timezone.now()
+    expired = Q(state=RunState.RUNNING) & (
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True, started_at__lt=now - lease_duration())
+    )
+    candidates = ExtractionRun.objects.filter(expired)
+    if evidence_id is not None:
+        candidates = candidates.filter(evidence_id=evidence_id)
+    failed: list[int] = []
+    for run_id in list(candidates.values_list("pk", flat=True)):
+        with transaction.atomic():
+            run = (
+                ExtractionRun.objects.select_for_update().select_related("evidence").filter(expired, pk=run_id).first()
+            )
+            if run is None:
+                continue  # renewed, or closed, meanwhile
+            last_sign = run.heartbeat_at or run.started_at
+            reason = (
+                f"lease expired: no heartbeat from {run.worker or 'its worker'} since "
+                f"{last_sign.isoformat() if last_sign else 'it started'}; the worker or its database went away"
+            )
+            ExtractionRun.objects.filter(pk=run.pk).update(
+                state=RunState.FAILED, failure=reason, finished_at=now, lease_expires_at=None
+            )
+            Evidence.objects.filter(pk=run.evidence_id, state=EvidenceState.EXTRACTING).update(
+                state=EvidenceState.SEALED
+            )
+            audit_record(
+                action="evidence.extract.abandoned",
+                outcome="failed",
+                target_type="evidence",
+                target_id=run.evidence_id,
+                case_id=run.evidence.case_id,
+                details={
+                    "run": run.pk,
+                    "worker": run.worker,
+                    "last_heartbeat": last_sign.isoformat() if last_sign else None,
+                    "reason": "lease expired",
+                },
+            )
+            failed.append(run.pk)
+    if failed:
+        logger.warning("failed %d extraction run(s) whose lease ran out: %s", len(failed), failed)
+    return failed
 
 
 def trace_statistics_refresh() -> None:

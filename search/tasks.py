@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from celery.signals import worker_ready
 
 from custodia.errors import AuditUnavailable
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -19,3 +24,22 @@ def run_extraction(run_id: int, shard: int = 0) -> dict:
 
     run = extraction_execute(run_id=run_id, shard=shard)
     return {"run": run.pk, "state": run.state, "traces": run.traces}
+
+
+@shared_task
+def reap_extraction_runs() -> list[int]:
+    """Fail the runs whose lease ran out (celery beat: CUSTODIA_EXTRACTION_LEASE_SECONDS / 2)."""
+    from search.services import extraction_runs_reap
+
+    return extraction_runs_reap()
+
+
+@worker_ready.connect
+def reap_at_worker_start(**_signal) -> None:
+    """A worker that starts may be the one that died: fail the runs it left, now rather than at the next beat."""
+    from search.services import extraction_runs_reap
+
+    try:
+        extraction_runs_reap()
+    except Exception:  # the database may be down still; the periodic task tries again
+        logger.exception("could not reap extraction runs at worker start")

@@ -9,7 +9,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from cases import permissions as perms
-from custodia.access import DECLARABLE, declared_permission
+from custodia.access import DECLARABLE, LOGGED_IN, OPEN_CASES, ORG_ADMIN, PUBLIC, declared_permission
 from tests.cases import test_permission_grid as grid
 from tests.evidence import test_capture_grid as capture_grid
 from tests.evidence import test_evidence_grid as evidence_grid
@@ -95,6 +95,7 @@ GRID_ENDPOINTS = [
     *evidence_grid.PAGES,
     *capture_grid.API,
     *capture_grid.PAGES,
+    *grid.OBJECT_ENDPOINTS,
 ]
 PLACEHOLDERS = {
     "case": 1,
@@ -102,6 +103,9 @@ PLACEHOLDERS = {
     "trace": "x:0-0",
     "saved": 1,
     "capture": "00000000-0000-4000-8000-000000000000",
+    "secret": 1,
+    "link": 1,
+    "stream": "raw",
 }
 
 
@@ -120,8 +124,6 @@ def test_what_an_endpoint_declares_is_what_the_grid_finds_allowed(endpoint):
 def test_sso_and_token_endpoints_declare_what_they_guard_themselves_with():
     """Issue #17: the SAML endpoints are public (the signed assertion, the signed logout or a form post with
     CSRF is the credential), the organisation's SSO settings are its administrators', tokens their user's."""
-    from custodia.access import LOGGED_IN, ORG_ADMIN, PUBLIC
-
     expected = {
         "auth/saml/<slug:slug>/metadata/": PUBLIC,
         "auth/saml/<slug:slug>/login/": PUBLIC,
@@ -136,3 +138,52 @@ def test_sso_and_token_endpoints_declare_what_they_guard_themselves_with():
     }
     declared = {route: permission for route, _, permission in declarations() if route in expected}
     assert declared == expected
+
+
+# --- issue #17: every endpoint is in a grid -------------------------------------------------------------
+# What the account grid's callers mean for a declaration of an endpoint under no case.
+ACCOUNT_LEVELS = {
+    grid.PUBLIC_ENDPOINT: PUBLIC,
+    grid.ALL_USERS: LOGGED_IN,
+    grid.CASE_OPENERS: OPEN_CASES,
+    frozenset({"orgadmin"}): ORG_ADMIN,
+    grid.VERIFIERS: LOGGED_IN,  # narrowed in the view to those who may audit something
+}
+# Endpoints no grid calls, each with the tests that hold its rule instead.
+IN_OTHER_TESTS = {
+    ("", "*"): "a redirect to the case list or the login page",
+    ("login/", "post"): "the password login itself: tests/test_security_login.py",
+    ("login/", "put"): "Django's LoginView answers PUT as POST: tests/test_security_login.py",
+    ("logout/", "post"): "tests/browser/test_case_pages.py",
+    ("api/auth/token", "post"): "the password login itself: tests/test_security_login.py",
+    ("api/tokens/<int:token_pk>/", "delete"): "the caller's own tokens only: tests/cases/test_tokens_and_admin.py",
+    ("api/users/<int:user_pk>/", "patch"): "the admin's organisation only: tests/cases/test_tokens_and_admin.py",
+    ("l/<str:token>", "*"): "the token is the credential: tests/evidence/test_links.py",
+    ("l/<str:token>/", "*"): "the token is the credential: tests/evidence/test_links.py",
+    ("l/<str:token>/hashes.txt", "*"): "the token is the credential: tests/evidence/test_links.py",
+}
+
+
+def _route_of(url: str) -> str:
+    return resolve(url.format(**PLACEHOLDERS).split("?")[0]).route
+
+
+def test_every_endpoint_is_in_a_permission_grid_or_named_with_its_tests():
+    gridded = {(_route_of(e.url), e.method.lower()) for e in [*GRID_ENDPOINTS, *grid.ACCOUNT_ENDPOINTS]}
+    missing = []
+    for route, name, _ in declarations():
+        methods = {"get", "post"} if name == "*" else {name}
+        if not (gridded & {(route, method) for method in methods}) and (route, name) not in IN_OTHER_TESTS:
+            missing.append(f"{route} [{name}]")
+    assert not missing, "add these to a grid (tests/cases/test_permission_grid.py):\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("endpoint", grid.ACCOUNT_ENDPOINTS, ids=str)
+def test_what_an_endpoint_under_no_case_declares_is_what_the_account_grid_finds(endpoint):
+    match = resolve(endpoint.url)
+    view_class = getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
+    method = endpoint.method.lower()
+    declared = declared_permission(match.func, method) or declared_permission(view_class, method)
+    if declared is None:  # a function view declares once for all its methods
+        declared = declared_permission(match.func, "*")
+    assert declared == ACCOUNT_LEVELS[endpoint.allowed]

@@ -7,6 +7,10 @@ from cases.models import ApiToken, Case, CaseMembership, CasePriority, CaseStatu
 from cases.selectors import case_permissions
 from custodia.api import StrictSerializer
 
+# An upper bound for a token's lifetime that any setting stays under (ten years): the service then checks
+# the configured maximum; without it a huge number overflows the date arithmetic (a 500).
+MAX_TOKEN_SECONDS = 10 * 365 * 24 * 3600
+
 
 class CaseSerializer(serializers.ModelSerializer):
     organization = serializers.CharField(source="organization.name", read_only=True)

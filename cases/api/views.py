@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta
 
 from django.contrib.auth import authenticate
 from django.db import transaction
+from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -19,7 +20,7 @@ from rest_framework.views import APIView
 
 from audit.checkpoints import CheckpointError, signer_public_key
 from audit.context import note_target
-from audit.models import Outcome
+from audit.models import AuditEvent, Outcome
 from audit.selectors import audit_events
 from audit.services import audit_record, case_audit_export
 from audit.verify import verify_trail
@@ -284,7 +285,39 @@ class AuditVerifyView(APIView):
             or selectors.cases_with_permission(user=request.user, permission=perms.VIEW_AUDIT).exists()
         ):
             raise ServiceError("Only auditors may verify the audit chain.", code="permission_denied", status_code=403)
-        return Response(verify_trail().as_dict())
+        return Response(verification_for(user=request.user))
+
+
+def verification_for(*, user: User) -> dict:
+    """The chain's verification as one organisation may see it (issue #17, finding 6).
+
+    The whole trail is verified (the chain is one, across tenants), but the answer speaks only of what
+    the caller may audit: the number of events of those cases (and, for an organisation administrator,
+    of the organisation itself), and where the chain breaks only when the broken row is one of them.
+    Checkpoint numbers and the platform's event counts would tell how busy the other tenants are: left out.
+    """
+    report = verify_trail()
+    auditable = selectors.cases_with_permission(user=user, permission=perms.VIEW_AUDIT)
+    case_ids = list(auditable.values_list("pk", flat=True))
+    scope = Q(case_id__in=case_ids)
+    if user.is_org_admin:
+        scope |= Q(organization_id=user.organization_id)
+    in_scope = AuditEvent.objects.filter(scope)
+    first_bad, problem = None, ""
+    if not report.ok:
+        if report.first_bad_sequence is not None and in_scope.filter(sequence=report.first_bad_sequence).exists():
+            first_bad, problem = report.first_bad_sequence, report.problem
+        else:
+            problem = "The audit trail failed verification outside the events you may audit; the operator is told."
+    return {
+        "ok": report.ok,
+        "events": in_scope.count(),
+        "first_bad_sequence": first_bad,
+        "problem": problem,
+        "checkpoint": None,
+        "checkpoint_sequence": None,
+        "not_checkpointed": None,
+    }
 
 
 class AuditPublicKeyView(APIView):

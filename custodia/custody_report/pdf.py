@@ -17,7 +17,7 @@ import io
 import json
 import textwrap
 from collections.abc import Iterable
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape  # nosec B406 # escapes text for ReportLab markup; parses nothing
 
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER

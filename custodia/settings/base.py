@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "axes",
     "audit",
     "cases",
     "evidence",
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "custodia.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -52,6 +54,8 @@ MIDDLEWARE = [
     "custodia.errors.PageErrorMiddleware",
     # Last, so that it sees the authenticated user and wraps exactly the view and its writes.
     "audit.middleware.AuditMiddleware",
+    # The login throttle's answer to a locked-out login (django-axes asks for the last place).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "custodia.urls"
@@ -69,6 +73,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # {{ name|visible }} in every template: control and bidi characters of evidence names spelled out.
+            "builtins": ["custodia.security"],
         },
     },
 ]
@@ -105,6 +111,8 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "cases.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses every password check of a locked-out account or address (django-axes).
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -145,6 +153,14 @@ CSRF_COOKIE_HTTPONLY = False  # HTMX reads the token from the page, not the cook
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Every page (custodia.security.ContentSecurityPolicyMiddleware): our own scripts and styles only, no inline
+# script (templates keep JavaScript in static/js) and no inline style (htmx's is turned off in base.html);
+# pictures also as data: and blob: URLs (thumbnails, the upload page's previews).
+CUSTODIA_CONTENT_SECURITY_POLICY = env_str(
+    "CUSTODIA_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -156,8 +172,23 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Take the client address from X-Forwarded-For only behind a proxy that sets it.
+# Take the client address from X-Forwarded-For only behind a proxy that sets it, and then only its last hop
+# (audit.middleware.client_address: the one place the client address is computed).
 CUSTODIA_TRUST_X_FORWARDED_FOR = env_bool("CUSTODIA_TRUST_X_FORWARDED_FOR", False)
+
+# Login throttling (django-axes, issue #17): every password check — the login form, /admin/login/, the API's
+# token endpoint — counts failures per account and, separately, per client address. Past the limit, that
+# account (from anywhere) and that address (for any account) are refused for the cool-off time; each lockout
+# is audited (auth.lockout). A success does not wipe the count: it would let one good account reset an
+# address's count of guesses at another.
+AXES_FAILURE_LIMIT = env_int("CUSTODIA_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CUSTODIA_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "audit.middleware.client_address"
+AXES_LOCKOUT_CALLABLE = "custodia.errors.login_locked_out"
+AXES_RESET_ON_SUCCESS = False
+AXES_DISABLE_ACCESS_LOG = True  # the audit trail records every login already
+AXES_VERBOSE = False
 
 # --- API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -177,7 +208,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "custodia.pagination.Pagination",
     "PAGE_SIZE": 50,
     # Throttles apply only to views that name a scope (the password login); the rest is unthrottled.
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    # Counted per client address as audit.middleware.client_address computes it (never a client's own
+    # X-Forwarded-For); the account and address lockout of every login path is django-axes's (above).
+    "DEFAULT_THROTTLE_CLASSES": ["custodia.api.ClientAddressScopedThrottle"],
     "DEFAULT_THROTTLE_RATES": {"login": env_str("CUSTODIA_LOGIN_RATE", "20/min")},
 }
 SPECTACULAR_SETTINGS = {
@@ -229,6 +262,9 @@ CUSTODIA_EXTRACT_ON_SEAL = env_bool("CUSTODIA_EXTRACT_ON_SEAL", True)
 # by default one per core: a worker's processes (Celery's prefork pool starts one per core) walk its shares
 # at once, and workers on other machines take shares too (docs/scaling.md).
 CUSTODIA_EXTRACTION_SHARDS = env_int("CUSTODIA_EXTRACTION_SHARDS", min(os.cpu_count() or 1, 16), minimum=1, maximum=16)
+# A running extraction renews its lease as it goes; one whose lease runs out (its worker died, or lost the
+# database for this long) is failed with the reason and can be started again (search.services.RunLease).
+CUSTODIA_EXTRACTION_LEASE_SECONDS = env_int("CUSTODIA_EXTRACTION_LEASE_SECONDS", 900, minimum=30)
 # Evidence up to this size is verified within the request that asks; larger evidence by a worker (a
 # request would hold its web worker, and on SQLite the write lock, for as long as the read takes).
 CUSTODIA_VERIFY_INLINE_BYTES = env_int("CUSTODIA_VERIFY_INLINE_BYTES", 1 << 30, minimum=0)
@@ -368,6 +404,11 @@ CELERY_BEAT_SCHEDULE = {
     "verify-sealed-evidence": {
         "task": "evidence.tasks.verify_all_evidence",
         "schedule": env_int("CUSTODIA_EVIDENCE_VERIFY_SECONDS", 7 * 24 * 3600, minimum=60),
+    },
+    # Fails the extraction runs whose lease ran out (issue #17).
+    "reap-extraction-runs": {
+        "task": "search.tasks.reap_extraction_runs",
+        "schedule": max(CUSTODIA_EXTRACTION_LEASE_SECONDS // 2, 15),
     },
     # Writes the count of each finished window of link guesses (evidence/services/link_guesses.py).
     "close-link-guess-windows": {

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from custodia.api import StrictSerializer
 from evidence.models import Evidence, EvidenceKind, KeyEscrow, SecretKind
+from evidence.services.upload import MAX_EVIDENCE_BYTES
 
 
 class EvidenceSerializer(serializers.ModelSerializer):
@@ -61,7 +62,9 @@ class EvidenceRegisterSerializer(StrictSerializer):
     seized_from = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     seized_by = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     seized_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    declared_size = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
+    declared_size = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=0, max_value=MAX_EVIDENCE_BYTES
+    )
     declared_md5 = serializers.CharField(required=False, allow_blank=True, default="")
     declared_sha1 = serializers.CharField(required=False, allow_blank=True, default="")
     declared_sha256 = serializers.CharField(required=False, allow_blank=True, default="")

@@ -39,6 +39,8 @@ from evidence.services.sealing import acquisition_facts, record_failed, record_s
 from evidence.storage.base import EvidenceStore, ObjectExists, StoreError, get_store
 
 _RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+)$")
+# The largest evidence item accepted (1 PiB): far beyond any disk, far below the database's 64-bit sizes.
+MAX_EVIDENCE_BYTES = 1 << 50
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ def parse_content_range(header: str) -> ContentRange:
             code="invalid_range",
         )
     start, end, total = match.groups()
+    if len(total) > 20 or int(total) > MAX_EVIDENCE_BYTES:
+        raise ServiceError(f"Evidence is at most {MAX_EVIDENCE_BYTES} bytes long.", code="invalid_range")
     total = int(total)
     if start is None:
         return ContentRange(None, None, total)

@@ -37,7 +37,9 @@ def chromium() -> Iterator:
 
 @pytest.fixture
 def page(chromium, committing_db, live_server):
-    context = chromium.new_context(viewport={"width": 1280, "height": 800}, base_url=live_server.url)
+    # Playwright's wait_for_function("expression") evaluates a string, which the Content-Security-Policy
+    # forbids; the policy itself is tested in a context of its own (tests/browser/test_csp.py).
+    context = chromium.new_context(viewport={"width": 1280, "height": 800}, base_url=live_server.url, bypass_csp=True)
     page = context.new_page()
     yield page
     context.close()

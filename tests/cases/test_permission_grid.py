@@ -256,3 +256,167 @@ def test_every_search_request_is_audited_including_denials(demo, api, client, se
     assert response.status_code < 500
     rows = AuditEvent.objects.filter(sequence__gt=before, case_id=demo.case.pk)
     assert rows.filter(actor=username, outcome=outcome).exists(), list(rows.values("action", "actor", "outcome"))
+
+
+# ---------------------------------------------------------------- issue #17: every endpoint, every caller
+# The endpoints no grid above holds. Those under a case name objects made by ``object_targets``; the rule
+# is the same (anonymous → 401 or the login page, outsider → 404, a member without the permission → 403),
+# and the roles that hold the permission get through it (their answer may still refuse the object's state:
+# 409 for a seal of nothing, 404 for a stream the trace does not have; never 401, 403 or a 5xx).
+
+CASE_TEAM = EVERYONE_IN_CASE - {"orgadmin"}  # an org admin manages members but sees no evidence
+CUSTODIANS = frozenset({"custodian"})
+REVEALERS = frozenset({"custodian", "investigator"})
+
+OBJECT_ENDPOINTS = [
+    Endpoint("POST", "/evidence/{evidence}/seal/", CUSTODIANS),
+    Endpoint("POST", "/evidence/{evidence}/verify/", CASE_TEAM),
+    Endpoint("POST", "/api/evidence/{evidence}/verify", CASE_TEAM),
+    Endpoint("PUT", "/api/evidence/{evidence}/content", CUSTODIANS),
+    Endpoint("POST", "/evidence/{evidence}/secrets/{secret}/reveal/", REVEALERS),
+    Endpoint("POST", "/api/evidence/{evidence}/secrets/{secret}/reveal", REVEALERS),
+    Endpoint("POST", "/links/{link}/approve/", CUSTODIANS),
+    Endpoint("POST", "/links/{link}/revoke/", CUSTODIANS),
+    Endpoint("POST", "/api/links/{link}/approve", CUSTODIANS),
+    Endpoint("POST", "/api/links/{link}/revoke", CUSTODIANS),
+    Endpoint("GET", "/cases/{case}/traces/{trace}/thumbnail/{stream}.png", SEARCHERS),
+    Endpoint("GET", "/api/cases/{case}/traces/{trace}/data/{stream}", SEARCHERS),
+    Endpoint("POST", "/api/evidence/import", CUSTODIANS, {"case": "{case}", "paths": ["/nowhere/disk.raw"]}),
+]
+
+
+@pytest.fixture
+def object_targets(demo, api) -> dict[str, object]:
+    """An evidence item of the demo case with an escrowed secret, a link waiting for approval, a trace."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from evidence.models import DownloadLink, KeyEscrow
+    from evidence.services.registration import evidence_register
+    from search.models import ExtractionRun, Trace
+
+    evidence = evidence_register(actor=demo.custodian, case=demo.case, label="Disk", kind="disk_image")
+    api.as_user(demo.custodian)
+    escrowed = api.post(
+        f"/api/evidence/{evidence.pk}/secrets/",
+        {"kind": "luks_passphrase", "name": "disk", "value": "s3cret"},
+        format="json",
+    )
+    assert escrowed.status_code == 201, escrowed.content
+    secret = KeyEscrow.objects.get(evidence=evidence)
+    link = DownloadLink.objects.create(
+        evidence=evidence,
+        # Asked for by someone else: the custodian would be refused (403) approving a request of their own.
+        issued_by=demo.orgadmin,
+        recipient=demo.prosecutor,
+        reason="Court",
+        lifetime_seconds=3600,
+        expires_at=timezone.now() + timedelta(hours=1),
+        lookup="grid-link-lookup",
+        token_hash="0" * 64,
+        state="pending",
+        approval_required=True,
+        approval_expires_at=timezone.now() + timedelta(hours=1),
+    )
+    run = ExtractionRun.objects.create(evidence=evidence, state="done")
+    trace = Trace.objects.create(
+        uid=f"{evidence.pk}:0-0", evidence=evidence, case=demo.case, run=run, ordinal=0, name="a.jpg", types=["file"]
+    )
+    return {
+        "case": demo.case.pk,
+        "evidence": evidence.pk,
+        "secret": secret.pk,
+        "link": link.pk,
+        "trace": trace.uid,
+        "stream": "raw",
+    }
+
+
+def _object_call(api, client, endpoint: Endpoint, user, targets: dict):
+    url = endpoint.url.format(**targets)
+    body = {key: (value.format(**targets) if isinstance(value, str) else value) for key, value in endpoint.body.items()}
+    if "case" in body:
+        body["case"] = int(body["case"])
+    if url.startswith("/api/"):
+        api.as_user(user)
+        if endpoint.method == "PUT":
+            return api.generic(
+                "PUT", url, b"x" * 10, content_type="application/octet-stream", HTTP_CONTENT_RANGE="bytes 0-9/10"
+            )
+        return getattr(api, endpoint.method.lower())(url, body or None, format="json")
+    if user is not None:
+        client.force_login(user)
+    return getattr(client, endpoint.method.lower())(url, body)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("endpoint", OBJECT_ENDPOINTS, ids=str)
+def test_object_grid(demo, api, client, object_targets, endpoint, caller):
+    user = None if caller == "anonymous" else demo.users[caller]
+    response = _object_call(api, client, endpoint, user, object_targets)
+    expected = expected_status(endpoint, caller)
+    assert response.status_code < 500, response.content[:300]
+    if expected == "unauthenticated":
+        if endpoint.url.startswith("/api/"):
+            assert response.status_code == 401, response.content
+        else:
+            assert response.status_code == 302 and response["Location"].startswith("/login/")
+    elif expected == "ok":
+        assert response.status_code not in (401, 403), (response.status_code, response.content[:300])
+        if response.status_code == 404:
+            assert endpoint.url.endswith(("{stream}.png", "{stream}")), response.content[:300]
+        if response.status_code in (301, 302):
+            assert not response["Location"].startswith("/login/")
+    else:
+        assert response.status_code == int(expected), (response.status_code, response.content[:300])
+
+
+# Endpoints under no case: what each caller gets. "anonymous" in ``allowed`` marks a public endpoint.
+ALL_USERS = frozenset(CALLERS) - {"anonymous"}
+PUBLIC_ENDPOINT = frozenset(CALLERS)
+CASE_OPENERS = frozenset({"custodian", "outsider", "orgadmin"})  # add_case (seed_demo), and org admins
+VERIFIERS = AUDITORS | {"orgadmin", "outsider"}  # auditors of some case of their own organisation, org admins
+
+ACCOUNT_ENDPOINTS = [
+    Endpoint("GET", "/healthz", PUBLIC_ENDPOINT),
+    Endpoint("GET", "/login/", PUBLIC_ENDPOINT),
+    Endpoint("GET", "/api/schema/", PUBLIC_ENDPOINT),
+    Endpoint("GET", "/api/docs/", PUBLIC_ENDPOINT),
+    Endpoint("GET", "/cases/", ALL_USERS),
+    Endpoint("GET", "/cases/new/", CASE_OPENERS),
+    Endpoint("GET", "/search/help/", ALL_USERS),
+    Endpoint("GET", "/api/cases/", ALL_USERS),
+    Endpoint("POST", "/api/cases/", CASE_OPENERS, {"reference": "GRID-17", "title": "Grid"}),
+    Endpoint("GET", "/api/tokens/", ALL_USERS),
+    Endpoint("POST", "/api/tokens/", ALL_USERS, {"name": "grid"}),
+    Endpoint("GET", "/api/audit/public-key", ALL_USERS),
+    Endpoint("GET", "/api/audit/verify", VERIFIERS),
+    Endpoint("GET", "/api/users/", frozenset({"orgadmin"})),
+    Endpoint("POST", "/api/users/", frozenset({"orgadmin"}), {"username": "grid-17", "password": "a-long-password-1"}),
+]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("endpoint", ACCOUNT_ENDPOINTS, ids=str)
+def test_account_grid(demo, api, client, endpoint, caller):
+    user = None if caller == "anonymous" else demo.users[caller]
+    if endpoint.url.startswith("/api/"):
+        api.as_user(user)
+        response = getattr(api, endpoint.method.lower())(endpoint.url, endpoint.body or None, format="json")
+    else:
+        if user is not None:
+            client.force_login(user)
+        response = getattr(client, endpoint.method.lower())(endpoint.url, endpoint.body)
+    if caller in endpoint.allowed:
+        # A page may send a signed-in user on (the login page: to the case list), never to the login page.
+        assert 200 <= response.status_code < 300 or (
+            response.status_code == 302 and not response["Location"].startswith("/login/")
+        ), (response.status_code, response.content[:300])
+    elif caller == "anonymous":
+        if endpoint.url.startswith("/api/"):
+            assert response.status_code == 401, response.content
+        else:
+            assert response.status_code == 302 and response["Location"].startswith("/login/")
+    else:
+        assert response.status_code == 403, (response.status_code, response.content[:300])
