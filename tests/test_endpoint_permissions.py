@@ -151,6 +151,21 @@ ACCOUNT_LEVELS = {
 }
 # Endpoints no grid calls, each with the tests that hold its rule instead.
 IN_OTHER_TESTS = {
+    # Issue #17, single sign-on: public by design (the signed assertion or logout is the credential), each
+    # refusal tested with a real IdP; the settings page is the org admin's (test_only_an_org_admin_may_open…).
+    ("auth/saml/settings/", "*"): "tests/cases/test_saml.py::test_only_an_org_admin_may_open_the_sso_settings",
+    ("auth/saml/<slug:slug>/metadata/", "*"): "tests/cases/test_saml.py (served for every organisation)",
+    ("auth/saml/<slug:slug>/login/", "*"): "tests/cases/test_saml.py (AuthnRequest to the organisation's IdP)",
+    ("auth/saml/<slug:slug>/acs/", "*"): "tests/cases/test_saml.py (every forged or misdirected response refused)",
+    ("auth/saml/<slug:slug>/sls/", "*"): "tests/cases/test_saml.py (single logout)",
+    ("auth/saml/<slug:slug>/logout/", "*"): "tests/cases/test_saml.py (single logout)",
+    ("account/tokens/", "*"): "a user's own tokens: tests/cases/test_tokens_ui.py",
+    (
+        "account/tokens/<int:token_pk>/revoke/",
+        "*",
+    ): "tests/cases/test_tokens_ui.py::test_a_user_cannot_revoke_anothers_token",
+    # The case is in the body, which the grid cannot template: 202 for a custodian, 403 for a detective.
+    ("api/evidence/acquire", "post"): "tests/evidence/test_acquire.py::test_acquire_api_queues_and_answers_202",
     ("", "*"): "a redirect to the case list or the login page",
     ("login/", "post"): "the password login itself: tests/test_security_login.py",
     ("login/", "put"): "Django's LoginView answers PUT as POST: tests/test_security_login.py",
