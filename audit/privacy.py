@@ -30,6 +30,7 @@ from __future__ import annotations
 import abc
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import logging
@@ -164,8 +165,19 @@ class PrivacyPolicy:
         return self.mapping.get(tag.lower(), self.default)
 
 
+_policy_lock = threading.Lock()
+_policy_cache: list[tuple[dict[str, str], PrivacyPolicy]] = []
+
+
 def policy_from_settings() -> PrivacyPolicy:
-    return PrivacyPolicy(getattr(settings, "CUSTODIA_PRIVACY_POLICY", DEFAULT_POLICY))
+    """The configured policy, rebuilt only when the setting changed (compared by value: cheap for a few tags)."""
+    mapping = getattr(settings, "CUSTODIA_PRIVACY_POLICY", DEFAULT_POLICY)
+    with _policy_lock:
+        if _policy_cache and _policy_cache[0][0] == mapping:
+            return _policy_cache[0][1]
+        policy = PrivacyPolicy(mapping)
+        _policy_cache[:] = [(dict(mapping), policy)]
+        return policy
 
 
 # --- the keys ---------------------------------------------------------------------------------------
@@ -239,12 +251,17 @@ class DerivedKeys:
         # may be a credential such as a Django session key).
         self.session_seed = _hkdf(master, info=b"session", length=32, salt=self.system_id)
 
-    def session_key(self, session: str) -> bytes:
+        # A session's key is asked for at every value of the session: remembered for the recent ones.
+        self.session_key = functools.lru_cache(maxsize=4096)(self._session_key)
+
+    def _session_key(self, session: str) -> bytes:
         return hmac.new(self.session_seed, session.encode(), hashlib.sha256).digest()
 
 
 _keys_lock = threading.Lock()
 _keys_cache: dict[tuple[str, str], DerivedKeys] = {}
+# The last configuration asked for and its keys, to answer the next call without digesting the options.
+_keys_last: list[tuple[str, dict[str, Any], DerivedKeys]] = []
 
 
 def keys_from_settings() -> PrivacyKeys:
@@ -254,13 +271,17 @@ def keys_from_settings() -> PrivacyKeys:
 
 def derived_keys_from_settings() -> DerivedKeys:
     """The derived keys for the configured PrivacyKeys, made once per process and configuration."""
+    path = settings.CUSTODIA_PRIVACY_KEYS
     options = getattr(settings, "CUSTODIA_PRIVACY_KEYS_OPTIONS", {})
-    # The cache key holds a digest of the options, never the key itself.
-    cache_key = (settings.CUSTODIA_PRIVACY_KEYS, hashlib.sha256(repr(sorted(options.items())).encode()).hexdigest())
     with _keys_lock:
+        if _keys_last and _keys_last[0][0] == path and _keys_last[0][1] == options:
+            return _keys_last[0][2]
+        # The cache key holds a digest of the options, never the key itself.
+        cache_key = (path, hashlib.sha256(repr(sorted(options.items())).encode()).hexdigest())
         derived = _keys_cache.get(cache_key)
         if derived is None:
             derived = _keys_cache[cache_key] = DerivedKeys(keys_from_settings())
+        _keys_last[:] = [(path, dict(options), derived)]
         return derived
 
 
