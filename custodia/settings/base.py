@@ -312,6 +312,30 @@ CUSTODIA_AUDIT_ARCHIVE_OPTIONS = {
 CUSTODIA_AUDIT_CHECKPOINT_EVENTS = env_int("CUSTODIA_AUDIT_CHECKPOINT_EVENTS", 100, minimum=1)
 CUSTODIA_AUDIT_CHECKPOINT_SECONDS = env_int("CUSTODIA_AUDIT_CHECKPOINT_SECONDS", 300, minimum=10)
 
+# --- privacy: the replacement model of confidential values (issue #19, docs/privacy.md) --------------
+# Tag → transformation (PR PI ER EI SR SI MR MI NR NI); a tag not named here is removed (NI). Replace the
+# whole dict, or give it as JSON in CUSTODIA_PRIVACY_POLICY_JSON, to change it without code.
+from audit.privacy import DEFAULT_POLICY as _DEFAULT_PRIVACY_POLICY  # noqa: E402  (a constant; no app code runs)
+
+CUSTODIA_PRIVACY_POLICY: dict[str, str] = dict(_DEFAULT_PRIVACY_POLICY)
+if env_str("CUSTODIA_PRIVACY_POLICY_JSON", ""):
+    import json as _json
+
+    try:
+        CUSTODIA_PRIVACY_POLICY = dict(_json.loads(env_str("CUSTODIA_PRIVACY_POLICY_JSON")))
+    except (ValueError, TypeError) as _exc:
+        raise ImproperlyConfigured(f"CUSTODIA_PRIVACY_POLICY_JSON: not a JSON object of tags: {_exc}") from None
+# The system-wide key and the system identifier (audit.privacy.PrivacyKeys). The local implementation reads
+# CUSTODIA_PRIVACY_KEY (base64 of 32 bytes, or CUSTODIA_PRIVACY_KEY_FILE); the key store's belongs in evidence/.
+CUSTODIA_PRIVACY_KEYS = env_str("CUSTODIA_PRIVACY_KEYS", "audit.privacy.SettingsPrivacyKeys")
+CUSTODIA_PRIVACY_KEYS_OPTIONS = {
+    "key": env_str("CUSTODIA_PRIVACY_KEY", "") or None,
+    "system_id": env_str("CUSTODIA_PRIVACY_SYSTEM_ID", "custodia"),
+}
+# The external look-up table of the message scope (MR): in memory until a durable one is wired in.
+CUSTODIA_PRIVACY_LOOKUP = env_str("CUSTODIA_PRIVACY_LOOKUP", "audit.privacy.MemoryLookupTable")
+CUSTODIA_PRIVACY_LOOKUP_OPTIONS: dict = {}
+
 # --- trace search (issue #5) ----------------------------------------------------------------------
 # The database's own full-text index (SQLite FTS5 / PostgreSQL tsvector), or Elasticsearch 8/9
 # ("search.backends.elasticsearch.ElasticsearchBackend" with CUSTODIA_ELASTICSEARCH_URL).

@@ -19,6 +19,9 @@ os.environ.setdefault("CUSTODIA_MASTER_KEY", "dGVzdC1tYXN0ZXIta2V5LW5vdC1mb3ItcH
 # A fixed audit signing key (an Ed25519 seed) for the tests only, apart from the master key.
 os.environ.setdefault("CUSTODIA_AUDIT_SIGNING_KEY", "dGVzdC1hdWRpdC1zaWduaW5nLWtleS1ub3QtZm9yLXA=")
 
+# A fixed key of the privacy model for the tests only (base64 of 32 bytes), apart from the others.
+os.environ.setdefault("CUSTODIA_PRIVACY_KEY", "dGVzdC1wcml2YWN5LWtleS1ub3QtZm9yLXByb2QtMzI=")
+
 from custodia.settings.base import *
 from custodia.settings.base import DATA_DIR, DATABASES, STATIC_ROOT
 
