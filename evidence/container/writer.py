@@ -336,10 +336,10 @@ class ContainerWriter:
 
         Attempts are tried in order. A copy that opens and holds these bytes is reused (nothing is written
         twice); one that opens with other bytes is a ChunkConflict (the source changed). A copy that does
-        not open (AES-GCM fails: torn or emptied by a power loss before the durability barrier) or
-        cannot be read is superseded: the bytes go to the next attempt,
-        and the copy is recorded in ``superseded``, never referenced. A copy too long to be any sealing
-        of this chunk's length is a ChunkConflict, not a torn copy (a torn file is never longer)."""
+        not open (AES-GCM fails: torn or emptied by a power loss before the durability barrier) or cannot
+        be read is superseded: the bytes go to the next attempt, and the copy is recorded in
+        ``superseded``, never referenced. A copy too long to be any sealing of this chunk's length is a
+        ChunkConflict, not a torn copy (a torn file is never longer)."""
         known_attempts = self._already_stored.get(index, ())
         sealed: SealedChunk | None = None
         for attempt in range(MAX_CHUNK_ATTEMPT + 1):
@@ -570,6 +570,10 @@ def seal_stream(
     of being sealed and written again: the same stream gives the same container, and a store object is
     never written twice. Bytes that differ raise ChunkConflict. (Without ``resume`` a chunk already stored
     is still recognised, but only after it was compressed and encrypted for nothing.)
+    Durability: chunk puts run inside ``store.durable_batch`` (not synced one by one); one barrier syncs
+    every chunk the index names, reused ones included, before the index and the manifest, which are
+    durable puts. A chunk a crash tore before that barrier does not open on resume and is superseded by
+    its next attempt, listed in ``SealResult.chunks_superseded`` (docs/acquisition.md).
     ``progress(bytes_sealed)`` is called from the calling thread as chunks reach the store (in the order
     of the stream), at most once per chunk, and once at the end with the whole size.
     ``more_facts()`` is called once the stream has been read, and its facts are added to ``facts`` in the
