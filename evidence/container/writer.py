@@ -14,6 +14,7 @@ hash that differs) leaves its chunks behind, unreferenced, and no index or manif
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -36,7 +37,9 @@ from evidence.container.errors import (
     HashMismatch,
 )
 from evidence.container.format import (
+    CHUNK_OVERHEAD,
     CHUNK_SIZE,
+    MAX_CHUNK_ATTEMPT,
     NONCE_LENGTH,
     ZSTD_LEVEL,
     ChunkRecord,
@@ -56,7 +59,7 @@ from evidence.container.format import (
     sha256_hex,
 )
 from evidence.container.reader import ChunkOpener
-from evidence.storage.base import EvidenceStore, ObjectExists
+from evidence.storage.base import EvidenceStore, ObjectExists, StoreError
 
 HASH_ALGORITHMS = ("md5", "sha1", "sha256")
 
@@ -274,8 +277,12 @@ class ContainerWriter:
         self._opener = ChunkOpener(evidence_id=evidence_id, data_key=data_key)
         self._records: dict[int, ChunkRecord] = {}
         self._lock = threading.Lock()
-        self._already_stored: frozenset[int] = frozenset()
+        # Chunk number -> attempts an earlier run stored (note_stored_chunks), checked before writing.
+        self._already_stored: dict[int, tuple[int, ...]] = {}
         self.chunks_reused = 0
+        # Stored copies that do not open (torn by a crash before the durability barrier, or unreadable),
+        # superseded by a later attempt: kept, never referenced, listed in the SealResult for the audit trail.
+        self.superseded: list[dict[str, Any]] = []
 
     def __repr__(self) -> str:
         return f"ContainerWriter(evidence_id={self.evidence_id}, chunk_size={self.chunk_size})"
@@ -284,12 +291,12 @@ class ContainerWriter:
         """List the chunks an earlier run of this item left in the store (a worker killed mid-stream), with
         one listing, so that ``write_chunk`` checks each against the new plaintext (decrypt, compare the
         SHA-256) instead of sealing and writing it again. Returns how many there are."""
-        stored = set()
+        stored: dict[int, list[int]] = {}
         for key in self._store.list(chunk_prefix(self.evidence_id)):
             located = chunk_location_from_key(key)
-            if located is not None and located[1] == 0:
-                stored.add(located[0])
-        self._already_stored = frozenset(stored)
+            if located is not None:
+                stored.setdefault(located[0], []).append(located[1])
+        self._already_stored = {number: tuple(sorted(attempts)) for number, attempts in stored.items()}
         return len(stored)
 
     @property
@@ -318,26 +325,90 @@ class ContainerWriter:
                 self._check_shape(index=index, plain_length=plain_length)
         if known is not None:
             return self._same_or_conflict(known, plaintext)
-        if index in self._already_stored:
-            # Resuming: the chunk is in the write-once store from an earlier run. Nothing is written twice;
-            # the stored copy must hold exactly these bytes (else ChunkConflict: the source changed).
-            record = self._same_or_conflict(self._record_from_store(index, plain_length=plain_length), plaintext)
-            with self._lock:
-                self._records[index] = record
-                self.chunks_reused += 1
-            return record
-        sealed = self._sealer.seal(index=index, plaintext=plaintext)
-        try:
-            self._store.put(chunk_key(self.evidence_id, index), sealed.stored)
-        except ObjectExists:
-            # Written before (another request, worker or process): identical bytes or a conflict.
-            existing = self._record_from_store(index, plain_length=plain_length)
-            record = self._same_or_conflict(existing, plaintext)
-        else:
-            record = sealed.record
+        record, reused = self._store_or_reuse(index=index, plaintext=plaintext)
         with self._lock:
             self._records[index] = record
+            self.chunks_reused += int(reused)
         return record
+
+    def _store_or_reuse(self, *, index: int, plaintext: bytes | bytearray | memoryview) -> tuple[ChunkRecord, bool]:
+        """Store chunk ``index`` under its first free attempt, or reuse a stored copy of the same bytes.
+
+        Attempts are tried in order. A copy that opens and holds these bytes is reused (nothing is written
+        twice); one that opens with other bytes is a ChunkConflict (the source changed). A copy that does
+        not open (AES-GCM fails: torn or emptied by a power loss before the durability barrier) or cannot
+        be read is superseded: the bytes go to the next attempt, and the copy is recorded in
+        ``superseded``, never referenced. A copy too long to be any sealing of this chunk's length is a
+        ChunkConflict, not a torn copy (a torn file is never longer)."""
+        known_attempts = self._already_stored.get(index, ())
+        sealed: SealedChunk | None = None
+        for attempt in range(MAX_CHUNK_ATTEMPT + 1):
+            key = chunk_key(self.evidence_id, index, attempt)
+            if attempt not in known_attempts:
+                # A resumed seal listed what the killed run stored; every other attempt is written now.
+                if sealed is None:
+                    sealed = self._sealer.seal(index=index, plaintext=plaintext)
+                try:
+                    self._store.put(key, sealed.stored)
+                except ObjectExists:
+                    pass  # written before (another request, worker or process): check it below
+                else:
+                    self._name_successor(index=index, key=key)
+                    return dataclasses.replace(sealed.record, attempt=attempt), False
+            existing = self._open_stored(index=index, attempt=attempt, plain_length=len(plaintext))
+            if existing is not None:
+                record = self._same_or_conflict(existing, plaintext)
+                self._name_successor(index=index, key=key)
+                return record, True
+        raise ChunkConflict(index)
+
+    def _open_stored(self, *, index: int, attempt: int, plain_length: int) -> ChunkRecord | None:
+        """The record of a stored copy, or None (and a ``superseded`` entry) when it does not open."""
+        key = chunk_key(self.evidence_id, index, attempt)
+        try:
+            stored = self._store.read(key)
+        except StoreError as error:
+            self._note_superseded(index=index, key=key, stored=None, problem=f"unreadable: {error}")
+            return None
+        try:
+            plaintext = self._opener.open(index=index, stored=stored, plain_length=plain_length)
+        except ContainerError as error:
+            if len(stored) > CHUNK_OVERHEAD + plain_length:
+                # Longer than any sealing of this many bytes: not a torn copy of this chunk but a chunk of
+                # another length (the last chunk of a different stream). Write-once: a conflict.
+                raise ChunkConflict(index) from None
+            self._note_superseded(index=index, key=key, stored=stored, problem=str(error))
+            return None
+        return ChunkRecord(
+            index=index,
+            offset=index * self.chunk_size,
+            plain_length=plain_length,
+            stored_length=len(stored),
+            sha256=hashlib.sha256(plaintext).hexdigest(),
+            attempt=attempt,
+        )
+
+    def _note_superseded(self, *, index: int, key: str, stored: bytes | None, problem: str) -> None:
+        with self._lock:
+            self.superseded.append(
+                {
+                    "chunk": index,
+                    "key": key,
+                    "stored_length": None if stored is None else len(stored),
+                    "stored_sha256": None if stored is None else sha256_hex(stored),
+                    "problem": problem,
+                }
+            )
+
+    def _name_successor(self, *, index: int, key: str) -> None:
+        with self._lock:
+            for entry in self.superseded:
+                if entry["chunk"] == index and "superseded_by" not in entry:
+                    entry["superseded_by"] = key
+
+    def chunk_keys(self) -> list[str]:
+        """The store keys of the chunk copies the index will name (the attempt each record chose)."""
+        return [chunk_key(self.evidence_id, record.index, record.attempt) for record in self.records]
 
     def finish(self, *, facts: Mapping[str, Any], hashes: ImageHashes) -> Manifest:
         """Check that the chunks cover ``hashes.size`` bytes without gaps; write index.json, then
@@ -461,6 +532,10 @@ class SealResult:
     manifest_sha256: str
     # Chunks found in the store from an earlier, interrupted run and checked rather than written again.
     chunks_reused: int = 0
+    # Stored chunk copies that did not open (torn by a power loss before an earlier run's durability
+    # barrier, or unreadable) and were superseded by a later attempt: {"chunk", "key", "stored_length",
+    # "stored_sha256", "problem", "superseded_by"} each, for the audit trail. Nearly always empty.
+    chunks_superseded: tuple[dict[str, Any], ...] = ()
 
 
 def seal_stream(
@@ -495,6 +570,10 @@ def seal_stream(
     of being sealed and written again: the same stream gives the same container, and a store object is
     never written twice. Bytes that differ raise ChunkConflict. (Without ``resume`` a chunk already stored
     is still recognised, but only after it was compressed and encrypted for nothing.)
+    Durability: chunk puts run inside ``store.durable_batch`` (not synced one by one); one barrier syncs
+    every chunk the index names, reused ones included, before the index and the manifest, which are
+    durable puts. A chunk a crash tore before that barrier does not open on resume and is superseded by
+    its next attempt, listed in ``SealResult.chunks_superseded`` (docs/acquisition.md).
     ``progress(bytes_sealed)`` is called from the calling thread as chunks reach the store (in the order
     of the stream), at most once per chunk, and once at the end with the whole size.
     ``more_facts()`` is called once the stream has been read, and its facts are added to ``facts`` in the
@@ -507,10 +586,10 @@ def seal_stream(
     )
     if resume:
         writer.note_stored_chunks()
-    # Enough threads to keep every core compressing and encrypting while others wait on the store: a put
-    # into the local store ends with two fsyncs (the chunk, its folder) and an Azure put with a round trip,
-    # and a waiting thread holds no CPU. Measured on 2 cores: 8 threads seal about 1.3-1.5x faster into
-    # the local store than 4 (docs/acquisition.md); memory is bounded by in_flight_chunks, not by this.
+    # Enough threads to keep every core compressing and encrypting while others wait on the store (an
+    # Azure put is a round trip; a waiting thread holds no CPU). Measured on 2 cores with per-chunk fsyncs:
+    # 8 threads sealed 1.3-1.5x faster into the local store than 4 (docs/acquisition.md); memory is
+    # bounded by in_flight_chunks, not by this.
     worker_count = workers or max(4, min(8, 4 * (os.cpu_count() or 1)))
     in_flight_chunks = max(2 * worker_count, _IN_FLIGHT_BUDGET // chunk_size)
     hasher = MultiHasher(parallel=True, queue_depth=max(2, in_flight_chunks // 2))
@@ -546,20 +625,27 @@ def seal_stream(
             progress(done)
 
     try:
-        with ThreadPoolExecutor(max_workers=worker_count, thread_name_prefix="custodia-seal") as pool:
-            chunk_number = 0
-            while not failures:
-                block = _read_exactly(source, chunk_size)
-                if not block:
-                    break
-                hasher.update(block)
-                slots.acquire()
-                pool.submit(writer.write_chunk, index=chunk_number, plaintext=block).add_done_callback(chunk_done)
-                chunk_number += 1
-                report_progress()
-        if failures:
-            raise failures[0]
-        hashes = hasher.result()
+        # Chunk puts skip their fsyncs; one barrier below makes every chunk the index will name durable.
+        with store.durable_batch(prefix=chunk_prefix(evidence_id)) as batch:
+            with ThreadPoolExecutor(max_workers=worker_count, thread_name_prefix="custodia-seal") as pool:
+                chunk_number = 0
+                while not failures:
+                    block = _read_exactly(source, chunk_size)
+                    if not block:
+                        break
+                    hasher.update(block)
+                    slots.acquire()
+                    future = pool.submit(writer.write_chunk, index=chunk_number, plaintext=block)
+                    future.add_done_callback(chunk_done)
+                    chunk_number += 1
+                    report_progress()
+            if failures:
+                raise failures[0]
+            hashes = hasher.result()
+            # The barrier, before the index and manifest (durable puts) name the chunks. It covers the
+            # chunks reused from a killed run too: that run may have died before its own barrier, leaving
+            # them in the page cache only.
+            batch.sync(writer.chunk_keys())
     except BaseException:
         hasher.abort()
         raise
@@ -576,6 +662,7 @@ def seal_stream(
         index_sha256=manifest.index_sha256,
         manifest_sha256=sha256_hex(manifest_bytes),
         chunks_reused=writer.chunks_reused,
+        chunks_superseded=tuple(writer.superseded),
     )
 
 

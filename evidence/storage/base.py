@@ -11,7 +11,8 @@ Implementations: ``evidence.storage.local.LocalWormStore`` (embedded default) an
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import BinaryIO
 
@@ -67,9 +68,33 @@ class EvidenceStore(abc.ABC):
     def delete(self, key: str) -> None:
         """Delete one object; RetentionViolation while its retention date lies ahead or a legal hold is on."""
 
+    @contextlib.contextmanager
+    def durable_batch(self, *, prefix: str) -> Iterator[DurableBatch]:
+        """Defer durability of the puts under ``prefix`` (from any thread) while the batch is open.
+
+        Outside a batch every put is durable when it returns (contents and name survive a power loss).
+        Inside one, a put under ``prefix`` may return before its object is on stable storage; the caller
+        makes the objects it will reference durable with one ``batch.sync(keys)`` barrier, before writing
+        anything that names them (the index, the manifest, a database row). Until that barrier a power loss
+        may leave such an object missing, empty or torn under its name: the caller must recognise it as
+        damaged (sealed chunks are authenticated) and write the bytes again under another key, since the
+        store is write-once. Leaving the block normally syncs what was put and not yet synced; leaving
+        it on an exception syncs nothing. Stores whose puts are durable anyway (Azure) keep this default:
+        every put stays durable and ``sync`` does nothing."""
+        yield DurableBatch()
+
     def check_ready(self) -> None:
         """Called at start-up and before accepting evidence: raise StoreError when the store cannot
         guarantee write-once behaviour (for example an Azure container without a locked immutability policy)."""
+        return None
+
+
+class DurableBatch:
+    """The barrier of ``EvidenceStore.durable_batch``: here (stores that are always durable) a no-op."""
+
+    def sync(self, keys: Iterable[str] = ()) -> None:
+        """Make durable every object put unsynced in this batch and every object named in ``keys`` (which
+        may have been written unsynced by an earlier process that was killed before its barrier)."""
         return None
 
 

@@ -912,3 +912,142 @@ def test_dfvfs_walks_the_sealed_image_as_it_walks_the_original(name, store, evid
     with open_container(evidence_id=evidence_id, data_key=data_key, store=store) as sealed:
         assert traces_of(sealed) == expected
     assert any("passwords.txt" in trace["name"] for trace in expected)
+
+
+# --- durability: one barrier before the index; a torn chunk is superseded on resume -------------------
+
+
+class KilledMidSeal(BaseException):
+    """What a SIGKILL looks like to the sealing code: nothing after it runs (not an Exception)."""
+
+
+class KillingLocalStore(LocalWormStore):
+    """The real local store, 'killed' after some chunk puts; records puts and fsyncs in order."""
+
+    def __init__(self, *, root: Path, kill_after_chunks: int | None = None, journal: list[str] | None = None) -> None:
+        super().__init__(root=root)
+        self.kill_after_chunks = kill_after_chunks
+        self.journal = journal if journal is not None else []  # "put <key>" when a put returns
+        self.chunk_puts = 0
+        self.events: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def put(self, key: str, data: bytes | BinaryIO, *, length: int | None = None) -> None:
+        with self.lock:
+            if "/chunk/" in key:
+                self.chunk_puts += 1
+                if self.kill_after_chunks is not None and self.chunk_puts > self.kill_after_chunks:
+                    raise KilledMidSeal()
+        super().put(key, data, length=length)
+        with self.lock:
+            self.events.append(("put", key))
+            self.journal.append(f"put {key}")
+
+
+@pytest.fixture
+def fsyncs(monkeypatch) -> list[str]:
+    """Paths fsync'd (through any descriptor) while the test runs, in order."""
+    calls: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{descriptor}")
+        # A durable put syncs its hidden temporary file before linking it under its name.
+        folder, _, name = path.rpartition("/")
+        calls.append(f"{folder}/.tmp" if name.startswith(".tmp-") else path)
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    return calls
+
+
+def test_sealing_syncs_every_chunk_once_after_the_last_put_and_before_the_index(tmp_path, data_key, fsyncs):
+    evidence_id = uuid.uuid4()
+    store = KillingLocalStore(root=tmp_path / "store", journal=fsyncs)  # puts and fsyncs in one order
+    data = mixed_bytes(20 * SMALL_CHUNK + 77)
+    result = seal(data, store=store, evidence_id=evidence_id, data_key=data_key)
+
+    chunk_files = {str(store.root / chunk_key(evidence_id, number)) for number in range(result.chunk_count)}
+    synced_chunks = [entry for entry in fsyncs if entry in chunk_files]
+    assert sorted(synced_chunks) == sorted(chunk_files)  # each chunk file fsync'd exactly once
+    chunk_folder = str(store.root / chunk_key(evidence_id, 0)).rpartition("/")[0]
+    last_chunk_put = max(
+        position for position, entry in enumerate(fsyncs) if entry.startswith("put ") and "/chunk/" in entry
+    )
+    index_put = fsyncs.index(f"put {index_key(evidence_id)}")
+    # The barrier: every chunk file and the chunk folder are synced after the last chunk put returned and
+    # before the index is written; the index and the manifest stay durable puts of their own.
+    barrier = fsyncs[last_chunk_put:index_put]
+    assert chunk_files <= set(barrier) and chunk_folder in barrier
+    assert not any(entry.startswith(chunk_folder) for entry in fsyncs[:last_chunk_put] if not entry.startswith("put "))
+    index_folder = chunk_folder.rpartition("/")[0]
+    assert fsyncs[index_put - 1] == index_folder  # the index put ended with its own fsyncs
+    assert fsyncs[-1] == f"put {manifest_key(evidence_id)}" and fsyncs[-2] == index_folder
+    assert read_back(store=store, evidence_id=evidence_id, data_key=data_key) == data
+
+
+def test_a_chunk_torn_by_a_crash_before_the_barrier_is_superseded_on_resume(tmp_path, data_key, fsyncs):
+    """A killed seal, then a power loss that tore two unsynced chunk files (one cut short, one whose
+    blocks never reached the disk: zeros). The resumed seal must not fail, must not reference the torn
+    copies, must store the good bytes as each chunk's next attempt and say so in its result."""
+    evidence_id = uuid.uuid4()
+    data = mixed_bytes(12 * SMALL_CHUNK + 500)
+    killed = KillingLocalStore(root=tmp_path / "store", kill_after_chunks=6)
+    with pytest.raises(KilledMidSeal):
+        seal(data, store=killed, evidence_id=evidence_id, data_key=data_key, workers=1)
+    assert not killed.exists(index_key(evidence_id))
+    stored_chunks = [key for kind, key in killed.events if kind == "put"]
+    assert len(stored_chunks) == 6
+    cut_short, zeroed = killed.root / chunk_key(evidence_id, 1), killed.root / chunk_key(evidence_id, 4)
+    for path in (cut_short, zeroed):
+        path.chmod(0o644)  # the power loss, not the store, damages these files
+    full_length = zeroed.stat().st_size
+    os.truncate(cut_short, 100)
+    zeroed.write_bytes(bytes(full_length))
+
+    fsyncs.clear()
+    resumed_store = LocalWormStore(root=tmp_path / "store")
+    result = seal(data, store=resumed_store, evidence_id=evidence_id, data_key=data_key, resume=True)
+
+    assert result.hashes == expected_hashes(data)
+    assert result.chunks_reused == 4  # the six stored, less the two torn ones
+    superseded = sorted(result.chunks_superseded, key=lambda entry: entry["chunk"])
+    assert [(entry["chunk"], entry["key"], entry["superseded_by"]) for entry in superseded] == [
+        (1, chunk_key(evidence_id, 1), chunk_key(evidence_id, 1, 1)),
+        (4, chunk_key(evidence_id, 4), chunk_key(evidence_id, 4, 1)),
+    ]
+    assert [entry["stored_length"] for entry in superseded] == [100, full_length]
+    assert superseded[1]["stored_sha256"] == hashlib.sha256(bytes(full_length)).hexdigest()
+    assert all(entry["problem"] for entry in superseded)
+    # The torn copies stay (write-once), unreferenced; the index names attempt 1 for those two chunks.
+    assert cut_short.stat().st_size == 100
+    index = json.loads(resumed_store.read(index_key(evidence_id)))
+    assert {entry["index"]: entry.get("attempt", 0) for entry in index["chunks"]} == {
+        number: (1 if number in (1, 4) else 0) for number in range(13)
+    }
+    # The barrier covered the chunks reused from the killed run too (it may have died before syncing them).
+    for number in (0, 2, 3, 5):
+        assert str(resumed_store.root / chunk_key(evidence_id, number)) in fsyncs
+    report = verify_container(
+        evidence_id=evidence_id, data_key=data_key, store=resumed_store, expected_sha256=result.hashes.sha256
+    )
+    assert report.ok and report.sha256 == hashlib.sha256(data).hexdigest() and not report.bad_chunks
+    assert read_back(store=resumed_store, evidence_id=evidence_id, data_key=data_key) == data
+
+
+def test_a_resumed_seal_still_refuses_a_stored_chunk_that_opens_with_other_bytes(tmp_path, data_key):
+    evidence_id = uuid.uuid4()
+    data = mixed_bytes(8 * SMALL_CHUNK)
+    killed = KillingLocalStore(root=tmp_path / "store", kill_after_chunks=4)
+    with pytest.raises(KilledMidSeal):
+        seal(data, store=killed, evidence_id=evidence_id, data_key=data_key, workers=1)
+    changed = bytearray(data)
+    changed[2 * SMALL_CHUNK + 10] ^= 1  # a sector that reads differently now: never merged silently
+    with pytest.raises(ChunkConflict):
+        seal(
+            bytes(changed),
+            store=LocalWormStore(root=tmp_path / "store"),
+            evidence_id=evidence_id,
+            data_key=data_key,
+            resume=True,
+        )

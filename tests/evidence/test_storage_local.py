@@ -229,3 +229,69 @@ def test_check_ready_refuses_a_vanished_folder(tmp_path):
     os.rename(root, tmp_path / "moved")
     with pytest.raises(StoreError, match="does not exist"):
         store.check_ready()
+
+
+@pytest.fixture
+def fsynced_paths(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{descriptor}")
+        # A durable put syncs its hidden temporary file before linking it under its name.
+        folder, _, name = path.rpartition("/")
+        calls.append(f"{folder}/.tmp" if name.startswith(".tmp-") else path)
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    return calls
+
+
+def test_a_put_outside_a_durable_batch_syncs_file_and_folder(store, fsynced_paths):
+    store.put("evidence/a/chunk/00000000", b"x")
+    assert fsynced_paths == [str(store.root / "evidence/a/chunk/.tmp"), str(store.root / "evidence/a/chunk")]
+
+
+def test_a_durable_batch_defers_the_fsyncs_of_its_prefix_to_one_barrier(store, fsynced_paths):
+    with store.durable_batch(prefix="evidence/a/chunk/") as batch:
+        store.put("evidence/a/chunk/00000000", b"one")
+        store.put("evidence/a/chunk/00000001", b"two")
+        store.put("evidence/b/chunk/00000000", b"other item: durable at once")
+        assert fsynced_paths == [str(store.root / "evidence/b/chunk/.tmp"), str(store.root / "evidence/b/chunk")]
+        assert store.read("evidence/a/chunk/00000001") == b"two"  # readable before the barrier
+        fsynced_paths.clear()
+        batch.sync()
+        assert sorted(fsynced_paths) == sorted(
+            [
+                str(store.root / "evidence/a/chunk/00000000"),
+                str(store.root / "evidence/a/chunk/00000001"),
+                str(store.root / "evidence/a/chunk"),
+            ]
+        )
+        fsynced_paths.clear()
+        store.put("evidence/a/index.json", b"{}")  # outside the prefix: durable
+        assert fsynced_paths == [str(store.root / "evidence/a/.tmp"), str(store.root / "evidence/a")]
+    fsynced_paths.clear()
+    store.put("evidence/a/chunk/00000002", b"after the batch: durable again")
+    assert len(fsynced_paths) == 2
+
+
+def test_a_barrier_also_syncs_objects_named_that_another_process_wrote(store, fsynced_paths):
+    store.put("evidence/a/chunk/00000000", b"written earlier")
+    fsynced_paths.clear()
+    with store.durable_batch(prefix="evidence/a/chunk/") as batch:
+        batch.sync(["evidence/a/chunk/00000000"])
+    assert fsynced_paths == [str(store.root / "evidence/a/chunk/00000000"), str(store.root / "evidence/a/chunk")]
+    with pytest.raises(ObjectMissing), store.durable_batch(prefix="evidence/a/chunk/") as batch:
+        batch.sync(["evidence/a/chunk/00000009"])
+
+
+def test_leaving_a_batch_normally_syncs_what_is_left_and_an_error_syncs_nothing(store, fsynced_paths):
+    with store.durable_batch(prefix="evidence/a/"):
+        store.put("evidence/a/x", b"x")
+    assert str(store.root / "evidence/a/x") in fsynced_paths
+    fsynced_paths.clear()
+    with pytest.raises(RuntimeError), store.durable_batch(prefix="evidence/b/"):
+        store.put("evidence/b/x", b"x")
+        raise RuntimeError("the seal failed")
+    assert fsynced_paths == []
