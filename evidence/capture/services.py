@@ -480,6 +480,9 @@ class _Execution:
             **hashes,
             "manifest_sha256": result.manifest_sha256,
             "chunks": result.chunk_count,
+            # Copies a crash left torn in the write-once store, replaced by the next attempt (never the value
+            # of anything: chunk numbers, keys, lengths and digests of ciphertext).
+            "chunks_superseded": list(result.chunks_superseded),
             "format": detected.format,
         }
 
@@ -574,7 +577,12 @@ class _Execution:
             hashes={name: stream[name] for name in ("md5", "sha1", "sha256")},
             manifest_sha256=stream["manifest_sha256"],
             chunks=stream["chunks"],
-            details={"source": "azure_vm_disk", "capture_run": str(self.run.pk), "disk": disk.name},
+            details={
+                "source": "azure_vm_disk",
+                "capture_run": str(self.run.pk),
+                "disk": disk.name,
+                "chunks_superseded": stream.get("chunks_superseded", []),
+            },
         )
         return {"evidence": str(evidence.pk), "sha256": stream["sha256"]}
 

@@ -342,6 +342,8 @@ def _record_sealed(
             "ewf_check": ewf_check,
             "zero_filled_ranges": len(read_errors),
             "chunks_reused": result.chunks_reused,
+            # Copies a killed run left torn, superseded by the next attempt (docs/acquisition.md).
+            "chunks_superseded": list(result.chunks_superseded),
         },
     )
 
