@@ -1,9 +1,9 @@
 """Seal demo evidence into the demo case: the generated demo disk always, the corpus's ext2.E01 when present.
 
 Idempotent: an item whose label is already in the demo case is left alone, so `make run` calls it every
-time. The generated disk (evidence/demo_image.py) is small, so it is sealed here, in the command; the
-corpus image is queued for the worker. Either is extracted by the worker once sealed
-(``CUSTODIA_EXTRACT_ON_SEAL``).
+time. Both images are small and are sealed here, in the command: the import root is set in this process
+only, and a worker, which re-checks the source against its own (empty) roots, would refuse them. The
+worker extracts them once sealed (``CUSTODIA_EXTRACT_ON_SEAL``).
 """
 
 import os
@@ -54,7 +54,6 @@ class Command(BaseCommand):
             path=image.path,
             label=DEMO_LABEL,
             seized_from="Suspect's home office, desk drawer",
-            mode="now",
         )
         self.stdout.write(f"Sealed the generated demo disk as {evidence.pk} (sha256 {evidence.sha256}).")
 
@@ -68,12 +67,12 @@ class Command(BaseCommand):
             self.stdout.write(f"The demo case already has {CORPUS_LABEL!r}.")
             return
         evidence = self._import(
-            case=case, custodian=custodian, path=image, label=CORPUS_LABEL, seized_from="Office 2, desk", mode="auto"
+            case=case, custodian=custodian, path=image, label=CORPUS_LABEL, seized_from="Office 2, desk"
         )
-        self.stdout.write(f"Queued the corpus image as {evidence.pk} for the worker to seal.")
+        self.stdout.write(f"Sealed the corpus image as {evidence.pk} (sha256 {evidence.sha256}).")
 
     @staticmethod
-    def _import(*, case: Case, custodian: User, path: Path, label: str, seized_from: str, mode: str) -> Evidence:
+    def _import(*, case: Case, custodian: User, path: Path, label: str, seized_from: str) -> Evidence:
         # The import root is the image's own folder, in this process only: nothing else becomes importable.
         settings.CUSTODIA_IMPORT_ROOTS = [path.parent]
         return evidence_import(
@@ -83,5 +82,5 @@ class Command(BaseCommand):
             label=label,
             seized_from=seized_from,
             seized_by="DC Jones",
-            mode=mode,
+            mode="now",
         )
