@@ -120,7 +120,7 @@ def test_seed_demo_evidence_seals_the_generated_disk_once(demo, settings, tools,
 
     settings.DATA_DIR = tmp_path
     monkeypatch.setenv("CUSTODIA_TESTDATA", str(tmp_path / "no-corpus"))
-    monkeypatch.setattr(settings, "CUSTODIA_IMPORT_ROOTS", [])
+    settings.CUSTODIA_IMPORT_ROOTS = []  # the command sets it; pytest-django restores it
     output = io.StringIO()
     call_command("seed_demo_evidence", stdout=output)
     evidence = Evidence.objects.get(case=demo.case, label=DEMO_LABEL)
@@ -130,3 +130,17 @@ def test_seed_demo_evidence_seals_the_generated_disk_once(demo, settings, tools,
     assert Evidence.objects.filter(case=demo.case, label=DEMO_LABEL).count() == 1
     assert "already has 'Demo disk (generated)'" in output.getvalue()
     assert os.path.isfile(tmp_path / "demo" / "demo-disk.img")
+
+
+@pytest.mark.corpus
+def test_with_the_corpus_both_images_are_sealed(demo, settings, tools, tmp_path, monkeypatch):
+    from evidence.models import Evidence
+    from tests.corpus import require_corpus, testdata_dir
+
+    require_corpus("files/dfvfs/ext2.E01")
+    settings.DATA_DIR = tmp_path
+    monkeypatch.setenv("CUSTODIA_TESTDATA", str(testdata_dir()))
+    settings.CUSTODIA_IMPORT_ROOTS = []  # the command sets it; pytest-django restores it
+    call_command("seed_demo_evidence", stdout=io.StringIO())
+    sealed = dict(Evidence.objects.filter(case=demo.case).values_list("label", "state"))
+    assert sealed == {DEMO_LABEL: "sealed", "Laptop 1, internal disk (E01)": "sealed"}
