@@ -110,7 +110,9 @@ run: export CUSTODIA_MASTER_KEY_FILE := $(DATA_DIR)/keys/master.key
 run: export CUSTODIA_AUDIT_SIGNING_KEY_FILE := $(DATA_DIR)/keys/audit-signing.key
 run: export CUSTODIA_SAML_SP_KEY_PATH := $(DATA_DIR)/keys/saml-sp.key
 run: export CUSTODIA_SAML_SP_CERT_PATH := $(DATA_DIR)/keys/saml-sp.crt
-run: venv $(DATA_DIR)/keys/master.key $(DATA_DIR)/keys/audit-signing.key $(DATA_DIR)/keys/saml-sp.key
+# Running needs the Debian packages too (libmagic for every extraction, e2fsprogs and fdisk for the generated
+# demo disk, The Sleuth Kit): a fresh machine gets them here, as `make test` does. The pages need no npm assets.
+run: system-packages venv $(DATA_DIR)/keys/master.key $(DATA_DIR)/keys/audit-signing.key $(DATA_DIR)/keys/saml-sp.key
 	$(PY) manage.py migrate --noinput
 	DEMO_PASSWORD=$(DEMO_PASSWORD) $(PY) manage.py seed_demo
 	$(PY) manage.py seed_demo_evidence

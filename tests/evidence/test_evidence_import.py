@@ -157,8 +157,9 @@ def test_demo_evidence_is_seeded_once(demo):
     out = io.StringIO()
     call_command("seed_demo_evidence", stdout=out)
     call_command("seed_demo_evidence", stdout=out)
-    assert Evidence.objects.filter(case=demo.case, state="sealed").count() == 1
-    assert "already has evidence" in out.getvalue()
+    # #20: the generated demo disk is sealed beside the corpus image, each once.
+    assert Evidence.objects.filter(case=demo.case, state="sealed").count() == 2
+    assert "already has 'Laptop 1, internal disk (E01)'" in out.getvalue()
 
 
 def test_a_corrupt_image_is_refused_with_its_format_named(demo, api, import_root):
