@@ -109,7 +109,15 @@ def test_check_deploy_with_production_settings_is_clean(tmp_path):
         "CUSTODIA_DATA_DIR": str(tmp_path),
         "DATABASE_URL": "",
     }
-    for name in ("DJANGO_DEBUG", "DJANGO_SECURE_SSL_REDIRECT", "DJANGO_SECURE_COOKIES", "DJANGO_HSTS_SECONDS"):
+    # The test settings' switches, and the browser tests' DJANGO_ALLOW_ASYNC_UNSAFE (set in this process when
+    # they ran first in the same session), are the harness's, not a deployment's.
+    for name in (
+        "DJANGO_DEBUG",
+        "DJANGO_SECURE_SSL_REDIRECT",
+        "DJANGO_SECURE_COOKIES",
+        "DJANGO_HSTS_SECONDS",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
+    ):
         env.pop(name, None)
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
