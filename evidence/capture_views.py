@@ -84,7 +84,7 @@ def capture_detail(request, run_id):
     """A capture run and its steps; with ``?part=steps`` (HTMX polling) only the steps."""
     context.note_target(case_id=selectors.capture_case_id(run_id=run_id))
     run = selectors.capture_run_get(user=request.user, run_id=run_id)
-    page = {"run": run, "case": run.case, "groups": _steps_by_disk(run), "disks": run.disks.select_related("evidence")}
+    page = {"run": run, "case": run.case, "groups": _steps_by_disk(run), "disks": selectors.capture_run_disks(run=run)}
     if request.GET.get("part") == "steps":
         return render(request, "evidence/capture_steps.html", page)
     return render(request, "evidence/capture_detail.html", page)

@@ -53,7 +53,7 @@ class CaptureRunSerializer(serializers.ModelSerializer):
         return [
             {"name": disk.name, "lun": disk.lun, "os_disk": disk.is_os_disk, "disk_id": disk.disk_id,
              "encrypted": bool(disk.encryption), "evidence": str(disk.evidence_id) if disk.evidence_id else None}
-            for disk in run.disks.order_by("-is_os_disk", "lun")
+            for disk in selectors.capture_run_disks(run=run)
         ]  # fmt: skip
 
     def get_steps(self, run: CaptureRun) -> list[dict]:

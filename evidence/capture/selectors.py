@@ -45,3 +45,8 @@ def capture_runs_for_case(*, user: User, case: Case) -> QuerySet[CaptureRun]:
 def capture_run_steps(*, run: CaptureRun) -> list:
     """The run's steps in order, with their disks."""
     return list(run.steps.select_related("disk").order_by("position", "pk"))
+
+
+def capture_run_disks(*, run: CaptureRun) -> list:
+    """The run's disks, the OS disk first then by LUN, with the evidence item each was sealed into."""
+    return list(run.disks.select_related("evidence").order_by("-is_os_disk", "lun"))

@@ -29,6 +29,12 @@ def add_intake_options(parser) -> None:
     parser.add_argument("--wait-seconds", type=int, default=24 * 3600, help="How long --wait waits")
 
 
+def registration_fields(options) -> dict[str, str]:
+    """The evidence facts both commands take, as the intake services' keyword arguments."""
+    names = ("label", "kind", "seized_from", "seized_by", "declared_md5", "declared_sha1", "declared_sha256")
+    return {name: options[name] for name in names}
+
+
 def resolve_actor_and_case(options) -> tuple[User, Case]:
     try:
         user = User.objects.get(username=options["username"], is_active=True)

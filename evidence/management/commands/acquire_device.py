@@ -6,7 +6,12 @@ strictly read-only into a sealed evidence item (docs/acquisition.md)."""
 from django.core.management.base import BaseCommand, CommandError
 
 from custodia.errors import ServiceError
-from evidence.management.intake_command import add_intake_options, finish_intake, resolve_actor_and_case
+from evidence.management.intake_command import (
+    add_intake_options,
+    finish_intake,
+    registration_fields,
+    resolve_actor_and_case,
+)
 from evidence.services.acquisition import evidence_acquire
 from evidence.services.intake import intake_run
 
@@ -28,13 +33,7 @@ class Command(BaseCommand):
                 actor=user,
                 case=case,
                 device=options["device"],
-                label=options["label"],
-                kind=options["kind"],
-                seized_from=options["seized_from"],
-                seized_by=options["seized_by"],
-                declared_md5=options["declared_md5"],
-                declared_sha1=options["declared_sha1"],
-                declared_sha256=options["declared_sha256"],
+                **registration_fields(options),
                 queue=not options["now"],
             )
             if options["now"]:
