@@ -6,13 +6,13 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from cases import services
-from cases.models import ApiToken, TokenScope
+from cases import selectors, services
+from cases.models import TokenScope
 from custodia.access import LOGGED_IN, requires
 from custodia.web import run_service
 
@@ -59,7 +59,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
         if result is not None:
             _, issued = result
             form = TokenCreateForm()
-    tokens = ApiToken.objects.filter(user=request.user).order_by("-created_at")
+    tokens = selectors.tokens_of_user(user=request.user)
     return render(request, "cases/tokens.html", {"form": form, "tokens": tokens, "issued": issued})
 
 
@@ -67,8 +67,6 @@ def token_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke(request: HttpRequest, token_pk: int) -> HttpResponse:
-    token = ApiToken.objects.filter(pk=token_pk, user=request.user).first()
-    if token is None:
-        raise Http404("No such token.")
+    token = selectors.token_of_user(user=request.user, token_pk=token_pk)
     run_service(request, lambda: services.token_revoke(actor=request.user, token=token), success="Token revoked.")
     return redirect("account-tokens")

@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_objects_for_user, get_user_perms
 
 from cases import permissions as perms
-from cases.models import Case, CaseMembership, User
+from cases.models import ApiToken, Case, CaseMembership, User
 from custodia.errors import Forbidden, NotFound
 
 
@@ -86,3 +86,16 @@ def cases_with_permission(*, user: User, permission: str) -> QuerySet[Case]:
     if user.is_org_admin and permission in perms.ORG_ADMIN_PERMISSIONS:
         return own
     return get_objects_for_user(user, f"cases.{permission}", klass=own, with_superuser=False, accept_global_perms=False)
+
+
+def tokens_of_user(*, user: User) -> QuerySet[ApiToken]:
+    """The caller's own API tokens, newest first: nobody lists another user's tokens."""
+    return ApiToken.objects.filter(user=user).order_by("-created_at")
+
+
+def token_of_user(*, user: User, token_pk: int) -> ApiToken:
+    """One of the caller's own tokens; another user's is as absent as one that never was."""
+    token = tokens_of_user(user=user).filter(pk=token_pk).first()
+    if token is None:
+        raise NotFound("No such token.")
+    return token

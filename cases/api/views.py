@@ -27,7 +27,7 @@ from audit.verify import verify_trail
 from cases import permissions as perms
 from cases import selectors, services
 from cases.api import serializers as s
-from cases.models import ApiToken, CaseMembership, CaseStatus, User
+from cases.models import CaseMembership, CaseStatus, User
 from custodia.access import LOGGED_IN, OPEN_CASES, ORG_ADMIN, PUBLIC
 from custodia.api import validated
 from custodia.errors import NotFound, ServiceError
@@ -71,7 +71,7 @@ class TokenListView(APIView):
 
     @extend_schema(responses=s.TokenSerializer(many=True))
     def get(self, request):
-        tokens = ApiToken.objects.filter(user=request.user).order_by("-created_at")
+        tokens = selectors.tokens_of_user(user=request.user)
         return Response(s.TokenSerializer(tokens, many=True).data)
 
     @extend_schema(request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer})
@@ -89,9 +89,7 @@ class TokenDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, token_pk: int):
-        token = ApiToken.objects.filter(pk=token_pk, user=request.user).first()
-        if token is None:
-            raise NotFound("No such token.")
+        token = selectors.token_of_user(user=request.user, token_pk=token_pk)
         services.token_revoke(actor=request.user, token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
