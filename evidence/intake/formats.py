@@ -62,6 +62,11 @@ class DetectedFormat:
     def is_disk_image(self) -> bool:
         return self.format in DISK_IMAGE_FORMATS
 
+    @property
+    def warnings(self) -> list[str]:
+        """What intake accepted but the custodian should know (a VHD footer failing its checksum)."""
+        return list(self.details.get("warnings", []))
+
 
 def detect_format(*, head: bytes, tail: bytes | None, name: str) -> DetectedFormat:
     """Recognise ``head`` (the first ``HEAD_SIZE`` bytes or all of a smaller file) and ``tail`` (the last
@@ -160,8 +165,13 @@ def _detect_vhd_dynamic(*, head: bytes, tail: bytes | None) -> DetectedFormat | 
         closing_footer = _parse_vhd_footer(closing, where="footer at the end")
         if closing_footer["unique_id"] != footer["unique_id"]:
             raise FormatError("VHD footer at the end belongs to another disk than the copy at the start")
+    else:
+        closing_footer = {}
     data_offset = footer.pop("data_offset")
     details = dict(footer)
+    warnings = [*footer.get("warnings", []), *closing_footer.get("warnings", [])]
+    if warnings:
+        details["warnings"] = warnings
     details.update(_parse_vhd_dynamic_header(head=head, offset=data_offset, differencing=footer["disk_type"]))
     return DetectedFormat(ImageFormat.VHD, details)
 
@@ -193,8 +203,14 @@ def _parse_vhd_footer(footer: bytes, *, where: str) -> dict[str, Any]:
         raise FormatError(f"VHD {where} is truncated")
     stored_checksum = struct.unpack_from(">I", footer, 64)[0]
     computed = ~sum(footer[:64] + footer[68:VHD_FOOTER_SIZE]) & 0xFFFFFFFF
+    warnings = []
     if computed != stored_checksum:
-        raise FormatError(f"VHD {where} fails its checksum: the image is corrupt")
+        # libvhdi (and Hyper-V tools that rewrite a footer by hand) read such a disk by its structure; the
+        # checksum is a warning for the custodian, not a reason to refuse what extraction opens.
+        warnings.append(
+            f"VHD {where} fails its checksum (stored {stored_checksum:08x}, computed {computed:08x}); "
+            "its structure is read as it stands"
+        )
     (data_offset,) = struct.unpack_from(">Q", footer, 16)
     (current_size,) = struct.unpack_from(">Q", footer, 48)
     (disk_type_code,) = struct.unpack_from(">I", footer, 60)
@@ -207,6 +223,7 @@ def _parse_vhd_footer(footer: bytes, *, where: str) -> dict[str, Any]:
         "unique_id": str(uuid.UUID(bytes=footer[68:84])),
         "creator_application": footer[28:32].decode("latin-1").rstrip("\0 "),
         "data_offset": data_offset,
+        **({"warnings": warnings} if warnings else {}),
     }
 
 
@@ -330,6 +347,89 @@ def _detect_qcow(*, head: bytes, tail: bytes | None) -> DetectedFormat | None:
         else:
             details["backing_file"] = None  # it has one; its name lies beyond the bytes we were given
     return DetectedFormat(ImageFormat.QCOW2, details)
+
+
+# ------------------------------------------------------------------------------------ parent chains
+
+
+def has_parent(detected: DetectedFormat) -> bool:
+    """Whether the image is a differencing disk: its unwritten sectors are its parent's (a qcow2 with a
+    backing file, a differencing VHD, a VMDK whose descriptor names a parent CID)."""
+    details = detected.details
+    if detected.format is ImageFormat.QCOW2:
+        return "backing_file" in details
+    if detected.format is ImageFormat.VHD:
+        return details.get("disk_type") == "differencing"
+    if detected.format is ImageFormat.VMDK:
+        return "parent_cid" in details
+    return False
+
+
+def parent_reference(detected: DetectedFormat) -> str | None:
+    """The file name a differencing image looks its parent up by: the base name of the name it stores
+    (libqcow, libvhdi and libvmdk look beside the child), or None when it has no parent or the name is not
+    among the bytes detection saw."""
+    details = detected.details
+    name: str | None = None
+    if detected.format is ImageFormat.QCOW2:
+        name = details.get("backing_file")
+    elif detected.format is ImageFormat.VHD and details.get("disk_type") == "differencing":
+        locators = [locator["path"] for locator in details.get("parent_locators", [])]
+        name = details.get("parent_name") or next(iter(locators), None)
+    elif detected.format is ImageFormat.VMDK:
+        name = details.get("parent_file_name_hint")
+    return chain_base_name(name) if name else None
+
+
+def chain_base_name(name: str) -> str:
+    """``C:\\vms\\base.vhd``, ``/srv/base.qcow2``, ``.\\base.vhd`` → ``base.vhd``: how a child names its parent's
+    file once the folders it was made in are gone."""
+    return name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def chain_link(detected: DetectedFormat) -> dict[str, Any]:
+    """What a custody record says of one image in a parent chain: whether it has a parent, and by which
+    name it looks that parent up."""
+    link: dict[str, Any] = {"has_parent": has_parent(detected)}
+    reference = parent_reference(detected)
+    if reference:
+        link["parent_reference"] = reference
+    return link
+
+
+def order_parent_chain(files: Sequence[tuple[Path, DetectedFormat]]) -> list[Path] | None:
+    """The files of one differencing chain, child first and base last, or None when they are no chain
+    (no file among them has a parent). Files that have parents but do not chain up by name raise
+    ``FormatError`` naming what is missing or left over."""
+    if len(files) < 2 or not any(has_parent(detected) for _path, detected in files):
+        return None
+    not_images = [path.name for path, detected in files if not detected.is_disk_image]
+    if not_images:
+        raise FormatError(f"a parent chain holds disk images only; {', '.join(not_images)} is not one")
+    by_name = {path.name.lower(): (path, detected) for path, detected in files}
+    referenced = {}
+    for path, detected in files:
+        reference = parent_reference(detected)
+        if has_parent(detected):
+            if reference is None:
+                raise FormatError(f"{path.name} has a parent whose name it does not give: link the parent instead")
+            if reference.lower() not in by_name:
+                raise FormatError(f"{path.name} needs its parent {reference}, which is not among the files")
+            referenced[path.name.lower()] = reference.lower()
+    tops = [name for name in by_name if name not in set(referenced.values())]
+    if len(tops) != 1:
+        raise FormatError(f"these files are {len(tops)} chains, not one: import one child with its parents")
+    chain: list[Path] = []
+    name: str | None = tops[0]
+    while name is not None:
+        if any(path.name.lower() == name for path in chain):
+            raise FormatError(f"the parent chain loops back to {by_name[name][0].name}")
+        chain.append(by_name[name][0])
+        name = referenced.get(name)
+    if len(chain) != len(files):
+        left_over = sorted({path.name for path, _ in files} - {path.name for path in chain})
+        raise FormatError(f"{', '.join(left_over)} belong to no parent of {chain[0].name}")
+    return chain
 
 
 # ----------------------------------------------------------------------------------------- archives

@@ -29,6 +29,8 @@ from evidence.intake.formats import (
     detect_file_format,
     detect_format,
     group_segments,
+    order_parent_chain,
+    parent_reference,
     slice_segments,
 )
 from tests.corpus import require_corpus, testdata_dir
@@ -205,13 +207,48 @@ def set_vhd_disk_type(image: bytearray, *, offset: int, disk_type: int) -> None:
 
 
 @needs_qemu_img
-def test_a_corrupt_vhd_footer_is_refused(tmp_path):
+def test_a_vhd_footer_failing_its_checksum_is_accepted_with_a_warning(tmp_path):
+    # Issue #18 item 5 changed this on purpose (it was refused): libvhdi reads such a disk by its
+    # structure, so intake accepts it and says what is wrong.
     qemu_img("create", "-f", "vpc", tmp_path / "disk.vhd", "4M")
     image = bytearray((tmp_path / "disk.vhd").read_bytes())
     image[50] ^= 0x01  # inside the size field of the footer copy, so its checksum no longer holds
 
-    with pytest.raises(FormatError, match="checksum"):
-        detect_bytes(bytes(image), name="disk.vhd")
+    detected = detect_bytes(bytes(image), name="disk.vhd")
+    assert detected.format is ImageFormat.VHD
+    assert len(detected.warnings) == 1 and "footer copy at the start fails its checksum" in detected.warnings[0]
+
+
+def test_a_vhd_footer_of_unknown_disk_type_is_still_refused():
+    footer = bytearray(512)
+    footer[0:8] = b"conectix"
+    struct.pack_into(">I", footer, 60, 9)
+    with pytest.raises(FormatError, match="unknown disk type"):
+        detect_bytes(bytes(1024 * 1024) + bytes(footer), name="disk.vhd")
+
+
+def test_parent_chains_are_ordered_child_first_by_the_names_children_give():
+    def qcow(backing: str | None) -> DetectedFormat:
+        details = {"version": 3} if backing is None else {"version": 3, "backing_file": backing}
+        return DetectedFormat(ImageFormat.QCOW2, details)
+
+    files = [
+        (Path("base.qcow2"), qcow(None)),
+        (Path("top.qcow2"), qcow("/vms/mid.qcow2")),  # a path where it was made: looked up by base name
+        (Path("mid.qcow2"), qcow("base.qcow2")),
+    ]
+    assert [path.name for path in order_parent_chain(files)] == ["top.qcow2", "mid.qcow2", "base.qcow2"]
+    assert (
+        parent_reference(DetectedFormat(ImageFormat.VHD, {"disk_type": "differencing", "parent_name": "C:\\v\\b.vhd"}))
+        == "b.vhd"
+    )
+    assert order_parent_chain([(Path("a.qcow2"), qcow(None)), (Path("b.qcow2"), qcow(None))]) is None
+    with pytest.raises(FormatError, match=r"needs its parent mid\.qcow2"):
+        order_parent_chain([files[0], files[1]])
+    with pytest.raises(FormatError, match="2 chains"):
+        order_parent_chain([*files, (Path("other.qcow2"), qcow("base.qcow2"))])
+    with pytest.raises(FormatError, match="not one"):
+        order_parent_chain([files[2], (Path("base.qcow2"), DetectedFormat(ImageFormat.FILE, {}))])
 
 
 @needs_qemu_img
