@@ -172,6 +172,12 @@ DECLARED = (
         "auth.lockout",
         "Too many wrong passwords: an account or a client address was locked out of logging in for a while.",
     ),
+    # Differencing disks (issue #18, branch img-chain)
+    AuditAction(
+        "evidence.parent.link",
+        "A differencing disk was linked to its parent, another sealed evidence item of the case (or refused).",
+        custody_critical=True,
+    ),
     # Requests (see the module's docstring)
     AuditAction("request.access", "A request under a case to a route that has no name."),
     AuditAction("<route>.access", "A request under a case (reads and denials included), named by its route."),
@@ -253,6 +259,7 @@ CUSTODY_RELEVANT: frozenset[str] = frozenset(
         "evidence.secret.reveal",
         "evidence.extract.start",
         "evidence.extract",
+        "evidence.parent.link",
         # capture (issue #16)
         "capture.start",
         "capture.snapshot",

@@ -65,6 +65,9 @@ class Evidence(models.Model):
     failure_reason = models.TextField(blank=True)
     format = models.CharField(max_length=20, blank=True)
     format_details = models.JSONField(default=dict, blank=True)
+    # A differencing disk (a qcow2 with a backing file, a differencing VHD, a VMDK with a parent) reads its
+    # unwritten sectors from its parent: another sealed item of the same case, linked by a custodian.
+    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
 
     chunk_size = models.PositiveIntegerField(default=0)
     size = models.BigIntegerField(null=True, blank=True, help_text="Total size in bytes, once known.")

@@ -12,15 +12,18 @@ the line.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import BinaryIO, TypedDict, cast
 
+from custodia.errors import ServiceError
 from evidence.container.reader import open_container
+from evidence.intake.errors import FormatError
 from evidence.intake.ewf import ewf_segment_suffix, parse_ewf_suffix
-from evidence.intake.formats import ImageFormat, slice_segments
+from evidence.intake.formats import ImageFormat, detect_format, slice_segments
 from evidence.models import Evidence, SecretKind
+from evidence.selectors import evidence_parent_chain
 from evidence.services.escrow import secret_values_for_extraction
 from evidence.services.registration import data_key_for
 from evidence.storage.base import get_store
@@ -75,6 +78,8 @@ class AcquiredEvidence:
     # The names the files came with (for display), in the order of ``files``; ``files`` are keyed by the
     # names they are read under (``presented_names``).
     original_names: tuple[str, ...] = ()
+    # The names the parents of a linked differencing disk are read under (each also in ``files``).
+    parent_names: tuple[str, ...] = ()
 
     @property
     def related_files(self) -> dict[str, BinaryIO]:
@@ -87,9 +92,29 @@ def open_acquired(*, evidence: Evidence) -> Iterator[AcquiredEvidence]:
     """Open a sealed evidence item's acquired bytes for the ``with`` block; closed when it ends.
 
     The data key is unwrapped for this opening only (ServiceError ``keystore_unavailable`` when the key
-    store cannot); the container checks every chunk's hash as it reads it."""
-    with open_container(evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store()) as reader:
-        yield _acquired(evidence=evidence, reader=reader)
+    store cannot); the container checks every chunk's hash as it reads it. A differencing disk linked to
+    its parents (``evidence.services.chain``) comes with each parent's sealed bytes among its ``files``,
+    under the name the child looks it up by, so the image libraries find them beside it."""
+    with ExitStack() as stack:
+        reader = stack.enter_context(
+            open_container(evidence_id=evidence.pk, data_key=data_key_for(evidence), store=get_store())
+        )
+        acquired = _acquired(evidence=evidence, reader=reader)
+        parents: dict[str, BinaryIO] = {}
+        for link in evidence_parent_chain(evidence=evidence):
+            parent = link["evidence"]
+            name = link["read_as"]
+            if name in acquired.files or name in parents:
+                raise ServiceError(
+                    f"The parent {parent.label!r} would be read as {name!r}, a name the chain already uses.",
+                    code="parent_name_clash",
+                )
+            parents[name] = stack.enter_context(
+                open_container(evidence_id=parent.pk, data_key=data_key_for(parent), store=get_store())
+            )
+        if parents:
+            acquired = replace(acquired, files={**acquired.files, **parents}, parent_names=tuple(parents))
+        yield acquired
 
 
 def presented_names(*, image_format: str, names: Sequence[str]) -> list[str]:
@@ -159,3 +184,22 @@ def document_passwords(*, evidence: Evidence) -> list[tuple[int, str]]:
         for secret in secret_values_for_extraction(evidence=evidence)
         if secret["kind"] == SecretKind.DOCUMENT_PASSWORD
     ]
+
+
+def disk_image_format(*, head: bytes, tail: bytes | None, name: str) -> str | None:
+    """The storage-media format of a stream found inside evidence (a file on a seized disk, an archive
+    member), by intake's signatures: ``ewf``, ``vhd``, ``vhdx``, ``vmdk``, ``qcow2``, or ``raw`` for a
+    disk or volume that starts with a partition table or a file system; None for anything else.
+
+    ``head`` is the stream's first bytes (64 KiB finds every signature; 8 KiB all but ISO 9660's), ``tail``
+    its last 512 (a fixed VHD's only footer), or None. A name claiming an image format the bytes do not
+    bear is no image here (intake refuses such a file; inside evidence it is just a file)."""
+    try:
+        detected = detect_format(head=head, tail=tail, name=name)
+    except FormatError:
+        return None
+    if not detected.is_disk_image:
+        return None
+    if detected.format == ImageFormat.RAW and detected.details.get("layout") in (None, "unknown"):
+        return None  # named .img or .dd without any structure: nothing to walk
+    return str(detected.format)

@@ -13,7 +13,8 @@ from cases import permissions as perms
 from cases.models import Case, User
 from cases.selectors import case_get
 from custodia.errors import NotFound
-from evidence.models import DownloadLink, Evidence, EvidenceChunk, KeyEscrow
+from evidence.intake.formats import DISK_IMAGE_FORMATS, DetectedFormat, ImageFormat, has_parent, parent_reference
+from evidence.models import DownloadLink, Evidence, EvidenceChunk, EvidenceState, KeyEscrow
 
 
 def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
@@ -144,3 +145,60 @@ def native_blob_of(*, evidence: Evidence) -> dict | None:
     if isinstance(blob, dict) and blob.get("container") and blob.get("blob"):
         return blob
     return None
+
+
+# --- differencing disks (issue #18, branch img-chain) ------------------------------------------------
+
+# How many parents a chain may have (a snapshot tree of a VM rarely goes beyond a handful).
+MAX_PARENT_CHAIN = 16
+
+
+def evidence_parent_chain(*, evidence: Evidence) -> list[dict]:
+    """The parents a differencing disk reads through, nearest first: for each, the sealed item and the file
+    name the child looks it up by (the name the child stores, else the parent's own). Files imported
+    together as one item (``format_details["parent_chain"]``) are listed by ``evidence_chain_files``."""
+    chain: list[dict] = []
+    child, seen = evidence, {evidence.pk}
+    while child.parent_id is not None and len(chain) < MAX_PARENT_CHAIN:
+        parent = Evidence.objects.select_related("case").get(pk=child.parent_id)
+        if parent.pk in seen:
+            break  # refused when linked; never loop on a row changed by hand
+        seen.add(parent.pk)
+        found = DetectedFormat(ImageFormat(child.format), child.format_details or {}) if child.format else None
+        reference = parent_reference(found) if found is not None else None
+        own_name = parent.original_name.split(",")[0].strip() or f"{parent.pk}.{parent.format or 'raw'}"
+        chain.append({"evidence": parent, "read_as": reference or own_name, "named_by_child": bool(reference)})
+        child = parent
+    return chain
+
+
+def evidence_chain_files(*, evidence: Evidence) -> list[dict]:
+    """The files of a differencing chain imported as one item, child first (empty for any other item)."""
+    return list((evidence.format_details or {}).get("parent_chain") or [])
+
+
+def evidence_parent_candidates(*, evidence: Evidence) -> QuerySet[Evidence]:
+    """Sealed disk images of the same case that could be this item's parent (not itself, not its children)."""
+    return (
+        Evidence.objects.filter(case_id=evidence.case_id, format__in=[str(f) for f in DISK_IMAGE_FORMATS])
+        .filter(state__in=[EvidenceState.SEALED, EvidenceState.EXTRACTING, EvidenceState.EXTRACTED])
+        .exclude(pk=evidence.pk)
+        .exclude(parent_id=evidence.pk)
+        .order_by("created_at")
+    )
+
+
+def evidence_chain_summary(*, evidence: Evidence, with_candidates: bool = False) -> dict:
+    """What the evidence page and the API say of a differencing disk: whether it needs a parent and the
+    name it looks it up by, its linked parents (``evidence_parent_chain``), the files imported with it,
+    intake's warnings, and (``with_candidates``) the items it could be linked to."""
+    found = DetectedFormat(ImageFormat(evidence.format), evidence.format_details or {}) if evidence.format else None
+    needs_parent = found is not None and has_parent(found)
+    return {
+        "needs_parent": needs_parent,
+        "reference": parent_reference(found) if found is not None else None,
+        "parents": evidence_parent_chain(evidence=evidence),
+        "files": evidence_chain_files(evidence=evidence),
+        "candidates": list(evidence_parent_candidates(evidence=evidence)) if needs_parent and with_candidates else [],
+        "warnings": list((evidence.format_details or {}).get("warnings", [])),
+    }

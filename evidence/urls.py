@@ -11,6 +11,7 @@ urlpatterns = [
     path("evidence/<uuid:evidence_id>/progress/", views.evidence_progress, name="progress"),
     path("evidence/<uuid:evidence_id>/seal/", views.evidence_seal, name="seal"),
     path("evidence/<uuid:evidence_id>/verify/", views.evidence_verify, name="verify"),
+    path("evidence/<uuid:evidence_id>/parent/", views.evidence_parent_link, name="parent-link"),
     path("evidence/<uuid:evidence_id>/secrets/add/", views.secret_add, name="secret-add"),
     path("evidence/<uuid:evidence_id>/secrets/<int:secret_id>/reveal/", views.secret_reveal, name="secret-reveal"),
     path("evidence/<uuid:evidence_id>/links/", links_pages.evidence_links, name="links"),

@@ -14,7 +14,7 @@ from custodia.web import case_view, evidence_view, run_service
 from evidence import selectors
 from evidence.forms import EvidenceRegisterForm, SecretEscrowForm
 from evidence.models import EvidenceState
-from evidence.services import escrow, integrity, registration, upload
+from evidence.services import chain, escrow, integrity, registration, upload
 
 
 @case_view(perms.VIEW_EVIDENCE)
@@ -61,8 +61,24 @@ def evidence_detail(request, evidence):
         "secret_form": SecretEscrowForm(),
         "status": upload.upload_status(evidence=evidence) if perms.REGISTER_EVIDENCE in granted else None,
         "revealed": request.session.pop(f"revealed-{evidence.pk}", None),
+        "chain": selectors.evidence_chain_summary(
+            evidence=evidence, with_candidates=perms.REGISTER_EVIDENCE in granted
+        ),
     }
     return render(request, "evidence/detail.html", context)
+
+
+@require_POST
+@evidence_view(perms.REGISTER_EVIDENCE)
+def evidence_parent_link(request, evidence):
+    run_service(
+        request,
+        lambda: chain.evidence_parent_link(
+            actor=request.user, evidence=evidence, parent_id=request.POST.get("parent", "")
+        ),
+        success="Parent linked: extraction reads this disk through it.",
+    )
+    return redirect("evidence:detail", evidence_id=evidence.pk)
 
 
 @evidence_view()

@@ -3,10 +3,12 @@ from __future__ import annotations
 import base64
 import binascii
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from custodia.api import StrictSerializer
 from evidence.models import Evidence, EvidenceKind, KeyEscrow, SecretKind
+from evidence.selectors import evidence_chain_summary
 from evidence.services.upload import MAX_EVIDENCE_BYTES
 
 
@@ -14,11 +16,15 @@ class EvidenceSerializer(serializers.ModelSerializer):
     case = serializers.IntegerField(source="case_id", read_only=True)
     registered_by = serializers.CharField(source="registered_by.username", read_only=True)
     progress = serializers.FloatField(read_only=True)
+    parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)
+    parent_chain = serializers.SerializerMethodField()
 
     class Meta:
         model = Evidence
         fields = [
             "id",
+            "parent",
+            "parent_chain",
             "case",
             "label",
             "kind",
@@ -53,6 +59,36 @@ class EvidenceSerializer(serializers.ModelSerializer):
             "sealed_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "description": "A differencing disk's parents: linked sealed items (nearest first), or files "
+            "imported with it; the name it looks its parent up by; intake's warnings.",
+        }
+    )
+    def get_parent_chain(self, evidence: Evidence) -> dict:
+        summary = evidence_chain_summary(evidence=evidence)
+        return {
+            "needs_parent": summary["needs_parent"],
+            "reference": summary["reference"],
+            "parents": [
+                {
+                    "id": str(link["evidence"].pk),
+                    "label": link["evidence"].label,
+                    "format": link["evidence"].format,
+                    "sha256": link["evidence"].sha256,
+                    "read_as": link["read_as"],
+                }
+                for link in summary["parents"]
+            ],
+            "files": summary["files"],
+            "warnings": summary["warnings"],
+        }
+
+
+class EvidenceParentLinkSerializer(StrictSerializer):
+    parent = serializers.UUIDField(help_text="The sealed disk image of the same case this item differs from.")
 
 
 class EvidenceRegisterSerializer(StrictSerializer):

@@ -15,6 +15,7 @@ urlpatterns = [
     ),
     path("evidence/<uuid:evidence_id>/seal", views.EvidenceSealView.as_view(), name="api-evidence-seal"),
     path("evidence/<uuid:evidence_id>/verify", views.EvidenceVerifyView.as_view(), name="api-evidence-verify"),
+    path("evidence/<uuid:evidence_id>/parent", views.EvidenceParentView.as_view(), name="api-evidence-parent"),
     path("evidence/<uuid:evidence_id>/custody", views.EvidenceCustodyView.as_view(), name="api-evidence-custody"),
     path("evidence/<uuid:evidence_id>/secrets/", views.EvidenceSecretsView.as_view(), name="api-evidence-secrets"),
     path(

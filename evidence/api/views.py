@@ -18,7 +18,7 @@ from custodia.api import evidence_for_request, validated
 from custodia.errors import ServiceError
 from evidence import selectors
 from evidence.api import serializers as s
-from evidence.services import acquisition, escrow, intake, integrity, registration, upload
+from evidence.services import acquisition, chain, escrow, intake, integrity, registration, upload
 
 
 class RawBytesParser(BaseParser):
@@ -118,6 +118,19 @@ class EvidenceVerifyView(APIView):
             # Larger than CUSTODIA_VERIFY_INLINE_BYTES: a worker reads it; the evidence shows the outcome.
             return Response({"queued": True, "evidence": str(evidence.pk)}, status=status.HTTP_202_ACCEPTED)
         return Response(report)
+
+
+class EvidenceParentView(APIView):
+    """Link a differencing disk to its parent, another sealed disk image of the same case."""
+
+    required_permission = perms.REGISTER_EVIDENCE
+
+    @extend_schema(request=s.EvidenceParentLinkSerializer, responses=s.EvidenceSerializer)
+    def post(self, request, evidence_id):
+        evidence = evidence_for_request(request, evidence_id, perms.REGISTER_EVIDENCE)
+        data = validated(s.EvidenceParentLinkSerializer, request.data)
+        evidence = chain.evidence_parent_link(actor=request.user, evidence=evidence, parent_id=data["parent"])
+        return Response(s.EvidenceSerializer(evidence).data)
 
 
 def _accepted_or_created(request, evidence) -> Response:

@@ -27,7 +27,15 @@ from evidence.container.reader import load_index, load_manifest
 from evidence.container.writer import SealResult, seal_stream
 from evidence.intake.errors import MissingDependency
 from evidence.intake.ewf import verify_ewf_media
-from evidence.intake.formats import FormatError, detect_format, group_segments
+from evidence.intake.formats import (
+    DetectedFormat,
+    FormatError,
+    chain_link,
+    detect_file_format,
+    detect_format,
+    group_segments,
+    order_parent_chain,
+)
 from evidence.intake.paths import ImportPathRefused, resolve_import_path
 from evidence.models import Evidence, EvidenceChunk, EvidenceKind, EvidenceSource, EvidenceState
 from evidence.services.acquisition import open_intake_source, record_read_errors
@@ -106,11 +114,16 @@ def evidence_import(
             raise ImportPathRefused("no import roots are configured (CUSTODIA_IMPORT_ROOTS)", path=paths[0])
         resolved = [resolve_import_path(path=path, roots=roots) for path in paths]
         groups = group_segments(resolved)
-        if len(groups) != 1:
+        chain = _parent_chain(groups) if len(groups) > 1 else None
+        if len(groups) != 1 and chain is None:
             raise FormatError(f"these paths are {len(groups)} images; import one image (all its segments) at a time")
-        segments = list(groups[0].paths)
-        head, tail = _probe(segments)
-        detected = detect_format(head=head, tail=tail, name=segments[0].name)
+        if chain is not None:
+            segments = [path for path, _detected in chain]
+            detected = chain[0][1]
+        else:
+            segments = list(groups[0].paths)
+            head, tail = _probe(segments)
+            detected = detect_format(head=head, tail=tail, name=segments[0].name)
     except (ImportPathRefused, FormatError, OSError) as exc:
         reason = exc.detail if not isinstance(exc, OSError) else f"cannot read {exc.filename}: {exc.strerror}"
         _audit_refusal(actor=actor, case=case, reason=reason, paths=paths)
@@ -141,6 +154,12 @@ def evidence_import(
         evidence.intake_paths = [str(path) for path in segments]
         # The segment sizes let extraction cut the sealed concatenation back into the files libewf expects.
         evidence.format_details = {**detected.details, "segments": segment_sizes}
+        if chain is not None:
+            # A differencing disk with its parents, child first: the custody fact extraction reads it by.
+            evidence.format_details["parent_chain"] = [
+                {"name": path.name, "format": found.format, "size": path.stat().st_size, **chain_link(found)}
+                for path, found in chain
+            ]
         evidence.save(update_fields=["state", "format", "size", "intake_paths", "format_details"])
         audit_record(
             action="evidence.import.start",
@@ -154,6 +173,19 @@ def evidence_import(
             queue_intake(evidence=evidence)
             return evidence
     return intake_run(evidence_id=evidence.pk)
+
+
+def _parent_chain(groups: list) -> list[tuple[Path, DetectedFormat]] | None:
+    """The files as one differencing chain (child first, each with what detection found), or None when
+    they are not one (then they are several images, refused as before)."""
+    if any(group.is_split for group in groups):
+        return None
+    found = [(group.paths[0], detect_file_format(path=group.paths[0])) for group in groups]
+    ordered = order_parent_chain(found)
+    if ordered is None:
+        return None
+    by_path = dict(found)
+    return [(path, by_path[path]) for path in ordered]
 
 
 def _runs_inline(*, mode: IntakeMode, size: int) -> bool:

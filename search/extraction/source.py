@@ -97,6 +97,23 @@ def _size_of(file_object: BinaryIO) -> int:
     return int(size)
 
 
+def find_evidence_file(files: Mapping[str, BinaryIO], location: str | None) -> tuple[str, BinaryIO] | None:
+    """The evidence file at ``location``, or else the one named like its last component: a differencing
+    disk may name its parent by the path it had where it was made (``/vms/base.qcow2``,
+    ``C:\\vms\\base.vhd``), and the libraries look that path up beside the child; the flat evidence folder
+    holds the parent by its base name."""
+    if not location:
+        return None
+    if location in files:
+        return location, files[location]
+    try:
+        base_location = evidence_location(file_name=location)
+    except ValueError:
+        return None
+    found = files.get(base_location)
+    return (base_location, found) if found is not None else None
+
+
 class EvidenceFileIO(file_io.FileIO):
     """dfVFS FileIO over a caller's Python file object.
 
@@ -113,10 +130,11 @@ class EvidenceFileIO(file_io.FileIO):
 
     def _Open(self, mode="rb"):
         location = getattr(self._path_spec, "location", None)
-        file_object = _evidence_files_of(self._resolver_context).get(location)
-        if file_object is None:
+        found = find_evidence_file(_evidence_files_of(self._resolver_context), location)
+        if found is None:
             raise OSError(f"No evidence file object named {location!r} in this resolver context")
-        self._file_object = file_object
+        self._file_object = found[1]
+        file_object = found[1]
         self._size = _size_of(file_object)
         self._current_offset = 0
 
@@ -236,17 +254,18 @@ class EvidenceFileSystem(dfvfs_file_system.FileSystem):
         return list(_evidence_files_of(self._resolver_context))
 
     def file_object(self, location: str) -> BinaryIO | None:
-        return _evidence_files_of(self._resolver_context).get(location)
+        found = find_evidence_file(_evidence_files_of(self._resolver_context), location)
+        return found[1] if found is not None else None
 
     def FileEntryExistsByPathSpec(self, path_spec):
         location = getattr(path_spec, "location", None)
-        return location == self.LOCATION_ROOT or location in _evidence_files_of(self._resolver_context)
+        return location == self.LOCATION_ROOT or self.file_object(location) is not None
 
     def GetFileEntryByPathSpec(self, path_spec):
         location = getattr(path_spec, "location", None)
         if location == self.LOCATION_ROOT:
             return EvidenceFileEntry(self._resolver_context, self, path_spec, is_root=True)
-        if location not in _evidence_files_of(self._resolver_context):
+        if self.file_object(location) is None:
             return None
         return EvidenceFileEntry(self._resolver_context, self, path_spec)
 

@@ -39,6 +39,8 @@ API = [
     Endpoint("POST", "/api/evidence/{evidence}/links", CUSTODIANS, {"recipient": "prosecutor", "reason": "Court"}),
     Endpoint("GET", "/api/evidence/{evidence}/custody/report.json", AUDITORS),
     Endpoint("GET", "/api/evidence/{evidence}/custody/report.pdf", AUDITORS),
+    # #18 (img-chain): a differencing disk linked to its parent.
+    Endpoint("POST", "/api/evidence/{evidence}/parent", CUSTODIANS, {"parent": "00000000-0000-4000-8000-000000000000"}),
 ]
 PAGES = [
     Endpoint("GET", "/cases/{case}/evidence/", CASE_TEAM),
@@ -58,6 +60,7 @@ PAGES = [
         {"recipient": "prosecutor", "reason": "Court", "expires_in_hours": "8", "kind": "signed"},
     ),
     Endpoint("GET", "/cases/{case}/links/", CUSTODIANS),
+    Endpoint("POST", "/evidence/{evidence}/parent/", CUSTODIANS, {"parent": "00000000-0000-4000-8000-000000000000"}),
 ]
 
 
