@@ -20,7 +20,7 @@ from typing import BinaryIO, TypedDict, cast
 from custodia.errors import ServiceError
 from evidence.container.reader import open_container
 from evidence.intake.errors import FormatError
-from evidence.intake.ewf import ewf_segment_suffix, parse_ewf_suffix
+from evidence.intake.ewf import EWF1_SIGNATURES, EWF2_SIGNATURES, ewf_segment_suffix, parse_ewf_suffix
 from evidence.intake.formats import ImageFormat, detect_format, slice_segments
 from evidence.models import Evidence, SecretKind
 from evidence.selectors import evidence_parent_chain
@@ -194,6 +194,8 @@ def disk_image_format(*, head: bytes, tail: bytes | None, name: str) -> str | No
     ``head`` is the stream's first bytes (64 KiB finds every signature; 8 KiB all but ISO 9660's), ``tail``
     its last 512 (a fixed VHD's only footer), or None. A name claiming an image format the bytes do not
     bear is no image here (intake refuses such a file; inside evidence it is just a file)."""
+    if not _could_be_disk_image(head=head, name=name):
+        return None  # most files: decided without running every detector (nor libmagic)
     try:
         detected = detect_format(head=head, tail=tail, name=name)
     except FormatError:
@@ -203,3 +205,28 @@ def disk_image_format(*, head: bytes, tail: bytes | None, name: str) -> str | No
     if detected.format == ImageFormat.RAW and detected.details.get("layout") in (None, "unknown"):
         return None  # named .img or .dd without any structure: nothing to walk
     return str(detected.format)
+
+
+# First bytes a disk image may start with (EWF, dynamic VHD, VHDX, VMDK sparse/COWD/descriptor, qcow, LUKS).
+_IMAGE_PREFIXES = (
+    *EWF1_SIGNATURES,
+    *EWF2_SIGNATURES,
+    *(b"conectix", b"vhdxfile", b"KDMV", b"COWD", b"# Disk DescriptorFile", b"QFI\xfb", b"LUKS\xba\xbe"),
+)
+# Names whose format keeps its signature at the end (a fixed VHD) or nowhere (split raw names).
+_IMAGE_NAME_SUFFIXES = (".vhd", ".avhd")
+
+
+def _could_be_disk_image(*, head: bytes, name: str) -> bool:
+    """A cheap first look, so that ``detect_format`` runs only on streams that may be images: a known
+    prefix, a boot sector's 55 AA, a GPT or LVM label, an ext superblock's magic, or a VHD name."""
+    return (
+        head.startswith(_IMAGE_PREFIXES)
+        or head[510:512] == b"\x55\xaa"
+        or head[512:520] in (b"EFI PART", b"LABELONE")
+        or head[1080:1082] == b"\x53\xef"
+        or head[1024:1026] in (b"H+", b"HX")
+        or head[32:36] == b"NXSB"
+        or head.startswith(b"XFSB")
+        or name.lower().endswith(_IMAGE_NAME_SUFFIXES)
+    )

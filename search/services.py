@@ -123,7 +123,9 @@ def extraction_execute(*, run_id: int, shard: int = 0) -> ExtractionRun:
                 secrets=unlock_credentials(evidence=evidence),
                 options=options,
             ):
-                for row in trace_rows(record=record, resolver_context=resolver_context, memo=memo):
+                for row in trace_rows(
+                    record=record, resolver_context=resolver_context, memo=memo, budget=options.budget
+                ):
                     publisher.add(row)
                 lease.beat()  # between two walker records: a safe point
             publisher.flush()

@@ -212,3 +212,24 @@ def vhd_parent_and_child(folder: Path) -> tuple[Path, Path, Path]:
         child=folder / "child.vhd", parent=folder / "base.vhd", parent_name="base.vhd", changed_raw=changed
     )
     return folder / "child.vhd", folder / "base.vhd", changed
+
+
+def sparse_ext4_with(path: Path, *, size_mib: int, text: bytes) -> Path:
+    """A sparse raw ext4 image (mostly zeros: it compresses far beyond the archive tools' 500:1 ratio)."""
+    return ext4_image(path, size_mib=size_mib, files={"inner/deep.txt": text})
+
+
+def images_in_a_fat_image(folder: Path) -> tuple[Path, dict[str, Path]]:
+    """outer.raw, a FAT volume holding INNER.VHD (a dynamic VHD by qemu-img holding a FAT volume) and
+    INNER.EXT (a raw ext4 image), and the raw images each inner one holds (the truth for fls/icat)."""
+    vhd_raw = folder / "vhd-media.raw"
+    note = folder / "note.txt"
+    note.write_bytes(b"inside the vhd inside the fat\n")
+    fat_image(vhd_raw, size_mib=8, files={"NOTE.TXT": note})
+    run("qemu-img", "convert", "-f", "raw", "-O", "vpc", vhd_raw, folder / "inner.vhd")
+    # The media qemu-img's VHD presents (rounded up to its disk geometry): what TSK is run on.
+    vhd_media = folder / "inner-vhd-media.raw"
+    run("qemu-img", "convert", "-f", "vpc", "-O", "raw", folder / "inner.vhd", vhd_media)
+    ext = ext4_image(folder / "inner.ext4", size_mib=4, files={"deep.txt": b"inside the ext inside the fat\n"})
+    outer = fat_image(folder / "outer.raw", size_mib=40, files={"INNER.VHD": folder / "inner.vhd", "INNER.EXT": ext})
+    return outer, {"INNER.VHD": vhd_media, "INNER.EXT": ext}

@@ -262,6 +262,12 @@ CUSTODIA_EXTRACT_ON_SEAL = env_bool("CUSTODIA_EXTRACT_ON_SEAL", True)
 # by default one per core: a worker's processes (Celery's prefork pool starts one per core) walk its shares
 # at once, and workers on other machines take shares too (docs/scaling.md).
 CUSTODIA_EXTRACTION_SHARDS = env_int("CUSTODIA_EXTRACTION_SHARDS", min(os.cpu_count() or 1, 16), minimum=1, maximum=16)
+# The absolute budget of one extraction of one evidence item (search/extraction/budget.py, docs/extraction.md):
+# bytes decompressed out of disk images inside archives, images nested inside files, and the time after which
+# no further nested image is opened. A run that hits one records it on the trace it stopped at.
+CUSTODIA_EXTRACTION_BUDGET_BYTES = env_int("CUSTODIA_EXTRACTION_BUDGET_BYTES", 2 << 30, minimum=0)
+CUSTODIA_EXTRACTION_BUDGET_NESTING = env_int("CUSTODIA_EXTRACTION_BUDGET_NESTING", 4, minimum=0, maximum=16)
+CUSTODIA_EXTRACTION_BUDGET_SECONDS = env_int("CUSTODIA_EXTRACTION_BUDGET_SECONDS", 4 * 3600, minimum=1)
 # A running extraction renews its lease as it goes; one whose lease runs out (its worker died, or lost the
 # database for this long) is failed with the reason and can be started again (search.services.RunLease).
 CUSTODIA_EXTRACTION_LEASE_SECONDS = env_int("CUSTODIA_EXTRACTION_LEASE_SECONDS", 900, minimum=30)

@@ -15,12 +15,13 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict
 
-from evidence.reading import AcquiredEvidence
+from evidence.reading import AcquiredEvidence, disk_image_format, presented_names
 from search.extraction import source as media_source
+from search.extraction.budget import BUDGET_TOOL, BudgetExceeded, ExtractionBudget
 from search.extraction.tools import HEAD_SIZE, TOOLS, accepting_tools, analyse
 from search.extraction.tools.base import Limits
 from search.extraction.traces import DataStream, TraceRecord, child_uid
-from search.extraction.walker import StreamDigest, WalkOptions
+from search.extraction.walker import NestedRoot, StreamDigest, Walk, WalkOptions
 
 # Files larger than this are hashed and typed by the walker, but not opened by the content tools.
 TOOL_MAX_BYTES = 256 * 1024 * 1024
@@ -29,6 +30,8 @@ TEXT_MAX_CHARS = 1_000_000
 # of child data those findings may hold in all.
 MEMO_ENTRIES = 512
 MEMO_MAX_BYTES = 64 * 1024 * 1024
+# How much of an archive member is looked at for a disk image's signature.
+HEAD_SIZE_IMAGES = 64 * 1024
 
 
 def walk_options(*, acquired: AcquiredEvidence, shard: tuple[int, int] | None = None) -> WalkOptions:
@@ -41,6 +44,7 @@ def walk_options(*, acquired: AcquiredEvidence, shard: tuple[int, int] | None = 
         shard=shard,
         keep_content=True,
         root_is_file=acquired.acquired_alone,
+        budget=ExtractionBudget.from_settings(),
     )
 
 
@@ -54,15 +58,31 @@ def child_streams(data: bytes) -> list[dict]:
     return [asdict(stream)]
 
 
-def tool_children(*, record: TraceRecord, analysed) -> Iterator[dict]:
+def tool_children(
+    *, record: TraceRecord, analysed, budget: ExtractionBudget | None = None, nesting: int = 0
+) -> Iterator[dict]:
     """The rows of the traces the content tools found inside a file (archive members, e-mails, visits…),
-    depth first, each with its uid derived from its parent's and its ordinal."""
+    depth first, each with its uid derived from its parent's and its ordinal. A member that is a disk image
+    is walked as a child source (``image_member_rows``) when there is a ``budget`` to bound it by;
+    ``nesting`` is how many images enclose ``record``."""
 
     def walk(node, uid: str, path: str) -> Iterator[dict]:
         for ordinal, child in enumerate(node.children, start=1):
             uid_child = child_uid(parent_uid=uid, ordinal=ordinal)
             path_child = path.rstrip("/") + "/" + child.name
             data = child.read() if child.data is not None else None
+            image_format = None
+            budget_errors: list[dict] = []
+            if data is not None and budget is not None:
+                image_format = disk_image_format(head=data[:HEAD_SIZE_IMAGES], tail=data[-512:], name=child.name)
+                if image_format is not None:
+                    what = f"{image_format} image {child.name!r}"
+                    try:
+                        budget.check_nesting(nesting + 1, what=what)
+                        budget.check_time(what=what)
+                    except BudgetExceeded as error:
+                        budget_errors.append({"tool": BUDGET_TOOL, "message": str(error), "stream": None})
+                        image_format = None
             yield {
                 "uid": uid_child,
                 "parent_uid": uid,
@@ -72,13 +92,49 @@ def tool_children(*, record: TraceRecord, analysed) -> Iterator[dict]:
                 "properties": child.properties,
                 "streams": child_streams(data) if data is not None else [],
                 "tools": {k: [v.name, v.version] for k, v in child.tools.items()},
-                "errors": [{"tool": e.tool, "message": e.message, "stream": e.stream} for e in child.errors],
+                "errors": [{"tool": e.tool, "message": e.message, "stream": e.stream} for e in child.errors]
+                + budget_errors,
                 "deleted": record.deleted,
                 "text": (child.text or "")[:TEXT_MAX_CHARS],
             }
             yield from walk(child, uid_child, path_child)
+            if image_format is not None and data is not None and budget is not None:
+                yield from image_member_rows(
+                    data=data,
+                    name=child.name,
+                    image_format=image_format,
+                    root=NestedRoot(
+                        uid=child_uid(parent_uid=uid_child, ordinal=0),
+                        parent_uid=uid_child,
+                        name=image_format,
+                        path=f"{path_child}/{image_format}",
+                        nesting=nesting + 1,
+                    ),
+                    budget=budget,
+                    deleted=record.deleted,
+                )
 
     yield from walk(analysed, record.uid, record.path)
+
+
+def image_member_rows(
+    *, data: bytes, name: str, image_format: str, root: NestedRoot, budget: ExtractionBudget, deleted: bool
+) -> Iterator[dict]:
+    """The rows of a disk image found inside an archive member (or a .gz, .xz, .bz2 stream): walked as the
+    evidence's own image is, its root hanging below the member (``root``), the content tools run on its
+    files. Its bytes were decompressed in memory and are gone when the run ends, so its streams carry no
+    data path: their hashes, sizes and types are kept, their bytes are read again from the archive."""
+    (presented,) = presented_names(image_format=image_format, names=[name])
+    options = WalkOptions(file_name=presented, keep_content=True, budget=budget, root=root)
+    image_walk = Walk(
+        file_object=io.BytesIO(data), evidence_id=root.uid.partition(":")[0], secrets=None, options=options
+    )
+    for record in image_walk.run():
+        for row in trace_rows(record=record, resolver_context=image_walk.context, budget=budget, nesting=root.nesting):
+            for stream in row["streams"]:
+                stream["data_path"] = ""
+            row["deleted"] = row["deleted"] or deleted
+            yield row
 
 
 class ContentMemo:
@@ -123,7 +179,7 @@ class ContentMemo:
             self._bytes -= dropped
 
 
-def analyse_file(*, record: TraceRecord, resolver_context) -> object | None:
+def analyse_file(*, record: TraceRecord, resolver_context, budget: ExtractionBudget | None = None) -> object | None:
     """The content tools on one file: on the bytes the walker read (``record.content``) when it kept them,
     else on the file opened again through its data path. Files no tool accepts (by MIME type, name or
     first bytes) are never opened: None then, as for a record that is no file or too large."""
@@ -147,7 +203,7 @@ def analyse_file(*, record: TraceRecord, resolver_context) -> object | None:
             mime_type=mime_type,
             head=head,
             accepted_tools=accepted,
-            limits=Limits(),
+            limits=Limits(budget=budget),
             path=record.path,
         )
     if not any(tool.accepts(mime_type=mime_type, name=record.name, head=b"") for tool in TOOLS):
@@ -157,7 +213,9 @@ def analyse_file(*, record: TraceRecord, resolver_context) -> object | None:
         file_object = media_source.open_data_path(data_path=raw.data_path, resolver_context=resolver_context)
         return io.BufferedReader(media_source.DfvfsFileObject(file_object), buffer_size=1 << 20)
 
-    return analyse(stream_opener=opener, name=record.name, mime_type=mime_type, limits=Limits(), path=record.path)
+    return analyse(
+        stream_opener=opener, name=record.name, mime_type=mime_type, limits=Limits(budget=budget), path=record.path
+    )
 
 
 def stream_dict(stream: DataStream) -> dict:
@@ -204,16 +262,25 @@ def trace_row(*, record: TraceRecord, analysed) -> dict:
     }
 
 
-def trace_rows(*, record: TraceRecord, resolver_context, memo: ContentMemo | None = None) -> Iterator[dict]:
+def trace_rows(
+    *,
+    record: TraceRecord,
+    resolver_context,
+    memo: ContentMemo | None = None,
+    budget: ExtractionBudget | None = None,
+    nesting: int = 0,
+) -> Iterator[dict]:
     """Every row one walker record gives: its own, then those of the traces the content tools found in it.
 
-    ``memo``: the walk's :class:`ContentMemo`, so that copies of a content are analysed once."""
+    ``memo``: the walk's :class:`ContentMemo`, so that copies of a content are analysed once. ``budget``:
+    the evidence item's (``WalkOptions.budget``), by which disk images inside archives are opened and
+    bounded; ``nesting``: how many images enclose the record."""
     key = memo.key(record) if memo is not None else None
     analysed = memo.get(key) if key is not None else None
     if analysed is None:
-        analysed = analyse_file(record=record, resolver_context=resolver_context)
+        analysed = analyse_file(record=record, resolver_context=resolver_context, budget=budget)
         if key is not None and analysed is not None:
             memo.put(key, analysed)
     yield trace_row(record=record, analysed=analysed)
     if analysed is not None:
-        yield from tool_children(record=record, analysed=analysed)
+        yield from tool_children(record=record, analysed=analysed, budget=budget, nesting=nesting)

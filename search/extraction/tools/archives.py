@@ -19,6 +19,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from evidence.reading import disk_image_format
+from search.extraction.budget import BudgetExceeded
 from search.extraction.tools.base import (
     Budget,
     ChildTrace,
@@ -31,6 +33,8 @@ from search.extraction.tools.base import (
 )
 
 _CHUNK = 1024 * 1024
+# Enough of a stream's start to find every disk-image signature intake knows but ISO 9660's.
+IMAGE_HEAD_SIZE = 64 * 1024
 
 _OFFICE_ZIP_MIME_PREFIXES = ("application/vnd.openxmlformats-officedocument", "application/vnd.oasis.opendocument")
 _OFFICE_ZIP_EXTENSIONS = {"docx", "docm", "xlsx", "xlsm", "pptx", "pptm", "odt", "ods", "odp"}
@@ -59,6 +63,15 @@ def archive_member_path(raw_name: str) -> tuple[str, bool]:
     return "/" + "/".join(segments), unsafe
 
 
+def is_disk_image(head: bytes, *, name: str, limits: Limits) -> bool:
+    """Whether a stream starting with ``head`` is a disk image (a partition table or file system, VHD, VHDX,
+    VMDK, qcow2, EWF: intake's signatures), to be bounded by the evidence item's absolute budget instead
+    of the compression ratio. Never true without a budget to bound it by."""
+    if limits.budget is None:
+        return False
+    return disk_image_format(head=head[:IMAGE_HEAD_SIZE], tail=None, name=name) is not None
+
+
 def read_decompressed(
     read: Callable[[int], bytes],
     *,
@@ -66,25 +79,37 @@ def read_decompressed(
     budget: Budget,
     what: str,
     declared_size: int | None = None,
+    name: str = "",
 ) -> bytes:
-    """Read a decompressing stream to its end, stopping at the ratio limit or the output budget."""
+    """Read a decompressing stream to its end, stopping at the ratio limit or the output budget.
+
+    A disk image (recognised by its first bytes, ``is_disk_image``) is exempt from the ratio, which sparse
+    images legitimately exceed; its bytes count against the evidence item's budget instead."""
     limits = budget.limits
     ratio_cap = max(int(limits.max_compression_ratio * max(compressed_size, 1)), limits.ratio_floor_bytes)
     parts: list[bytes] = []
     total = 0
+    image = False
     while True:
         budget.check_time()
         chunk = read(_CHUNK)
         if not chunk:
             break
+        if total == 0:
+            image = is_disk_image(chunk, name=name, limits=limits)
         total += len(chunk)
-        if total > ratio_cap:
+        if total > ratio_cap and not image:
             raise LimitExceeded(
                 f"{what}: compression ratio limit {limits.max_compression_ratio:g}:1 exceeded "
                 f"(more than {total} bytes from {compressed_size} compressed)"
             )
         if declared_size is not None and total > declared_size:
             raise LimitExceeded(f"{what}: more data than the declared {declared_size} bytes")
+        if image and limits.budget is not None:
+            try:
+                limits.budget.spend_decompressed(len(chunk), what=what)
+            except BudgetExceeded as error:
+                raise LimitExceeded(str(error)) from None
         budget.spend(len(chunk))
         parts.append(chunk)
     return b"".join(parts)
@@ -211,7 +236,8 @@ class ZipTool(Tool):
             return child
         ratio = member.file_size / max(member.compress_size, 1)
         limits = budget.limits
-        if member.file_size > limits.ratio_floor_bytes and ratio > limits.max_compression_ratio:
+        over_ratio = member.file_size > limits.ratio_floor_bytes and ratio > limits.max_compression_ratio
+        if over_ratio and not self._starts_like_disk_image(archive=archive, member=member, limits=limits):
             child.errors.append(
                 f"compression ratio limit {limits.max_compression_ratio:g}:1 exceeded "
                 f"(declared {member.file_size} bytes from {member.compress_size}): content not read"
@@ -228,12 +254,26 @@ class ZipTool(Tool):
                     budget=budget,
                     what=f"zip member {member.filename!r}",
                     declared_size=member.file_size,
+                    name=child.name,
                 )
         except LimitExceeded as error:
             child.errors.append(str(error))
         except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError, EOFError) as error:
             child.errors.append(f"cannot read member: {type(error).__name__}: {error}")
         return child
+
+
+    @staticmethod
+    def _starts_like_disk_image(*, archive: zipfile.ZipFile, member: zipfile.ZipInfo, limits: Limits) -> bool:
+        """Peek at a member's first bytes: a disk image is read whatever its ratio (under the budget)."""
+        if limits.budget is None:
+            return False
+        try:
+            with archive.open(member) as member_stream:
+                head = member_stream.read(IMAGE_HEAD_SIZE)
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError, EOFError):
+            return False
+        return is_disk_image(head, name=member.filename, limits=limits)
 
 
 class TarTool(Tool):
@@ -357,7 +397,11 @@ class CompressedTool(Tool):
         try:
             with opener(stream) as decompressing:
                 child.data = read_decompressed(
-                    decompressing.read, compressed_size=compressed_size, budget=budget, what=f"{kind} stream"
+                    decompressing.read,
+                    compressed_size=compressed_size,
+                    budget=budget,
+                    what=f"{kind} stream",
+                    name=child_name,
                 )
             child.properties["file.size"] = len(child.data)
             properties["archive.uncompressedSize"] = len(child.data)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from search.extraction.budget import ExtractionBudget
 from search.extraction.traces import ToolRef, TraceError
 
 StreamOpener = Callable[[], BinaryIO]
@@ -47,6 +48,11 @@ class Limits:
     max_member_count: int = 10_000
     max_text_chars: int = 1_000_000
     depth: int = 0
+    # The evidence item's absolute budget, shared by every run of the extraction (disk images inside
+    # archives are bounded by it instead of by the compression ratio); None: no image is exempt.
+    budget: ExtractionBudget | None = None
+    # How many disk images enclose this stream (an archive inside a disk image inside a zip: 1).
+    image_nesting: int = 0
 
     def descend(self) -> Limits:
         return replace(self, depth=self.depth + 1)

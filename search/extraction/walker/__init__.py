@@ -21,6 +21,7 @@ The package, one module a layer, in the order a walk meets them:
 
 - ``walk``: ``walk_image`` and the driver ``Walk``, which picks the layer that reads each run of bytes;
 - ``images``: the evidence itself (storage media image formats, or one file acquired alone);
+- ``nested``: disk images found inside files, walked as child sources under the evidence's budget;
 - ``volumes``: partition tables (TSK) and the volume systems dfVFS walks;
 - ``encrypted``: encrypted volumes, unlocked through ``search.extraction.unlock``;
 - ``file_systems_tsk`` and ``file_systems_dfvfs``: folders and files;
@@ -34,9 +35,10 @@ from search.extraction.walker.common import TOOL_DFVFS, TOOL_PYTSK3, iso8601
 from search.extraction.walker.encrypted import TOOL_LUKS1
 from search.extraction.walker.file_systems_tsk import NTFS_BAD_CLUSTERS_INODE
 from search.extraction.walker.mime import TOOL_MAGIC, MimeSniffer, extension_mismatch
+from search.extraction.walker.nested import NestedRoot
 from search.extraction.walker.options import MIB, WalkOptions
 from search.extraction.walker.reader import TOOL_HASHES, StreamDigest
-from search.extraction.walker.walk import walk_image
+from search.extraction.walker.walk import Walk, walk_image
 
 __all__ = [
     "MIB",
@@ -47,8 +49,10 @@ __all__ = [
     "TOOL_MAGIC",
     "TOOL_PYTSK3",
     "MimeSniffer",
+    "NestedRoot",
     "Secret",
     "StreamDigest",
+    "Walk",
     "WalkOptions",
     "extension_mismatch",
     "iso8601",

@@ -35,9 +35,20 @@ def evidence_traces(*, walk: Walk) -> Iterator[TraceRecord]:
     """The root trace (the image, or the file acquired alone), then everything the image holds."""
     root_spec = source.root_path_spec(file_name=walk.options.file_name)
     name = root_spec.location.lstrip("/")
-    trace = TraceRecord(
-        uid=root_uid(evidence_id=walk.evidence_id), parent_uid=None, name=name, path="/" + name, types=["image"]
-    )
+    nested_root = walk.options.root
+    if nested_root is None:
+        trace = TraceRecord(
+            uid=root_uid(evidence_id=walk.evidence_id), parent_uid=None, name=name, path="/" + name, types=["image"]
+        )
+    else:  # an image inside an archive member: its root hangs below the member
+        trace = TraceRecord(
+            uid=nested_root.uid,
+            parent_uid=nested_root.parent_uid,
+            name=nested_root.name,
+            path=nested_root.path,
+            types=["image"],
+        )
+        trace.properties["image.nested"] = True
     trace.tools["image"] = TOOL_DFVFS
     if walk.options.root_is_file:
         yield from _single_file(walk=walk, spec=root_spec, trace=trace)

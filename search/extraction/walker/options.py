@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from search.extraction.budget import ExtractionBudget
+    from search.extraction.walker.nested import NestedRoot
 
 MIB = 1024 * 1024
 
@@ -47,3 +51,10 @@ class WalkOptions:
     # its root is a file trace, which the content tools open as they would a file found on a disk.
     root_is_file: bool = False
     keep_content_max_bytes: int = 4 * MIB
+    # The evidence item's absolute budget (bytes decompressed, images nested, time), shared with the content
+    # tools; None: images inside files are opened without bound (tests, benchmarks).
+    budget: ExtractionBudget | None = None
+    # Walk disk images found inside files (a .vhd on a seized disk) as child sources.
+    open_nested_images: bool = True
+    # Set for the walk of an image found inside an archive member: where its root hangs in the tree.
+    root: NestedRoot | None = None

@@ -96,6 +96,9 @@ class StreamReader:
         self.hash_volumes_here = hash_volumes_here
         self.sniffer = MimeSniffer(threads=options.mime_threads)
         self._pending_mime: list[PendingMime] = []
+        # The raw stream and first bytes of each file just read, by trace uid, until the walk takes them to
+        # look for a disk image inside (``Walk``): one or two entries at a time.
+        self.file_heads: dict[str, tuple[DataStream, bytes]] = {}
 
     def close(self) -> None:
         self.sniffer.close()
@@ -172,6 +175,8 @@ class StreamReader:
         digest.fill(stream)
         if digest.size != size:
             stream.size = digest.size
+        if stream.name == "raw" and file_name is not None and self.options.open_nested_images:
+            self.file_heads[trace.uid] = (stream, digest.head)
         if stream.name == "raw" and file_name is not None:
             # Its place among the properties is taken now; in_order() fills it in before the trace leaves.
             trace.properties["file.mimeType"] = None

@@ -18,6 +18,7 @@ from search.extraction.walker.encrypted import ENCRYPTION_NAMES, encrypted_volum
 from search.extraction.walker.file_systems_dfvfs import dfvfs_file_system
 from search.extraction.walker.file_systems_tsk import open_tsk_file_system, tsk_file_system
 from search.extraction.walker.images import evidence_traces
+from search.extraction.walker.nested import nested_image_of, nested_image_traces
 from search.extraction.walker.options import WalkOptions
 from search.extraction.walker.reader import StreamReader
 from search.extraction.walker.volumes import (
@@ -66,21 +67,46 @@ class Walk:
         self.shard_index, self.shard_count = shard_index, shard_count
         self.reader = StreamReader(options=options, context=self.context, hash_volumes_here=shard_index == 0)
         self.credentials = unlock.KeyChainCredentials()
+        # How many images found inside files enclose what is being walked now (0: the evidence's own layers).
+        self.nesting = 0
 
     def run(self) -> Iterator[TraceRecord]:
         """The walk's traces, in the walk's order, each once its MIME types are known."""
+        level = self.options.root.nesting if self.options.root is not None else 0
         try:
-            yield from self.reader.in_order(evidence_traces(walk=self), keep=self._in_share)
+            traces = self._with_nested_images(evidence_traces(walk=self), level=level)
+            yield from self.reader.in_order(traces, keep=self._in_share)
         finally:
             self.reader.close()
             self.credentials.forget()
 
+    def _with_nested_images(self, traces: Iterator[TraceRecord], *, level: int) -> Iterator[TraceRecord]:
+        """``traces``, each file that is a disk image followed by the image's own layers and files."""
+        for trace in traces:
+            found = self.reader.file_heads.pop(trace.uid, None)
+            image = None
+            if found is not None:
+                stream, head = found
+                image = nested_image_of(walk=self, trace=trace, stream=stream, head=head, level=level + 1)
+            yield trace
+            if image is None:
+                continue
+            # The share that walks the file walks all of the image inside it (see owns_top_level_entry).
+            self.nesting += 1
+            try:
+                nested = nested_image_traces(walk=self, file_trace=trace, image=image)
+                yield from self._with_nested_images(nested, level=level + 1)
+            finally:
+                self.nesting -= 1
+
     def _in_share(self, trace: TraceRecord) -> bool:
-        return self.shard_index == 0 or "file" in trace.types  # layers above the files are share 0's
+        # Layers above the files are share 0's; those of an image inside a file, the file's share's.
+        return self.shard_index == 0 or "file" in trace.types or self.nesting > 0
 
     def owns_top_level_entry(self, ordinal: int) -> bool:
-        """Whether a file system's top-level entry ``ordinal`` (and its subtree) is this share's to walk."""
-        return ordinal % self.shard_count == self.shard_index
+        """Whether a file system's top-level entry ``ordinal`` (and its subtree) is this share's to walk.
+        Inside an image found in a file, every entry is: the image belongs to the file's share."""
+        return self.nesting > 0 or ordinal % self.shard_count == self.shard_index
 
     def explore(self, *, spec, parent: TraceRecord, depth: int) -> Iterator[TraceRecord]:
         """Yield the children of ``parent``, whose bytes ``spec`` names: volumes, a file system, …"""
