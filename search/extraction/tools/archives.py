@@ -4,7 +4,10 @@ Member names are metadata, never paths to open: ``../../etc/passwd`` is kept as 
 and placed in the trace tree as ``/etc/passwd`` *inside the archive* (dot-dot cannot climb above the
 archive's root). Decompression is streamed and counted, so a zip bomb is stopped by the compression
 ratio (declared sizes are checked first, actual bytes while inflating, since headers can lie), the
-member count and the output budget, before it is in memory.
+member count and the output budget, before it is in memory. A member or stream whose first bytes are a
+disk image (sparse images legitimately compress thousands to one) is exempt from the ratio: its bytes count
+against the evidence item's absolute budget instead (``search.extraction.budget``), and the pipeline walks
+the image as a child source.
 """
 
 from __future__ import annotations
