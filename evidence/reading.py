@@ -204,6 +204,8 @@ def disk_image_format(*, head: bytes, tail: bytes | None, name: str) -> str | No
         return None
     if detected.format == ImageFormat.RAW and detected.details.get("layout") in (None, "unknown"):
         return None  # named .img or .dd without any structure: nothing to walk
+    if detected.format == ImageFormat.EWF and detected.details.get("segment_number", 1) != 1:
+        return None  # a further segment is read with the first, found beside it by name
     return str(detected.format)
 
 

@@ -10,6 +10,7 @@ imported together as one item carry their chain in ``format_details["parent_chai
 from __future__ import annotations
 
 import uuid
+from typing import NoReturn
 
 from django.db import transaction
 
@@ -22,7 +23,7 @@ from evidence.models import Evidence
 from evidence.selectors import MAX_PARENT_CHAIN, evidence_get, evidence_parent_chain
 
 
-def _refuse(*, actor: User, evidence: Evidence, reason: str, code: str, conflict: bool = True) -> None:
+def _refuse(*, actor: User, evidence: Evidence, reason: str, code: str, conflict: bool = True) -> NoReturn:
     with transaction.atomic():
         audit_record(
             action="evidence.parent.link",
@@ -57,7 +58,6 @@ def evidence_parent_link(*, actor: User, evidence: Evidence, parent_id: uuid.UUI
             code="no_such_parent",
             conflict=False,
         )
-    assert parent is not None  # nosec B101  # _refuse raised otherwise; this tells the type checker
     child_format = (
         DetectedFormat(ImageFormat(evidence.format), evidence.format_details or {}) if evidence.format else None
     )

@@ -127,3 +127,16 @@ def test_without_a_budget_a_compressed_image_is_still_held_to_the_ratio(tmp_path
     rows = rows_of(outer, budget=None)
     member = next(row for row in rows if row["path"] == "/outer.raw/fat12/IMG.GZ/IMG")
     assert any("compression ratio limit" in error["message"] for error in member["errors"])
+
+
+def test_which_streams_count_as_disk_images(tmp_path):
+    from evidence.reading import disk_image_format
+
+    ext = sparse_ext4_with(tmp_path / "x.img", size_mib=4, text=b"x")
+    head = ext.read_bytes()[: 64 * 1024]
+    assert disk_image_format(head=head, tail=None, name="anything.bin") == "raw"
+    assert disk_image_format(head=b"hello world\n" * 100, tail=None, name="notes.txt") is None
+    assert disk_image_format(head=bytes(8192), tail=None, name="blank.img") is None  # no structure to walk
+    segment = b"EVF\x09\x0d\x0a\xff\x00\x01" + (2).to_bytes(2, "little") + bytes(2)
+    assert disk_image_format(head=segment.ljust(8192, b"\0"), tail=None, name="disk.E02") is None
+    assert disk_image_format(head=b"not a vhd".ljust(8192, b"\0"), tail=None, name="fake.vhd") is None
