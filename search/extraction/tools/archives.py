@@ -22,7 +22,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from evidence.reading import disk_image_format
 from search.extraction.budget import BudgetExceeded
 from search.extraction.tools.base import (
     Budget,
@@ -72,6 +71,10 @@ def is_disk_image(head: bytes, *, name: str, limits: Limits) -> bool:
     of the compression ratio. Never true without a budget to bound it by."""
     if limits.budget is None:
         return False
+    # Imported here: the content tools also run without Django (and so without the evidence app's models
+    # that its door imports); only a run with a budget, which an extraction has, looks for images.
+    from evidence.reading import disk_image_format
+
     return disk_image_format(head=head[:IMAGE_HEAD_SIZE], tail=None, name=name) is not None
 
 

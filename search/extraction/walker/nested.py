@@ -6,7 +6,8 @@ file's trace as if it were evidence of its own; and the walk of an image found i
 A file is recognised by intake's signatures (``evidence.reading.disk_image_format``) on the first bytes
 the walker read anyway; a fixed VHD, whose only signature is its last sector, by its name and then that
 sector. Each image opened counts one level against the evidence item's budget (``ExtractionBudget``),
-and none is opened once the budget's time is spent: the file's trace then says so.
+and none is opened once the budget's time is spent: the file's trace then says so. A walk without a
+budget (``WalkOptions.budget`` None) opens no nested image.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from dfvfs.lib import definitions as dfvfs_definitions
 from dfvfs.path import factory as path_spec_factory
 from dfvfs.resolver import resolver as dfvfs_resolver
 
-from evidence.reading import disk_image_format
 from search.extraction import source
 from search.extraction.budget import BUDGET_TOOL, BudgetExceeded
 from search.extraction.traces import DataStream, TraceError, TraceRecord, child_uid
@@ -71,6 +71,10 @@ def nested_image_of(
         return None
     if trace.properties.get("file.virtual") or _is_file_system_metadata(trace):
         return None  # NTFS's $Boot starts with the very boot sector of the volume it belongs to
+    # Imported here: the walker itself runs without Django (determinism checks, benchmarks), and only a
+    # walk with a budget (an extraction run, which has Django) opens nested images.
+    from evidence.reading import disk_image_format
+
     image_format = disk_image_format(head=head, tail=None, name=trace.name)
     file_spec = None
     if image_format is None and trace.name.lower().endswith((".vhd", ".avhd")):

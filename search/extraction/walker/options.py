@@ -52,9 +52,8 @@ class WalkOptions:
     root_is_file: bool = False
     keep_content_max_bytes: int = 4 * MIB
     # The evidence item's absolute budget (bytes decompressed, images nested, time), shared with the content
-    # tools; None: images inside files are opened without bound (tests, benchmarks).
+    # tools. With one, disk images found inside files (a .vhd on a seized disk) are walked as child sources
+    # within it; without (None: the walker alone, in tests and benchmarks), none is opened.
     budget: ExtractionBudget | None = None
-    # Walk disk images found inside files (a .vhd on a seized disk) as child sources.
-    open_nested_images: bool = True
     # Set for the walk of an image found inside an archive member: where its root hangs in the tree.
     root: NestedRoot | None = None

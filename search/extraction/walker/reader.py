@@ -175,7 +175,7 @@ class StreamReader:
         digest.fill(stream)
         if digest.size != size:
             stream.size = digest.size
-        if stream.name == "raw" and file_name is not None and self.options.open_nested_images:
+        if stream.name == "raw" and file_name is not None and self.options.budget is not None:
             self.file_heads[trace.uid] = (stream, digest.head)
         if stream.name == "raw" and file_name is not None:
             # Its place among the properties is taken now; in_order() fills it in before the trace leaves.
