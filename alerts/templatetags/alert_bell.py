@@ -1,6 +1,7 @@
 """``{% alert_bell %}``: the bell in the top bar, with the count of the user's open alerts."""
 
 from django import template
+from django.db import DatabaseError
 
 from alerts import selectors
 
@@ -11,5 +12,11 @@ register = template.Library()
 def alert_bell(context) -> dict:
     request = context.get("request")
     user = getattr(request, "user", None)
-    count = selectors.alert_open_count(user=user) if user is not None and user.is_authenticated else 0
-    return {"open_count": count}
+    if user is None or not user.is_authenticated:
+        return {"shown": False}
+    try:
+        count = selectors.alert_open_count(user=user)
+    except DatabaseError:
+        # The error page of a database outage extends the base template too: it shows no bell rather than fail.
+        return {"shown": False}
+    return {"shown": True, "open_count": count}
