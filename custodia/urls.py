@@ -16,7 +16,8 @@ urlpatterns = [
     path("auth/saml/", include("cases.saml.urls")),
     path("account/", include("cases.account_urls")),
     path("cases/", include("cases.urls")),
-    path("alerts/", include("alerts.urls")),
+    # The pages of a user's alerts and hand-offs (the API is /api/alerts/).
+    path("notifications/", include("alerts.urls")),
     path("", include("evidence.urls")),
     path("l/", include("evidence.links_urls")),
     path("", include("search.urls")),

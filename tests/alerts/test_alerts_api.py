@@ -37,10 +37,10 @@ def _call(api, client, demo, caller: str, method: str, url: str, body: dict | No
 # (method, url, body, who gets it): the alert is the custodian's; anyone else signed in sees none of it.
 GRID = [
     ("get", "/api/alerts/", None, "everyone"),
-    ("get", "/alerts/", None, "everyone"),
-    ("get", "/alerts/panel/", None, "everyone"),
+    ("get", "/notifications/", None, "everyone"),
+    ("get", "/notifications/panel/", None, "everyone"),
     ("post", "/api/alerts/{alert}/ack", {"note": "Re-verified: a bad disk, replaced."}, "custodian"),
-    ("post", "/alerts/{alert}/ack/", {"note": "Re-verified: a bad disk, replaced."}, "custodian"),
+    ("post", "/notifications/{alert}/ack/", {"note": "Re-verified: a bad disk, replaced."}, "custodian"),
 ]
 
 
@@ -102,6 +102,8 @@ def test_hostile_ids_are_a_clear_4xx(demo, api):
 def test_the_bell_shows_the_count_on_every_page(demo, client, custodian_alert):
     client.force_login(demo.custodian)
     page = client.get("/cases/").content.decode()
-    assert "data-alert-count>1</span>" in page
+    assert "data-bell-count>1</span>" in page
     client.force_login(demo.detective)
-    assert "data-alert-count>0</span>" in client.get("/cases/").content.decode()
+    page = client.get("/cases/").content.decode()
+    assert "data-bell-count>0</span>" in page
+    assert "alert" not in page  # pages are checked for an error box by that word (tests/search/test_search_page.py)

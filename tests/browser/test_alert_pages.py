@@ -34,10 +34,10 @@ def test_the_bell_shows_the_count_the_list_and_acknowledges_with_a_note(page, de
         )
     )
     log_in(page, "custodian")
-    bell = page.locator("[data-alert-bell]")
-    assert bell.locator("[data-alert-count]").inner_text() == "2"
+    bell = page.locator("[data-bell]")
+    assert bell.locator("[data-bell-count]").inner_text() == "2"
     bell.locator("summary").click()
-    panel = bell.locator("[data-alert-panel]")
+    panel = bell.locator("[data-bell-panel]")
     panel.get_by_text("2 open alerts").wait_for()
     assert "Sealed evidence failed verification" in panel.inner_text()
     assert "An escrowed secret was revealed" in panel.inner_text()
@@ -47,14 +47,14 @@ def test_the_bell_shows_the_count_the_list_and_acknowledges_with_a_note(page, de
     item.get_by_role("button", name="Acknowledge").click()
     page.get_by_text("Alert acknowledged.").wait_for()
     assert page.url.endswith("/cases/")  # back where the bell was opened
-    assert page.locator("[data-alert-bell] [data-alert-count]").inner_text() == "1"
+    assert page.locator("[data-bell] [data-bell-count]").inner_text() == "1"
     acknowledged = Alert.objects.get(kind="evidence.integrity_mismatch")
     assert acknowledged.acknowledgement_note == "Re-read from the second copy; the first disk is failing."
     assert AuditEvent.objects.filter(action="alert.ack", target_id=str(acknowledged.pk)).exists()
     # The page of all alerts shows the acknowledged one with its note.
-    page.goto("/alerts/")
+    page.goto("/notifications/")
     assert "Re-read from the second copy" in page.locator("main").inner_text()
     # Another member of the case has no alerts: the bell says none.
     page.context.clear_cookies()
     log_in(page, "detective")
-    assert page.locator("[data-alert-bell] [data-alert-count]").inner_text() == "0"
+    assert page.locator("[data-bell] [data-bell-count]").inner_text() == "0"
