@@ -178,6 +178,8 @@ DECLARED = (
         "A differencing disk was linked to its parent, another sealed evidence item of the case (or refused).",
         custody_critical=True,
     ),
+    # Alerts (issue #19 items 6 and 7, branch alerts)
+    AuditAction("alert.ack", "An alert or hand-off was acknowledged, with a note saying what was done."),
     # Requests (see the module's docstring)
     AuditAction("request.access", "A request under a case to a route that has no name."),
     AuditAction("<route>.access", "A request under a case (reads and denials included), named by its route."),

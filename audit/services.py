@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from audit import context
+from audit import context, signals
 from audit.actions import UndeclaredAuditAction, is_custody_critical, is_declared
 from audit.chain import GENESIS_HASH, canonical_json, json_safe, link_hash
 from audit.checkpoint_writer import schedule_checkpoint
@@ -95,11 +95,15 @@ def audit_record(
             )
     except DatabaseError as exc:
         logger.error("audit write failed for action %s: %s", action, exc.__class__.__name__)
+        signals.write_failed.send_robust(
+            sender=AuditEvent, action=action, organization_id=organization_id, case_id=case_id, error=type(exc).__name__
+        )
         raise AuditUnavailable(
             "The audit trail could not be written, so the request was refused and nothing was changed."
         ) from exc
     if ctx is not None:
         ctx.events_written += 1
+    signals.event_recorded.send_robust(sender=AuditEvent, event=event, details=details)
     if is_custody_critical(action, event.details) or event.sequence % settings.CUSTODIA_AUDIT_CHECKPOINT_EVENTS == 0:
         schedule_checkpoint()
     return event

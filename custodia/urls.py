@@ -16,6 +16,8 @@ urlpatterns = [
     path("auth/saml/", include("cases.saml.urls")),
     path("account/", include("cases.account_urls")),
     path("cases/", include("cases.urls")),
+    # The pages of a user's alerts and hand-offs (the API is /api/alerts/).
+    path("notifications/", include("alerts.urls")),
     path("", include("evidence.urls")),
     path("l/", include("evidence.links_urls")),
     path("", include("search.urls")),
@@ -23,6 +25,7 @@ urlpatterns = [
     path("api/", include("evidence.api.urls")),
     path("api/", include("search.api.urls")),
     path("api/", include("custodia.custody_report.urls")),
+    path("api/", include("alerts.api.urls")),
     # The API's description, open to anyone (drf-spectacular's SERVE_PERMISSIONS): it names no case.
     path("api/schema/", requires(PUBLIC)(SpectacularAPIView.as_view()), name="api-schema"),
     # The split view serves its start-up script as a file (?script), not inline: the CSP allows no inline script.

@@ -271,6 +271,8 @@ def _finish_share(*, run: ExtractionRun, shard: int) -> bool:
         totals = {
             "traces": traces.count(),
             "traces_with_errors": traces.filter(has_errors=True).count(),
+            # Encrypted volumes no escrowed secret opened: the custodians are told (alerts, a hand-off).
+            "locked_volumes": traces.filter(**{"properties__encryptedVolume.unlocked": False}).count(),
         }
         ExtractionRun.objects.filter(pk=run.pk).update(
             state=RunState.DONE,
@@ -295,6 +297,7 @@ def _finish_share(*, run: ExtractionRun, shard: int) -> bool:
                 "files": run.files,
                 "bytes": run.bytes_processed,
                 "traces_with_errors": totals["traces_with_errors"],
+                "locked_volumes": totals["locked_volumes"],
                 "tools": versions,
             },
         )

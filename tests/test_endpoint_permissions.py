@@ -176,6 +176,12 @@ IN_OTHER_TESTS = {
     ("l/<str:token>", "*"): "the token is the credential: tests/evidence/test_links.py",
     ("l/<str:token>/", "*"): "the token is the credential: tests/evidence/test_links.py",
     ("l/<str:token>/hashes.txt", "*"): "the token is the credential: tests/evidence/test_links.py",
+    # Issue #19, alerts: a user's own alerts, every caller against them in tests/alerts/test_alerts_api.py's grid.
+    ("notifications/", "*"): "tests/alerts/test_alerts_api.py::test_alerts_grid",
+    ("notifications/panel/", "*"): "tests/alerts/test_alerts_api.py::test_alerts_grid",
+    ("notifications/<int:alert_id>/ack/", "*"): "tests/alerts/test_alerts_api.py::test_alerts_grid",
+    ("api/alerts/", "get"): "tests/alerts/test_alerts_api.py::test_alerts_grid",
+    ("api/alerts/<int:alert_id>/ack", "post"): "tests/alerts/test_alerts_api.py::test_alerts_grid",
 }
 
 

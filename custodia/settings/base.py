@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "axes",
     "audit",
     "cases",
+    "alerts",
     "evidence",
     "search",
 ]
@@ -342,6 +343,36 @@ CUSTODIA_PRIVACY_KEYS_OPTIONS = {
 CUSTODIA_PRIVACY_LOOKUP = env_str("CUSTODIA_PRIVACY_LOOKUP", "audit.privacy.MemoryLookupTable")
 CUSTODIA_PRIVACY_LOOKUP_OPTIONS: dict = {}
 
+# --- alerts and hand-offs (issue #19 items 6 and 7, docs/alerts.md) --------------------------------------
+# The SIEM feed: RFC 5424 syslog over TCP (host:port; empty: off) and a webhook signed with HMAC-SHA256. The
+# webhook's secret comes from the environment or a file, never from the database.
+CUSTODIA_ALERTS_SYSLOG = env_str("CUSTODIA_ALERTS_SYSLOG", "")
+CUSTODIA_ALERTS_SYSLOG_APP_NAME = env_str("CUSTODIA_ALERTS_SYSLOG_APP_NAME", "custodia")
+CUSTODIA_ALERTS_WEBHOOK_URL = env_str("CUSTODIA_ALERTS_WEBHOOK_URL", "")
+CUSTODIA_ALERTS_WEBHOOK_SECRET = env_str("CUSTODIA_ALERTS_WEBHOOK_SECRET", "")
+if not CUSTODIA_ALERTS_WEBHOOK_SECRET and env_str("CUSTODIA_ALERTS_WEBHOOK_SECRET_FILE", ""):
+    CUSTODIA_ALERTS_WEBHOOK_SECRET = Path(env_str("CUSTODIA_ALERTS_WEBHOOK_SECRET_FILE")).read_text().strip()
+if CUSTODIA_ALERTS_WEBHOOK_URL and not CUSTODIA_ALERTS_WEBHOOK_SECRET:
+    raise ImproperlyConfigured("CUSTODIA_ALERTS_WEBHOOK_URL needs CUSTODIA_ALERTS_WEBHOOK_SECRET(_FILE) to sign with")
+# E-mail to each alert's recipients, through Django's mail backend (EMAIL_HOST, EMAIL_PORT, … below).
+CUSTODIA_ALERTS_EMAIL = env_bool("CUSTODIA_ALERTS_EMAIL", False)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "custodia@localhost")
+# Seconds a channel may take before the delivery counts as failed (and is retried).
+CUSTODIA_ALERTS_CHANNEL_TIMEOUT = env_int("CUSTODIA_ALERTS_CHANNEL_TIMEOUT", 10, minimum=1)
+# Thresholds of the rules (alerts/rules.py).
+CUSTODIA_ALERTS_DENIALS = env_int("CUSTODIA_ALERTS_DENIALS", 5, minimum=1)
+CUSTODIA_ALERTS_DENIAL_WINDOW_SECONDS = env_int("CUSTODIA_ALERTS_DENIAL_WINDOW_SECONDS", 600, minimum=1)
+CUSTODIA_ALERTS_LINK_ADDRESSES = env_int("CUSTODIA_ALERTS_LINK_ADDRESSES", 3, minimum=2)
+CUSTODIA_ALERTS_LINK_USES = env_int("CUSTODIA_ALERTS_LINK_USES", 50, minimum=1)
+CUSTODIA_ALERTS_LINK_USE_WINDOW_SECONDS = env_int("CUSTODIA_ALERTS_LINK_USE_WINDOW_SECONDS", 3600, minimum=1)
+CUSTODIA_ALERTS_GUESSES = env_int("CUSTODIA_ALERTS_GUESSES", 10, minimum=1)
+
 # --- trace search (issue #5) ----------------------------------------------------------------------
 # The database's own full-text index (SQLite FTS5 / PostgreSQL tsvector), or Elasticsearch 8/9
 # ("search.backends.elasticsearch.ElasticsearchBackend" with CUSTODIA_ELASTICSEARCH_URL).
@@ -441,6 +472,15 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": max(CUSTODIA_EXTRACTION_LEASE_SECONDS // 2, 15),
     },
     # Writes the count of each finished window of link guesses (evidence/services/link_guesses.py).
+    # Alerts: deliveries whose retries gave up are queued again; the append-only triggers are checked.
+    "requeue-alert-deliveries": {
+        "task": "alerts.tasks.requeue_alert_deliveries",
+        "schedule": env_int("CUSTODIA_ALERTS_REQUEUE_SECONDS", 300, minimum=10),
+    },
+    "check-audit-triggers": {
+        "task": "alerts.tasks.check_audit_triggers",
+        "schedule": env_int("CUSTODIA_ALERTS_TRIGGER_CHECK_SECONDS", 3600, minimum=60),
+    },
     "close-link-guess-windows": {
         "task": "evidence.tasks.close_link_guess_windows",
         "schedule": CUSTODIA_LINK_GUESS_WINDOW_SECONDS,
