@@ -268,7 +268,6 @@ class ZipTool(Tool):
             child.errors.append(f"cannot read member: {type(error).__name__}: {error}")
         return child
 
-
     @staticmethod
     def _starts_like_disk_image(*, archive: zipfile.ZipFile, member: zipfile.ZipInfo, limits: Limits) -> bool:
         """Peek at a member's first bytes: a disk image is read whatever its ratio (under the budget)."""
