@@ -1,6 +1,6 @@
 from django.urls import path
 
-from search.api import views
+from search.api import tree, views
 
 urlpatterns = [
     path("evidence/<uuid:evidence_id>/extract", views.EvidenceExtractView.as_view(), name="api-evidence-extract"),
@@ -8,6 +8,12 @@ urlpatterns = [
         "evidence/<uuid:evidence_id>/extractions/",
         views.EvidenceExtractionsView.as_view(),
         name="api-evidence-extractions",
+    ),
+    path("evidence/<uuid:evidence_id>/tree", tree.EvidenceTreeView.as_view(), name="api-evidence-tree"),
+    path(
+        "evidence/<uuid:evidence_id>/tree/entries",
+        tree.EvidenceFolderEntriesView.as_view(),
+        name="api-evidence-tree-entries",
     ),
     path("cases/<int:case_id>/traces/search", views.TraceSearchView.as_view(), name="api-trace-search"),
     # Collaboration: before traces/<uid>, which would otherwise take "tag" and "export.csv" for a uid.

@@ -12,6 +12,7 @@ from tests.cases.test_permission_grid import (
     AUDITORS,
     CALLERS,
     EVERYONE_IN_CASE,
+    SEARCHERS,
     Endpoint,
     expected_status,
 )
@@ -22,6 +23,9 @@ REVEALERS = frozenset({"custodian", "investigator"})
 EXTRACTORS = frozenset({"investigator"})
 
 API = [
+    # Issue #20: the folder tree reads traces, as the search does.
+    Endpoint("GET", "/api/evidence/{evidence}/tree", SEARCHERS),
+    Endpoint("GET", "/api/evidence/{evidence}/tree/entries", SEARCHERS),
     Endpoint("GET", "/api/cases/{case}/evidence/", CASE_TEAM),
     Endpoint("POST", "/api/cases/{case}/evidence/", CUSTODIANS, {"label": "USB stick", "kind": "file"}),
     Endpoint("GET", "/api/evidence/{evidence}/", CASE_TEAM),
@@ -41,6 +45,9 @@ API = [
     Endpoint("GET", "/api/evidence/{evidence}/custody/report.pdf", AUDITORS),
 ]
 PAGES = [
+    Endpoint("GET", "/evidence/{evidence}/folders/", SEARCHERS),
+    Endpoint("GET", "/evidence/{evidence}/folders/nodes/", SEARCHERS),
+    Endpoint("GET", "/evidence/{evidence}/folders/list/", SEARCHERS),
     Endpoint("GET", "/cases/{case}/evidence/", CASE_TEAM),
     Endpoint("GET", "/cases/{case}/evidence/new/", CUSTODIANS),
     Endpoint("GET", "/evidence/{evidence}/", CASE_TEAM),
