@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import unicodedata
 from pathlib import PurePath
 from urllib.parse import quote
 
@@ -44,7 +45,9 @@ logger = logging.getLogger(__name__)
 
 BLOCK_SIZE = 4 << 20  # bytes handed to the server per write: big blocks keep loopback above 200 MB/s
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
-# Characters a saved file's name cannot carry (folders, controls, and what Windows refuses).
+# Characters a saved file's name cannot carry (folders, controls, and what Windows refuses), and the
+# Unicode categories that hide or reorder text (a right-to-left override turning "fdp.exe" into "exe.pdf").
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 
 
@@ -97,6 +100,7 @@ def download_name(evidence: Evidence) -> str:
         suffix = acquired.suffix
     suffix = suffix or ".bin"
     stem = evidence.label.strip() or (acquired.stem if acquired is not None else "") or f"evidence-{evidence.pk}"
+    stem = "".join("_" if unicodedata.category(c) in _HIDDEN_CATEGORIES else c for c in stem)
     stem = _UNSAFE_IN_NAME.sub("_", stem)[:200].strip(". ") or f"evidence-{evidence.pk}"
     return stem if stem.lower().endswith(suffix.lower()) else stem + suffix
 
