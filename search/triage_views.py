@@ -1,4 +1,4 @@
-"""The folder tree pages of an evidence item (issue #20, item 3): the page, and the two partials htmx
+"""Triage pages (issue #20): the folder tree of an evidence item (item 3): the page, and the two partials htmx
 loads into it as branches are opened (``_tree_nodes.html``) and folders clicked (``_folder.html``)."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 from django.shortcuts import render
 
 from cases import permissions as perms
-from custodia.web import evidence_view
-from search import tree
-from search.api.tree import page_parameter, trace_uid_parameter
+from custodia.web import case_view, evidence_view
+from search import overview, tree
+from search.api.triage import page_parameter, trace_uid_parameter
 
 
 @evidence_view(perms.SEARCH_TRACES)
@@ -38,3 +38,11 @@ def evidence_folder_list(request, evidence):
     folder = trace_uid_parameter(request.GET.get("folder"), name="folder", required=True)
     listing = tree.folder_entries(evidence=evidence, uid=folder, page=page_parameter(request.GET.get("page")))
     return render(request, "search/_folder.html", {"evidence": evidence, "case": evidence.case, "listing": listing})
+
+
+@case_view()
+def case_overview(request, case):
+    """The case page's counts and "needs your attention" list (a partial the case page loads)."""
+    return render(
+        request, "search/_case_overview.html", {"case": case, **overview.case_overview(user=request.user, case=case)}
+    )

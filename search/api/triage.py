@@ -1,5 +1,6 @@
-"""The folder tree over the API (issue #20, item 3): ``GET /api/evidence/{id}/tree?parent=<trace uid>``
-and a folder's entries, ``GET /api/evidence/{id}/tree/entries?folder=<trace uid>&page=N``."""
+"""Triage over the API (issue #20): the folder tree (item 3), ``GET /api/evidence/{id}/tree?parent=<trace
+uid>``, a folder's entries, ``GET /api/evidence/{id}/tree/entries?folder=<trace uid>&page=N``, and a case
+at a glance (item 12), ``GET /api/cases/{id}/overview``."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cases import permissions as perms
+from cases.selectors import case_get
 from custodia.api import evidence_for_request
 from custodia.errors import ServiceError
-from search import tree
+from search import overview, tree
 
 MAX_UID_LENGTH = 400  # Trace.uid's column
 
@@ -118,3 +120,29 @@ class EvidenceFolderEntriesView(APIView):
             "entries": [asdict(entry) for entry in listing["entries"]],
         }
         return Response(FolderPageSerializer(body).data)
+
+
+class AttentionSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    url = serializers.CharField(help_text="The page where it is done (empty for a 'more like these' line)")
+    kind = serializers.CharField()
+
+
+class CaseOverviewSerializer(serializers.Serializer):
+    counts = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="evidence, traces, tagged, pending_approvals, locked_volumes: those the caller's role shows",
+    )
+    attention = AttentionSerializer(many=True)
+
+
+class CaseOverviewView(APIView):
+    required_permission = perms.VIEW_CASE
+
+    @extend_schema(responses=CaseOverviewSerializer)
+    def get(self, request, case_id: int):
+        case = case_get(user=request.user, case_id=case_id, permission=perms.VIEW_CASE)
+        body = overview.case_overview(user=request.user, case=case)
+        return Response(
+            CaseOverviewSerializer({"counts": body["counts"], "attention": [asdict(a) for a in body["attention"]]}).data
+        )

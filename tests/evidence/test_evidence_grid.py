@@ -26,6 +26,7 @@ API = [
     # Issue #20: the folder tree reads traces, as the search does.
     Endpoint("GET", "/api/evidence/{evidence}/tree", SEARCHERS),
     Endpoint("GET", "/api/evidence/{evidence}/tree/entries", SEARCHERS),
+    Endpoint("GET", "/api/cases/{case}/overview", EVERYONE_IN_CASE),
     Endpoint("GET", "/api/cases/{case}/evidence/", CASE_TEAM),
     Endpoint("POST", "/api/cases/{case}/evidence/", CUSTODIANS, {"label": "USB stick", "kind": "file"}),
     Endpoint("GET", "/api/evidence/{evidence}/", CASE_TEAM),
@@ -48,6 +49,8 @@ PAGES = [
     Endpoint("GET", "/evidence/{evidence}/folders/", SEARCHERS),
     Endpoint("GET", "/evidence/{evidence}/folders/nodes/", SEARCHERS),
     Endpoint("GET", "/evidence/{evidence}/folders/list/", SEARCHERS),
+    # The case page's counts and attention list: whoever sees the case (each count as far as the role shows).
+    Endpoint("GET", "/cases/{case}/overview/", EVERYONE_IN_CASE),
     Endpoint("GET", "/cases/{case}/evidence/", CASE_TEAM),
     Endpoint("GET", "/cases/{case}/evidence/new/", CUSTODIANS),
     Endpoint("GET", "/evidence/{evidence}/", CASE_TEAM),
