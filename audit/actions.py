@@ -172,6 +172,12 @@ DECLARED = (
         "auth.lockout",
         "Too many wrong passwords: an account or a client address was locked out of logging in for a while.",
     ),
+    # Organisation administration (issue #20, branch ui-evidence)
+    AuditAction(
+        "user.password_reset_link",
+        "An organisation administrator made a one-time link for a user to set a new password (the link is not kept).",
+    ),
+    AuditAction("user.password_reset", "A user set a new password through a one-time link."),
     # Requests (see the module's docstring)
     AuditAction("request.access", "A request under a case to a route that has no name."),
     AuditAction("<route>.access", "A request under a case (reads and denials included), named by its route."),

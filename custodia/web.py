@@ -7,7 +7,7 @@ A ``NotFound`` or ``Forbidden`` raised here, or anywhere in a page view, is answ
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import TypeVar
 
@@ -70,19 +70,28 @@ def field_named_by(*, form: forms.Form, message: str) -> str | None:
 
 
 def run_service(
-    request: HttpRequest, action: Callable[[], Result], *, success: str, form: forms.Form | None = None
+    request: HttpRequest,
+    action: Callable[[], Result],
+    *,
+    success: str,
+    form: forms.Form | None = None,
+    fields_by_code: Mapping[str, str] | None = None,
 ) -> Result | None:
     """Run a service from a form post and say how it went on the next page: ``success``, or the service's
     own message when it refused the form (then None is returned). With ``form``, a message that names one
-    of its fields first ("label: …", "declared_md5 must be …") goes next to that field instead, so the
-    page shows the form again with the input kept and the error where it belongs. ``NotFound`` and
+    of its fields first ("label: …", "declared_md5 must be …"), or whose code ``fields_by_code`` maps to a
+    field (``{"username_unavailable": "username"}``), goes next to that field instead, so the page shows
+    the form again with the input kept and the error where it belongs. ``NotFound`` and
     ``Forbidden`` refuse the request rather than the form: they pass on to the 404 and 403 pages."""
     try:
         result = action()
     except (NotFound, Forbidden):
         raise
     except ServiceError as exc:
-        field = field_named_by(form=form, message=exc.detail) if form is not None else None
+        field = None
+        if form is not None:
+            field = (fields_by_code or {}).get(exc.code) or field_named_by(form=form, message=exc.detail)
+            field = field if field in form.fields else None
         if form is not None and field is not None:
             form.add_error(field, exc.detail)
         else:
