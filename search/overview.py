@@ -56,7 +56,7 @@ def case_overview(*, user: User, case: Case) -> dict:
         )
         counts["pending_approvals"] = len(pending)
 
-    def evidence_url(item_id, anchor: str = "") -> str:
+    def evidence_url(item_id: object, anchor: str = "") -> str:
         return reverse("evidence:detail", kwargs={"evidence_id": item_id}) + anchor
 
     if perms.ISSUE_LINKS in granted:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import CharField
 
 from audit.services import audit_record
 from cases import permissions as perms
@@ -51,7 +52,8 @@ def recorded_facts(values: Mapping[str, object]) -> dict[str, str]:
         if not isinstance(value, str):
             raise ServiceError(f"{name}: give text.")
         value = value.strip()
-        limit = Evidence._meta.get_field(name).max_length or 0
+        field = Evidence._meta.get_field(name)
+        limit = field.max_length if isinstance(field, CharField) and field.max_length else 0
         if len(value) > limit:
             raise ServiceError(f"{name}: {title} is at most {limit} characters.")
         if value:
