@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -91,6 +92,7 @@ def organisation(request: HttpRequest) -> HttpResponse:
         ],
         "role_form": MemberRoleForm(),
         "revealed": request.session.pop(REVEALED_LINK, None),
+        "reset_days": max(1, settings.PASSWORD_RESET_TIMEOUT // 86400),
     }
     return render(request, "cases/organisation.html", context)
 
