@@ -15,6 +15,7 @@ import pytest
 from evidence.models import Evidence
 from tests.browser.conftest import screenshot
 from tests.browser.test_case_pages import demo_data, log_in  # noqa: F401 - fixture reused
+from tests.browser.test_csp import RECORD_VIOLATIONS, strict_page  # noqa: F401 - fixture reused
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -201,3 +202,23 @@ def test_the_case_page_shows_counts_and_what_needs_attention(page, demo_data):  
     assert "waiting for approval" in overview.inner_text()
     overview.get_by_role("link", name="Finish the upload of Tablet, not yet uploaded").click()
     page.wait_for_url("**/evidence/*/#upload")
+
+
+def test_the_new_pages_run_under_the_content_security_policy(strict_page, folder_disk):  # noqa: F811
+    """The folder tree (htmx loading a level), the organisation screen and its confirm dialog, under the
+    site's policy: no violation."""
+    page = strict_page
+    page.add_init_script(RECORD_VIOLATIONS)
+    log_in(page, "detective")
+    page.goto(f"/evidence/{folder_disk.pk}/folders/")
+    page.locator(".tree-toggle").first.click()
+    page.locator(".tree-children .tree-node").first.wait_for()
+    violations = [f"folders: {v}" for v in page.evaluate("window.__cspViolations")]
+    page.get_by_role("button", name="Sign out").click()
+    log_in(page, "orgadmin")
+    page.goto("/account/organisation/")
+    page.get_by_role("button", name="Remove detective from DEMO-2026-001").click()
+    page.locator("dialog.confirm-dialog[open]").wait_for()
+    page.locator("dialog.confirm-dialog").get_by_role("button", name="Cancel").click()
+    violations += [f"organisation: {v}" for v in page.evaluate("window.__cspViolations")]
+    assert violations == []
