@@ -104,3 +104,16 @@ def test_hostile_parameters_are_clear_refusals(demo, api):
     assert level(api, evidence.pk) == {"parent": None, "nodes": [], "more": False}
     api.as_user(demo.users["outsider"])
     assert api.get(f"/api/evidence/{evidence.pk}/tree").status_code == 404
+
+
+def test_hostile_page_parameters_are_400_pages(demo, client):
+    evidence = Evidence.objects.create(
+        case=demo.case, label="Stick", kind="disk_image", registered_by=demo.custodian, wrapped_key=b"-"
+    )
+    client.force_login(demo.detective)
+    base = f"/evidence/{evidence.pk}/folders/"
+    assert client.get(base + "list/", {"folder": "x", "page": "abc"}).status_code == 400
+    assert client.get(base + "list/").status_code == 400
+    assert client.get(base + "nodes/", {"parent": "\x00"}).status_code == 400
+    assert client.get(base, {"folder": f"{evidence.pk}:0-9"}).status_code == 404
+    assert client.get(base).status_code == 200
