@@ -108,7 +108,6 @@ def _locked(evidence: Evidence) -> Evidence:
     return Evidence.objects.select_for_update().get(pk=evidence.pk)
 
 
-@transaction.atomic
 def clean_file_name(name: str) -> str:
     """The last part of a client's file name (no folders), without control characters; "" when unusable."""
     name = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
@@ -117,6 +116,7 @@ def clean_file_name(name: str) -> str:
     return name[:500]
 
 
+@transaction.atomic
 def evidence_receive(
     *,
     actor: User,
