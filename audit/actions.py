@@ -180,6 +180,12 @@ DECLARED = (
     ),
     # Alerts (issue #19 items 6 and 7, branch alerts)
     AuditAction("alert.ack", "An alert or hand-off was acknowledged, with a note saying what was done."),
+    # Organisation administration (issue #20, branch ui-evidence)
+    AuditAction(
+        "user.password_reset_link",
+        "An organisation administrator made a one-time link for a user to set a new password (the link is not kept).",
+    ),
+    AuditAction("user.password_reset", "A user set a new password through a one-time link."),
     # Requests (see the module's docstring)
     AuditAction("request.access", "A request under a case to a route that has no name."),
     AuditAction("<route>.access", "A request under a case (reads and denials included), named by its route."),

@@ -92,3 +92,25 @@ class AuditFilterForm(forms.Form):
     )
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class UserCreateForm(forms.Form):
+    """A new user of the administrator's organisation. Without a password, the page gives a one-time link
+    where the user sets their own."""
+
+    username = forms.RegexField(
+        regex=r"^[\w.@+-]{2,150}$",
+        max_length=150,
+        help_text="What they sign in with: letters, digits and . @ + - _",
+        error_messages={"invalid": "Use 2 to 150 letters, digits or . @ + - _"},
+    )
+    display_name = forms.CharField(max_length=200, required=False, label="Name")
+    email = forms.EmailField(required=False)
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to give them a one-time link where they choose their own.",
+    )
+    is_org_admin = forms.BooleanField(required=False, label="Organisation administrator")
+    can_open_cases = forms.BooleanField(required=False, label="May open cases")

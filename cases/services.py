@@ -10,10 +10,14 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.tokens import default_token_generator
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm
 
@@ -349,6 +353,43 @@ def user_set_active(*, actor: User, user: User, active: bool) -> User:
         details={"username": user.username},
     )
     return user
+
+
+def user_password_reset_link(*, actor: User, user: User) -> str:
+    """A one-time path (``/account/reset/<uid>/<token>/``) where ``user`` sets a new password, for an
+    administrator of their organisation to hand over. Django's token: it stops working once the password
+    changes or the user logs in, and after ``PASSWORD_RESET_TIMEOUT``. Audited; the token is not kept."""
+    if not actor.is_org_admin or actor.organization_id is None or actor.organization_id != user.organization_id:
+        raise Forbidden("Only an administrator of the user's organisation may do this.")
+    if not user.is_active:
+        raise ServiceError("This user is deactivated: activate them first.", code="inactive")
+    with transaction.atomic():
+        audit_record(
+            action="user.password_reset_link",
+            actor=actor,
+            target_type="user",
+            target_id=user.pk,
+            details={"username": user.username},
+        )
+    return reverse(
+        "account-password-reset",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+
+
+def user_password_reset_done(*, user: User) -> None:
+    """Record that ``user`` set a new password through a one-time link (called once it is saved)."""
+    with transaction.atomic():
+        audit_record(
+            action="user.password_reset",
+            actor=user,
+            target_type="user",
+            target_id=user.pk,
+            details={"username": user.username},
+        )
 
 
 # --- API tokens ----------------------------------------------------------------------------------------

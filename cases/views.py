@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.selectors import audit_events, folded_page, page_cursor
@@ -132,6 +133,19 @@ def member_add(request, case):
         )
     else:
         messages.error(request, "Choose a user and a role.")
+    return back_to_page(request, case)
+
+
+def back_to_page(request, case):
+    """Where a membership form returns: the page it was sent from when it names one of ours (the
+    organisation administrator's screen), else the case page."""
+    target = request.POST.get("next", "")
+    if (
+        target
+        and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+        and target.startswith("/")
+    ):
+        return redirect(target)
     return redirect("cases:detail", case_id=case.pk)
 
 
@@ -155,7 +169,7 @@ def member_role(request, case, username):
             ),
             success=f"{membership.user} is now {form.cleaned_data['role']}.",
         )
-    return redirect("cases:detail", case_id=case.pk)
+    return back_to_page(request, case)
 
 
 @require_POST
@@ -167,7 +181,7 @@ def member_remove(request, case, username):
         lambda: services.membership_remove(actor=request.user, membership=membership),
         success=f"{membership.user} removed.",
     )
-    return redirect("cases:detail", case_id=case.pk)
+    return back_to_page(request, case)
 
 
 @case_view(perms.VIEW_AUDIT)

@@ -7,10 +7,11 @@ A ``NotFound`` or ``Forbidden`` raised here, or anywhere in a page view, is answ
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import TypeVar
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
@@ -62,16 +63,39 @@ def evidence_view(permission: str = perms.VIEW_EVIDENCE):
     return decorate
 
 
-def run_service(request: HttpRequest, action: Callable[[], Result], *, success: str) -> Result | None:
+def field_named_by(*, form: forms.Form, message: str) -> str | None:
+    """The form field a service's message is about: its first word, when that is a field's name."""
+    first = message.split(maxsplit=1)[0].rstrip(":,.") if message.strip() else ""
+    return first if first in form.fields else None
+
+
+def run_service(
+    request: HttpRequest,
+    action: Callable[[], Result],
+    *,
+    success: str,
+    form: forms.Form | None = None,
+    fields_by_code: Mapping[str, str] | None = None,
+) -> Result | None:
     """Run a service from a form post and say how it went on the next page: ``success``, or the service's
-    own message when it refused the form (then None is returned). ``NotFound`` and ``Forbidden`` refuse the
-    request rather than the form: they pass on to the 404 and 403 pages."""
+    own message when it refused the form (then None is returned). With ``form``, a message that names one
+    of its fields first ("label: …", "declared_md5 must be …"), or whose code ``fields_by_code`` maps to a
+    field (``{"username_unavailable": "username"}``), goes next to that field instead, so the page shows
+    the form again with the input kept and the error where it belongs. ``NotFound`` and
+    ``Forbidden`` refuse the request rather than the form: they pass on to the 404 and 403 pages."""
     try:
         result = action()
     except (NotFound, Forbidden):
         raise
     except ServiceError as exc:
-        messages.error(request, exc.detail)
+        field = None
+        if form is not None:
+            field = (fields_by_code or {}).get(exc.code) or field_named_by(form=form, message=exc.detail)
+            field = field if field in form.fields else None
+        if form is not None and field is not None:
+            form.add_error(field, exc.detail)
+        else:
+            messages.error(request, exc.detail)
         return None
     messages.success(request, success)
     return result

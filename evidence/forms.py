@@ -1,6 +1,6 @@
 from django import forms
 
-from evidence.models import EvidenceKind, SecretKind
+from evidence.models import RECORDED_FIELDS, EvidenceKind, SecretKind
 
 
 class EvidenceRegisterForm(forms.Form):
@@ -13,6 +13,21 @@ class EvidenceRegisterForm(forms.Form):
     declared_md5 = forms.CharField(max_length=32, required=False, label="Declared MD5")
     declared_sha1 = forms.CharField(max_length=40, required=False, label="Declared SHA-1")
     declared_sha256 = forms.CharField(max_length=64, required=False, label="Declared SHA-256")
+    exhibit_number = forms.CharField(max_length=100, required=False)
+    bag_number = forms.CharField(max_length=100, required=False)
+    seal_number = forms.CharField(max_length=100, required=False)
+    make = forms.CharField(max_length=200, required=False)
+    model = forms.CharField(max_length=200, required=False)
+    serial_number = forms.CharField(max_length=200, required=False)
+    acquisition_tool = forms.CharField(max_length=200, required=False, help_text="e.g. FTK Imager, ewfacquire")
+    acquisition_tool_version = forms.CharField(max_length=100, required=False)
+    examiner = forms.CharField(max_length=200, required=False)
+
+    def service_arguments(self) -> dict:
+        """The cleaned data as evidence_register's keyword arguments (the registration facts as ``recorded``)."""
+        data = dict(self.cleaned_data)
+        recorded = {name: data.pop(name) for name in RECORDED_FIELDS}
+        return {**data, "recorded": recorded}
 
 
 class SecretEscrowForm(forms.Form):

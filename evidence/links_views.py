@@ -18,7 +18,9 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import unicodedata
 from pathlib import PurePath
+from urllib.parse import quote
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -34,6 +36,7 @@ from custodia.http_range import RangeNotSatisfiable, parse_range
 from evidence.container.errors import ContainerError
 from evidence.container.reader import ContainerReader
 from evidence.models import DownloadLink, Evidence
+from evidence.reading import FORMAT_SUFFIXES
 from evidence.services import link_guesses, links
 from evidence.services.registration import data_key_for
 from evidence.storage.base import StoreError, get_store
@@ -42,6 +45,10 @@ logger = logging.getLogger(__name__)
 
 BLOCK_SIZE = 4 << 20  # bytes handed to the server per write: big blocks keep loopback above 200 MB/s
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+# Characters a saved file's name cannot carry (folders, controls, and what Windows refuses), and the
+# Unicode categories that hide or reorder text (a right-to-left override turning "fdp.exe" into "exe.pdf").
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+_UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 
 
 def _plain(status: int, text: str, **headers) -> HttpResponse:
@@ -81,10 +88,28 @@ def _note_for_audit(link: DownloadLink) -> None:
 
 
 def download_name(evidence: Evidence) -> str:
-    """A de-identified file name: the evidence UUID and the suffix it was acquired with."""
+    """The name a link download is saved under: the evidence's label (or, without one, the name it was
+    acquired under) with its real extension: the detected format's (``FORMAT_SUFFIXES``: ``.E01``, ``.vhd``…),
+    else the one it was acquired with (``.dd``, ``.mbox``), else ``.bin``. Examiners' tools need the extension (libewf
+    refuses an E01 under another). Folders and control characters are replaced, so it is one file name."""
     names = [name.strip() for name in (evidence.original_name or "").split(",") if name.strip()]
-    suffix = PurePath(names[0]).suffix if len(names) == 1 else ""
-    return f"evidence-{evidence.pk}{suffix if _SUFFIX.match(suffix) else '.bin'}"
+    acquired = PurePath(names[0].replace("\\", "/")) if len(names) == 1 else None
+    # Several segments are served as one concatenation, which is no format's file: .bin then.
+    suffix = FORMAT_SUFFIXES.get(evidence.format, "") if len(names) <= 1 else ""
+    if not suffix and acquired is not None and _SUFFIX.match(acquired.suffix):
+        suffix = acquired.suffix
+    suffix = suffix or ".bin"
+    stem = evidence.label.strip() or (acquired.stem if acquired is not None else "") or f"evidence-{evidence.pk}"
+    stem = "".join("_" if unicodedata.category(c) in _HIDDEN_CATEGORIES else c for c in stem)
+    stem = _UNSAFE_IN_NAME.sub("_", stem)[:200].strip(". ") or f"evidence-{evidence.pk}"
+    return stem if stem.lower().endswith(suffix.lower()) else stem + suffix
+
+
+def content_disposition(file_name: str) -> str:
+    """``attachment`` with the name twice (RFC 6266): ``filename`` in ASCII for old clients, ``filename*``
+    in UTF-8 for the rest, which prefer it."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\%' else "_" for c in file_name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
 def _digest_headers(evidence: Evidence) -> dict[str, str]:
@@ -94,7 +119,7 @@ def _digest_headers(evidence: Evidence) -> dict[str, str]:
         "ETag": f'"{evidence.sha256}"',
         "Accept-Ranges": "bytes",
         "Cache-Control": "no-store",
-        "Content-Disposition": f'attachment; filename="{download_name(evidence)}"',
+        "Content-Disposition": content_disposition(download_name(evidence)),
         "X-Content-Type-Options": "nosniff",
     }
     if evidence.sha256:

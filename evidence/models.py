@@ -43,6 +43,33 @@ class IntegrityStatus(models.TextChoices):
     MISMATCH = "mismatch", "Mismatch"
 
 
+# The registration facts beyond the label, by field name, with the title pages and forms show.
+RECORDED_FIELDS: dict[str, str] = {
+    "exhibit_number": "Exhibit number",
+    "bag_number": "Bag number",
+    "seal_number": "Seal number",
+    "make": "Make",
+    "model": "Model",
+    "serial_number": "Serial number",
+    "acquisition_tool": "Acquisition tool",
+    "acquisition_tool_version": "Acquisition tool version",
+    "examiner": "Examiner",
+}
+CUSTODY_STATE_LABELS: dict[str, str] = {
+    "registered": "Registered",
+    "receiving": "Receiving",
+    "sealed": "Sealed",
+    "verified": "Sealed, verified",
+    "mismatch": "Integrity mismatch",
+    "failed": "Failed",
+}
+ANALYSIS_STATE_LABELS: dict[str, str] = {
+    "not_started": "Not extracted",
+    "extracting": "Extracting",
+    "extracted": "Extracted",
+}
+
+
 class Evidence(models.Model):
     # The UUID is the only name the stores ever see: storage keys derive from it alone.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -55,6 +82,17 @@ class Evidence(models.Model):
     seized_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=20, choices=EvidenceSource.choices, default=EvidenceSource.UPLOAD)
     original_name = models.CharField(max_length=500, blank=True, help_text="File name(s) as acquired.")
+    # What labs record at registration (exhibit register, evidence bag, the device, how it was acquired):
+    # free text, as the lab's own forms have it. The names are listed once in RECORDED_FIELDS below.
+    exhibit_number = models.CharField(max_length=100, blank=True)
+    bag_number = models.CharField(max_length=100, blank=True)
+    seal_number = models.CharField(max_length=100, blank=True)
+    make = models.CharField(max_length=200, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    serial_number = models.CharField(max_length=200, blank=True)
+    acquisition_tool = models.CharField(max_length=200, blank=True)
+    acquisition_tool_version = models.CharField(max_length=100, blank=True)
+    examiner = models.CharField(max_length=200, blank=True)
 
     declared_size = models.BigIntegerField(null=True, blank=True)
     declared_md5 = models.CharField(max_length=32, blank=True)
@@ -115,6 +153,63 @@ class Evidence(models.Model):
     @property
     def is_sealed(self) -> bool:
         return self.state in (EvidenceState.SEALED, EvidenceState.EXTRACTING, EvidenceState.EXTRACTED)
+
+    @property
+    def display_name(self) -> str:
+        """How people name the item on pages, in exports and in the audit review: its label."""
+        return self.label
+
+    @property
+    def custody_state(self) -> str:
+        """Custody apart from analysis: registered, receiving, sealed, sealed and verified, mismatch, failed."""
+        if self.state == EvidenceState.FAILED:
+            return "failed"
+        if not self.is_sealed:
+            return self.state
+        if self.integrity == IntegrityStatus.MISMATCH:
+            return "mismatch"
+        return "verified" if self.integrity == IntegrityStatus.INTACT else "sealed"
+
+    @property
+    def custody_state_display(self) -> str:
+        return CUSTODY_STATE_LABELS[self.custody_state]
+
+    @property
+    def analysis_state(self) -> str:
+        """Analysis apart from custody: not started (sealed, or not yet sealed), extracting, extracted."""
+        if self.state in (EvidenceState.EXTRACTING, EvidenceState.EXTRACTED):
+            return self.state
+        return "not_started"
+
+    @property
+    def analysis_state_display(self) -> str:
+        return ANALYSIS_STATE_LABELS[self.analysis_state]
+
+    @property
+    def declared_hashes(self) -> list[dict]:
+        """Each declared hash beside the computed one: ``matches`` is True or False once the bytes are
+        hashed, None before."""
+        rows = []
+        for algorithm, title in (("md5", "MD5"), ("sha1", "SHA-1"), ("sha256", "SHA-256")):
+            declared = getattr(self, f"declared_{algorithm}")
+            if not declared:
+                continue
+            computed = getattr(self, algorithm)
+            rows.append(
+                {
+                    "algorithm": algorithm,
+                    "title": title,
+                    "declared": declared,
+                    "computed": computed,
+                    "matches": (computed.lower() == declared.lower()) if computed else None,
+                }
+            )
+        return rows
+
+    @property
+    def recorded_facts(self) -> list[tuple[str, str]]:
+        """The registration facts given, as (title, value) pairs in the register's order."""
+        return [(title, getattr(self, name)) for name, title in RECORDED_FIELDS.items() if getattr(self, name)]
 
     @property
     def progress(self) -> float | None:

@@ -34,8 +34,9 @@ def evidence_register(request, case):
     if request.method == "POST" and form.is_valid():
         evidence = run_service(
             request,
-            lambda: registration.evidence_register(actor=request.user, case=case, **form.cleaned_data),
+            lambda: registration.evidence_register(actor=request.user, case=case, **form.service_arguments()),
             success="Evidence registered. Upload its content below.",
+            form=form,
         )
         if evidence is not None:
             return redirect("evidence:detail", evidence_id=evidence.pk)

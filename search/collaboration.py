@@ -29,7 +29,8 @@ EXPORT_LIMIT = 10_000
 NOTE_MAX_LENGTH = 10_000
 SAVED_SEARCH_NAME_MAX = 100
 QUERY_MAX_LENGTH = 4096
-EXPORT_COLUMNS = ("uid", "name", "path", "types", "size", "modifiedOn", "sha256")
+# "evidence" is the item's label (issue #20: evidence by its name; the uid holds its id).
+EXPORT_COLUMNS = ("uid", "name", "path", "types", "size", "modifiedOn", "sha256", "evidence")
 
 _TAG_RE = re.compile(rf"^[a-z0-9][a-z0-9._-]{{0,{TAG_MAX_LENGTH - 1}}}$")
 
@@ -217,7 +218,11 @@ def traces_export_csv(*, actor: User, case_id: int, query: str) -> str:
     # In the search page's default order (search.backends.base.SORTS[""]).
     traces = selectors.traces_matching(case=case, query=query).order_by("pk")
     with search_time_budget():  # a user's query: bounded like a search
-        rows = list(traces.values_list("uid", "name", "path", "types", "properties", "sha256")[: EXPORT_LIMIT + 1])
+        rows = list(
+            traces.values_list("uid", "name", "path", "types", "properties", "sha256", "evidence__label")[
+                : EXPORT_LIMIT + 1
+            ]
+        )
     if len(rows) > EXPORT_LIMIT:
         raise ServiceError(
             f"The query matches more than {EXPORT_LIMIT} traces; narrow it to export its hits.",
@@ -226,7 +231,7 @@ def traces_export_csv(*, actor: User, case_id: int, query: str) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
-    for uid, name, path, types, properties, sha256 in rows:
+    for uid, name, path, types, properties, sha256, evidence_label in rows:
         properties = properties or {}
         writer.writerow(
             [
@@ -237,6 +242,7 @@ def traces_export_csv(*, actor: User, case_id: int, query: str) -> str:
                 properties.get("file.size", ""),
                 properties.get("file.modifiedOn", ""),
                 sha256,
+                _cell(evidence_label),
             ]
         )
     audit_record(

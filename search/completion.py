@@ -9,6 +9,7 @@ from __future__ import annotations
 from cases import permissions as perms
 from cases.models import Case, User
 from cases.selectors import case_get
+from evidence.models import Evidence
 from search.models import CasePropertyName
 from search.query.ast import quote
 from search.selectors import case_tag_suggestions
@@ -17,6 +18,7 @@ from search.selectors import case_tag_suggestions
 QUERY_FIELDS = ("type:", "tag:", "evidence:", "deleted:", "name:", "path:", "uid:", "text:")
 MAX_PROPERTY_NAMES = 2000
 MAX_TAGS = 200
+MAX_EVIDENCE = 200
 # Characters that may stand before a term and are kept in front of its completion: -type:…, (tag:…
 _TERM_OPENERS = "-("
 
@@ -44,15 +46,24 @@ def _tag_term(name: str) -> str:
 def trace_completions(*, user: User, case_id: int, prefix: str, limit: int = 20) -> list[dict]:
     """What the term ``prefix`` may become: ``[{"value": "email.sentOn", "kind": "property"}, …]``.
 
-    Kinds: ``field`` (type:, tag: …), ``property`` (a property name, to be followed by ``:``) and ``tag``
-    (``tag:relevant``). Exact starts come before matches inside a property name; an empty prefix lists
-    the fields, then the case's most used tags, then property names.
+    Kinds: ``field`` (type:, tag: …), ``property`` (a property name, to be followed by ``:``), ``tag``
+    (``tag:relevant``) and ``evidence`` (``evidence:<id>``, with the item's ``label``: ``evidence:lap``
+    offers the items whose label starts with or holds "lap"). Exact starts come before matches inside a
+    property name; an empty prefix lists the fields, then the case's most used tags, then property names.
     """
     case = case_get(user=user, case_id=case_id, permission=perms.SEARCH_TRACES)
     opener = prefix[: len(prefix) - len(prefix.lstrip(_TERM_OPENERS))]
     term = prefix[len(opener) :]
     candidates: list[tuple[int, int, dict]] = []
-    if term.lower().startswith("tag:"):
+    if term.lower().startswith("evidence:"):
+        # Evidence by its label (what people call it); the term itself takes the id, which the label shows.
+        wanted = term[len("evidence:") :].strip('"').lower()
+        for evidence_id, label in Evidence.objects.filter(case=case).values_list("pk", "label")[:MAX_EVIDENCE]:
+            rank = 0 if label.lower().startswith(wanted) or str(evidence_id).startswith(wanted) else 1
+            if rank == 0 or wanted in label.lower():
+                entry = {"value": f"evidence:{evidence_id}", "kind": "evidence", "label": label}
+                candidates.append((rank, 0, entry))
+    elif term.lower().startswith("tag:"):
         wanted = term[4:].strip('"').lower()
         for name in case_tag_suggestions(case=case, limit=MAX_TAGS):
             if name.lower().startswith(wanted):

@@ -1,12 +1,16 @@
 from django.urls import path
 
-from search import views
+from search import triage_views, views
 
 app_name = "search"
 
 urlpatterns = [
     path("evidence/<uuid:evidence_id>/extractions/", views.evidence_extractions, name="extractions"),
     path("evidence/<uuid:evidence_id>/extract/", views.evidence_extract, name="extract"),
+    path("evidence/<uuid:evidence_id>/folders/", triage_views.evidence_folders, name="folders"),
+    path("evidence/<uuid:evidence_id>/folders/nodes/", triage_views.evidence_tree_nodes, name="folder-nodes"),
+    path("evidence/<uuid:evidence_id>/folders/list/", triage_views.evidence_folder_list, name="folder-list"),
+    path("cases/<int:case_id>/overview/", triage_views.case_overview, name="case-overview"),
     path("cases/<int:case_id>/traces/", views.trace_search, name="trace-search"),
     path("search/help/", views.query_help, name="query-help"),
     path("cases/<int:case_id>/search/complete", views.trace_complete, name="trace-complete"),

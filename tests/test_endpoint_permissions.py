@@ -182,6 +182,24 @@ IN_OTHER_TESTS = {
     ("notifications/<int:alert_id>/ack/", "*"): "tests/alerts/test_alerts_api.py::test_alerts_grid",
     ("api/alerts/", "get"): "tests/alerts/test_alerts_api.py::test_alerts_grid",
     ("api/alerts/<int:alert_id>/ack", "post"): "tests/alerts/test_alerts_api.py::test_alerts_grid",
+    # Issue #20, the organisation administrator's screen: a user of the admin's own organisation only.
+    (
+        "account/organisation/users/<int:user_pk>/active/",
+        "*",
+    ): "tests/cases/test_org_admin.py::test_an_admin_acts_only_on_users_of_their_organisation",
+    (
+        "account/organisation/users/<int:user_pk>/reset/",
+        "*",
+    ): "tests/cases/test_org_admin.py::test_an_admin_acts_only_on_users_of_their_organisation",
+    (
+        "api/users/<int:user_pk>/password-reset",
+        "post",
+    ): "tests/cases/test_org_admin.py::test_a_one_time_link_sets_a_new_password_once",
+    **{
+        ("account/reset/<uidb64>/<token>/", method): "the link's token is the credential: tests/cases/test_org_admin.py"
+        for method in ("get", "post", "put")  # Django's PasswordResetConfirmView (a FormView: PUT as POST)
+    },
+    ("account/reset/done/", "*"): "a page saying the password is set: tests/cases/test_org_admin.py",
 }
 
 

@@ -63,7 +63,10 @@ def test_a_newline_in_an_evidence_label_adds_no_line_to_hashes_txt(api, demo, se
     Evidence.objects.filter(pk=sealed).update(label=TRICK)
     after = client.get(url + "/hashes.txt").content.decode().splitlines()
     assert len(after) == len(before)
-    assert [line for line in after if line.startswith("SHA256")] == [before[0]]
+    # Issue #20 names the file by the label: the name changes with it, but stays one line, without the
+    # right-to-left override or the newline (replaced), and with the real hash.
+    (sha256_line,) = [line for line in after if line.startswith("SHA256")]
+    assert sha256_line.endswith(before[0].rsplit(" = ", 1)[1]) and "\n" not in sha256_line
     assert f"# label: Laptop<U+202E>fdp.exe\\nSHA256 (evidence.bin) = {'0' * 64}" in after
     assert RLO not in "".join(after)
 

@@ -8,6 +8,11 @@ urlpatterns = [
     path("tokens/<int:token_pk>/", views.TokenDetailView.as_view(), name="api-token-detail"),
     path("users/", views.UserListView.as_view(), name="api-users"),
     path("users/<int:user_pk>/", views.UserDetailView.as_view(), name="api-user-detail"),
+    path(
+        "users/<int:user_pk>/password-reset",
+        views.UserPasswordResetView.as_view(),
+        name="api-user-password-reset",
+    ),
     path("cases/", views.CaseListView.as_view(), name="api-case-list"),
     path("cases/<int:case_id>/", views.CaseDetailView.as_view(), name="api-case-detail"),
     path("cases/<int:case_id>/members/", views.CaseMembersView.as_view(), name="api-case-members"),

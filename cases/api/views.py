@@ -380,3 +380,17 @@ class UserDetailView(APIView):
         return Response(
             s.UserSerializer(services.user_set_active(actor=request.user, user=target, active=data["is_active"])).data
         )
+
+
+class UserPasswordResetView(APIView):
+    """A one-time link for a user of the caller's organisation to set a new password (issue #20)."""
+
+    required_permission = ORG_ADMIN
+
+    @extend_schema(request=None, responses={201: {"type": "object", "properties": {"url": {"type": "string"}}}})
+    def post(self, request, user_pk: int):
+        target = User.objects.filter(pk=user_pk, organization_id=request.user.organization_id).first()
+        if target is None:
+            raise NotFound("No such user.")
+        path = services.user_password_reset_link(actor=request.user, user=target)
+        return Response({"url": request.build_absolute_uri(path)}, status=status.HTTP_201_CREATED)

@@ -7,9 +7,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from custodia.api import StrictSerializer
-from evidence.models import Evidence, EvidenceKind, KeyEscrow, SecretKind
+from evidence.models import RECORDED_FIELDS, Evidence, EvidenceKind, KeyEscrow, SecretKind
 from evidence.selectors import evidence_chain_summary
 from evidence.services.upload import MAX_EVIDENCE_BYTES
+
+
+class DeclaredHashSerializer(serializers.Serializer):
+    algorithm = serializers.CharField()
+    declared = serializers.CharField()
+    computed = serializers.CharField()
+    matches = serializers.BooleanField(allow_null=True, help_text="Null until the bytes are hashed.")
 
 
 class EvidenceSerializer(serializers.ModelSerializer):
@@ -18,6 +25,9 @@ class EvidenceSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)
     parent_chain = serializers.SerializerMethodField()
+    custody_state = serializers.CharField(read_only=True, help_text="registered, receiving, sealed, verified, …")
+    analysis_state = serializers.CharField(read_only=True, help_text="not_started, extracting or extracted")
+    declared_hashes = DeclaredHashSerializer(many=True, read_only=True)
 
     class Meta:
         model = Evidence
@@ -34,7 +44,10 @@ class EvidenceSerializer(serializers.ModelSerializer):
             "seized_at",
             "source",
             "original_name",
+            *RECORDED_FIELDS,
             "state",
+            "custody_state",
+            "analysis_state",
             "failure_reason",
             "format",
             "format_details",
@@ -50,6 +63,7 @@ class EvidenceSerializer(serializers.ModelSerializer):
             "declared_md5",
             "declared_sha1",
             "declared_sha256",
+            "declared_hashes",
             "manifest_sha256",
             "integrity",
             "integrity_problem",
@@ -91,7 +105,21 @@ class EvidenceParentLinkSerializer(StrictSerializer):
     parent = serializers.UUIDField(help_text="The sealed disk image of the same case this item differs from.")
 
 
-class EvidenceRegisterSerializer(StrictSerializer):
+class RecordedFactsSerializer(StrictSerializer):
+    """The registration facts (exhibit, bag and seal numbers, device, acquisition tool, examiner)."""
+
+    exhibit_number = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+    bag_number = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+    seal_number = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+    make = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    model = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    serial_number = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    acquisition_tool = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    acquisition_tool_version = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+    examiner = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
+class EvidenceRegisterSerializer(RecordedFactsSerializer):
     label = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=EvidenceKind.choices)
     description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -107,7 +135,7 @@ class EvidenceRegisterSerializer(StrictSerializer):
     original_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
-class EvidenceImportSerializer(StrictSerializer):
+class EvidenceImportSerializer(RecordedFactsSerializer):
     case = serializers.IntegerField()
     paths = serializers.ListField(child=serializers.CharField(max_length=4096), min_length=1, max_length=1000)
     label = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -121,7 +149,7 @@ class EvidenceImportSerializer(StrictSerializer):
     declared_sha256 = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class EvidenceAcquireSerializer(StrictSerializer):
+class EvidenceAcquireSerializer(RecordedFactsSerializer):
     case = serializers.IntegerField()
     device = serializers.CharField(max_length=4096)
     label = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")

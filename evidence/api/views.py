@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import unquote
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -43,7 +44,8 @@ class CaseEvidenceView(APIView):
     def post(self, request, case_id: int):
         case = case_get(user=request.user, case_id=case_id, permission=perms.REGISTER_EVIDENCE)
         data = validated(s.EvidenceRegisterSerializer, request.data)
-        evidence = registration.evidence_register(actor=request.user, case=case, **data)
+        recorded = registration.pop_recorded_facts(data)
+        evidence = registration.evidence_register(actor=request.user, case=case, recorded=recorded, **data)
         return Response(s.EvidenceSerializer(evidence).data, status=status.HTTP_201_CREATED)
 
 
@@ -69,7 +71,14 @@ class EvidenceContentView(APIView):
                 location=OpenApiParameter.HEADER,
                 required=True,
                 description="bytes START-END/TOTAL; START a multiple of the evidence's chunk_size",
-            )
+            ),
+            OpenApiParameter(
+                "X-File-Name",
+                str,
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description="The uploaded file's name, percent-encoded UTF-8 (kept when the item has none yet)",
+            ),
         ],
         responses=s.UploadStatusSerializer,
     )
@@ -83,6 +92,7 @@ class EvidenceContentView(APIView):
             content_range=content_range,
             stream=request._request,
             content_length=int(length) if length and length.isdigit() else None,
+            file_name=unquote(request.headers.get("X-File-Name", ""), errors="replace"),
         )
         evidence.refresh_from_db()
         return Response(upload.upload_status(evidence=evidence))
@@ -154,7 +164,9 @@ class EvidenceImportView(APIView):
         if isinstance(data["case"], int):
             note_target(case_id=data["case"])
         case = case_get(user=request.user, case_id=data.pop("case"), permission=perms.REGISTER_EVIDENCE)
-        evidence = intake.evidence_import(actor=request.user, case=case, **data)
+        evidence = intake.evidence_import(
+            actor=request.user, case=case, recorded=registration.pop_recorded_facts(data), **data
+        )
         return _accepted_or_created(request, evidence)
 
     audit_access = True
@@ -169,7 +181,9 @@ class EvidenceAcquireView(APIView):
         if isinstance(data["case"], int):
             note_target(case_id=data["case"])
         case = case_get(user=request.user, case_id=data.pop("case"), permission=perms.REGISTER_EVIDENCE)
-        evidence = acquisition.evidence_acquire(actor=request.user, case=case, **data)
+        evidence = acquisition.evidence_acquire(
+            actor=request.user, case=case, recorded=registration.pop_recorded_facts(data), **data
+        )
         return _accepted_or_created(request, evidence)
 
     audit_access = True

@@ -7,7 +7,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from cases.models import Case, User
-from evidence.models import Evidence, EvidenceState
+from evidence.models import RECORDED_FIELDS, Evidence, EvidenceState
+from evidence.services.registration import recorded_facts
 
 # A name, not a literal: tests/audit/test_actions.py reads every action="…" in the code as an audit action.
 FLAG = "store_true"
@@ -23,16 +24,18 @@ def add_intake_options(parser) -> None:
     parser.add_argument("--declared-md5", default="")
     parser.add_argument("--declared-sha1", default="")
     parser.add_argument("--declared-sha256", default="")
+    for name, title in RECORDED_FIELDS.items():
+        parser.add_argument("--" + name.replace("_", "-"), default="", help=title)
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--now", action=FLAG, help="Seal in this process instead of queueing for a worker")
     when.add_argument("--wait", action=FLAG, help="Queue, then wait until a worker has sealed it")
     parser.add_argument("--wait-seconds", type=int, default=24 * 3600, help="How long --wait waits")
 
 
-def registration_fields(options) -> dict[str, str]:
+def registration_fields(options) -> dict:
     """The evidence facts both commands take, as the intake services' keyword arguments."""
     names = ("label", "kind", "seized_from", "seized_by", "declared_md5", "declared_sha1", "declared_sha256")
-    return {name: options[name] for name in names}
+    return {**{name: options[name] for name in names}, "recorded": recorded_facts(options)}
 
 
 def resolve_actor_and_case(options) -> tuple[User, Case]:

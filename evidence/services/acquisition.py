@@ -60,6 +60,7 @@ def evidence_acquire(
     declared_md5: str = "",
     declared_sha1: str = "",
     declared_sha256: str = "",
+    recorded: Mapping[str, str] | None = None,
     queue: bool = True,
 ) -> Evidence:
     """Register the acquisition of ``device`` and queue it (``queue=False``: the caller runs
@@ -102,6 +103,7 @@ def evidence_acquire(
         declared_md5=declared.get("md5", ""),
         declared_sha1=declared.get("sha1", ""),
         declared_sha256=declared.get("sha256", ""),
+        recorded=recorded,
     )
     with transaction.atomic():
         evidence.state = EvidenceState.RECEIVING

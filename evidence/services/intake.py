@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -98,6 +99,7 @@ def evidence_import(
     declared_md5: str = "",
     declared_sha1: str = "",
     declared_sha256: str = "",
+    recorded: Mapping[str, str] | None = None,
     mode: IntakeMode = "auto",
 ) -> Evidence:
     """Check the paths, register the evidence and queue its seal for a worker (``intake_run``).
@@ -145,6 +147,7 @@ def evidence_import(
         declared_md5=declared.get("md5", ""),
         declared_sha1=declared.get("sha1", ""),
         declared_sha256=declared.get("sha256", ""),
+        recorded=recorded,
     )
     segment_sizes = [{"name": path.name, "size": path.stat().st_size} for path in segments]
     with transaction.atomic():

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import CharField
 
 from audit.services import audit_record
 from cases import permissions as perms
@@ -15,7 +17,7 @@ from cases.selectors import case_get
 from custodia.errors import ServiceError
 from evidence.container.format import CHUNK_SIZE
 from evidence.keystore.base import KeyStoreError, get_keystore
-from evidence.models import Evidence, EvidenceKind, EvidenceSource
+from evidence.models import RECORDED_FIELDS, Evidence, EvidenceKind, EvidenceSource
 from evidence.storage.base import StoreError, get_store
 
 HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
@@ -35,6 +37,33 @@ def normalise_declared_hashes(declared: dict[str, str]) -> dict[str, str]:
             raise ServiceError(f"declared_{algorithm} must be {HASH_LENGTHS[algorithm]} hexadecimal characters.")
         clean[algorithm] = value
     return clean
+
+
+def recorded_facts(values: Mapping[str, object]) -> dict[str, str]:
+    """The registration facts (exhibit, bag and seal numbers, make, model, serial number, acquisition tool
+    and version, examiner: ``evidence.models.RECORDED_FIELDS``) found in ``values``, trimmed; a value too
+    long for its field is an error. Other keys are ignored, so a form's or a command's options can be
+    passed whole."""
+    facts = {}
+    for name, title in RECORDED_FIELDS.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ServiceError(f"{name}: give text.")
+        value = value.strip()
+        field = Evidence._meta.get_field(name)
+        limit = field.max_length if isinstance(field, CharField) and field.max_length else 0
+        if len(value) > limit:
+            raise ServiceError(f"{name}: {title} is at most {limit} characters.")
+        if value:
+            facts[name] = value
+    return facts
+
+
+def pop_recorded_facts(data: dict) -> dict[str, str]:
+    """Take the registration facts out of validated request data (the rest goes to the service as is)."""
+    return recorded_facts({name: data.pop(name) for name in list(data) if name in RECORDED_FIELDS})
 
 
 def _check_backends_ready() -> None:
@@ -69,7 +98,9 @@ def evidence_register(
     declared_sha256: str = "",
     source: str = EvidenceSource.UPLOAD,
     original_name: str = "",
+    recorded: Mapping[str, str] | None = None,
 ) -> Evidence:
+    """Register an evidence item; ``recorded`` holds the lab's registration facts (``recorded_facts``)."""
     case = case_get(user=actor, case_id=case.pk, permission=perms.REGISTER_EVIDENCE)
     if case.status != CaseStatus.OPEN:
         raise ServiceError(f"Case {case.reference} is closed: open it again to register evidence.", code="conflict")
@@ -80,6 +111,7 @@ def evidence_register(
     if declared_size is not None and declared_size < 0:
         raise ServiceError("declared_size cannot be negative.")
     declared = normalise_declared_hashes({"md5": declared_md5, "sha1": declared_sha1, "sha256": declared_sha256})
+    facts = recorded_facts(recorded or {})
     _check_backends_ready()
     data_key = os.urandom(32)
     try:
@@ -109,6 +141,7 @@ def evidence_register(
         key_id=wrapped.key_id,
         key_algorithm=wrapped.algorithm,
         registered_by=actor,
+        **facts,
     )
     audit_record(
         action="evidence.register",
@@ -125,6 +158,7 @@ def evidence_register(
             "seized_at": seized_at,
             "declared_size": declared_size,
             "declared": declared,
+            "recorded": facts,
             "key_id": wrapped.key_id,
         },
     )

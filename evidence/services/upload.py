@@ -108,6 +108,14 @@ def _locked(evidence: Evidence) -> Evidence:
     return Evidence.objects.select_for_update().get(pk=evidence.pk)
 
 
+def clean_file_name(name: str) -> str:
+    """The last part of a client's file name (no folders), without control characters; "" when unusable."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if not name or name in (".", "..") or any(ord(character) < 32 or ord(character) == 127 for character in name):
+        return ""
+    return name[:500]
+
+
 @transaction.atomic
 def evidence_receive(
     *,
@@ -116,7 +124,11 @@ def evidence_receive(
     content_range: ContentRange,
     stream: BinaryIO,
     content_length: int | None = None,
+    file_name: str = "",
 ) -> Evidence:
+    """Receive one range of an upload. ``file_name`` is the name of the file the bytes come from (the
+    browser's file, ``X-File-Name`` over the API): kept as the item's original name when it has none, so
+    the root trace and a link download are named by it."""
     evidence_get(user=actor, evidence_id=evidence.pk, permission=perms.REGISTER_EVIDENCE)
     evidence = _locked(evidence)
     if evidence.state not in (EvidenceState.REGISTERED, EvidenceState.RECEIVING):
@@ -136,6 +148,9 @@ def evidence_receive(
             f"The body has {content_length} bytes but the range covers {content_range.length}.", code="invalid_range"
         )
     first_bytes = evidence.state == EvidenceState.REGISTERED
+    named = clean_file_name(file_name)
+    if named and not evidence.original_name:
+        evidence.original_name = named
     evidence.size = content_range.total
     evidence.state = EvidenceState.RECEIVING
 
@@ -196,7 +211,7 @@ def evidence_receive(
             target_type="evidence",
             target_id=evidence.pk,
             case_id=evidence.case_id,
-            details={"size": evidence.size},
+            details={"size": evidence.size, "file_name": evidence.original_name},
         )
     if truncated:
         # What arrived whole is kept (and committed with this row); the client resumes from the status.

@@ -39,6 +39,7 @@ class ExtractionRunSerializer(serializers.ModelSerializer):
 
 class TraceSerializer(serializers.ModelSerializer):
     evidence = serializers.UUIDField(source="evidence_id", read_only=True)
+    evidence_label = serializers.CharField(source="evidence.label", read_only=True)
     tags = serializers.SerializerMethodField()
 
     class Meta:
@@ -47,6 +48,7 @@ class TraceSerializer(serializers.ModelSerializer):
             "uid",
             "parent_uid",
             "evidence",
+            "evidence_label",
             "name",
             "path",
             "types",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from search.api import views
+from search.api import triage, views
 
 urlpatterns = [
     path("evidence/<uuid:evidence_id>/extract", views.EvidenceExtractView.as_view(), name="api-evidence-extract"),
@@ -9,6 +9,13 @@ urlpatterns = [
         views.EvidenceExtractionsView.as_view(),
         name="api-evidence-extractions",
     ),
+    path("evidence/<uuid:evidence_id>/tree", triage.EvidenceTreeView.as_view(), name="api-evidence-tree"),
+    path(
+        "evidence/<uuid:evidence_id>/tree/entries",
+        triage.EvidenceFolderEntriesView.as_view(),
+        name="api-evidence-tree-entries",
+    ),
+    path("cases/<int:case_id>/overview", triage.CaseOverviewView.as_view(), name="api-case-overview"),
     path("cases/<int:case_id>/traces/search", views.TraceSearchView.as_view(), name="api-trace-search"),
     # Collaboration: before traces/<uid>, which would otherwise take "tag" and "export.csv" for a uid.
     path("cases/<int:case_id>/traces/tag", views.TraceBulkTagView.as_view(), name="api-trace-bulk-tag"),

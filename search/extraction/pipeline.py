@@ -40,6 +40,8 @@ def walk_options(*, acquired: AcquiredEvidence, shard: tuple[int, int] | None = 
     acquired alone (intake found no storage media in it) is one file trace for the tools."""
     return WalkOptions(
         file_name=acquired.first_name,
+        # Named as acquired (the first segment's or the uploaded file's name), read under first_name.
+        root_name=acquired.original_names[0] if acquired.original_names else "",
         related_files=acquired.related_files,
         shard=shard,
         keep_content=True,

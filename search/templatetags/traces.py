@@ -1,5 +1,7 @@
 from django import template
 
+from evidence.models import Evidence
+
 register = template.Library()
 
 
@@ -13,3 +15,11 @@ def get_item(mapping, key):
 def is_list(value) -> bool:
     """Multi-valued properties (``email.to``) are shown joined."""
     return isinstance(value, list | tuple)
+
+
+@register.filter
+def evidence_label(value, case) -> str:
+    """``entry.value|evidence_label:case``: an evidence facet's value (its id) as the item's label, for the
+    evidence of ``case`` only; the value itself when it names none."""
+    label = Evidence.objects.filter(case=case, pk=str(value)).values_list("label", flat=True).first() if value else None
+    return label if label is not None else str(value)

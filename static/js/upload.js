@@ -24,17 +24,50 @@
     const m = Math.floor(seconds / 60), s = Math.round(seconds % 60);
     return m ? m + " min " + s + " s" : s + " s";
   }
+  function failure(status, body) {
+    const error = new Error((body && body.detail) || ("HTTP " + status));
+    error.status = status;
+    error.code = body && body.error;
+    return error;
+  }
   async function api(url, options) {
     const response = await fetch(url, Object.assign({ credentials: "same-origin" }, options, {
       headers: Object.assign({ "X-CSRFToken": csrf, "Accept": "application/json" }, (options || {}).headers || {}),
     }));
     const body = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const error = new Error(body.detail || ("HTTP " + response.status));
-      error.status = response.status;
-      throw error;
-    }
+    if (!response.ok) throw failure(response.status, body);
     return body;
+  }
+  // One piece sent with XMLHttpRequest, whose upload events report bytes as they leave: the bar moves from
+  // the first byte, not only when a whole piece (several MiB) is acknowledged. onSent(bytes of this piece).
+  function sendPiece(url, headers, body, onSent) {
+    return new Promise(function (resolve, reject) {
+      const request = new XMLHttpRequest();
+      request.open("PUT", url);
+      request.withCredentials = true;
+      Object.entries(Object.assign({ "X-CSRFToken": csrf, "Accept": "application/json" }, headers)).forEach(
+        function (pair) { request.setRequestHeader(pair[0], pair[1]); });
+      request.upload.addEventListener("progress", function (event) { onSent(event.loaded); });
+      request.addEventListener("load", function () {
+        let parsed = {};
+        try { parsed = JSON.parse(request.responseText); } catch (ignored) { parsed = {}; }
+        if (request.status >= 200 && request.status < 300) resolve(parsed);
+        else reject(failure(request.status, parsed));
+      });
+      request.addEventListener("error", function () { reject(failure(0, { detail: "The connection failed." })); });
+      request.addEventListener("abort", function () { reject(failure(0, { detail: "The upload was interrupted." })); });
+      request.send(body);
+    });
+  }
+  // What the person reads when the upload stops: a refusal that no retry can mend says what happened and
+  // what to do instead; a dropped connection says how to resume.
+  function stoppedText(error) {
+    if (error.code === "hash_mismatch") {
+      return "Refused: " + error.message + " Nothing was sealed. Check the declared hash with whoever acquired " +
+        "the evidence, then register the item again with the right value (or without a declared hash).";
+    }
+    if (error.code === "not_receiving" || error.code === "failed") return "Stopped: " + error.message;
+    return "Stopped: " + error.message + " Choose the file again to resume.";
   }
   function missingPieces(status, size) {
     // The server lists missing [start, end) ranges; cut them into aligned pieces.
@@ -56,6 +89,8 @@
     localStorage.setItem(memoryKey, JSON.stringify({ name: file.name, size: file.size }));
     button.disabled = true;
     bar.hidden = false;
+    bar.value = 0;
+    text.textContent = "Starting…";
     try {
       let status = await api(box.dataset.statusUrl);
       if (status.size !== null && status.size !== file.size) {
@@ -64,15 +99,24 @@
       const pieces = missingPieces(status, file.size);
       let done = status.received_bytes, sentThisSession = 0;
       const started = performance.now();
+      function show(inFlight) {
+        const seconds = (performance.now() - started) / 1000;
+        const speed = (sentThisSession + inFlight) / Math.max(seconds, 0.001);
+        const shown = Math.min(done + inFlight, file.size);
+        bar.value = shown / Math.max(file.size, 1);
+        text.textContent = human(shown) + " of " + human(file.size) + " · " + human(speed) + "/s · " +
+          duration((file.size - shown) / speed) + " left";
+      }
       for (const [start, end] of pieces) {
         let attempt = 0;
         for (;;) {
           try {
-            status = await api(box.dataset.contentUrl, {
-              method: "PUT",
-              headers: { "Content-Type": "application/octet-stream", "Content-Range": "bytes " + start + "-" + (end - 1) + "/" + file.size },
-              body: file.slice(start, end),
-            });
+            status = await sendPiece(box.dataset.contentUrl, {
+              "Content-Type": "application/octet-stream",
+              "Content-Range": "bytes " + start + "-" + (end - 1) + "/" + file.size,
+              // The name the file came with: the root trace and link downloads are named by it.
+              "X-File-Name": encodeURIComponent(file.name),
+            }, file.slice(start, end), show);
             break;
           } catch (error) {
             // Network trouble or a busy server: wait and retry the same piece; refusals (4xx) stop here.
@@ -84,13 +128,12 @@
         }
         sentThisSession += end - start;
         done = status.received_bytes;
-        const seconds = (performance.now() - started) / 1000;
-        const speed = sentThisSession / Math.max(seconds, 0.001);
-        bar.value = done / Math.max(file.size, 1);
-        text.textContent = human(done) + " of " + human(file.size) + " · " + human(speed) + "/s · " + duration((file.size - done) / speed) + " left";
+        show(0);
       }
       if (file.size === 0) {
-        await api(box.dataset.contentUrl, { method: "PUT", headers: { "Content-Range": "bytes */0" }, body: "" });
+        await api(box.dataset.contentUrl, {
+          method: "PUT", headers: { "Content-Range": "bytes */0", "X-File-Name": encodeURIComponent(file.name) }, body: "",
+        });
       }
       text.textContent = "All bytes received; sealing…";
       await api(box.dataset.sealUrl, { method: "POST" });
@@ -98,8 +141,9 @@
       text.textContent = "Sealed.";
       window.location.reload();
     } catch (error) {
-      text.textContent = "Stopped: " + error.message + " Choose the file again to resume.";
-      button.disabled = false;
+      text.textContent = stoppedText(error);
+      box.dataset.stopped = error.code || "error";
+      button.disabled = error.code === "hash_mismatch";
     }
   }
   button.addEventListener("click", run);

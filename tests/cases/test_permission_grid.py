@@ -394,6 +394,9 @@ ACCOUNT_ENDPOINTS = [
     Endpoint("GET", "/api/audit/verify", VERIFIERS),
     Endpoint("GET", "/api/users/", frozenset({"orgadmin"})),
     Endpoint("POST", "/api/users/", frozenset({"orgadmin"}), {"username": "grid-17", "password": "a-long-password-1"}),
+    # Issue #20: the organisation administrator's screen.
+    Endpoint("GET", "/account/organisation/", frozenset({"orgadmin"})),
+    Endpoint("POST", "/account/organisation/", frozenset({"orgadmin"}), {"username": "grid-20"}),
 ]
 
 

@@ -12,6 +12,7 @@ from tests.cases.test_permission_grid import (
     AUDITORS,
     CALLERS,
     EVERYONE_IN_CASE,
+    SEARCHERS,
     Endpoint,
     expected_status,
 )
@@ -22,6 +23,10 @@ REVEALERS = frozenset({"custodian", "investigator"})
 EXTRACTORS = frozenset({"investigator"})
 
 API = [
+    # Issue #20: the folder tree reads traces, as the search does.
+    Endpoint("GET", "/api/evidence/{evidence}/tree", SEARCHERS),
+    Endpoint("GET", "/api/evidence/{evidence}/tree/entries", SEARCHERS),
+    Endpoint("GET", "/api/cases/{case}/overview", EVERYONE_IN_CASE),
     Endpoint("GET", "/api/cases/{case}/evidence/", CASE_TEAM),
     Endpoint("POST", "/api/cases/{case}/evidence/", CUSTODIANS, {"label": "USB stick", "kind": "file"}),
     Endpoint("GET", "/api/evidence/{evidence}/", CASE_TEAM),
@@ -43,6 +48,11 @@ API = [
     Endpoint("POST", "/api/evidence/{evidence}/parent", CUSTODIANS, {"parent": "00000000-0000-4000-8000-000000000000"}),
 ]
 PAGES = [
+    Endpoint("GET", "/evidence/{evidence}/folders/", SEARCHERS),
+    Endpoint("GET", "/evidence/{evidence}/folders/nodes/", SEARCHERS),
+    Endpoint("GET", "/evidence/{evidence}/folders/list/", SEARCHERS),
+    # The case page's counts and attention list: whoever sees the case (each count as far as the role shows).
+    Endpoint("GET", "/cases/{case}/overview/", EVERYONE_IN_CASE),
     Endpoint("GET", "/cases/{case}/evidence/", CASE_TEAM),
     Endpoint("GET", "/cases/{case}/evidence/new/", CUSTODIANS),
     Endpoint("GET", "/evidence/{evidence}/", CASE_TEAM),

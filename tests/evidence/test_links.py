@@ -91,7 +91,10 @@ def test_issue_gives_the_url_once_and_keeps_only_a_hash(api, demo, sealed, clien
     assert download["X-Content-MD5"] == hashes_of(sample)["md5"]
     assert download["Accept-Ranges"] == "bytes"
     assert download["Content-Length"] == str(len(sample))
-    assert download["Content-Disposition"] == f'attachment; filename="evidence-{sealed}.bin"'
+    # Issue #20: named by the evidence label with its real extension (a random upload is raw: .bin).
+    assert download["Content-Disposition"] == (
+        "attachment; filename=\"Laptop 1, internal SSD.bin\"; filename*=UTF-8''Laptop%201%2C%20internal%20SSD.bin"
+    )
     link.refresh_from_db()
     assert link.uses == 1 and link.last_used_at is not None
 
@@ -261,7 +264,7 @@ def test_refusals_of_bad_requests(api, demo, register, sealed):
 def test_hashes_file_and_recipient_page(api, demo, sealed, client, sample):
     url = path_of(issue(api, sealed, demo.custodian).json()["url"])
     text = client.get(url + "/hashes.txt").content.decode()
-    assert f"SHA256 (evidence-{sealed}.bin) = {hashes_of(sample)['sha256']}" in text
+    assert f"SHA256 (Laptop 1, internal SSD.bin) = {hashes_of(sample)['sha256']}" in text
     assert "# reason: Defence counsel asked for a copy" in text and "# recipient: " in text
     page = client.get(url + "/")
     assert page.status_code == 200

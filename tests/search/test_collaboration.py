@@ -184,9 +184,10 @@ def test_csv_export_of_hits(demo, api, traces):
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows[0] == ["uid", "name", "path", "types", "size", "modifiedOn", "sha256"]
+    # Issue #20 added the evidence label as the last column, on purpose (evidence by its name).
+    assert rows[0] == ["uid", "name", "path", "types", "size", "modifiedOn", "sha256", "evidence"]
     assert [row[1] for row in rows[1:]] == ["report.docx", "'=cmd|calc.csv"]  # no formula reaches a spreadsheet
-    assert rows[1][4:] == ["1200", "2024-01-01T10:00:00Z", f"{0:064x}"]
+    assert rows[1][4:7] == ["1200", "2024-01-01T10:00:00Z", f"{0:064x}"]
     events = counter.new()
     assert [(e.action, e.details["query"], e.details["rows"]) for e in events] == [
         ("trace.export.csv", "file.size<20000", 2)

@@ -34,7 +34,7 @@ _STORAGE_MEDIA_NAMES = {
 def evidence_traces(*, walk: Walk) -> Iterator[TraceRecord]:
     """The root trace (the image, or the file acquired alone), then everything the image holds."""
     root_spec = source.root_path_spec(file_name=walk.options.file_name)
-    name = root_spec.location.lstrip("/")
+    name = walk.options.root_name or root_spec.location.lstrip("/")
     nested_root = walk.options.root
     if nested_root is None:
         trace = TraceRecord(

@@ -24,6 +24,9 @@ class WalkOptions:
     """
 
     file_name: str = "image.raw"
+    # The name the root trace shows: the file name the evidence was acquired or uploaded under, which may
+    # differ from ``file_name`` (an E01 uploaded as "disk.bin" is read as "disk.E01"). Empty: ``file_name``.
+    root_name: str = ""
     related_files: Mapping[str, BinaryIO] = field(default_factory=dict)
     parents: Mapping[str, BinaryIO] = field(default_factory=dict)
     block_size: int = MIB
