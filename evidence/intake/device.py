@@ -133,6 +133,19 @@ class RecoveringReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes. A read of a whole block from a block boundary (what sealing asks for, one
+        chunk at a time) returns the block's bytes as read from the source, without the two copies that
+        ``readinto`` through a caller's buffer costs; any other read goes through ``readinto``."""
+        remaining = self.size - self.position
+        if size is not None and size >= 0 and remaining > 0 and self.position % self._block_size == 0:
+            block_length = min(self._block_size, remaining)
+            if size >= block_length:
+                block = self._read_block(self.position, block_length)
+                self.position += len(block)
+                return block
+        return super().read(-1 if size is None else size) or b""
+
     # (The buffer protocol has no type before Python 3.12's collections.abc.Buffer: any writable buffer.)
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         target = memoryview(buffer).cast("B")

@@ -4,6 +4,16 @@ Each object is one file at ``<root>/<key>``. A put writes a hidden temporary fil
 and hard-links it into place: ``link`` fails when the name exists, so an object is never overwritten,
 and a reader sees either no file or the whole file. Written files are made read-only (0444).
 
+How an object's bytes reach the disk (``write_mode``, measured in docs/benchmarks.md, "third round"):
+``"direct"`` (the default) writes them with ``O_DIRECT`` from a reused, page-aligned buffer, so sealing a
+disk image allocates no page cache at all; ``"flushed"`` writes through the page cache and then
+calls ``fdatasync`` and drops each object's pages, so the cache stays a few objects deep; ``"buffered"`` leaves
+the pages dirty (writeback started) until a durability barrier. Why it matters: on a virtual machine whose
+host reclaims the guest's free memory (a balloon with free page reporting, as on this project's machines),
+every fresh page the kernel hands out costs a fault in the host; a gigabyte of new page cache cost 5 to 7 s
+of CPU there, more than compressing and encrypting it. Whatever the mode, a put outside a durable batch is
+on stable storage (file and folder fsync'd) when it returns, and a barrier makes the batch's objects so.
+
 Retention dates and legal holds are recorded by the store itself in ``<root>/.retention/retention.sqlite3``
 (SQLite gives atomic updates shared by every process and thread using the folder) and enforced by
 ``delete``. File permissions alone cannot stop the owner of the folder from removing files; the store
@@ -13,7 +23,10 @@ stops every deletion that goes through it, and the folder should be owned by the
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import logging
+import mmap
 import os
 import re
 import sqlite3
@@ -46,9 +59,20 @@ _FOLDER_MODE = 0o750
 _RETENTION_FOLDER = ".retention"
 # fsyncs issued together at a barrier: ext4 folds concurrent fsyncs into one journal commit.
 _BARRIER_THREADS = 8
-# On Linux, POSIX_FADV_DONTNEED starts asynchronous writeback of a file's dirty pages (and drops its clean
-# ones, which a sealed chunk no longer needs in memory).
-_START_WRITEBACK = getattr(os, "POSIX_FADV_DONTNEED", None)
+# On Linux, POSIX_FADV_DONTNEED starts asynchronous writeback of a file's dirty pages and drops its clean
+# ones, which a sealed chunk no longer needs in memory.
+_DROP_PAGES = getattr(os, "POSIX_FADV_DONTNEED", None)
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
+# O_DIRECT wants the buffer's address, the file offset and the length aligned to the device's logical block
+# (512 bytes here); a page (4 KiB) suits every Linux filesystem and device that accepts O_DIRECT at all.
+_DIRECT_ALIGNMENT = mmap.PAGESIZE
+# The page-aligned buffer each writing thread copies an object through, one piece after the other.
+_DIRECT_BUFFER_BYTES = 1024 * 1024
+
+WRITE_DIRECT = "direct"
+WRITE_FLUSHED = "flushed"
+WRITE_BUFFERED = "buffered"
+WRITE_MODES = (WRITE_DIRECT, WRITE_FLUSHED, WRITE_BUFFERED)
 
 
 def validate_key(key: str) -> str:
@@ -82,7 +106,14 @@ def today_utc() -> date:
 class LocalWormStore(EvidenceStore):
     """Write-once files under ``root``; retention and legal hold enforced by the store itself."""
 
-    def __init__(self, *, root: str | Path) -> None:
+    def __init__(self, *, root: str | Path, write_mode: str = WRITE_DIRECT) -> None:
+        if write_mode not in WRITE_MODES:
+            raise StoreError(f"write_mode must be one of {', '.join(WRITE_MODES)}")
+        self.write_mode = write_mode
+        # Cleared the first time the filesystem refuses O_DIRECT (tmpfs on older kernels, some FUSE mounts):
+        # from then on this store writes as in "flushed" mode.
+        self._direct_works = write_mode == WRITE_DIRECT and bool(_O_DIRECT)
+        self._direct_buffers = threading.local()
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True, mode=_FOLDER_MODE)
         self._retention_folder = self.root / _RETENTION_FOLDER
@@ -104,7 +135,7 @@ class LocalWormStore(EvidenceStore):
             )
 
     def __repr__(self) -> str:
-        return f"LocalWormStore(root={str(self.root)!r})"
+        return f"LocalWormStore(root={str(self.root)!r}, write_mode={self.write_mode!r})"
 
     # --- objects ----------------------------------------------------------------------------------
 
@@ -168,15 +199,14 @@ class LocalWormStore(EvidenceStore):
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
             try:
-                written = _write_all(descriptor, data, length=length)
+                if isinstance(data, bytes | bytearray | memoryview) and self._direct_works:
+                    view = memoryview(data).cast("B")
+                    written = self._write_direct(descriptor, view if length is None else view[:length])
+                else:
+                    written = _write_all(descriptor, data, length=length)
                 if length is not None and written != length:
                     raise StoreError(f"short write for {key}: expected {length} bytes, got {written}")
-                if durable:
-                    os.fsync(descriptor)
-                elif _START_WRITEBACK is not None:
-                    # Start writing the file back now, without waiting: the disk works while the caller
-                    # compresses and encrypts the next chunks, and the barrier's fsync finds little left.
-                    os.posix_fadvise(descriptor, 0, 0, _START_WRITEBACK)
+                self._settle(descriptor, durable=durable)
                 os.fchmod(descriptor, _READ_ONLY)
             finally:
                 os.close(descriptor)
@@ -190,6 +220,57 @@ class LocalWormStore(EvidenceStore):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
+
+    def _settle(self, descriptor: int, *, durable: bool) -> None:
+        """After the bytes are written: make them durable now (outside a batch), or get them on their way
+        to the disk without leaving the page cache to grow (inside one; the barrier's fsync does the rest)."""
+        if durable:
+            os.fsync(descriptor)
+        elif self.write_mode == WRITE_BUFFERED:
+            if _DROP_PAGES is not None:
+                # Starts writeback now, without waiting: the barrier's fsync finds little left to do.
+                os.posix_fadvise(descriptor, 0, 0, _DROP_PAGES)
+            return
+        elif not self._direct_works:  # "flushed", or "direct" on a filesystem that refused O_DIRECT
+            # Data only: the barrier's fsync writes the inode (size, mode) and the folder entry.
+            os.fdatasync(descriptor)
+        # The pages are clean now: drop them, so that the next objects reuse memory the kernel already has
+        # instead of fresh pages (which cost a host fault each on a ballooned virtual machine).
+        if _DROP_PAGES is not None:
+            os.posix_fadvise(descriptor, 0, 0, _DROP_PAGES)
+
+    def _write_direct(self, descriptor: int, view: memoryview) -> int:
+        """Write ``view`` with O_DIRECT through this thread's aligned buffer, the unaligned tail (under one
+        page) through the page cache; fall back to plain writes if the filesystem refuses O_DIRECT."""
+        aligned_length = len(view) - len(view) % _DIRECT_ALIGNMENT
+        written = 0
+        if aligned_length:
+            try:
+                fcntl.fcntl(descriptor, fcntl.F_SETFL, fcntl.fcntl(descriptor, fcntl.F_GETFL) | _O_DIRECT)
+                buffer = self._direct_buffer()
+                while written < aligned_length:
+                    piece = min(len(buffer), aligned_length - written)
+                    buffer[:piece] = view[written : written + piece]
+                    done = os.write(descriptor, memoryview(buffer)[:piece])
+                    written += done
+                    if done % _DIRECT_ALIGNMENT:
+                        break  # a short, unaligned write: the rest goes through the page cache
+            except OSError as error:
+                if error.errno != errno.EINVAL:
+                    raise
+                # This filesystem (or its alignment rules) refuses O_DIRECT: nothing was written by the
+                # refused call; write this object and every later one through the page cache.
+                logger.info("O_DIRECT refused in the evidence store: writing through the page cache")
+                self._direct_works = False
+            fcntl.fcntl(descriptor, fcntl.F_SETFL, fcntl.fcntl(descriptor, fcntl.F_GETFL) & ~_O_DIRECT)
+        return written + _write_all(descriptor, view[written:], length=None)
+
+    def _direct_buffer(self) -> mmap.mmap:
+        # An anonymous mapping is page-aligned; one per thread, reused for every object that thread writes.
+        buffer = getattr(self._direct_buffers, "buffer", None)
+        if buffer is None:
+            buffer = self._direct_buffers.buffer = mmap.mmap(-1, _DIRECT_BUFFER_BYTES)
+        return buffer
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         if offset < 0 or (length is not None and length < 0):

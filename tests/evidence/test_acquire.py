@@ -87,6 +87,26 @@ def test_a_source_ending_early_is_zero_filled_to_its_size():
     assert [(e["start"], e["end"]) for e in reader.errors] == [(4096, 8192)]
 
 
+def test_whole_block_reads_and_odd_reads_give_the_same_zero_filled_bytes():
+    data = os.urandom(3 * MIB + 1000)
+    bad = [(MIB + 512 * 3, MIB + 512 * 5)]
+    expected = zero_filled(data, [(MIB + 1536, MIB + 2560)])
+    by_block = RecoveringReader(source=FaultySource(data, bad=bad), size=len(data), retries=0)
+    blocks = []
+    while block := by_block.read(MIB):  # the sealing's reads: whole blocks from block boundaries
+        blocks.append(block)
+    assert [len(block) for block in blocks] == [MIB, MIB, MIB, 1000] and b"".join(blocks) == expected
+    assert by_block.read(MIB) == b""
+    odd = RecoveringReader(source=FaultySource(data, bad=bad), size=len(data), retries=0)
+    pieces = [odd.read(7), odd.read(MIB), odd.read(2 * MIB), odd.read()]
+    assert b"".join(pieces) == expected and [len(piece) for piece in pieces[:2]] == [7, MIB - 7]
+    assert (
+        by_block.errors
+        == odd.errors
+        == [{"start": MIB + 1536, "end": MIB + 2560, "bytes": 1024, "error": "EIO", "attempts": 1}]
+    )
+
+
 def test_the_descriptor_source_opens_read_only(tmp_path):
     image = tmp_path / "disk.img"
     image.write_bytes(b"x" * 4096)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import io
 import os
 import stat
@@ -11,7 +13,7 @@ from datetime import date, timedelta
 import pytest
 
 from evidence.storage.base import ObjectExists, ObjectMissing, RetentionViolation, StoreError
-from evidence.storage.local import LocalWormStore
+from evidence.storage.local import WRITE_FLUSHED, WRITE_MODES, LocalWormStore
 
 EVIDENCE_ID = "0f6c1d2e-8a43-4c55-9b1e-3f2a7d9e0c11"
 PREFIX = f"evidence/{EVIDENCE_ID}/"
@@ -295,3 +297,66 @@ def test_leaving_a_batch_normally_syncs_what_is_left_and_an_error_syncs_nothing(
         store.put("evidence/b/x", b"x")
         raise RuntimeError("the seal failed")
     assert fsynced_paths == []
+
+
+# --- how the bytes reach the disk (write_mode) ----------------------------------------------------------
+
+OBJECT_LENGTHS = [1, 4095, 4096, 4097, 1024 * 1024 + 29, 3 * 1024 * 1024 + 4096 + 5]
+
+
+@pytest.mark.parametrize("write_mode", WRITE_MODES)
+def test_every_write_mode_stores_objects_of_any_length_inside_and_outside_a_batch(tmp_path, write_mode):
+    store = LocalWormStore(root=tmp_path / "evidence", write_mode=write_mode)
+    payloads = {f"{PREFIX}chunk/{number:08d}": os.urandom(length) for number, length in enumerate(OBJECT_LENGTHS)}
+    with store.durable_batch(prefix=PREFIX + "chunk/") as batch:
+        for key, payload in payloads.items():
+            store.put(key, bytearray(payload))  # any bytes-like object
+        batch.sync()
+    store.put(PREFIX + "index.json", memoryview(b"{}"))  # durable at once, small: no aligned part
+    store.put(PREFIX + "image", os.urandom(8192) + b"tail", length=8192)  # a length shorter than the data
+    for key, payload in payloads.items():
+        assert store.read(key) == payload
+        assert stat.S_IMODE(os.stat(store.root / key).st_mode) == 0o444
+    assert store.read(PREFIX + "index.json") == b"{}"
+    assert store.size(PREFIX + "image") == 8192
+    assert not [name for name in os.listdir(store.root / PREFIX / "chunk") if name.startswith(".tmp-")]
+
+
+def test_an_unknown_write_mode_is_refused(tmp_path):
+    with pytest.raises(StoreError, match="write_mode"):
+        LocalWormStore(root=tmp_path / "evidence", write_mode="fast")
+
+
+def test_a_filesystem_that_refuses_o_direct_gets_the_bytes_through_the_page_cache(store, monkeypatch):
+    real_fcntl = fcntl.fcntl
+
+    def refusing_fcntl(descriptor, command, argument=0):
+        if command == fcntl.F_SETFL and argument & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_fcntl(descriptor, command, argument)
+
+    monkeypatch.setattr(fcntl, "fcntl", refusing_fcntl)
+    payload = os.urandom(2 * 1024 * 1024 + 3)
+    with store.durable_batch(prefix=PREFIX) as batch:
+        store.put(PREFIX + "chunk/00000000", payload)
+        batch.sync()
+    store.put(PREFIX + "chunk/00000001", payload)
+    assert store.read(PREFIX + "chunk/00000000") == payload
+    assert store.read(PREFIX + "chunk/00000001") == payload
+
+
+def test_inside_a_batch_the_flushed_mode_syncs_data_per_object_and_leaves_names_to_the_barrier(
+    tmp_path, monkeypatch, fsynced_paths
+):
+    store = LocalWormStore(root=tmp_path / "evidence", write_mode=WRITE_FLUSHED)
+    data_synced: list[int] = []
+    real_fdatasync = os.fdatasync
+    monkeypatch.setattr(
+        os, "fdatasync", lambda descriptor: (data_synced.append(descriptor), real_fdatasync(descriptor))
+    )
+    with store.durable_batch(prefix=PREFIX + "chunk/") as batch:
+        store.put(PREFIX + "chunk/00000000", b"one")
+        store.put(PREFIX + "chunk/00000001", b"two")
+        assert len(data_synced) == 2 and fsynced_paths == []
+        batch.sync()
+    assert str(store.root / PREFIX / "chunk") in fsynced_paths
