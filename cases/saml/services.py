@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Outcome
+from audit.privacy import Tagged
 from audit.services import audit_record
 from cases.models import IdentityProvider, Organization, SamlIdentity, User
 from cases.saml.config import normalised_certificate
@@ -146,7 +147,7 @@ def saml_sign_in(
             actor=user,
             target_type="user",
             target_id=user.pk,
-            details={**common, "username": user.username, "granted": after},
+            details={**common, "username": Tagged("user", user.username), "granted": after},
         )
     elif before != after:
         audit_record(
