@@ -74,9 +74,9 @@ def audit_record(
     try:
         with transaction.atomic():
             _lock_chain_head()
+            record_policy_change()  # under the lock, before this row: its own link of the chain
             last = AuditEvent.objects.order_by("-sequence").values("sequence", "hash").first()
             prev_hash = last["hash"] if last else GENESIS_HASH
-            record_policy_change()
             # The confidential fields as the privacy policy says, before the row is hashed: the chain covers
             # the stored, replaced row (MR entries go to the look-up table in this transaction).
             replaced = replace_row(
