@@ -176,6 +176,15 @@ IN_OTHER_TESTS = {
     ("l/<str:token>", "*"): "the token is the credential: tests/evidence/test_links.py",
     ("l/<str:token>/", "*"): "the token is the credential: tests/evidence/test_links.py",
     ("l/<str:token>/hashes.txt", "*"): "the token is the credential: tests/evidence/test_links.py",
+    # Issue #19, re-identification: narrowed to whoever may audit the row, a second person to approve.
+    ("api/audit/reidentify", "get"): "tests/audit/test_reidentification.py (the organisation's requests only)",
+    ("api/audit/reidentify", "post"): "tests/audit/test_reidentification.py (refused and audited otherwise)",
+    ("api/audit/reidentify/<int:request_id>", "get"): "tests/audit/test_reidentification.py (the value: requester)",
+    (
+        "api/audit/reidentify/<int:request_id>/approve",
+        "post",
+    ): "tests/audit/test_reidentification.py::test_re_identification_round_trips_for_the_approved_auditor",
+    ("audit/reidentify/", "*"): "tests/audit/test_reidentification.py::test_the_page_asks_approves_and_shows",
 }
 
 
