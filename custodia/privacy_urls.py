@@ -17,4 +17,6 @@ urlpatterns = [
         name="api-reidentify-approve",
     ),
     path("audit/reidentify/", privacy_views.reidentify_page, name="privacy-reidentify"),
+    path("api/admin/load", privacy_views.AdminLoadView.as_view(), name="api-admin-load"),
+    path("load/", privacy_views.admin_load_page, name="admin-load"),
 ]

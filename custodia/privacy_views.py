@@ -1,5 +1,7 @@
 """Re-identification under two people's control, and the administrators' load view (issue #19 items 4 and 5).
 
+The load is ``custodia.load``'s: counts per organisation, for its administrators and for staff.
+
 Here, above the apps, because who may ask and who may approve depends on the case roles (``cases``) while
 the rules and the audit rows live in ``audit.reidentification``, which imports no app of ours.
 
@@ -33,9 +35,10 @@ from audit.reidentification import (
 from cases import permissions as perms
 from cases.models import Case, User
 from cases.selectors import case_permissions
-from custodia.access import LOGGED_IN, requires
+from custodia.access import LOGGED_IN, ORG_ADMIN, requires
 from custodia.api import StrictSerializer, validated
-from custodia.errors import NotFound, ServiceError
+from custodia.errors import Forbidden, NotFound, ServiceError
+from custodia.load import LOAD_WINDOW, load_as_dicts, load_organizations_for, organization_load
 from custodia.web import run_service
 
 
@@ -267,4 +270,35 @@ def reidentify_page(request: HttpRequest) -> HttpResponse:
             "prefill": prefill or "",
             "event_fields": event_fields,
         },
+    )
+
+
+# --- administrators see load, not content -------------------------------------------------------------
+
+
+def _load_for(user) -> list[dict]:
+    organization_ids = load_organizations_for(user=user)
+    if not organization_ids:
+        raise Forbidden("Only an organisation's administrators (or staff) see its load.")
+    return load_as_dicts(organization_load(organization_ids=organization_ids))
+
+
+class AdminLoadView(APIView):
+    """Queue lengths, runs, throughput, storage, request rates and errors per organisation: counts only."""
+
+    required_permission = ORG_ADMIN  # the caller's organisation; staff see every organisation's
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        return Response({"window_seconds": int(LOAD_WINDOW.total_seconds()), "organizations": _load_for(request.user)})
+
+
+@requires(ORG_ADMIN)  # the caller's organisation; staff see every organisation's
+@login_required
+@require_http_methods(["GET"])
+def admin_load_page(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "admin_load.html",
+        {"organizations": _load_for(request.user), "window_minutes": int(LOAD_WINDOW.total_seconds() // 60)},
     )

@@ -185,6 +185,9 @@ IN_OTHER_TESTS = {
         "post",
     ): "tests/audit/test_reidentification.py::test_re_identification_round_trips_for_the_approved_auditor",
     ("audit/reidentify/", "*"): "tests/audit/test_reidentification.py::test_the_page_asks_approves_and_shows",
+    # Issue #19, load not content: an organisation's administrators (staff: every organisation), counts only.
+    ("api/admin/load", "get"): "tests/audit/test_admin_load.py (staff see every organisation, others refused)",
+    ("load/", "*"): "tests/audit/test_admin_load.py::test_the_load_page_shows_counts_only",
 }
 
 
