@@ -82,7 +82,7 @@ def organization_load(*, organization_ids: list[int]) -> list[OrganizationLoad]:
         pending=Count("id"),
     )
     access = Q(action__endswith=ACCESS_SUFFIX)
-    requests = _by_org(
+    request_counts = _by_org(
         AuditEvent.objects.filter(organization_id__in=organization_ids, occurred_at__gte=since_requests),
         "organization_id",
         requests=Count("sequence", filter=access),
@@ -95,7 +95,7 @@ def organization_load(*, organization_ids: list[int]) -> list[OrganizationLoad]:
     loads = []
     for organization_id in sorted(names, key=lambda pk: names[pk]):
         run, item = runs.get(organization_id, {}), evidence.get(organization_id, {})
-        capture, request = captures.get(organization_id, {}), requests.get(organization_id, {})
+        capture, request = captures.get(organization_id, {}), request_counts.get(organization_id, {})
         loads.append(
             OrganizationLoad(
                 organization_id=organization_id,
