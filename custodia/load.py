@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from audit.actions import ACCESS_SUFFIX
@@ -37,7 +38,7 @@ class OrganizationLoad:
     requests: dict[str, float | int] = field(default_factory=dict)
 
 
-def _by_org(queryset, path: str, **aggregates) -> dict[int, dict]:
+def _by_org(queryset: QuerySet[Any], path: str, **aggregates: Any) -> dict[int, dict]:
     rows = queryset.values(path).annotate(**aggregates)
     return {row[path]: row for row in rows if row[path] is not None}
 
