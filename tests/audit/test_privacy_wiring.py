@@ -245,7 +245,7 @@ def test_privacy_diff_over_a_working_day(demo, production_policy, api, client):
     assert saved.status_code in (200, 201), saved.content
     # A page request in a session, a refused login and a read of the case's audit trail.
     client.force_login(demo.detective)
-    client.get(f"/cases/{case_id}/traces/", {"query": "Jan Jansen"}, REMOTE_ADDR=CLIENT)
+    client.get(f"/cases/{case_id}/traces/", {"q": "Jan Jansen"}, REMOTE_ADDR=CLIENT)
     client.logout()
     client.post("/login/", {"username": "prosecutor", "password": "wrong"}, REMOTE_ADDR=CLIENT)
     outsider = UserFactory(organization=demo.custodian.organization, username="lawyer@example.org")
@@ -272,18 +272,16 @@ def test_the_log_filter_scopes_a_request_to_its_session(demo, production_policy,
     client.force_login(demo.detective)
     before = last_sequence()
     for _ in range(2):
-        client.get(f"/cases/{demo.case.pk}/traces/", {"query": "elephant"})
+        client.get(f"/cases/{demo.case.pk}/traces/", {"q": "elephant"})
     client.logout()
     client.force_login(demo.detective)
-    client.get(f"/cases/{demo.case.pk}/traces/", {"query": "elephant"})
-    queries = [
-        row.details["query"]
-        for row in rows_after(before)
-        if row.action == "trace-search.access" and "query" in row.details
-    ]
+    client.get(f"/cases/{demo.case.pk}/traces/", {"q": "elephant"})
+    searches = [row for row in rows_after(before) if row.action == "trace-search.access" and "query" in row.details]
+    queries = [row.details["query"] for row in searches]
     assert len(queries) == 3
     assert queries[0] == queries[1] != queries[2]
     assert not any(re.search("elephant", query) for query in queries)
+    assert {re_identify(row, "details.query") for row in searches} == {"elephant"}
 
 
 def test_a_new_member_of_another_organisation_is_not_correlated(demo, production_policy):
