@@ -292,3 +292,30 @@ def test_a_new_member_of_another_organisation_is_not_correlated(demo, production
     theirs = audit_record(action="auth.login", actor=demo.detective, organization_id=twin.organization_id)
     assert mine.actor != theirs.actor
     assert re_identify(mine, "actor") == re_identify(theirs, "actor") == "detective"
+
+
+def _report_events(node) -> list[dict]:
+    if isinstance(node, dict):
+        found = [node] if {"sequence", "actor", "action"} <= set(node) else []
+        return found + [event for value in node.values() for event in _report_events(value)]
+    if isinstance(node, list):
+        return [event for value in node for event in _report_events(value)]
+    return []
+
+
+@pytest.mark.parametrize(("policy", "named"), [({"actor": "PR", "user": "PR"}, True), (DEFAULT_POLICY, False)])
+def test_a_custody_report_names_people_only_where_the_policy_allows(demo, api, settings, policy, named):
+    settings.CUSTODIA_PRIVACY_POLICY = dict(policy)
+    settings.CUSTODIA_PRIVACY_LOOKUP = "audit.privacy_store.DatabaseLookupTable"
+    before = last_sequence()
+    newcomer = UserFactory(organization=demo.custodian.organization, username="newcomer")
+    newcomer.save()
+    membership_add(actor=demo.custodian, case=demo.case, user=newcomer, role="detective")
+    api.as_user(demo.prosecutor)
+    report = api.get(f"/api/cases/{demo.case.pk}/custody/report.json")
+    assert report.status_code == 200, report.content
+    events = [event for event in _report_events(report.json()) if event["sequence"] > before]
+    added = [event for event in events if event["action"] == "case.member.add"]
+    assert len(added) == 1
+    assert (added[0]["actor"] == "custodian") is named
+    assert (added[0]["details"]["user"] == "newcomer") is named
