@@ -171,6 +171,7 @@ CONFIDENTIAL_KEYS = frozenset(
         "seized_from",
         "seized_by",
         "email",
+        "name_id",
     }
 )
 
