@@ -225,6 +225,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EvidenceKindEnum": "evidence.models.EvidenceKind",
         "SecretKindEnum": "evidence.models.SecretKind",
+        # Two "status" choice sets (a case's, a re-identification request's): each named for what it is.
+        "CaseStatusEnum": "cases.models.CaseStatus",
+        "ReIdentificationStatusEnum": "audit.models.ReIdentificationStatus",
     },
 }
 CUSTODIA_API_TOKEN_TTL = timedelta(seconds=env_int("CUSTODIA_API_TOKEN_SECONDS", 8 * 3600, minimum=60))
