@@ -52,6 +52,11 @@ $(DATA_DIR)/keys/audit-signing.key:
 	mkdir -p $(DATA_DIR)/keys && chmod 700 $(DATA_DIR)/keys
 	umask 077 && $(PYTHON) -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())" > $@
 
+# The privacy model's system-wide key (audit.privacy, docs/privacy.md): its own key, never in the database.
+$(DATA_DIR)/keys/privacy.key:
+	mkdir -p $(DATA_DIR)/keys && chmod 700 $(DATA_DIR)/keys
+	umask 077 && $(PYTHON) -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())" > $@
+
 # The SAML service provider's signing key and certificate (cases/saml): one pair for every organisation,
 # in files, never in the database. The certificate is what each organisation's IdP is given (SP metadata).
 $(DATA_DIR)/keys/saml-sp.key:
@@ -109,10 +114,11 @@ bench-plaso-venv: $(PLASO_VENV)/.installed
 run: export CUSTODIA_MASTER_KEY_FILE := $(DATA_DIR)/keys/master.key
 run: export CUSTODIA_AUDIT_SIGNING_KEY_FILE := $(DATA_DIR)/keys/audit-signing.key
 run: export CUSTODIA_SAML_SP_KEY_PATH := $(DATA_DIR)/keys/saml-sp.key
+run: export CUSTODIA_PRIVACY_KEY_FILE := $(DATA_DIR)/keys/privacy.key
 run: export CUSTODIA_SAML_SP_CERT_PATH := $(DATA_DIR)/keys/saml-sp.crt
 # Running needs the Debian packages too (libmagic for every extraction, e2fsprogs and fdisk for the generated
 # demo disk, The Sleuth Kit): a fresh machine gets them here, as `make test` does. The pages need no npm assets.
-run: system-packages venv $(DATA_DIR)/keys/master.key $(DATA_DIR)/keys/audit-signing.key $(DATA_DIR)/keys/saml-sp.key
+run: system-packages venv $(DATA_DIR)/keys/master.key $(DATA_DIR)/keys/audit-signing.key $(DATA_DIR)/keys/saml-sp.key $(DATA_DIR)/keys/privacy.key
 	$(PY) manage.py migrate --noinput
 	DEMO_PASSWORD=$(DEMO_PASSWORD) $(PY) manage.py seed_demo
 	$(PY) manage.py seed_demo_evidence

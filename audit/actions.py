@@ -186,6 +186,25 @@ DECLARED = (
         "An organisation administrator made a one-time link for a user to set a new password (the link is not kept).",
     ),
     AuditAction("user.password_reset", "A user set a new password through a one-time link."),
+    # Privacy: the replacement model and re-identification (issue #19, branch privacy-wire)
+    AuditAction(
+        "privacy.policy_changed",
+        "The privacy policy (tag to transformation) in force is not the one last recorded: its digest and mapping.",
+        custody_critical=True,
+    ),
+    AuditAction(
+        "privacy.reidentify.request", "Someone asked for the clear value behind a replaced field of an audit row."
+    ),
+    AuditAction(
+        "privacy.reidentify.approve",
+        "A second person approved a re-identification request, or refused it (outcome denied).",
+        custody_critical=True,
+    ),
+    AuditAction(
+        "privacy.reidentify.reveal",
+        "The clear value of an approved re-identification was shown to its requester, or refused.",
+        custody_critical=True,
+    ),
     # Requests (see the module's docstring)
     AuditAction("request.access", "A request under a case to a route that has no name."),
     AuditAction("<route>.access", "A request under a case (reads and denials included), named by its route."),

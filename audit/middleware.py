@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from audit import context
 from audit.models import AuditEvent, Outcome
+from audit.privacy import privacy_session
 from audit.services import audit_record
 from custodia.errors import AuditUnavailable, service_unavailable
 
@@ -74,6 +75,14 @@ def client_address(request) -> str:
         if hop:
             return hop[:64]
     return request.META.get("REMOTE_ADDR", "")[:64]
+
+
+def privacy_session_id(request, ctx: context.AuditContext) -> str:
+    """The session that scopes a request's SR and SI values: the Django session's key when the request has
+    one (only a keyed digest of it is ever used, never the key), else the request's own id."""
+    session = getattr(request, "session", None)
+    session_key = getattr(session, "session_key", None) if session is not None else None
+    return f"session:{session_key}" if session_key else f"request:{ctx.request_id}"
 
 
 def spool_request_body(request) -> tempfile.SpooledTemporaryFile | None:
@@ -135,9 +144,12 @@ class AuditMiddleware:
                 match = resolve(request.path_info)
             except Resolver404:
                 match = None
-            if match is None or not _is_audited(match):
-                return self.get_response(request)
-            return self._audited(request, match, ctx)
+            # The scope of session-scoped values (SR, SI) in this request's audit rows and log lines: the
+            # user's session, or this request alone for a caller without one (an API token, anonymous).
+            with privacy_session(privacy_session_id(request, ctx)):
+                if match is None or not _is_audited(match):
+                    return self.get_response(request)
+                return self._audited(request, match, ctx)
         finally:
             context.deactivate(token)
 
@@ -228,4 +240,4 @@ def _polled_recently(*, actor, action: str, target_type: str, target_id: str, ou
     ).exists()
 
 
-__all__ = ["AuditMiddleware", "client_address", "spool_request_body"]
+__all__ = ["AuditMiddleware", "client_address", "privacy_session_id", "spool_request_body"]

@@ -20,7 +20,9 @@ class AuditEvent(models.Model):
     sequence = models.BigIntegerField(primary_key=True)
     occurred_at = models.DateTimeField(db_index=True)
     actor_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    actor = models.CharField(max_length=150, blank=True, help_text="Username at the time, or 'system'.")
+    # The username at the time (or 'system'), as the privacy policy stores it: a keyed pseudonym per
+    # organisation unless the policy keeps it public (audit.replacement); wide enough for its ciphertext.
+    actor = models.CharField(max_length=255, blank=True, help_text="Username at the time, or 'system'.")
     organization_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     action = models.CharField(max_length=80, db_index=True)
     target_type = models.CharField(max_length=40, blank=True)
@@ -28,7 +30,7 @@ class AuditEvent(models.Model):
     case_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.OK)
     request_id = models.CharField(max_length=64, blank=True)
-    client_address = models.CharField(max_length=64, blank=True)
+    client_address = models.CharField(max_length=200, blank=True)  # as the privacy policy stores it
     details = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
@@ -91,3 +93,49 @@ class AuditCaseCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint {self.checkpoint_id}: case {self.case_id} at {self.case_sequence}"
+
+
+class PrivacyLookupEntry(models.Model):
+    """The external look-up table of the message scope (MR, docs/privacy.md): one value of one audit row or
+    log line, encrypted under the system-wide key and bound to its message id and number. The key is never
+    here, so this table alone reveals nothing; an entry is written in the same transaction as its row."""
+
+    message_id = models.CharField(max_length=32)
+    number = models.PositiveIntegerField()
+    ciphertext = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message_id", "number"], name="audit_privacy_lookup_unique")]
+
+    def __str__(self) -> str:
+        return f"look-up entry {self.message_id}/{self.number}"
+
+
+class ReIdentificationStatus(models.TextChoices):
+    PENDING = "pending", "waiting for a second person"
+    APPROVED = "approved", "approved"
+    REFUSED = "refused", "refused"
+
+
+class ReIdentificationRequest(models.Model):
+    """Someone asks for the clear value behind one replaced field of one audit row (who ran this query?);
+    a second person of the same organisation approves it before the value is shown (issue #19 item 4).
+    The clear value is never stored: it is computed, with the key, each time the requester reads it."""
+
+    organization_id = models.BigIntegerField(db_index=True)
+    event_sequence = models.BigIntegerField()
+    field = models.CharField(max_length=200)
+    reason = models.TextField()
+    requested_by_id = models.BigIntegerField()
+    requested_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=10, choices=ReIdentificationStatus.choices, default=ReIdentificationStatus.PENDING
+    )
+    decided_by_id = models.BigIntegerField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"re-identification {self.pk} of #{self.event_sequence} {self.field} ({self.status})"

@@ -13,6 +13,7 @@ followed by a signed checkpoint as soon as its transaction commits (``audit.chec
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from audit.chain import GENESIS_HASH, canonical_json, json_safe, link_hash
 from audit.checkpoint_writer import schedule_checkpoint
 from audit.export import EXPORT_FORMAT, case_export_lines
 from audit.models import AuditEvent, Outcome
+from audit.privacy import DEFAULT_TRANSFORMATION, policy_from_settings
+from audit.replacement import SYSTEM_ACTOR, policy_digest, replace_row
 from audit.verify import verify_trail
 from custodia.errors import AuditUnavailable
 
@@ -71,13 +74,22 @@ def audit_record(
     try:
         with transaction.atomic():
             _lock_chain_head()
+            record_policy_change()  # under the lock, before this row: its own link of the chain
             last = AuditEvent.objects.order_by("-sequence").values("sequence", "hash").first()
             prev_hash = last["hash"] if last else GENESIS_HASH
+            # The confidential fields as the privacy policy says, before the row is hashed: the chain covers
+            # the stored, replaced row (MR entries go to the look-up table in this transaction).
+            replaced = replace_row(
+                actor=actor.username if actor is not None else SYSTEM_ACTOR,
+                organization_id=organization_id,
+                client_address=ctx.client_address if ctx else "",
+                details=details or {},
+            )
             row = {
                 "sequence": (last["sequence"] + 1) if last else 1,
                 "occurred_at": timezone.now(),
                 "actor_id": actor.pk if actor is not None and actor.pk is not None else None,
-                "actor": actor.username if actor is not None else "system",
+                "actor": replaced.actor,
                 "organization_id": organization_id,
                 "action": action,
                 "target_type": target_type,
@@ -85,8 +97,8 @@ def audit_record(
                 "case_id": case_id,
                 "outcome": str(outcome),
                 "request_id": ctx.request_id if ctx else "",
-                "client_address": ctx.client_address if ctx else "",
-                "details": json_safe(details or {}),
+                "client_address": replaced.client_address,
+                "details": json_safe(replaced.details),
             }
             canonical = canonical_json(row)
             case_links = _case_links(case_id=case_id, canonical=canonical)
@@ -107,6 +119,49 @@ def audit_record(
     if is_custody_critical(action, event.details) or event.sequence % settings.CUSTODIA_AUDIT_CHECKPOINT_EVENTS == 0:
         schedule_checkpoint()
     return event
+
+
+# The policy digest this process last found recorded in the trail (so that the check below costs one
+# comparison per row once the trail has it).
+_recorded_policy: list[str] = []
+_recording_policy: contextvars.ContextVar[bool] = contextvars.ContextVar("recording_policy", default=False)
+POLICY_CHANGED_ACTION = "privacy.policy_changed"
+
+
+def record_policy_change() -> bool:
+    """Write a ``privacy.policy_changed`` row when the configured privacy policy is not the one the trail
+    last recorded (the first row a process writes after a deployment changed the setting, or a test's
+    override): the mapping can change without code, and every change is in the trail. Called under the chain
+    lock by ``audit_record``; returns whether it wrote one. Off with ``CUSTODIA_PRIVACY_RECORD_POLICY``."""
+    if not getattr(settings, "CUSTODIA_PRIVACY_RECORD_POLICY", True) or _recording_policy.get():
+        return False
+    policy = policy_from_settings()
+    digest = policy_digest(dict(policy.mapping), policy.default)
+    if _recorded_policy and _recorded_policy[0] == digest:
+        return False
+    last = AuditEvent.objects.filter(action=POLICY_CHANGED_ACTION).order_by("-sequence").values("details").first()
+    if last is not None and isinstance(last["details"], dict) and last["details"].get("digest") == digest:
+        _recorded_policy[:] = [digest]
+        return False
+    # Recorded before the row that triggered it, as its own link of the chain; remembered once it commits
+    # (a rolled-back record is written again by the next row).
+    token = _recording_policy.set(True)
+    try:
+        audit_record(
+            action=POLICY_CHANGED_ACTION,
+            target_type="privacy_policy",
+            target_id=digest[:16],
+            details={
+                "digest": digest,
+                "previous": (last["details"] or {}).get("digest", "") if last is not None else "",
+                "policy": dict(sorted(policy.mapping.items())),
+                "default": policy.default or DEFAULT_TRANSFORMATION,
+            },
+        )
+    finally:
+        _recording_policy.reset(token)
+    transaction.on_commit(lambda: _recorded_policy.__setitem__(slice(None), [digest]))
+    return True
 
 
 def _case_links(*, case_id: int | None, canonical: bytes) -> dict:

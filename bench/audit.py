@@ -38,6 +38,13 @@ What it does, per database (each in its own process, since Django's settings are
    committed transaction, ``checkpoint_write()`` alone (signing that event), and (a) a custody-critical event
    (``evidence.verify``) the same way, which writes a checkpoint when it commits; p50 and p95 of each, and
    the difference (a) - (b).
+7. The cost of the privacy model (issue #19) on the audit path: audited requests per second through the whole
+   middleware stack (Django's test client, a signed-in session), without the model (the row written as it
+   comes: ``audit.services.replace_row`` replaced by the identity) and with it (the production policy,
+   ``audit.privacy.DEFAULT_POLICY``, and the database's look-up table), in alternating blocks of
+   ``PRIVACY_BLOCK`` requests, ``--requests`` of each (default 2,000). Two requests: the cheapest audited read
+   (``GET /api/cases/<id>/``: actor and client address replaced) and a trace search (``POST
+   /api/cases/<id>/traces/search``: the query too, session-scoped). Goal: under 10 % slower.
 
 Without ``DATABASE_URL`` the PostgreSQL part runs on a throw-away server on loopback (``tests/servers.py``,
 fsync off as in the test suite); with it, on that database (which should be empty). The evidence store
@@ -79,11 +86,13 @@ GOAL_VERIFY_SECONDS_PER_MILLION = 30.0
 GOAL_OFFLINE_SECONDS_PER_100K = 10.0
 GOAL_REPORT_SECONDS = 10.0
 GOAL_CHECKPOINT_P95_MS = 20.0
+GOAL_PRIVACY_SLOWER_PERCENT = 10.0
+PRIVACY_BLOCK = 10  # requests per block; blocks with and without the model alternate
 
 SIZES = {
-    "default": {"events": 1_000_000, "samples": 100, "repeats": 1},
-    "quick": {"events": 100_000, "samples": 50, "repeats": 2},
-    "smoke": {"events": 3_000, "samples": 10, "repeats": 1},
+    "default": {"events": 1_000_000, "samples": 100, "repeats": 1, "requests": 2000},
+    "quick": {"events": 100_000, "samples": 50, "repeats": 2, "requests": 1000},
+    "smoke": {"events": 3_000, "samples": 10, "repeats": 1, "requests": 40},
 }
 
 # Reads as the audit middleware writes them: (action, target type, path pattern).
@@ -378,7 +387,9 @@ def python3() -> str:
     return sys.executable
 
 
-def run_database(*, database: str, events: int, samples: int, repeats: int, seed: int, profile: bool) -> dict:
+def run_database(
+    *, database: str, events: int, samples: int, repeats: int, seed: int, profile: bool, requests: int
+) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"custodia-bench-audit-{database}-"))
     try:
         return measure_database(
@@ -389,13 +400,22 @@ def run_database(*, database: str, events: int, samples: int, repeats: int, seed
             repeats=repeats,
             seed=seed,
             profile=profile,
+            requests=requests,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)  # the SQLite file of 1 M events takes gigabytes
 
 
 def measure_database(
-    *, database: str, workdir: Path, events: int, samples: int, repeats: int, seed: int, profile: bool
+    *,
+    database: str,
+    workdir: Path,
+    events: int,
+    samples: int,
+    repeats: int,
+    seed: int,
+    profile: bool,
+    requests: int,
 ) -> dict:
     from bench.extract_pipeline import setup_django
 
@@ -587,13 +607,93 @@ def measure_database(
         "checkpoint_after_ordinary": checkpoint_after_ordinary,
         "missing_after_critical": missing_after_critical,
     }
+    log(f"{database}: {requests} audited requests of each kind with and without the privacy model")
+    result["privacy"] = {
+        kind: measure_privacy_cost(kind=kind, case_id=demo_case.pk, user=users[username], requests=requests)
+        for kind, (_, _, _, username) in PRIVACY_REQUESTS.items()
+    }
     final = verify_trail()
     result["final_check"] = final.summary()
     connection.close()
     return result
 
 
+# The audited requests timed with and without the privacy model: (method, path, body, who asks).
+PRIVACY_REQUESTS = {
+    "read": ("get", "/api/cases/{case}/", None, "custodian"),
+    "search": ("post", "/api/cases/{case}/traces/search", {"query": "Jan Jansen AND type:email"}, "detective"),
+}
+
+
+def measure_privacy_cost(*, kind: str, case_id: int, user, requests: int) -> dict:
+    """Requests per second of one audited request through the whole stack, without and with the model, in
+    alternating blocks (so that the machine's drift falls on both alike). Each must answer 200 and write its
+    access row."""
+    from unittest import mock
+
+    from django.test import Client, override_settings
+
+    from audit import services as audit_services
+    from audit.models import AuditEvent
+    from audit.privacy import DEFAULT_POLICY
+    from audit.replacement import ReplacedRow
+
+    def unreplaced(*, actor, organization_id, client_address, details):
+        return ReplacedRow(actor=actor, client_address=client_address, details=dict(details))
+
+    method, path, body, _ = PRIVACY_REQUESTS[kind]
+    path = path.format(case=case_id)
+    client = Client()
+    client.force_login(user)
+    call = getattr(client, method)
+
+    def one() -> None:
+        response = call(path, body, content_type="application/json") if body else call(path)
+        if response.status_code != 200:
+            raise RuntimeError(f"{kind}: {path} answered {response.status_code}")
+
+    production = override_settings(
+        CUSTODIA_PRIVACY_POLICY=dict(DEFAULT_POLICY), CUSTODIA_PRIVACY_LOOKUP="audit.privacy_store.DatabaseLookupTable"
+    )
+    seconds = {"without": 0.0, "with": 0.0}
+    done = {"without": 0, "with": 0}
+    before = AuditEvent.objects.count()
+    for _ in range(2):  # warm both paths (caches, the first session-key derivation)
+        with mock.patch.object(audit_services, "replace_row", unreplaced):
+            one()
+        with production:
+            one()
+    while done["with"] < requests:
+        block = min(PRIVACY_BLOCK, requests - done["with"])
+        with mock.patch.object(audit_services, "replace_row", unreplaced):
+            started = time.perf_counter()
+            for _ in range(block):
+                one()
+            seconds["without"] += time.perf_counter() - started
+        with production:
+            started = time.perf_counter()
+            for _ in range(block):
+                one()
+            seconds["with"] += time.perf_counter() - started
+        done["without"] += block
+        done["with"] += block
+    last = AuditEvent.objects.order_by("-sequence").first()
+    return {
+        "path": f"{method.upper()} {PRIVACY_REQUESTS[kind][1]}",
+        "requests": done["with"],
+        "rows": AuditEvent.objects.count() - before,
+        "without_per_second": done["without"] / seconds["without"],
+        "with_per_second": done["with"] / seconds["with"],
+        "last_actor_replaced": last is not None and last.actor != user.username,
+    }
+
+
 # ------------------------------------------------------------------------------------------- reporting
+
+
+def privacy_slower(privacy: dict) -> float:
+    """How much slower the audited request is with the privacy model, in per cent (negative: faster)."""
+    return (privacy["without_per_second"] / privacy["with_per_second"] - 1) * 100
 
 
 def seconds_text(value: float) -> str:
@@ -753,6 +853,20 @@ def print_report(results: dict[str, dict], *, events_asked: int) -> None:
         "",
         "< 20 ms at p95",
     )
+    for kind in PRIVACY_REQUESTS:
+        privacy = first["privacy"][kind]
+        row(
+            f"audited requests/s without the privacy model: `{privacy['path']}` (n={privacy['requests']:,})",
+            lambda r, k=kind: f"{r['privacy'][k]['without_per_second']:,.0f}/s",
+            "(the reference)",
+            "",
+        )
+        row(
+            f"… with the privacy model (production policy): `{privacy['path']}`",
+            lambda r, k=kind: f"{r['privacy'][k]['with_per_second']:,.0f}/s ({privacy_slower(r['privacy'][k]):+.1f} %)",
+            "",
+            f"< {GOAL_PRIVACY_SLOWER_PERCENT:.0f} % slower",
+        )
     print()
     print("Times are medians of the timed runs (wall clock); floor ratios = the measure ÷ its floor in the same")
     print("process. The floor of verification reads each row once through the bare DB-API cursor and hashes its")
@@ -793,6 +907,19 @@ def print_report(results: dict[str, dict], *, events_asked: int) -> None:
             f"checkpoint_write alone; goal < 20 ms): "
             f"{'met' if max(critical_p95, alone_p95) * 1000 < GOAL_CHECKPOINT_P95_MS else 'not met'}"
         )
+    print()
+    print("Goals (issue #19):")
+    for name in databases:
+        result = results[name]
+        if not result.get("check_ok"):
+            continue
+        parts = [
+            f"{result['privacy'][kind]['path']} {privacy_slower(result['privacy'][kind]):+.1f} % "
+            f"({'met' if privacy_slower(result['privacy'][kind]) < GOAL_PRIVACY_SLOWER_PERCENT else 'not met'}; "
+            f"actor replaced: {result['privacy'][kind]['last_actor_replaced']})"
+            for kind in PRIVACY_REQUESTS
+        ]
+        print(f"- {titles[name]}: the privacy model on an audited request (goal < 10 % slower): " + "; ".join(parts))
 
 
 # ------------------------------------------------------------------------------------------- the command
@@ -837,6 +964,8 @@ def run_worker(*, database: str, arguments, env: dict) -> dict:
         str(arguments.repeats),
         "--seed",
         str(arguments.seed),
+        "--requests",
+        str(arguments.requests),
         *(["--profile"] if arguments.profile else []),
     ]
     try:
@@ -855,13 +984,14 @@ def main() -> None:
     parser.add_argument("--only", choices=["sqlite", "postgres"], default=None)
     parser.add_argument("--samples", type=int, default=None, help="writes timed for the checkpoint's cost")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs of each whole-trail measure")
+    parser.add_argument("--requests", type=int, default=None, help="audited requests timed with and without privacy")
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions to stderr")
     parser.add_argument("--worker", choices=["sqlite", "postgres"], help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     mode = SIZES["smoke" if arguments.smoke else "quick" if arguments.quick else "default"]
-    for name in ("events", "samples", "repeats"):
+    for name in ("events", "samples", "repeats", "requests"):
         if getattr(arguments, name) is None:
             setattr(arguments, name, mode[name])
 
@@ -873,6 +1003,7 @@ def main() -> None:
             repeats=arguments.repeats,
             seed=arguments.seed,
             profile=arguments.profile,
+            requests=arguments.requests,
         )
         Path(arguments.output).write_text(json.dumps(result))
         return

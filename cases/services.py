@@ -22,6 +22,7 @@ from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm
 
 from audit.models import Outcome
+from audit.privacy import Tagged
 from audit.services import audit_record
 from cases import permissions as perms
 from cases.models import ApiToken, Case, CaseMembership, CasePriority, CaseStatus, Organization, Role, TokenScope, User
@@ -98,7 +99,12 @@ def case_create(
         target_type="case",
         target_id=case.pk,
         case_id=case.pk,
-        details={"reference": case.reference, "title": case.title, "priority": priority, "legal_hold": legal_hold},
+        details={
+            "reference": Tagged("case", case.reference),
+            "title": Tagged("case", case.title),
+            "priority": priority,
+            "legal_hold": legal_hold,
+        },
     )
     return case
 
@@ -238,7 +244,7 @@ def membership_add(*, actor: User, case: Case, user: User, role: str) -> CaseMem
         target_type="case",
         target_id=case.pk,
         case_id=case.pk,
-        details={"user": user.username, "role": role},
+        details={"user": Tagged("user", user.username), "role": role},
     )
     return membership
 
@@ -266,7 +272,7 @@ def membership_change_role(*, actor: User, membership: CaseMembership, role: str
         target_type="case",
         target_id=case.pk,
         case_id=case.pk,
-        details={"user": membership.user.username, "before": old, "after": role},
+        details={"user": Tagged("user", membership.user.username), "before": old, "after": role},
     )
     return membership
 
@@ -285,7 +291,7 @@ def membership_remove(*, actor: User, membership: CaseMembership) -> None:
         target_type="case",
         target_id=case.pk,
         case_id=case.pk,
-        details={"user": user.username, "role": membership.role},
+        details={"user": Tagged("user", user.username), "role": membership.role},
     )
 
 
@@ -330,7 +336,7 @@ def user_create(
         actor=actor,
         target_type="user",
         target_id=user.pk,
-        details={"username": username, "is_org_admin": is_org_admin, "can_open_cases": can_open_cases},
+        details={"username": Tagged("user", username), "is_org_admin": is_org_admin, "can_open_cases": can_open_cases},
     )
     return user
 
@@ -350,7 +356,7 @@ def user_set_active(*, actor: User, user: User, active: bool) -> User:
         actor=actor,
         target_type="user",
         target_id=user.pk,
-        details={"username": user.username},
+        details={"username": Tagged("user", user.username)},
     )
     return user
 

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.dispatch import Signal, receiver
 
 from audit.models import Outcome
+from audit.privacy import Tagged
 from audit.services import audit_record
 
 # Sent by ``cases.services.case_update`` inside its transaction, after the case row is saved and before the
@@ -35,7 +36,7 @@ def _login_failed(sender, credentials, request=None, **kwargs):
     audit_record(
         action="auth.login",
         outcome=Outcome.DENIED,
-        details={"username": str(credentials.get("username", ""))[:150]},
+        details={"username": Tagged("user", str(credentials.get("username", ""))[:150])},
     )
 
 
@@ -46,5 +47,8 @@ def _locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
         audit_record(
             action="auth.lockout",
             outcome=Outcome.DENIED,
-            details={"username": str(username or "")[:150], "client": str(ip_address or "")[:64]},
+            details={
+                "username": Tagged("user", str(username or "")[:150]),
+                "client": Tagged("client_address", str(ip_address or "")[:64]),
+            },
         )

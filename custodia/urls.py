@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/", include("search.api.urls")),
     path("api/", include("custodia.custody_report.urls")),
     path("api/", include("alerts.api.urls")),
+    path("", include("custodia.privacy_urls")),  # re-identification, the administrators' load (issue #19)
     # The API's description, open to anyone (drf-spectacular's SERVE_PERMISSIONS): it names no case.
     path("api/schema/", requires(PUBLIC)(SpectacularAPIView.as_view()), name="api-schema"),
     # The split view serves its start-up script as a file (?script), not inline: the CSP allows no inline script.

@@ -13,6 +13,7 @@ import re
 
 from django.db import transaction
 
+from audit.privacy import Tagged
 from audit.services import audit_record
 from audit.text import visible_text
 from cases import permissions as perms
@@ -66,7 +67,7 @@ def tag_add(*, actor: User, case_id: int, uid: str, tag: str) -> TraceTag:
         target_type="trace",
         target_id=trace.uid,
         case_id=trace.case_id,
-        details={"tag": name, "created": created},
+        details={"tag": Tagged("keyword", name), "created": created},
     )
     return found
 
@@ -84,7 +85,7 @@ def tag_remove(*, actor: User, case_id: int, uid: str, tag: str) -> bool:
         target_type="trace",
         target_id=trace.uid,
         case_id=trace.case_id,
-        details={"tag": name, "removed": bool(removed)},
+        details={"tag": Tagged("keyword", name), "removed": bool(removed)},
     )
     return bool(removed)
 
@@ -180,7 +181,7 @@ def saved_search_save(*, actor: User, case_id: int, name: str, query: str) -> Sa
         target_type="saved_search",
         target_id=saved.pk,
         case_id=case.pk,
-        details={"name": name, "query": query[:2000], "created": created},
+        details={"name": Tagged("query", name), "query": Tagged("query", query[:2000]), "created": created},
     )
     return saved
 
@@ -197,7 +198,7 @@ def saved_search_delete(*, actor: User, case_id: int, saved_search_id: int) -> N
         target_type="saved_search",
         target_id=saved.pk,
         case_id=case.pk,
-        details={"name": saved.name, "query": saved.query[:2000]},
+        details={"name": Tagged("query", saved.name), "query": Tagged("query", saved.query[:2000])},
     )
     saved.delete()
 
@@ -251,6 +252,6 @@ def traces_export_csv(*, actor: User, case_id: int, query: str) -> str:
         target_type="case",
         target_id=case.pk,
         case_id=case.pk,
-        details={"query": query[:2000], "rows": len(rows)},
+        details={"query": Tagged("query", query[:2000]), "rows": len(rows)},
     )
     return out.getvalue()

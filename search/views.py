@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from audit.context import add_details
+from audit.privacy import Tagged
 from cases import permissions as perms
 from cases.selectors import case_permissions
 from custodia.access import LOGGED_IN, requires
@@ -89,7 +90,7 @@ def trace_search(request, case):
         )
     except ServiceError as exc:
         error = exc.detail
-    add_details(query=query[:2000])
+    add_details(query=Tagged("query", query[:2000]))
     facet_links = {}
     query_node = None
     column_set = chosen_columns or columns.DEFAULT_COLUMN_SET

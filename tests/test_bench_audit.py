@@ -23,6 +23,10 @@ ROWS = (
     "non-critical write (`api-evidence-detail.access`)",
     "what the checkpoint adds",
     "`checkpoint_write()` alone",
+    "audited requests/s without the privacy model: `GET /api/cases/{case}/`",
+    "… with the privacy model (production policy): `GET /api/cases/{case}/`",
+    "audited requests/s without the privacy model: `POST /api/cases/{case}/traces/search`",
+    "… with the privacy model (production policy): `POST /api/cases/{case}/traces/search`",
 )
 
 
@@ -42,3 +46,4 @@ def test_the_audit_benchmark_runs_at_smoke_size():
     assert "trail broken" not in completed.stdout and "NOT OK" not in completed.stdout
     assert "offline verifier (exit 0)" in completed.stdout
     assert "Goals (issue #15):" in completed.stdout
+    assert "Goals (issue #19):" in completed.stdout and "actor replaced: False" not in completed.stdout

@@ -200,6 +200,18 @@ IN_OTHER_TESTS = {
         for method in ("get", "post", "put")  # Django's PasswordResetConfirmView (a FormView: PUT as POST)
     },
     ("account/reset/done/", "*"): "a page saying the password is set: tests/cases/test_org_admin.py",
+    # Issue #19, re-identification: narrowed to whoever may audit the row, a second person to approve.
+    ("api/audit/reidentify", "get"): "tests/audit/test_reidentification.py (the organisation's requests only)",
+    ("api/audit/reidentify", "post"): "tests/audit/test_reidentification.py (refused and audited otherwise)",
+    ("api/audit/reidentify/<int:request_id>", "get"): "tests/audit/test_reidentification.py (the value: requester)",
+    (
+        "api/audit/reidentify/<int:request_id>/approve",
+        "post",
+    ): "tests/audit/test_reidentification.py::test_re_identification_round_trips_for_the_approved_auditor",
+    ("audit/reidentify/", "*"): "tests/audit/test_reidentification.py::test_the_page_asks_approves_and_shows",
+    # Issue #19, load not content: an organisation's administrators (staff: every organisation), counts only.
+    ("api/admin/load", "get"): "tests/audit/test_admin_load.py (staff see every organisation, others refused)",
+    ("load/", "*"): "tests/audit/test_admin_load.py::test_the_load_page_shows_counts_only",
 }
 
 

@@ -28,9 +28,15 @@ def test_production_settings_pass_check_deploy():
         "CUSTODIA_MASTER_KEY": "dGVzdC1tYXN0ZXIta2V5LW5vdC1mb3ItcHJvZC0zMmI=",
         # #15: production also needs the audit signing key, apart from the master key.
         "CUSTODIA_AUDIT_SIGNING_KEY": "dGVzdC1hdWRpdC1zaWduaW5nLWtleS1ub3QtZm9yLXA=",
+        # #19: and the privacy model's key (audit.privacy), apart from both.
+        "CUSTODIA_PRIVACY_KEY": "dGVzdC1wcml2YWN5LWtleS1ub3QtZm9yLXByb2QtMzI=",
     }
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+    without_privacy_key = {name: value for name, value in env.items() if name != "CUSTODIA_PRIVACY_KEY"}
+    result = manage("check", "--deploy", env=without_privacy_key)
+    assert result.returncode != 0
+    assert "audit.E003" in result.stderr and "CUSTODIA_PRIVACY_KEY" in result.stderr
     without_signing_key = {name: value for name, value in env.items() if name != "CUSTODIA_AUDIT_SIGNING_KEY"}
     result = manage("check", "--deploy", env=without_signing_key)
     assert result.returncode != 0

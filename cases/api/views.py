@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from audit.checkpoints import CheckpointError, signer_public_key
 from audit.context import note_target
 from audit.models import AuditEvent, Outcome
+from audit.privacy import Tagged
 from audit.selectors import audit_events
 from audit.services import audit_record, case_audit_export
 from audit.verify import verify_trail
@@ -56,7 +57,7 @@ class TokenLoginView(APIView):
                 audit_record(
                     action="auth.token.login",
                     outcome=Outcome.DENIED,
-                    details={"username": data["username"][:150]},
+                    details={"username": Tagged("user", data["username"][:150])},
                 )
             raise ServiceError("Wrong username or password.", code="invalid_credentials", status_code=401)
         token, raw = services.token_issue(

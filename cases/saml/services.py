@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Outcome
+from audit.privacy import Tagged
 from audit.services import audit_record
 from cases.models import IdentityProvider, Organization, SamlIdentity, User
 from cases.saml.config import normalised_certificate
@@ -139,14 +140,14 @@ def saml_sign_in(
         user.user_permissions.remove(permission)
     after = {"is_org_admin": grants.org_admin, "can_open_cases": grants.open_cases}
     SamlIdentity.objects.filter(identity_provider=idp, name_id=name_id).update(last_login_at=timezone.now())
-    common = {"organization": idp.organization.slug, "name_id": name_id, "groups": list(grants.groups)}
+    common = {"organization": idp.organization.slug, "name_id": Tagged("email", name_id), "groups": list(grants.groups)}
     if created:
         audit_record(
             action="auth.saml.user.create",
             actor=user,
             target_type="user",
             target_id=user.pk,
-            details={**common, "username": user.username, "granted": after},
+            details={**common, "username": Tagged("user", user.username), "granted": after},
         )
     elif before != after:
         audit_record(
@@ -168,9 +169,13 @@ def saml_sign_in(
 
 def saml_refusal_record(*, organization: Organization | None, reason: str, code: str, name_id: str = "") -> None:
     """The audit row of a refused sign-in (its own transaction: whatever the sign-in wrote is rolled back)."""
-    details = {"organization": organization.slug if organization else "", "code": code, "reason": reason[:300]}
+    details: dict[str, str | Tagged] = {
+        "organization": organization.slug if organization else "",
+        "code": code,
+        "reason": reason[:300],
+    }
     if name_id:
-        details["name_id"] = name_id[:255]
+        details["name_id"] = Tagged("email", name_id[:255])
     with transaction.atomic():
         audit_record(
             action="auth.saml.login",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from audit.privacy import Tagged
 from audit.services import audit_record
 from cases import permissions as perms
 from cases.models import Case, User
@@ -87,7 +88,12 @@ def evidence_custody_report(*, actor: User, evidence: Evidence, report_format: s
         target_type="evidence",
         target_id=evidence.pk,
         case_id=evidence.case_id,
-        details={"scope": "evidence", "evidence": str(evidence.pk), "label": evidence.label, **details},
+        details={
+            "scope": "evidence",
+            "evidence": str(evidence.pk),
+            "label": Tagged("evidence_label", evidence.label),
+            **details,
+        },
     )
     return produced
 
@@ -110,6 +116,6 @@ def case_custody_report(*, actor: User, case: Case, report_format: str) -> Produ
         target_type="case",
         target_id=case.pk,
         case_id=case.pk,
-        details={"scope": "case", "case": case.pk, "reference": case.reference, **details},
+        details={"scope": "case", "case": case.pk, "reference": Tagged("case", case.reference), **details},
     )
     return produced

@@ -226,6 +226,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EvidenceKindEnum": "evidence.models.EvidenceKind",
         "SecretKindEnum": "evidence.models.SecretKind",
+        # Two "status" choice sets (a case's, a re-identification request's): each named for what it is.
+        "CaseStatusEnum": "cases.models.CaseStatus",
+        "ReIdentificationStatusEnum": "audit.models.ReIdentificationStatus",
     },
 }
 CUSTODIA_API_TOKEN_TTL = timedelta(seconds=env_int("CUSTODIA_API_TOKEN_SECONDS", 8 * 3600, minimum=60))
@@ -332,16 +335,27 @@ if env_str("CUSTODIA_PRIVACY_POLICY_JSON", ""):
         CUSTODIA_PRIVACY_POLICY = dict(_json.loads(env_str("CUSTODIA_PRIVACY_POLICY_JSON")))
     except (ValueError, TypeError) as _exc:
         raise ImproperlyConfigured(f"CUSTODIA_PRIVACY_POLICY_JSON: not a JSON object of tags: {_exc}") from None
-# The system-wide key and the system identifier (audit.privacy.PrivacyKeys). The local implementation reads
-# CUSTODIA_PRIVACY_KEY (base64 of 32 bytes, or CUSTODIA_PRIVACY_KEY_FILE); the key store's belongs in evidence/.
+# The system-wide key and the system identifier (audit.privacy.PrivacyKeys), never in the database: a key
+# file (CUSTODIA_PRIVACY_KEY, or CUSTODIA_PRIVACY_KEY_FILE: `make run` generates var/keys/privacy.key), or a
+# secret of the Azure Key Vault (CUSTODIA_PRIVACY_KEYS=audit.privacy_store.AzureKeyVaultPrivacyKeys).
+# `manage.py check --deploy` fails when no key can be loaded (audit.E003).
 CUSTODIA_PRIVACY_KEYS = env_str("CUSTODIA_PRIVACY_KEYS", "audit.privacy.SettingsPrivacyKeys")
-CUSTODIA_PRIVACY_KEYS_OPTIONS = {
-    "key": env_str("CUSTODIA_PRIVACY_KEY", "") or None,
-    "system_id": env_str("CUSTODIA_PRIVACY_SYSTEM_ID", "custodia"),
-}
-# The external look-up table of the message scope (MR): in memory until a durable one is wired in.
-CUSTODIA_PRIVACY_LOOKUP = env_str("CUSTODIA_PRIVACY_LOOKUP", "audit.privacy.MemoryLookupTable")
+if CUSTODIA_PRIVACY_KEYS.endswith("AzureKeyVaultPrivacyKeys"):
+    CUSTODIA_PRIVACY_KEYS_OPTIONS: dict = {
+        "vault_url": env_str("CUSTODIA_KEY_VAULT_URL", ""),
+        "secret_name": env_str("CUSTODIA_PRIVACY_KEY_VAULT_SECRET", "custodia-privacy-key"),
+        "system_id": env_str("CUSTODIA_PRIVACY_SYSTEM_ID", "custodia"),
+    }
+else:
+    CUSTODIA_PRIVACY_KEYS_OPTIONS = {
+        "key": env_str("CUSTODIA_PRIVACY_KEY", "") or None,
+        "system_id": env_str("CUSTODIA_PRIVACY_SYSTEM_ID", "custodia"),
+    }
+# The external look-up table of the message scope (MR): a table of the database, apart from the key.
+CUSTODIA_PRIVACY_LOOKUP = env_str("CUSTODIA_PRIVACY_LOOKUP", "audit.privacy_store.DatabaseLookupTable")
 CUSTODIA_PRIVACY_LOOKUP_OPTIONS: dict = {}
+# Write a privacy.policy_changed row when the policy in force is not the one the trail last recorded.
+CUSTODIA_PRIVACY_RECORD_POLICY = env_bool("CUSTODIA_PRIVACY_RECORD_POLICY", True)
 
 # --- alerts and hand-offs (issue #19 items 6 and 7, docs/alerts.md) --------------------------------------
 # The SIEM feed: RFC 5424 syslog over TCP (host:port; empty: off) and a webhook signed with HMAC-SHA256. The
@@ -488,11 +502,14 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- logging -------------------------------------------------------------------------------------
+# Every handler carries the privacy filter: tagged values in a line ([user>…], Tagged(…) arguments) are
+# replaced as CUSTODIA_PRIVACY_POLICY says before any handler formats the line (docs/privacy.md).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"privacy": {"()": "audit.privacy.PrivacyLogFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["privacy"]}},
     "root": {"handlers": ["console"], "level": env_str("CUSTODIA_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -22,6 +22,7 @@ os.environ.setdefault("CUSTODIA_AUDIT_SIGNING_KEY", "dGVzdC1hdWRpdC1zaWduaW5nLWt
 # A fixed key of the privacy model for the tests only (base64 of 32 bytes), apart from the others.
 os.environ.setdefault("CUSTODIA_PRIVACY_KEY", "dGVzdC1wcml2YWN5LWtleS1ub3QtZm9yLXByb2QtMzI=")
 
+from audit.privacy import DEFAULT_POLICY as DEFAULT_PRIVACY_POLICY
 from custodia.settings.base import *
 from custodia.settings.base import DATA_DIR, DATABASES, STATIC_ROOT
 
@@ -36,4 +37,13 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing folder otherwise
+# The privacy model in the suite: every tag Custodia writes is kept public (PR), so the tests that read audit
+# rows and log lines see the values they always saw; a tag nobody mapped is still removed (NI). The
+# production default (audit.privacy.DEFAULT_POLICY) is tested in tests/audit/test_privacy_wiring.py, which
+# sets it, and the policy-change row there too.
+CUSTODIA_PRIVACY_POLICY = {tag: "PR" for tag in DEFAULT_PRIVACY_POLICY}
+CUSTODIA_PRIVACY_RECORD_POLICY = False
+# The look-up table in memory, so that a test without a database can log an MR value; the tests of the
+# wiring use the database's (the production default).
+CUSTODIA_PRIVACY_LOOKUP = "audit.privacy.MemoryLookupTable"
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"login": "1000/min"}}

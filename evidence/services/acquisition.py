@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 from django.conf import settings
 from django.db import transaction
 
+from audit.privacy import Tagged
 from audit.services import audit_record
 from cases import permissions as perms
 from cases.models import Case, User
@@ -84,7 +85,7 @@ def evidence_acquire(
                 target_type="case",
                 target_id=case.pk,
                 case_id=case.pk,
-                details={"reason": reason, "device": device},
+                details={"reason": reason, "device": Tagged("path", device)},
             )
         raise ServiceError(f"Acquisition refused: {reason}.", code="acquire_refused") from exc
     declared = normalise_declared_hashes({"md5": declared_md5, "sha1": declared_sha1, "sha256": declared_sha256})
@@ -118,7 +119,7 @@ def evidence_acquire(
             target_id=evidence.pk,
             case_id=evidence.case_id,
             details={
-                "device": str(resolved.path),
+                "device": Tagged("path", str(resolved.path)),
                 "block_device": resolved.is_device,
                 "size": resolved.size,
                 "read_retries": settings.CUSTODIA_ACQUIRE_READ_RETRIES,

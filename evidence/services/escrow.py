@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from audit.privacy import Tagged
 from audit.services import audit_record
 from cases import permissions as perms
 from cases.models import User
@@ -45,7 +46,7 @@ def secret_escrow(
         target_type="evidence",
         target_id=evidence.pk,
         case_id=evidence.case_id,
-        details={"secret_id": secret.pk, "kind": kind, "name": secret.name, "tags": tags},
+        details={"secret_id": secret.pk, "kind": kind, "name": Tagged("evidence_label", secret.name), "tags": tags},
     )
     return secret
 
@@ -66,7 +67,7 @@ def secret_reveal(*, actor: User, secret: KeyEscrow) -> bytes:
         target_type="evidence",
         target_id=secret.evidence_id,
         case_id=secret.evidence.case_id,
-        details={"secret_id": secret.pk, "kind": secret.kind, "name": secret.name},
+        details={"secret_id": secret.pk, "kind": secret.kind, "name": Tagged("evidence_label", secret.name)},
     )
     return value
 

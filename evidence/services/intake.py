@@ -18,6 +18,7 @@ from typing import Literal
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
+from audit.privacy import Tagged
 from audit.services import audit_record
 from cases import permissions as perms
 from cases.models import Case, User
@@ -68,7 +69,7 @@ def _audit_refusal(*, actor: User, case: Case, reason: str, paths: list[str]) ->
             target_type="case",
             target_id=case.pk,
             case_id=case.pk,
-            details={"reason": reason, "paths": paths},
+            details={"reason": reason, "paths": [Tagged("path", path) for path in paths]},
         )
 
 

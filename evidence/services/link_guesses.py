@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from audit import context
 from audit.models import Outcome
+from audit.privacy import Tagged
 from audit.services import audit_record
 from evidence.models import LinkGuessWindow
 
@@ -105,7 +106,7 @@ def link_guess_windows_close(
                 outcome=Outcome.DENIED,
                 target_type="link",
                 details={
-                    "client_address": window.client_address,
+                    "client_address": Tagged("client_address", window.client_address),
                     "refusals": window.refusals,
                     "folded": window.refusals - 1,
                     "throttled": window.throttled,

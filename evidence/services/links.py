@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from audit import context
 from audit.models import Outcome
+from audit.privacy import Tagged
 from audit.services import audit_record
 from cases import permissions as perms
 from cases.models import User
@@ -214,7 +215,9 @@ def link_issue(
         link=link,
         actor=actor,
         details={
-            "recipient": user.username if user else {"name": name, "email": email},
+            "recipient": Tagged("user", user.username)
+            if user
+            else {"name": Tagged("link_recipient", name), "email": Tagged("link_recipient", email)},
             "reason": link.reason,
             "lifetime_seconds": lifetime,
             "expires_at": link.expires_at,
@@ -270,7 +273,7 @@ def link_approve(*, link: DownloadLink, actor: User, now: datetime | None = None
         action="link.approve",
         link=link,
         actor=actor,
-        details={"requested_by": link.issued_by.username, "expires_at": link.expires_at},
+        details={"requested_by": Tagged("user", link.issued_by.username), "expires_at": link.expires_at},
     )
     return IssuedLink(link=link, url=url)
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import CharField
 
+from audit.privacy import Tagged
 from audit.services import audit_record
 from cases import permissions as perms
 from cases.models import Case, CaseStatus, User
@@ -150,11 +151,11 @@ def evidence_register(
         target_id=evidence.pk,
         case_id=case.pk,
         details={
-            "label": evidence.label,
+            "label": Tagged("evidence_label", evidence.label),
             "kind": kind,
             "source": source,
-            "seized_from": seized_from,
-            "seized_by": seized_by,
+            "seized_from": Tagged("evidence_label", seized_from),
+            "seized_by": Tagged("user", seized_by),
             "seized_at": seized_at,
             "declared_size": declared_size,
             "declared": declared,

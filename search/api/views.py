@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.context import add_details
+from audit.privacy import Tagged
 from cases import permissions as perms
 from cases.selectors import case_get
 from custodia.api import evidence_for_request, validated
@@ -74,7 +75,7 @@ class TraceSearchView(APIView):
     def post(self, request, case_id: int):
         data = validated(s.SearchRequestSerializer, request.data)
         # The query text goes into this request's audit row (the privacy model may transform it later).
-        add_details(query=data["query"][:2000])
+        add_details(query=Tagged("query", data["query"][:2000]))
         return Response(selectors.traces_search(user=request.user, case_id=case_id, **data))
 
 

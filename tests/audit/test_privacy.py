@@ -299,7 +299,8 @@ def test_the_policy_changes_without_code(settings):
     assert replace_line("[user>harm] signed in") == "[user>] signed in"
 
 
-def test_the_default_policy_hides_custodias_tags():
+def test_the_default_policy_hides_custodias_tags(settings):
+    settings.CUSTODIA_PRIVACY_POLICY = DEFAULT_POLICY  # the suite's settings keep every tag public (PR)
     line = replace_line(
         "[user>harm] searched [query>Jan Jansen] in [case>DEMO-2026-001] from [client_address>203.0.113.9]"
         " for [link_recipient>lawyer@example.org] about [file_name>diary.docx] and [evidence_label>Laptop]",
