@@ -8,6 +8,7 @@ urlpatterns = [
     path("evidence/<uuid:evidence_id>/extractions/", views.evidence_extractions, name="extractions"),
     path("evidence/<uuid:evidence_id>/extract/", views.evidence_extract, name="extract"),
     path("cases/<int:case_id>/traces/", views.trace_search, name="trace-search"),
+    path("cases/<int:case_id>/events/", views.events_timeline, name="events-timeline"),
     path("search/help/", views.query_help, name="query-help"),
     path("cases/<int:case_id>/search/complete", views.trace_complete, name="trace-complete"),
     # Collaboration: before traces/<uid>/, which would otherwise take "tag" for a uid.

@@ -20,7 +20,7 @@ from cases.selectors import case_permissions
 from custodia.access import LOGGED_IN, requires
 from custodia.errors import NotFound, ServiceError
 from custodia.web import case_view, evidence_view, run_service
-from search import collaboration, columns, completion, selectors, services
+from search import collaboration, columns, completion, events, selectors, services
 from search import data as trace_data
 from search.backends.base import DEFAULT_DATE_PROPERTY, SORTS
 from search.models import RunState, Trace
@@ -149,7 +149,7 @@ def trace_search(request, case):
 
 def _with(state: dict, **changes) -> str:
     """A link to the search page with ``changes`` applied to its current parameters."""
-    return "?" + urlencode({key: value for key, value in {**state, **changes}.items() if value})
+    return "?" + urlencode({key: value for key, value in {**state, **changes}.items() if value}, doseq=True)
 
 
 def _date_property_choices(current: str) -> list[tuple[str, str]]:
@@ -172,6 +172,57 @@ def _header(column: columns.Column, state: dict) -> dict:
             next_sort = column.sort
         header["href"] = _with(state, sort=next_sort)
     return header
+
+
+@case_view(perms.SEARCH_TRACES)
+def events_timeline(request, case):
+    """The events timeline (supertimeline) of the hits of a query: time, zone, kind, trace, evidence."""
+    query = request.GET.get("q", "")
+    chosen_kinds = [kind[:60] for kind in request.GET.getlist("kind")[:20]]
+    state = {
+        "q": query,
+        "start": request.GET.get("start", "")[:40],
+        "end": request.GET.get("end", "")[:40],
+        "kind": chosen_kinds,
+        "order": "desc" if request.GET.get("order") == "desc" else "",
+    }
+    try:
+        limit = min(max(int(request.GET.get("limit") or 100), 1), events.MAX_EVENTS_LIMIT)
+    except ValueError:
+        limit = 100
+    add_details(query=query[:2000])
+    result, error = None, ""
+    try:
+        result = events.events_search(
+            user=request.user,
+            case_id=case.pk,
+            query=query,
+            start=state["start"] or None,
+            end=state["end"] or None,
+            kinds=chosen_kinds or None,
+            descending=bool(state["order"]),
+            limit=limit,
+            cursor=request.GET.get("cursor") or None,
+        )
+    except ServiceError as exc:
+        error = exc.detail
+    link_state = {**state, "limit": str(limit) if limit != 100 else ""}
+    return render(
+        request,
+        "search/events.html",
+        {
+            "case": case,
+            "state": state,
+            "result": result,
+            "error": error,
+            "kinds": list(events.event_kinds(case_id=case.pk)),
+            "next_url": _with(link_state, cursor=result["cursor"]) if result and result["cursor"] else "",
+            "export_query": urlencode(
+                {key: value for key, value in state.items() if value and key != "order"}, doseq=True
+            ),
+            "search_url": _with({"q": query}),
+        },
+    )
 
 
 @case_view(perms.SEARCH_TRACES)

@@ -78,6 +78,18 @@ class SearchRequestSerializer(StrictSerializer):
     exact = serializers.BooleanField(default=False)
 
 
+class EventsSearchRequestSerializer(StrictSerializer):
+    """The events timeline of the hits of a query (search/events.py)."""
+
+    query = serializers.CharField(allow_blank=True, default="", max_length=4096, trim_whitespace=False)
+    start = serializers.CharField(allow_blank=True, allow_null=True, default=None, max_length=40)
+    end = serializers.CharField(allow_blank=True, allow_null=True, default=None, max_length=40)
+    kinds = serializers.ListField(child=serializers.CharField(max_length=60), required=False, allow_null=True)
+    order = serializers.ChoiceField(choices=["asc", "desc"], default="asc")
+    limit = serializers.IntegerField(default=100)
+    cursor = serializers.CharField(allow_blank=True, allow_null=True, default=None, max_length=800)
+
+
 class TraceNoteSerializer(serializers.ModelSerializer):
     author = serializers.CharField(source="author.username", read_only=True)
 

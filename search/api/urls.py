@@ -10,6 +10,8 @@ urlpatterns = [
         name="api-evidence-extractions",
     ),
     path("cases/<int:case_id>/traces/search", views.TraceSearchView.as_view(), name="api-trace-search"),
+    path("cases/<int:case_id>/events/search", views.EventsSearchView.as_view(), name="api-events-search"),
+    path("cases/<int:case_id>/events/export.csv", views.EventsExportView.as_view(), name="api-events-export"),
     # Collaboration: before traces/<uid>, which would otherwise take "tag" and "export.csv" for a uid.
     path("cases/<int:case_id>/traces/tag", views.TraceBulkTagView.as_view(), name="api-trace-bulk-tag"),
     path("cases/<int:case_id>/traces/complete", views.TraceCompleteView.as_view(), name="api-trace-complete"),
