@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection
 
@@ -132,7 +133,7 @@ def events_page(
 
     Keyset paging: each page is a range scan of the (case, time, trace, name) index, however deep."""
     conditions: list[str] = ["case_id = %s"]
-    params: list[object] = [where.case_id]
+    params: list[Any] = [where.case_id]
     if where.start is not None:
         conditions.append("time >= %s")
         params.append(where.start)
