@@ -78,6 +78,21 @@ class TraceSearchView(APIView):
         return Response(selectors.traces_search(user=request.user, case_id=case_id, **data))
 
 
+class TraceValuesView(APIView):
+    """The unique values of one property over the hits of a query, with their counts (issue #20 item 7)."""
+
+    required_permission = perms.SEARCH_TRACES
+
+    @extend_schema(request=s.TraceValuesRequestSerializer, responses={200: {"type": "object"}})
+    def post(self, request, case_id: int):
+        data = validated(s.TraceValuesRequestSerializer, request.data)
+        add_details(query=data["query"][:2000], property=data["property"])
+        case = case_get(user=request.user, case_id=case_id, permission=perms.SEARCH_TRACES)
+        node = selectors.query_parse(data["query"])
+        values = selectors.property_values(case_id=case.pk, node=node, name=data["property"], limit=data["limit"])
+        return Response({"property": data["property"], "values": values})
+
+
 class TraceCompleteView(APIView):
     """What the search box's current term may become: fields, the case's property names and tags."""
 

@@ -179,6 +179,7 @@ SEARCH_API = [
     # Issue #20 (ui-search): the events timeline.
     Endpoint("POST", "/api/cases/{case}/events/search", SEARCHERS, {"query": "report"}),
     Endpoint("GET", "/api/cases/{case}/events/export.csv?q=report", SEARCHERS),
+    Endpoint("POST", "/api/cases/{case}/traces/values", SEARCHERS, {"query": "report", "property": "file.size"}),
 ]
 
 SEARCH_PAGES = [
