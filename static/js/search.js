@@ -44,9 +44,12 @@
     }
   });
 
-  // htmx restores a page from its history cache as it was drawn; the box shows the query of that URL.
-  document.addEventListener("htmx:historyRestore", function () {
+  // htmx restores a page from its history cache as it was drawn, with the box as it was typed into last;
+  // the box shows the query of the URL instead, whichever way the page came back.
+  function showQueryOfUrl() {
     var box = document.getElementById("q");
     if (box) box.value = new URLSearchParams(window.location.search).get("q") || "";
-  });
+  }
+  document.addEventListener("htmx:historyRestore", showQueryOfUrl);
+  window.addEventListener("popstate", function () { window.setTimeout(showQueryOfUrl, 0); });
 })();
