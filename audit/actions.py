@@ -151,6 +151,8 @@ DECLARED = (
     AuditAction("trace.export.csv", "The hits of a search were exported as CSV."),
     AuditAction("search.saved.save", "A search was saved for the case team."),
     AuditAction("search.saved.delete", "A saved search was deleted."),
+    # Search: gallery, events, facets (issue #20, ui-search)
+    AuditAction("event.export.csv", "The events timeline of a search was exported as CSV."),
     # The trail itself
     AuditAction("audit.verify", "The whole chain was re-hashed (the scheduled check); the result."),
     AuditAction(
@@ -306,6 +308,7 @@ CUSTODY_RELEVANT: frozenset[str] = frozenset(
         "link.use",
         "link.use.end",
         "trace.export.csv",
+        "event.export.csv",  # issue #20, ui-search: the events timeline as CSV
         # Reads of the evidence's bytes through the trace data service (a stream, hex, a thumbnail).
         "api-trace-data.access",
         "trace-thumbnail.access",

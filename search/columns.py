@@ -36,16 +36,18 @@ COLUMN_SETS: dict[str, tuple[str, tuple[Column, ...]]] = {
     ),
     "picture": (
         "Pictures",
-        (NAME, SIZE, Column("Width", "picture.width"), Column("Height", "picture.height"),
-         Column("Taken", "picture.takenOn")),
+        (NAME, SIZE, Column("Width", "picture.width", "width"), Column("Height", "picture.height", "height"),
+         Column("Taken", "picture.takenOn", "takenOn")),
     ),
     "email": (
         "E-mail",
-        (Column("From", "email.from"), Column("To", "email.to"), Column("Subject", "email.subject", link=True),
-         Column("Sent", "email.sentOn")),
+        (Column("From", "email.from", "from"), Column("To", "email.to", "to"),
+         Column("Subject", "email.subject", "subject", link=True), Column("Sent", "email.sentOn", "sentOn")),
     ),
 }  # fmt: skip
 DEFAULT_COLUMN_SET = "default"
+# The team's tags on each hit, last in every column set (issue #20 item 9).
+TAGS = Column("Tags", "tags")
 
 # The date properties extraction writes (search/extraction), offered for the timeline; the first is the default.
 DATE_PROPERTIES: dict[str, str] = {

@@ -120,6 +120,8 @@ def traces_search(
     date_property: str = DEFAULT_DATE_PROPERTY,
     date_interval: str = "auto",
     exact: bool = False,
+    dedupe: bool = False,
+    facet_properties: list[str] | None = None,
 ) -> dict:
     """Search the traces of one case: ``{total, exact, hits, facets, cursor}`` (and ``date_interval`` with
     ``date``).
@@ -127,6 +129,11 @@ def traces_search(
     Hits are counted up to ``CUSTODIA_SEARCH_COUNT_LIMIT`` (or to the end of the page asked for): past it,
     ``exact`` is false, ``total`` is a lower bound, and ``facets_sampled`` tells that the facets count the
     first ``total`` hits in the sort order. ``exact=True`` counts every hit, at the cost of reading them all.
+
+    ``dedupe`` keeps one hit per content hash (the first in extraction order; traces without content all
+    stay), counting every hit. ``facet_properties`` adds a facet per property (``property:<name>``: terms, or
+    ranges for numbers and dates, :func:`property_values`). ``warnings`` names properties of the query that
+    no trace of the case has, with a suggestion (search/query/checks.py); each hit carries its ``tags``.
     """
     from search.backends.base import DATE_INTERVALS, get_search_backend
 
@@ -144,10 +151,18 @@ def traces_search(
     # "__" would read as an ORM lookup wherever a name reached one (docs/query.md, property names).
     if not PROPERTY_NAME_RE.fullmatch(date_property) or "__" in date_property:
         raise ServiceError("date_property must be a property name such as file.modifiedOn.")
+    facet_properties = list(dict.fromkeys(facet_properties or []))
+    if len(facet_properties) > MAX_FACET_PROPERTIES:
+        raise ServiceError(f"At most {MAX_FACET_PROPERTIES} facet_properties.")
+    for name in facet_properties:
+        _check_property_name(name, what="facet_properties")
     ast = query_parse(query)
     terms = _text_terms(ast) if ast is not None else []
     offset = _cursor_offset(cursor)
-    page = get_search_backend().search(
+    backend = get_search_backend()
+    if dedupe and not backend.deduplicates:
+        raise ServiceError(f"dedupe: the {backend.name} search backend cannot de-duplicate hits.", code="unsupported")
+    page = backend.search(
         case_id=case.pk,
         node=ast,
         facets=list(facets),
@@ -156,9 +171,11 @@ def traces_search(
         limit=limit,
         date_property=date_property,
         date_interval=date_interval,
-        count_limit=None if exact else settings.CUSTODIA_SEARCH_COUNT_LIMIT,
+        count_limit=None if exact or dedupe else settings.CUSTODIA_SEARCH_COUNT_LIMIT,
+        dedupe=dedupe,
     )
     total = page.total
+    tags_of = _tags_of([trace.pk for trace in page.traces])
     next_offset = offset + len(page.traces)
     # Past a count limit there are more hits than counted, so there is always a next page.
     more = next_offset < total or (not page.exact and bool(page.traces))
@@ -176,16 +193,21 @@ def traces_search(
                 else {key: trace.properties[key] for key in properties if key in trace.properties}
             ),
             "highlights": [snippet] if (snippet := _snippet(trace.text or "", terms)) else [],
+            "tags": tags_of.get(trace.pk, []),
         }
         for trace in page.traces
     ]
+    facets_by_property = {
+        f"property:{name}": property_values(case_id=case.pk, node=ast, name=name, limit=20) for name in facet_properties
+    }
     result = {
         "total": total,
         "exact": page.exact,
         "hits": hits,
-        "facets": page.facets,
+        "facets": {**page.facets, **facets_by_property},
         "facets_sampled": page.sampled,
-        "cursor": base64.urlsafe_b64encode(str(next_offset).encode()).decode() if more else None,
+        "cursor": cursor_for(offset=next_offset) if more else None,
+        "warnings": query_warnings(case_id=case.pk, node=ast),
     }
     if page.date_interval:
         result["date_interval"] = page.date_interval
@@ -193,14 +215,149 @@ def traces_search(
     return result
 
 
+def cursor_for(*, offset: int) -> str:
+    """The cursor of :func:`traces_search` that starts at hit ``offset`` (the page numbers of the search page)."""
+    return base64.urlsafe_b64encode(str(min(max(offset, 0), MAX_OFFSET)).encode()).decode()
+
+
+def _tags_of(trace_ids: list[int]) -> dict[int, list[str]]:
+    """The tags of a page of traces, in one query."""
+    from search.models import TraceTag
+
+    tags: dict[int, list[str]] = {}
+    rows = TraceTag.objects.filter(trace_id__in=trace_ids).order_by("name").values_list("trace_id", "name")
+    for trace_id, name in rows:
+        tags.setdefault(trace_id, []).append(name)
+    return tags
+
+
+def query_warnings(*, case_id: int, node: Node | None) -> list[dict]:
+    """Property names of the query that no trace of the case has, each with a suggestion (issue #20 item 8)."""
+    from search.models import CasePropertyName
+    from search.query.checks import property_names, property_warnings
+
+    if not property_names(node):
+        return []
+    known = CasePropertyName.objects.filter(case_id=case_id).values_list("name", flat=True)
+    return property_warnings(node, known=list(known))
+
+
+MAX_FACET_PROPERTIES = 5
+MAX_VALUES = 1000
+RANGE_BUCKETS = 10
+
+
+def _check_property_name(name: str, *, what: str) -> None:
+    from search.query.ast import property_name_error
+
+    if not PROPERTY_NAME_RE.fullmatch(name) or "." not in name or property_name_error(name):
+        raise ServiceError(f"{what}: {name[:200]!r} is not a property name such as picture.exif.Make.")
+
+
+def property_values(*, case_id: int, node: Node | None, name: str, limit: int = 20) -> list[dict]:
+    """The values of one property over the hits of ``node`` with their counts (hansken.py's
+    ``unique_values``): terms, most frequent first (each element of a list counted); for a number
+    property ``RANGE_BUCKETS`` equal ranges (``{"from", "to", "count"}``, ``to`` excluded but for the
+    last); for a date property one bucket a year (``{"value": "2019", "count"}``)."""
+    from django.db.models import Count
+    from django.db.models.fields.json import KeyTextTransform
+    from django.db.models.functions import Substr
+
+    from search.backends.base import get_search_backend
+    from search.backends.budget import search_time_budget
+    from search.query.checks import is_date_property, is_number_property
+
+    _check_property_name(name, what="property")
+    if not 1 <= limit <= MAX_VALUES:
+        raise ServiceError(f"limit must be between 1 and {MAX_VALUES}.")
+    hits = get_search_backend().matching(case_id=case_id, node=node).order_by()
+    with search_time_budget():
+        if is_number_property(name):
+            return _number_ranges(hits=hits, name=name)
+        value = KeyTextTransform(name, "properties")
+        if is_date_property(name):
+            years = (
+                hits.annotate(year=Substr(value, 1, 4))
+                .exclude(year__isnull=True)
+                .values("year")
+                .annotate(count=Count("pk"))
+                .order_by("year")
+            )
+            return [{"value": row["year"], "count": row["count"]} for row in years if row["year"].isdigit()]
+        rows = list(
+            hits.annotate(value_text=value)
+            .exclude(value_text__isnull=True)
+            .values("value_text")
+            .annotate(count=Count("pk"))
+            .order_by("-count", "value_text")[: max(limit, 200)]
+        )
+    counts: dict[str, int] = {}
+    for row in rows:
+        for item in _elements(row["value_text"]):
+            counts[item] = counts.get(item, 0) + row["count"]
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return [{"value": text, "count": count} for text, count in ordered]
+
+
+def _elements(text: str) -> list[str]:
+    """A property's text as values: a JSON list (``email.to``) gives each of its elements."""
+    import json
+
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError:
+            return [text]
+        if isinstance(items, list):
+            return [item if isinstance(item, str) else json.dumps(item) for item in items]
+    return [text]
+
+
+def _number_ranges(*, hits: QuerySet[Trace], name: str) -> list[dict]:
+    """``RANGE_BUCKETS`` equal ranges from the smallest to the largest number, counted in one pass."""
+    from django.db.models import Count, F, Max, Min, Q
+
+    from search.models import INDEXED_NUMBERS, JsonNumber
+
+    column = INDEXED_NUMBERS.get(name)
+    numbers = hits.annotate(number=F(column) if column else JsonNumber(name)).exclude(number__isnull=True)
+    bounds = numbers.aggregate(low=Min("number"), high=Max("number"))
+    low, high = bounds["low"], bounds["high"]
+    if low is None or high is None:
+        return []
+    if low == high:
+        return [{"from": low, "to": high, "count": numbers.count()}]
+    width = (high - low) / RANGE_BUCKETS
+    edges = [low + position * width for position in range(RANGE_BUCKETS)] + [high]
+    last = RANGE_BUCKETS - 1
+    counted = numbers.aggregate(
+        **{
+            f"bucket{index}": Count(
+                "pk",
+                filter=Q(number__gte=edges[index])
+                & (Q(number__lte=edges[index + 1]) if index == last else Q(number__lt=edges[index + 1])),
+            )
+            for index in range(RANGE_BUCKETS)
+        }
+    )
+    return [
+        {"from": edges[index], "to": edges[index + 1], "count": counted[f"bucket{index}"]}
+        for index in range(RANGE_BUCKETS)
+    ]
+
+
 def query_parse(query: str) -> Node | None:
-    """The AST of ``query`` (None for an empty query), or a 400 naming the column of the mistake."""
+    """The AST of ``query`` (None for an empty query), or a 400 naming the column of the mistake (a
+    number or date property compared with a word included: search/query/checks.py)."""
+    from search.query.checks import type_errors
     from search.query.parser import QuerySyntaxError, parse_query
 
     if not query.strip():
         return None
     try:
-        return parse_query(query)
+        node = parse_query(query)
+        type_errors(node, text=query)
+        return node
     except QuerySyntaxError as exc:
         raise ServiceError(str(exc), code="query_syntax", extra={"column": exc.column}) from None
 

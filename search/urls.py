@@ -12,6 +12,7 @@ urlpatterns = [
     path("evidence/<uuid:evidence_id>/folders/list/", triage_views.evidence_folder_list, name="folder-list"),
     path("cases/<int:case_id>/overview/", triage_views.case_overview, name="case-overview"),
     path("cases/<int:case_id>/traces/", views.trace_search, name="trace-search"),
+    path("cases/<int:case_id>/events/", views.events_timeline, name="events-timeline"),
     path("search/help/", views.query_help, name="query-help"),
     path("cases/<int:case_id>/search/complete", views.trace_complete, name="trace-complete"),
     # Collaboration: before traces/<uid>/, which would otherwise take "tag" for a uid.

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -21,11 +22,11 @@ from cases.selectors import case_permissions
 from custodia.access import LOGGED_IN, requires
 from custodia.errors import NotFound, ServiceError
 from custodia.web import case_view, evidence_view, run_service
-from search import collaboration, columns, completion, selectors, services
+from search import collaboration, columns, completion, events, selectors, services
 from search import data as trace_data
 from search.backends.base import DEFAULT_DATE_PROPERTY, SORTS
 from search.models import RunState, Trace
-from search.query.ast import PROPERTY_NAME_RE, narrowed_to_facet, property_name_error
+from search.query.ast import PROPERTY_NAME_RE, Field, Range, narrowed, narrowed_to_facet, property_name_error
 
 
 @evidence_view()
@@ -36,6 +37,10 @@ def evidence_extractions(request, evidence):
         "runs": runs,
         "busy": any(run.state in (RunState.QUEUED, RunState.RUNNING) for run in runs),
         "counts": selectors.trace_counts(evidence=evidence),
+        # "2 with tool errors" opens those traces (issue #20 item 8).
+        "errors_url": reverse("search:trace-search", args=[evidence.case_id])
+        + "?"
+        + urlencode({"q": f"has:errors evidence:{evidence.pk}"}),
         "granted": case_permissions(user=request.user, case=evidence.case),
     }
     return render(request, "search/_extractions.html", context)
@@ -67,6 +72,16 @@ def trace_search(request, case):
     extra = columns.extra_columns(request.GET.get("extra", ""))
     # Counting every hit of a common word takes seconds: only when the detective asks for it.
     exact = request.GET.get("exact") == "1"
+    dedupe = request.GET.get("dedupe") == "1"
+    gallery = request.GET.get("view") == "gallery"
+    size = _page_size(request.GET.get("size", ""))
+    page_number = _page_number(request.GET.get("page", ""))
+    facet_property = request.GET.get("facet", "")[:200]
+    if not (PROPERTY_NAME_RE.fullmatch(facet_property) and "." in facet_property) or property_name_error(
+        facet_property
+    ):
+        facet_property = ""
+    # The URL holds the whole view (Back and Forward restore it exactly).
     state = {
         "q": query,
         "sort": sort,
@@ -74,19 +89,28 @@ def trace_search(request, case):
         "extra": ",".join(column.key for column in extra),
         "date": date_property,
         "exact": "1" if exact else "",
+        "dedupe": "1" if dedupe else "",
+        "view": "gallery" if gallery else "",
+        "size": str(size) if size != DEFAULT_PAGE_SIZE else "",
+        "facet": facet_property,
     }
+    # The gallery shows the pictures among the hits.
+    searched = (f"type:picture ({query})" if query.strip() else "type:picture") if gallery else query
     result, error = None, ""
+    cursor = request.GET.get("cursor") or None
     try:
         result = selectors.traces_search(
             user=request.user,
             case_id=case.pk,
-            query=query,
+            query=searched,
             facets=[*selectors.DEFAULT_FACETS, "date"],
             sort=sort,
-            cursor=request.GET.get("cursor") or None,
-            limit=50,
+            cursor=cursor or (selectors.cursor_for(offset=(page_number - 1) * size) if page_number > 1 else None),
+            limit=size,
             date_property=date_property,
             exact=exact,
+            dedupe=dedupe,
+            facet_properties=[facet_property] if facet_property else None,
         )
     except ServiceError as exc:
         error = exc.detail
@@ -100,6 +124,9 @@ def trace_search(request, case):
         for name, entries in result["facets"].items():
             if name == "date":
                 continue  # the timeline draws it
+            if name.startswith("property:"):
+                facet_links[name] = _property_facet_links(state, query_node, name.removeprefix("property:"), entries)
+                continue
             facet_links[name] = [
                 {**entry, "href": _with(state, q=narrowed_to_facet(query_node, facet=name, value=entry["value"]))}
                 for entry in entries
@@ -112,7 +139,11 @@ def trace_search(request, case):
             total=result["total"],
         )
     base_columns = columns.COLUMN_SETS[column_set][1]
-    shown = [*base_columns, *(column for column in extra if column.key not in {c.key for c in base_columns})]
+    shown = [
+        *base_columns,
+        *(column for column in extra if column.key not in {c.key for c in base_columns}),
+        columns.TAGS,
+    ]
     template = "search/_results.html" if request.headers.get("HX-Request") else "search/search.html"
     return render(
         request,
@@ -131,14 +162,26 @@ def trace_search(request, case):
             "column_sets": [(key, label) for key, (label, _) in columns.COLUMN_SETS.items()],
             "headers": [_header(column, state) for column in shown],
             "rows": [
-                {"hit": hit, "cells": [(column.link, columns.cell(hit, column)) for column in shown]}
+                {"hit": hit, "cells": [(column.link, columns.cell(hit, column), column.key) for column in shown]}
                 for hit in result["hits"]
             ]
             if result
             else [],
             # A page swapped in by HTMX also replaces the box, so it shows the query of what is shown.
             "swap_query_box": bool(request.headers.get("HX-Request")),
-            "next_url": _with(state, cursor=result["cursor"]) if result and result["cursor"] else "",
+            "next_url": _with(state, page=str(page_number + 1)) if result and result["cursor"] else "",
+            "pages": _pages(state, result, page=page_number, size=size) if result else [],
+            "page_number": page_number,
+            "page_sizes": [(choice, choice == size) for choice in PAGE_SIZES],
+            "gallery": gallery,
+            "table_url": _with(state, view=""),
+            "gallery_url": _with(state, view="gallery"),
+            "events_url": reverse("search:events-timeline", args=[case.pk]) + _with({"q": query}),
+            "warnings": [
+                {**warning, "href": _with(state, q=_suggested(query, warning))}
+                for warning in (result or {}).get("warnings", [])
+            ],
+            "facet_property": facet_property,
             "count_all_url": _with(state, exact="1"),
             # Collaboration: saved searches, bulk tagging and CSV export on the search page.
             # (Not on an HTMX swap of the results, which does not show them.)
@@ -148,9 +191,69 @@ def trace_search(request, case):
     )
 
 
+PAGE_SIZES = (25, 50, 100, 200)
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_NUMBER = 10_000
+
+
+def _page_size(text: str) -> int:
+    return int(text) if text.isdigit() and int(text) in PAGE_SIZES else DEFAULT_PAGE_SIZE
+
+
+def _page_number(text: str) -> int:
+    return min(int(text), MAX_PAGE_NUMBER) if text.isdigit() and 0 < int(text) < 10**9 else 1
+
+
+def _pages(state: dict, result: dict, *, page: int, size: int) -> list[dict]:
+    """Numbered links: the first, two either side of this page, and the last when the count is exact."""
+    known = max(1, -(-result["total"] // size))
+    last = known if result["exact"] else max(known, page + (1 if result["cursor"] else 0))
+    numbers = sorted({1, *range(max(1, page - 2), min(last, page + 2) + 1), *([last] if result["exact"] else [])})
+    links, previous = [], 0
+    for number in numbers:
+        if number - previous > 1:
+            links.append({"gap": True})
+        links.append({"number": number, "href": _with(state, page=str(number)), "current": number == page})
+        previous = number
+    return links
+
+
+def _suggested(query: str, warning: dict) -> str:
+    """The query with the property name of a warning replaced by its suggestion (where it names a property)."""
+    if not warning.get("suggestion"):
+        return query
+    import re
+
+    pattern = re.compile(r"(?<![\w.])" + re.escape(warning["property"]) + r"(?=[:=<>])")
+    return pattern.sub(warning["suggestion"], query)
+
+
+def _property_facet_links(state: dict, node, name: str, entries: list[dict]) -> list[dict]:
+    """A property facet's entries as links that narrow the query: a value, a range of numbers, a year."""
+    from datetime import date
+
+    links = []
+    for entry in entries:
+        if "from" in entry:
+            last = entry is entries[-1]
+            clause = Range(name, entry["from"], entry["to"], True, last)
+            label = f"{entry['from']:g} to {entry['to']:g}"
+        elif len(str(entry["value"])) == 4 and str(entry["value"]).isdigit():
+            year = int(entry["value"])
+            clause = Range(name, date(year, 1, 1), date(year, 12, 31))
+            label = str(year)
+        else:
+            clause = Field(name, str(entry["value"]), op="=", phrase=True)
+            label = str(entry["value"])
+        if not entry["count"]:
+            continue
+        links.append({"value": label, "count": entry["count"], "href": _with(state, q=narrowed(node, clause), page="")})
+    return links
+
+
 def _with(state: dict, **changes) -> str:
     """A link to the search page with ``changes`` applied to its current parameters."""
-    return "?" + urlencode({key: value for key, value in {**state, **changes}.items() if value})
+    return "?" + urlencode({key: value for key, value in {**state, **changes}.items() if value}, doseq=True)
 
 
 def _date_property_choices(current: str) -> list[tuple[str, str]]:
@@ -173,6 +276,57 @@ def _header(column: columns.Column, state: dict) -> dict:
             next_sort = column.sort
         header["href"] = _with(state, sort=next_sort)
     return header
+
+
+@case_view(perms.SEARCH_TRACES)
+def events_timeline(request, case):
+    """The events timeline (supertimeline) of the hits of a query: time, zone, kind, trace, evidence."""
+    query = request.GET.get("q", "")
+    chosen_kinds = [kind[:60] for kind in request.GET.getlist("kind")[:20]]
+    state = {
+        "q": query,
+        "start": request.GET.get("start", "")[:40],
+        "end": request.GET.get("end", "")[:40],
+        "kind": chosen_kinds,
+        "order": "desc" if request.GET.get("order") == "desc" else "",
+    }
+    try:
+        limit = min(max(int(request.GET.get("limit") or 100), 1), events.MAX_EVENTS_LIMIT)
+    except ValueError:
+        limit = 100
+    add_details(query=query[:2000])
+    result, error = None, ""
+    try:
+        result = events.events_search(
+            user=request.user,
+            case_id=case.pk,
+            query=query,
+            start=state["start"] or None,
+            end=state["end"] or None,
+            kinds=chosen_kinds or None,
+            descending=bool(state["order"]),
+            limit=limit,
+            cursor=request.GET.get("cursor") or None,
+        )
+    except ServiceError as exc:
+        error = exc.detail
+    link_state = {**state, "limit": str(limit) if limit != 100 else ""}
+    return render(
+        request,
+        "search/events.html",
+        {
+            "case": case,
+            "state": state,
+            "result": result,
+            "error": error,
+            "kinds": list(events.event_kinds(case_id=case.pk)),
+            "next_url": _with(link_state, cursor=result["cursor"]) if result and result["cursor"] else "",
+            "export_query": urlencode(
+                {key: value for key, value in state.items() if value and key != "order"}, doseq=True
+            ),
+            "search_url": _with({"q": query}),
+        },
+    )
 
 
 @case_view(perms.SEARCH_TRACES)
@@ -275,18 +429,32 @@ def trace_detail(request, case, trace_uid: str):
     return render(request, "search/trace.html", context)
 
 
+THUMBNAIL_CACHE_SECONDS = 24 * 3600
+
+
 @case_view(perms.SEARCH_TRACES)
 def trace_thumbnail(request, case, trace_uid: str, stream: str):
     """A picture stream re-encoded as a small PNG; the original bytes are never served inline."""
     trace = _trace_of(request, case, trace_uid)
     add_details(view="thumbnail", stream=stream)
+    # Cached by the stream's content hash: the gallery asks for many, and the same picture recurs.
+    entry = next((item for item in trace.streams or [] if item.get("name") == stream), None) or {}
+    content_hash = str(entry.get("sha256") or "")
+    etag = f'"{content_hash}"' if content_hash else ""
+    if etag and request.headers.get("If-None-Match") == etag:
+        return HttpResponse(status=304, headers={"ETag": etag})
+    cache_key = f"custodia:thumbnail:{content_hash}" if content_hash else ""
     try:
-        png = trace_data.trace_thumbnail(trace=trace, stream=stream)
+        png = (cache.get(cache_key) if cache_key else None) or trace_data.trace_thumbnail(trace=trace, stream=stream)
     except NotFound:
         raise  # no such stream: the 404 page
     except ServiceError as exc:  # a stream that is no picture: this page's own answer, not an error page
         return HttpResponse(exc.detail, status=415, content_type="text/plain; charset=utf-8")
+    if cache_key:
+        cache.set(cache_key, png, THUMBNAIL_CACHE_SECONDS)
     response = HttpResponse(png, content_type="image/png")
+    if etag:
+        response["ETag"] = etag
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'"
     response["Cache-Control"] = "private, max-age=3600"

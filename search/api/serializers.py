@@ -78,6 +78,29 @@ class SearchRequestSerializer(StrictSerializer):
     date_interval = serializers.CharField(default="auto", max_length=10)
     # Count every hit, and facet over all of them, past CUSTODIA_SEARCH_COUNT_LIMIT (slower on many hits).
     exact = serializers.BooleanField(default=False)
+    # Issue #20 item 7: one hit per content hash; facets on any property (terms, or ranges for numbers and dates).
+    dedupe = serializers.BooleanField(default=False)
+    facet_properties = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=5)
+
+
+class TraceValuesRequestSerializer(StrictSerializer):
+    """The unique values of one property over the hits of a query (hansken.py's unique_values)."""
+
+    query = serializers.CharField(allow_blank=True, default="", max_length=4096, trim_whitespace=False)
+    property = serializers.CharField(max_length=200)
+    limit = serializers.IntegerField(default=100)
+
+
+class EventsSearchRequestSerializer(StrictSerializer):
+    """The events timeline of the hits of a query (search/events.py)."""
+
+    query = serializers.CharField(allow_blank=True, default="", max_length=4096, trim_whitespace=False)
+    start = serializers.CharField(allow_blank=True, allow_null=True, default=None, max_length=40)
+    end = serializers.CharField(allow_blank=True, allow_null=True, default=None, max_length=40)
+    kinds = serializers.ListField(child=serializers.CharField(max_length=60), required=False, allow_null=True)
+    order = serializers.ChoiceField(choices=["asc", "desc"], default="asc")
+    limit = serializers.IntegerField(default=100)
+    cursor = serializers.CharField(allow_blank=True, allow_null=True, default=None, max_length=800)
 
 
 class TraceNoteSerializer(serializers.ModelSerializer):

@@ -17,6 +17,9 @@ urlpatterns = [
     ),
     path("cases/<int:case_id>/overview", triage.CaseOverviewView.as_view(), name="api-case-overview"),
     path("cases/<int:case_id>/traces/search", views.TraceSearchView.as_view(), name="api-trace-search"),
+    path("cases/<int:case_id>/traces/values", views.TraceValuesView.as_view(), name="api-trace-values"),
+    path("cases/<int:case_id>/events/search", views.EventsSearchView.as_view(), name="api-events-search"),
+    path("cases/<int:case_id>/events/export.csv", views.EventsExportView.as_view(), name="api-events-export"),
     # Collaboration: before traces/<uid>, which would otherwise take "tag" and "export.csv" for a uid.
     path("cases/<int:case_id>/traces/tag", views.TraceBulkTagView.as_view(), name="api-trace-bulk-tag"),
     path("cases/<int:case_id>/traces/complete", views.TraceCompleteView.as_view(), name="api-trace-complete"),

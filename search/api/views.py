@@ -20,7 +20,7 @@ from custodia.api import evidence_for_request, validated
 from custodia.errors import error_body
 from custodia.http_range import RangeNotSatisfiable, parse_range
 from custodia.pagination import Pagination
-from search import collaboration, completion, selectors, services
+from search import collaboration, completion, events, selectors, services
 from search import data as trace_data
 from search.api import serializers as s
 
@@ -77,6 +77,21 @@ class TraceSearchView(APIView):
         # The query text goes into this request's audit row (the privacy model may transform it later).
         add_details(query=Tagged("query", data["query"][:2000]))
         return Response(selectors.traces_search(user=request.user, case_id=case_id, **data))
+
+
+class TraceValuesView(APIView):
+    """The unique values of one property over the hits of a query, with their counts (issue #20 item 7)."""
+
+    required_permission = perms.SEARCH_TRACES
+
+    @extend_schema(request=s.TraceValuesRequestSerializer, responses={200: {"type": "object"}})
+    def post(self, request, case_id: int):
+        data = validated(s.TraceValuesRequestSerializer, request.data)
+        add_details(query=data["query"][:2000], property=data["property"])
+        case = case_get(user=request.user, case_id=case_id, permission=perms.SEARCH_TRACES)
+        node = selectors.query_parse(data["query"])
+        values = selectors.property_values(case_id=case.pk, node=node, name=data["property"], limit=data["limit"])
+        return Response({"property": data["property"], "values": values})
 
 
 class TraceCompleteView(APIView):
@@ -251,4 +266,44 @@ class TraceExportView(APIView):
         content = collaboration.traces_export_csv(actor=request.user, case_id=case_id, query=request.GET.get("q", ""))
         response = HttpResponse(content, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="case-{int(case_id)}-traces.csv"'
+        return response
+
+
+# The events timeline (issue #20 item 5, search/events.py).
+
+
+class EventsSearchView(APIView):
+    required_permission = perms.SEARCH_TRACES
+
+    @extend_schema(request=s.EventsSearchRequestSerializer, responses={200: {"type": "object"}})
+    def post(self, request, case_id: int):
+        data = validated(s.EventsSearchRequestSerializer, request.data)
+        add_details(query=data["query"][:2000])
+        order = data.pop("order")
+        return Response(events.events_search(user=request.user, case_id=case_id, descending=order == "desc", **data))
+
+
+class EventsExportView(APIView):
+    required_permission = perms.SEARCH_TRACES
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="The query; empty: the events of every trace"),
+            OpenApiParameter("start", str, description="From this day or moment (UTC), included"),
+            OpenApiParameter("end", str, description="To this day (included) or moment (excluded)"),
+            OpenApiParameter("kind", str, many=True, description="Only these kinds (modified, sent, …)"),
+        ],
+        responses={(200, "text/csv"): str},
+    )
+    def get(self, request, case_id: int):
+        content = events.events_export_csv(
+            actor=request.user,
+            case_id=case_id,
+            query=request.GET.get("q", "")[:4096],
+            start=request.GET.get("start") or None,
+            end=request.GET.get("end") or None,
+            kinds=[kind[:60] for kind in request.GET.getlist("kind")[:20]] or None,
+        )
+        response = HttpResponse(content, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="case-{int(case_id)}-events.csv"'
         return response

@@ -35,6 +35,20 @@ SORTS: dict[str, tuple[str, ...]] = {
     "-size": ("-file.size", "id"),
     "modifiedOn": ("file.modifiedOn", "id"),
     "-modifiedOn": ("-file.modifiedOn", "id"),
+    # The e-mail and picture columns of the search page (issue #20 item 9).
+    **{
+        f"{sign}{key}": (f"{sign}{name}", "id")
+        for key, name in {
+            "from": "email.from",
+            "to": "email.to",
+            "subject": "email.subject",
+            "sentOn": "email.sentOn",
+            "width": "picture.width",
+            "height": "picture.height",
+            "takenOn": "picture.takenOn",
+        }.items()
+        for sign in ("", "-")
+    },
 }
 # Every facet a search may ask for; "date" is the histogram of a date property (two queries, so asked by name).
 FACETS = ("type", "mimeType", "extension", "tag", "evidence", "deleted", "date")
@@ -67,6 +81,8 @@ class SearchBackend:
     name = "base"
     # True when the backend keeps its own index, which writers must tell of changes (traces_changed).
     indexes_separately = False
+    # True when ``search`` takes ``dedupe=True``: one hit per content hash (issue #20 item 7).
+    deduplicates = False
 
     def search(
         self,
@@ -80,6 +96,7 @@ class SearchBackend:
         date_property: str = DEFAULT_DATE_PROPERTY,
         date_interval: str = "auto",
         count_limit: int | None = None,
+        dedupe: bool = False,
     ) -> SearchPage:
         raise NotImplementedError
 

@@ -22,6 +22,9 @@ Bound = int | float | date | datetime | str | None
 
 # Fields that are not properties: they address the trace itself rather than ``trace.properties``.
 SPECIAL_FIELDS = frozenset({"type", "tag", "evidence", "deleted"})
+# has:errors, the traces a tool failed on (issue #20, ui-search); a field of its own line, for merging.
+SPECIAL_FIELDS = SPECIAL_FIELDS | frozenset({"has"})
+HAS_VALUES = frozenset({"errors"})
 TRACE_FIELDS = frozenset({"name", "path", "uid", "text"})
 TOP_LEVEL_FIELDS = SPECIAL_FIELDS | TRACE_FIELDS
 # Fields whose values are always words: ``name:2020`` looks for a name, not the number 2020.
@@ -223,6 +226,8 @@ class Field:
             raise ValueError("evidence: takes a canonical (lower-case, hyphenated) UUID")
         if self.name == "deleted" and not isinstance(self.value, bool):
             raise ValueError("deleted: takes true or false")
+        if self.name == "has" and (self.wildcard or self.value not in HAS_VALUES):
+            raise ValueError(f"has: takes {', '.join(sorted(HAS_VALUES))}")
 
 
 @dataclass(frozen=True, slots=True)

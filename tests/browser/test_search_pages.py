@@ -59,7 +59,14 @@ def test_detective_searches_narrows_opens_an_email_and_tags_it(page, mailbox_dis
     page.wait_for_selector("text=3 traces")
     screenshot(page, "search")
     # Narrowed to e-mail, the table shows the e-mail columns; the subject opens the message.
-    assert page.locator("table.results thead").inner_text().split() == ["Select", "From", "To", "Subject", "Sent"]
+    assert page.locator("table.results thead").inner_text().split() == [
+        "Select",
+        "From",
+        "To",
+        "Subject",
+        "Sent",
+        "Tags",
+    ]
     page.get_by_role("link", name="Quarterly figures").click()
     page.wait_for_url("**/traces/**")
     assert "Quarterly figures" in page.locator("main").inner_text()

@@ -176,6 +176,10 @@ SEARCH_API = [
     Endpoint("GET", "/api/cases/{case}/searches/", SEARCHERS),
     Endpoint("POST", "/api/cases/{case}/searches/", ANNOTATORS, {"name": "Reports", "query": "report"}),
     Endpoint("DELETE", "/api/cases/{case}/searches/{saved}/", ANNOTATORS),
+    # Issue #20 (ui-search): the events timeline.
+    Endpoint("POST", "/api/cases/{case}/events/search", SEARCHERS, {"query": "report"}),
+    Endpoint("GET", "/api/cases/{case}/events/export.csv?q=report", SEARCHERS),
+    Endpoint("POST", "/api/cases/{case}/traces/values", SEARCHERS, {"query": "report", "property": "file.size"}),
 ]
 
 SEARCH_PAGES = [
@@ -186,6 +190,8 @@ SEARCH_PAGES = [
     Endpoint("POST", "/cases/{case}/traces/tag/", ANNOTATORS, {"tag": "relevant", "all": "1", "q": "report"}),
     Endpoint("POST", "/cases/{case}/searches/", ANNOTATORS, {"name": "Reports", "q": "report"}),
     Endpoint("POST", "/cases/{case}/searches/{saved}/delete/", ANNOTATORS),
+    # Issue #20 (ui-search): the events timeline.
+    Endpoint("GET", "/cases/{case}/events/?q=report", SEARCHERS),
 ]
 
 

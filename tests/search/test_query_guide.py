@@ -115,6 +115,7 @@ ROWS = [
         },
         "text": "the password is secret",
         "streams": _raw(50, mime_type="application/pdf"),
+        "has_errors": True,  # a tool failed on it: has:errors
     },
     {
         "name": "passwords.txt",
@@ -173,6 +174,7 @@ EXAMPLES = [
     ("type:picture", {"holiday.jpg", "wide.png"}),
     ('tag:"to check"', {"report.pdf"}),
     ("deleted:true", {"factuur"}),
+    ("has:errors", {"report.pdf"}),
     ("name:report", {"report.pdf"}),
     ("name:*.pdf", {"report.pdf"}),
     ("path:*/Users/peter/*", {"holiday.jpg", "passwords.txt", "peter.txt"}),
@@ -301,3 +303,32 @@ def test_mistake_examples(query, message):
     with pytest.raises(QuerySyntaxError) as caught:
         parse_query(query)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("file.size>abc", "file.size holds numbers: 'abc' after 'file.size>' is not a number at column 11"),
+        ("file.size>>", "file.size holds numbers: '>' after 'file.size>' is not a number at column 11"),
+    ],
+)
+def test_type_mistake_examples_are_refused_naming_the_column(query, message):
+    # Issue #20 item 8: the parser reads these as words; the search refuses them (search/query/checks.py).
+    from custodia.errors import ServiceError
+    from search.selectors import query_parse
+
+    assert f"{query} " in GUIDE
+    with pytest.raises(ServiceError) as caught:
+        query_parse(query)
+    assert caught.value.detail.startswith(message)
+    assert caught.value.status_code == 400
+
+
+def test_the_warning_example_warns_as_the_guide_says(demo, guide_case):
+    result = traces_search(user=demo.detective, case_id=demo.case.pk, query="picture.exif.make:canon")
+    assert "`picture.exif.make:canon`" in GUIDE
+    [warning] = result["warnings"]
+    assert warning["message"].startswith(
+        "No trace of this case has the property picture.exif.make. Did you mean picture.exif.Make?"
+    )
+    assert warning["suggestion"] == "picture.exif.Make"

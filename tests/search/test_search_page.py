@@ -150,7 +150,7 @@ def headers(html: str) -> list[str]:
 
 def test_the_default_columns_and_sort_links(demo, client, traces):
     html = page(client, demo, q="")
-    assert headers(html) == ["Name", "Path", "Size", "Modified", "Types"]
+    assert headers(html) == ["Name", "Path", "Size", "Modified", "Types", "Tags"]
     assert "?sort=size&amp;date=file.modifiedOn" in html
     by_size = page(client, demo, q="", sort="-size")
     names = re.findall(r'/traces/[^/"]+/">([^<]+)</a>', by_size)
@@ -161,28 +161,28 @@ def test_the_default_columns_and_sort_links(demo, client, traces):
 
 def test_a_picture_query_shows_the_picture_columns(demo, client, traces):
     html = page(client, demo, q="type:picture")
-    assert headers(html) == ["Name", "Size", "Width", "Height", "Taken"]
+    assert headers(html) == ["Name", "Size", "Width", "Height", "Taken", "Tags"]
     assert "<td>4000</td>" in html and "<td>768</td>" in html
     assert 'data-column-set="picture"' in html
 
 
 def test_an_email_facet_shows_the_email_columns_with_every_recipient(demo, client, traces):
     html = page(client, demo, q="quarterly")  # narrowed by its hits, not by a type: clause
-    assert headers(html) == ["From", "To", "Subject", "Sent"]
+    assert headers(html) == ["From", "To", "Subject", "Sent", "Tags"]
     assert "bob@example.org, carol@example.org" in html
     assert ">Quarterly report Q3</a>" in html
 
 
 def test_a_chosen_column_set_wins_over_the_type(demo, client, traces):
     html = page(client, demo, q="type:picture", columns="default")
-    assert headers(html) == ["Name", "Path", "Size", "Modified", "Types"]
+    assert headers(html) == ["Name", "Path", "Size", "Modified", "Types", "Tags"]
     assert '<option value="default" selected>' in html
 
 
 def test_extra_columns_add_properties_and_travel_with_the_links(demo, client, traces):
     html = page(client, demo, q="type:picture", extra="picture.height, file.mimeType,not a name")
     # picture.height is in the set already: shown once.
-    assert headers(html) == ["Name", "Size", "Width", "Height", "Taken", "file.mimeType"]
+    assert headers(html) == ["Name", "Size", "Width", "Height", "Taken", "file.mimeType", "Tags"]
     assert 'value="picture.height,file.mimeType"' in html
     assert "extra=picture.height%2Cfile.mimeType" in html  # in the sort, zoom and facet links
 

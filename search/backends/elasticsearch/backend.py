@@ -69,6 +69,7 @@ class ElasticsearchBackend(SearchBackend):
                 properties=trace.properties,
                 text=trace.text,
                 deleted=trace.deleted,
+                has_errors=trace.has_errors,
                 tags=[tag.name for tag in trace.tags.all()],
                 ordinal=trace.ordinal,
                 sequence=trace.pk,
@@ -116,7 +117,10 @@ class ElasticsearchBackend(SearchBackend):
         date_property: str = DEFAULT_DATE_PROPERTY,
         date_interval: str = "auto",
         count_limit: int | None = None,
+        dedupe: bool = False,
     ) -> SearchPage:
+        if dedupe:  # its documents hold no content hash to collapse on (deduplicates is False)
+            raise ValueError("the Elasticsearch backend cannot de-duplicate hits")
         interval = None
         if "date" in facets:
             interval = date_interval

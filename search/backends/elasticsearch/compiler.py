@@ -103,6 +103,8 @@ def _field(node: Field) -> Query:
         return _term(field, value, case_insensitive=op == ":")
     if name in ("evidence", "deleted"):
         return _term(_KEYWORD_FIELDS[name], value)
+    if name == "has":  # has:errors (the one value the AST lets through)
+        return _term("has_errors", True)
     if name == "uid":
         if op in COMPARISON_OPERATORS:
             return Q("range", uid={_COMPARISON_KEYS[op]: value})

@@ -76,6 +76,7 @@ def trace_index_mapping() -> dict[str, Any]:
             "tags": keyword,
             "extension": keyword,
             "deleted": {"type": "boolean"},
+            "has_errors": {"type": "boolean"},
             # The position in the walk, and the database id: the order traces are listed in by default.
             "ordinal": {"type": "long"},
             "sequence": {"type": "long"},
@@ -99,6 +100,7 @@ def trace_document(
     properties: Mapping[str, Any],
     text: str = "",
     deleted: bool = False,
+    has_errors: bool = False,
     tags: Iterable[str] = (),
     ordinal: int = 0,
     sequence: int = 0,
@@ -121,6 +123,8 @@ def trace_document(
         "types": sorted(types),
         "tags": sorted(tags),
         "deleted": deleted,
+        # Only when true (has:errors looks for true; a trace without it has none).
+        **({"has_errors": True} if has_errors else {}),
         "ordinal": ordinal,
         "sequence": sequence,
         "text": text,

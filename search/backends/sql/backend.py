@@ -22,6 +22,7 @@ class SqlSearchBackend(SearchBackend):
     """The database's own search: FTS5 on SQLite, tsvector + GIN on PostgreSQL."""
 
     name = "sql"
+    deduplicates = True
 
     def matching(self, *, case_id: int, node: Node | None) -> QuerySet[Trace]:
         traces = Trace.objects.filter(case_id=case_id)
@@ -39,6 +40,7 @@ class SqlSearchBackend(SearchBackend):
         date_property: str = DEFAULT_DATE_PROPERTY,
         date_interval: str = "auto",
         count_limit: int | None = None,
+        dedupe: bool = False,
     ) -> SearchPage:
         # Every search, however it is planned, runs under the time budget (budget.py).
         with search_time_budget():
@@ -52,6 +54,7 @@ class SqlSearchBackend(SearchBackend):
                 date_property=date_property,
                 date_interval=date_interval,
                 count_limit=count_limit,
+                dedupe=dedupe,
             )
 
     def _search(
@@ -66,8 +69,9 @@ class SqlSearchBackend(SearchBackend):
         date_property: str,
         date_interval: str,
         count_limit: int | None,
+        dedupe: bool = False,
     ) -> SearchPage:
-        if node is None and count_limit is None:
+        if node is None and count_limit is None and not dedupe:
             return self._whole_case(
                 case_id=case_id,
                 facets=facets,
@@ -97,6 +101,8 @@ class SqlSearchBackend(SearchBackend):
                 if bound is not None and not exact:  # not exact only with a bound; said for the type checker
                     hits.drop_past(bound, sort=sort)
                     total = bound
+                if dedupe:
+                    total = hits.drop_duplicate_content()
                 source = FacetSource(cursor=cursor, table=hits.name, where="", params=[])
                 counted, interval = source.facets(facets, date_property=date_property, date_interval=date_interval)
                 ids = hits.page_ids(offset=offset, limit=limit)

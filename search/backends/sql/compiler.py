@@ -222,6 +222,8 @@ def _field(node: Field, *, case_id: int | None = None) -> Q:
         # "deleted IN (…)", not Django's bare "deleted": SQLite looks a comparison up in the (case, deleted)
         # index, a bare column it only filters by.
         return Q(deleted__in=[value])
+    if name == "has":  # has:errors (the one value the AST lets through)
+        return Q(has_errors__in=[True])
     if name == "tag":
         # Tags are lower-case: ":" and "=" find them in any case.
         wanted = _Like(F("name"), str(value)) if node.wildcard else Q(name=str(value).lower())

@@ -188,6 +188,20 @@ class HitsTable:
                 [bound],
             )
 
+    def drop_duplicate_content(self) -> int:
+        """Keep one hit per content hash, the first in extraction order (traces without content all stay);
+        the number of hits left. (Issue #20 item 7: de-duplication by content hash.)"""
+        table = self.name
+        with budget.uninterrupted() if budget.sqlite_caller_transaction() else nullcontext():
+            self.cursor.execute(
+                f"DELETE FROM {table} WHERE id IN (SELECT trace.id FROM search_trace AS trace "  # noqa: S608 (ours)
+                f"JOIN {table} AS hit ON hit.id = trace.id WHERE trace.sha256 <> '' AND trace.id NOT IN ("
+                f"SELECT MIN(first.id) FROM search_trace AS first JOIN {table} AS other ON other.id = first.id "
+                "WHERE first.sha256 <> '' GROUP BY first.sha256))"
+            )
+        self.cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 (our own table name)
+        return self.cursor.fetchone()[0]
+
     def page_ids(self, *, offset: int, limit: int) -> list[int]:
         """The ids of one page of hits, in the sort order."""
         if self.ordered_page is not None:

@@ -1,0 +1,255 @@
+"""The events timeline at scale, timed (issue #20 item 5): index N synthetic traces in one case through the
+extraction publisher (whose writes fill the events index by trigger), then time event searches next to
+trace searches of the same queries in the same run, on SQLite and on PostgreSQL.
+
+    .venv/bin/python bench/events.py [--traces N | --smoke] [--only sqlite|postgres] [--seed S] [--repeats R]
+
+``--smoke`` (2,000 traces, one timed run of each query) takes seconds a database: it shows the benchmark still
+runs end to end (tests/test_bench_events.py); its figures mean nothing. The default is 1,000,000 traces.
+
+The traces are bench/search.py's (TraceGenerator: a Windows tree, e-mails, pictures, documents with the
+walker's four file times, ``email.sentOn``, ``picture.takenOn`` …). Each query is run through
+``search.events.events_search`` (a first page of 100 events, and a page deep in the timeline by its keyset
+cursor) and through ``search.selectors.traces_search`` (a first page of 50 traces with the default facets,
+as the search page asks): warmed up once, then timed ``--repeats`` times; p50 and p95 per query. Figures are
+only comparable within one run: the machine is shared. Not a timed test: it reports, never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import subprocess  # nosec B404  # runs this script itself as a worker, with fixed arguments
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from bench.search import (  # noqa: E402  (after the path is set)
+    BATCH,
+    DEMO_CASE,
+    SMOKE_TRACES,
+    TraceGenerator,
+    code_version,
+    log,
+    measure,
+    percentile,
+)
+
+# (label, query, events filter): the events search and the trace search of the same query.
+QUERIES = [
+    ("every trace", "", {}),
+    ("e-mail", "type:email", {}),
+    ("a word", "invoice", {}),
+    ("a year", "", {"start": "2019-01-01", "end": "2019-12-31"}),
+    ("sent e-mail in a year", "type:email", {"start": "2019-01-01", "end": "2019-12-31", "kinds": ["sent"]}),
+    ("pictures taken", "type:picture", {"kinds": ["taken"]}),
+]
+
+
+def run_database(*, database: str, traces: int, seed: int, repeats: int) -> dict:
+    """The whole measurement on the database Django is configured for (one process per database)."""
+    from bench.extract_pipeline import setup_django
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"custodia-bench-events-{database}-"))
+    code = code_version()
+    setup_django(workdir / "data")
+    from django.db import connection
+
+    from cases.models import Case, User
+    from evidence.services.registration import evidence_register
+    from search.events import events_search
+    from search.models import ExtractionRun, Trace
+    from search.publisher import Publisher
+    from search.selectors import traces_search
+    from search.services import trace_statistics_refresh
+
+    case = Case.objects.get(reference=DEMO_CASE)
+    custodian = User.objects.get(username="custodian")
+    detective = User.objects.get(username="detective")
+    evidence = evidence_register(
+        actor=custodian, case=case, label="Laptop (synthetic, bench)", kind="disk_image", original_name="laptop.E01"
+    )
+    run = ExtractionRun.objects.create(evidence=evidence, state="running", started_at=datetime.now(UTC))
+    run = ExtractionRun.objects.select_related("evidence").get(pk=run.pk)
+    log(f"{database}: indexing {traces:,} traces")
+    publisher = Publisher(run, shard=0)
+    rows_iterator = TraceGenerator(seed=seed, evidence_id=str(evidence.pk)).traces(traces)
+    indexing_seconds = 0.0
+    while rows := list(itertools.islice(rows_iterator, BATCH)):
+        started = time.perf_counter()
+        for row in rows:
+            publisher.add(row)
+        indexing_seconds += time.perf_counter() - started
+    started = time.perf_counter()
+    publisher.flush()
+    indexing_seconds += time.perf_counter() - started
+    ExtractionRun.objects.filter(pk=run.pk).update(state="done", finished_at=datetime.now(UTC))
+    trace_statistics_refresh()
+    from search.services import property_names_rebuild
+
+    property_names_rebuild(case_id=case.pk)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM search_trace_event WHERE case_id = %s", [case.pk])
+        event_count = cursor.fetchone()[0]
+    stored = Trace.objects.filter(run=run).count()
+    log(f"{database}: {stored:,} traces, {event_count:,} events; timing queries")
+
+    results = []
+    for label, query, event_filter in QUERIES:
+        entry: dict = {"label": label, "query": query, "filter": event_filter, "error": None}
+        try:
+            first: dict = {}
+            entry["events"] = measure(
+                lambda q=query, f=event_filter, out=first: out.update(
+                    page=events_search(user=detective, case_id=case.pk, query=q, limit=100, **f)
+                ),
+                repeats=repeats,
+            )
+            entry["events_shown"] = len(first["page"]["events"])
+            # A page deep in the timeline: five pages on, by keyset.
+            cursor = first["page"]["cursor"]
+            for _ in range(4):
+                if not cursor:
+                    break
+                cursor = events_search(user=detective, case_id=case.pk, query=query, limit=100, cursor=cursor,
+                                       **event_filter)["cursor"]  # fmt: skip
+            entry["events_deep"] = (
+                measure(
+                    lambda q=query, f=event_filter, c=cursor: events_search(
+                        user=detective, case_id=case.pk, query=q, limit=100, cursor=c, **f
+                    ),
+                    repeats=repeats,
+                )
+                if cursor
+                else []
+            )
+            found: dict = {}
+            entry["traces"] = measure(
+                lambda q=query, out=found: out.update(
+                    page=traces_search(user=detective, case_id=case.pk, query=q, facets=None, limit=50)
+                ),
+                repeats=repeats,
+            )
+            entry["traces_total"] = found["page"]["total"]
+        except Exception as exc:  # reported in the table, never hidden
+            entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
+        results.append(entry)
+        log(f"{database}: {label}: done" + (f"; {entry['error']}" if entry["error"] else ""))
+    summary = {
+        "database": database,
+        "traces": stored,
+        "events": event_count,
+        "indexing_seconds": indexing_seconds,
+        "queries": results,
+        "code": code,
+        "repeats": repeats,
+    }
+    connection.close()
+    shutil.rmtree(workdir, ignore_errors=True)
+    return summary
+
+
+def _p(samples: list[float]) -> str:
+    if not samples:
+        return "-"
+    return f"{percentile(samples, 0.5) * 1000:.0f} / {percentile(samples, 0.95) * 1000:.0f}"
+
+
+def print_report(results: dict[str, dict]) -> None:
+    for database, summary in results.items():
+        name = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[database]
+        print(
+            f"{name}: {summary['traces']:,} traces, {summary['events']:,} events, indexed in "
+            f"{summary['indexing_seconds']:.1f} s ({summary['traces'] / max(summary['indexing_seconds'], 1e-9):,.0f}"
+            f" traces/s, events index included); code {summary['code']}"
+        )
+        print()
+        print(
+            f"| query ({name}) | events filter | events p50 / p95 ms | events, 5th page p50 / p95 ms "
+            "| trace search p50 / p95 ms | trace hits |"
+        )
+        print("|---|---|---|---|---|---|")
+        for entry in summary["queries"]:
+            shown_filter = ", ".join(f"{key} {value}" for key, value in entry["filter"].items()) or "-"
+            if entry["error"]:
+                label = f"`{entry['query'] or '(empty)'}` ({entry['label']})"
+                print(f"| {label} | {shown_filter} | error: {entry['error']} | | | |")
+                continue
+            print(
+                f"| `{entry['query'] or '(empty)'}` ({entry['label']}) | {shown_filter} | {_p(entry['events'])} "
+                f"| {_p(entry['events_deep'])} | {_p(entry['traces'])} | {entry['traces_total']:,} |"
+            )
+        print()
+
+
+def run_worker(*, database: str, arguments, env: dict) -> dict:
+    output = Path(tempfile.mkstemp(prefix=f"custodia-bench-events-{database}-", suffix=".json")[1])
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", database, "--output", str(output)]
+    command += ["--traces", str(arguments.traces), "--seed", str(arguments.seed), "--repeats", str(arguments.repeats)]
+    try:
+        subprocess.run(command, env=env, check=True, cwd=PROJECT_ROOT)  # nosec B603  # this script, fixed arguments
+        return json.loads(output.read_text())
+    finally:
+        output.unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--traces", type=int, default=None, help="traces to index (default 1,000,000)")
+    parser.add_argument("--smoke", action="store_true", help="2,000 traces, one timed run: it still runs (seconds)")
+    parser.add_argument("--only", choices=["sqlite", "postgres"], default=None)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each query after one warm-up")
+    parser.add_argument("--worker", choices=["sqlite", "postgres"], help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.smoke:
+        arguments.traces = arguments.traces or SMOKE_TRACES
+        arguments.repeats = 1
+    if arguments.traces is None:
+        arguments.traces = 1_000_000
+    if arguments.worker:
+        result = run_database(
+            database=arguments.worker, traces=arguments.traces, seed=arguments.seed, repeats=arguments.repeats
+        )
+        Path(arguments.output).write_text(json.dumps(result))
+        return
+
+    from bench.machine import machine_description
+
+    print(f"machine: {machine_description()}")
+    print(
+        f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; command: .venv/bin/python bench/{Path(__file__).name} "
+        + " ".join(sys.argv[1:])
+    )
+    print(f"{arguments.traces:,} synthetic traces in one case (seed {arguments.seed})", flush=True)
+    results: dict[str, dict] = {}
+    if arguments.only in (None, "sqlite"):
+        env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+        results["sqlite"] = run_worker(database="sqlite", arguments=arguments, env=env)
+    if arguments.only in (None, "postgres"):
+        if os.environ.get("DATABASE_URL"):
+            results["postgres"] = run_worker(database="postgres", arguments=arguments, env=dict(os.environ))
+        else:
+            from tests.servers import postgres_server
+
+            with postgres_server() as server:
+                env = {**os.environ, "DATABASE_URL": server.url}
+                results["postgres"] = run_worker(database="postgres", arguments=arguments, env=env)
+    print()
+    print_report(results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""The events timeline (Timesketch's and plaso's supertimeline, issue #20 item 5): every timestamp property of
+the hits of a query as one event — time, zone, what it means, the trace and its evidence — in time order,
+a page at a time by keyset, filtered by a time range and by kind, and exported as CSV.
+
+The events come from the events index (search/backends/sql/events.py), kept by triggers as traces are
+written; the query picks the traces through the configured search backend's ``matching``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+
+from django.db import transaction
+
+from audit.services import audit_record
+from audit.text import visible_text
+from cases import permissions as perms
+from cases.models import User
+from cases.selectors import case_get
+from custodia.errors import ServiceError
+from evidence.models import Evidence
+from search.backends.budget import search_time_budget
+from search.backends.sql.events import EventFilter, EventRow, events_page
+from search.models import CasePropertyName, Trace
+from search.selectors import query_parse
+
+# What a timestamp property means, by its last segment; a few by their whole name.
+MEANINGS_BY_SUFFIX = {
+    "modifiedOn": "modified",
+    "createdOn": "created",
+    "accessedOn": "accessed",
+    "changedOn": "changed",
+    "sentOn": "sent",
+    "receivedOn": "received",
+    "takenOn": "taken",
+    "visitedOn": "visited",
+    "printedOn": "printed",
+    "startedOn": "started",
+    "finishedOn": "finished",
+    "deletedOn": "deleted",
+}
+MEANINGS_BY_NAME = {"browserHistory.accessedOn": "visited"}
+MAX_EVENTS_LIMIT = 500
+EXPORT_LIMIT = 100_000
+MAX_CURSOR_CHARS = 800
+# Days or moments to the second, as the events index keeps them (search/backends/sql/events.py).
+_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?$")
+
+
+def event_meaning(name: str) -> str:
+    """``file.modifiedOn`` → ``modified``, ``browserHistory.accessedOn`` → ``visited``, ``x.fooOn`` → ``foo``."""
+    if name in MEANINGS_BY_NAME:
+        return MEANINGS_BY_NAME[name]
+    last = name.rsplit(".", 1)[-1]
+    return MEANINGS_BY_SUFFIX.get(last, last[:-2] if last.endswith("On") else last)
+
+
+def event_kinds(*, case_id: int) -> dict[str, list[str]]:
+    """The kinds of event the case's traces have, each with its property names (from the case's names)."""
+    names = CasePropertyName.objects.filter(case_id=case_id, name__endswith="On").values_list("name", flat=True)
+    kinds: dict[str, list[str]] = {}
+    for name in sorted(names):
+        if name.endswith("On"):  # endswith is case-insensitive on SQLite
+            kinds.setdefault(event_meaning(name), []).append(name)
+    return dict(sorted(kinds.items()))
+
+
+def _moment(value: str | None, *, what: str, end: bool) -> str | None:
+    """A range end as the index compares it: a day's end is the start of the next day (excluded)."""
+    if not value:
+        return None
+    value = value.strip().removesuffix("Z")
+    if not _MOMENT.match(value):
+        raise ServiceError(f"{what}: a day (2020-01-31) or a moment (2020-01-31T09:30[:00]) in UTC.", code="invalid")
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return (day + timedelta(days=1)).isoformat() if end else day.isoformat()
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ServiceError(f"{what}: {value!r} is no date.", code="invalid") from None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _encode_cursor(row: EventRow) -> str:
+    return base64.urlsafe_b64encode(json.dumps([row.time, row.trace_id, row.name]).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> tuple[str, int, str] | None:
+    if not cursor:
+        return None
+    refused = ServiceError("cursor: not a cursor this search returned.", code="invalid_cursor")
+    if len(cursor) > MAX_CURSOR_CHARS or not cursor.isascii():
+        raise refused
+    try:
+        time, trace_id, name = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError, binascii.Error):
+        raise refused from None
+    if not (isinstance(time, str) and isinstance(trace_id, int) and isinstance(name, str)):
+        raise refused
+    return time, trace_id, name
+
+
+def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kinds: list[str] | None) -> EventFilter:
+    from search.backends.base import get_search_backend
+
+    node = query_parse(query)
+    traces_sql = None
+    if node is not None:
+        matching = get_search_backend().matching(case_id=case_id, node=node).values("id").order_by()
+        traces_sql = matching.query.sql_with_params()
+    names = None
+    if kinds:
+        known = event_kinds(case_id=case_id)
+        unknown = [kind for kind in kinds if kind not in known]
+        if unknown and len(unknown) == len(kinds):
+            names = []  # no trace of the case has such an event: nothing, rather than everything
+        else:
+            names = [name for kind in kinds for name in known.get(kind, [])]
+    return EventFilter(
+        case_id=case_id,
+        traces_sql=traces_sql,
+        start=_moment(start, what="start", end=False),
+        end=_moment(end, what="end", end=True),
+        names=names,
+    )
+
+
+def _event_dicts(rows: list[EventRow], *, case_id: int) -> list[dict]:
+    traces = Trace.objects.filter(case_id=case_id).in_bulk([row.trace_id for row in rows])
+    labels = dict(
+        Evidence.objects.filter(pk__in={trace.evidence_id for trace in traces.values()}).values_list("pk", "label")
+    )
+    events = []
+    for row in rows:
+        trace = traces.get(row.trace_id)
+        if trace is None:  # removed since the page was read
+            continue
+        events.append(
+            {
+                "time": row.time,
+                "zone": row.zone,
+                "kind": event_meaning(row.name),
+                "property": row.name,
+                "trace": {"uid": trace.uid, "name": trace.name, "path": trace.path, "types": trace.types},
+                "evidence": str(trace.evidence_id),
+                "evidence_label": labels.get(trace.evidence_id, ""),
+            }
+        )
+    return events
+
+
+def events_search(
+    *,
+    user: User,
+    case_id: int,
+    query: str = "",
+    start: str | None = None,
+    end: str | None = None,
+    kinds: list[str] | None = None,
+    descending: bool = False,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> dict:
+    """One page of the events of the hits of ``query``: ``{events, cursor, kinds}``; ``cursor`` None at the end."""
+    case = case_get(user=user, case_id=case_id, permission=perms.SEARCH_TRACES)
+    if not 1 <= limit <= MAX_EVENTS_LIMIT:
+        raise ServiceError(f"limit must be between 1 and {MAX_EVENTS_LIMIT}.")
+    where = _filter(case_id=case.pk, query=query, start=start, end=end, kinds=kinds)
+    after = _decode_cursor(cursor)
+    with search_time_budget():
+        rows = events_page(where=where, after=after, limit=limit + 1, descending=descending)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "events": _event_dicts(rows, case_id=case.pk),
+        "cursor": _encode_cursor(rows[-1]) if more else None,
+        "kinds": list(event_kinds(case_id=case.pk)),
+    }
+
+
+EXPORT_COLUMNS = ["time", "zone", "kind", "property", "trace", "name", "path", "evidence", "evidence_label"]
+
+
+def _cell(value: object) -> str:
+    # Control and bidirectional characters spelled out, and a cell a spreadsheet would run as a formula quoted.
+    text = visible_text(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@transaction.atomic
+def events_export_csv(
+    *,
+    actor: User,
+    case_id: int,
+    query: str = "",
+    start: str | None = None,
+    end: str | None = None,
+    kinds: list[str] | None = None,
+) -> str:
+    """The events as CSV (``EXPORT_COLUMNS``), at most ``EXPORT_LIMIT``; the export is audited."""
+    case = case_get(user=actor, case_id=case_id, permission=perms.SEARCH_TRACES)
+    where = _filter(case_id=case.pk, query=query, start=start, end=end, kinds=kinds)
+    audit_record(
+        action="event.export.csv",
+        actor=actor,
+        target_type="case",
+        target_id=case.pk,
+        case_id=case.pk,
+        details={"query": query[:2000], "start": start or "", "end": end or "", "kinds": kinds or []},
+    )
+    return "".join(_csv_lines(where=where, case_id=case.pk))
+
+
+def _csv_lines(*, where: EventFilter, case_id: int, batch: int = 2000) -> Iterator[str]:
+    out = io.StringIO()
+    writer = csv.writer(out)
+
+    def line(row: list) -> str:
+        out.seek(0)
+        out.truncate()
+        writer.writerow(row)
+        return out.getvalue()
+
+    yield line(EXPORT_COLUMNS)
+    after, written = None, 0
+    while written < EXPORT_LIMIT:
+        with search_time_budget():
+            rows = events_page(where=where, after=after, limit=min(batch, EXPORT_LIMIT - written))
+        if not rows:
+            return
+        for event in _event_dicts(rows, case_id=case_id):
+            trace = event["trace"]
+            yield line(
+                [
+                    event["time"],
+                    event["zone"],
+                    event["kind"],
+                    event["property"],
+                    trace["uid"],
+                    _cell(trace["name"]),
+                    _cell(trace["path"]),
+                    event["evidence"],
+                    _cell(event["evidence_label"]),
+                ]
+            )
+        written += len(rows)
+        after = (rows[-1].time, rows[-1].trace_id, rows[-1].name)
