@@ -17,6 +17,7 @@ from dfvfs.path import factory as path_spec_factory
 from search.extraction import source
 from search.extraction.traces import DataStream, TraceError, TraceRecord, child_uid
 from search.extraction.walker.common import TOOL_PYTSK3, decode_name, iso8601, tsk_image_of
+from search.extraction.walker.fat_recovery import FatRecovery, cluster_runs, fat_recovery
 from search.extraction.walker.reader import StreamDigest
 
 if TYPE_CHECKING:
@@ -148,7 +149,9 @@ def _one_file_system(*, walk: Walk, spec, fs_info, parent: TraceRecord, ordinal:
         yield fs_trace
         return
     yield fs_trace
-    tsk_walk = _TskWalk(walk=walk, fs_info=fs_info, volume_spec=spec, is_ntfs=fs_type == "ntfs")
+    tsk_walk = _TskWalk(
+        walk=walk, fs_info=fs_info, volume_spec=spec, is_ntfs=fs_type == "ntfs", is_fat=fs_type.startswith("fat")
+    )
     yield from tsk_walk.children(
         entries=root_entries,
         parent=fs_trace,
@@ -223,12 +226,24 @@ class _TskDataPaths:
 class _TskWalk:
     """The walk of one TSK file system: folders and files, allocated and deleted, like ``fls -r -p``."""
 
-    def __init__(self, *, walk: Walk, fs_info, volume_spec, is_ntfs: bool):
+    def __init__(self, *, walk: Walk, fs_info, volume_spec, is_ntfs: bool, is_fat: bool = False):
         self.walk = walk
         self.fs_info = fs_info
         self.volume_spec = volume_spec
         self.is_ntfs = is_ntfs
+        self.is_fat = is_fat
         self.data_paths = _TskDataPaths(volume_spec=volume_spec)
+        self._fat_recovery: FatRecovery | None | bool = False  # False: not worked out yet
+
+    def fat_recovery(self) -> FatRecovery | None:
+        """The clusters of this FAT file system's deleted files, worked out at the first deleted file."""
+        if self._fat_recovery is False:
+            try:
+                image = tsk_image_of(spec=self.volume_spec, context=self.walk.context)
+                self._fat_recovery = fat_recovery(fs_info=self.fs_info, read_at=image.read)
+            except (OSError, RuntimeError):
+                self._fat_recovery = None
+        return self._fat_recovery  # type: ignore[return-value]
 
     def children(
         self,
@@ -382,6 +397,9 @@ class _TskWalk:
                     return entry.read_random(offset, length)
                 return entry.read_random(offset, length, attribute_type, attribute_id)
 
+            if self.is_fat and trace.deleted and stream_name == "raw" and size:
+                read_at = self._recovered_reader(trace=trace, inode=inode, size=size) or read_at
+
             try:
                 self.walk.reader.digest(
                     trace=trace,
@@ -393,3 +411,17 @@ class _TskWalk:
                 )
             except OSError as error:
                 trace.errors.append(TraceError(tool="pytsk3", message=str(error), stream=stream_name))
+
+    def _recovered_reader(self, *, trace: TraceRecord, inode: int, size: int):
+        """A deleted FAT file's bytes from the clusters `fat_recovery` gave it (marked recovered on the
+        trace), or None to read what TSK reads."""
+        recovery = self.fat_recovery()
+        reader = recovery.reader(inode=inode, size=size) if recovery is not None else None
+        if reader is None or recovery is None:
+            return None
+        runs = cluster_runs(recovery.assigned[inode])
+        trace.properties["file.recovered"] = True
+        trace.properties["file.recoveredClusters"] = runs
+        trace.properties["file.recoveredFragments"] = len(runs)
+        trace.tools.setdefault("file", TOOL_PYTSK3)
+        return reader
