@@ -233,7 +233,7 @@ class _TskWalk:
         self.is_ntfs = is_ntfs
         self.is_fat = is_fat
         self.data_paths = _TskDataPaths(volume_spec=volume_spec)
-        self._fat_recovery: FatRecovery | None | bool = False  # False: not worked out yet
+        self._fat_recovery: FatRecovery | bool | None = False  # False: not worked out yet
 
     def fat_recovery(self) -> FatRecovery | None:
         """The clusters of this FAT file system's deleted files, worked out at the first deleted file."""
