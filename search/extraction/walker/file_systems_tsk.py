@@ -18,6 +18,7 @@ from search.extraction import source
 from search.extraction.traces import DataStream, TraceError, TraceRecord, child_uid
 from search.extraction.walker.common import TOOL_PYTSK3, decode_name, iso8601, tsk_image_of
 from search.extraction.walker.fat_recovery import FatRecovery, cluster_runs, fat_recovery
+from search.extraction.walker.mime import ALTERNATE_DATA_STREAM_TYPE, FILE_SYSTEM_METADATA_TYPE
 from search.extraction.walker.reader import StreamDigest
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ _TSK_DIRECTORY_TYPES = {int(pytsk3.TSK_FS_META_TYPE_DIR), int(pytsk3.TSK_FS_META
 _TSK_NAME_DIRECTORY_TYPES = {int(pytsk3.TSK_FS_NAME_TYPE_DIR), int(pytsk3.TSK_FS_NAME_TYPE_VIRT_DIR)}
 _NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
 NTFS_BAD_CLUSTERS_INODE = 8
+# MFT entries below this are the system files and those reserved for them; user files come after.
+NTFS_FIRST_USER_INODE = 24
 _NTFS_INDEX_ROOT = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_IDXROOT)
 
 
@@ -223,6 +226,16 @@ class _TskDataPaths:
         return fast
 
 
+@dataclass(frozen=True)
+class _StreamFile:
+    """A named data stream with content, read as a file of its own (`_TskWalk._stream_trace`)."""
+
+    stream_name: str
+    size: int
+    data_path: str
+    read_at: Any  # (offset, length) -> bytes
+
+
 class _TskWalk:
     """The walk of one TSK file system: folders and files, allocated and deleted, like ``fls -r -p``."""
 
@@ -234,6 +247,8 @@ class _TskWalk:
         self.is_fat = is_fat
         self.data_paths = _TskDataPaths(volume_spec=volume_spec)
         self._fat_recovery: FatRecovery | bool | None = False  # False: not worked out yet
+        # The named data streams of the file just read, each to become a trace of its own.
+        self._streams_as_files: list[_StreamFile] = []
 
     def fat_recovery(self) -> FatRecovery | None:
         """The clusters of this FAT file system's deleted files, worked out at the first deleted file."""
@@ -261,7 +276,12 @@ class _TskWalk:
             trace, sub_entries, inode, path_in_fs = self._file(
                 entry=entry, ordinal=ordinal, parent=parent, fs_path=fs_path, directory_stack=directory_stack
             )
+            streams_as_files, self._streams_as_files = self._streams_as_files, []
             yield trace
+            # A named stream's content is typed like a file's: its trace follows its file's (after a
+            # folder's entries in ordinal, so that they keep theirs).
+            for offset, stream_file in enumerate(streams_as_files):
+                yield self._stream_trace(host=trace, ordinal=len(sub_entries) + offset, stream_file=stream_file)
             if sub_entries:
                 yield from self.children(
                     entries=sub_entries,
@@ -307,6 +327,9 @@ class _TskWalk:
             self._add_meta_properties(trace, meta)
         if meta_type in (int(pytsk3.TSK_FS_META_TYPE_VIRT), int(pytsk3.TSK_FS_META_TYPE_VIRT_DIR)):
             trace.properties["file.virtual"] = True
+        if self._is_file_system_metadata(name=name, fs_path=fs_path, inode=inode, meta_type=meta_type):
+            trace.types.append(FILE_SYSTEM_METADATA_TYPE)
+            trace.properties["file.fileSystemMetadata"] = True
 
         sub_entries: list = []
         # Like TSK: do not follow a deleted name to a directory whose inode was reused since.
@@ -321,6 +344,54 @@ class _TskWalk:
         if meta is not None:
             self._add_streams(trace=trace, entry=entry, inode=inode, path_in_fs=path_in_fs, is_directory=is_directory)
         return trace, sub_entries, inode, path_in_fs
+
+    def _is_file_system_metadata(self, *, name: str, fs_path: str, inode: int, meta_type: int | None) -> bool:
+        """NTFS's system files ($MFT, $UpCase, $Secure… in the root, and those under $Extend) and TSK's
+        virtual files of a FAT ($MBR, $FAT1, $FAT2): the file system's own structures, never content."""
+        if self.is_ntfs:
+            if not name.startswith("$"):
+                return False
+            return (fs_path == "" and inode < NTFS_FIRST_USER_INODE) or fs_path.startswith("/$Extend")
+        return meta_type == int(pytsk3.TSK_FS_META_TYPE_VIRT)
+
+    def _stream_trace(self, *, host: TraceRecord, ordinal: int, stream_file: _StreamFile) -> TraceRecord:
+        """The trace of a named data stream's content (``file.txt:hidden.jpg``): a file of its own for the
+        content tools and the MIME type, beside the stream its file keeps."""
+        name = f"{host.name}:{stream_file.stream_name}"
+        trace = TraceRecord(
+            uid=child_uid(parent_uid=host.uid, ordinal=ordinal),
+            parent_uid=host.uid,
+            name=name,
+            path=f"{host.path}:{stream_file.stream_name}",
+            types=["file", ALTERNATE_DATA_STREAM_TYPE],
+            deleted=host.deleted,
+            tools={"file": TOOL_PYTSK3},
+        )
+        trace.properties.update(
+            {
+                "file.name": name,
+                "file.path": f"{host.properties['file.path']}:{stream_file.stream_name}",
+                "file.inode": host.properties["file.inode"],
+                "file.deleted": host.deleted,
+                "file.size": stream_file.size,
+                "file.streamOf": host.properties["file.path"],
+                "file.streamName": stream_file.stream_name,
+            }
+        )
+        stream = DataStream(name="raw", size=stream_file.size, data_path=stream_file.data_path)
+        trace.streams.append(stream)
+        try:
+            self.walk.reader.digest(
+                trace=trace,
+                stream=stream,
+                read_at=stream_file.read_at,
+                size=stream_file.size,
+                file_name=name,
+                tool="pytsk3",
+            )
+        except OSError as error:
+            trace.errors.append(TraceError(tool="pytsk3", message=str(error), stream="raw"))
+        return trace
 
     def _with_meta(self, entry) -> tuple[Any, Any]:
         """The entry and its metadata; orphans and some deleted names come without it: look the inode up."""
@@ -411,6 +482,11 @@ class _TskWalk:
                 )
             except OSError as error:
                 trace.errors.append(TraceError(tool="pytsk3", message=str(error), stream=stream_name))
+                continue
+            if stream_name.startswith("ads:") and size and FILE_SYSTEM_METADATA_TYPE not in trace.types:
+                self._streams_as_files.append(
+                    _StreamFile(stream_name=data_stream or "", size=size, data_path=data_path, read_at=read_at)
+                )
 
     def _recovered_reader(self, *, trace: TraceRecord, inode: int, size: int):
         """A deleted FAT file's bytes from the clusters `fat_recovery` gave it (marked recovered on the
