@@ -15,8 +15,9 @@ from dfvfs.lib import definitions as dfvfs_definitions
 from dfvfs.path import factory as path_spec_factory
 
 from search.extraction import source
+from search.extraction.timezones import set_local_time
 from search.extraction.traces import DataStream, TraceError, TraceRecord, child_uid
-from search.extraction.walker.common import TOOL_PYTSK3, decode_name, iso8601, tsk_image_of
+from search.extraction.walker.common import TOOL_PYTSK3, decode_name, iso8601, local_wall_clock, tsk_image_of
 from search.extraction.walker.fat_recovery import FatRecovery, cluster_runs, fat_recovery
 from search.extraction.walker.mime import ALTERNATE_DATA_STREAM_TYPE, FILE_SYSTEM_METADATA_TYPE
 from search.extraction.walker.reader import StreamDigest
@@ -153,7 +154,12 @@ def _one_file_system(*, walk: Walk, spec, fs_info, parent: TraceRecord, ordinal:
         return
     yield fs_trace
     tsk_walk = _TskWalk(
-        walk=walk, fs_info=fs_info, volume_spec=spec, is_ntfs=fs_type == "ntfs", is_fat=fs_type.startswith("fat")
+        walk=walk,
+        fs_info=fs_info,
+        volume_spec=spec,
+        is_ntfs=fs_type == "ntfs",
+        is_fat=fs_type.startswith("fat"),
+        fs_type=fs_type,
     )
     yield from tsk_walk.children(
         entries=root_entries,
@@ -239,12 +245,15 @@ class _StreamFile:
 class _TskWalk:
     """The walk of one TSK file system: folders and files, allocated and deleted, like ``fls -r -p``."""
 
-    def __init__(self, *, walk: Walk, fs_info, volume_spec, is_ntfs: bool, is_fat: bool = False):
+    def __init__(self, *, walk: Walk, fs_info, volume_spec, is_ntfs: bool, is_fat: bool = False, fs_type: str = ""):
         self.walk = walk
         self.fs_info = fs_info
         self.volume_spec = volume_spec
         self.is_ntfs = is_ntfs
         self.is_fat = is_fat
+        # FAT and exFAT store the wall-clock time of wherever the writer was (exFAT's optional UTC offset is
+        # one TSK does not read): local times of unknown zone.
+        self.local_times = is_fat or fs_type == "exfat"
         self.data_paths = _TskDataPaths(volume_spec=volume_spec)
         self._fat_recovery: FatRecovery | bool | None = False  # False: not worked out yet
         # The named data streams of the file just read, each to become a trace of its own.
@@ -324,7 +333,7 @@ class _TskWalk:
             }
         )
         if meta is not None:
-            self._add_meta_properties(trace, meta)
+            self._add_meta_properties(trace, meta, local_times=self.local_times)
         if meta_type in (int(pytsk3.TSK_FS_META_TYPE_VIRT), int(pytsk3.TSK_FS_META_TYPE_VIRT_DIR)):
             trace.properties["file.virtual"] = True
         if self._is_file_system_metadata(name=name, fs_path=fs_path, inode=inode, meta_type=meta_type):
@@ -406,7 +415,7 @@ class _TskWalk:
         return entry, meta
 
     @staticmethod
-    def _add_meta_properties(trace: TraceRecord, meta) -> None:
+    def _add_meta_properties(trace: TraceRecord, meta, *, local_times: bool = False) -> None:
         for property_name, seconds_field in (
             ("file.createdOn", "crtime"),
             ("file.modifiedOn", "mtime"),
@@ -415,7 +424,13 @@ class _TskWalk:
             ("file.deletedOn", "dtime"),
         ):
             seconds = getattr(meta, seconds_field, 0)
-            text = iso8601(seconds, getattr(meta, f"{seconds_field}_nano", 0))
+            nanoseconds = getattr(meta, f"{seconds_field}_nano", 0)
+            if local_times:
+                moment = local_wall_clock(seconds, nanoseconds)
+                if moment is not None:
+                    set_local_time(trace.properties, property_name, moment)
+                continue
+            text = iso8601(seconds, nanoseconds)
             if text:
                 trace.properties[property_name] = text
         trace.properties["file.size"] = int(meta.size)
