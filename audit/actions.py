@@ -172,6 +172,12 @@ DECLARED = (
         "auth.lockout",
         "Too many wrong passwords: an account or a client address was locked out of logging in for a while.",
     ),
+    # Time zones (issue #18 item 6, branch fs-meta)
+    AuditAction(
+        "evidence.source_time_zone",
+        "The source time zone of an evidence item was set or cleared: the zone its local times are converted with.",
+        custody_critical=True,
+    ),
     # Requests (see the module's docstring)
     AuditAction("request.access", "A request under a case to a route that has no name."),
     AuditAction("<route>.access", "A request under a case (reads and denials included), named by its route."),
@@ -272,6 +278,8 @@ CUSTODY_RELEVANT: frozenset[str] = frozenset(
         "link.use",
         "link.use.end",
         "trace.export.csv",
+        # The zone an item's local times are converted with (issue #18 item 6, branch fs-meta).
+        "evidence.source_time_zone",
         # Reads of the evidence's bytes through the trace data service (a stream, hex, a thumbnail).
         "api-trace-data.access",
         "trace-thumbnail.access",

@@ -55,6 +55,9 @@ class Evidence(models.Model):
     seized_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=20, choices=EvidenceSource.choices, default=EvidenceSource.UPLOAD)
     original_name = models.CharField(max_length=500, blank=True, help_text="File name(s) as acquired.")
+    # The IANA zone the seized device kept its clock in, when the custodian knows it: extraction converts the
+    # local times of unknown zone (FAT, zip DOS times, EXIF without offset) with it. Empty: unknown.
+    source_time_zone = models.CharField(max_length=64, blank=True)
 
     declared_size = models.BigIntegerField(null=True, blank=True)
     declared_md5 = models.CharField(max_length=32, blank=True)

@@ -14,7 +14,7 @@ from custodia.web import case_view, evidence_view, run_service
 from evidence import selectors
 from evidence.forms import EvidenceRegisterForm, SecretEscrowForm
 from evidence.models import EvidenceState
-from evidence.services import escrow, integrity, registration, upload
+from evidence.services import escrow, integrity, registration, time_zone, upload
 
 
 @case_view(perms.VIEW_EVIDENCE)
@@ -61,6 +61,7 @@ def evidence_detail(request, evidence):
         "secret_form": SecretEscrowForm(),
         "status": upload.upload_status(evidence=evidence) if perms.REGISTER_EVIDENCE in granted else None,
         "revealed": request.session.pop(f"revealed-{evidence.pk}", None),
+        "time_zone_names": time_zone.time_zone_names(),
     }
     return render(request, "evidence/detail.html", context)
 

@@ -28,6 +28,7 @@ class EvidenceSerializer(serializers.ModelSerializer):
             "seized_at",
             "source",
             "original_name",
+            "source_time_zone",
             "state",
             "failure_reason",
             "format",

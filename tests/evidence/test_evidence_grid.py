@@ -39,6 +39,8 @@ API = [
     Endpoint("POST", "/api/evidence/{evidence}/links", CUSTODIANS, {"recipient": "prosecutor", "reason": "Court"}),
     Endpoint("GET", "/api/evidence/{evidence}/custody/report.json", AUDITORS),
     Endpoint("GET", "/api/evidence/{evidence}/custody/report.pdf", AUDITORS),
+    # #18 item 6: the zone the item's local times are converted with.
+    Endpoint("PUT", "/api/evidence/{evidence}/source-time-zone", CUSTODIANS, {"time_zone": "Europe/Amsterdam"}),
 ]
 PAGES = [
     Endpoint("GET", "/cases/{case}/evidence/", CASE_TEAM),
@@ -58,6 +60,7 @@ PAGES = [
         {"recipient": "prosecutor", "reason": "Court", "expires_in_hours": "8", "kind": "signed"},
     ),
     Endpoint("GET", "/cases/{case}/links/", CUSTODIANS),
+    Endpoint("POST", "/evidence/{evidence}/source-time-zone/", CUSTODIANS, {"time_zone": "UTC"}),
 ]
 
 
