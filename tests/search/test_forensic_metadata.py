@@ -8,8 +8,10 @@ Kit's icat is the independent reader each content is checked against.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,10 @@ def require_tools(*names: str) -> None:
 
 
 def run(*command: str) -> bytes:
-    return subprocess.run(command, check=True, capture_output=True).stdout  # nosec B603  # fixed tools, test input
+    # TZ=UTC: ``file`` prints property-set times in the local zone.
+    environment = {**os.environ, "TZ": "UTC"}
+    completed = subprocess.run(command, check=True, capture_output=True, env=environment)  # nosec B603  # test tools
+    return completed.stdout
 
 
 def walk(path: Path) -> list[TraceRecord]:
@@ -114,3 +119,54 @@ def test_search_finds_the_stream_as_a_picture_and_its_mime_type_in_the_facet(api
     assert {"value": "image/jpeg", "count": 1} in pictures["facets"]["mimeType"]
     assert search('name:"$UpCase" AND type:fileSystemMetadata')["total"] == 1
     assert search('name:"$UpCase" AND type:picture')["total"] == 0
+
+
+def legacy_word_document(folder: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(require_corpus("files/ingest-file/test-documents.zip")) as archive:
+        path = folder / "testWORD.doc"
+        path.write_bytes(archive.read("testWORD.doc"))
+    return path
+
+
+def test_a_legacy_word_documents_body_text_is_what_antiword_and_catdoc_read(tmp_path):
+    require_tools("antiword", "catdoc")
+    from search.extraction.tools import analyse
+
+    path = legacy_word_document(tmp_path)
+    node = analyse(stream_opener=lambda: path.open("rb"), name=path.name)
+    assert not node.errors
+    for tool in ("antiword", "catdoc"):
+        assert node.text.split() == run(tool, str(path)).decode().split(), tool
+
+
+def test_a_legacy_word_document_carries_every_summary_information_field_file_reads(tmp_path):
+    """libmagic's own property-set reader (``file``) is the independent truth for SummaryInformation."""
+    require_tools("file")
+    from search.extraction.tools import analyse
+
+    path = legacy_word_document(tmp_path)
+    described = dict(
+        part.split(": ", 1) for part in run("file", "-b", str(path)).decode().strip().split(", ") if ": " in part
+    )
+    properties = analyse(stream_opener=lambda: path.open("rb"), name=path.name).properties
+    expected = {
+        "Title": ("document.title", str),
+        "Author": ("document.author", str),
+        "Template": ("document.template", str),
+        "Last Saved By": ("document.lastModifiedBy", str),
+        "Revision Number": ("document.revision", str),
+        "Name of Creating Application": ("document.application", str),
+        "Number of Pages": ("document.pageCount", int),
+        "Number of Words": ("document.wordCount", int),
+        "Number of Characters": ("document.characterCount", int),
+        "Security": ("document.security", int),
+        "Code page": ("document.codePage", int),
+    }
+    for label, (property_name, kind) in expected.items():
+        assert properties[property_name] == kind(described[label]), label
+    minutes, seconds = described["Total Editing Time"].split(":")
+    assert properties["document.editingTimeSeconds"] == int(minutes) * 60 + int(seconds)
+    created = datetime.strptime(described["Create Time/Date"], "%a %b %d %H:%M:%S %Y")
+    assert properties["document.createdOn"] == created.strftime("%Y-%m-%dT%H:%M:%SZ")
