@@ -170,3 +170,50 @@ def test_a_legacy_word_document_carries_every_summary_information_field_file_rea
     assert properties["document.editingTimeSeconds"] == int(minutes) * 60 + int(seconds)
     created = datetime.strptime(described["Create Time/Date"], "%a %b %d %H:%M:%S %Y")
     assert properties["document.createdOn"] == created.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def e01_with_a_wrong_stored_md5() -> bytes:
+    """The corpus E01 with one byte of its stored MD5 changed, and its hash section's checksum made right
+    again: a well-formed image whose stored hash disagrees with its media."""
+    import struct
+    import zlib
+
+    data = bytearray(require_corpus("files/dfvfs/ext2.E01").read_bytes())
+    position = data.find(bytes.fromhex("196066add11fb71c4c49cf1bb50d6d24"))  # ewfinfo's stored MD5
+    data[position] ^= 0xFF
+    data[position + 32 : position + 36] = struct.pack("<I", zlib.adler32(bytes(data[position : position + 32])))
+    return bytes(data)
+
+
+def upload_and_seal(api, demo, data: bytes, name: str):
+    from tests.evidence.conftest import upload_all
+
+    api.as_user(demo.custodian)
+    body = {"label": "Uploaded E01", "kind": "disk_image", "original_name": name}
+    response = api.post(f"/api/cases/{demo.case.pk}/evidence/", body, format="json")
+    assert response.status_code == 201, response.content
+    evidence_id = response.json()["id"]
+    upload_all(api, evidence_id, data)
+    return evidence_id, api.post(f"/api/evidence/{evidence_id}/seal")
+
+
+def test_an_uploaded_e01s_stored_md5_is_checked_against_its_media(api, demo):
+    from evidence.models import Evidence
+
+    evidence_id, response = upload_and_seal(api, demo, require_corpus("files/dfvfs/ext2.E01").read_bytes(), "a.E01")
+    assert response.status_code == 200, response.content
+    check = Evidence.objects.get(pk=evidence_id).format_details["ewf_check"]
+    assert check["checked"] and check["matches"] is True
+    assert check["stored_md5"] == check["media_md5"] == "196066add11fb71c4c49cf1bb50d6d24"
+
+
+def test_an_uploaded_e01_whose_stored_md5_differs_is_refused_and_marked_failed(api, demo):
+    from audit.models import AuditEvent
+    from evidence.models import Evidence, EvidenceState
+
+    evidence_id, response = upload_and_seal(api, demo, e01_with_a_wrong_stored_md5(), "b.E01")
+    assert response.status_code == 409 and response.json()["error"] == "ewf_hash_mismatch"
+    evidence = Evidence.objects.get(pk=evidence_id)
+    assert evidence.state == EvidenceState.FAILED and "e66066add11fb71c4c49cf1bb50d6d24" in evidence.failure_reason
+    event = AuditEvent.objects.filter(action="evidence.seal", target_id=str(evidence_id)).latest("sequence")
+    assert event.outcome == "failed" and event.details["ewf"]["matches"] is False
