@@ -14,7 +14,7 @@ PORT ?= 8000
 DEMO_PASSWORD ?= custodia-demo
 APT_PACKAGES := postgresql redis-server chromium xmlsec1 libmagic1 qemu-utils sleuthkit mtools dosfstools \
 	e2fsprogs ntfs-3g xz-utils apfsprogs docker-compose poppler-utils \
-	cryptsetup-bin qpdf fdisk openssl
+	cryptsetup-bin qpdf fdisk openssl antiword catdoc
 
 export CUSTODIA_DATA_DIR := $(DATA_DIR)
 

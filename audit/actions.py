@@ -207,6 +207,12 @@ DECLARED = (
         "The clear value of an approved re-identification was shown to its requester, or refused.",
         custody_critical=True,
     ),
+    # Time zones (issue #18 item 6, branch fs-meta)
+    AuditAction(
+        "evidence.source_time_zone",
+        "The source time zone of an evidence item was set or cleared: the zone its local times are converted with.",
+        custody_critical=True,
+    ),
     # Requests (see the module's docstring)
     AuditAction("request.access", "A request under a case to a route that has no name."),
     AuditAction("<route>.access", "A request under a case (reads and denials included), named by its route."),
@@ -309,6 +315,8 @@ CUSTODY_RELEVANT: frozenset[str] = frozenset(
         "link.use.end",
         "trace.export.csv",
         "event.export.csv",  # issue #20, ui-search: the events timeline as CSV
+        # The zone an item's local times are converted with (issue #18 item 6, branch fs-meta).
+        "evidence.source_time_zone",
         # Reads of the evidence's bytes through the trace data service (a stream, hex, a thumbnail).
         "api-trace-data.access",
         "trace-thumbnail.access",

@@ -93,6 +93,9 @@ class Evidence(models.Model):
     acquisition_tool = models.CharField(max_length=200, blank=True)
     acquisition_tool_version = models.CharField(max_length=100, blank=True)
     examiner = models.CharField(max_length=200, blank=True)
+    # The IANA zone the seized device kept its clock in, when the custodian knows it: extraction converts the
+    # local times of unknown zone (FAT, zip DOS times, EXIF without offset) with it. Empty: unknown.
+    source_time_zone = models.CharField(max_length=64, blank=True)
 
     declared_size = models.BigIntegerField(null=True, blank=True)
     declared_md5 = models.CharField(max_length=32, blank=True)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evidence import capture_views, links_pages, views
+from evidence import capture_views, links_pages, time_zone_pages, views
 
 app_name = "evidence"
 
@@ -10,6 +10,11 @@ urlpatterns = [
     path("evidence/<uuid:evidence_id>/", views.evidence_detail, name="detail"),
     path("evidence/<uuid:evidence_id>/progress/", views.evidence_progress, name="progress"),
     path("evidence/<uuid:evidence_id>/seal/", views.evidence_seal, name="seal"),
+    path(
+        "evidence/<uuid:evidence_id>/source-time-zone/",
+        time_zone_pages.evidence_source_time_zone,
+        name="source-time-zone",
+    ),
     path("evidence/<uuid:evidence_id>/verify/", views.evidence_verify, name="verify"),
     path("evidence/<uuid:evidence_id>/parent/", views.evidence_parent_link, name="parent-link"),
     path("evidence/<uuid:evidence_id>/secrets/add/", views.secret_add, name="secret-add"),

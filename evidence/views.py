@@ -14,7 +14,7 @@ from custodia.web import case_view, evidence_view, run_service
 from evidence import selectors
 from evidence.forms import EvidenceRegisterForm, SecretEscrowForm
 from evidence.models import EvidenceState
-from evidence.services import chain, escrow, integrity, registration, upload
+from evidence.services import chain, escrow, integrity, registration, time_zone, upload
 
 
 @case_view(perms.VIEW_EVIDENCE)
@@ -65,6 +65,7 @@ def evidence_detail(request, evidence):
         "chain": selectors.evidence_chain_summary(
             evidence=evidence, with_candidates=perms.REGISTER_EVIDENCE in granted
         ),
+        "time_zone_names": time_zone.time_zone_names(),
     }
     return render(request, "evidence/detail.html", context)
 

@@ -212,6 +212,8 @@ def traces_search(
     if page.date_interval:
         result["date_interval"] = page.date_interval
         result["date_property"] = date_property
+        # #18: hits whose date is a local time of unknown zone are drawn at their wall-clock time; say how many.
+        result["date_local_unknown"] = _local_unknown_count(case_id=case.pk, query=query, date_property=date_property)
     return result
 
 
@@ -344,6 +346,26 @@ def _number_ranges(*, hits: QuerySet[Trace], name: str) -> list[dict]:
         {"from": edges[index], "to": edges[index + 1], "count": counted[f"bucket{index}"]}
         for index in range(RANGE_BUCKETS)
     ]
+
+
+def _local_unknown_count(*, case_id: int, query: str, date_property: str) -> int:
+    """How many hits of ``query`` have ``date_property`` as a local time of unknown zone (counted up to the
+    search's count limit; search/extraction/timezones.py)."""
+    from search.backends.base import get_search_backend
+    from search.extraction.timezones import LOCAL_UNKNOWN, time_zone_property
+
+    clause = f'{time_zone_property(date_property)}:"{LOCAL_UNKNOWN}"'
+    node = query_parse(f"({query}) AND {clause}" if query.strip() else clause)
+    page = get_search_backend().search(
+        case_id=case_id,
+        node=node,
+        facets=[],
+        sort=SORTS[""],
+        offset=0,
+        limit=1,
+        count_limit=settings.CUSTODIA_SEARCH_COUNT_LIMIT,
+    )
+    return page.total
 
 
 def query_parse(query: str) -> Node | None:

@@ -30,6 +30,7 @@ from evidence.reading import document_passwords, open_acquired, unlock_credentia
 from evidence.selectors import evidence_get
 from search.extraction import source as media_source
 from search.extraction.pipeline import ContentMemo, trace_rows, walk_options
+from search.extraction.timezones import convert_local_times
 from search.extraction.tools import tool_versions
 from search.extraction.tools.documents import DocumentPassword, escrowed_document_passwords
 from search.extraction.walker import walk_image
@@ -126,6 +127,8 @@ def extraction_execute(*, run_id: int, shard: int = 0) -> ExtractionRun:
                 for row in trace_rows(
                     record=record, resolver_context=resolver_context, memo=memo, budget=options.budget
                 ):
+                    # Local times of unknown zone, converted with the custodian's source time zone if set.
+                    row["properties"] = convert_local_times(row["properties"], time_zone=evidence.source_time_zone)
                     publisher.add(row)
                 lease.beat()  # between two walker records: a safe point
             publisher.flush()

@@ -25,6 +25,7 @@ from custodia.web import case_view, evidence_view, run_service
 from search import collaboration, columns, completion, events, selectors, services
 from search import data as trace_data
 from search.backends.base import DEFAULT_DATE_PROPERTY, SORTS
+from search.extraction.timezones import zone_note
 from search.models import RunState, Trace
 from search.query.ast import PROPERTY_NAME_RE, Field, Range, narrowed, narrowed_to_facet, property_name_error
 
@@ -373,7 +374,9 @@ def _property_groups(trace: Trace) -> list[dict]:
         prefix = key.split(".", 1)[0]
         tool = (trace.tools or {}).get(prefix) or []
         group = groups.setdefault(prefix, {"type": prefix, "tool": " ".join(str(part) for part in tool), "rows": []})
-        group["rows"].append({"name": key, "value": trace.properties[key]})
+        # A local time of unknown zone says so (it has no Z); a converted one names its zone (#18).
+        zone = zone_note(trace.properties, key)
+        group["rows"].append({"name": key, "value": trace.properties[key], "zone": zone})
     order = {name: index for index, name in enumerate(trace.types or [])}
     return sorted(groups.values(), key=lambda group: (order.get(group["type"], len(order)), group["type"]))
 

@@ -45,6 +45,7 @@ class EvidenceSerializer(serializers.ModelSerializer):
             "source",
             "original_name",
             *RECORDED_FIELDS,
+            "source_time_zone",
             "state",
             "custody_state",
             "analysis_state",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evidence.api import capture, links, views
+from evidence.api import capture, links, time_zone, views
 
 urlpatterns = [
     path("cases/<int:case_id>/evidence/", views.CaseEvidenceView.as_view(), name="api-case-evidence"),
@@ -24,6 +24,11 @@ urlpatterns = [
         name="api-evidence-secret-reveal",
     ),
     path("evidence/<uuid:evidence_id>/links", links.EvidenceLinksView.as_view(), name="api-evidence-links"),
+    path(
+        "evidence/<uuid:evidence_id>/source-time-zone",
+        time_zone.EvidenceSourceTimeZoneView.as_view(),
+        name="api-evidence-source-time-zone",
+    ),
     path("links/<int:link_id>/approve", links.LinkApproveView.as_view(), name="api-link-approve"),
     path("links/<int:link_id>/revoke", links.LinkRevokeView.as_view(), name="api-link-revoke"),
     path("cases/<int:case_id>/captures", capture.CaseCapturesView.as_view(), name="api-case-captures"),

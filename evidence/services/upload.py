@@ -36,6 +36,7 @@ from evidence.models import Evidence, EvidenceChunk, EvidenceState
 from evidence.selectors import evidence_get, evidence_received_ranges
 from evidence.services.registration import data_key_for
 from evidence.services.sealing import acquisition_facts, record_failed, record_sealed
+from evidence.services.upload_ewf import check_uploaded_ewf
 from evidence.storage.base import EvidenceStore, ObjectExists, StoreError, get_store
 
 _RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+)$")
@@ -374,7 +375,21 @@ def evidence_seal(*, actor: User, evidence: Evidence) -> Evidence:
             f"computed {mismatches[0][2]}. The evidence is marked failed.",
             code="hash_mismatch",
         )
-    return _finish_seal(actor=actor, evidence=evidence, hashes=hashes)
+    # An E01 carries its media's MD5: checked before sealing, as for a server import (#18 item 10).
+    detected = _uploaded_format(evidence=evidence)
+    ewf_check = None
+    if detected[0] == "ewf":
+        ewf_check = check_uploaded_ewf(actor=actor, evidence=evidence)
+    return _finish_seal(actor=actor, evidence=evidence, hashes=hashes, detected=detected, ewf_check=ewf_check)
+
+
+def _uploaded_format(*, evidence: Evidence) -> tuple[str, dict]:
+    """The format the received bytes are in, and its details (from the head and tail chunks, once)."""
+    if evidence.format:
+        return evidence.format, evidence.format_details
+    probe = Evidence.objects.get(pk=evidence.pk)
+    _detect_uploaded_format(evidence=probe, data_key=data_key_for(probe))
+    return probe.format, probe.format_details
 
 
 def declared_mismatches(*, evidence: Evidence, hashes: dict[str, str]) -> list[tuple[str, str, str]]:
@@ -383,11 +398,22 @@ def declared_mismatches(*, evidence: Evidence, hashes: dict[str, str]) -> list[t
 
 
 @transaction.atomic
-def _finish_seal(*, actor: User | None, evidence: Evidence, hashes: dict[str, str]) -> Evidence:
+def _finish_seal(
+    *,
+    actor: User | None,
+    evidence: Evidence,
+    hashes: dict[str, str],
+    detected: tuple[str, dict] | None = None,
+    ewf_check: dict | None = None,
+) -> Evidence:
     evidence = _locked(evidence)
     data_key = data_key_for(evidence)
+    if not evidence.format and detected is not None:
+        evidence.format, evidence.format_details = detected
     if not evidence.format:
         _detect_uploaded_format(evidence=evidence, data_key=data_key)
+    if ewf_check is not None:
+        evidence.format_details = {**evidence.format_details, "ewf_check": ewf_check}
     chunk_size = evidence.chunk_size
     rows = EvidenceChunk.objects.filter(evidence=evidence).order_by("index")
     received = [
@@ -419,6 +445,7 @@ def _finish_seal(*, actor: User | None, evidence: Evidence, hashes: dict[str, st
         hashes=hashes,
         manifest_sha256=sha256_hex(manifest.to_bytes()),
         chunks=len(received),
+        details={"ewf_check": ewf_check} if ewf_check is not None else None,
     )
 
 

@@ -155,4 +155,5 @@ def timeline(context):
         "date_properties": context["date_properties"],
         "total": result.get("total", 0),
         "sampled": result.get("facets_sampled", False),
+        "local_unknown": result.get("date_local_unknown", 0),
     }

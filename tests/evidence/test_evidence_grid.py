@@ -46,6 +46,8 @@ API = [
     Endpoint("GET", "/api/evidence/{evidence}/custody/report.pdf", AUDITORS),
     # #18 (img-chain): a differencing disk linked to its parent.
     Endpoint("POST", "/api/evidence/{evidence}/parent", CUSTODIANS, {"parent": "00000000-0000-4000-8000-000000000000"}),
+    # #18 item 6: the zone the item's local times are converted with.
+    Endpoint("PUT", "/api/evidence/{evidence}/source-time-zone", CUSTODIANS, {"time_zone": "Europe/Amsterdam"}),
 ]
 PAGES = [
     Endpoint("GET", "/evidence/{evidence}/folders/", SEARCHERS),
@@ -71,6 +73,7 @@ PAGES = [
     ),
     Endpoint("GET", "/cases/{case}/links/", CUSTODIANS),
     Endpoint("POST", "/evidence/{evidence}/parent/", CUSTODIANS, {"parent": "00000000-0000-4000-8000-000000000000"}),
+    Endpoint("POST", "/evidence/{evidence}/source-time-zone/", CUSTODIANS, {"time_zone": "UTC"}),
 ]
 
 

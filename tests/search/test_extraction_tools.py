@@ -197,7 +197,9 @@ def test_dji_photo_exif_and_gps_position():
         3016,
     )
     assert (picture.properties["picture.width"], picture.properties["picture.height"]) == (512, 384)
-    assert picture.properties["picture.takenOn"] == "2023-08-01T23:19:48Z"
+    # #18: no OffsetTimeOriginal and no GPS time stamp: the camera's local time, of unknown zone (no Z).
+    assert picture.properties["picture.takenOn"] == "2023-08-01T23:19:48"
+    assert picture.properties["picture.takenOnTimeZone"] == "local, unknown"
     assert picture.tools["gps"].name == "pillow"
 
 
@@ -210,7 +212,14 @@ def test_nikon_photo_gps_matches_exiftool():
     assert picture.properties["gps.latitude"] == pytest.approx(latitude, abs=1e-6)
     assert picture.properties["gps.longitude"] == pytest.approx(longitude, abs=1e-6)
     assert picture.properties["picture.cameraModel"] == "COOLPIX P6000"
-    assert picture.properties["picture.takenOn"] == "2008-10-22T16:38:20Z"
+    # #18: no OffsetTimeOriginal; the GPS stamp (exiftool's GPSDateStamp/GPSTimeStamp) is 22 hours from the
+    # camera's clock, further than any zone: not the same moment, so the local time stays of unknown zone.
+    assert picture.properties["picture.takenOn"] == "2008-10-22T16:38:20"
+    assert picture.properties["picture.takenOnTimeZone"] == "local, unknown"
+    gps_date = re.search(r"\[GPS\]\s+GPSDateStamp\s+: ([\d:]+)", exiftool).group(1)
+    gps_time = re.search(r"\[GPS\]\s+GPSTimeStamp\s+: ([\d:.]+)", exiftool).group(1)
+    expected_gps = f"{gps_date.replace(':', '-')}T{gps_time}Z"
+    assert picture.properties["gps.timeStamp"] == expected_gps
 
 
 # --------------------------------------------------------------------------------------- documents

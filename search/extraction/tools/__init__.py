@@ -218,8 +218,22 @@ def _analyse_child(
     if child.data is not None:
         data = child.data
         opener: StreamOpener = (lambda: io.BytesIO(data)) if isinstance(data, bytes | bytearray) else data
-        trace = analyse(stream_opener=opener, name=child.name, limits=limits, tools=tools, path=path, types=child.types)
+        with opener() as stream:
+            head = stream.read(HEAD_SIZE)
+        mime_type = _guess_mime_type(name=child.name, head=head)
+        trace = analyse(
+            stream_opener=opener,
+            name=child.name,
+            mime_type=mime_type,
+            head=head,
+            limits=limits,
+            tools=tools,
+            path=path,
+            types=child.types,
+        )
         trace.data = child.data
+        if head and mime_type:  # a member is typed like a file (an empty one, as the walker does, not at all)
+            trace.properties.setdefault("file.mimeType", mime_type)
     else:
         trace = AnalysedTrace(name=child.name, path=path, types=list(child.types))
     # What the parent's tool said about the child comes first: it saw the member in its container.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import lzma
+import struct
 import tarfile
 import zipfile
 import zlib
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from search.extraction.budget import BudgetExceeded
+from search.extraction.timezones import set_local_time, utc_text
 from search.extraction.tools.base import (
     Budget,
     ChildTrace,
@@ -230,9 +232,13 @@ class ZipTool(Tool):
             "archive.compressionMethod": member.compress_type,
             "archive.crc32": f"{member.CRC:08x}",
         }
-        # DOS times carry no time zone: recorded as written, marked UTC like every date we store.
-        with contextlib.suppress(ValueError):
-            properties["file.modifiedOn"] = datetime(*member.date_time, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # The UTC times of an extra field where there is one; else the DOS time, a local time of unknown zone.
+        utc_times = zip_extra_times(member.extra)
+        for property_name, moment in utc_times.items():
+            properties[property_name] = utc_text(moment)
+        if "file.modifiedOn" not in utc_times:
+            with contextlib.suppress(ValueError):
+                set_local_time(properties, "file.modifiedOn", datetime(*member.date_time))
         child = _member_trace(raw_name=member.filename, order=order, is_folder=member.is_dir(), properties=properties)
         if member.is_dir():
             return child
@@ -279,6 +285,58 @@ class ZipTool(Tool):
         except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError, EOFError):
             return False
         return is_disk_image(head, name=member.filename, limits=limits)
+
+
+# Zip extra fields that carry UTC times (APPNOTE 4.5, Info-ZIP's extra.fld).
+_EXTRA_NTFS = 0x000A  # FILETIMEs: modified, accessed, created
+_EXTRA_EXTENDED_TIMESTAMP = 0x5455  # "UT": flags, then modified/accessed/created Unix times as flagged
+_EXTRA_INFOZIP_UNIX1 = 0x5855  # "UX": accessed, modified Unix times
+_FILETIME_EPOCH_OFFSET = 11_644_473_600  # seconds from 1601-01-01 to 1970-01-01
+
+
+def zip_extra_times(extra: bytes) -> dict[str, datetime]:
+    """``file.modifiedOn``/``accessedOn``/``createdOn`` (aware, UTC) from a member's extra fields, the
+    NTFS field first, then ``UT``, then ``UX``; malformed fields are skipped. A central directory's ``UT``
+    holds the modification time only, whatever its flags say."""
+    fields: dict[int, bytes] = {}
+    offset = 0
+    while offset + 4 <= len(extra):
+        header_id, size = struct.unpack_from("<HH", extra, offset)
+        fields.setdefault(header_id, extra[offset + 4 : offset + 4 + size])
+        offset += 4 + size
+    times: dict[str, datetime] = {}
+
+    def put(name: str, seconds: float) -> None:
+        if name not in times and seconds > 0:
+            with contextlib.suppress(OverflowError, OSError, ValueError):
+                times[name] = datetime.fromtimestamp(seconds, UTC)
+
+    ntfs = fields.get(_EXTRA_NTFS, b"")
+    position = 4  # after 4 reserved bytes: tagged attributes
+    while position + 4 <= len(ntfs):
+        tag, size = struct.unpack_from("<HH", ntfs, position)
+        if tag == 1 and size >= 24:
+            for name, filetime in zip(
+                ("file.modifiedOn", "file.accessedOn", "file.createdOn"),
+                struct.unpack_from("<QQQ", ntfs, position + 4),
+                strict=True,
+            ):
+                put(name, filetime / 10_000_000 - _FILETIME_EPOCH_OFFSET)
+        position += 4 + size
+    extended = fields.get(_EXTRA_EXTENDED_TIMESTAMP, b"")
+    if len(extended) >= 5 and extended[0] & 1:
+        put("file.modifiedOn", struct.unpack_from("<i", extended, 1)[0])
+        position = 5
+        for flag, name in ((2, "file.accessedOn"), (4, "file.createdOn")):
+            if extended[0] & flag and position + 4 <= len(extended):
+                put(name, struct.unpack_from("<i", extended, position)[0])
+                position += 4
+    unix1 = fields.get(_EXTRA_INFOZIP_UNIX1, b"")
+    if len(unix1) >= 8:
+        accessed, modified = struct.unpack_from("<ii", unix1, 0)
+        put("file.modifiedOn", modified)
+        put("file.accessedOn", accessed)
+    return times
 
 
 class TarTool(Tool):

@@ -19,6 +19,7 @@ import contextvars
 import io
 import logging
 import re
+import struct
 import threading
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,7 @@ from search.extraction.tools.base import (
     read_bounded,
     require,
 )
+from search.extraction.tools.word_binary import WordTextError, word_text
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -402,8 +404,6 @@ _OLE_SUMMARY = {
     "last_saved_by": "document.lastModifiedBy",
     "creating_application": "document.application",
     "company": "document.company",
-    "num_pages": "document.pageCount",
-    "num_words": "document.wordCount",
     "revision_number": "document.revision",
 }
 _OLE_DATES = {
@@ -411,11 +411,53 @@ _OLE_DATES = {
     "last_saved_time": "document.modifiedOn",
     "last_printed": "document.printedOn",
 }
+# The rest of SummaryInformation and DocumentSummaryInformation (#18): every field olefile reads, but the
+# thumbnail, the heading pairs and hyperlink blobs. Counts are kept even when 0: that is what the file says.
+_OLE_MORE_SUMMARY = {
+    "template": "document.template",
+    "category": "document.category",
+    "manager": "document.manager",
+    "presentation_target": "document.presentationTarget",
+    "content_type": "document.contentType",
+    "content_status": "document.contentStatus",
+    "language": "document.language",
+    "doc_version": "document.documentVersion",
+    "link_base": "document.linkBase",
+}
+_OLE_COUNTS = {
+    "num_pages": "document.pageCount",
+    "num_words": "document.wordCount",
+    "security": "document.security",
+    "num_chars": "document.characterCount",
+    "chars_with_spaces": "document.characterCountWithSpaces",
+    "lines": "document.lineCount",
+    "paragraphs": "document.paragraphCount",
+    "bytes": "document.byteCount",
+    "slides": "document.slideCount",
+    "notes": "document.noteCount",
+    "hidden_slides": "document.hiddenSlideCount",
+    "mm_clips": "document.multimediaClipCount",
+    "total_edit_time": "document.editingTimeSeconds",
+}
+# Code pages of property sets (olefile hands strings over as bytes) → Python codecs.
+_CODE_PAGES = {1200: "utf-16-le", 10000: "mac_roman", 65001: "utf-8"}
 _OLE_DOCUMENT_STREAMS = {"WordDocument": "doc", "Workbook": "xls", "Book": "xls", "PowerPoint Document": "ppt"}
 
 
+def _ole_text(value: Any, *, codepage: int | None) -> Any:
+    """A property set's string in its code page (cp1252 when it names none or one Python lacks)."""
+    if not isinstance(value, bytes):
+        return value
+    codec = _CODE_PAGES.get(codepage or 0, f"cp{codepage}" if codepage else "cp1252")
+    try:
+        return clean_text(value.decode(codec, "replace"))
+    except LookupError:
+        return clean_text(value.decode("cp1252", "replace"))
+
+
 class OleDocumentTool(Tool):
-    """Legacy DOC/XLS/PPT: SummaryInformation and DocumentSummaryInformation metadata (no body text)."""
+    """Legacy DOC/XLS/PPT: SummaryInformation and DocumentSummaryInformation metadata, and a Word
+    document's body text (search/extraction/tools/word_binary.py)."""
 
     name = "olefile"
     version = library_version("olefile")
@@ -437,18 +479,38 @@ class OleDocumentTool(Tool):
             if kind:
                 properties["document.type"] = kind
             metadata = ole.get_metadata()
-        for attribute, property_name in _OLE_SUMMARY.items():
-            value = getattr(metadata, attribute, None)
-            if isinstance(value, bytes):
-                value = clean_text(value.decode("cp1252", "replace"))
+            text, errors = None, []
+            if kind == "doc":
+                text, errors = _word_body(ole=ole, streams=streams, limits=limits)
+        codepage = getattr(metadata, "codepage", None)
+        for attribute, property_name in (_OLE_SUMMARY | _OLE_MORE_SUMMARY).items():
+            value = _ole_text(getattr(metadata, attribute, None), codepage=codepage)
             if value not in (None, "", 0):
                 properties[property_name] = value
+        for attribute, property_name in _OLE_COUNTS.items():
+            value = getattr(metadata, attribute, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                properties[property_name] = value
+        if codepage:
+            properties["document.codePage"] = codepage
         for attribute, property_name in _OLE_DATES.items():
             value = getattr(metadata, attribute, None)
             # olefile gives naive datetimes in UTC (FILETIME); 1601 means "never".
             if isinstance(value, datetime) and value.year > 1601:
                 properties[property_name] = iso8601(value.replace(tzinfo=UTC))
-        return ToolResult(properties=properties, types=["document"] if kind else [])
+        return ToolResult(properties=properties, text=text, errors=errors, types=["document"] if kind else [])
+
+
+def _word_body(*, ole, streams: set[str], limits: Limits) -> tuple[str | None, list[str]]:
+    """A Word document's body text and, when it cannot be read, why."""
+    tables = {name: ole.openstream(name).read() for name in ("0Table", "1Table") if name in streams}
+    try:
+        text = word_text(
+            word_document=ole.openstream("WordDocument").read(), tables=tables, max_chars=limits.max_text_chars
+        )
+    except (WordTextError, struct.error) as error:
+        return None, [f"no body text: {error}"]
+    return clean_text(text), []
 
 
 # --------------------------------------------------------------------- encrypted OOXML (msoffcrypto)

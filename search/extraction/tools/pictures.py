@@ -1,17 +1,25 @@
 """Pictures: dimensions, EXIF (camera, dates, settings) and GPS position, with Pillow.
 
 Only the header and metadata are read: pixels are never decoded, so an image declaring 100,000 x
-100,000 pixels costs nothing. EXIF dates carry no time zone unless the camera wrote an offset
-(``OffsetTimeOriginal``); without one they are stored as written, marked UTC, like every date we store.
+100,000 pixels costs nothing. EXIF dates are the camera's wall-clock time: with the offset the camera
+wrote (``OffsetTimeOriginal``) they are stored in UTC; without one, the GPS receiver's UTC date and time
+stamp (``gps.timeStamp``) gives the instant when the picture has one and it lies within the world's
+offsets of the camera's clock; else they are local times of unknown zone (search/extraction/timezones.py),
+never asserted as UTC.
 """
 
 from __future__ import annotations
 
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, BinaryIO
 
-from search.extraction.tools.base import Limits, Tool, ToolResult, clean_text, iso8601, library_version, require
+from search.extraction.timezones import local_text, set_local_time, utc_text
+from search.extraction.tools.base import Limits, Tool, ToolResult, clean_text, library_version, require
+
+# Offsets from UTC run from -12:00 to +14:00: a GPS stamp further than that from the camera's clock is not
+# the same moment (a stale fix, a clock never set) and is not used for it.
+_MAX_UTC_OFFSET = timedelta(hours=14)
 
 _PICTURE_MAGIC = (
     b"\xff\xd8\xff",  # JPEG
@@ -62,8 +70,8 @@ def _number(value: Any) -> float | int | None:
     return int(number) if number.is_integer() else round(number, 6)
 
 
-def exif_date(value: Any, offset: Any = None) -> str | None:
-    """``2023:08:01 23:19:48`` (+ optional ``+02:00``) → ``2023-08-01T23:19:48Z``."""
+def exif_moment(value: Any, offset: Any = None) -> datetime | None:
+    """``2023:08:01 23:19:48`` → a naive datetime; aware when ``offset`` (``+02:00``) is given and valid."""
     text = _text(value)
     if not text:
         return None
@@ -79,7 +87,48 @@ def exif_date(value: Any, offset: Any = None) -> str | None:
             moment = moment.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
         except ValueError:
             pass
-    return iso8601(moment)
+    return moment
+
+
+def exif_date(value: Any, offset: Any = None) -> str | None:
+    """``2023:08:01 23:19:48`` + ``+02:00`` → ``2023-08-01T21:19:48Z``; without an offset the local
+    ``2023-08-01T23:19:48`` (no designator: a local time of unknown zone)."""
+    moment = exif_moment(value, offset)
+    if moment is None:
+        return None
+    return utc_text(moment) if moment.tzinfo is not None else local_text(moment)
+
+
+def gps_moment(date_stamp: Any, time_stamp: Any) -> datetime | None:
+    """The GPS receiver's UTC instant: ``2008:10:23`` and (14, 36, 47.23) rationals → an aware datetime."""
+    date_text = _text(date_stamp)
+    try:
+        day = datetime.strptime((date_text or "")[:10], "%Y:%m:%d")
+        hours, minutes, seconds = (float(part) for part in time_stamp)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not (0 <= hours < 24 and 0 <= minutes < 60 and 0 <= seconds < 61):
+        return None
+    # Rationals such as 4723/100 s come out as 47.229999…: kept to the millisecond the receiver gives.
+    moment = day + timedelta(hours=hours, minutes=minutes, milliseconds=round(seconds * 1000))
+    return moment.replace(tzinfo=UTC)
+
+
+def set_exif_time(
+    properties: dict[str, Any], name: str, *, value: Any, offset: Any, gps: datetime | None = None
+) -> None:
+    """Record an EXIF time as UTC (with its offset, else from ``gps`` when that is the same moment as far
+    as any zone can tell) or as a local time of unknown zone."""
+    moment = exif_moment(value, offset)
+    if moment is None:
+        return
+    if moment.tzinfo is not None:
+        properties[name] = utc_text(moment)
+    elif gps is not None and abs(moment - gps.replace(tzinfo=None)) <= _MAX_UTC_OFFSET:
+        properties[name] = utc_text(gps)
+        properties[f"{name}Source"] = "gps.timeStamp"
+    else:
+        set_local_time(properties, name, moment)
 
 
 def gps_decimal(degrees_minutes_seconds: Any, reference: Any) -> float | None:
@@ -149,12 +198,18 @@ class PictureTool(Tool):
             properties["picture.cameraMake"] = properties["picture.exif.make"]
         if "picture.exif.model" in properties:
             properties["picture.cameraModel"] = properties["picture.exif.model"]
-        taken_on = exif_date(tags.get("DateTimeOriginal"), tags.get("OffsetTimeOriginal"))
-        if taken_on:
-            properties["picture.takenOn"] = taken_on
-        modified_on = exif_date(tags.get("DateTime"), tags.get("OffsetTime"))
-        if modified_on:
-            properties["picture.exif.modifiedOn"] = modified_on
+        gps_time = gps_moment(gps.get("GPSDateStamp"), gps.get("GPSTimeStamp"))
+        if gps_time is not None:
+            properties["gps.timeStamp"] = utc_text(gps_time)
+        set_exif_time(
+            properties,
+            "picture.takenOn",
+            value=tags.get("DateTimeOriginal"),
+            offset=tags.get("OffsetTimeOriginal"),
+            gps=gps_time,
+        )
+        # The GPS stamp is the moment of the picture, not of a later edit: no GPS for the modification time.
+        set_exif_time(properties, "picture.exif.modifiedOn", value=tags.get("DateTime"), offset=tags.get("OffsetTime"))
         latitude = gps_decimal(gps.get("GPSLatitude"), gps.get("GPSLatitudeRef"))
         longitude = gps_decimal(gps.get("GPSLongitude"), gps.get("GPSLongitudeRef"))
         if latitude is not None and longitude is not None and abs(latitude) <= 90 and abs(longitude) <= 180:

@@ -79,3 +79,17 @@ def iso8601(seconds: int | None, nanoseconds: int | None = 0) -> str | None:
     if nanoseconds:
         text += "." + f"{int(nanoseconds):09d}".rstrip("0")
     return text + "Z"
+
+
+def local_wall_clock(seconds: int | None, nanoseconds: int | None = 0) -> datetime | None:
+    """The wall-clock time The Sleuth Kit read from a FAT entry, from the POSIX time it made of it.
+
+    TSK turns a FAT date and time into POSIX time with ``mktime``, in this process's local zone (Django's
+    ``TIME_ZONE``); ``fromtimestamp`` in that same zone undoes it, whatever the zone is."""
+    if not seconds:
+        return None
+    try:
+        moment = datetime.fromtimestamp(int(seconds))  # the process's zone, as in TSK's mktime
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment.replace(microsecond=int(nanoseconds or 0) // 1000)

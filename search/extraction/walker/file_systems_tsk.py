@@ -15,8 +15,11 @@ from dfvfs.lib import definitions as dfvfs_definitions
 from dfvfs.path import factory as path_spec_factory
 
 from search.extraction import source
+from search.extraction.timezones import set_local_time
 from search.extraction.traces import DataStream, TraceError, TraceRecord, child_uid
-from search.extraction.walker.common import TOOL_PYTSK3, decode_name, iso8601, tsk_image_of
+from search.extraction.walker.common import TOOL_PYTSK3, decode_name, iso8601, local_wall_clock, tsk_image_of
+from search.extraction.walker.fat_recovery import FatRecovery, cluster_runs, fat_recovery
+from search.extraction.walker.mime import ALTERNATE_DATA_STREAM_TYPE, FILE_SYSTEM_METADATA_TYPE
 from search.extraction.walker.reader import StreamDigest
 
 if TYPE_CHECKING:
@@ -49,6 +52,8 @@ _TSK_DIRECTORY_TYPES = {int(pytsk3.TSK_FS_META_TYPE_DIR), int(pytsk3.TSK_FS_META
 _TSK_NAME_DIRECTORY_TYPES = {int(pytsk3.TSK_FS_NAME_TYPE_DIR), int(pytsk3.TSK_FS_NAME_TYPE_VIRT_DIR)}
 _NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
 NTFS_BAD_CLUSTERS_INODE = 8
+# MFT entries below this are the system files and those reserved for them; user files come after.
+NTFS_FIRST_USER_INODE = 24
 _NTFS_INDEX_ROOT = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_IDXROOT)
 
 
@@ -148,7 +153,14 @@ def _one_file_system(*, walk: Walk, spec, fs_info, parent: TraceRecord, ordinal:
         yield fs_trace
         return
     yield fs_trace
-    tsk_walk = _TskWalk(walk=walk, fs_info=fs_info, volume_spec=spec, is_ntfs=fs_type == "ntfs")
+    tsk_walk = _TskWalk(
+        walk=walk,
+        fs_info=fs_info,
+        volume_spec=spec,
+        is_ntfs=fs_type == "ntfs",
+        is_fat=fs_type.startswith("fat"),
+        fs_type=fs_type,
+    )
     yield from tsk_walk.children(
         entries=root_entries,
         parent=fs_trace,
@@ -220,15 +232,42 @@ class _TskDataPaths:
         return fast
 
 
+@dataclass(frozen=True)
+class _StreamFile:
+    """A named data stream with content, read as a file of its own (`_TskWalk._stream_trace`)."""
+
+    stream_name: str
+    size: int
+    data_path: str
+    read_at: Any  # (offset, length) -> bytes
+
+
 class _TskWalk:
     """The walk of one TSK file system: folders and files, allocated and deleted, like ``fls -r -p``."""
 
-    def __init__(self, *, walk: Walk, fs_info, volume_spec, is_ntfs: bool):
+    def __init__(self, *, walk: Walk, fs_info, volume_spec, is_ntfs: bool, is_fat: bool = False, fs_type: str = ""):
         self.walk = walk
         self.fs_info = fs_info
         self.volume_spec = volume_spec
         self.is_ntfs = is_ntfs
+        self.is_fat = is_fat
+        # FAT and exFAT store the wall-clock time of wherever the writer was (exFAT's optional UTC offset is
+        # one TSK does not read): local times of unknown zone.
+        self.local_times = is_fat or fs_type == "exfat"
         self.data_paths = _TskDataPaths(volume_spec=volume_spec)
+        self._fat_recovery: FatRecovery | bool | None = False  # False: not worked out yet
+        # The named data streams of the file just read, each to become a trace of its own.
+        self._streams_as_files: list[_StreamFile] = []
+
+    def fat_recovery(self) -> FatRecovery | None:
+        """The clusters of this FAT file system's deleted files, worked out at the first deleted file."""
+        if self._fat_recovery is False:
+            try:
+                image = tsk_image_of(spec=self.volume_spec, context=self.walk.context)
+                self._fat_recovery = fat_recovery(fs_info=self.fs_info, read_at=image.read)
+            except (OSError, RuntimeError):
+                self._fat_recovery = None
+        return self._fat_recovery  # type: ignore[return-value]
 
     def children(
         self,
@@ -246,7 +285,12 @@ class _TskWalk:
             trace, sub_entries, inode, path_in_fs = self._file(
                 entry=entry, ordinal=ordinal, parent=parent, fs_path=fs_path, directory_stack=directory_stack
             )
+            streams_as_files, self._streams_as_files = self._streams_as_files, []
             yield trace
+            # A named stream's content is typed like a file's: its trace follows its file's (after a
+            # folder's entries in ordinal, so that they keep theirs).
+            for offset, stream_file in enumerate(streams_as_files):
+                yield self._stream_trace(host=trace, ordinal=len(sub_entries) + offset, stream_file=stream_file)
             if sub_entries:
                 yield from self.children(
                     entries=sub_entries,
@@ -289,9 +333,12 @@ class _TskWalk:
             }
         )
         if meta is not None:
-            self._add_meta_properties(trace, meta)
+            self._add_meta_properties(trace, meta, local_times=self.local_times)
         if meta_type in (int(pytsk3.TSK_FS_META_TYPE_VIRT), int(pytsk3.TSK_FS_META_TYPE_VIRT_DIR)):
             trace.properties["file.virtual"] = True
+        if self._is_file_system_metadata(name=name, fs_path=fs_path, inode=inode, meta_type=meta_type):
+            trace.types.append(FILE_SYSTEM_METADATA_TYPE)
+            trace.properties["file.fileSystemMetadata"] = True
 
         sub_entries: list = []
         # Like TSK: do not follow a deleted name to a directory whose inode was reused since.
@@ -307,6 +354,54 @@ class _TskWalk:
             self._add_streams(trace=trace, entry=entry, inode=inode, path_in_fs=path_in_fs, is_directory=is_directory)
         return trace, sub_entries, inode, path_in_fs
 
+    def _is_file_system_metadata(self, *, name: str, fs_path: str, inode: int, meta_type: int | None) -> bool:
+        """NTFS's system files ($MFT, $UpCase, $Secure… in the root, and those under $Extend) and TSK's
+        virtual files of a FAT ($MBR, $FAT1, $FAT2): the file system's own structures, never content."""
+        if self.is_ntfs:
+            if not name.startswith("$"):
+                return False
+            return (fs_path == "" and inode < NTFS_FIRST_USER_INODE) or fs_path.startswith("/$Extend")
+        return meta_type == int(pytsk3.TSK_FS_META_TYPE_VIRT)
+
+    def _stream_trace(self, *, host: TraceRecord, ordinal: int, stream_file: _StreamFile) -> TraceRecord:
+        """The trace of a named data stream's content (``file.txt:hidden.jpg``): a file of its own for the
+        content tools and the MIME type, beside the stream its file keeps."""
+        name = f"{host.name}:{stream_file.stream_name}"
+        trace = TraceRecord(
+            uid=child_uid(parent_uid=host.uid, ordinal=ordinal),
+            parent_uid=host.uid,
+            name=name,
+            path=f"{host.path}:{stream_file.stream_name}",
+            types=["file", ALTERNATE_DATA_STREAM_TYPE],
+            deleted=host.deleted,
+            tools={"file": TOOL_PYTSK3},
+        )
+        trace.properties.update(
+            {
+                "file.name": name,
+                "file.path": f"{host.properties['file.path']}:{stream_file.stream_name}",
+                "file.inode": host.properties["file.inode"],
+                "file.deleted": host.deleted,
+                "file.size": stream_file.size,
+                "file.streamOf": host.properties["file.path"],
+                "file.streamName": stream_file.stream_name,
+            }
+        )
+        stream = DataStream(name="raw", size=stream_file.size, data_path=stream_file.data_path)
+        trace.streams.append(stream)
+        try:
+            self.walk.reader.digest(
+                trace=trace,
+                stream=stream,
+                read_at=stream_file.read_at,
+                size=stream_file.size,
+                file_name=name,
+                tool="pytsk3",
+            )
+        except OSError as error:
+            trace.errors.append(TraceError(tool="pytsk3", message=str(error), stream="raw"))
+        return trace
+
     def _with_meta(self, entry) -> tuple[Any, Any]:
         """The entry and its metadata; orphans and some deleted names come without it: look the inode up."""
         name_info = entry.info.name
@@ -320,7 +415,7 @@ class _TskWalk:
         return entry, meta
 
     @staticmethod
-    def _add_meta_properties(trace: TraceRecord, meta) -> None:
+    def _add_meta_properties(trace: TraceRecord, meta, *, local_times: bool = False) -> None:
         for property_name, seconds_field in (
             ("file.createdOn", "crtime"),
             ("file.modifiedOn", "mtime"),
@@ -329,7 +424,13 @@ class _TskWalk:
             ("file.deletedOn", "dtime"),
         ):
             seconds = getattr(meta, seconds_field, 0)
-            text = iso8601(seconds, getattr(meta, f"{seconds_field}_nano", 0))
+            nanoseconds = getattr(meta, f"{seconds_field}_nano", 0)
+            if local_times:
+                moment = local_wall_clock(seconds, nanoseconds)
+                if moment is not None:
+                    set_local_time(trace.properties, property_name, moment)
+                continue
+            text = iso8601(seconds, nanoseconds)
             if text:
                 trace.properties[property_name] = text
         trace.properties["file.size"] = int(meta.size)
@@ -382,6 +483,9 @@ class _TskWalk:
                     return entry.read_random(offset, length)
                 return entry.read_random(offset, length, attribute_type, attribute_id)
 
+            if self.is_fat and trace.deleted and stream_name == "raw" and size:
+                read_at = self._recovered_reader(trace=trace, inode=inode, size=size) or read_at
+
             try:
                 self.walk.reader.digest(
                     trace=trace,
@@ -393,3 +497,22 @@ class _TskWalk:
                 )
             except OSError as error:
                 trace.errors.append(TraceError(tool="pytsk3", message=str(error), stream=stream_name))
+                continue
+            if stream_name.startswith("ads:") and size and FILE_SYSTEM_METADATA_TYPE not in trace.types:
+                self._streams_as_files.append(
+                    _StreamFile(stream_name=data_stream or "", size=size, data_path=data_path, read_at=read_at)
+                )
+
+    def _recovered_reader(self, *, trace: TraceRecord, inode: int, size: int):
+        """A deleted FAT file's bytes from the clusters `fat_recovery` gave it (marked recovered on the
+        trace), or None to read what TSK reads."""
+        recovery = self.fat_recovery()
+        reader = recovery.reader(inode=inode, size=size) if recovery is not None else None
+        if reader is None or recovery is None:
+            return None
+        runs = cluster_runs(recovery.assigned[inode])
+        trace.properties["file.recovered"] = True
+        trace.properties["file.recoveredClusters"] = runs
+        trace.properties["file.recoveredFragments"] = len(runs)
+        trace.tools.setdefault("file", TOOL_PYTSK3)
+        return reader

@@ -16,6 +16,13 @@ from search.extraction.walker.options import MIB
 
 TOOL_MAGIC = ToolRef("python-magic", getattr(magic, "__version__", "unknown"))
 
+# The type of a file system's own structures ($MFT, $UpCase, $Secure, a FAT's $FAT1…): their bytes are
+# tables, not content, whatever libmagic makes of them ($UpCase looks like a Targa picture to it).
+FILE_SYSTEM_METADATA_TYPE = "fileSystemMetadata"
+FILE_SYSTEM_METADATA_MIME_TYPE = "application/x-file-system-metadata"
+# The type of the trace a named data stream's content (an NTFS alternate data stream) becomes.
+ALTERNATE_DATA_STREAM_TYPE = "alternateDataStream"
+
 # MIME types too generic for an extension to "disagree" with (text/plain covers .log, .cfg, .c …).
 _MIME_TYPES_WITHOUT_EXTENSION_CHECK = {"application/octet-stream", "application/x-empty", "inode/x-empty"}
 # Heads remembered with their MIME type, at most this many bytes of them per walk.
@@ -116,6 +123,8 @@ def apply_mime(pending: list[PendingMime]) -> None:
         trace, stream = item.trace, item.stream
         try:
             stream.mime_type = item.future.result()
+            if FILE_SYSTEM_METADATA_TYPE in trace.types:
+                stream.mime_type = FILE_SYSTEM_METADATA_MIME_TYPE
         except Exception as error:
             shift = errors_inserted.get(id(trace), 0)
             trace.errors.insert(

@@ -13,7 +13,7 @@ from dfvfs.resolver import resolver as dfvfs_resolver
 
 from search.extraction.traces import DataStream, RawContent, ToolRef, TraceError, TraceRecord
 from search.extraction.walker.common import reader_of
-from search.extraction.walker.mime import MimeSniffer, PendingMime, apply_mime
+from search.extraction.walker.mime import FILE_SYSTEM_METADATA_TYPE, MimeSniffer, PendingMime, apply_mime
 from search.extraction.walker.options import MIB, WalkOptions
 
 try:  # numpy makes the byte histogram for entropy ~100x faster; the pure-Python fallback stays exact.
@@ -150,7 +150,13 @@ class StreamReader:
         With ``WalkOptions.keep_content``, a file's raw stream also goes with its trace (its bytes, or a
         reader for a large one), for the content tools."""
         digest = StreamDigest(head_size=self.options.mime_sniff_bytes)
-        keep = self.options.keep_content and stream.name == "raw" and file_name is not None
+        # A file system's own structures are not content: no content tool is to read them.
+        keep = (
+            self.options.keep_content
+            and stream.name == "raw"
+            and file_name is not None
+            and FILE_SYSTEM_METADATA_TYPE not in trace.types
+        )
         blocks: list[bytes] | None = [] if keep and size <= self.options.keep_content_max_bytes else None
         offset = 0
         while offset < size:
