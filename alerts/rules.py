@@ -342,6 +342,36 @@ def volume_locked(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | 
     )
 
 
+def reidentification_awaits_approval(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | None:
+    """A re-identification asked for (issue #19 item 4) waits for a second person who may read the row:
+    the case's custodians and prosecutors, or for a row of no case the organisation's administrators."""
+    if event.action != "privacy.reidentify.request" or event.outcome != Outcome.OK:
+        return None
+    row = details.get("event")
+    if row is None:
+        return None
+    case_id = AuditEvent.objects.filter(sequence=row).values_list("case_id", flat=True).first()
+    if case_id is not None:
+        people = selectors.case_members_with_roles(case_id=case_id, roles=(Role.CUSTODIAN, Role.PROSECUTOR))
+    else:
+        people = selectors.organisation_administrators(organization_id=event.organization_id)
+    return AlertSpec(
+        kind="handoff.reidentification_approval",
+        title="A re-identification waits for your approval",
+        message=(
+            f"{tag_value('user', event.actor)} asked for the clear value of {clear(details.get('field'))} "
+            f"of audit row {row}; it needs a second person's approval."
+        ),
+        severity=Severity.INFO,
+        category=Category.HANDOFF,
+        case_id=case_id,
+        organization_id=event.organization_id,
+        details={"request": event.target_id, "event": row, "field": clear(details.get("field"))},
+        recipients=tuple(user for user in people if user.pk != event.actor_id),
+        audit_sequence=event.sequence,
+    )
+
+
 # Action → the rules that look at it; a refused request (any "<route>.access") goes to ACCESS_RULES.
 RULES: dict[str, tuple[Rule, ...]] = {
     "evidence.verify": (integrity_mismatch,),
@@ -353,6 +383,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "link.issue": (link_awaits_approval,),
     "evidence.extract": (extraction_finished, volume_locked),
     "evidence.extract.abandoned": (extraction_finished,),
+    "privacy.reidentify.request": (reidentification_awaits_approval,),
 }
 ACCESS_RULES: tuple[Rule, ...] = (repeated_refusals,)
 

@@ -166,6 +166,25 @@ def extraction(outcome: str, **details):
     return writes
 
 
+def reidentification(*, of_case: bool):
+    def writes(demo, settings):
+        row = write(
+            "evidence.verify", case_id=demo.case.pk if of_case else None, organization_id=demo.case.organization_id
+        )
+        requester = demo.custodian if of_case else demo.users["orgadmin"]
+        write(
+            "privacy.reidentify.request",
+            actor=requester,
+            target_type="reidentification",
+            target_id=1,
+            case_id=demo.case.pk if of_case else None,
+            organization_id=demo.case.organization_id,
+            details={"event": row.sequence, "field": "actor", "reason": "who verified it?"},
+        )
+
+    return writes
+
+
 ROWS = [
     Row("integrity mismatch", frozenset({"evidence.integrity_mismatch"}), integrity, frozenset({"custodian"})),
     Row("broken chain", frozenset({"audit.chain_broken"}), trail("hash mismatch: row 5 was changed")),
@@ -213,6 +232,12 @@ ROWS = [
         "hand-off: a locked volume waits for its secret",
         frozenset({"handoff.extraction_finished", "handoff.volume_locked"}),
         extraction("ok", locked_volumes=2),
+    ),
+    Row(
+        "hand-off: a re-identification waits for approval",
+        frozenset({"handoff.reidentification_approval"}),
+        reidentification(of_case=True),
+        frozenset({"prosecutor"}),
     ),
     # Near misses: nothing fires.
     Row("verified evidence", frozenset(), lambda demo, s: write("evidence.verify", case_id=demo.case.pk)),
