@@ -172,6 +172,9 @@ DECLARED = (
         "auth.lockout",
         "Too many wrong passwords: an account or a client address was locked out of logging in for a while.",
     ),
+    # Hash sets (issue #20 item 6, branch hashsets)
+    AuditAction("hashset.import", "An organisation's hash set (known-good or known-bad) was imported, or failed to."),
+    AuditAction("hashset.delete", "An organisation's hash set, its digests and its marks on traces were deleted."),
     # Requests (see the module's docstring)
     AuditAction("request.access", "A request under a case to a route that has no name."),
     AuditAction("<route>.access", "A request under a case (reads and denials included), named by its route."),

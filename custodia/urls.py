@@ -19,9 +19,11 @@ urlpatterns = [
     path("", include("evidence.urls")),
     path("l/", include("evidence.links_urls")),
     path("", include("search.urls")),
+    path("hashsets/", include("hashsets.urls")),
     path("api/", include("cases.api.urls")),
     path("api/", include("evidence.api.urls")),
     path("api/", include("search.api.urls")),
+    path("api/", include("hashsets.api.urls")),
     path("api/", include("custodia.custody_report.urls")),
     # The API's description, open to anyone (drf-spectacular's SERVE_PERMISSIONS): it names no case.
     path("api/schema/", requires(PUBLIC)(SpectacularAPIView.as_view()), name="api-schema"),

@@ -176,6 +176,16 @@ IN_OTHER_TESTS = {
     ("l/<str:token>", "*"): "the token is the credential: tests/evidence/test_links.py",
     ("l/<str:token>/", "*"): "the token is the credential: tests/evidence/test_links.py",
     ("l/<str:token>/hashes.txt", "*"): "the token is the credential: tests/evidence/test_links.py",
+    # Issue #20 item 6, hash sets: the organisation's, read by its members, changed by its administrators.
+    ("hashsets/", "*"): "tests/hashsets/test_hashsets_api.py::test_the_page_lists_for_members_and_imports_for_admins",
+    ("hashsets/<int:hash_set_id>/delete/", "*"): "tests/hashsets/test_hashsets_api.py::test_only_an_admin_deletes",
+    ("api/hashsets/", "get"): "tests/hashsets/test_hashsets_api.py::test_members_list_their_organisations_sets",
+    ("api/hashsets/", "post"): "tests/hashsets/test_hashsets_api.py::test_only_an_org_admin_imports",
+    (
+        "api/hashsets/<int:hash_set_id>/",
+        "get",
+    ): "tests/hashsets/test_hashsets_api.py::test_members_list_their_organisations_sets",
+    ("api/hashsets/<int:hash_set_id>/", "delete"): "tests/hashsets/test_hashsets_api.py::test_only_an_admin_deletes",
 }
 
 

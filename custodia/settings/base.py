@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "audit",
     "cases",
     "evidence",
+    "hashsets",
     "search",
 ]
 
