@@ -118,3 +118,16 @@ def traces_mark_for_hash_set(*, hash_set_id: int) -> int:
                 if get_search_backend().indexes_separately:
                     traces_changed_on_commit(trace_ids=trace_ids)
             marked += len(trace_ids)
+
+
+def query_hiding_known_files(query: str) -> str:
+    """``query`` without the traces a known-good set holds: the search page's "hide known files" switch.
+    A query that does not parse is returned as it is, for the search to report its mistake."""
+    from search.query.ast import Field, Not, narrowed
+    from search.query.parser import QuerySyntaxError, parse_query
+
+    try:
+        node = parse_query(query) if query.strip() else None
+    except QuerySyntaxError:
+        return query
+    return narrowed(node, Not(Field("knownGood", True)))

@@ -23,6 +23,7 @@ from custodia.web import case_view, evidence_view, run_service
 from search import collaboration, columns, completion, selectors, services
 from search import data as trace_data
 from search.backends.base import DEFAULT_DATE_PROPERTY, SORTS
+from search.hashset_marks import query_hiding_known_files
 from search.models import RunState, Trace
 from search.query.ast import PROPERTY_NAME_RE, narrowed_to_facet, property_name_error
 
@@ -66,6 +67,8 @@ def trace_search(request, case):
     extra = columns.extra_columns(request.GET.get("extra", ""))
     # Counting every hit of a common word takes seconds: only when the detective asks for it.
     exact = request.GET.get("exact") == "1"
+    # The "hide known files" switch: the query, less what a known-good hash set holds (NSRL's system files).
+    hide_known = request.GET.get("hideKnown") == "1"
     state = {
         "q": query,
         "sort": sort,
@@ -73,13 +76,14 @@ def trace_search(request, case):
         "extra": ",".join(column.key for column in extra),
         "date": date_property,
         "exact": "1" if exact else "",
+        "hideKnown": "1" if hide_known else "",
     }
     result, error = None, ""
     try:
         result = selectors.traces_search(
             user=request.user,
             case_id=case.pk,
-            query=query,
+            query=query_hiding_known_files(query) if hide_known else query,
             facets=[*selectors.DEFAULT_FACETS, "date"],
             sort=sort,
             cursor=request.GET.get("cursor") or None,

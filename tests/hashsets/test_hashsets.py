@@ -284,3 +284,26 @@ def test_an_elasticsearch_document_carries_its_sets_only_when_one_holds_it():
     document = trace_document(**common, hash_sets=[("NSRL", "known-good"), ("Bad", "known-bad")])
     assert (document["hashsets"], document["known"]) == (["Bad", "NSRL"], ["known-bad", "known-good"])
     assert "hashsets" not in trace_document(**common)
+
+
+@pytest.mark.corpus
+def test_the_search_page_hides_known_files_and_offers_the_facet(demo, extracted, client):
+    another = Trace.objects.get(case=demo.case, name="another_file")
+    good = import_list(demo, name="NSRL", kind="known-good", lines=(raw(another)["sha256"],))
+    traces_mark_for_hash_set(hash_set_id=good.pk)
+    client.force_login(demo.detective)
+    url = f"/cases/{demo.case.pk}/traces/"
+    shown = client.get(url, {"q": "type:file"}).content.decode()
+    assert "another_file" in shown and "hashset%3ANSRL" in shown  # the facet's link narrows to the set
+    hidden = client.get(url, {"q": "type:file", "hideKnown": "1"}).content.decode()
+    assert "another_file" not in hidden and "passwords.txt" in hidden
+    assert 'name="hideKnown" value="1" checked' in hidden
+    assert "another_file" not in client.get(url, {"hideKnown": "1"}).content.decode()
+
+
+def test_hiding_known_files_narrows_any_query():
+    from search.hashset_marks import query_hiding_known_files
+
+    assert query_hiding_known_files("") == "-knownGood:true"
+    assert query_hiding_known_files("a OR b") == "(a OR b) -knownGood:true"
+    assert query_hiding_known_files("name:(") == "name:("  # its own mistake is reported by the search
