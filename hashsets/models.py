@@ -42,6 +42,8 @@ class HashSet(models.Model):
     source_format = models.CharField(max_length=40, blank=True, help_text="nsrl-csv, nsrl-rdsv3 or list")
     source_name = models.CharField(max_length=300, blank=True, help_text="The imported file's name")
     entries = models.PositiveBigIntegerField(default=0)
+    # The algorithms its digests are of (HashAlgorithm values): a look-up asks only about those.
+    algorithms = models.JSONField(default=list, blank=True)
     failure = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True

@@ -28,23 +28,27 @@ def hashset_get(*, user: User, hash_set_id: int) -> HashSet:
         raise NotFound("No such hash set.") from None
 
 
-def ready_hash_set_ids(*, organization_id: int) -> dict[int, str]:
-    """The organisation's sets a look-up consults (imported ones): id → kind."""
-    return dict(
-        HashSet.objects.filter(organization_id=organization_id, state=HashSetState.READY).values_list("id", "kind")
+def ready_hash_sets(*, organization_id: int) -> list[HashSet]:
+    """The organisation's sets a look-up consults: those imported."""
+    return list(
+        HashSet.objects.filter(organization_id=organization_id, state=HashSetState.READY).only(
+            "id", "kind", "algorithms"
+        )
     )
 
 
 def hash_sets_holding(
-    *, hash_set_ids: Iterable[int], digests: Iterable[tuple[int, bytes]]
+    *, hash_set_ids: Iterable[int], digests: Iterable[tuple[int, bytes]], algorithms: Iterable[int] | None = None
 ) -> dict[tuple[int, bytes], set[int]]:
     """Which of the sets hold each digest: ``(algorithm, digest)`` → set ids, for the digests some set
     holds. One query per algorithm and ``LOOKUP_CHUNK`` digests, each answered by the (algorithm, digest,
-    set) index alone."""
+    set) index alone; ``algorithms``: the only ones the sets hold digests of (None: any)."""
     set_ids = list(hash_set_ids)
+    asked = None if algorithms is None else set(algorithms)
     by_algorithm: dict[int, set[bytes]] = {}
     for algorithm, digest in digests:
-        by_algorithm.setdefault(algorithm, set()).add(digest)
+        if asked is None or algorithm in asked:
+            by_algorithm.setdefault(algorithm, set()).add(digest)
     found: dict[tuple[int, bytes], set[int]] = {}
     if not set_ids:
         return found

@@ -85,6 +85,7 @@ def hashset_import(
             organization=organization, name=name, kind=kind, created_by=actor, source_name=source_name[:300]
         )
     entries = 0
+    algorithms: set[int] = set()
     try:
         hash_file = open_hash_file(stream, path=path)
         batch: list[tuple[int, bytes]] = []
@@ -93,10 +94,12 @@ def hashset_import(
             if len(batch) >= BATCH_ENTRIES:
                 _insert_batch(hash_set_id=hash_set.pk, batch=batch)
                 entries += len(batch)
+                algorithms.update(algorithm for algorithm, _ in batch)
                 batch = []
         if batch:
             _insert_batch(hash_set_id=hash_set.pk, batch=batch)
             entries += len(batch)
+            algorithms.update(algorithm for algorithm, _ in batch)
         if not entries:
             raise HashFileError("the file lists no digest")
     except HashFileError as error:
@@ -107,10 +110,11 @@ def hashset_import(
         raise
     with transaction.atomic():
         hash_set.entries = entries
+        hash_set.algorithms = sorted(algorithms)
         hash_set.source_format = hash_file.format
         hash_set.state = HashSetState.READY
         hash_set.imported_at = timezone.now()
-        hash_set.save(update_fields=["entries", "source_format", "state", "imported_at"])
+        hash_set.save(update_fields=["entries", "algorithms", "source_format", "state", "imported_at"])
         audit_record(
             action="hashset.import",
             actor=actor,

@@ -15,7 +15,7 @@ from typing import TypeVar
 from django.db import transaction
 
 from hashsets.models import HashAlgorithm, HashSet, HashSetState
-from hashsets.selectors import hash_sets_holding, ready_hash_set_ids
+from hashsets.selectors import hash_sets_holding, ready_hash_sets
 from search.backends.base import get_search_backend, traces_changed_on_commit
 from search.models import Trace, TraceHashMatch
 
@@ -45,14 +45,17 @@ def raw_digests(streams: Iterable[dict]) -> list[tuple[int, bytes]]:
 class HashSetMarker:
     """Marks traces of one organisation with the sets (``hash_set_ids``: id → kind) that hold them."""
 
-    def __init__(self, *, hash_set_ids: dict[int, str]):
-        self.hash_set_ids = hash_set_ids
+    def __init__(self, *, hash_sets: Iterable[HashSet]):
+        hash_sets = list(hash_sets)
+        self.hash_set_ids = {hash_set.pk: hash_set.kind for hash_set in hash_sets}
+        # Only the algorithms the sets hold are looked up (NSRL RDSv3 has all three, a list often one).
+        self.algorithms = {int(algorithm) for hash_set in hash_sets for algorithm in hash_set.algorithms}
 
     @classmethod
     def for_organization(cls, *, organization_id: int) -> HashSetMarker:
         """With every imported set of the organisation (read once: a set imported during a run marks the
         run's traces through its own task)."""
-        return cls(hash_set_ids=ready_hash_set_ids(organization_id=organization_id))
+        return cls(hash_sets=ready_hash_sets(organization_id=organization_id))
 
     def matches(self, traces: Iterable[tuple[Key, int, list]]) -> list[tuple[Key, int, int]]:
         """``(key, case_id, streams)`` of traces → ``(key, case_id, hash_set_id)`` of each set holding one."""
@@ -60,7 +63,9 @@ class HashSetMarker:
             return []
         wanted = [(key, case_id, raw_digests(streams)) for key, case_id, streams in traces]
         held = hash_sets_holding(
-            hash_set_ids=self.hash_set_ids, digests=(digest for _, _, digests in wanted for digest in digests)
+            hash_set_ids=self.hash_set_ids,
+            digests=(digest for _, _, digests in wanted for digest in digests),
+            algorithms=self.algorithms,
         )
         if not held:
             return []
@@ -103,7 +108,7 @@ def traces_mark_for_hash_set(*, hash_set_id: int) -> int:
     hash_set = HashSet.objects.filter(pk=hash_set_id, state=HashSetState.READY).first()
     if hash_set is None:
         return 0  # deleted since, or not imported after all
-    marker = HashSetMarker(hash_set_ids={hash_set.pk: hash_set.kind})
+    marker = HashSetMarker(hash_sets=[hash_set])
     traces = Trace.objects.filter(case__organization_id=hash_set.organization_id).exclude(sha256="").order_by("pk")
     marked, after = 0, 0
     while True:

@@ -26,6 +26,7 @@ class Migration(migrations.Migration):
                 ('source_format', models.CharField(blank=True, help_text='nsrl-csv, nsrl-rdsv3 or list', max_length=40)),
                 ('source_name', models.CharField(blank=True, help_text="The imported file's name", max_length=300)),
                 ('entries', models.PositiveBigIntegerField(default=0)),
+                ('algorithms', models.JSONField(blank=True, default=list)),
                 ('failure', models.TextField(blank=True)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('imported_at', models.DateTimeField(blank=True, null=True)),

@@ -30,6 +30,7 @@ def test_only_an_org_admin_imports(demo, api):
         "ready",
         "list.txt",
     )
+    assert body["algorithms"] == ["sha256"]
     assert AuditEvent.objects.filter(action="hashset.import", actor="orgadmin").exists()
 
 
