@@ -176,6 +176,8 @@ IN_OTHER_TESTS = {
     ("l/<str:token>", "*"): "the token is the credential: tests/evidence/test_links.py",
     ("l/<str:token>/", "*"): "the token is the credential: tests/evidence/test_links.py",
     ("l/<str:token>/hashes.txt", "*"): "the token is the credential: tests/evidence/test_links.py",
+    # Issue #20 item 13: the user's own time zone.
+    ("account/", "*"): "the user's own setting: tests/cases/test_time_zones.py",
     # Issue #20 item 6, hash sets: the organisation's, read by its members, changed by its administrators.
     ("hashsets/", "*"): "tests/hashsets/test_hashsets_api.py::test_the_page_lists_for_members_and_imports_for_admins",
     ("hashsets/<int:hash_set_id>/delete/", "*"): "tests/hashsets/test_hashsets_api.py::test_only_an_admin_deletes",
