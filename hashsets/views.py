@@ -19,7 +19,7 @@ from hashsets.models import HASH_SET_NAME_MAX_LENGTH, HashKind
 class HashSetImportForm(forms.Form):
     name = forms.CharField(
         max_length=HASH_SET_NAME_MAX_LENGTH,
-        help_text="Letters, digits, '-', '_' and '.'; searched as hashset:<name>.",
+        help_text="Letters, digits, '-', '_' and '.'; searched as hashset:NAME.",
     )
     kind = forms.ChoiceField(choices=HashKind.choices)
     file = forms.FileField(
