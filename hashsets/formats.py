@@ -156,32 +156,32 @@ def _rdsv3_digests(stream: BinaryIO, *, path: str | None) -> Iterator[tuple[int,
         copy.flush()
         name = copy.name
     try:
-        # Read-only, and the database's own schema is not trusted to run functions (an uploaded file).
-        database = sqlite3.connect(f"file:{quote(os.path.abspath(name))}?mode=ro", uri=True)
-        try:
-            database.execute("PRAGMA trusted_schema = OFF")
-            try:
-                present = {row[1].lower() for row in database.execute('PRAGMA table_info("FILE")')}
-            except sqlite3.DatabaseError as error:
-                raise HashFileError(f"not an NSRL RDSv3 database: {error}") from None
-            wanted = [(column, algorithm) for column, algorithm in RDSV3_COLUMNS if column in present]
-            if not wanted:
-                raise HashFileError("not an NSRL RDSv3 database: it has no FILE table with sha256, sha1 or md5")
-            select = ", ".join(column for column, _ in wanted)
-            try:
-                cursor = database.execute(f'SELECT {select} FROM "FILE"')  # noqa: S608 - names from our own table
-                for row in cursor:
-                    for value, (column, algorithm) in zip(row, wanted, strict=True):
-                        if not value:
-                            continue
-                        digest = digest_from_hex(str(value))
-                        if digest is None or digest[0] != algorithm:
-                            raise HashFileError(f"FILE.{column}: '{str(value)[:80]}' is not a {column}")
-                        yield digest
-            except sqlite3.DatabaseError as error:
-                raise HashFileError(f"the RDSv3 database cannot be read: {error}") from None
-        finally:
-            database.close()
+        yield from _rdsv3_rows(name)
+    except sqlite3.Error as error:
+        # Whatever SQLite says of a damaged or hostile file is the file's fault: a 400 naming it, never a 500.
+        raise HashFileError(f"not a readable NSRL RDSv3 database: {error}") from None
     finally:
         if copy is not None:
             copy.close()
+
+
+def _rdsv3_rows(name: str) -> Iterator[tuple[int, bytes]]:
+    # Read-only, and the database's own schema is not trusted to run functions (an uploaded file).
+    database = sqlite3.connect(f"file:{quote(os.path.abspath(name))}?mode=ro", uri=True)
+    try:
+        database.execute("PRAGMA trusted_schema = OFF")
+        present = {row[1].lower() for row in database.execute('PRAGMA table_info("FILE")')}
+        wanted = [(column, algorithm) for column, algorithm in RDSV3_COLUMNS if column in present]
+        if not wanted:
+            raise HashFileError("not an NSRL RDSv3 database: it has no FILE table with sha256, sha1 or md5")
+        select = ", ".join(column for column, _ in wanted)
+        for row in database.execute(f'SELECT {select} FROM "FILE"'):  # noqa: S608 - names from our own table
+            for value, (column, algorithm) in zip(row, wanted, strict=True):
+                if not value:
+                    continue
+                digest = digest_from_hex(str(value))
+                if digest is None or digest[0] != algorithm:
+                    raise HashFileError(f"FILE.{column}: '{str(value)[:80]}' is not a {column}")
+                yield digest
+    finally:
+        database.close()

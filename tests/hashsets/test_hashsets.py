@@ -78,6 +78,7 @@ def test_an_nsrl_rdsv3_database_gives_its_file_tables_digests(tmp_path):
         (b"\xff\xfe\x00garbage", "line 1"),
         (f'"SHA-1","MD5"\n"{MD5}","{MD5}"\n'.encode(), "line 2"),
         (b"SQLite format 3\x00" + b"\x00" * 200, "RDSv3"),
+        (b"SQLite format 3\x00" + bytes(range(256)) * 20, "RDSv3"),
     ],
 )
 def test_what_is_no_hash_set_is_refused_naming_the_line(data, where):
