@@ -213,6 +213,11 @@ DECLARED = (
         "The source time zone of an evidence item was set or cleared: the zone its local times are converted with.",
         custody_critical=True,
     ),
+    # Hash sets (issue #20 item 6, branch hashsets)
+    AuditAction("hashset.import", "An organisation's hash set (known-good or known-bad) was imported, or failed to."),
+    AuditAction("hashset.delete", "An organisation's hash set, its digests and its marks on traces were deleted."),
+    # Time zones (issue #20 item 13, branch hashsets)
+    AuditAction("user.time_zone", "A user chose the time zone their pages show times in."),
     # Requests (see the module's docstring)
     AuditAction("request.access", "A request under a case to a route that has no name."),
     AuditAction("<route>.access", "A request under a case (reads and denials included), named by its route."),

@@ -1,5 +1,6 @@
-"""The signed-in user's own API tokens, as pages: create one (name, expiry, scope; its secret shown once),
-list them, revoke one. The same services as the API (``/api/tokens/``)."""
+"""The signed-in user's own account pages: the time zone their pages show times in, and their API tokens
+(create one: name, expiry, scope, its secret shown once; list them; revoke one). The same services as the
+API (``/api/tokens/``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,38 @@ DAY = 24 * 3600
 
 def max_token_days() -> int:
     return max(1, int(settings.CUSTODIA_API_TOKEN_MAX_TTL.total_seconds()) // DAY)
+
+
+class TimeZoneForm(forms.Form):
+    time_zone = forms.ChoiceField(
+        required=False,
+        label="Time zone",
+        help_text="Every time is shown in this zone, with its name; times typed in (seized at) are read in it.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        from cases.times import time_zone_names
+
+        super().__init__(*args, **kwargs)
+        server = settings.TIME_ZONE
+        self.fields["time_zone"].choices = [("", f"The server's ({server})"), *((n, n) for n in time_zone_names())]
+
+
+@requires(LOGGED_IN)  # the user's own setting only
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_settings(request: HttpRequest) -> HttpResponse:
+    form = TimeZoneForm(request.POST or None, initial={"time_zone": request.user.time_zone})
+    if request.method == "POST" and form.is_valid():
+        zone = form.cleaned_data["time_zone"]
+        done = run_service(
+            request,
+            lambda: services.user_set_time_zone(actor=request.user, time_zone=zone),
+            success="Time zone saved.",
+        )
+        if done is not None:
+            return redirect("account-settings")
+    return render(request, "cases/account.html", {"form": form})
 
 
 class TokenCreateForm(forms.Form):

@@ -27,6 +27,8 @@ class User(AbstractUser):
         default=False, help_text="Manages the users and case memberships of their own organisation."
     )
     display_name = models.CharField(max_length=200, blank=True)
+    # The IANA zone pages show times in (cases/times.py); empty: the server's TIME_ZONE.
+    time_zone = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["username"]

@@ -454,3 +454,18 @@ def token_revoke(*, actor: User, token: ApiToken) -> ApiToken:
 def organization_get_or_create(*, name: str, slug: str) -> Organization:
     organization, _ = Organization.objects.get_or_create(slug=slug, defaults={"name": name})
     return organization
+
+
+@transaction.atomic
+def user_set_time_zone(*, actor: User, time_zone: str) -> User:
+    """The zone the user's pages show times in (issue #20 item 13): an IANA name, or "" for the server's."""
+    from cases.times import is_time_zone
+
+    if time_zone and not is_time_zone(time_zone):
+        raise ServiceError(f"'{time_zone[:64]}' is not a time zone this server knows.", code="invalid_time_zone")
+    actor.time_zone = time_zone
+    actor.save(update_fields=["time_zone"])
+    audit_record(
+        action="user.time_zone", actor=actor, target_type="user", target_id=actor.pk, details={"time_zone": time_zone}
+    )
+    return actor

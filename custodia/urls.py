@@ -21,9 +21,11 @@ urlpatterns = [
     path("", include("evidence.urls")),
     path("l/", include("evidence.links_urls")),
     path("", include("search.urls")),
+    path("hashsets/", include("hashsets.urls")),
     path("api/", include("cases.api.urls")),
     path("api/", include("evidence.api.urls")),
     path("api/", include("search.api.urls")),
+    path("api/", include("hashsets.api.urls")),
     path("api/", include("custodia.custody_report.urls")),
     path("api/", include("alerts.api.urls")),
     path("", include("custodia.privacy_urls")),  # re-identification, the administrators' load (issue #19)

@@ -294,3 +294,26 @@ class SavedSearch(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TraceHashMatch(models.Model):
+    """A trace whose content a hash set of its organisation holds (issue #20 item 6): written as extraction
+    publishes the trace, or by the task that marks the traces already extracted when a set is imported.
+    ``kind`` is the set's (known-good or known-bad), kept here so ``knownGood:true`` reads one table."""
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="hash_matches")
+    hash_set = models.ForeignKey("hashsets.HashSet", on_delete=models.CASCADE, related_name="+", db_index=False)
+    case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="+", db_index=False)
+    kind = models.CharField(max_length=20)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trace", "hash_set"], name="search_tracehashmatch_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["case", "kind"], name="search_hashmatch_case_kind"),
+            models.Index(fields=["hash_set", "case"], name="search_hashmatch_set_case"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trace_id} in hash set {self.hash_set_id}"

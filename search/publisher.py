@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from search.backends.base import get_search_backend, traces_changed_on_commit
 from search.backends.sql import fulltext, schema
+from search.hashset_marks import HashSetMarker
 from search.models import PROPERTY_NAME_MAX_LENGTH, CasePropertyName, ExtractionRun, Trace
 
 # A commit costs about as much as writing a few hundred traces; BATCH_SECONDS still shows them promptly.
@@ -82,6 +83,8 @@ class Publisher:
         self._words_in_python = connection.vendor == "postgresql"
         self._property_names: set[str] = set()
         self._staging_ready = False
+        # The organisation's hash sets, looked up once a batch (nothing to do when it has none).
+        self._marker = HashSetMarker.for_organization(organization_id=run.evidence.case.organization_id)
 
     @property
     def ordinal(self) -> int:
@@ -228,6 +231,8 @@ class Publisher:
                 else:
                     cursor.executemany(self.upsert_sql(), self.parameters())
                 fulltext.index_deferred_words(cursor, after_id=deferred)
+            if self._marker.hash_set_ids:
+                self._marker.mark_batch(case_id=self._case_id, rows=[(row[0], row[10]) for row in self.rows])
             # Tools write a few hundred names in all: after the first batches, nothing is new.
             names = {name for row in self.rows for name in row[9]} - self._property_names
             if names:

@@ -43,3 +43,11 @@ def reap_at_worker_start(**_signal) -> None:
         extraction_runs_reap()
     except Exception:  # the database may be down still; the periodic task tries again
         logger.exception("could not reap extraction runs at worker start")
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def mark_traces_for_hash_set(hash_set_id: int) -> int:
+    """Mark the traces extracted before the hash set was imported (marking twice marks nothing twice)."""
+    from search.hashset_marks import traces_mark_for_hash_set
+
+    return traces_mark_for_hash_set(hash_set_id=hash_set_id)

@@ -26,6 +26,7 @@ from search import collaboration, columns, completion, events, selectors, servic
 from search import data as trace_data
 from search.backends.base import DEFAULT_DATE_PROPERTY, SORTS
 from search.extraction.timezones import zone_note
+from search.hashset_marks import query_hiding_known_files
 from search.models import RunState, Trace
 from search.query.ast import PROPERTY_NAME_RE, Field, Range, narrowed, narrowed_to_facet, property_name_error
 
@@ -83,6 +84,8 @@ def trace_search(request, case):
     ):
         facet_property = ""
     # The URL holds the whole view (Back and Forward restore it exactly).
+    # The "hide known files" switch: the query, less what a known-good hash set holds (NSRL's system files).
+    hide_known = request.GET.get("hideKnown") == "1"
     state = {
         "q": query,
         "sort": sort,
@@ -94,6 +97,7 @@ def trace_search(request, case):
         "view": "gallery" if gallery else "",
         "size": str(size) if size != DEFAULT_PAGE_SIZE else "",
         "facet": facet_property,
+        "hideKnown": "1" if hide_known else "",
     }
     # The gallery shows the pictures among the hits.
     searched = (f"type:picture ({query})" if query.strip() else "type:picture") if gallery else query
@@ -103,7 +107,7 @@ def trace_search(request, case):
         result = selectors.traces_search(
             user=request.user,
             case_id=case.pk,
-            query=searched,
+            query=query_hiding_known_files(searched) if hide_known else searched,
             facets=[*selectors.DEFAULT_FACETS, "date"],
             sort=sort,
             cursor=cursor or (selectors.cursor_for(offset=(page_number - 1) * size) if page_number > 1 else None),

@@ -21,7 +21,7 @@ SEARCH_MAY_IMPORT_FROM_EVIDENCE = frozenset(
 )
 
 # Bottom first: each app may import those before it in this list, never those after it.
-APP_STACK = ("audit", "cases", "alerts", "evidence", "search")
+APP_STACK = ("audit", "cases", "alerts", "evidence", "hashsets", "search")
 
 
 def _app_modules(app: str) -> list[Path]:

@@ -212,6 +212,18 @@ IN_OTHER_TESTS = {
     # Issue #19, load not content: an organisation's administrators (staff: every organisation), counts only.
     ("api/admin/load", "get"): "tests/audit/test_admin_load.py (staff see every organisation, others refused)",
     ("load/", "*"): "tests/audit/test_admin_load.py::test_the_load_page_shows_counts_only",
+    # Issue #20 item 13: the user's own time zone.
+    ("account/", "*"): "the user's own setting: tests/cases/test_time_zones.py",
+    # Issue #20 item 6, hash sets: the organisation's, read by its members, changed by its administrators.
+    ("hashsets/", "*"): "tests/hashsets/test_hashsets_api.py::test_the_page_lists_for_members_and_imports_for_admins",
+    ("hashsets/<int:hash_set_id>/delete/", "*"): "tests/hashsets/test_hashsets_api.py::test_only_an_admin_deletes",
+    ("api/hashsets/", "get"): "tests/hashsets/test_hashsets_api.py::test_members_list_their_organisations_sets",
+    ("api/hashsets/", "post"): "tests/hashsets/test_hashsets_api.py::test_only_an_org_admin_imports",
+    (
+        "api/hashsets/<int:hash_set_id>/",
+        "get",
+    ): "tests/hashsets/test_hashsets_api.py::test_members_list_their_organisations_sets",
+    ("api/hashsets/<int:hash_set_id>/", "delete"): "tests/hashsets/test_hashsets_api.py::test_only_an_admin_deletes",
 }
 
 

@@ -15,7 +15,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ("audit", "cases", "alerts", "evidence", "search", "custodia")
+APPS = ("audit", "cases", "alerts", "evidence", "hashsets", "search", "custodia")
 
 
 def project_modules() -> dict[str, Path]:

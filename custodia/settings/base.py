@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "cases",
     "alerts",
     "evidence",
+    "hashsets",
     "search",
 ]
 
@@ -49,6 +50,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in user's time zone, for every time the request shows or reads (cases/times.py).
+    "cases.times.UserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Expected failures of page views (NotFound, Forbidden, ServiceError) to 404, 403 or an error page.

@@ -51,7 +51,7 @@ SORTS: dict[str, tuple[str, ...]] = {
     },
 }
 # Every facet a search may ask for; "date" is the histogram of a date property (two queries, so asked by name).
-FACETS = ("type", "mimeType", "extension", "tag", "evidence", "deleted", "date")
+FACETS = ("type", "mimeType", "extension", "tag", "hashset", "evidence", "deleted", "date")
 DATE_INTERVALS = ("year", "month", "day", "hour")
 DEFAULT_DATE_PROPERTY = "file.modifiedOn"
 # The automatic interval is the finest one that keeps the timeline within this many bars.

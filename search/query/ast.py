@@ -21,14 +21,16 @@ Value = str | int | float | bool | date | datetime
 Bound = int | float | date | datetime | str | None
 
 # Fields that are not properties: they address the trace itself rather than ``trace.properties``.
-SPECIAL_FIELDS = frozenset({"type", "tag", "evidence", "deleted"})
+# hashset, knownGood and knownBad: the organisation's hash sets that hold the trace's content (issue #20).
+KNOWN_FIELDS = frozenset({"knownGood", "knownBad"})
+SPECIAL_FIELDS = frozenset({"type", "tag", "evidence", "deleted", "hashset"}) | KNOWN_FIELDS
 # has:errors, the traces a tool failed on (issue #20, ui-search); a field of its own line, for merging.
 SPECIAL_FIELDS = SPECIAL_FIELDS | frozenset({"has"})
 HAS_VALUES = frozenset({"errors"})
 TRACE_FIELDS = frozenset({"name", "path", "uid", "text"})
 TOP_LEVEL_FIELDS = SPECIAL_FIELDS | TRACE_FIELDS
 # Fields whose values are always words: ``name:2020`` looks for a name, not the number 2020.
-STRING_FIELDS = frozenset({"type", "tag", "name", "path", "uid", "text"})
+STRING_FIELDS = frozenset({"type", "tag", "name", "path", "uid", "text", "hashset"})
 
 MATCH_OPERATORS = (":", "=")
 COMPARISON_OPERATORS = ("<", "<=", ">", ">=")
@@ -228,6 +230,8 @@ class Field:
             raise ValueError("deleted: takes true or false")
         if self.name == "has" and (self.wildcard or self.value not in HAS_VALUES):
             raise ValueError(f"has: takes {', '.join(sorted(HAS_VALUES))}")
+        if self.name in KNOWN_FIELDS and not isinstance(self.value, bool):
+            raise ValueError(f"{self.name}: takes true or false")
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,7 +402,7 @@ def narrowed(node: Node | None, clause: Node, *, replacing=None) -> str:
 
 
 # The fields a click on a facet narrows by (extension and MIME type are narrowed by their own clauses).
-FACET_FIELDS = {"type": "type", "evidence": "evidence", "deleted": "deleted", "tag": "tag"}
+FACET_FIELDS = {"type": "type", "evidence": "evidence", "deleted": "deleted", "tag": "tag", "hashset": "hashset"}
 
 
 def narrowed_to_facet(node: Node | None, *, facet: str, value: object) -> str:

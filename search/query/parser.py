@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from search.query.ast import (
     FIELD_NAME,
+    KNOWN_FIELDS,
     MATCH_OPERATORS,
     SPECIAL_FIELDS,
     STRING_FIELDS,
@@ -322,10 +323,10 @@ def _special_or_field(name: str, value, *, op: str, column: int, phrase: bool = 
             raise QuerySyntaxError(
                 "evidence: takes an evidence id", column, hint="a UUID like 1b4e28ba-2fa1-11d2-883f-0016d3cca427"
             ) from None
-    if name == "deleted":
+    if name == "deleted" or name in KNOWN_FIELDS:
         flag = {"true": True, "false": False}.get(value) if isinstance(value, str) else value
         if not isinstance(flag, bool):
-            raise QuerySyntaxError("deleted: takes true or false", column)
+            raise QuerySyntaxError(f"{name}: takes true or false", column)
         return Field(name, flag, op=op)
     return _build(Field, column, name, value, op=op, phrase=phrase, wildcard=wildcard)
 

@@ -50,4 +50,5 @@ def screenshot(page, name: str) -> None:
     folder = os.environ.get("CUSTODIA_SCREENSHOT_DIR")
     if folder:
         os.makedirs(folder, exist_ok=True)
+        page.emulate_media(color_scheme="light")  # the README shows the light pages, 1280 px wide (the viewport)
         page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=False)

@@ -71,6 +71,7 @@ class ElasticsearchBackend(SearchBackend):
                 deleted=trace.deleted,
                 has_errors=trace.has_errors,
                 tags=[tag.name for tag in trace.tags.all()],
+                hash_sets=[(match.hash_set.name, match.kind) for match in trace.hash_matches.all()],
                 ordinal=trace.ordinal,
                 sequence=trace.pk,
                 streams=trace.streams,
@@ -82,7 +83,9 @@ class ElasticsearchBackend(SearchBackend):
 
         self.ensure_index()
         for start in range(0, len(trace_ids), BULK_CHUNK):
-            traces = Trace.objects.filter(pk__in=trace_ids[start : start + BULK_CHUNK]).prefetch_related("tags")
+            traces = Trace.objects.filter(pk__in=trace_ids[start : start + BULK_CHUNK]).prefetch_related(
+                "tags", "hash_matches__hash_set"
+            )
             # refresh: what was just written is searchable when this returns, as with the SQL backend.
             bulk(self.client, self._actions(traces), refresh="wait_for")
 

@@ -46,12 +46,22 @@ _TERMS_FACET_FIELDS = {
     "tag": "tags",
     "evidence": "evidence",
     "deleted": "deleted",
+    "hashset": "hashsets",
 }
 DATE_INTERVALS = ("year", "quarter", "month", "week", "day", "hour")
 MAX_PAGE_SIZE = 1000
 
 _COMPARISON_KEYS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
-_KEYWORD_FIELDS = {"type": "types", "tag": "tags", "evidence": "evidence", "deleted": "deleted", "uid": "uid"}
+_KEYWORD_FIELDS = {
+    "type": "types",
+    "tag": "tags",
+    "evidence": "evidence",
+    "deleted": "deleted",
+    "uid": "uid",
+    "hashset": "hashsets",
+}
+# knownGood:true and knownBad:true: the kinds of the hash sets holding the trace (documents.py, "known").
+_KNOWN_KINDS = {"knownGood": "known-good", "knownBad": "known-bad"}
 
 
 # -- the query --------------------------------------------------------------------------------------
@@ -96,11 +106,16 @@ def _text(node: Text) -> Query:
 
 def _field(node: Field) -> Query:
     name, value, op = node.name, node.value, node.op
-    if name in ("type", "tag"):
+    if name in ("type", "tag", "hashset"):
         field = _KEYWORD_FIELDS[name]
+        # Hash set names are matched in any case, whatever the operator (as in SQL).
+        case_insensitive = op == ":" or name == "hashset"
         if node.wildcard:
-            return _wildcard(field, _wildcard_pattern(node), case_insensitive=op == ":")
-        return _term(field, value, case_insensitive=op == ":")
+            return _wildcard(field, _wildcard_pattern(node), case_insensitive=case_insensitive)
+        return _term(field, value, case_insensitive=case_insensitive)
+    if name in _KNOWN_KINDS:
+        known = _term("known", _KNOWN_KINDS[name])
+        return known if value else Q("bool", must_not=[known])
     if name in ("evidence", "deleted"):
         return _term(_KEYWORD_FIELDS[name], value)
     if name == "has":  # has:errors (the one value the AST lets through)

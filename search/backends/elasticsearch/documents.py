@@ -1,7 +1,8 @@
 """The Elasticsearch index of traces: one document per trace (:func:`trace_document`), laid out by
 :func:`trace_index_mapping`:
 
-* ``uid``, ``parent_uid``, ``case``, ``evidence``, ``types``, ``tags``, ``extension``: keywords;
+* ``uid``, ``parent_uid``, ``case``, ``evidence``, ``types``, ``tags``, ``extension``: keywords; ``hashsets``
+  and ``known``: the names and kinds of the hash sets that hold the trace's content;
 * ``name`` and ``path``: analysed text, with the exact string in ``.keyword``;
 * ``text``: the bounded text stream; ``metadata``: every string property copied in, for full text;
 * ``properties.data.<stream>.…``: the data streams' hashes, size, MIME type and entropy;
@@ -11,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from search.query.streams import stream_properties
@@ -74,6 +75,9 @@ def trace_index_mapping() -> dict[str, Any]:
             "evidence": keyword,
             "types": keyword,
             "tags": keyword,
+            # The hash sets holding the trace's content, and their kinds (known-good, known-bad).
+            "hashsets": keyword,
+            "known": keyword,
             "extension": keyword,
             "deleted": {"type": "boolean"},
             "has_errors": {"type": "boolean"},
@@ -102,6 +106,7 @@ def trace_document(
     deleted: bool = False,
     has_errors: bool = False,
     tags: Iterable[str] = (),
+    hash_sets: Collection[tuple[str, str]] = (),
     ordinal: int = 0,
     sequence: int = 0,
     streams: Iterable[Mapping[str, Any]] = (),
@@ -112,7 +117,14 @@ def trace_document(
     # <evidence-uuid>:0-3-1-7 has the parent <evidence-uuid>:0-3-1; the root :0 has none.
     evidence_part, _, trace_path = uid.rpartition(":")
     segments = trace_path.split("-")
+    # Only a trace a hash set holds carries the hash set fields (a missing field matches no term).
+    known = (
+        {"hashsets": sorted({name for name, _ in hash_sets}), "known": sorted({kind for _, kind in hash_sets})}
+        if hash_sets
+        else {}
+    )
     return {
+        **known,
         "uid": uid,
         "parent_uid": f"{evidence_part}:{'-'.join(segments[:-1])}" if len(segments) > 1 else "",
         "case": str(case_id),

@@ -28,9 +28,10 @@ from django.db.models.functions import Substr
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 from django.db.models.sql.compiler import SQLCompiler
 
+from hashsets.models import HashKind, HashSet
 from search.backends.sql import fulltext
-from search.models import INDEXED_DATES, INDEXED_NUMBERS, TraceTag
-from search.query.ast import And, Bound, Field, Node, Not, Or, Range, Text
+from search.models import INDEXED_DATES, INDEXED_NUMBERS, TraceHashMatch, TraceTag
+from search.query.ast import KNOWN_FIELDS, And, Bound, Field, Node, Not, Or, Range, Text
 from search.query.streams import StreamProperty, stream_property
 from search.query.wildcard import LIKE_ESCAPE, glob_pattern, like_pattern, wildcard_match
 
@@ -229,6 +230,8 @@ def _field(node: Field, *, case_id: int | None = None) -> Q:
         wanted = _Like(F("name"), str(value)) if node.wildcard else Q(name=str(value).lower())
         tags = TraceTag.objects.filter(wanted)
         return Q(pk__in=tags.values("trace_id"))
+    if name == "hashset" or name in KNOWN_FIELDS:
+        return _hash_set_field(node, case_id=case_id)
     if name in INDEXED_NUMBERS and is_number(value) and not node.wildcard:
         column = INDEXED_NUMBERS[name]
         return Q(**{f"{column}__{OPERATOR_LOOKUPS[node.op]}" if node.op in OPERATOR_LOOKUPS else column: value})
@@ -253,6 +256,19 @@ def _field(node: Field, *, case_id: int | None = None) -> Q:
             return Q(**{f"{column}__iexact": value})
         return Q(**{column: _as_json_value(value)})
     return Q(**{f"{column}__icontains": value})
+
+
+def _hash_set_field(node: Field, *, case_id: int | None) -> Q:
+    """``hashset:<name>`` (any case, wildcards allowed), ``knownGood:true``, ``knownBad:false``: the traces a
+    hash set of the organisation holds, by their marks (search.hashset_marks), read by the case's index."""
+    marks = TraceHashMatch.objects.all() if case_id is None else TraceHashMatch.objects.filter(case_id=case_id)
+    if node.name == "hashset":
+        value = str(node.value)
+        named = _Like(F("name"), value) if node.wildcard else Q(name__iexact=value)
+        return Q(pk__in=marks.filter(hash_set__in=HashSet.objects.filter(named).values("pk")).values("trace_id"))
+    kind = HashKind.KNOWN_GOOD if node.name == "knownGood" else HashKind.KNOWN_BAD
+    marked = Q(pk__in=marks.filter(kind=kind).values("trace_id"))
+    return marked if node.value else ~marked
 
 
 # Dates are stored as ISO-8601 strings in UTC (``2019-03-07T10:00:00Z``, sometimes with a fraction).

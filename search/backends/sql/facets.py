@@ -2,6 +2,7 @@
 
 Facets group by indexed columns the database keeps itself (``extension``, ``mime_type``), types by the
 JSON list of each trace (few combinations: counted per combination, then per type), tags by the tag table,
+hash sets by the traces' marks,
 and the date histogram by a prefix of an ISO date property (days, rolled up into months or years).
 """
 
@@ -75,6 +76,8 @@ class FacetSource:
                 facets[name] = self._types(top=top)
             elif name == "tag":
                 facets[name] = self._tags(top=top)
+            elif name == "hashset":
+                facets[name] = self._hash_sets(top=top)
             elif name == "date":
                 expression, params = property_sql(date_property) if from_properties else ("_date", [])
                 facets[name], interval = self._dates(expression, params, interval=date_interval)
@@ -131,6 +134,17 @@ class FacetSource:
             hits = f"SELECT id FROM {self.table}"  # noqa: S608 (our own table name)
             sql, params = f"SELECT name, COUNT(*) FROM search_tracetag WHERE trace_id IN ({hits})", []  # noqa: S608
         rows = self._rows(f"{sql} GROUP BY name ORDER BY COUNT(*) DESC, name LIMIT %s", [*params, top])
+        return [{"value": name, "count": count} for name, count in rows]
+
+    def _hash_sets(self, *, top: int) -> list[dict]:
+        # The hash sets holding the hits' content, by their marks (search.hashset_marks): one row a trace and set.
+        marks = "search_tracehashmatch m JOIN hashsets_hashset h ON h.id = m.hash_set_id"
+        if self.table == "search_trace":
+            sql, params = f"SELECT h.name, COUNT(*) FROM {marks} WHERE m.case_id = %s", list(self.params)  # noqa: S608
+        else:
+            hits = f"SELECT id FROM {self.table}"  # noqa: S608 (our own table name)
+            sql, params = f"SELECT h.name, COUNT(*) FROM {marks} WHERE m.trace_id IN ({hits})", []  # noqa: S608
+        rows = self._rows(f"{sql} GROUP BY h.name ORDER BY COUNT(*) DESC, h.name LIMIT %s", [*params, top])
         return [{"value": name, "count": count} for name, count in rows]
 
     def _dates(self, expression: str, expression_params: list, *, interval: str) -> tuple[list[dict], str]:

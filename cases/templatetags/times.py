@@ -1,0 +1,21 @@
+"""``{{ value|when }}``: a time as every page writes it (cases/times.py)."""
+
+from django import template
+from django.utils.html import format_html
+
+from cases.times import format_time
+
+register = template.Library()
+
+
+@register.filter
+def when(value) -> str:
+    return format_time(value)
+
+
+@register.filter
+def when_tag(value) -> str:
+    """The time in a ``<time>`` element whose ``datetime`` is the exact instant (ISO, with its offset)."""
+    text = format_time(value)
+    iso = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return format_html('<time datetime="{}">{}</time>', iso, text) if text else ""

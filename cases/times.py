@@ -1,0 +1,88 @@
+"""Time, one way (issue #20 item 13): every time a page shows is written ``2026-03-07 10:15:02 CET``, in the
+signed-in user's time zone (``User.time_zone``, activated per request by :class:`UserTimeZoneMiddleware`;
+the server's ``TIME_ZONE`` when the user chose none), with its zone.
+
+A time whose zone nobody knows (a FAT timestamp, a naive EXIF date: local time of a machine whose zone
+was not recorded) is never converted: it is shown as it was recorded, marked ``local (zone unknown)``. Such
+a value is a naive ``datetime``, an ISO string without an offset, or a mapping ``{"value": …, "zone":
+"local, unknown"}`` (the marker the file-system metadata of issue #18 writes).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Mapping
+from datetime import date, datetime
+from functools import lru_cache
+
+from django.utils import timezone
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+UNKNOWN_ZONE = "local (zone unknown)"
+# The marker of a value whose zone is not known, as a property carries it.
+UNKNOWN_ZONE_MARKERS = frozenset({"local, unknown", "local", "unknown"})
+
+
+@lru_cache(maxsize=1)
+def time_zone_names() -> tuple[str, ...]:
+    """Every IANA zone name this machine knows, sorted (the account page offers them)."""
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def is_time_zone(name: str) -> bool:
+    return name in time_zone_names()
+
+
+def _parse(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        return None
+
+
+def format_time(value: object) -> str:
+    """``value`` as every page writes a time: in the active time zone with its abbreviation, or as recorded
+    with ``local (zone unknown)``. A date alone stays a date; what is no time is returned as text."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, Mapping):
+        inner = value.get("value")
+        if str(value.get("zone", "")).strip().lower() in UNKNOWN_ZONE_MARKERS:
+            parsed = _parse(str(inner)) if isinstance(inner, str) else inner
+            if isinstance(parsed, datetime):
+                return f"{parsed.replace(tzinfo=None).strftime(TIME_FORMAT)} {UNKNOWN_ZONE}"
+            return f"{inner} {UNKNOWN_ZONE}"
+        value = inner
+    if isinstance(value, str):
+        parsed = _parse(value)
+        if parsed is None:
+            return value
+        value = parsed
+    if isinstance(value, datetime):
+        if timezone.is_naive(value):
+            return f"{value.strftime(TIME_FORMAT)} {UNKNOWN_ZONE}"
+        local = timezone.localtime(value)
+        return f"{local.strftime(TIME_FORMAT)} {local.tzname() or local.strftime('%z')}"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+class UserTimeZoneMiddleware:
+    """Activates the signed-in user's time zone for the request (Django's ``timezone.activate``): pages,
+    forms (a "seized at" typed in is read in that zone) and the ``when`` filter follow it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        name = getattr(user, "time_zone", "") if user is not None and user.is_authenticated else ""
+        if name and is_time_zone(name):
+            timezone.activate(zoneinfo.ZoneInfo(name))
+        else:
+            timezone.deactivate()
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class HashSetsConfig(AppConfig):
+    name = "hashsets"
+    verbose_name = "Hash sets"
