@@ -212,7 +212,9 @@ def analyse_file(*, record: TraceRecord, resolver_context, budget: ExtractionBud
         return None
 
     def opener():
-        file_object = media_source.open_data_path(data_path=raw.data_path, resolver_context=resolver_context)
+        file_object = media_source.open_stream(
+            data_path=raw.data_path, data_location=raw.data_location, size=raw.size, resolver_context=resolver_context
+        )
         return io.BufferedReader(media_source.DfvfsFileObject(file_object), buffer_size=1 << 20)
 
     return analyse(
@@ -231,6 +233,7 @@ def stream_dict(stream: DataStream) -> dict:
         "sha256": stream.sha256,
         "entropy": stream.entropy,
         "mime_type": stream.mime_type,
+        "data_location": stream.data_location,
     }
 
 
