@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import asdict
 
 from evidence.reading import AcquiredEvidence, disk_image_format, presented_names
 from search.extraction import source as media_source
@@ -50,14 +49,16 @@ def walk_options(*, acquired: AcquiredEvidence, shard: tuple[int, int] | None = 
     )
 
 
-def child_streams(data: bytes) -> list[dict]:
-    """The stream of a trace a content tool found: hashed and measured as the walker does its files."""
+def child_streams(data: bytes, *, mime_type: str | None = None) -> list[dict]:
+    """The stream of a trace a content tool found: hashed, measured and typed (``mime_type``, libmagic's, as
+    its ``file.mimeType``) as the walker does its files."""
     digest = StreamDigest(head_size=0)
     for start in range(0, len(data), 1 << 20):
         digest.update(data[start : start + (1 << 20)])
     stream = DataStream(name="raw", size=len(data), data_path="")
     digest.fill(stream)
-    return [asdict(stream)]
+    stream.mime_type = mime_type or None
+    return [stream_dict(stream)]
 
 
 def tool_children(
@@ -92,7 +93,7 @@ def tool_children(
                 "path": path_child,
                 "types": list(child.types),
                 "properties": child.properties,
-                "streams": child_streams(data) if data is not None else [],
+                "streams": child_streams(data, mime_type=child.mime_type) if data is not None else [],
                 "tools": {k: [v.name, v.version] for k, v in child.tools.items()},
                 "errors": [{"tool": e.tool, "message": e.message, "stream": e.stream} for e in child.errors]
                 + budget_errors,

@@ -343,3 +343,40 @@ def test_the_data_endpoint_serves_a_recovered_fat_file_from_its_clusters(demo, a
         f"{byte:02x}" for byte in b"".join(api.get(data_url(demo, by_suffix["frag1.dat"])).streaming_content)[:16]
     )
     assert f'<td class="hex-bytes">{row}</td>' in page
+
+
+def test_an_archive_members_stream_has_its_mime_type_and_data_raw_mime_type_finds_it(demo, api, settings, tmp_path):
+    # #18: a JPEG inside a zip is typed on its data stream (data.raw.mimeType), not only as file.mimeType.
+    from search.backends.elasticsearch.compiler import compile_query
+    from search.backends.elasticsearch.documents import trace_document
+    from search.query import parse_query
+
+    archive = tmp_path / "upload" / "holiday.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as writer:
+        writer.writestr("beach.jpg", _picture("JPEG", (64, 48)))
+        writer.writestr("notes.txt", ATTACHED_NOTE)
+    evidence_id = _import_and_extract(demo, api, settings, archive)
+    photo = Trace.objects.get(evidence_id=evidence_id, name="beach.jpg")
+    raw = next(s for s in photo.streams if s["name"] == "raw")
+    assert raw["mime_type"] == photo.properties["file.mimeType"] == "image/jpeg"
+    notes = Trace.objects.get(evidence_id=evidence_id, name="notes.txt")
+    assert next(s for s in notes.streams if s["name"] == "raw")["mime_type"] == "text/plain"
+    # SQL (SQLite here, PostgreSQL under tests/run_all.py), over the API.
+    api.as_user(demo.detective)
+    query = 'data.raw.mimeType:"image/jpeg"'
+    found = api.post(f"/api/cases/{demo.case.pk}/traces/search", {"query": query}, format="json").json()
+    assert [hit["uid"] for hit in found["hits"]] == [photo.uid]
+    # Elasticsearch: the member's document carries the stream property the compiled query asks for.
+    document = trace_document(
+        uid=photo.uid,
+        case_id=demo.case.pk,
+        evidence_id=evidence_id,
+        name=photo.name,
+        path=photo.path,
+        types=photo.types,
+        properties=photo.properties,
+        streams=photo.streams,
+    )
+    assert document["properties"]["data.raw.mimeType"] == "image/jpeg"
+    assert "data.raw.mimeType" in str(compile_query(parse_query(query)).to_dict())
