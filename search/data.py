@@ -82,6 +82,18 @@ def _open_layers(
         return dfvfs_resolver.Resolver.OpenFileObject(path_spec, resolver_context=context)
 
 
+def _open_entry(
+    *, entry: dict, context: media_source.EvidenceResolverContext, trace: Trace, stack: ExitStack
+) -> DfvfsFileIO | media_source.ClusterRunsFile:
+    """Open a stream record's bytes: along its data path, or, when it has a data location (a deleted FAT file
+    recovered from unallocated clusters), the volume it names, read along its cluster runs only."""
+    location = entry.get("data_location")
+    if not location:
+        return _open_layers(data_path=entry["data_path"], context=context, trace=trace, stack=stack)
+    volume = _open_layers(data_path=location["volume"], context=context, trace=trace, stack=stack)
+    return media_source.ClusterRunsFile(volume=volume, location=location, size=int(entry.get("size") or 0))
+
+
 @contextmanager
 def _container_files(trace: Trace) -> Iterator[media_source.EvidenceResolverContext]:
     evidence = trace.evidence
@@ -106,7 +118,7 @@ def open_trace_stream(*, trace: Trace, stream: str) -> Iterator[tuple[BinaryIO, 
     with ExitStack() as stack:
         context = stack.enter_context(_container_files(trace))
         try:
-            file_object = _open_layers(data_path=entry["data_path"], context=context, trace=trace, stack=stack)
+            file_object = _open_entry(entry=entry, context=context, trace=trace, stack=stack)
         except ServiceError:
             raise
         except Exception as error:

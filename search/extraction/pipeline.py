@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import asdict
 
 from evidence.reading import AcquiredEvidence, disk_image_format, presented_names
 from search.extraction import source as media_source
@@ -50,14 +49,16 @@ def walk_options(*, acquired: AcquiredEvidence, shard: tuple[int, int] | None = 
     )
 
 
-def child_streams(data: bytes) -> list[dict]:
-    """The stream of a trace a content tool found: hashed and measured as the walker does its files."""
+def child_streams(data: bytes, *, mime_type: str | None = None) -> list[dict]:
+    """The stream of a trace a content tool found: hashed, measured and typed (``mime_type``, libmagic's, as
+    its ``file.mimeType``) as the walker does its files."""
     digest = StreamDigest(head_size=0)
     for start in range(0, len(data), 1 << 20):
         digest.update(data[start : start + (1 << 20)])
     stream = DataStream(name="raw", size=len(data), data_path="")
     digest.fill(stream)
-    return [asdict(stream)]
+    stream.mime_type = mime_type or None
+    return [stream_dict(stream)]
 
 
 def tool_children(
@@ -92,7 +93,7 @@ def tool_children(
                 "path": path_child,
                 "types": list(child.types),
                 "properties": child.properties,
-                "streams": child_streams(data) if data is not None else [],
+                "streams": child_streams(data, mime_type=child.mime_type) if data is not None else [],
                 "tools": {k: [v.name, v.version] for k, v in child.tools.items()},
                 "errors": [{"tool": e.tool, "message": e.message, "stream": e.stream} for e in child.errors]
                 + budget_errors,
@@ -212,7 +213,9 @@ def analyse_file(*, record: TraceRecord, resolver_context, budget: ExtractionBud
         return None
 
     def opener():
-        file_object = media_source.open_data_path(data_path=raw.data_path, resolver_context=resolver_context)
+        file_object = media_source.open_stream(
+            data_path=raw.data_path, data_location=raw.data_location, size=raw.size, resolver_context=resolver_context
+        )
         return io.BufferedReader(media_source.DfvfsFileObject(file_object), buffer_size=1 << 20)
 
     return analyse(
@@ -231,6 +234,7 @@ def stream_dict(stream: DataStream) -> dict:
         "sha256": stream.sha256,
         "entropy": stream.entropy,
         "mime_type": stream.mime_type,
+        "data_location": stream.data_location,
     }
 
 

@@ -20,7 +20,7 @@ import io
 import json
 import os
 from collections.abc import Mapping
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from dfvfs.file_io import file_io
 from dfvfs.lib import definitions as dfvfs_definitions
@@ -372,3 +372,90 @@ def open_data_path(*, data_path: str, resolver_context: EvidenceResolverContext)
     """
     path_spec = deserialise_path_spec(data_path)
     return dfvfs_resolver.Resolver.OpenFileObject(path_spec, resolver_context=resolver_context)
+
+
+# A stream's ``data_location`` kind: the bytes lie in runs of clusters of the volume ``volume`` names (a
+# deleted FAT file recovered from unallocated clusters), not where its ``data_path`` reads.
+DATA_LOCATION_CLUSTERS = "clusters"
+
+
+def clusters_location(*, volume_path: str, data_offset: int, cluster_size: int, runs: list[list[int]]) -> dict:
+    """The ``data_location`` of a stream read from cluster ``runs`` (``[first cluster, count]``, FAT numbering:
+    cluster 2 starts at byte ``data_offset`` of the volume ``volume_path`` serialises)."""
+    return {
+        "kind": DATA_LOCATION_CLUSTERS,
+        "volume": volume_path,
+        "data_offset": data_offset,
+        "cluster_size": cluster_size,
+        "runs": [[int(first), int(count)] for first, count in runs],
+    }
+
+
+class ClusterRunsFile:
+    """The bytes of a stream laid in cluster runs of an open volume, read as one file object with dfVFS's
+    file-object interface (``read``, ``seek``, ``get_offset``, ``get_size``, ``close``), so
+    :class:`DfvfsFileObject` wraps it as it wraps dfVFS's own. Closing it closes the volume."""
+
+    def __init__(self, *, volume: Any, location: dict, size: int) -> None:
+        if location.get("kind") != DATA_LOCATION_CLUSTERS:
+            raise ValueError(f"unknown data location kind {location.get('kind')!r}")
+        cluster_size = int(location["cluster_size"])
+        data_offset = int(location["data_offset"])
+        if cluster_size <= 0 or data_offset < 0:
+            raise ValueError("invalid cluster geometry in the data location")
+        # (offset in the stream, offset in the volume, length) of each run, in stream order.
+        self._extents: list[tuple[int, int, int]] = []
+        at = 0
+        for first, count in location["runs"]:
+            if int(first) < 2 or int(count) <= 0:
+                raise ValueError("invalid cluster run in the data location")
+            length = int(count) * cluster_size
+            self._extents.append((at, data_offset + (int(first) - 2) * cluster_size, length))
+            at += length
+        self._volume = volume
+        self._size = min(size, at)
+        self._offset = 0
+
+    def read(self, size: int | None = None) -> bytes:
+        end = self._size if size is None or size < 0 else min(self._size, self._offset + size)
+        parts = []
+        for start, volume_offset, length in self._extents:
+            if self._offset >= end:
+                break
+            if start + length <= self._offset:
+                continue
+            within = self._offset - start
+            chunk = min(length - within, end - self._offset)
+            self._volume.seek(volume_offset + within)
+            data = self._volume.read(chunk)
+            parts.append(data)
+            self._offset += len(data)
+            if len(data) < chunk:  # the volume ends early: return what there is
+                break
+        return b"".join(parts)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> None:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._offset, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise OSError("seek before the start of the stream")
+        self._offset = base + offset
+
+    def get_offset(self) -> int:
+        return self._offset
+
+    def get_size(self) -> int:
+        return self._size
+
+    def close(self) -> None:
+        self._volume.close()
+
+
+def open_stream(
+    *, data_path: str, data_location: Mapping | None, size: int, resolver_context: EvidenceResolverContext
+) -> Any:
+    """Open a stream's bytes (its ``data_location`` when it has one, else its ``data_path``) with dfVFS's
+    file-object interface. Encrypted layers need their secret in the key chain first (:func:`open_data_path`)."""
+    if not data_location:
+        return open_data_path(data_path=data_path, resolver_context=resolver_context)
+    volume = open_data_path(data_path=data_location["volume"], resolver_context=resolver_context)
+    return ClusterRunsFile(volume=volume, location=dict(data_location), size=size)

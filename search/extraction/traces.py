@@ -36,6 +36,9 @@ class DataStream:
 
     Hashes and entropy are None when the stream was listed but not read (e.g. a whole partition when
     volume hashing is off); ``data_path`` is always set, so a data service can read the bytes later.
+    ``data_location`` is set when the bytes are not what ``data_path`` reads: a deleted FAT file recovered
+    from unallocated clusters (``{"kind": "clusters", ...}``, see ``source.open_data_location``); readers
+    of the bytes take it over ``data_path``.
     """
 
     name: str
@@ -46,6 +49,7 @@ class DataStream:
     sha256: str | None = None
     entropy: float | None = None
     mime_type: str | None = None
+    data_location: dict | None = None
 
 
 class RawContent:

@@ -383,6 +383,31 @@ def test_dftt_fat_deleted_fragmented_files_carry_the_answer_keys_md5():
 
 
 @pytest.mark.corpus
+def test_dftt_fat_recovered_files_are_read_again_from_their_cluster_runs_not_their_data_path():
+    # #18: the data path names TSK's contiguous reading; the stream's data location names the clusters.
+    evidence = open_zip_member("files/dftt/6-undel-fat.zip", ".dd")
+    traces = extract(evidence)
+    files = files_of(traces, file_system_uid=file_system_trace(traces).uid)
+    context = source.new_resolver_context(file_object=evidence.file_object, file_name=evidence.file_name)
+    for path, (size, md5) in {**DFTT_FAT_FRAGMENTED_MD5, **DFTT_FAT_DELETED_MD5}.items():
+        (trace,) = files[path]
+        stream = trace.stream("raw")
+        location = stream.data_location
+        assert location["kind"] == "clusters" and location["cluster_size"] == 1024, path
+        assert location["runs"] == trace.properties["file.recoveredClusters"], path
+        reopened = source.open_stream(
+            data_path=stream.data_path, data_location=location, size=stream.size, resolver_context=context
+        )
+        whole = reopened.read()
+        assert (len(whole), hashlib.md5(whole, usedforsecurity=False).hexdigest()) == (size, md5), path
+        reopened.seek(1000)  # a read across a fragment's end
+        assert reopened.read(100) == whole[1000:1100], path
+    for trace in files["_rag1.dat"]:  # what the data path alone reads: the answer key's incorrect MD5
+        plain = source.open_data_path(data_path=trace.stream("raw").data_path, resolver_context=context)
+        assert hashlib.md5(plain.read(), usedforsecurity=False).hexdigest() == "c4f3b9a0f17d464f4fc61b94ecf6cc21"
+
+
+@pytest.mark.corpus
 @pytest.mark.parametrize(
     ("opener", "image_format"),
     [

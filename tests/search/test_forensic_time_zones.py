@@ -127,6 +127,31 @@ def test_fat_times_are_local_times_of_unknown_zone_as_mdir_lists_them(tmp_path):
     assert not report.properties["file.modifiedOn"].endswith("Z")
 
 
+def test_fat_read_through_dfvfs_has_the_same_local_times_as_through_tsk(tmp_path):
+    # #18: the dfVFS fallback (libfsfat) gave these as UTC, and a month late (libfsfat 20260826's day count):
+    # they are decoded from the directory entry, local of unknown zone, exactly as the TSK path stores them.
+    image, listed = fat_image(tmp_path)
+    by_reader = {}
+    for prefer_tsk in (True, False):
+        with image.open("rb") as file_object:
+            options = WalkOptions(file_name=image.name, prefer_tsk=prefer_tsk)
+            traces = list(walk_image(file_object=file_object, evidence_id="ev", options=options))
+        (file_system,) = [trace for trace in traces if "fileSystem" in trace.types]
+        (report,) = [trace for trace in traces if trace.name.upper() == "REPORT.TXT"]
+        by_reader[file_system.tools["fileSystem"].name] = report
+    assert set(by_reader) == {"pytsk3", "dfvfs"}
+    through_dfvfs = by_reader["dfvfs"]
+    assert through_dfvfs.properties["file.modifiedOn"] == "2021-06-30T23:45:10"
+    assert through_dfvfs.properties["file.modifiedOn"].startswith(listed)
+    times = {name: value for name, value in through_dfvfs.properties.items() if name.endswith(("On", "OnTimeZone"))}
+    assert times == {
+        name: value for name, value in by_reader["pytsk3"].properties.items() if name.endswith(("On", "OnTimeZone"))
+    }
+    assert times["file.accessedOn"] == "2021-06-30T00:00:00"
+    assert all(times[f"{name}TimeZone"] == LOCAL_UNKNOWN for name in ("file.createdOn", "file.accessedOn"))
+    assert not through_dfvfs.errors
+
+
 def jpeg_with_exif(*, original: str, offset: str | None = None, gps: tuple[str, tuple] | None = None) -> bytes:
     from PIL import Image
 

@@ -301,3 +301,82 @@ def test_an_archive_member_is_re_derived_from_its_archive_and_checked_against_it
     Trace.objects.filter(pk=member.pk).update(streams=[{**stream, "sha256": "0" * 64}])
     refused = api.get(data_url(demo, member))
     assert refused.status_code == 404 and refused.json()["error"] == "not_rereadable"
+
+
+# DFTT #6's answer key (GROUND_TRUTH.md): the MD5 of every deleted file, three of them fragmented.
+DFTT_FAT_DELETED_MD5 = {
+    "frag1.dat": "7a3bc5b763bef201202108f4ba128149",
+    "frag2.dat": "0e80ab84ef0087e60dfc67b88a1cf13e",
+    "frag3.dat": "21121699487f3fbbdb9a4b3391b6d3e0",
+    "sing.dat": "59b20779f69ff9f0ac5fcd2c38835a79",
+    "mult1.dat": "ffd27bd782bdce67750b6b9ee069d2ef",
+    "mult2.dat": "59cf0e9cd107bc1e75afb7374f6e05bb",
+}
+
+
+@pytest.mark.corpus
+def test_the_data_endpoint_serves_a_recovered_fat_file_from_its_clusters(demo, api, client, settings, tmp_path):
+    # #18: the answer key's bytes, not TSK's contiguous reading of the data path (frag1.dat's "incorrect MD5").
+    member = zipfile.ZipFile(require_corpus("files/dftt/6-undel-fat.zip"))
+    name = next(entry for entry in member.namelist() if entry.endswith(".dd"))
+    image = tmp_path / "dftt" / "6-fat-undel.dd"
+    image.parent.mkdir()
+    image.write_bytes(member.read(name))
+    evidence_id = _import_and_extract(demo, api, settings, image)
+    recovered = Trace.objects.filter(evidence_id=evidence_id, deleted=True, properties__has_key="file.recovered")
+    by_suffix = {
+        suffix: trace for trace in recovered for suffix in DFTT_FAT_DELETED_MD5 if trace.name[1:] == suffix[1:]
+    }
+    assert set(by_suffix) == set(DFTT_FAT_DELETED_MD5)
+    api.as_user(demo.detective)
+    for suffix, md5 in DFTT_FAT_DELETED_MD5.items():
+        trace = by_suffix[suffix]
+        raw = next(s for s in trace.streams if s["name"] == "raw")
+        assert raw["data_location"]["kind"] == "clusters"
+        body = b"".join(api.get(data_url(demo, trace)).streaming_content)
+        assert hashlib.md5(body, usedforsecurity=False).hexdigest() == raw["md5"] == md5, suffix
+        part = api.get(data_url(demo, trace), HTTP_RANGE="bytes=700-")  # across a cluster's end when larger
+        assert part.status_code == 206 and b"".join(part.streaming_content) == body[700:], suffix
+    client.force_login(demo.detective)  # the hex view reads the same clusters
+    page = client.get(page_url(demo, by_suffix["frag1.dat"])).content.decode()
+    row = " ".join(
+        f"{byte:02x}" for byte in b"".join(api.get(data_url(demo, by_suffix["frag1.dat"])).streaming_content)[:16]
+    )
+    assert f'<td class="hex-bytes">{row}</td>' in page
+
+
+def test_an_archive_members_stream_has_its_mime_type_and_data_raw_mime_type_finds_it(demo, api, settings, tmp_path):
+    # #18: a JPEG inside a zip is typed on its data stream (data.raw.mimeType), not only as file.mimeType.
+    from search.backends.elasticsearch.compiler import compile_query
+    from search.backends.elasticsearch.documents import trace_document
+    from search.query import parse_query
+
+    archive = tmp_path / "upload" / "holiday.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as writer:
+        writer.writestr("beach.jpg", _picture("JPEG", (64, 48)))
+        writer.writestr("notes.txt", ATTACHED_NOTE)
+    evidence_id = _import_and_extract(demo, api, settings, archive)
+    photo = Trace.objects.get(evidence_id=evidence_id, name="beach.jpg")
+    raw = next(s for s in photo.streams if s["name"] == "raw")
+    assert raw["mime_type"] == photo.properties["file.mimeType"] == "image/jpeg"
+    notes = Trace.objects.get(evidence_id=evidence_id, name="notes.txt")
+    assert next(s for s in notes.streams if s["name"] == "raw")["mime_type"] == "text/plain"
+    # SQL (SQLite here, PostgreSQL under tests/run_all.py), over the API.
+    api.as_user(demo.detective)
+    query = 'data.raw.mimeType:"image/jpeg"'
+    found = api.post(f"/api/cases/{demo.case.pk}/traces/search", {"query": query}, format="json").json()
+    assert [hit["uid"] for hit in found["hits"]] == [photo.uid]
+    # Elasticsearch: the member's document carries the stream property the compiled query asks for.
+    document = trace_document(
+        uid=photo.uid,
+        case_id=demo.case.pk,
+        evidence_id=evidence_id,
+        name=photo.name,
+        path=photo.path,
+        types=photo.types,
+        properties=photo.properties,
+        streams=photo.streams,
+    )
+    assert document["properties"]["data.raw.mimeType"] == "image/jpeg"
+    assert "data.raw.mimeType" in str(compile_query(parse_query(query)).to_dict())

@@ -119,6 +119,8 @@ class AnalysedTrace:
     tools: dict[str, ToolRef] = field(default_factory=dict)
     children: list[AnalysedTrace] = field(default_factory=list)
     data: bytes | StreamOpener | None = None
+    # libmagic's type of ``data`` (a child's), for its raw stream's ``mime_type``; None when it has no bytes.
+    mime_type: str | None = None
 
     def walk(self):
         yield self
@@ -234,6 +236,7 @@ def _analyse_child(
         trace.data = child.data
         if head and mime_type:  # a member is typed like a file (an empty one, as the walker does, not at all)
             trace.properties.setdefault("file.mimeType", mime_type)
+            trace.mime_type = mime_type
     else:
         trace = AnalysedTrace(name=child.name, path=path, types=list(child.types))
     # What the parent's tool said about the child comes first: it saw the member in its container.

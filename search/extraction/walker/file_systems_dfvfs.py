@@ -12,8 +12,10 @@ from dfvfs.path import factory as path_spec_factory
 from dfvfs.resolver import resolver as dfvfs_resolver
 
 from search.extraction import source
+from search.extraction.timezones import set_local_time
 from search.extraction.traces import DataStream, TraceError, TraceRecord, child_uid
 from search.extraction.walker.common import TOOL_DFVFS, reader_of
+from search.extraction.walker.fat_times import read_entry_times
 
 if TYPE_CHECKING:
     from search.extraction.walker.walk import Walk
@@ -92,13 +94,24 @@ def dfvfs_file_system(
         fs_trace.errors.append(TraceError(tool="dfvfs", message=f"cannot open the file system: {error}"))
         yield fs_trace
         return
+    fat_read_at = None
+    if type_indicator == dfvfs_definitions.TYPE_INDICATOR_FAT:
+        # FAT times are decoded from the directory entries themselves (walker/fat_times.py says why).
+        try:
+            fat_read_at = reader_of(dfvfs_resolver.Resolver.OpenFileObject(spec, resolver_context=walk.context))
+        except Exception as error:
+            fs_trace.errors.append(TraceError(tool="dfvfs", message=f"cannot read the FAT directory entries: {error}"))
     yield fs_trace
-    yield from _children(walk=walk, entries=entries, parent=fs_trace, fs_path="", deal_out=True)
+    yield from _children(
+        walk=walk, entries=entries, parent=fs_trace, fs_path="", deal_out=True, fat_read_at=fat_read_at
+    )
 
 
 def _children(
-    *, walk: Walk, entries, parent: TraceRecord, fs_path: str, deal_out: bool = False
+    *, walk: Walk, entries, parent: TraceRecord, fs_path: str, deal_out: bool = False, fat_read_at=None
 ) -> Iterator[TraceRecord]:
+    """The traces of ``entries`` and everything below them; ``fat_read_at`` reads the volume of a FAT file
+    system, whose entries' times are decoded from their directory entries."""
     for ordinal, entry in enumerate(entries):
         if deal_out and not walk.owns_top_level_entry(ordinal):
             continue
@@ -114,7 +127,9 @@ def _children(
             deleted=not entry.IsAllocated(),
             tools={"file": TOOL_DFVFS},
         )
-        trace.properties.update(_file_properties(entry=entry, trace=trace, path_in_fs=path_in_fs))
+        trace.properties.update(
+            _file_properties(entry=entry, trace=trace, path_in_fs=path_in_fs, fat_read_at=fat_read_at)
+        )
         sub_entries = []
         if is_directory:
             try:
@@ -124,13 +139,23 @@ def _children(
         _add_streams(walk=walk, entry=entry, trace=trace)
         yield trace
         if sub_entries:
-            yield from _children(walk=walk, entries=sub_entries, parent=trace, fs_path=path_in_fs)
+            yield from _children(
+                walk=walk, entries=sub_entries, parent=trace, fs_path=path_in_fs, fat_read_at=fat_read_at
+            )
 
 
-def _file_properties(*, entry, trace: TraceRecord, path_in_fs: str) -> dict:
+def _file_properties(*, entry, trace: TraceRecord, path_in_fs: str, fat_read_at=None) -> dict:
     properties = {"file.name": trace.name, "file.path": path_in_fs, "file.deleted": trace.deleted}
     if entry.size is not None and "folder" not in trace.types:
         properties["file.size"] = int(entry.size)
+    if fat_read_at is not None:
+        # A FAT entry's times are the writer's wall clock: local times of unknown zone, as the TSK path has them.
+        times = read_entry_times(read_at=fat_read_at, offset=int(entry.GetStatAttribute().inode_number or 0))
+        if times is None:
+            trace.errors.append(TraceError(tool="dfvfs", message="cannot read the times of the FAT directory entry"))
+        for property_name, moment in (times or {}).items():
+            set_local_time(properties, property_name, moment)
+        return properties
     for property_name, date_time in (
         ("file.createdOn", entry.creation_time),
         ("file.modifiedOn", entry.modification_time),

@@ -256,6 +256,7 @@ class _TskWalk:
         self.local_times = is_fat or fs_type == "exfat"
         self.data_paths = _TskDataPaths(volume_spec=volume_spec)
         self._fat_recovery: FatRecovery | bool | None = False  # False: not worked out yet
+        self._volume_path: str | None = None  # the volume's data path, serialised at the first recovered file
         # The named data streams of the file just read, each to become a trace of its own.
         self._streams_as_files: list[_StreamFile] = []
 
@@ -484,7 +485,7 @@ class _TskWalk:
                 return entry.read_random(offset, length, attribute_type, attribute_id)
 
             if self.is_fat and trace.deleted and stream_name == "raw" and size:
-                read_at = self._recovered_reader(trace=trace, inode=inode, size=size) or read_at
+                read_at = self._recovered_reader(trace=trace, stream=stream, inode=inode, size=size) or read_at
 
             try:
                 self.walk.reader.digest(
@@ -503,14 +504,23 @@ class _TskWalk:
                     _StreamFile(stream_name=data_stream or "", size=size, data_path=data_path, read_at=read_at)
                 )
 
-    def _recovered_reader(self, *, trace: TraceRecord, inode: int, size: int):
+    def _recovered_reader(self, *, trace: TraceRecord, stream: DataStream, inode: int, size: int):
         """A deleted FAT file's bytes from the clusters `fat_recovery` gave it (marked recovered on the
-        trace), or None to read what TSK reads."""
+        trace, and the clusters kept as the stream's data location, so the data service reads them too, not
+        TSK's contiguous reading its data path names), or None to read what TSK reads."""
         recovery = self.fat_recovery()
         reader = recovery.reader(inode=inode, size=size) if recovery is not None else None
         if reader is None or recovery is None:
             return None
         runs = cluster_runs(recovery.assigned[inode])
+        if self._volume_path is None:
+            self._volume_path = source.serialise_path_spec(self.volume_spec)
+        stream.data_location = source.clusters_location(
+            volume_path=self._volume_path,
+            data_offset=recovery.geometry.cluster_offset(2),
+            cluster_size=recovery.geometry.cluster_size,
+            runs=runs,
+        )
         trace.properties["file.recovered"] = True
         trace.properties["file.recoveredClusters"] = runs
         trace.properties["file.recoveredFragments"] = len(runs)
