@@ -121,3 +121,20 @@ def test_an_exception_logged_through_two_handlers_is_formatted_once():
 def test_an_unknown_mode_is_refused():
     with pytest.raises(Exception, match="exception_messages"):
         PrivacyLogFilter(exception_messages="sometimes")
+
+
+def test_a_celery_worker_s_own_handlers_get_the_privacy_filter():
+    """A worker installs its own handlers on the root and task loggers; Celery's signals give them the filter."""
+    from celery import signals
+
+    import custodia.celery  # noqa: F401  (connects the receivers)
+
+    logger = logging.getLogger("privacy-exceptions-worker")
+    handler = logging.StreamHandler(io.StringIO())
+    logger.addHandler(handler)
+    try:
+        for signal in (signals.after_setup_logger, signals.after_setup_task_logger):
+            signal.send(sender=None, logger=logger, loglevel=logging.INFO, logfile=None, format="", colorize=False)
+        assert [type(item) for item in handler.filters] == [PrivacyLogFilter]
+    finally:
+        logger.removeHandler(handler)
