@@ -16,13 +16,13 @@ logger = logging.getLogger(__name__)
 
 
 @receiver(event_recorded, dispatch_uid="alerts.event_recorded")
-def raise_alerts(sender, event, details=None, **kwargs) -> None:
+def raise_alerts(sender, event, details=None, actor_name=None, client_address=None, **kwargs) -> None:
     if not rules.rules_for(event):
         return
     try:
         # A savepoint: a rule that fails rolls back its own writes, never the event's transaction.
         with transaction.atomic():
-            for spec in rules.evaluate(event, details):
+            for spec in rules.evaluate(event, details, actor_name=actor_name, client_address=client_address):
                 alert_raise(spec=spec)
     except Exception:
         logger.exception("alert rules failed on audit event %s (%s)", event.sequence, event.action)

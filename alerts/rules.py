@@ -13,6 +13,7 @@ The audit write failure has no event: ``audit_write_failed_spec`` is raised from
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +27,26 @@ from audit.models import AuditEvent, Outcome
 from audit.privacy import Tagged, tag_value
 from cases.models import Role, User
 
-Rule = Callable[[AuditEvent, Mapping[str, Any]], "AlertSpec | None"]
+
+@dataclass(frozen=True)
+class Who:
+    """Who caused the event, in clear: the trail stores the actor and the client address already replaced (a
+    pseudonym under the production policy), and a rule tags them again for its alert, so it must tag the clear
+    values (given by the audit writer with the ``event_recorded`` signal) to have them transformed once."""
+
+    actor: str
+    client_address: str
+
+    @classmethod
+    def of(cls, event: AuditEvent, *, actor_name: str | None = None, client_address: str | None = None) -> Who:
+        """The clear values when the sender gave them, else the row's (as stored: replaced)."""
+        return cls(
+            actor=actor_name if actor_name is not None else event.actor,
+            client_address=client_address if client_address is not None else event.client_address,
+        )
+
+
+Rule = Callable[[AuditEvent, Mapping[str, Any], Who], "AlertSpec | None"]
 
 
 def clear(value: object) -> str:
@@ -43,7 +63,7 @@ def _since(seconds: int, event: AuditEvent) -> Any:
 # --- custody and the trail --------------------------------------------------------------------------------
 
 
-def integrity_mismatch(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | None:
+def integrity_mismatch(event: AuditEvent, details: Mapping[str, Any], who: Who) -> AlertSpec | None:
     if event.action != "evidence.verify" or event.outcome != Outcome.FAILED:
         return None
     mismatches = details.get("mismatches") or []
@@ -78,7 +98,7 @@ TRAIL_TITLES = {
 }
 
 
-def trail_verification_failed(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | None:
+def trail_verification_failed(event: AuditEvent, details: Mapping[str, Any], who: Who) -> AlertSpec | None:
     if event.action != "audit.verify" or event.outcome != Outcome.FAILED:
         return None
     problem = clear(details.get("problem"))
@@ -114,25 +134,25 @@ def audit_write_failed_spec(*, action: str, organization_id: int | None, case_id
 # --- people -----------------------------------------------------------------------------------------------
 
 
-def secret_revealed(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | None:
+def secret_revealed(event: AuditEvent, details: Mapping[str, Any], who: Who) -> AlertSpec | None:
     if event.action != "evidence.secret.reveal" or event.outcome != Outcome.OK:
         return None
     return AlertSpec(
         kind="evidence.secret_revealed",
         title="An escrowed secret was revealed",
         message=(
-            f"{tag_value('user', event.actor)} was shown the secret {clear(details.get('kind'))} "
+            f"{tag_value('user', who.actor)} was shown the secret {clear(details.get('kind'))} "
             f"of evidence {tag_value('evidence', event.target_id)}."
         ),
         severity=Severity.NOTICE,
         case_id=event.case_id,
         organization_id=event.organization_id,
-        details={"user": Tagged("user", event.actor), "evidence": Tagged("evidence", event.target_id)},
+        details={"user": Tagged("user", who.actor), "evidence": Tagged("evidence", event.target_id)},
         audit_sequence=event.sequence,
     )
 
 
-def repeated_refusals(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | None:
+def repeated_refusals(event: AuditEvent, details: Mapping[str, Any], who: Who) -> AlertSpec | None:
     if not event.action.endswith(ACCESS_SUFFIX) or event.outcome != Outcome.DENIED or event.case_id is None:
         return None
     refusals = AuditEvent.objects.filter(
@@ -148,22 +168,22 @@ def repeated_refusals(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpe
         title="Repeated refused access to a case",
         message=(
             f"{refusals} requests to this case were refused within "
-            f"{settings.CUSTODIA_ALERTS_DENIAL_WINDOW_SECONDS} s; the latest by {tag_value('user', event.actor)} "
-            f"from {tag_value('client_address', event.client_address)}."
+            f"{settings.CUSTODIA_ALERTS_DENIAL_WINDOW_SECONDS} s; the latest by {tag_value('user', who.actor)} "
+            f"from {tag_value('client_address', who.client_address)}."
         ),
         case_id=event.case_id,
         organization_id=event.organization_id,
         details={
             "refusals": refusals,
-            "user": Tagged("user", event.actor),
-            "client_address": Tagged("client_address", event.client_address),
+            "user": Tagged("user", who.actor),
+            "client_address": Tagged("client_address", who.client_address),
         },
         dedupe_key=f"case.access_refused:{event.case_id}",
         audit_sequence=event.sequence,
     )
 
 
-def login_lockout(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | None:
+def login_lockout(event: AuditEvent, details: Mapping[str, Any], who: Who) -> AlertSpec | None:
     if event.action != "auth.lockout":
         return None
     username = clear(details.get("username"))
@@ -191,7 +211,7 @@ def _link_uses(event: AuditEvent, link: object) -> Any:
     return AuditEvent.objects.filter(action="link.use", details__link=link, outcome=Outcome.OK)
 
 
-def link_many_addresses(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | None:
+def link_many_addresses(event: AuditEvent, details: Mapping[str, Any], who: Who) -> AlertSpec | None:
     if event.action != "link.use" or event.outcome != Outcome.OK or details.get("link") is None:
         return None
     link = details["link"]
@@ -203,21 +223,21 @@ def link_many_addresses(event: AuditEvent, details: Mapping[str, Any]) -> AlertS
         title="A download link is used from many addresses",
         message=(
             f"Link {link} of evidence {tag_value('evidence', event.target_id)} was used from {addresses} "
-            f"client addresses; the latest {tag_value('client_address', event.client_address)}."
+            f"client addresses; the latest {tag_value('client_address', who.client_address)}."
         ),
         case_id=event.case_id,
         organization_id=event.organization_id,
         details={
             "link": link,
             "addresses": addresses,
-            "client_address": Tagged("client_address", event.client_address),
+            "client_address": Tagged("client_address", who.client_address),
         },
         dedupe_key=f"link.many_addresses:{link}",
         audit_sequence=event.sequence,
     )
 
 
-def link_heavy_use(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | None:
+def link_heavy_use(event: AuditEvent, details: Mapping[str, Any], who: Who) -> AlertSpec | None:
     if event.action != "link.use" or event.outcome != Outcome.OK or details.get("link") is None:
         return None
     link = details["link"]
@@ -239,7 +259,7 @@ def link_heavy_use(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec |
     )
 
 
-def link_guessing(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | None:
+def link_guessing(event: AuditEvent, details: Mapping[str, Any], who: Who) -> AlertSpec | None:
     if event.action != "link.refused.burst":
         return None
     refusals = int(details.get("refusals") or 0)
@@ -263,7 +283,7 @@ def link_guessing(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | 
 # --- hand-offs (item 7): the next person in a journey -----------------------------------------------------
 
 
-def link_awaits_approval(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | None:
+def link_awaits_approval(event: AuditEvent, details: Mapping[str, Any], who: Who) -> AlertSpec | None:
     if event.action != "link.issue" or event.outcome != Outcome.OK or not details.get("approval_required"):
         return None
     if event.case_id is None:
@@ -273,7 +293,7 @@ def link_awaits_approval(event: AuditEvent, details: Mapping[str, Any]) -> Alert
         kind="handoff.link_approval",
         title="A download link waits for your approval",
         message=(
-            f"{tag_value('user', event.actor)} issued link {clear(details.get('link'))} of evidence "
+            f"{tag_value('user', who.actor)} issued link {clear(details.get('link'))} of evidence "
             f"{tag_value('evidence', event.target_id)}; it needs a second custodian's approval."
         ),
         severity=Severity.INFO,
@@ -297,7 +317,7 @@ def _run_starter(event: AuditEvent, run: object) -> list[User]:
     return list(User.objects.filter(pk=started, is_active=True)) if started else []
 
 
-def extraction_finished(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | None:
+def extraction_finished(event: AuditEvent, details: Mapping[str, Any], who: Who) -> AlertSpec | None:
     if event.action not in ("evidence.extract", "evidence.extract.abandoned") or event.case_id is None:
         return None
     failed = event.outcome != Outcome.OK or event.action == "evidence.extract.abandoned"
@@ -321,7 +341,7 @@ def extraction_finished(event: AuditEvent, details: Mapping[str, Any]) -> AlertS
     )
 
 
-def volume_locked(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | None:
+def volume_locked(event: AuditEvent, details: Mapping[str, Any], who: Who) -> AlertSpec | None:
     locked = details.get("locked_volumes") or 0
     if event.action != "evidence.extract" or event.outcome != Outcome.OK or not locked or event.case_id is None:
         return None
@@ -342,7 +362,7 @@ def volume_locked(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | 
     )
 
 
-def reidentification_awaits_approval(event: AuditEvent, details: Mapping[str, Any]) -> AlertSpec | None:
+def reidentification_awaits_approval(event: AuditEvent, details: Mapping[str, Any], who: Who) -> AlertSpec | None:
     """A re-identification asked for (issue #19 item 4) waits for a second person who may read the row:
     the case's custodians and prosecutors, or for a row of no case the organisation's administrators."""
     if event.action != "privacy.reidentify.request" or event.outcome != Outcome.OK:
@@ -359,7 +379,7 @@ def reidentification_awaits_approval(event: AuditEvent, details: Mapping[str, An
         kind="handoff.reidentification_approval",
         title="A re-identification waits for your approval",
         message=(
-            f"{tag_value('user', event.actor)} asked for the clear value of {clear(details.get('field'))} "
+            f"{tag_value('user', who.actor)} asked for the clear value of {clear(details.get('field'))} "
             f"of audit row {row}; it needs a second person's approval."
         ),
         severity=Severity.INFO,
@@ -394,7 +414,15 @@ def rules_for(event: AuditEvent) -> tuple[Rule, ...]:
     return RULES.get(event.action, ())
 
 
-def evaluate(event: AuditEvent, details: Mapping[str, Any] | None) -> list[AlertSpec]:
-    """What the rules ask to raise for ``event`` (``details``: as its writer gave them, else as stored)."""
+def evaluate(
+    event: AuditEvent,
+    details: Mapping[str, Any] | None,
+    *,
+    actor_name: str | None = None,
+    client_address: str | None = None,
+) -> list[AlertSpec]:
+    """What the rules ask to raise for ``event`` (``details``: as its writer gave them, else as stored;
+    ``actor_name`` and ``client_address``: in clear, as the writer had them, else the row's replaced ones)."""
     given = details if details is not None else event.details
-    return [spec for rule in rules_for(event) if (spec := rule(event, given)) is not None]
+    who = Who.of(event, actor_name=actor_name, client_address=client_address)
+    return [spec for rule in rules_for(event) if (spec := rule(event, given, who)) is not None]

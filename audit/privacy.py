@@ -38,6 +38,7 @@ import os
 import re
 import secrets
 import threading
+import traceback
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -560,33 +561,124 @@ def new_key() -> str:
 # --- logging ----------------------------------------------------------------------------------------
 
 
+# What the log filter does with an exception's message (``CUSTODIA_PRIVACY_EXCEPTION_MESSAGES``). An exception's
+# message is nobody's tagged value: it may hold a query, a username or a path (``FileNotFoundError: … 'case
+# 2024-17/suspect.E01'``). "keep" leaves it (tagged values in it replaced); "remove" keeps the traceback's frames
+# and the exception's class but removes every message that holds no tag (the default in production).
+EXCEPTION_MESSAGES = ("keep", "remove")
+REMOVED_MESSAGE = "(message removed by the privacy policy)"
+
+
+def exception_messages_from_settings() -> str:
+    mode = str(getattr(settings, "CUSTODIA_PRIVACY_EXCEPTION_MESSAGES", "remove")).lower()
+    if mode not in EXCEPTION_MESSAGES:
+        raise ImproperlyConfigured(
+            f"CUSTODIA_PRIVACY_EXCEPTION_MESSAGES must be one of {', '.join(EXCEPTION_MESSAGES)}"
+        )
+    return mode
+
+
+def format_exception_privately(exc: BaseException, *, keep_messages: bool) -> str:
+    """The traceback as ``logging.Formatter.formatException`` writes it (the chain of causes and contexts,
+    each with its frames), each exception's message kept or replaced by ``REMOVED_MESSAGE`` unless it holds a
+    tag. The frames name files, lines and functions of the code, never a value."""
+    chain: list[tuple[BaseException, str]] = []  # oldest first, each with the text that joins it to the next
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    joint = ""
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append((current, joint))
+        if current.__cause__ is not None:
+            current, joint = (
+                current.__cause__,
+                "\nThe above exception was the direct cause of the following exception:\n\n",
+            )
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, joint = (
+                current.__context__,
+                "\nDuring handling of the above exception, another exception occurred:\n\n",
+            )
+        else:
+            current = None
+    lines: list[str] = []
+    for item, joint in reversed(chain):
+        if item.__traceback__ is not None:
+            lines.append("Traceback (most recent call last):\n")
+            lines.extend(traceback.format_tb(item.__traceback__))
+        name = type(item).__qualname__
+        module = type(item).__module__
+        if module not in ("builtins", "__main__"):
+            name = f"{module}.{name}"
+        try:
+            text = str(item)
+        except Exception:
+            text = "<exception str() failed>"
+        if not keep_messages and not TAG_PATTERN.search(text):
+            text = REMOVED_MESSAGE if text else ""
+        lines.append(f"{name}: {text}\n" if text else f"{name}\n")
+        lines.append(joint)
+    return "".join(lines).rstrip("\n")
+
+
 class PrivacyLogFilter(logging.Filter):
     """Replaces the tagged values of every record it sees, as the policy says, before any handler formats it:
     put it on every handler (``LOGGING["filters"]`` with ``"()": "audit.privacy.PrivacyLogFilter"``). A record
     is replaced once even when several handlers carry the filter. The record's message id (the scope of MR
-    and MI, and the key of its look-up entries) is left on it as ``privacy_message_id``."""
+    and MI, and the key of its look-up entries) is left on it as ``privacy_message_id``.
 
-    def __init__(self, name: str = "", *, replacer: Replacer | None = None) -> None:
+    A record's exception (``logger.exception``, ``exc_info=``) is formatted here, into ``record.exc_text``
+    (which ``logging.Formatter`` writes instead of formatting ``exc_info`` again): its tagged values replaced
+    and, under ``exception_messages="remove"`` (``CUSTODIA_PRIVACY_EXCEPTION_MESSAGES``, the default), every
+    untagged exception message removed. ``exc_info`` stays on the record for handlers that need the type; a
+    handler that formats ``exc_info`` itself (Django's AdminEmailHandler, with the frames' locals) bypasses
+    this and must not be configured."""
+
+    def __init__(
+        self, name: str = "", *, replacer: Replacer | None = None, exception_messages: str | None = None
+    ) -> None:
         super().__init__(name)
         self._replacer = replacer
+        if exception_messages is not None and exception_messages not in EXCEPTION_MESSAGES:
+            raise ImproperlyConfigured(f"exception_messages must be one of {', '.join(EXCEPTION_MESSAGES)}")
+        self._exception_messages = exception_messages
+
+    def _replace(self, text: str, message: Message) -> str:
+        try:
+            replacer = self._replacer or replacer_from_settings()
+            return replacer.line(text, session=current_session(), message=message)
+        except Exception:
+            # No keys (a misconfiguration) must neither stop the caller nor let a value through: every
+            # tagged value is removed, as NI would.
+            return TAG_PATTERN.sub(lambda match: tag_value(match.group(1).lower(), ""), text)
+
+    def _exception_text(self, record: logging.LogRecord, message: Message) -> str | None:
+        exc_info = record.exc_info
+        if not exc_info or not isinstance(exc_info, tuple) or exc_info[1] is None:
+            return record.exc_text
+        try:
+            mode = self._exception_messages or exception_messages_from_settings()
+        except ImproperlyConfigured:
+            mode = "remove"  # a misconfigured option removes rather than lets a value through
+        try:
+            text = format_exception_privately(exc_info[1], keep_messages=mode == "keep")
+        except Exception:
+            return f"{type(exc_info[1]).__qualname__}: {REMOVED_MESSAGE}"
+        return self._replace(text, message) if "[" in text else text
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "privacy_applied", False):
             return True
+        message = Message()
         try:
             text = record.getMessage()
         except Exception:  # a broken format string: leave it to the handler, which reports it
-            return True
-        message = Message()
-        if "[" in text:
-            try:
-                replacer = self._replacer or replacer_from_settings()
-                record.msg = replacer.line(text, session=current_session(), message=message)
-            except Exception:
-                # No keys (a misconfiguration) must neither stop the caller nor let a value through: every
-                # tagged value is removed, as NI would.
-                record.msg = TAG_PATTERN.sub(lambda match: tag_value(match.group(1).lower(), ""), text)
+            text = None
+        if text is not None and "[" in text:
+            record.msg = self._replace(text, message)
             record.args = None
+        if record.exc_info:
+            record.exc_text = self._exception_text(record, message)
         record.privacy_applied = True
         record.privacy_message_id = message.id
         return True

@@ -115,7 +115,15 @@ def audit_record(
         ) from exc
     if ctx is not None:
         ctx.events_written += 1
-    signals.event_recorded.send_robust(sender=AuditEvent, event=event, details=details)
+    # The clear actor and address go with the event: a listener that passes them on tags them afresh, and the
+    # stored ones are already replaced (tagging those would transform them twice).
+    signals.event_recorded.send_robust(
+        sender=AuditEvent,
+        event=event,
+        details=details,
+        actor_name=actor.username if actor is not None else SYSTEM_ACTOR,
+        client_address=ctx.client_address if ctx else "",
+    )
     if is_custody_critical(action, event.details) or event.sequence % settings.CUSTODIA_AUDIT_CHECKPOINT_EVENTS == 0:
         schedule_checkpoint()
     return event

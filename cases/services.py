@@ -375,7 +375,7 @@ def user_password_reset_link(*, actor: User, user: User) -> str:
             actor=actor,
             target_type="user",
             target_id=user.pk,
-            details={"username": user.username},
+            details={"username": Tagged("user", user.username)},
         )
     return reverse(
         "account-password-reset",
@@ -394,7 +394,7 @@ def user_password_reset_done(*, user: User) -> None:
             actor=user,
             target_type="user",
             target_id=user.pk,
-            details={"username": user.username},
+            details={"username": Tagged("user", user.username)},
         )
 
 

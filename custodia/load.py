@@ -5,14 +5,22 @@ re-identifications waiting for a second person), runs finished and failed, throu
 extracted), storage used (sealed evidence bytes), and request rates and errors from the audit trail. Only
 counts and the organisation's name: no case name or reference, no query, no user, no address. Here, above
 the apps, because it counts the rows of every app.
+
+Besides the application's own waiting work, the broker's: with a Redis broker, the length of each Celery queue
+(``broker_queue_lengths``). Per queue, not per organisation: a queued task names no organisation the broker
+could count by.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
+import redis
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -21,6 +29,8 @@ from audit.models import AuditEvent, Outcome, ReIdentificationRequest, ReIdentif
 from cases.models import Organization, User
 from evidence.models import CaptureRun, CaptureState, DownloadLink, Evidence, EvidenceState, LinkState
 from search.models import ExtractionRun, RunState
+
+logger = logging.getLogger(__name__)
 
 # The window of the rates (requests, errors) and of finished runs and throughput.
 LOAD_WINDOW = timedelta(hours=1)
@@ -146,4 +156,83 @@ def load_as_dicts(loads: list[OrganizationLoad]) -> list[dict]:
     return [asdict(load) for load in loads]
 
 
-__all__ = ["LOAD_WINDOW", "OrganizationLoad", "load_as_dicts", "load_organizations_for", "organization_load"]
+# --- the broker's queues ------------------------------------------------------------------------------
+
+BROKER_QUEUES_NOTE = "Per queue, not per organisation: the broker holds tasks, not whose they are."
+# How long the load page waits for the broker before it says it could not read it.
+BROKER_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class BrokerQueues:
+    """Tasks waiting in the broker, by queue name. ``error`` says why they could not be read (never the broker's
+    URL, which may hold a password)."""
+
+    transport: str
+    queues: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+    note: str = BROKER_QUEUES_NOTE
+
+
+def broker_queue_names() -> list[str]:
+    """The queues Celery sends to: the default one and every queue named in ``CELERY_TASK_ROUTES``."""
+    names = {getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", None) or "celery"}
+    routes = getattr(settings, "CELERY_TASK_ROUTES", None) or {}
+    for route in routes.values() if isinstance(routes, dict) else ():
+        if isinstance(route, dict) and route.get("queue"):
+            names.add(str(route["queue"]))
+    return sorted(names)
+
+
+def broker_queue_lengths(*, broker_url: str | None = None) -> BrokerQueues | None:
+    """The length of each of ``broker_queue_names()`` in a Redis broker (``CELERY_BROKER_URL`` unless given):
+    LLEN of the queue's list and of its priority lists (kombu keeps one list per priority step, named
+    ``<queue>\\x06\\x16<step>``). None for a broker that is not Redis (the filesystem broker of ``make run``:
+    its queue is a folder that every queue shares)."""
+    url = broker_url if broker_url is not None else settings.CELERY_BROKER_URL
+    scheme = urlsplit(url).scheme
+    if scheme not in ("redis", "rediss"):
+        return None
+    # kombu's own naming, so that the keys stay the ones its Redis transport writes.
+    from kombu.transport.redis import Channel
+
+    steps = [step for step in Channel.priority_steps if step]
+    names = broker_queue_names()
+    result = BrokerQueues(transport="redis")
+    try:
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=BROKER_TIMEOUT_SECONDS, socket_timeout=BROKER_TIMEOUT_SECONDS
+        )
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.llen(name)
+                for step in steps:
+                    pipe.llen(f"{name}{Channel.sep}{step}")
+            lengths = pipe.execute()
+        client.close()
+    except redis.RedisError as exc:
+        logger.warning("broker queue lengths could not be read: %s", type(exc).__name__)
+        result.error = f"the broker could not be read ({type(exc).__name__})"
+        return result
+    per_queue = 1 + len(steps)
+    for index, name in enumerate(names):
+        result.queues[name] = sum(int(length) for length in lengths[index * per_queue : (index + 1) * per_queue])
+    return result
+
+
+def broker_as_dict(queues: BrokerQueues | None) -> dict | None:
+    return asdict(queues) if queues is not None else None
+
+
+__all__ = [
+    "BROKER_QUEUES_NOTE",
+    "LOAD_WINDOW",
+    "BrokerQueues",
+    "OrganizationLoad",
+    "broker_as_dict",
+    "broker_queue_lengths",
+    "broker_queue_names",
+    "load_as_dicts",
+    "load_organizations_for",
+    "organization_load",
+]

@@ -38,7 +38,14 @@ from cases.selectors import case_permissions
 from custodia.access import LOGGED_IN, ORG_ADMIN, requires
 from custodia.api import StrictSerializer, validated
 from custodia.errors import Forbidden, NotFound, ServiceError
-from custodia.load import LOAD_WINDOW, load_as_dicts, load_organizations_for, organization_load
+from custodia.load import (
+    LOAD_WINDOW,
+    broker_as_dict,
+    broker_queue_lengths,
+    load_as_dicts,
+    load_organizations_for,
+    organization_load,
+)
 from custodia.web import run_service
 
 
@@ -283,6 +290,12 @@ def _load_for(user) -> list[dict]:
     return load_as_dicts(organization_load(organization_ids=organization_ids))
 
 
+def _broker_for(user) -> dict | None:
+    """The broker's queues, per queue: they hold every organisation's work, so for staff only (an organisation's
+    administrator would learn the others' load). None when the broker is not Redis."""
+    return broker_as_dict(broker_queue_lengths()) if user.is_staff else None
+
+
 class AdminLoadView(APIView):
     """Queue lengths, runs, throughput, storage, request rates and errors per organisation: counts only."""
 
@@ -290,7 +303,14 @@ class AdminLoadView(APIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request):
-        return Response({"window_seconds": int(LOAD_WINDOW.total_seconds()), "organizations": _load_for(request.user)})
+        organizations = _load_for(request.user)
+        return Response(
+            {
+                "window_seconds": int(LOAD_WINDOW.total_seconds()),
+                "organizations": organizations,
+                "broker": _broker_for(request.user),
+            }
+        )
 
 
 @requires(ORG_ADMIN)  # the caller's organisation; staff see every organisation's
@@ -300,5 +320,9 @@ def admin_load_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "admin_load.html",
-        {"organizations": _load_for(request.user), "window_minutes": int(LOAD_WINDOW.total_seconds() // 60)},
+        {
+            "organizations": _load_for(request.user),
+            "window_minutes": int(LOAD_WINDOW.total_seconds() // 60),
+            "broker": _broker_for(request.user),
+        },
     )

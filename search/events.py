@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 
 from django.db import transaction
 
+from audit.privacy import Tagged
 from audit.services import audit_record
 from audit.text import visible_text
 from cases import permissions as perms
@@ -214,7 +215,7 @@ def events_export_csv(
         target_type="case",
         target_id=case.pk,
         case_id=case.pk,
-        details={"query": query[:2000], "start": start or "", "end": end or "", "kinds": kinds or []},
+        details={"query": Tagged("query", query[:2000]), "start": start or "", "end": end or "", "kinds": kinds or []},
     )
     return "".join(_csv_lines(where=where, case_id=case.pk))
 

@@ -299,7 +299,7 @@ def events_timeline(request, case):
         limit = min(max(int(request.GET.get("limit") or 100), 1), events.MAX_EVENTS_LIMIT)
     except ValueError:
         limit = 100
-    add_details(query=query[:2000])
+    add_details(query=Tagged("query", query[:2000]))
     result, error = None, ""
     try:
         result = events.events_search(

@@ -359,6 +359,10 @@ CUSTODIA_PRIVACY_LOOKUP = env_str("CUSTODIA_PRIVACY_LOOKUP", "audit.privacy_stor
 CUSTODIA_PRIVACY_LOOKUP_OPTIONS: dict = {}
 # Write a privacy.policy_changed row when the policy in force is not the one the trail last recorded.
 CUSTODIA_PRIVACY_RECORD_POLICY = env_bool("CUSTODIA_PRIVACY_RECORD_POLICY", True)
+# An exception's message in a logged traceback is untagged and may hold a query, a username or a path: "remove"
+# keeps the frames and the exception's class and removes every untagged message (production); "keep" keeps them
+# (tagged values still replaced), for a developer's laptop.
+CUSTODIA_PRIVACY_EXCEPTION_MESSAGES = env_str("CUSTODIA_PRIVACY_EXCEPTION_MESSAGES", "keep" if DEBUG else "remove")
 
 # --- alerts and hand-offs (issue #19 items 6 and 7, docs/alerts.md) --------------------------------------
 # The SIEM feed: RFC 5424 syslog over TCP (host:port; empty: off) and a webhook signed with HMAC-SHA256. The

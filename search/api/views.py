@@ -87,7 +87,7 @@ class TraceValuesView(APIView):
     @extend_schema(request=s.TraceValuesRequestSerializer, responses={200: {"type": "object"}})
     def post(self, request, case_id: int):
         data = validated(s.TraceValuesRequestSerializer, request.data)
-        add_details(query=data["query"][:2000], property=data["property"])
+        add_details(query=Tagged("query", data["query"][:2000]), property=data["property"])
         case = case_get(user=request.user, case_id=case_id, permission=perms.SEARCH_TRACES)
         node = selectors.query_parse(data["query"])
         values = selectors.property_values(case_id=case.pk, node=node, name=data["property"], limit=data["limit"])
@@ -278,7 +278,7 @@ class EventsSearchView(APIView):
     @extend_schema(request=s.EventsSearchRequestSerializer, responses={200: {"type": "object"}})
     def post(self, request, case_id: int):
         data = validated(s.EventsSearchRequestSerializer, request.data)
-        add_details(query=data["query"][:2000])
+        add_details(query=Tagged("query", data["query"][:2000]))
         order = data.pop("order")
         return Response(events.events_search(user=request.user, case_id=case_id, descending=order == "desc", **data))
 

@@ -17,6 +17,7 @@ from alerts.services import notify_handoff
 from audit import context
 from audit.actions import ACTIONS
 from audit.models import AuditEvent
+from audit.privacy import DEFAULT_POLICY, derived_keys_from_settings, re_identify
 from audit.services import audit_record
 from cases.models import CaseMembership, Role, User
 from custodia.errors import AuditUnavailable
@@ -339,3 +340,18 @@ def test_notify_handoff_for_a_re_identification_waiting_for_approval(demo):
     assert alert is not None and alert.category == Category.HANDOFF
     assert list(alert.recipients.all()) == [demo.prosecutor]
     assert notify_handoff(kind="handoff.x", title="t", message="m", recipients=[]) is None
+
+
+def test_the_actor_and_address_are_transformed_once_under_the_production_policy(demo, settings):
+    """The trail stores the actor and the client address replaced; the rules tag the clear ones the writer sent
+    with ``event_recorded``, so an alert's pseudonyms re-identify to the username and the address (not to the
+    trail's pseudonyms of them)."""
+    settings.CUSTODIA_PRIVACY_POLICY = dict(DEFAULT_POLICY)
+    for _ in range(settings.CUSTODIA_ALERTS_DENIALS):
+        event = write("case-detail.access", actor=demo.outsider, outcome="denied", case_id=demo.case.pk)
+    assert event.actor != demo.outsider.username  # the trail holds a pseudonym
+    alert = Alert.objects.get(kind="case.access_refused")
+    keys = derived_keys_from_settings()
+    assert re_identify(alert.details["user"], transformation="ER", keys=keys) == demo.outsider.username
+    assert re_identify(alert.details["client_address"], transformation="ER", keys=keys) == "192.0.2.10"
+    assert demo.outsider.username not in alert.message

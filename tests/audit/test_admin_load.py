@@ -74,3 +74,74 @@ def test_the_django_admin_shows_audit_rows_only_replaced(busy, client):
     text = listing.content.decode()
     assert "api-trace-search.access" in text
     assert sorted(value for value in {QUERY, CLIENT, "detective"} if value in text) == []
+
+
+# --- the broker's queues (a real Redis) ---------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_broker(settings):
+    from tests.servers import ServerUnavailable, redis_server
+
+    try:
+        with redis_server() as server:
+            settings.CELERY_BROKER_URL = server.url
+            yield server.url
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def queue_tasks(url: str, counts: dict[str, int]) -> None:
+    """Tasks sent to the broker as Celery sends them (nobody consumes them), some with a priority (kombu keeps
+    a list per priority step)."""
+    from custodia.celery import app
+
+    with app.connection_for_write(url) as connection:
+        for queue, count in counts.items():
+            for number in range(count):
+                app.send_task(
+                    "audit.tasks.verify_audit_chain", queue=queue, priority=number % 2 * 6, connection=connection
+                )
+
+
+def test_staff_see_the_broker_queue_lengths_per_queue(demo, api, client, redis_broker):
+    from custodia.load import BROKER_QUEUES_NOTE, broker_queue_names
+
+    assert broker_queue_names() == ["capture", "celery"]
+    queue_tasks(redis_broker, {"celery": 3, "capture": 2})
+    staff = UserFactory(organization=None, username="operator", is_staff=True)
+    staff.save()
+    api.as_user(staff)
+    broker = api.get("/api/admin/load").json()["broker"]
+    assert broker == {
+        "transport": "redis",
+        "queues": {"capture": 2, "celery": 3},
+        "error": "",
+        "note": BROKER_QUEUES_NOTE,
+    }
+    client.force_login(staff)
+    page = client.get("/load/").content.decode()
+    assert "Broker queues (redis)" in page and "not per organisation" in page
+    # an organisation's administrator sees their organisation's load, not the broker's (every organisation's)
+    api.as_user(demo.orgadmin)
+    assert api.get("/api/admin/load").json()["broker"] is None
+
+
+def test_an_unreachable_broker_is_said_so_without_its_url(demo, api, settings):
+    from tests.servers import free_port
+
+    settings.CELERY_BROKER_URL = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
+    staff = UserFactory(organization=None, username="operator", is_staff=True)
+    staff.save()
+    api.as_user(staff)
+    response = api.get("/api/admin/load")
+    assert response.status_code == 200
+    broker = response.json()["broker"]
+    assert broker["queues"] == {} and broker["error"].startswith("the broker could not be read")
+    assert "hunter2" not in response.content.decode()
+
+
+def test_no_broker_queues_for_the_filesystem_broker(settings):
+    from custodia.load import broker_queue_lengths
+
+    assert broker_queue_lengths(broker_url="filesystem://") is None
