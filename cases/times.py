@@ -10,9 +10,10 @@ a value is a naive ``datetime``, an ISO string without an offset, or a mapping `
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 from django.utils import timezone
@@ -21,6 +22,8 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 UNKNOWN_ZONE = "local (zone unknown)"
 # The marker of a value whose zone is not known, as a property carries it.
 UNKNOWN_ZONE_MARKERS = frozenset({"local, unknown", "local", "unknown"})
+# A date and a time of day, as extraction writes them (a bare number or a date alone is no time to convert).
+ISO_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
 @lru_cache(maxsize=1)
@@ -66,6 +69,41 @@ def format_time(value: object) -> str:
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
+
+
+def format_recorded_time(value: str, zone: str) -> str:
+    """An event's time as the events table stores it — the wall-clock text and, apart, the clock it was read
+    on (``UTC``, an offset ``+02:00``, an IANA name, or ``local, unknown``) — written as every page writes a
+    time. A local time of unknown zone stays as recorded."""
+    zone = (zone or "").strip()
+    if not zone or zone.lower() in UNKNOWN_ZONE_MARKERS:
+        return format_time({"value": value, "zone": "local, unknown"})
+    parsed = _parse(value)
+    if parsed is None:
+        return value
+    if timezone.is_aware(parsed):
+        return format_time(parsed)
+    if zone.upper() in ("UTC", "Z"):
+        return format_time(parsed.replace(tzinfo=UTC))
+    offset = _parse(f"2000-01-01T00:00:00{zone}")
+    if offset is not None and offset.tzinfo is not None:
+        return format_time(parsed.replace(tzinfo=offset.tzinfo))
+    if is_time_zone(zone):
+        return format_time(parsed.replace(tzinfo=zoneinfo.ZoneInfo(zone)))
+    return format_time({"value": value, "zone": "local, unknown"})
+
+
+def format_property_time(properties: Mapping, name: str) -> str | None:
+    """A trace property's value written as a time, when it is one (an ISO 8601 date and time); None for any
+    other value. Its companion ``<name>TimeZone`` (docs/extraction.md "Time zones") says whether a value
+    without an offset is a local time of unknown zone; one with ``Z`` or an offset is converted."""
+    value = properties.get(name)
+    if not isinstance(value, str) or not ISO_TIME_RE.match(value):
+        return None
+    companion = properties.get(f"{name}TimeZone")
+    if isinstance(companion, str) and companion.strip().lower() in UNKNOWN_ZONE_MARKERS:
+        return format_time({"value": value, "zone": companion})
+    return format_time(value)
 
 
 class UserTimeZoneMiddleware:

@@ -19,6 +19,7 @@ from audit.context import add_details
 from audit.privacy import Tagged
 from cases import permissions as perms
 from cases.selectors import case_permissions
+from cases.times import UNKNOWN_ZONE, format_property_time
 from custodia.access import LOGGED_IN, requires
 from custodia.errors import NotFound, ServiceError
 from custodia.web import case_view, evidence_view, run_service
@@ -167,7 +168,7 @@ def trace_search(request, case):
             "column_sets": [(key, label) for key, (label, _) in columns.COLUMN_SETS.items()],
             "headers": [_header(column, state) for column in shown],
             "rows": [
-                {"hit": hit, "cells": [(column.link, columns.cell(hit, column), column.key) for column in shown]}
+                {"hit": hit, "cells": [(column.link, _cell_shown(hit, column), column.key) for column in shown]}
                 for hit in result["hits"]
             ]
             if result
@@ -367,6 +368,16 @@ TEXT_SHOWN = 200_000
 CHILDREN_SHOWN = 500
 
 
+def _cell_shown(hit: dict, column: columns.Column):
+    """A result cell as the table shows it: a time property in the reader's zone (or as recorded, marked
+    ``local (zone unknown)``), anything else as ``columns.cell`` gives it."""
+    if column.is_property and not column.link:
+        shown = format_property_time(hit.get("properties") or {}, column.key)
+        if shown is not None:
+            return shown
+    return columns.cell(hit, column)
+
+
 def _trace_of(request, case, trace_uid: str) -> Trace:
     return selectors.trace_get(user=request.user, case_id=case.pk, uid=trace_uid)
 
@@ -380,7 +391,12 @@ def _property_groups(trace: Trace) -> list[dict]:
         group = groups.setdefault(prefix, {"type": prefix, "tool": " ".join(str(part) for part in tool), "rows": []})
         # A local time of unknown zone says so (it has no Z); a converted one names its zone (#18).
         zone = zone_note(trace.properties, key)
-        group["rows"].append({"name": key, "value": trace.properties[key], "zone": zone})
+        # Beside the value as stored, the instant in the reader's zone; a local time of unknown zone already
+        # says so and is never converted (issue #20 item 13).
+        shown = format_property_time(trace.properties, key)
+        if shown and shown.endswith(UNKNOWN_ZONE):
+            shown = None
+        group["rows"].append({"name": key, "value": trace.properties[key], "zone": zone, "shown": shown})
     order = {name: index for index, name in enumerate(trace.types or [])}
     return sorted(groups.values(), key=lambda group: (order.get(group["type"], len(order)), group["type"]))
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 import base64
 import binascii
 
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -10,6 +12,26 @@ from custodia.api import StrictSerializer
 from evidence.models import RECORDED_FIELDS, Evidence, EvidenceKind, KeyEscrow, SecretKind
 from evidence.selectors import evidence_chain_summary
 from evidence.services.upload import MAX_EVIDENCE_BYTES
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time that carries its zone (``2026-03-07T14:30:00+01:00`` or ``…Z``): a time without one
+    (``2026-03-07T14:30:00``) is refused with a 400 naming the field, rather than read in some zone the
+    client never chose (issue #20 item 13: "seized at" is entered with a zone)."""
+
+    default_error_messages = {
+        "naive": "An ISO 8601 time with its offset or Z is required, e.g. 2026-03-07T14:30:00+01:00.",
+    }
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:  # well formed but no time (month 13): the parent says so
+                parsed = None
+            if parsed is not None and timezone.is_naive(parsed):
+                self.fail("naive")
+        return super().to_internal_value(value)
 
 
 class DeclaredHashSerializer(serializers.Serializer):
@@ -126,7 +148,7 @@ class EvidenceRegisterSerializer(RecordedFactsSerializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     seized_from = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     seized_by = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
-    seized_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    seized_at = AwareDateTimeField(required=False, allow_null=True, default=None)
     declared_size = serializers.IntegerField(
         required=False, allow_null=True, default=None, min_value=0, max_value=MAX_EVIDENCE_BYTES
     )
@@ -144,7 +166,7 @@ class EvidenceImportSerializer(RecordedFactsSerializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     seized_from = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     seized_by = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
-    seized_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    seized_at = AwareDateTimeField(required=False, allow_null=True, default=None)
     declared_md5 = serializers.CharField(required=False, allow_blank=True, default="")
     declared_sha1 = serializers.CharField(required=False, allow_blank=True, default="")
     declared_sha256 = serializers.CharField(required=False, allow_blank=True, default="")
@@ -158,7 +180,7 @@ class EvidenceAcquireSerializer(RecordedFactsSerializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     seized_from = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     seized_by = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
-    seized_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    seized_at = AwareDateTimeField(required=False, allow_null=True, default=None)
     declared_md5 = serializers.CharField(required=False, allow_blank=True, default="")
     declared_sha1 = serializers.CharField(required=False, allow_blank=True, default="")
     declared_sha256 = serializers.CharField(required=False, allow_blank=True, default="")
