@@ -18,6 +18,9 @@ def demo_data(monkeypatch, committing_db):
 
 
 def log_in(page, username: str) -> None:
+    # A request the previous page still has in flight (an htmx fragment loading) may answer after the
+    # caller cleared the cookies and set the old CSRF cookie again over the login form's: let it land first.
+    page.wait_for_load_state("networkidle")
     page.goto("/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(DEMO_PASSWORD)
