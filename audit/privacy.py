@@ -621,6 +621,35 @@ def format_exception_privately(exc: BaseException, *, keep_messages: bool) -> st
     return "".join(lines).rstrip("\n")
 
 
+# Celery's worker logs a failed task itself ("Task search.tasks.run_extraction[…] raised unexpected:
+# FileNotFoundError('…')"): the exception's repr is an argument of the message, and the record's ``data`` (an
+# ``extra``) holds it again with the whole traceback as text. Neither passes through ``exc_info``.
+CELERY_TRACE_LOGGER = "celery.app.trace"
+
+
+def remove_celery_failure_message(record: logging.LogRecord) -> None:
+    """Removes the untagged exception message from a failure record of Celery's task tracer (its ``exc``
+    argument, and ``exc`` and ``traceback`` of ``record.data``), keeping the exception's class: the privacy
+    model's "remove" mode for a line that Celery writes, not Custodia."""
+    arguments = record.args
+    exception_repr = arguments.get("exc") if isinstance(arguments, Mapping) else None
+    if not isinstance(arguments, Mapping) or not isinstance(exception_repr, str):
+        return
+    if TAG_PATTERN.search(exception_repr):
+        return  # tagged: the filter replaces its values as in any other message
+    class_name = exception_repr.split("(", 1)[0].strip() or "exception"
+    without_message = f"{class_name}({REMOVED_MESSAGE!r})"
+    record.args = {**arguments, "exc": without_message}
+    data = getattr(record, "data", None)
+    if isinstance(data, Mapping):
+        exc_info = record.exc_info
+        if exc_info and isinstance(exc_info, tuple) and exc_info[1] is not None:
+            traceback_text = format_exception_privately(exc_info[1], keep_messages=False)
+        else:
+            traceback_text = without_message
+        record.data = {**data, "exc": without_message, "traceback": traceback_text}
+
+
 class PrivacyLogFilter(logging.Filter):
     """Replaces the tagged values of every record it sees, as the policy says, before any handler formats it:
     put it on every handler (``LOGGING["filters"]`` with ``"()": "audit.privacy.PrivacyLogFilter"``). A record
@@ -652,16 +681,18 @@ class PrivacyLogFilter(logging.Filter):
             # tagged value is removed, as NI would.
             return TAG_PATTERN.sub(lambda match: tag_value(match.group(1).lower(), ""), text)
 
+    def _exception_mode(self) -> str:
+        try:
+            return self._exception_messages or exception_messages_from_settings()
+        except ImproperlyConfigured:
+            return "remove"  # a misconfigured option removes rather than lets a value through
+
     def _exception_text(self, record: logging.LogRecord, message: Message) -> str | None:
         exc_info = record.exc_info
         if not exc_info or not isinstance(exc_info, tuple) or exc_info[1] is None:
             return record.exc_text
         try:
-            mode = self._exception_messages or exception_messages_from_settings()
-        except ImproperlyConfigured:
-            mode = "remove"  # a misconfigured option removes rather than lets a value through
-        try:
-            text = format_exception_privately(exc_info[1], keep_messages=mode == "keep")
+            text = format_exception_privately(exc_info[1], keep_messages=self._exception_mode() == "keep")
         except Exception:
             return f"{type(exc_info[1]).__qualname__}: {REMOVED_MESSAGE}"
         return self._replace(text, message) if "[" in text else text
@@ -670,6 +701,8 @@ class PrivacyLogFilter(logging.Filter):
         if getattr(record, "privacy_applied", False):
             return True
         message = Message()
+        if record.name == CELERY_TRACE_LOGGER and self._exception_mode() == "remove":
+            remove_celery_failure_message(record)
         try:
             text = record.getMessage()
         except Exception:  # a broken format string: leave it to the handler, which reports it

@@ -138,3 +138,58 @@ def test_a_celery_worker_s_own_handlers_get_the_privacy_filter():
         assert [type(item) for item in handler.filters] == [PrivacyLogFilter]
     finally:
         logger.removeHandler(handler)
+
+
+@pytest.fixture
+def celery_trace_log(settings):
+    """Celery's task tracer's own logger, on a buffer through ``settings.LOGGING``'s console handler."""
+    settings.CUSTODIA_PRIVACY_POLICY = dict(DEFAULT_POLICY)
+    buffer = io.StringIO()
+    config = json.loads(json.dumps(settings.LOGGING))
+    config["handlers"] = {
+        "buffer": {**config["handlers"]["console"], "class": "logging.StreamHandler", "stream": buffer}
+    }
+    config["root"] = {"handlers": [], "level": "INFO"}
+    config["loggers"] = {"celery.app.trace": {"handlers": ["buffer"], "level": "INFO", "propagate": False}}
+    logging.config.dictConfig(config)
+    try:
+        yield buffer
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+
+
+def test_celerys_own_task_failure_line_loses_the_exception_message(celery_trace_log):
+    """Celery writes "Task … raised unexpected: FileNotFoundError('…')" itself, with the exception's repr as
+    an argument of the message and the traceback as text in the record's ``data``: through the real tracer."""
+    from celery import Celery
+
+    app = Celery("privacy-exceptions", set_as_current=False)
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keeper = Keep()
+    keeper.addFilter(PrivacyLogFilter())
+    logging.getLogger("celery.app.trace").addHandler(keeper)
+
+    @app.task(name="custodia.test.open_evidence")
+    def open_evidence_task() -> None:
+        open_evidence(EVIDENCE_PATH)
+
+    try:
+        result = open_evidence_task.apply()
+    finally:
+        logging.getLogger("celery.app.trace").removeHandler(keeper)
+    assert result.failed()
+    text = celery_trace_log.getvalue()
+    assert "custodia.test.open_evidence" in text and "raised unexpected" in text
+    assert f"FileNotFoundError('{REMOVED_MESSAGE}')" in text
+    assert "Traceback (most recent call last):" in text and "in open_evidence" in text
+    assert "suspect-laptop" not in text and "harm" not in text
+    failure = [record for record in records if "raised" in record.getMessage()]
+    assert failure, "Celery logged no failure line"
+    data = failure[0].data  # type: ignore[attr-defined]
+    assert "suspect-laptop" not in repr(data) and "harm" not in repr(data)
+    assert data["exc"] == f"FileNotFoundError('{REMOVED_MESSAGE}')"
