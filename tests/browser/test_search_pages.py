@@ -89,9 +89,9 @@ def test_detective_zooms_the_timeline_picks_columns_and_completes_a_property(pag
     assert "by month" in timeline.inner_text().lower()  # the heading is in capitals by CSS
     bars = timeline.locator("a.timeline-bar")
     assert [bars.nth(i).get_attribute("aria-label") for i in range(bars.count())] == [
-        "Mar 2019: 1",
-        "May 2020: 1",
-        "Jun 2020: 1",
+        "Mar 2019 UTC: 1",
+        "May 2020 UTC: 1",
+        "Jun 2020 UTC: 1",
     ]
     screenshot(page, "search-timeline")
     bars.first.click()
