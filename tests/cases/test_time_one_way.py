@@ -184,3 +184,35 @@ def test_the_custody_report_says_times_in_utc_and_names_the_requesters_zone(demo
     report = json.loads(api.get(f"/api/cases/{demo.case.pk}/custody/report.json").content)
     assert report["time_zone"] == "UTC" and report["requester_time_zone"]["name"] == KOLKATA
     assert report["generated_at"].endswith("Z")  # the record stays UTC
+
+
+def test_the_folder_listing_writes_its_times_in_the_readers_zone(kolkata_reader, client):
+    demo = kolkata_reader
+    evidence = synthetic_traces(
+        case=demo.case,
+        registered_by=demo.custodian,
+        rows=[
+            {"name": "Documents", "path": "/Documents", "types": ["folder"], "properties": {}},
+            {
+                "name": "budget.xlsx",
+                "path": "/Documents/budget.xlsx",
+                "types": ["file"],
+                "properties": {"file.modifiedOn": "2019-03-07T10:00:00Z", "file.createdOn": "2019-03-06T10:00:00Z"},
+            },
+            {
+                "name": "minutes.txt",
+                "path": "/Documents/minutes.txt",
+                "types": ["file"],
+                "properties": {"file.modifiedOn": "2019-03-20T09:30:00", "file.modifiedOnTimeZone": LOCAL_UNKNOWN},
+            },
+        ],
+    )
+    folder = f"{evidence.pk}:0-0"
+    Trace.objects.filter(evidence=evidence).exclude(uid=folder).update(parent_uid=folder)
+    client.force_login(demo.detective)
+    response = client.get(f"/evidence/{evidence.pk}/folders/list/", {"folder": folder})
+    assert response.status_code == 200, response.content
+    html = response.content.decode()
+    assert '<time datetime="2019-03-07T10:00:00Z">2019-03-07 15:30:00 IST</time>' in html
+    assert f"2019-03-20 09:30:00 {UNKNOWN_ZONE}</time>" in html
+    assert "2019-03-07T10:00:00Z</td>" not in html  # no raw ISO text any more
