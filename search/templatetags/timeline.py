@@ -165,6 +165,8 @@ def timeline_bars(*, buckets: list[dict], interval: str, date_property: str, nod
         "first_iso": first.isoformat() if first else "",
         "last_iso": last.isoformat() if last else "",
         "zone": timezone.get_current_timezone_name(),
+        # The reader's clock agrees with UTC over the whole chart: no second clock to give.
+        "reader_on_utc": first is None or (reader_is_on_utc(first) and reader_is_on_utc(last or first)),
     }
 
 
