@@ -58,6 +58,7 @@ def test_detective_searches_narrows_opens_an_email_and_tags_it(page, mailbox_dis
     page.wait_for_function("document.getElementById('q').value.endsWith('type:email')")
     page.wait_for_selector("text=3 traces")
     screenshot(page, "search")
+    screenshot(page, "search-dark", color_scheme="dark")  # dark mode (issue #20 item 15)
     # Narrowed to e-mail, the table shows the e-mail columns; the subject opens the message.
     assert page.locator("table.results thead").inner_text().split() == [
         "Select",
