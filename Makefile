@@ -131,10 +131,11 @@ run: system-packages venv $(DATA_DIR)/keys/master.key $(DATA_DIR)/keys/audit-sig
 	trap "kill $$worker 2>/dev/null; wait $$worker 2>/dev/null" EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-# Regenerates docs/screenshot.png (the README's picture) from the browser tests.
-# The README's pictures: the browser tests that walk the demo case (seeded by each), in light mode at 1280 px.
+# The README's pictures: the browser tests that walk the demo case (seeded by each), at 1280 x 800, in light
+# mode (docs/dark.png in dark mode). Each test writes its PNGs when CUSTODIA_SCREENSHOT_DIR is set.
 SCREENSHOT_TESTS := tests/browser/test_case_pages.py tests/browser/test_evidence_pages.py \
-	tests/browser/test_search_pages.py tests/browser/test_hashset_pages.py
+	tests/browser/test_search_pages.py tests/browser/test_hashset_pages.py \
+	tests/browser/test_triage_pages.py tests/browser/test_triage_search_pages.py
 screenshots: venv
 	rm -rf var/screenshots
 	CUSTODIA_SCREENSHOT_DIR=$(CURDIR)/var/screenshots $(PY) -m pytest -q -p no:cacheprovider -m browser $(SCREENSHOT_TESTS)
@@ -144,6 +145,13 @@ screenshots: venv
 	cp var/screenshots/trace.png docs/trace.png
 	cp var/screenshots/search-timeline.png docs/timeline.png
 	cp var/screenshots/hashsets.png docs/hashsets.png
+	cp var/screenshots/case-attention.png docs/attention.png
+	cp var/screenshots/folder-tree.png docs/tree.png
+	cp var/screenshots/gallery.png docs/gallery.png
+	cp var/screenshots/events.png docs/events.png
+	cp var/screenshots/facets.png docs/facets.png
+	cp var/screenshots/organisation-admin.png docs/org-admin.png
+	cp var/screenshots/search-dark.png docs/dark.png
 
 clean:
 	rm -rf $(VENV) node_modules var

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from functools import lru_cache
 
+from django.conf import settings
 from django.utils import timezone
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -71,26 +72,59 @@ def format_time(value: object) -> str:
     return str(value)
 
 
-def format_recorded_time(value: str, zone: str) -> str:
-    """An event's time as the events table stores it — the wall-clock text and, apart, the clock it was read
-    on (``UTC``, an offset ``+02:00``, an IANA name, or ``local, unknown``) — written as every page writes a
-    time. A local time of unknown zone stays as recorded."""
+def recorded_instant(value: str, zone: str) -> datetime | None:
+    """The instant an event's time stands for — the wall-clock text and, apart, the clock it was read on
+    (``UTC``, an offset ``+02:00``, an IANA name) — as an aware ``datetime``; None for a local time of
+    unknown zone (never converted), an unknown clock, or text that is no time."""
     zone = (zone or "").strip()
     if not zone or zone.lower() in UNKNOWN_ZONE_MARKERS:
-        return format_time({"value": value, "zone": "local, unknown"})
+        return None
     parsed = _parse(value)
     if parsed is None:
-        return value
+        return None
     if timezone.is_aware(parsed):
-        return format_time(parsed)
+        return parsed
     if zone.upper() in ("UTC", "Z"):
-        return format_time(parsed.replace(tzinfo=UTC))
+        return parsed.replace(tzinfo=UTC)
     offset = _parse(f"2000-01-01T00:00:00{zone}")
     if offset is not None and offset.tzinfo is not None:
-        return format_time(parsed.replace(tzinfo=offset.tzinfo))
+        return parsed.replace(tzinfo=offset.tzinfo)
     if is_time_zone(zone):
-        return format_time(parsed.replace(tzinfo=zoneinfo.ZoneInfo(zone)))
+        return parsed.replace(tzinfo=zoneinfo.ZoneInfo(zone))
+    return None
+
+
+def format_recorded_time(value: str, zone: str) -> str:
+    """An event's time as the events table stores it (the wall-clock text and its clock, see
+    :func:`recorded_instant`) written as every page writes a time. A local time of unknown zone stays as
+    recorded."""
+    instant = recorded_instant(value, zone)
+    if instant is not None:
+        return format_time(instant)
+    known_clock = (zone or "").strip() and (zone or "").strip().lower() not in UNKNOWN_ZONE_MARKERS
+    if known_clock and _parse(value) is None:
+        return value
     return format_time({"value": value, "zone": "local, unknown"})
+
+
+def user_time_zone(user: object) -> zoneinfo.ZoneInfo:
+    """The zone a user reads times in: the one chosen on the account page, else the server's ``TIME_ZONE``
+    (for what is written outside a request, such as an export made over the API with a token)."""
+    name = getattr(user, "time_zone", "") or ""
+    return zoneinfo.ZoneInfo(name if name and is_time_zone(name) else settings.TIME_ZONE)
+
+
+def iso_utc(instant: datetime) -> str:
+    """An instant as ISO 8601 in UTC with ``Z``, to the second: what files written for other tools carry."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def zone_offset_text(instant: datetime) -> str:
+    """The UTC offset an aware instant has in its zone, written ``+05:30`` (``+00:00`` for UTC)."""
+    offset = instant.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def format_property_time(properties: Mapping, name: str) -> str | None:

@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 
@@ -25,6 +26,7 @@ from audit.text import visible_text
 from cases import permissions as perms
 from cases.models import User
 from cases.selectors import case_get
+from cases.times import iso_utc, recorded_instant, user_time_zone
 from custodia.errors import ServiceError
 from evidence.models import Evidence
 from search.backends.budget import search_time_budget
@@ -187,7 +189,23 @@ def events_search(
     }
 
 
-EXPORT_COLUMNS = ["time", "zone", "kind", "property", "trace", "name", "path", "evidence", "evidence_label"]
+# ``time`` is the wall clock as the tool wrote it and ``zone`` its clock (UTC, an offset, ``local, unknown``);
+# the last three columns (issue #20 item 13) give the same instant in UTC with ``Z`` and in the exporting
+# user's zone with its offset, with that zone's IANA name; all three empty for a local time of unknown zone.
+EXPORT_COLUMNS = [
+    "time",
+    "zone",
+    "kind",
+    "property",
+    "trace",
+    "name",
+    "path",
+    "evidence",
+    "evidence_label",
+    "time_utc",
+    "time_in_user_zone",
+    "user_zone",
+]
 
 
 def _cell(value: object) -> str:
@@ -217,10 +235,18 @@ def events_export_csv(
         case_id=case.pk,
         details={"query": Tagged("query", query[:2000]), "start": start or "", "end": end or "", "kinds": kinds or []},
     )
-    return "".join(_csv_lines(where=where, case_id=case.pk))
+    return "".join(_csv_lines(where=where, case_id=case.pk, user_zone=user_time_zone(actor)))
 
 
-def _csv_lines(*, where: EventFilter, case_id: int, batch: int = 2000) -> Iterator[str]:
+def _zoned_cells(event: dict, user_zone: ZoneInfo) -> list[str]:
+    """``time_utc``, ``time_in_user_zone`` and ``user_zone`` of an event's CSV row."""
+    instant = recorded_instant(event["time"], event["zone"])
+    if instant is None:
+        return ["", "", ""]
+    return [iso_utc(instant), instant.astimezone(user_zone).isoformat(timespec="seconds"), user_zone.key]
+
+
+def _csv_lines(*, where: EventFilter, case_id: int, user_zone: ZoneInfo, batch: int = 2000) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.writer(out)
 
@@ -250,6 +276,7 @@ def _csv_lines(*, where: EventFilter, case_id: int, batch: int = 2000) -> Iterat
                     _cell(trace["path"]),
                     event["evidence"],
                     _cell(event["evidence_label"]),
+                    *_zoned_cells(event, user_zone),
                 ]
             )
         written += len(rows)

@@ -396,7 +396,16 @@ def _property_groups(trace: Trace) -> list[dict]:
         shown = format_property_time(trace.properties, key)
         if shown and shown.endswith(UNKNOWN_ZONE):
             shown = None
-        group["rows"].append({"name": key, "value": trace.properties[key], "zone": zone, "shown": shown})
+        group["rows"].append(
+            {
+                "name": key,
+                "value": trace.properties[key],
+                "zone": zone,
+                # Written as every page writes it, without brackets: "2022-01-15T09:30:00 local (zone unknown)".
+                "zone_unknown": zone == UNKNOWN_ZONE,
+                "shown": shown,
+            }
+        )
     order = {name: index for index, name in enumerate(trace.types or [])}
     return sorted(groups.values(), key=lambda group: (order.get(group["type"], len(order)), group["type"]))
 

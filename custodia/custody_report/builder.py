@@ -2,7 +2,8 @@
 
 The audit trail is read once, oldest first, in batches (``iterator``), and each event is sorted into the
 sections it belongs to as it passes: building the report is linear in the number of events. Every time
-is canonical UTC (``2026-12-04T23:59:59.123456Z``) and the report says so.
+is canonical UTC (``2026-12-04T23:59:59.123456Z``) and the report says so; the requester's own time zone,
+when they chose one, is named beside it (``requester_time_zone``) without converting any time.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import Q
@@ -17,6 +19,7 @@ from django.db.models import Q
 from audit.chain import canonical_time
 from audit.models import AuditEvent, Outcome
 from cases.models import Case, CaseMembership
+from cases.times import is_time_zone, zone_offset_text
 from custodia.custody_report.chain import ChainFacts
 from evidence.models import Evidence, KeyEscrow
 from search.models import ExtractionRun
@@ -341,7 +344,23 @@ def how_to_verify(*, case: Case, chain: ChainFacts) -> str:
     )
 
 
-def evidence_report(*, evidence: Evidence, chain: ChainFacts, generated_at: datetime, generated_by: str) -> dict:
+def requester_time_zone(*, zone_name: str, generated_at: datetime) -> dict | None:
+    """The requester's own time zone beside the report's UTC (issue #20 item 13), when they chose one on
+    their account page: its IANA name, its offset and the generation time there. The report's times stay
+    UTC, the record; this only helps the reader place them. None when no zone (or an unknown one) is set."""
+    if not zone_name or not is_time_zone(zone_name):
+        return None
+    there = generated_at.astimezone(ZoneInfo(zone_name))
+    return {
+        "name": zone_name,
+        "offset": zone_offset_text(there),
+        "generated_at": there.isoformat(timespec="seconds"),
+    }
+
+
+def evidence_report(
+    *, evidence: Evidence, chain: ChainFacts, generated_at: datetime, generated_by: str, requester_zone: str = ""
+) -> dict:
     """The custody report of one evidence item (``evidence.case`` loaded)."""
     case = evidence.case
     sections, count = sort_events(evidence_events(evidence=evidence, through=chain.head_sequence))
@@ -351,6 +370,7 @@ def evidence_report(*, evidence: Evidence, chain: ChainFacts, generated_at: date
         "generated_at": utc(generated_at),
         "generated_by": generated_by,
         "time_zone": TIME_ZONE,
+        "requester_time_zone": requester_time_zone(zone_name=requester_zone, generated_at=generated_at),
         "case": case_facts(case=case),
         "evidence": evidence_facts(evidence=evidence),
         "hashes": evidence_hashes(evidence=evidence),
@@ -365,7 +385,9 @@ def evidence_report(*, evidence: Evidence, chain: ChainFacts, generated_at: date
     }
 
 
-def case_report(*, case: Case, chain: ChainFacts, generated_at: datetime, generated_by: str) -> dict:
+def case_report(
+    *, case: Case, chain: ChainFacts, generated_at: datetime, generated_by: str, requester_zone: str = ""
+) -> dict:
     """The custody report of a case: its facts, every evidence item's summary, and the case's events."""
     items = list(Evidence.objects.filter(case=case).select_related("case", "registered_by").order_by("created_at"))
     evidence_ids = [item.pk for item in items]
@@ -376,6 +398,7 @@ def case_report(*, case: Case, chain: ChainFacts, generated_at: datetime, genera
         "generated_at": utc(generated_at),
         "generated_by": generated_by,
         "time_zone": TIME_ZONE,
+        "requester_time_zone": requester_time_zone(zone_name=requester_zone, generated_at=generated_at),
         "case": case_facts(case=case),
         "evidence_items": [evidence_summary(evidence=item) for item in items],
         "store": settings.CUSTODIA_EVIDENCE_STORE,

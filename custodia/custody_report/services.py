@@ -78,6 +78,7 @@ def evidence_custody_report(*, actor: User, evidence: Evidence, report_format: s
         chain=chain_facts(case_id=evidence.case_id),
         generated_at=timezone.now(),
         generated_by=actor.username,
+        requester_zone=actor.time_zone,
     )
     produced, details = _produced(
         report=report, report_format=report_format, filename=f"custody-report-evidence-{evidence.pk}"
@@ -104,7 +105,11 @@ def case_custody_report(*, actor: User, case: Case, report_format: str) -> Produ
     _check_format(report_format)
     case = case_get(user=actor, case_id=case.pk, permission=perms.VIEW_AUDIT)
     report = builder.case_report(
-        case=case, chain=chain_facts(case_id=case.pk), generated_at=timezone.now(), generated_by=actor.username
+        case=case,
+        chain=chain_facts(case_id=case.pk),
+        generated_at=timezone.now(),
+        generated_by=actor.username,
+        requester_zone=actor.time_zone,
     )
     safe_reference = re.sub(r"[^A-Za-z0-9._-]+", "_", case.reference) or str(case.pk)
     produced, details = _produced(

@@ -94,11 +94,12 @@ def convert_local_times(properties: dict[str, Any], *, time_zone: str | None) ->
 
 
 def zone_note(properties: dict[str, Any], name: str) -> str | None:
-    """What a page says beside a date property whose zone is not its source's UTC: ``local time, zone
-    unknown``, or ``UTC, converted from local time with Europe/Amsterdam``; None for any other property."""
+    """What a page says beside a date property whose zone is not its source's UTC: ``local (zone unknown)``
+    (the words of every page, ``cases.times.UNKNOWN_ZONE``), or ``UTC, converted from local time with
+    Europe/Amsterdam``; None for any other property."""
     zone = properties.get(time_zone_property(name))
     if not isinstance(zone, str) or name.endswith(TIME_ZONE_SUFFIX):
         return None
     if zone == LOCAL_UNKNOWN:
-        return "local time, zone unknown"
+        return "local (zone unknown)"
     return f"UTC, converted from local time with {zone}"

@@ -1,5 +1,8 @@
 """The search page's timeline: the date histogram of the hits as an inline SVG bar chart, drawn here.
 
+Buckets are years, months, days or hours of UTC (the backends count the times as extraction wrote them);
+each bar's tooltip and the axis also give them in the reader's time zone, named (issue #20 item 13).
+
 Each bar links to the same search narrowed to its bucket (``file.modifiedOn:[2019-03-01 TO 2019-03-31]``,
 replacing an earlier range on that property), so the next histogram is finer: a click zooms in.
 """
@@ -12,7 +15,9 @@ from urllib.parse import urlencode
 
 from django import template
 from django.urls import reverse
+from django.utils import timezone
 
+from cases.times import format_time
 from search.query.ast import Node, Range, narrowed
 
 register = template.Library()
@@ -63,14 +68,45 @@ def zoomed_query(*, node: Node | None, clause: Range) -> str:
 
 
 def bucket_label(value: str, interval: str) -> str:
+    """The bucket as the histogram counts it: a year, month, day or hour of UTC (the clock extraction writes
+    times on), named so."""
     start = bucket_start(value, interval)
     if interval == "year":
-        return f"{start:%Y}"
+        return f"{start:%Y} UTC"
     if interval == "month":
-        return f"{start:%b %Y}"
+        return f"{start:%b %Y} UTC"
     if interval == "day":
-        return start.isoformat()
+        return f"{start.isoformat()} UTC"
     return f"{start:%Y-%m-%d %H}:00 UTC"
+
+
+def bucket_instant(start: date | datetime) -> datetime:
+    """A bucket's boundary as an instant (a day's starts at midnight UTC)."""
+    if isinstance(start, datetime):
+        return start
+    return datetime(start.year, start.month, start.day, tzinfo=UTC)
+
+
+def bucket_span(value: str, interval: str) -> tuple[datetime, datetime]:
+    """The instants a bucket runs from (included) and until (excluded)."""
+    start = bucket_start(value, interval)
+    return bucket_instant(start), bucket_instant(next_bucket(start, interval))
+
+
+def reader_is_on_utc(moment: datetime) -> bool:
+    offset = timezone.localtime(moment).utcoffset()
+    return offset is None or offset == timedelta(0)
+
+
+def bucket_title(value: str, interval: str) -> str:
+    """A bar's tooltip before its count: the UTC bucket and, for a reader whose zone is not UTC then, the
+    same span in the reader's zone, named (``Mar 2019 UTC, 2019-03-01 05:30:00 IST to 2019-04-01 05:30:00
+    IST``)."""
+    label = bucket_label(value, interval)
+    start, until = bucket_span(value, interval)
+    if reader_is_on_utc(start) and reader_is_on_utc(until):
+        return label
+    return f"{label}, {format_time(start)} to {format_time(until)}"
 
 
 def _filled(buckets: list[dict], interval: str) -> list[dict]:
@@ -107,7 +143,7 @@ def timeline_bars(*, buckets: list[dict], interval: str, date_property: str, nod
             "width": BAR_WIDTH,
             "height": height,
             "count": count,
-            "label": bucket_label(entry["value"], interval),
+            "label": bucket_title(entry["value"], interval),
             "href": "",
         }
         if count:
@@ -116,16 +152,21 @@ def timeline_bars(*, buckets: list[dict], interval: str, date_property: str, nod
             )
             bar["href"] = "?" + urlencode({key: value for key, value in {**state, "q": query}.items() if value})
         bars.append(bar)
+    # The axis: where the first bar starts and the last one ends, in the reader's zone with its name.
+    first = bucket_span(filled[0]["value"], interval)[0] if filled else None
+    last = bucket_span(filled[-1]["value"], interval)[1] if filled else None
     return {
         "bars": bars,
         "peak": peak,
         "view_width": view_width,
         "height": CHART_HEIGHT,
-        "first": bars[0]["label"] if bars else "",
-        "last": bars[-1]["label"] if bars else "",
-        # Where the first bar starts and the last one ends, as a share of the width, for the axis labels.
-        "first_at": round(100 * offset / view_width, 2),
-        "last_at": round(100 * (view_width - offset - len(bars) * step + BAR_GAP) / view_width, 2),
+        "first": format_time(first) if first else "",
+        "last": format_time(last) if last else "",
+        "first_iso": first.isoformat() if first else "",
+        "last_iso": last.isoformat() if last else "",
+        "zone": timezone.get_current_timezone_name(),
+        # The reader's clock agrees with UTC over the whole chart: no second clock to give.
+        "reader_on_utc": first is None or (reader_is_on_utc(first) and reader_is_on_utc(last or first)),
     }
 
 

@@ -82,11 +82,5 @@
     }
   });
 
-  // data-left / data-right (percentages): the timeline's axis labels.
-  function place(root) {
-    root.querySelectorAll("[data-left]").forEach(function (el) { el.style.left = el.dataset.left + "%"; });
-    root.querySelectorAll("[data-right]").forEach(function (el) { el.style.right = el.dataset.right + "%"; });
-  }
-  document.addEventListener("DOMContentLoaded", function () { place(document); showFirstError(document); });
-  document.addEventListener("htmx:load", function (event) { place(event.target); });
+  document.addEventListener("DOMContentLoaded", function () { showFirstError(document); });
 })();

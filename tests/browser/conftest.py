@@ -45,10 +45,13 @@ def page(chromium, committing_db, live_server):
     context.close()
 
 
-def screenshot(page, name: str) -> None:
-    """Save a screenshot when CUSTODIA_SCREENSHOT_DIR is set (`make screenshots` uses it for the README)."""
+def screenshot(page, name: str, *, color_scheme: str = "light") -> None:
+    """Save a screenshot when CUSTODIA_SCREENSHOT_DIR is set (`make screenshots` uses it for the README).
+
+    The README shows the light pages, 1280 px wide (the viewport); ``color_scheme="dark"`` shows dark mode
+    (``prefers-color-scheme``), and the page stays in it until the next light screenshot."""
     folder = os.environ.get("CUSTODIA_SCREENSHOT_DIR")
     if folder:
         os.makedirs(folder, exist_ok=True)
-        page.emulate_media(color_scheme="light")  # the README shows the light pages, 1280 px wide (the viewport)
+        page.emulate_media(color_scheme=color_scheme)
         page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=False)

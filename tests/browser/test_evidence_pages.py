@@ -35,6 +35,7 @@ def test_custodian_registers_uploads_and_seals(page, demo_data, tmp_path):  # no
     assert evidence.sha256 == hashlib.sha256(content).hexdigest()
     assert evidence.sha256 in page.locator("main").inner_text()
     assert "evidence.seal" in page.locator("main").inner_text()
+    page.evaluate("window.scrollTo(0, 0)")  # the item's head and facts, not the upload form, in the picture
     screenshot(page, "evidence-detail")
 
 

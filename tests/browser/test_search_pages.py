@@ -58,6 +58,7 @@ def test_detective_searches_narrows_opens_an_email_and_tags_it(page, mailbox_dis
     page.wait_for_function("document.getElementById('q').value.endsWith('type:email')")
     page.wait_for_selector("text=3 traces")
     screenshot(page, "search")
+    screenshot(page, "search-dark", color_scheme="dark")  # dark mode (issue #20 item 15)
     # Narrowed to e-mail, the table shows the e-mail columns; the subject opens the message.
     assert page.locator("table.results thead").inner_text().split() == [
         "Select",
@@ -89,9 +90,9 @@ def test_detective_zooms_the_timeline_picks_columns_and_completes_a_property(pag
     assert "by month" in timeline.inner_text().lower()  # the heading is in capitals by CSS
     bars = timeline.locator("a.timeline-bar")
     assert [bars.nth(i).get_attribute("aria-label") for i in range(bars.count())] == [
-        "Mar 2019: 1",
-        "May 2020: 1",
-        "Jun 2020: 1",
+        "Mar 2019 UTC: 1",
+        "May 2020 UTC: 1",
+        "Jun 2020 UTC: 1",
     ]
     screenshot(page, "search-timeline")
     bars.first.click()

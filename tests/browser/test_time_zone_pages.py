@@ -55,7 +55,7 @@ def test_a_fat_time_is_local_until_the_custodian_sets_the_source_time_zone(page,
     log_in(page, "detective")
     page.goto(f"/cases/{case.pk}/traces/{trace.uid}/")
     row = page.locator("tr", has=page.locator("th", has_text="file.modifiedOn")).first
-    assert row.inner_text().split("\t", 1)[-1].strip() == "2022-01-15T09:30:00 (local time, zone unknown)"
+    assert row.inner_text().split("\t", 1)[-1].strip() == "2022-01-15T09:30:00 local (zone unknown)"
 
     page.context.clear_cookies()  # the custodian sets the zone; the detective reads traces
     log_in(page, "custodian")

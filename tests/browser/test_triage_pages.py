@@ -137,7 +137,7 @@ def test_the_folder_tree_lists_a_folder_and_narrows_the_search(page, folder_disk
     assert "Documents" in listing.inner_text() and "text/plain" in listing.inner_text()
     assert "?folder=" in page.url  # the listing has its own address
     screenshot(page, "folder-tree")
-    listing.get_by_role("link", name="📁 Documents").click()
+    listing.get_by_role("link", name="Folder Documents").click()  # an emoji folder showed as a box without its font
     listing.get_by_role("link", name="invoice-117.txt").wait_for()
     listing.get_by_role("link", name="Search in this folder").click()
     page.wait_for_url("**/traces/?q=*")
@@ -200,6 +200,8 @@ def test_the_case_page_shows_counts_and_what_needs_attention(page, demo_data):  
     overview = page.locator("#overview")
     overview.locator("[data-count=evidence]").wait_for()
     assert "waiting for approval" in overview.inner_text()
+    overview.scroll_into_view_if_needed()
+    screenshot(page, "case-attention")
     overview.get_by_role("link", name="Finish the upload of Tablet, not yet uploaded").click()
     page.wait_for_url("**/evidence/*/#upload")
 

@@ -114,6 +114,9 @@ def test_a_property_facet_and_a_warning_that_suggests_the_right_name(page, pictu
     page.get_by_label("Facet on a property").fill("picture.exif.make")
     page.get_by_role("button", name="Facet", exact=True).click()
     page.wait_for_selector(".facets >> text=Nikon")
+    # The facet on the property, below the timeline and the usual facets, in the middle of the picture.
+    page.locator(".facets h2", has_text="picture.exif.make").evaluate("el => el.scrollIntoView({block: 'center'})")
+    screenshot(page, "facets")
     page.locator(".facets").get_by_role("link", name="Nikon").click()
     page.wait_for_selector("#hit-count:has-text('1 trace.')")
     assert "photo1.jpg" in page.locator("table.results").inner_text()

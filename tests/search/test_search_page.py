@@ -93,20 +93,20 @@ def test_the_timeline_draws_a_bar_per_bucket_with_its_count(demo, client, traces
     assert "<svg" in html and "by year" in html
     titles = [title for _, title in bar_links(html)]
     # 2005 to 2020 is too long for months: one bar a year, the empty years as gaps.
-    assert titles == ["2005: 1 trace", "2018: 1 trace", "2019: 3 traces", "2020: 2 traces"]
+    assert titles == ["2005 UTC: 1 trace", "2018 UTC: 1 trace", "2019 UTC: 3 traces", "2020 UTC: 2 traces"]
     assert html.count("<rect") == 4 and 'viewBox="0 0 286 80"' in html  # 16 years in the middle of 24 slots
     assert '<rect x="48" ' in html and '<rect x="228" ' in html  # 2005 and 2020, 15 years apart
 
 
 def test_a_bar_zooms_to_its_range_and_the_next_histogram_is_finer(demo, client, traces):
     html = page(client, demo, q="type:file")
-    href = dict((title, href) for href, title in bar_links(html))["2019: 3 traces"]
+    href = dict((title, href) for href, title in bar_links(html))["2019 UTC: 3 traces"]
     query = parse_qs(urlsplit(href).query)["q"][0]
     assert query == "type:file file.modifiedOn:[2019-01-01 TO 2019-12-31]"
     zoomed = page(client, demo, q=query)
     assert total(zoomed) == 3
     assert "by month" in zoomed
-    month_href = dict((title, href) for href, title in bar_links(zoomed))["Mar 2019: 2 traces"]
+    month_href = dict((title, href) for href, title in bar_links(zoomed))["Mar 2019 UTC: 2 traces"]
     finer = parse_qs(urlsplit(month_href).query)["q"][0]
     # The month replaces the year: one range on the property, not two.
     assert finer == "type:file file.modifiedOn:[2019-03-01 TO 2019-03-31]"
@@ -116,7 +116,7 @@ def test_a_bar_zooms_to_its_range_and_the_next_histogram_is_finer(demo, client, 
 def test_empty_buckets_between_bars_are_gaps_not_links(demo, client, traces):
     html = page(client, demo, q="file.modifiedOn:[2019-01-01 TO 2019-12-31]")
     titles = [title for _, title in bar_links(html)]
-    assert titles == ["Mar 2019: 2 traces", "Nov 2019: 1 trace"]
+    assert titles == ["Mar 2019 UTC: 2 traces", "Nov 2019 UTC: 1 trace"]
     # March to November: nine months wide, the empty ones drawn as nothing to click.
     assert html.count("<rect") == 2
     assert '<rect x="84" ' in html and '<rect x="180" ' in html  # eight months apart
