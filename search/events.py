@@ -28,7 +28,7 @@ from cases.selectors import case_get
 from custodia.errors import ServiceError
 from evidence.models import Evidence
 from search.backends.budget import search_time_budget
-from search.backends.sql.events import EventFilter, EventRow, events_page
+from search.backends.sql.events import PLAN_AUTO, PLANS, EventFilter, EventRow, events_page
 from search.models import CasePropertyName, Trace
 from search.selectors import query_parse
 
@@ -169,15 +169,21 @@ def events_search(
     descending: bool = False,
     limit: int = 100,
     cursor: str | None = None,
+    plan: str = PLAN_AUTO,
 ) -> dict:
-    """One page of the events of the hits of ``query``: ``{events, cursor, kinds}``; ``cursor`` None at the end."""
+    """One page of the events of the hits of ``query``: ``{events, cursor, kinds}``; ``cursor`` None at the end.
+
+    ``plan`` says how the events are found (search.backends.sql.events.PLANS: the same rows whichever);
+    the default chooses by the number of hits; the others are there for bench/events.py and the tests."""
     case = case_get(user=user, case_id=case_id, permission=perms.SEARCH_TRACES)
     if not 1 <= limit <= MAX_EVENTS_LIMIT:
         raise ServiceError(f"limit must be between 1 and {MAX_EVENTS_LIMIT}.")
+    if plan not in PLANS:
+        raise ServiceError(f"plan: one of {', '.join(PLANS)}.")
     where = _filter(case_id=case.pk, query=query, start=start, end=end, kinds=kinds)
     after = _decode_cursor(cursor)
     with search_time_budget():
-        rows = events_page(where=where, after=after, limit=limit + 1, descending=descending)
+        rows = events_page(where=where, after=after, limit=limit + 1, descending=descending, plan=plan)
     more = len(rows) > limit
     rows = rows[:limit]
     return {

@@ -16,6 +16,7 @@ These lists are the schema as it is now; migration 0016 carries them frozen (a t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,19 @@ POSTGRES_EVENTS_UNINSTALL = [
 EVENT_TRIGGERS = {"sqlite": set(_TRIGGERS), "postgresql": {"search_trace_events"}}
 
 
+# How the events of a query's hits are found (``events_page``'s ``plan``); see events_page.
+PLAN_AUTO = "auto"
+PLAN_SEMI_JOIN = "semi-join"
+PLAN_DRIVE_OR_SEMI_JOIN = "drive-or-semi-join"
+PLAN_DRIVE_OR_CHUNKS = "drive-or-chunks"
+PLANS = (PLAN_AUTO, PLAN_SEMI_JOIN, PLAN_DRIVE_OR_SEMI_JOIN, PLAN_DRIVE_OR_CHUNKS)
+# At most this many matching traces: their events are read by trace id and sorted (a few tens of thousands).
+FEW_TRACES = 5_000
+# The chunked walk's first chunk of events, and its largest; each chunk four times the last.
+FIRST_CHUNK = 2_000
+LARGEST_CHUNK = 256_000
+
+
 @dataclass(frozen=True)
 class EventRow:
     """One event: a timestamp property of a trace."""
@@ -126,38 +140,156 @@ class EventFilter:
     names: Sequence[str] | None = None
 
 
+Keyset = tuple[str, int, str]
+
+
 def events_page(
-    *, where: EventFilter, after: tuple[str, int, str] | None, limit: int, descending: bool = False
+    *, where: EventFilter, after: Keyset | None, limit: int, descending: bool = False, plan: str = PLAN_AUTO
 ) -> list[EventRow]:
     """The next ``limit`` events in time order (then trace, then property) after the keyset ``after``.
 
-    Keyset paging: each page is a range scan of the (case, time, trace, name) index, however deep."""
-    conditions: list[str] = ["case_id = %s"]
+    Without a query every page is a range scan of the (case, time, trace, name) index, however deep. With
+    one, walking that index and probing each event's trace (``semi-join``, one statement) is fast while
+    the hits are common among the events walked, and slow when the first events in time are mostly of
+    traces that do not match (PostgreSQL read 22,000 events and probed as many traces for the first page
+    of e-mails at 300,000 traces). So the plan is chosen by the number of matching traces, found as the
+    trace search's count probe finds them (any ``FEW_TRACES + 1`` ids of the matching query, no order):
+
+    - few (``FEW_TRACES`` or fewer): **drive** from those ids: their events by trace id (the primary
+      key), sorted, the page taken (a top-N sort of a few tens of thousands of rows at most);
+    - many: at least one trace in ``traces / FEW_TRACES`` matches, so a walk in time order finds a page
+      soon: ``drive-or-semi-join`` walks the index with the probe per event; ``drive-or-chunks`` (the
+      default, ``auto``) walks it a chunk of events at a time (2,000, then four times as many, …) and asks
+      the matching query once per chunk which of the chunk's traces match (``id`` among the chunk's and the
+      query's conditions: one set operation the database can answer from its indexes, a bitmap AND on
+      PostgreSQL, rather than a probe of each event's trace row).
+
+    Every plan returns the same rows (tests/search/test_events_plans.py)."""
+    if plan not in PLANS:
+        raise ValueError(f"unknown events plan {plan!r}")
+    if where.names is not None and not where.names:
+        return []
+    if where.traces_sql is None:
+        return _walk(where=where, after=after, limit=limit, descending=descending)
+    if plan == PLAN_SEMI_JOIN:
+        return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
+    few = matching_ids(where.traces_sql, count=FEW_TRACES + 1)
+    if len(few) <= FEW_TRACES:
+        return _driven(where=where, trace_ids=few, after=after, limit=limit, descending=descending)
+    if plan == PLAN_DRIVE_OR_SEMI_JOIN:
+        return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
+    return _chunked(where=where, after=after, limit=limit, descending=descending)
+
+
+def matching_ids(traces_sql: tuple[str, Sequence], *, count: int) -> list[int]:
+    """Any ``count`` ids the matching query selects, in whatever order the database finds them fastest."""
+    subquery, params = traces_sql
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT matched.id FROM ({subquery}) AS matched LIMIT %s", [*params, count])  # noqa: S608 (Django's SQL)
+        return [row[0] for row in cursor]
+
+
+def _conditions(
+    *, where: EventFilter, after: Keyset | None, descending: bool, table: str = ""
+) -> tuple[list[str], list[Any]]:
+    """The case, time range, names and keyset conditions on the events table (``table``: its alias and a dot)."""
+    conditions: list[str] = [f"{table}case_id = %s"]
     params: list[Any] = [where.case_id]
     if where.start is not None:
-        conditions.append("time >= %s")
+        conditions.append(f"{table}time >= %s")
         params.append(where.start)
     if where.end is not None:
-        conditions.append("time < %s")
+        conditions.append(f"{table}time < %s")
         params.append(where.end)
     if where.names is not None:
-        if not where.names:
-            return []
-        conditions.append(f"name IN ({', '.join(['%s'] * len(where.names))})")
+        conditions.append(f"{table}name IN ({', '.join(['%s'] * len(where.names))})")
         params.extend(where.names)
-    if where.traces_sql is not None:
+    if after is not None:
+        # Row-value comparison: both databases read it as one index bound.
+        conditions.append(f"({table}time, {table}trace_id, {table}name) {'<' if descending else '>'} (%s, %s, %s)")
+        params.extend(after)
+    return conditions, params
+
+
+def _order(*, descending: bool, table: str = "") -> str:
+    direction = "DESC" if descending else "ASC"
+    return f"ORDER BY {table}time {direction}, {table}trace_id {direction}, {table}name {direction}"
+
+
+def _rows(sql: str, params: list[Any]) -> list[EventRow]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [EventRow(time=time, zone=zone, name=name, trace_id=trace_id) for time, zone, name, trace_id in cursor]
+
+
+def _walk(
+    *, where: EventFilter, after: Keyset | None, limit: int, descending: bool, semi_join: bool = False
+) -> list[EventRow]:
+    """A range scan of the (case, time, trace, name) index; with ``semi_join``, each event's trace probed."""
+    conditions, params = _conditions(where=where, after=after, descending=descending)
+    if semi_join and where.traces_sql is not None:
         subquery, subquery_params = where.traces_sql
         conditions.append(f"trace_id IN ({subquery})")
         params.extend(subquery_params)
-    if after is not None:
-        # Row-value comparison: both databases read it as one index bound.
-        conditions.append(f"(time, trace_id, name) {'<' if descending else '>'} (%s, %s, %s)")
-        params.extend(after)
-    direction = "DESC" if descending else "ASC"
     sql = (
         f"SELECT time, zone, name, trace_id FROM {EVENT_TABLE} WHERE {' AND '.join(conditions)} "  # noqa: S608 (constants)
-        f"ORDER BY time {direction}, trace_id {direction}, name {direction} LIMIT %s"
+        f"{_order(descending=descending)} LIMIT %s"
     )
+    return _rows(sql, [*params, limit])
+
+
+def _driven(
+    *, where: EventFilter, trace_ids: list[int], after: Keyset | None, limit: int, descending: bool
+) -> list[EventRow]:
+    """The events of ``trace_ids`` found by trace id (the primary key), sorted, the first ``limit`` kept."""
+    if not trace_ids:
+        return []
+    conditions, params = _conditions(where=where, after=after, descending=descending, table="event.")
+    if connection.vendor == "postgresql":
+        ids_from = "unnest(%s::bigint[]) AS hit (id)"
+        ids_param: Any = trace_ids
+    else:
+        # CROSS JOIN: SQLite keeps the ids as the outer loop (not a walk of the time index probing the ids).
+        ids_from = "(SELECT value AS id FROM json_each(%s)) AS hit"
+        ids_param = json.dumps(trace_ids)
+    sql = (
+        f"SELECT event.time, event.zone, event.name, event.trace_id FROM {ids_from} "  # noqa: S608 (constants)
+        f"CROSS JOIN {EVENT_TABLE} AS event WHERE event.trace_id = hit.id AND {' AND '.join(conditions)} "
+        f"{_order(descending=descending, table='event.')} LIMIT %s"
+    )
+    return _rows(sql, [ids_param, *params, limit])
+
+
+def _chunked(*, where: EventFilter, after: Keyset | None, limit: int, descending: bool) -> list[EventRow]:
+    """Walk the time index a chunk at a time; keep the events of the chunk's traces the query matches."""
+    assert where.traces_sql is not None  # nosec B101  # events_page calls this only with a query
+    found: list[EventRow] = []
+    chunk = max(FIRST_CHUNK, limit)
+    while True:
+        rows = _walk(where=where, after=after, limit=chunk, descending=descending)
+        if not rows:
+            return found
+        matched = _matching_among(where.traces_sql, trace_ids={row.trace_id for row in rows})
+        for row in rows:
+            if row.trace_id in matched:
+                found.append(row)
+                if len(found) == limit:
+                    return found
+        if len(rows) < chunk:
+            return found
+        last = rows[-1]
+        after = (last.time, last.trace_id, last.name)
+        chunk = min(chunk * 4, LARGEST_CHUNK)
+
+
+def _matching_among(traces_sql: tuple[str, Sequence], *, trace_ids: set[int]) -> set[int]:
+    """Which of ``trace_ids`` the matching query selects: one statement, the ids a condition of the query."""
+    subquery, params = traces_sql
+    among_param: Any
+    if connection.vendor == "postgresql":
+        among, among_param = "matched.id = ANY(%s::bigint[])", list(trace_ids)
+    else:
+        among, among_param = "matched.id IN (SELECT value FROM json_each(%s))", json.dumps(sorted(trace_ids))
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, limit])
-        return [EventRow(time=time, zone=zone, name=name, trace_id=trace_id) for time, zone, name, trace_id in cursor]
+        cursor.execute(f"SELECT matched.id FROM ({subquery}) AS matched WHERE {among}", [*params, among_param])  # noqa: S608 (Django's SQL)
+        return {row[0] for row in cursor}
