@@ -67,11 +67,25 @@ QUERIES = [
     ("a year", "", {"start": "2019-01-01", "end": "2019-12-31"}),
     ("sent e-mail in a year", "type:email", {"start": "2019-01-01", "end": "2019-12-31", "kinds": ["sent"]}),
     ("pictures taken", "type:picture", {"kinds": ["taken"]}),
+    ("a rare word", "ransomware", {}),
+    ("an uncommon word", "bitcoin", {}),
+    ("deleted", "deleted:true", {}),
+    ("a word in e-mails, not deleted", "invoice AND type:email -deleted:true", {}),
 ]
+
+# The default plan first (the table's), then the designs it was chosen among (docs/benchmarks.md).
+DEFAULT_PLANS = ["auto", "semi-join", "drive-or-semi-join"]
 
 
 def run_database(
-    *, database: str, traces: int, seed: int, repeats: int, events_fill: str, keep_db: Path | None = None
+    *,
+    database: str,
+    traces: int,
+    seed: int,
+    repeats: int,
+    events_fill: str,
+    plans: list[str],
+    keep_db: Path | None = None,
 ) -> dict:
     """The whole measurement on the database Django is configured for (one process per database)."""
     from bench.extract_pipeline import setup_django
@@ -86,7 +100,10 @@ def run_database(
     from django.db import connection
 
     from cases.models import Case, User
+    from search.backends.sql.events import PLANS
 
+    if unknown := set(plans) - set(PLANS):
+        raise SystemExit(f"--plans: unknown {', '.join(sorted(unknown))}; known: {', '.join(PLANS)}")
     marker = workdir / "indexed.json"
     indexed = json.loads(marker.read_text()) if keep_db is not None and marker.exists() else None
     if indexed is not None and (indexed["traces"], indexed["seed"]) != (traces, seed):
@@ -103,7 +120,10 @@ def run_database(
     case = Case.objects.get(reference=DEMO_CASE)
     detective = User.objects.get(username="detective")
     summary = {**indexed, "database": database, "code": code, "repeats": repeats}
-    summary["queries"] = time_queries(database=database, case_id=case.pk, detective=detective, repeats=repeats)
+    summary["queries"] = time_queries(
+        database=database, case_id=case.pk, detective=detective, repeats=repeats, plans=plans
+    )
+    summary["plans"] = plans
     connection.close()
     if keep_db is None:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -182,40 +202,23 @@ def index_traces(*, database: str, traces: int, seed: int, events_fill: str) -> 
     }
 
 
-def time_queries(*, database: str, case_id: int, detective, repeats: int) -> list[dict]:
-    """Each query of ``QUERIES`` through the events search and the trace search, in this run."""
+def time_queries(*, database: str, case_id: int, detective, repeats: int, plans: list[str]) -> list[dict]:
+    """Each query of ``QUERIES`` through the events search (by each of ``plans``, the first the default) and
+    through the trace search, in this run."""
     from search.events import events_search
     from search.selectors import traces_search
 
     results = []
     for label, query, event_filter in QUERIES:
-        entry: dict = {"label": label, "query": query, "filter": event_filter, "error": None}
+        entry: dict = {"label": label, "query": query, "filter": event_filter, "error": None, "plans": {}}
         try:
-            first: dict = {}
-            entry["events"] = measure(
-                lambda q=query, f=event_filter, out=first: out.update(
-                    page=events_search(user=detective, case_id=case_id, query=q, limit=100, **f)
-                ),
-                repeats=repeats,
-            )
-            entry["events_shown"] = len(first["page"]["events"])
-            # A page deep in the timeline: five pages on, by keyset.
-            cursor = first["page"]["cursor"]
-            for _ in range(4):
-                if not cursor:
-                    break
-                cursor = events_search(user=detective, case_id=case_id, query=query, limit=100, cursor=cursor,
-                                       **event_filter)["cursor"]  # fmt: skip
-            entry["events_deep"] = (
-                measure(
-                    lambda q=query, f=event_filter, c=cursor: events_search(
-                        user=detective, case_id=case_id, query=q, limit=100, cursor=c, **f
+            for plan in plans:
+                entry["plans"][plan] = time_events(
+                    search=lambda plan=plan, query=query, event_filter=event_filter, **more: events_search(
+                        user=detective, case_id=case_id, query=query, limit=100, plan=plan, **event_filter, **more
                     ),
                     repeats=repeats,
                 )
-                if cursor
-                else []
-            )
             found: dict = {}
             entry["traces"] = measure(
                 lambda q=query, out=found: out.update(
@@ -224,11 +227,31 @@ def time_queries(*, database: str, case_id: int, detective, repeats: int) -> lis
                 repeats=repeats,
             )
             entry["traces_total"] = found["page"]["total"]
+            shown = {plan: timing["shown"] for plan, timing in entry["plans"].items()}
+            if len(set(shown.values())) > 1:
+                raise AssertionError(f"the plans found different events: {shown}")  # never expected: said loudly
         except Exception as exc:  # reported in the table, never hidden
             entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
         results.append(entry)
         log(f"{database}: {label}: done" + (f"; {entry['error']}" if entry["error"] else ""))
     return results
+
+
+def time_events(*, search, repeats: int) -> dict:
+    """The first page of events and the page five pages on (by its keyset cursor), timed; and what they showed."""
+    first: dict = {}
+    samples = measure(lambda: first.update(page=search()), repeats=repeats)
+    shown = [(event["time"], event["trace"]["uid"], event["property"]) for event in first["page"]["events"]]
+    cursor = first["page"]["cursor"]
+    for _ in range(4):
+        if not cursor:
+            break
+        cursor = search(cursor=cursor)["cursor"]
+    deep: dict = {}
+    deep_samples = measure(lambda: deep.update(page=search(cursor=cursor)), repeats=repeats) if cursor else []
+    if deep:
+        shown += [(event["time"], event["trace"]["uid"], event["property"]) for event in deep["page"]["events"]]
+    return {"first": samples, "deep": deep_samples, "shown": hash(tuple(shown)), "count": len(shown)}
 
 
 def _p(samples: list[float]) -> str:
@@ -250,22 +273,42 @@ def print_report(results: dict[str, dict]) -> None:
             f"{summary['indexing_seconds']:.1f} s ({rate:,.0f} traces/s; {how}); code {summary['code']}"
         )
         print()
+        plans = summary["plans"]
         print(
             f"| query ({name}) | events filter | events p50 / p95 ms | events, 5th page p50 / p95 ms "
-            "| trace search p50 / p95 ms | trace hits |"
+            f"| trace search p50 / p95 ms | trace hits |"
         )
         print("|---|---|---|---|---|---|")
         for entry in summary["queries"]:
+            label = f"`{entry['query'] or '(empty)'}` ({entry['label']})"
             shown_filter = ", ".join(f"{key} {value}" for key, value in entry["filter"].items()) or "-"
             if entry["error"]:
-                label = f"`{entry['query'] or '(empty)'}` ({entry['label']})"
                 print(f"| {label} | {shown_filter} | error: {entry['error']} | | | |")
                 continue
+            default = entry["plans"][plans[0]]
             print(
-                f"| `{entry['query'] or '(empty)'}` ({entry['label']}) | {shown_filter} | {_p(entry['events'])} "
-                f"| {_p(entry['events_deep'])} | {_p(entry['traces'])} | {entry['traces_total']:,} |"
+                f"| {label} | {shown_filter} | {_p(default['first'])} | {_p(default['deep'])} "
+                f"| {_p(entry['traces'])} | {entry['traces_total']:,} |"
             )
         print()
+        if len(plans) > 1:
+            print(f"Plans side by side ({name}; first page / 5th page, p50 ms; the trace search's p50 last):")
+            print()
+            print(f"| query ({name}) | " + " | ".join(plans) + " | trace search |")
+            print("|---|" + "---|" * (len(plans) + 1))
+            for entry in summary["queries"]:
+                if entry["error"]:
+                    continue
+                cells = [
+                    f"{_p50(entry['plans'][plan]['first'])} / {_p50(entry['plans'][plan]['deep'])}" for plan in plans
+                ]
+                label = f"`{entry['query'] or '(empty)'}` ({entry['label']})"
+                print(f"| {label} | " + " | ".join(cells) + f" | {_p50(entry['traces'])} |")
+            print()
+
+
+def _p50(samples: list[float]) -> str:
+    return f"{percentile(samples, 0.5) * 1000:.0f}" if samples else "-"
 
 
 @contextlib.contextmanager
@@ -302,7 +345,7 @@ def run_worker(*, database: str, arguments, env: dict) -> dict:
     output = Path(tempfile.mkstemp(prefix=f"custodia-bench-events-{database}-", suffix=".json")[1])
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", database, "--output", str(output)]
     command += ["--traces", str(arguments.traces), "--seed", str(arguments.seed), "--repeats", str(arguments.repeats)]
-    command += ["--events-fill", arguments.events_fill]
+    command += ["--events-fill", arguments.events_fill, "--plans", arguments.plans]
     if arguments.keep_db:
         command += ["--keep-db", str(Path(arguments.keep_db).resolve())]
     try:
@@ -326,6 +369,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each query after one warm-up")
     parser.add_argument(
+        "--plans",
+        default=",".join(DEFAULT_PLANS),
+        help="the events plans to time, comma-separated (search.backends.sql.events.PLANS); the first is the table's",
+    )
+    parser.add_argument(
         "--keep-db",
         metavar="DIR",
         default=None,
@@ -346,6 +394,7 @@ def main() -> None:
             seed=arguments.seed,
             repeats=arguments.repeats,
             events_fill=arguments.events_fill,
+            plans=arguments.plans.split(","),
             keep_db=Path(arguments.keep_db) if arguments.keep_db else None,
         )
         Path(arguments.output).write_text(json.dumps(result))
