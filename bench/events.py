@@ -74,7 +74,7 @@ QUERIES = [
 ]
 
 # The default plan first (the table's), then the designs it was chosen among (docs/benchmarks.md).
-DEFAULT_PLANS = ["auto", "semi-join", "drive-or-semi-join"]
+DEFAULT_PLANS = ["auto", "semi-join", "drive-or-chunks"]
 
 
 def run_database(

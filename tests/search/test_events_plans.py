@@ -96,7 +96,9 @@ def test_the_chunked_walk_grows_its_chunks_and_stops_at_the_page(demo, many_trac
 
     monkeypatch.setattr(events_index, "_walk", counting_walk)
     # "invoice" is in one trace in nine: the first page of 5 takes a few chunks, each four times the last.
-    body = events_search(user=demo.detective, case_id=demo.case.pk, query="invoice", limit=5)
+    body = events_search(
+        user=demo.detective, case_id=demo.case.pk, query="invoice", limit=5, plan=events_index.PLAN_DRIVE_OR_CHUNKS
+    )
     assert len(body["events"]) == 5 and body["cursor"]
     assert walked[:3] == [6, 24, 96][: len(walked[:3])] and len(walked) >= 2
 

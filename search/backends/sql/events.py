@@ -157,12 +157,12 @@ def events_page(
 
     - few (``FEW_TRACES`` or fewer): **drive** from those ids: their events by trace id (the primary
       key), sorted, the page taken (a top-N sort of a few tens of thousands of rows at most);
-    - many: at least one trace in ``traces / FEW_TRACES`` matches, so a walk in time order finds a page
-      soon: ``drive-or-semi-join`` walks the index with the probe per event; ``drive-or-chunks`` (the
-      default, ``auto``) walks it a chunk of events at a time (2,000, then four times as many, …) and asks
-      the matching query once per chunk which of the chunk's traces match (``id`` among the chunk's and the
-      query's conditions: one set operation the database can answer from its indexes, a bitmap AND on
-      PostgreSQL, rather than a probe of each event's trace row).
+    - many: walk the time index with the query as a semi-join (``drive-or-semi-join``, the default,
+      ``auto``): SQLite evaluates the query once into a list it probes, PostgreSQL probes each event's trace.
+      ``drive-or-chunks`` (measured, not the default) walks the index a chunk of events at a time (2,000,
+      then four times as many, …) and asks the matching query once per chunk which of the chunk's traces
+      match; at a million traces the first e-mail came after 42,000 events, and reading the chunks
+      cost more than the probes saved (docs/benchmarks.md, branch evfast).
 
     Every plan returns the same rows (tests/search/test_events_plans.py)."""
     if plan not in PLANS:
@@ -176,9 +176,9 @@ def events_page(
     few = matching_ids(where.traces_sql, count=FEW_TRACES + 1)
     if len(few) <= FEW_TRACES:
         return _driven(where=where, trace_ids=few, after=after, limit=limit, descending=descending)
-    if plan == PLAN_DRIVE_OR_SEMI_JOIN:
-        return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
-    return _chunked(where=where, after=after, limit=limit, descending=descending)
+    if plan == PLAN_DRIVE_OR_CHUNKS:
+        return _chunked(where=where, after=after, limit=limit, descending=descending)
+    return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
 
 
 def matching_ids(traces_sql: tuple[str, Sequence], *, count: int) -> list[int]:
