@@ -28,8 +28,10 @@ from cases.selectors import case_get
 from custodia.errors import ServiceError
 from evidence.models import Evidence
 from search.backends.budget import search_time_budget
+from search.backends.sql.compiler import combinations_holding
 from search.backends.sql.events import PLAN_AUTO, PLANS, EventFilter, EventRow, events_page
 from search.models import CasePropertyName, Trace
+from search.query.ast import And, Field, Node
 from search.selectors import query_parse
 
 # What a timestamp property means, by its last segment; a few by their whole name.
@@ -114,7 +116,9 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
 
     node = query_parse(query)
     traces_sql = None
-    if node is not None:
+    types = event_types(node, case_id=case_id)
+    if node is not None and not all(_is_type(item) for item in (node.items if isinstance(node, And) else (node,))):
+        # A query of types alone is the events' own types; any other is the traces the backend matches.
         matching = get_search_backend().matching(case_id=case_id, node=node).values("id").order_by()
         traces_sql = matching.query.sql_with_params()
     names = None
@@ -131,7 +135,24 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
         start=_moment(start, what="start", end=False),
         end=_moment(end, what="end", end=True),
         names=names,
+        types=types,
     )
+
+
+def _is_type(node: Node) -> bool:
+    return isinstance(node, Field) and node.name == "type"
+
+
+def event_types(node: Node | None, *, case_id: int) -> list[str] | None:
+    """The stored ``types`` lists the query's ``type:`` conditions (alone, or joined by AND) all hold; None if
+    it has none. The events index keeps its trace's types on each event (search/backends/sql/events.py)."""
+    items = node.items if isinstance(node, And) else (node,)
+    holding: list[str] | None = None
+    for item in items:
+        if isinstance(item, Field) and _is_type(item):
+            combinations = combinations_holding(item, case_id=case_id)
+            holding = combinations if holding is None else [stored for stored in holding if stored in combinations]
+    return holding
 
 
 def _event_dicts(rows: list[EventRow], *, case_id: int) -> list[dict]:

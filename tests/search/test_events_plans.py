@@ -84,6 +84,48 @@ def test_every_plan_returns_the_same_events_page_after_page(demo, many_traces, m
             assert _every_page(demo, plan=plan, page=page, **search) == expected, (plan, page)
 
 
+def _by_hand(demo, *, types: set[str], kinds: set[str] | None = None) -> list[tuple]:
+    """The events of the traces with any of ``types``, from the traces' own properties, in time order."""
+    from search.events import event_meaning
+    from search.models import Trace
+
+    found = []
+    for trace in Trace.objects.filter(case=demo.case):
+        if not types & set(trace.types):
+            continue
+        for name, value in trace.properties.items():
+            if name.endswith("On") and (kinds is None or event_meaning(name) in kinds):
+                found.append((value[:19], trace.pk, trace.uid, name))
+    return [(time, uid, name) for time, _, uid, name in sorted(found)]
+
+
+@pytest.mark.parametrize("query", ["type:email", "type:EMAIL", "type:e*l", "type:file type:picture"])
+def test_a_type_query_reads_the_events_own_types(demo, many_traces, monkeypatch, query):
+    walked: list[dict] = []
+    by_types = events_index._by_types
+
+    def counting(**arguments):
+        walked.append(arguments)
+        return by_types(**arguments)
+
+    monkeypatch.setattr(events_index, "_by_types", counting)
+    wanted = {"picture"} if query == "type:file type:picture" else {"email"}
+    assert _every_page(demo, plan=events_index.PLAN_AUTO, page=9, query=query) == _by_hand(demo, types=wanted)
+    assert walked and walked[0]["where"].traces_sql is None
+    sent = _every_page(demo, plan=events_index.PLAN_AUTO, page=500, query=query, kinds=["sent"])
+    assert sent == _by_hand(demo, types=wanted, kinds={"sent"})
+
+
+def test_the_events_follow_a_change_of_their_traces_types(demo, many_traces):
+    from search.models import Trace
+
+    trace = Trace.objects.filter(case=demo.case, name="file-0").get()
+    trace.types = ["file", "email"]
+    trace.save()
+    uids = {uid for _, uid, _ in _every_page(demo, plan=events_index.PLAN_AUTO, page=500, query="type:email")}
+    assert trace.uid in uids
+
+
 def test_the_chunked_walk_grows_its_chunks_and_stops_at_the_page(demo, many_traces, monkeypatch):
     monkeypatch.setattr(events_index, "FEW_TRACES", 0)
     monkeypatch.setattr(events_index, "FIRST_CHUNK", 3)

@@ -11,14 +11,19 @@ the tool wrote it; ``zone`` says what clock: ``UTC`` for a value that ends in ``
 offset (``+02:00``) for another offset, and ``local, unknown`` for a value without one (an EXIF time, a
 FAT time: local to a machine whose zone the trace does not say). An IANA name may come from a tool later.
 
-These lists are the schema as it is now; migration 0016 carries them frozen (a test compares the two).
+Each event also carries its trace's ``types`` as the trace stores them (``["file", "email"]``), with an index
+(case, types, time, trace, name): a ``type:`` query reads only its own types' events in time order, never
+probing the trace table (the first e-mail of a disk comes after tens of thousands of folder and file times).
+
+These lists are the schema as it is now; the newest events migration (0018) carries them frozen (a test
+compares the two).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import connection
@@ -30,35 +35,38 @@ TIME_WIDTH = 19
 
 _TRIGGERS = ("search_trace_event_insert", "search_trace_event_delete", "search_trace_event_update")
 
+_COLUMNS = "trace_id, case_id, name, time, zone, types"
 # SQLite: GLOB is case-sensitive (LIKE is not, and would take ``email.version`` for a time).
 _SQLITE_EVENTS_OF = (
     "SELECT {row}.id, {row}.case_id, property.key, substr(property.value, 1, 19), "
     "CASE WHEN property.value GLOB '*Z' OR property.value GLOB '*+00:00' THEN 'UTC' "
     "WHEN length(property.value) > 19 AND substr(property.value, -6) GLOB '[+-][0-9][0-9]:[0-9][0-9]' "
-    "THEN substr(property.value, -6) ELSE 'local, unknown' END "
+    "THEN substr(property.value, -6) ELSE 'local, unknown' END, {row}.types "
     "FROM json_each({row}.properties) AS property "
     "WHERE property.type = 'text' AND property.key GLOB '*On' "
     "AND property.value GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'"
 )
 SQLITE_EVENTS_INSTALL = [
-    f"""CREATE TABLE IF NOT EXISTS {EVENT_TABLE} (trace_id integer NOT NULL, case_id integer NOT NULL,
-        name text NOT NULL, time text NOT NULL, zone text NOT NULL, PRIMARY KEY (trace_id, name)) WITHOUT ROWID""",
-    f"CREATE INDEX IF NOT EXISTS {EVENT_TABLE}_time ON {EVENT_TABLE} (case_id, time, trace_id, name)",
     *(f"DROP TRIGGER IF EXISTS {name}" for name in _TRIGGERS),
+    f"DROP TABLE IF EXISTS {EVENT_TABLE}",
+    f"""CREATE TABLE {EVENT_TABLE} (trace_id integer NOT NULL, case_id integer NOT NULL,
+        name text NOT NULL, time text NOT NULL, zone text NOT NULL, types text NOT NULL,
+        PRIMARY KEY (trace_id, name)) WITHOUT ROWID""",
     f"""CREATE TRIGGER search_trace_event_insert AFTER INSERT ON search_trace BEGIN
-        INSERT INTO {EVENT_TABLE} (trace_id, case_id, name, time, zone) {_SQLITE_EVENTS_OF.format(row="new")};
+        INSERT INTO {EVENT_TABLE} ({_COLUMNS}) {_SQLITE_EVENTS_OF.format(row="new")};
     END""",
     f"""CREATE TRIGGER search_trace_event_delete AFTER DELETE ON search_trace BEGIN
         DELETE FROM {EVENT_TABLE} WHERE trace_id = old.id;
     END""",  # noqa: S608
-    f"""CREATE TRIGGER search_trace_event_update AFTER UPDATE OF case_id, properties ON search_trace BEGIN
+    f"""CREATE TRIGGER search_trace_event_update AFTER UPDATE OF case_id, properties, types ON search_trace BEGIN
         DELETE FROM {EVENT_TABLE} WHERE trace_id = old.id;
-        INSERT INTO {EVENT_TABLE} (trace_id, case_id, name, time, zone) {_SQLITE_EVENTS_OF.format(row="new")};
+        INSERT INTO {EVENT_TABLE} ({_COLUMNS}) {_SQLITE_EVENTS_OF.format(row="new")};
     END""",  # noqa: S608
-    # The traces written before the index existed.
-    f"DELETE FROM {EVENT_TABLE}",  # noqa: S608
-    f"INSERT INTO {EVENT_TABLE} (trace_id, case_id, name, time, zone) "
+    # The traces written before the index existed; the indexes after, each built once.
+    f"INSERT INTO {EVENT_TABLE} ({_COLUMNS}) "
     + _SQLITE_EVENTS_OF.format(row="search_trace").replace(" FROM json_each", " FROM search_trace, json_each"),
+    f"CREATE INDEX {EVENT_TABLE}_time ON {EVENT_TABLE} (case_id, time, trace_id, name)",
+    f"CREATE INDEX {EVENT_TABLE}_types ON {EVENT_TABLE} (case_id, types, time, trace_id, name)",
 ]
 SQLITE_EVENTS_UNINSTALL = [
     *(f"DROP TRIGGER IF EXISTS {name}" for name in _TRIGGERS),
@@ -69,33 +77,35 @@ _POSTGRES_EVENTS_OF = (
     "SELECT {row}.id, {row}.case_id, property.key, left(property.value, 19), "
     "CASE WHEN property.value LIKE '%Z' OR property.value LIKE '%+00:00' THEN 'UTC' "
     "WHEN length(property.value) > 19 AND right(property.value, 6) ~ '^[+-][0-9]{{2}}:[0-9]{{2}}$' "
-    "THEN right(property.value, 6) ELSE 'local, unknown' END "
+    "THEN right(property.value, 6) ELSE 'local, unknown' END, {row}.types "
     "FROM jsonb_each_text({row}.properties) AS property "
     "WHERE jsonb_typeof({row}.properties -> property.key) = 'string' AND property.key LIKE '%On' "
     "AND property.value ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}'"
 )
 POSTGRES_EVENTS_INSTALL = [
-    f"""CREATE TABLE IF NOT EXISTS {EVENT_TABLE} (trace_id bigint NOT NULL, case_id bigint NOT NULL,
-        name text NOT NULL, time text NOT NULL, zone text NOT NULL, PRIMARY KEY (trace_id, name))""",
-    f"CREATE INDEX IF NOT EXISTS {EVENT_TABLE}_time ON {EVENT_TABLE} (case_id, time, trace_id, name)",
+    "DROP TRIGGER IF EXISTS search_trace_events ON search_trace",
+    f"DROP TABLE IF EXISTS {EVENT_TABLE}",
+    f"""CREATE TABLE {EVENT_TABLE} (trace_id bigint NOT NULL, case_id bigint NOT NULL,
+        name text NOT NULL, time text NOT NULL, zone text NOT NULL, types jsonb NOT NULL,
+        PRIMARY KEY (trace_id, name))""",
     f"""CREATE OR REPLACE FUNCTION search_trace_events() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP <> 'INSERT' THEN
             DELETE FROM {EVENT_TABLE} WHERE trace_id = OLD.id;
         END IF;
         IF TG_OP <> 'DELETE' THEN
-            INSERT INTO {EVENT_TABLE} (trace_id, case_id, name, time, zone) {_POSTGRES_EVENTS_OF.format(row="NEW")};
+            INSERT INTO {EVENT_TABLE} ({_COLUMNS}) {_POSTGRES_EVENTS_OF.format(row="NEW")};
         END IF;
         RETURN NULL;
     END $$""",  # noqa: S608
-    "DROP TRIGGER IF EXISTS search_trace_events ON search_trace",
-    """CREATE TRIGGER search_trace_events AFTER INSERT OR DELETE OR UPDATE OF case_id, properties
+    """CREATE TRIGGER search_trace_events AFTER INSERT OR DELETE OR UPDATE OF case_id, properties, types
        ON search_trace FOR EACH ROW EXECUTE FUNCTION search_trace_events()""",
-    f"DELETE FROM {EVENT_TABLE}",  # noqa: S608
-    f"INSERT INTO {EVENT_TABLE} (trace_id, case_id, name, time, zone) "
+    f"INSERT INTO {EVENT_TABLE} ({_COLUMNS}) "
     + _POSTGRES_EVENTS_OF.format(row="search_trace").replace(
         " FROM jsonb_each_text", " FROM search_trace, jsonb_each_text"
     ),
+    f"CREATE INDEX {EVENT_TABLE}_time ON {EVENT_TABLE} (case_id, time, trace_id, name)",
+    f"CREATE INDEX {EVENT_TABLE}_types ON {EVENT_TABLE} (case_id, types, time, trace_id, name)",
 ]
 POSTGRES_EVENTS_UNINSTALL = [
     "DROP TRIGGER IF EXISTS search_trace_events ON search_trace",
@@ -131,13 +141,15 @@ class EventRow:
 @dataclass(frozen=True)
 class EventFilter:
     """Which events: of a case, of the traces an SQL subquery selects (None: every trace of the case),
-    from ``start`` (included) to ``end`` (excluded), of the property names ``names`` (None: all)."""
+    from ``start`` (included) to ``end`` (excluded), of the property names ``names`` (None: all), of traces
+    whose ``types`` (as the database stores them) are one of ``types`` (None: any)."""
 
     case_id: int
     traces_sql: tuple[str, Sequence] | None = None
     start: str | None = None
     end: str | None = None
     names: Sequence[str] | None = None
+    types: Sequence[str] | None = None
 
 
 Keyset = tuple[str, int, str]
@@ -167,7 +179,7 @@ def events_page(
     Every plan returns the same rows (tests/search/test_events_plans.py)."""
     if plan not in PLANS:
         raise ValueError(f"unknown events plan {plan!r}")
-    if where.names is not None and not where.names:
+    if (where.names is not None and not where.names) or (where.types is not None and not where.types):
         return []
     if where.traces_sql is None:
         return _walk(where=where, after=after, limit=limit, descending=descending)
@@ -204,6 +216,10 @@ def _conditions(
     if where.names is not None:
         conditions.append(f"{table}name IN ({', '.join(['%s'] * len(where.names))})")
         params.extend(where.names)
+    if where.types is not None:
+        cast = "::jsonb" if connection.vendor == "postgresql" else ""
+        conditions.append(f"{table}types IN ({', '.join([f'%s{cast}'] * len(where.types))})")
+        params.extend(where.types)
     if after is not None:
         # Row-value comparison: both databases read it as one index bound.
         conditions.append(f"({table}time, {table}trace_id, {table}name) {'<' if descending else '>'} (%s, %s, %s)")
@@ -225,7 +241,13 @@ def _rows(sql: str, params: list[Any]) -> list[EventRow]:
 def _walk(
     *, where: EventFilter, after: Keyset | None, limit: int, descending: bool, semi_join: bool = False
 ) -> list[EventRow]:
-    """A range scan of the (case, time, trace, name) index; with ``semi_join``, each event's trace probed."""
+    """A range scan of the (case, time, trace, name) index; with ``semi_join``, each event's trace probed.
+
+    Without a semi-join, events of given types are one range scan of the (case, types, time, trace, name)
+    index per stored combination of types (``["email"]``, ``["file", "email"]`` …), each stopping at
+    ``limit``, merged: they never read another type's events."""
+    if where.types and not (semi_join and where.traces_sql is not None):
+        return _by_types(where=where, after=after, limit=limit, descending=descending)
     conditions, params = _conditions(where=where, after=after, descending=descending)
     if semi_join and where.traces_sql is not None:
         subquery, subquery_params = where.traces_sql
@@ -235,6 +257,23 @@ def _walk(
         f"SELECT time, zone, name, trace_id FROM {EVENT_TABLE} WHERE {' AND '.join(conditions)} "  # noqa: S608 (constants)
         f"{_order(descending=descending)} LIMIT %s"
     )
+    return _rows(sql, [*params, limit])
+
+
+def _by_types(*, where: EventFilter, after: Keyset | None, limit: int, descending: bool) -> list[EventRow]:
+    assert where.types  # nosec B101  # _walk calls this only with types
+    arms: list[str] = []
+    params: list[Any] = []
+    for stored in where.types:
+        conditions, arm_params = _conditions(where=replace(where, types=[stored]), after=after, descending=descending)
+        arms.append(
+            f"SELECT * FROM (SELECT time, zone, name, trace_id FROM {EVENT_TABLE} "  # noqa: S608 (constants)
+            f"WHERE {' AND '.join(conditions)} {_order(descending=descending)} LIMIT %s) AS arm{len(arms)}"
+        )
+        params += [*arm_params, limit]
+    direction = "DESC" if descending else "ASC"
+    # Each arm is already in order: the databases merge them (time, then trace, then name: 1, 4, 3).
+    sql = " UNION ALL ".join(arms) + f" ORDER BY 1 {direction}, 4 {direction}, 3 {direction} LIMIT %s"
     return _rows(sql, [*params, limit])
 
 
