@@ -288,9 +288,12 @@ def _driven(
         ids_from = "unnest(%s::bigint[]) AS hit (id)"
         ids_param: Any = trace_ids
     else:
-        # CROSS JOIN: SQLite keeps the ids as the outer loop (not a walk of the time index probing the ids).
+        # CROSS JOIN: SQLite keeps the ids as the outer loop (not a walk of the time index probing the ids);
+        # "+case_id": each id's events by the primary key, not by the (case, types …) index, which also
+        # covers the query and which SQLite took without statistics (the whole case's events, per id).
         ids_from = "(SELECT value AS id FROM json_each(%s)) AS hit"
         ids_param = json.dumps(trace_ids)
+        conditions[0] = "+" + conditions[0]
     sql = (
         f"SELECT event.time, event.zone, event.name, event.trace_id FROM {ids_from} "  # noqa: S608 (constants)
         f"CROSS JOIN {EVENT_TABLE} AS event WHERE event.trace_id = hit.id AND {' AND '.join(conditions)} "
