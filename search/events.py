@@ -29,7 +29,8 @@ from custodia.errors import ServiceError
 from evidence.models import Evidence
 from search.backends.budget import search_time_budget
 from search.backends.sql.compiler import combinations_holding
-from search.backends.sql.events import PLAN_AUTO, PLANS, EventFilter, EventRow, events_page
+from search.backends.sql.events import FEW_TRACES, PLAN_AUTO, PLANS, EventFilter, EventRow, events_page
+from search.backends.sql.planner import word_driven_first_ids
 from search.models import CasePropertyName, Trace
 from search.query.ast import And, Field, Node
 from search.selectors import query_parse
@@ -115,12 +116,13 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
     from search.backends.base import get_search_backend
 
     node = query_parse(query)
-    traces_sql = None
+    traces_sql = probe_sql = None
     types = event_types(node, case_id=case_id)
     if node is not None and not all(_is_type(item) for item in (node.items if isinstance(node, And) else (node,))):
         # A query of types alone is the events' own types; any other is the traces the backend matches.
         matching = get_search_backend().matching(case_id=case_id, node=node).values("id").order_by()
         traces_sql = matching.query.sql_with_params()
+        probe_sql = word_driven_first_ids(case_id=case_id, node=node, sort=("id",), count=FEW_TRACES + 1)
     names = None
     if kinds:
         known = event_kinds(case_id=case_id)
@@ -136,6 +138,7 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
         end=_moment(end, what="end", end=True),
         names=names,
         types=types,
+        probe_sql=probe_sql,
     )
 
 
