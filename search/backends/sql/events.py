@@ -168,7 +168,9 @@ def events_page(
     the hits are common among the events walked, and slow when the first events in time are mostly of
     traces that do not match (PostgreSQL read 22,000 events and probed as many traces for the first page
     of e-mails at 300,000 traces). So the plan is chosen by the number of matching traces, found as the
-    trace search's count probe finds them (any ``FEW_TRACES + 1`` ids of the matching query, no order):
+    trace search's count probe finds them (any ``FEW_TRACES + 1`` ids of the matching query, no order;
+    ``probe_sql`` when the caller has a cheaper way to them; none at all when PostgreSQL's own estimate is
+    past ``ESTIMATED_MANY_FACTOR * FEW_TRACES``):
 
     - few (``FEW_TRACES`` or fewer): **drive** from those ids: their events by trace id (the primary
       key), sorted, the page taken (a top-N sort of a few tens of thousands of rows at most);
@@ -188,12 +190,11 @@ def events_page(
         return _walk(where=where, after=after, limit=limit, descending=descending)
     if plan == PLAN_SEMI_JOIN:
         return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
-    if _estimated_many(where.traces_sql):
-        # Far more than a few by PostgreSQL's estimate: the probe would only find that out, slowly.
-        return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
-    few = matching_ids(where.probe_sql or where.traces_sql, count=FEW_TRACES + 1)
-    if len(few) <= FEW_TRACES:
-        return _driven(where=where, trace_ids=few, after=after, limit=limit, descending=descending)
+    # Far more than a few by PostgreSQL's estimate: the probe would only find that out, slowly.
+    if not _estimated_many(where.traces_sql):
+        few = matching_ids(where.probe_sql or where.traces_sql, count=FEW_TRACES + 1)
+        if len(few) <= FEW_TRACES:
+            return _driven(where=where, trace_ids=few, after=after, limit=limit, descending=descending)
     if plan == PLAN_DRIVE_OR_CHUNKS:
         return _chunked(where=where, after=after, limit=limit, descending=descending)
     return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
