@@ -3,7 +3,11 @@ extraction publisher, fill the events index, then time event searches next to tr
 queries in the same run, on SQLite and on PostgreSQL.
 
     .venv/bin/python bench/events.py [--traces N | --smoke] [--events-fill bulk|triggers] [--only sqlite|postgres]
-                                     [--seed S] [--repeats R]
+                                     [--seed S] [--repeats R] [--keep-db DIR]
+
+``--keep-db DIR`` indexes into DIR (``DIR/sqlite``, ``DIR/postgres``: a PostgreSQL data folder this script
+starts and stops) and keeps it; a later run with the same DIR, ``--traces`` and ``--seed`` skips the indexing,
+applies any new migration, and times the queries again (a million traces index once, are timed many times).
 
 How the events index is filled (``--events-fill``): ``bulk`` (the default) drops the events triggers while
 the publisher writes the traces (batches of 2,000 in one transaction each: ``executemany`` on SQLite,
@@ -28,6 +32,7 @@ only comparable within one run: the machine is shared. Not a timed test: it repo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -36,6 +41,7 @@ import subprocess  # nosec B404  # runs this script itself as a worker, with fix
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,29 +67,81 @@ QUERIES = [
     ("a year", "", {"start": "2019-01-01", "end": "2019-12-31"}),
     ("sent e-mail in a year", "type:email", {"start": "2019-01-01", "end": "2019-12-31", "kinds": ["sent"]}),
     ("pictures taken", "type:picture", {"kinds": ["taken"]}),
+    ("a rare word", "ransomware", {}),
+    ("an uncommon word", "bitcoin", {}),
+    ("deleted", "deleted:true", {}),
+    ("a word in e-mails, not deleted", "invoice AND type:email -deleted:true", {}),
 ]
 
+# The default plan first (the table's), then the designs it was chosen among (docs/benchmarks.md).
+DEFAULT_PLANS = ["auto", "semi-join", "drive-or-chunks"]
 
-def run_database(*, database: str, traces: int, seed: int, repeats: int, events_fill: str) -> dict:
+
+def run_database(
+    *,
+    database: str,
+    traces: int,
+    seed: int,
+    repeats: int,
+    events_fill: str,
+    plans: list[str],
+    keep_db: Path | None = None,
+) -> dict:
     """The whole measurement on the database Django is configured for (one process per database)."""
     from bench.extract_pipeline import setup_django
 
-    workdir = Path(tempfile.mkdtemp(prefix=f"custodia-bench-events-{database}-"))
+    if keep_db is not None:
+        workdir = keep_db / database
+        workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix=f"custodia-bench-events-{database}-"))
     code = code_version()
     setup_django(workdir / "data")
+    from django.db import connection
+
+    from cases.models import Case, User
+    from search.backends.sql.events import PLANS
+
+    if unknown := set(plans) - set(PLANS):
+        raise SystemExit(f"--plans: unknown {', '.join(sorted(unknown))}; known: {', '.join(PLANS)}")
+    marker = workdir / "indexed.json"
+    indexed = json.loads(marker.read_text()) if keep_db is not None and marker.exists() else None
+    if indexed is not None and (indexed["traces"], indexed["seed"]) != (traces, seed):
+        raise SystemExit(f"{workdir} holds {indexed['traces']:,} traces of seed {indexed['seed']}: another --keep-db")
+    if indexed is None:
+        indexed = index_traces(database=database, traces=traces, seed=seed, events_fill=events_fill)
+        if keep_db is not None:
+            marker.write_text(json.dumps(indexed))
+    else:
+        log(f"{database}: reusing the {traces:,} traces indexed in {workdir}")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
+    case = Case.objects.get(reference=DEMO_CASE)
+    detective = User.objects.get(username="detective")
+    summary = {**indexed, "database": database, "code": code, "repeats": repeats}
+    summary["queries"] = time_queries(
+        database=database, case_id=case.pk, detective=detective, repeats=repeats, plans=plans
+    )
+    summary["plans"] = plans
+    connection.close()
+    if keep_db is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return summary
+
+
+def index_traces(*, database: str, traces: int, seed: int, events_fill: str) -> dict:
+    """Index ``traces`` synthetic traces into the demo case; what it took."""
     from django.db import connection, transaction
 
     from cases.models import Case, User
     from evidence.services.registration import evidence_register
-    from search.events import events_search
     from search.models import ExtractionRun, Trace
     from search.publisher import Publisher
-    from search.selectors import traces_search
     from search.services import trace_statistics_refresh
 
     case = Case.objects.get(reference=DEMO_CASE)
     custodian = User.objects.get(username="custodian")
-    detective = User.objects.get(username="detective")
     evidence = evidence_register(
         actor=custodian, case=case, label="Laptop (synthetic, bench)", kind="disk_image", original_name="laptop.E01"
     )
@@ -129,70 +187,81 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int, events_
     from search.services import property_names_rebuild
 
     property_names_rebuild(case_id=case.pk)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE")
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM search_trace_event WHERE case_id = %s", [case.pk])
         event_count = cursor.fetchone()[0]
     stored = Trace.objects.filter(run=run).count()
     log(f"{database}: {stored:,} traces, {event_count:,} events; timing queries")
-
-    results = []
-    for label, query, event_filter in QUERIES:
-        entry: dict = {"label": label, "query": query, "filter": event_filter, "error": None}
-        try:
-            first: dict = {}
-            entry["events"] = measure(
-                lambda q=query, f=event_filter, out=first: out.update(
-                    page=events_search(user=detective, case_id=case.pk, query=q, limit=100, **f)
-                ),
-                repeats=repeats,
-            )
-            entry["events_shown"] = len(first["page"]["events"])
-            # A page deep in the timeline: five pages on, by keyset.
-            cursor = first["page"]["cursor"]
-            for _ in range(4):
-                if not cursor:
-                    break
-                cursor = events_search(user=detective, case_id=case.pk, query=query, limit=100, cursor=cursor,
-                                       **event_filter)["cursor"]  # fmt: skip
-            entry["events_deep"] = (
-                measure(
-                    lambda q=query, f=event_filter, c=cursor: events_search(
-                        user=detective, case_id=case.pk, query=q, limit=100, cursor=c, **f
-                    ),
-                    repeats=repeats,
-                )
-                if cursor
-                else []
-            )
-            found: dict = {}
-            entry["traces"] = measure(
-                lambda q=query, out=found: out.update(
-                    page=traces_search(user=detective, case_id=case.pk, query=q, facets=None, limit=50)
-                ),
-                repeats=repeats,
-            )
-            entry["traces_total"] = found["page"]["total"]
-        except Exception as exc:  # reported in the table, never hidden
-            entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
-        results.append(entry)
-        log(f"{database}: {label}: done" + (f"; {entry['error']}" if entry["error"] else ""))
-    summary = {
-        "database": database,
+    return {
         "traces": stored,
+        "seed": seed,
         "events": event_count,
         "indexing_seconds": indexing_seconds,
         "events_fill": events_fill,
         "events_fill_seconds": events_fill_seconds,
-        "queries": results,
-        "code": code,
-        "repeats": repeats,
     }
-    connection.close()
-    shutil.rmtree(workdir, ignore_errors=True)
-    return summary
+
+
+def time_queries(*, database: str, case_id: int, detective, repeats: int, plans: list[str]) -> list[dict]:
+    """Each query of ``QUERIES`` through the events search (by each of ``plans``, the first the default) and
+    through the trace search, in this run."""
+    from search.events import events_search
+    from search.selectors import traces_search
+
+    results = []
+    for label, query, event_filter in QUERIES:
+        entry: dict = {"label": label, "query": query, "filter": event_filter, "error": None, "plans": {}}
+        try:
+            for plan in plans:
+                entry["plans"][plan] = time_events_or_error(
+                    search=lambda plan=plan, query=query, event_filter=event_filter, **more: events_search(
+                        user=detective, case_id=case_id, query=query, limit=100, plan=plan, **event_filter, **more
+                    ),
+                    repeats=repeats,
+                )
+            found: dict = {}
+            entry["traces"] = measure(
+                lambda q=query, out=found: out.update(
+                    page=traces_search(user=detective, case_id=case_id, query=q, facets=None, limit=50)
+                ),
+                repeats=repeats,
+            )
+            entry["traces_total"] = found["page"]["total"]
+            shown = {plan: timing["shown"] for plan, timing in entry["plans"].items() if not timing.get("error")}
+            if len(set(shown.values())) > 1:
+                raise AssertionError(f"the plans found different events: {shown}")  # never expected: said loudly
+        except Exception as exc:  # reported in the table, never hidden
+            entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
+        results.append(entry)
+        log(f"{database}: {label}: done" + (f"; {entry['error']}" if entry["error"] else ""))
+    return results
+
+
+def time_events_or_error(*, search, repeats: int) -> dict:
+    """time_events, or the error that stopped the plan (a plan past the search time budget, as a user would see)."""
+    from search.backends.budget import SearchTimeBudgetExceeded
+
+    try:
+        return time_events(search=search, repeats=repeats)
+    except SearchTimeBudgetExceeded:
+        return {"first": [], "deep": [], "shown": None, "count": 0, "error": "over the time budget"}
+
+
+def time_events(*, search, repeats: int) -> dict:
+    """The first page of events and the page five pages on (by its keyset cursor), timed; and what they showed."""
+    first: dict = {}
+    samples = measure(lambda: first.update(page=search()), repeats=repeats)
+    shown = [(event["time"], event["trace"]["uid"], event["property"]) for event in first["page"]["events"]]
+    cursor = first["page"]["cursor"]
+    for _ in range(4):
+        if not cursor:
+            break
+        cursor = search(cursor=cursor)["cursor"]
+    deep: dict = {}
+    deep_samples = measure(lambda: deep.update(page=search(cursor=cursor)), repeats=repeats) if cursor else []
+    if deep:
+        shown += [(event["time"], event["trace"]["uid"], event["property"]) for event in deep["page"]["events"]]
+    return {"first": samples, "deep": deep_samples, "shown": hash(tuple(shown)), "count": len(shown)}
 
 
 def _p(samples: list[float]) -> str:
@@ -214,29 +283,86 @@ def print_report(results: dict[str, dict]) -> None:
             f"{summary['indexing_seconds']:.1f} s ({rate:,.0f} traces/s; {how}); code {summary['code']}"
         )
         print()
+        plans = summary["plans"]
         print(
             f"| query ({name}) | events filter | events p50 / p95 ms | events, 5th page p50 / p95 ms "
-            "| trace search p50 / p95 ms | trace hits |"
+            f"| trace search p50 / p95 ms | trace hits |"
         )
         print("|---|---|---|---|---|---|")
         for entry in summary["queries"]:
+            label = f"`{entry['query'] or '(empty)'}` ({entry['label']})"
             shown_filter = ", ".join(f"{key} {value}" for key, value in entry["filter"].items()) or "-"
             if entry["error"]:
-                label = f"`{entry['query'] or '(empty)'}` ({entry['label']})"
                 print(f"| {label} | {shown_filter} | error: {entry['error']} | | | |")
                 continue
+            default = entry["plans"][plans[0]]
+            if default.get("error"):
+                print(f"| {label} | {shown_filter} | {default['error']} | | {_p(entry['traces'])} | |")
+                continue
             print(
-                f"| `{entry['query'] or '(empty)'}` ({entry['label']}) | {shown_filter} | {_p(entry['events'])} "
-                f"| {_p(entry['events_deep'])} | {_p(entry['traces'])} | {entry['traces_total']:,} |"
+                f"| {label} | {shown_filter} | {_p(default['first'])} | {_p(default['deep'])} "
+                f"| {_p(entry['traces'])} | {entry['traces_total']:,} |"
             )
         print()
+        if len(plans) > 1:
+            print(f"Plans side by side ({name}; first page / 5th page, p50 ms; the trace search's p50 last):")
+            print()
+            print(f"| query ({name}) | " + " | ".join(plans) + " | trace search |")
+            print("|---|" + "---|" * (len(plans) + 1))
+            for entry in summary["queries"]:
+                if entry["error"]:
+                    continue
+                cells = [
+                    entry["plans"][plan].get("error")
+                    or f"{_p50(entry['plans'][plan]['first'])} / {_p50(entry['plans'][plan]['deep'])}"
+                    for plan in plans
+                ]
+                label = f"`{entry['query'] or '(empty)'}` ({entry['label']})"
+                print(f"| {label} | " + " | ".join(cells) + f" | {_p50(entry['traces'])} |")
+            print()
+
+
+def _p50(samples: list[float]) -> str:
+    return f"{percentile(samples, 0.5) * 1000:.0f}" if samples else "-"
+
+
+@contextlib.contextmanager
+def kept_postgres_server(folder: Path) -> Iterator[str]:
+    """A PostgreSQL server on a data folder kept in ``folder`` (created the first time); its URL."""
+    from tests.servers import POSTGRES_BIN_DIRS, free_port
+
+    bindir = POSTGRES_BIN_DIRS[0]
+    # initdb refuses to run as root: as root, the server runs as the postgres system user, as in tests/servers.py.
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o777)  # noqa: S103  # nosec B103  # a benchmark's throwaway server, run as another user
+    datadir = folder / "data"
+    if not datadir.exists():
+        subprocess.run(  # nosec B603  # PostgreSQL's own tools, fixed arguments
+            [*prefix, str(bindir / "initdb"), "-D", str(datadir), "-U", "custodia", "--auth=trust", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+        )
+    port = free_port()
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c full_page_writes=off"
+    control = [*prefix, str(bindir / "pg_ctl"), "-D", str(datadir)]
+    subprocess.run(  # nosec B603  # PostgreSQL's own tools, fixed arguments
+        [*control, "-o", options, "-l", str(folder / "log"), "-w", "start"], check=True, capture_output=True
+    )
+    try:
+        yield f"postgres://custodia@127.0.0.1:{port}/postgres"
+    finally:
+        # A clean stop (a checkpoint), so the next run finds the data as it was left.
+        subprocess.run([*control, "-m", "fast", "-w", "stop"], capture_output=True)  # nosec B603  # as above
 
 
 def run_worker(*, database: str, arguments, env: dict) -> dict:
     output = Path(tempfile.mkstemp(prefix=f"custodia-bench-events-{database}-", suffix=".json")[1])
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", database, "--output", str(output)]
     command += ["--traces", str(arguments.traces), "--seed", str(arguments.seed), "--repeats", str(arguments.repeats)]
-    command += ["--events-fill", arguments.events_fill]
+    command += ["--events-fill", arguments.events_fill, "--plans", arguments.plans]
+    if arguments.keep_db:
+        command += ["--keep-db", str(Path(arguments.keep_db).resolve())]
     try:
         subprocess.run(command, env=env, check=True, cwd=PROJECT_ROOT)  # nosec B603  # this script, fixed arguments
         return json.loads(output.read_text())
@@ -257,6 +383,17 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each query after one warm-up")
+    parser.add_argument(
+        "--plans",
+        default=",".join(DEFAULT_PLANS),
+        help="the events plans to time, comma-separated (search.backends.sql.events.PLANS); the first is the table's",
+    )
+    parser.add_argument(
+        "--keep-db",
+        metavar="DIR",
+        default=None,
+        help="index into DIR once and keep it; later runs with the same DIR, --traces and --seed only time queries",
+    )
     parser.add_argument("--worker", choices=["sqlite", "postgres"], help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -272,6 +409,8 @@ def main() -> None:
             seed=arguments.seed,
             repeats=arguments.repeats,
             events_fill=arguments.events_fill,
+            plans=arguments.plans.split(","),
+            keep_db=Path(arguments.keep_db) if arguments.keep_db else None,
         )
         Path(arguments.output).write_text(json.dumps(result))
         return
@@ -295,6 +434,10 @@ def main() -> None:
     if arguments.only in (None, "postgres"):
         if os.environ.get("DATABASE_URL"):
             results["postgres"] = run_worker(database="postgres", arguments=arguments, env=dict(os.environ))
+        elif arguments.keep_db:
+            with kept_postgres_server(Path(arguments.keep_db).resolve() / "postgres-server") as url:
+                env = {**os.environ, "DATABASE_URL": url}
+                results["postgres"] = run_worker(database="postgres", arguments=arguments, env=env)
         else:
             from tests.servers import postgres_server
 

@@ -30,8 +30,11 @@ from cases.times import iso_utc, recorded_instant, user_time_zone
 from custodia.errors import ServiceError
 from evidence.models import Evidence
 from search.backends.budget import search_time_budget
-from search.backends.sql.events import EventFilter, EventRow, events_page
+from search.backends.sql.compiler import combinations_holding
+from search.backends.sql.events import FEW_TRACES, PLAN_AUTO, PLANS, EventFilter, EventRow, events_page
+from search.backends.sql.planner import word_driven_first_ids
 from search.models import CasePropertyName, Trace
+from search.query.ast import And, Field, Node
 from search.selectors import query_parse
 
 # What a timestamp property means, by its last segment; a few by their whole name.
@@ -115,10 +118,13 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
     from search.backends.base import get_search_backend
 
     node = query_parse(query)
-    traces_sql = None
-    if node is not None:
+    traces_sql = probe_sql = None
+    types = event_types(node, case_id=case_id)
+    if node is not None and not all(_is_type(item) for item in (node.items if isinstance(node, And) else (node,))):
+        # A query of types alone is the events' own types; any other is the traces the backend matches.
         matching = get_search_backend().matching(case_id=case_id, node=node).values("id").order_by()
         traces_sql = matching.query.sql_with_params()
+        probe_sql = word_driven_first_ids(case_id=case_id, node=node, sort=("id",), count=FEW_TRACES + 1)
     names = None
     if kinds:
         known = event_kinds(case_id=case_id)
@@ -133,7 +139,25 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
         start=_moment(start, what="start", end=False),
         end=_moment(end, what="end", end=True),
         names=names,
+        types=types,
+        probe_sql=probe_sql,
     )
+
+
+def _is_type(node: Node) -> bool:
+    return isinstance(node, Field) and node.name == "type"
+
+
+def event_types(node: Node | None, *, case_id: int) -> list[str] | None:
+    """The stored ``types`` lists the query's ``type:`` conditions (alone, or joined by AND) all hold; None if
+    it has none. The events index keeps its trace's types on each event (search/backends/sql/events.py)."""
+    items = node.items if isinstance(node, And) else (node,)
+    holding: list[str] | None = None
+    for item in items:
+        if isinstance(item, Field) and _is_type(item):
+            combinations = combinations_holding(item, case_id=case_id)
+            holding = combinations if holding is None else [stored for stored in holding if stored in combinations]
+    return holding
 
 
 def _event_dicts(rows: list[EventRow], *, case_id: int) -> list[dict]:
@@ -171,15 +195,21 @@ def events_search(
     descending: bool = False,
     limit: int = 100,
     cursor: str | None = None,
+    plan: str = PLAN_AUTO,
 ) -> dict:
-    """One page of the events of the hits of ``query``: ``{events, cursor, kinds}``; ``cursor`` None at the end."""
+    """One page of the events of the hits of ``query``: ``{events, cursor, kinds}``; ``cursor`` None at the end.
+
+    ``plan`` says how the events are found (search.backends.sql.events.PLANS: the same rows whichever);
+    the default chooses by the number of hits; the others are there for bench/events.py and the tests."""
     case = case_get(user=user, case_id=case_id, permission=perms.SEARCH_TRACES)
     if not 1 <= limit <= MAX_EVENTS_LIMIT:
         raise ServiceError(f"limit must be between 1 and {MAX_EVENTS_LIMIT}.")
+    if plan not in PLANS:
+        raise ServiceError(f"plan: one of {', '.join(PLANS)}.")
     where = _filter(case_id=case.pk, query=query, start=start, end=end, kinds=kinds)
     after = _decode_cursor(cursor)
     with search_time_budget():
-        rows = events_page(where=where, after=after, limit=limit + 1, descending=descending)
+        rows = events_page(where=where, after=after, limit=limit + 1, descending=descending, plan=plan)
     more = len(rows) > limit
     rows = rows[:limit]
     return {

@@ -11,13 +11,19 @@ the tool wrote it; ``zone`` says what clock: ``UTC`` for a value that ends in ``
 offset (``+02:00``) for another offset, and ``local, unknown`` for a value without one (an EXIF time, a
 FAT time: local to a machine whose zone the trace does not say). An IANA name may come from a tool later.
 
-These lists are the schema as it is now; migration 0016 carries them frozen (a test compares the two).
+Each event also carries its trace's ``types`` as the trace stores them (``["file", "email"]``), with an index
+(case, types, time, trace, name): a ``type:`` query reads only its own types' events in time order, never
+probing the trace table (the first e-mail of a disk comes after tens of thousands of folder and file times).
+
+These lists are the schema as it is now; the newest events migration (0018) carries them frozen (a test
+compares the two).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import connection
@@ -29,35 +35,38 @@ TIME_WIDTH = 19
 
 _TRIGGERS = ("search_trace_event_insert", "search_trace_event_delete", "search_trace_event_update")
 
+_COLUMNS = "trace_id, case_id, name, time, zone, types"
 # SQLite: GLOB is case-sensitive (LIKE is not, and would take ``email.version`` for a time).
 _SQLITE_EVENTS_OF = (
     "SELECT {row}.id, {row}.case_id, property.key, substr(property.value, 1, 19), "
     "CASE WHEN property.value GLOB '*Z' OR property.value GLOB '*+00:00' THEN 'UTC' "
     "WHEN length(property.value) > 19 AND substr(property.value, -6) GLOB '[+-][0-9][0-9]:[0-9][0-9]' "
-    "THEN substr(property.value, -6) ELSE 'local, unknown' END "
+    "THEN substr(property.value, -6) ELSE 'local, unknown' END, {row}.types "
     "FROM json_each({row}.properties) AS property "
     "WHERE property.type = 'text' AND property.key GLOB '*On' "
     "AND property.value GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'"
 )
 SQLITE_EVENTS_INSTALL = [
-    f"""CREATE TABLE IF NOT EXISTS {EVENT_TABLE} (trace_id integer NOT NULL, case_id integer NOT NULL,
-        name text NOT NULL, time text NOT NULL, zone text NOT NULL, PRIMARY KEY (trace_id, name)) WITHOUT ROWID""",
-    f"CREATE INDEX IF NOT EXISTS {EVENT_TABLE}_time ON {EVENT_TABLE} (case_id, time, trace_id, name)",
     *(f"DROP TRIGGER IF EXISTS {name}" for name in _TRIGGERS),
+    f"DROP TABLE IF EXISTS {EVENT_TABLE}",
+    f"""CREATE TABLE {EVENT_TABLE} (trace_id integer NOT NULL, case_id integer NOT NULL,
+        name text NOT NULL, time text NOT NULL, zone text NOT NULL, types text NOT NULL,
+        PRIMARY KEY (trace_id, name)) WITHOUT ROWID""",
     f"""CREATE TRIGGER search_trace_event_insert AFTER INSERT ON search_trace BEGIN
-        INSERT INTO {EVENT_TABLE} (trace_id, case_id, name, time, zone) {_SQLITE_EVENTS_OF.format(row="new")};
+        INSERT INTO {EVENT_TABLE} ({_COLUMNS}) {_SQLITE_EVENTS_OF.format(row="new")};
     END""",
     f"""CREATE TRIGGER search_trace_event_delete AFTER DELETE ON search_trace BEGIN
         DELETE FROM {EVENT_TABLE} WHERE trace_id = old.id;
     END""",  # noqa: S608
-    f"""CREATE TRIGGER search_trace_event_update AFTER UPDATE OF case_id, properties ON search_trace BEGIN
+    f"""CREATE TRIGGER search_trace_event_update AFTER UPDATE OF case_id, properties, types ON search_trace BEGIN
         DELETE FROM {EVENT_TABLE} WHERE trace_id = old.id;
-        INSERT INTO {EVENT_TABLE} (trace_id, case_id, name, time, zone) {_SQLITE_EVENTS_OF.format(row="new")};
+        INSERT INTO {EVENT_TABLE} ({_COLUMNS}) {_SQLITE_EVENTS_OF.format(row="new")};
     END""",  # noqa: S608
-    # The traces written before the index existed.
-    f"DELETE FROM {EVENT_TABLE}",  # noqa: S608
-    f"INSERT INTO {EVENT_TABLE} (trace_id, case_id, name, time, zone) "
+    # The traces written before the index existed; the indexes after, each built once.
+    f"INSERT INTO {EVENT_TABLE} ({_COLUMNS}) "
     + _SQLITE_EVENTS_OF.format(row="search_trace").replace(" FROM json_each", " FROM search_trace, json_each"),
+    f"CREATE INDEX {EVENT_TABLE}_time ON {EVENT_TABLE} (case_id, time, trace_id, name)",
+    f"CREATE INDEX {EVENT_TABLE}_types ON {EVENT_TABLE} (case_id, types, time, trace_id, name)",
 ]
 SQLITE_EVENTS_UNINSTALL = [
     *(f"DROP TRIGGER IF EXISTS {name}" for name in _TRIGGERS),
@@ -68,33 +77,35 @@ _POSTGRES_EVENTS_OF = (
     "SELECT {row}.id, {row}.case_id, property.key, left(property.value, 19), "
     "CASE WHEN property.value LIKE '%Z' OR property.value LIKE '%+00:00' THEN 'UTC' "
     "WHEN length(property.value) > 19 AND right(property.value, 6) ~ '^[+-][0-9]{{2}}:[0-9]{{2}}$' "
-    "THEN right(property.value, 6) ELSE 'local, unknown' END "
+    "THEN right(property.value, 6) ELSE 'local, unknown' END, {row}.types "
     "FROM jsonb_each_text({row}.properties) AS property "
     "WHERE jsonb_typeof({row}.properties -> property.key) = 'string' AND property.key LIKE '%On' "
     "AND property.value ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}'"
 )
 POSTGRES_EVENTS_INSTALL = [
-    f"""CREATE TABLE IF NOT EXISTS {EVENT_TABLE} (trace_id bigint NOT NULL, case_id bigint NOT NULL,
-        name text NOT NULL, time text NOT NULL, zone text NOT NULL, PRIMARY KEY (trace_id, name))""",
-    f"CREATE INDEX IF NOT EXISTS {EVENT_TABLE}_time ON {EVENT_TABLE} (case_id, time, trace_id, name)",
+    "DROP TRIGGER IF EXISTS search_trace_events ON search_trace",
+    f"DROP TABLE IF EXISTS {EVENT_TABLE}",
+    f"""CREATE TABLE {EVENT_TABLE} (trace_id bigint NOT NULL, case_id bigint NOT NULL,
+        name text NOT NULL, time text NOT NULL, zone text NOT NULL, types jsonb NOT NULL,
+        PRIMARY KEY (trace_id, name))""",
     f"""CREATE OR REPLACE FUNCTION search_trace_events() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP <> 'INSERT' THEN
             DELETE FROM {EVENT_TABLE} WHERE trace_id = OLD.id;
         END IF;
         IF TG_OP <> 'DELETE' THEN
-            INSERT INTO {EVENT_TABLE} (trace_id, case_id, name, time, zone) {_POSTGRES_EVENTS_OF.format(row="NEW")};
+            INSERT INTO {EVENT_TABLE} ({_COLUMNS}) {_POSTGRES_EVENTS_OF.format(row="NEW")};
         END IF;
         RETURN NULL;
     END $$""",  # noqa: S608
-    "DROP TRIGGER IF EXISTS search_trace_events ON search_trace",
-    """CREATE TRIGGER search_trace_events AFTER INSERT OR DELETE OR UPDATE OF case_id, properties
+    """CREATE TRIGGER search_trace_events AFTER INSERT OR DELETE OR UPDATE OF case_id, properties, types
        ON search_trace FOR EACH ROW EXECUTE FUNCTION search_trace_events()""",
-    f"DELETE FROM {EVENT_TABLE}",  # noqa: S608
-    f"INSERT INTO {EVENT_TABLE} (trace_id, case_id, name, time, zone) "
+    f"INSERT INTO {EVENT_TABLE} ({_COLUMNS}) "
     + _POSTGRES_EVENTS_OF.format(row="search_trace").replace(
         " FROM jsonb_each_text", " FROM search_trace, jsonb_each_text"
     ),
+    f"CREATE INDEX {EVENT_TABLE}_time ON {EVENT_TABLE} (case_id, time, trace_id, name)",
+    f"CREATE INDEX {EVENT_TABLE}_types ON {EVENT_TABLE} (case_id, types, time, trace_id, name)",
 ]
 POSTGRES_EVENTS_UNINSTALL = [
     "DROP TRIGGER IF EXISTS search_trace_events ON search_trace",
@@ -102,6 +113,19 @@ POSTGRES_EVENTS_UNINSTALL = [
     f"DROP TABLE IF EXISTS {EVENT_TABLE}",
 ]
 EVENT_TRIGGERS = {"sqlite": set(_TRIGGERS), "postgresql": {"search_trace_events"}}
+
+
+# How the events of a query's hits are found (``events_page``'s ``plan``); see events_page.
+PLAN_AUTO = "auto"
+PLAN_SEMI_JOIN = "semi-join"
+PLAN_DRIVE_OR_SEMI_JOIN = "drive-or-semi-join"
+PLAN_DRIVE_OR_CHUNKS = "drive-or-chunks"
+PLANS = (PLAN_AUTO, PLAN_SEMI_JOIN, PLAN_DRIVE_OR_SEMI_JOIN, PLAN_DRIVE_OR_CHUNKS)
+# At most this many matching traces: their events are read by trace id and sorted (a few tens of thousands).
+FEW_TRACES = 5_000
+# The chunked walk's first chunk of events, and its largest; each chunk four times the last.
+FIRST_CHUNK = 2_000
+LARGEST_CHUNK = 256_000
 
 
 @dataclass(frozen=True)
@@ -117,47 +141,221 @@ class EventRow:
 @dataclass(frozen=True)
 class EventFilter:
     """Which events: of a case, of the traces an SQL subquery selects (None: every trace of the case),
-    from ``start`` (included) to ``end`` (excluded), of the property names ``names`` (None: all)."""
+    from ``start`` (included) to ``end`` (excluded), of the property names ``names`` (None: all), of traces
+    whose ``types`` (as the database stores them) are one of ``types`` (None: any)."""
 
     case_id: int
     traces_sql: tuple[str, Sequence] | None = None
     start: str | None = None
     end: str | None = None
     names: Sequence[str] | None = None
+    types: Sequence[str] | None = None
+    # SQL for the ids of any ``FEW_TRACES + 1`` matching traces, cheaper than ``traces_sql`` with a limit
+    # (on SQLite, the word index's rowids in order, as the trace search takes its first hits); None: that.
+    probe_sql: tuple[str, Sequence] | None = None
+
+
+Keyset = tuple[str, int, str]
 
 
 def events_page(
-    *, where: EventFilter, after: tuple[str, int, str] | None, limit: int, descending: bool = False
+    *, where: EventFilter, after: Keyset | None, limit: int, descending: bool = False, plan: str = PLAN_AUTO
 ) -> list[EventRow]:
     """The next ``limit`` events in time order (then trace, then property) after the keyset ``after``.
 
-    Keyset paging: each page is a range scan of the (case, time, trace, name) index, however deep."""
-    conditions: list[str] = ["case_id = %s"]
+    Without a query every page is a range scan of the (case, time, trace, name) index, however deep. With
+    one, walking that index and probing each event's trace (``semi-join``, one statement) is fast while
+    the hits are common among the events walked, and slow when the first events in time are mostly of
+    traces that do not match (PostgreSQL read 22,000 events and probed as many traces for the first page
+    of e-mails at 300,000 traces). So the plan is chosen by the number of matching traces, found as the
+    trace search's count probe finds them (any ``FEW_TRACES + 1`` ids of the matching query, no order;
+    ``probe_sql`` when the caller has a cheaper way to them; none at all when PostgreSQL's own estimate is
+    past ``ESTIMATED_MANY_FACTOR * FEW_TRACES``):
+
+    - few (``FEW_TRACES`` or fewer): **drive** from those ids: their events by trace id (the primary
+      key), sorted, the page taken (a top-N sort of a few tens of thousands of rows at most);
+    - many: walk the time index with the query as a semi-join (``drive-or-semi-join``, the default,
+      ``auto``): SQLite evaluates the query once into a list it probes, PostgreSQL probes each event's trace.
+      ``drive-or-chunks`` (measured, not the default) walks the index a chunk of events at a time (2,000,
+      then four times as many, …) and asks the matching query once per chunk which of the chunk's traces
+      match; at a million traces the first e-mail came after 42,000 events, and reading the chunks
+      cost more than the probes saved (docs/benchmarks.md, branch evfast).
+
+    Every plan returns the same rows (tests/search/test_events_plans.py)."""
+    if plan not in PLANS:
+        raise ValueError(f"unknown events plan {plan!r}")
+    if (where.names is not None and not where.names) or (where.types is not None and not where.types):
+        return []
+    if where.traces_sql is None:
+        return _walk(where=where, after=after, limit=limit, descending=descending)
+    if plan == PLAN_SEMI_JOIN:
+        return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
+    # Far more than a few by PostgreSQL's estimate: the probe would only find that out, slowly.
+    if not _estimated_many(where.traces_sql):
+        few = matching_ids(where.probe_sql or where.traces_sql, count=FEW_TRACES + 1)
+        if len(few) <= FEW_TRACES:
+            return _driven(where=where, trace_ids=few, after=after, limit=limit, descending=descending)
+    if plan == PLAN_DRIVE_OR_CHUNKS:
+        return _chunked(where=where, after=after, limit=limit, descending=descending)
+    return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
+
+
+# PostgreSQL's estimate of the matching traces, in ``FEW_TRACES``, past which they are surely many (its
+# estimates of a word's or a flag's hits are good to a factor of two or so; a wrong "many" costs a walk,
+# never a wrong row).
+ESTIMATED_MANY_FACTOR = 4
+
+
+def _estimated_many(traces_sql: tuple[str, Sequence]) -> bool:
+    if connection.vendor != "postgresql":
+        return False  # SQLite has no row estimates worth the name
+    subquery, params = traces_sql
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {subquery}", params)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return plan[0]["Plan"]["Plan Rows"] > ESTIMATED_MANY_FACTOR * FEW_TRACES
+
+
+def matching_ids(traces_sql: tuple[str, Sequence], *, count: int) -> list[int]:
+    """Any ``count`` ids the matching query selects, in whatever order the database finds them fastest."""
+    subquery, params = traces_sql
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT matched.id FROM ({subquery}) AS matched LIMIT %s", [*params, count])  # noqa: S608 (Django's SQL)
+        return [row[0] for row in cursor]
+
+
+def _conditions(
+    *, where: EventFilter, after: Keyset | None, descending: bool, table: str = ""
+) -> tuple[list[str], list[Any]]:
+    """The case, time range, names and keyset conditions on the events table (``table``: its alias and a dot)."""
+    conditions: list[str] = [f"{table}case_id = %s"]
     params: list[Any] = [where.case_id]
     if where.start is not None:
-        conditions.append("time >= %s")
+        conditions.append(f"{table}time >= %s")
         params.append(where.start)
     if where.end is not None:
-        conditions.append("time < %s")
+        conditions.append(f"{table}time < %s")
         params.append(where.end)
     if where.names is not None:
-        if not where.names:
-            return []
-        conditions.append(f"name IN ({', '.join(['%s'] * len(where.names))})")
+        conditions.append(f"{table}name IN ({', '.join(['%s'] * len(where.names))})")
         params.extend(where.names)
-    if where.traces_sql is not None:
+    if where.types is not None:
+        cast = "::jsonb" if connection.vendor == "postgresql" else ""
+        conditions.append(f"{table}types IN ({', '.join([f'%s{cast}'] * len(where.types))})")
+        params.extend(where.types)
+    if after is not None:
+        # Row-value comparison: both databases read it as one index bound.
+        conditions.append(f"({table}time, {table}trace_id, {table}name) {'<' if descending else '>'} (%s, %s, %s)")
+        params.extend(after)
+    return conditions, params
+
+
+def _order(*, descending: bool, table: str = "") -> str:
+    direction = "DESC" if descending else "ASC"
+    return f"ORDER BY {table}time {direction}, {table}trace_id {direction}, {table}name {direction}"
+
+
+def _rows(sql: str, params: list[Any]) -> list[EventRow]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [EventRow(time=time, zone=zone, name=name, trace_id=trace_id) for time, zone, name, trace_id in cursor]
+
+
+def _walk(
+    *, where: EventFilter, after: Keyset | None, limit: int, descending: bool, semi_join: bool = False
+) -> list[EventRow]:
+    """A range scan of the (case, time, trace, name) index; with ``semi_join``, each event's trace probed.
+
+    Without a semi-join, events of given types are one range scan of the (case, types, time, trace, name)
+    index per stored combination of types (``["email"]``, ``["file", "email"]`` …), each stopping at
+    ``limit``, merged: they never read another type's events."""
+    if where.types and not (semi_join and where.traces_sql is not None):
+        return _by_types(where=where, after=after, limit=limit, descending=descending)
+    conditions, params = _conditions(where=where, after=after, descending=descending)
+    if semi_join and where.traces_sql is not None:
         subquery, subquery_params = where.traces_sql
         conditions.append(f"trace_id IN ({subquery})")
         params.extend(subquery_params)
-    if after is not None:
-        # Row-value comparison: both databases read it as one index bound.
-        conditions.append(f"(time, trace_id, name) {'<' if descending else '>'} (%s, %s, %s)")
-        params.extend(after)
-    direction = "DESC" if descending else "ASC"
     sql = (
         f"SELECT time, zone, name, trace_id FROM {EVENT_TABLE} WHERE {' AND '.join(conditions)} "  # noqa: S608 (constants)
-        f"ORDER BY time {direction}, trace_id {direction}, name {direction} LIMIT %s"
+        f"{_order(descending=descending)} LIMIT %s"
     )
+    return _rows(sql, [*params, limit])
+
+
+def _by_types(*, where: EventFilter, after: Keyset | None, limit: int, descending: bool) -> list[EventRow]:
+    assert where.types  # nosec B101  # _walk calls this only with types
+    arms: list[str] = []
+    params: list[Any] = []
+    for stored in where.types:
+        conditions, arm_params = _conditions(where=replace(where, types=[stored]), after=after, descending=descending)
+        arms.append(
+            f"SELECT * FROM (SELECT time, zone, name, trace_id FROM {EVENT_TABLE} "  # noqa: S608 (constants)
+            f"WHERE {' AND '.join(conditions)} {_order(descending=descending)} LIMIT %s) AS arm{len(arms)}"
+        )
+        params += [*arm_params, limit]
+    direction = "DESC" if descending else "ASC"
+    # Each arm is already in order: the databases merge them (time, then trace, then name: 1, 4, 3).
+    sql = " UNION ALL ".join(arms) + f" ORDER BY 1 {direction}, 4 {direction}, 3 {direction} LIMIT %s"
+    return _rows(sql, [*params, limit])
+
+
+def _driven(
+    *, where: EventFilter, trace_ids: list[int], after: Keyset | None, limit: int, descending: bool
+) -> list[EventRow]:
+    """The events of ``trace_ids`` found by trace id (the primary key), sorted, the first ``limit`` kept."""
+    if not trace_ids:
+        return []
+    conditions, params = _conditions(where=where, after=after, descending=descending, table="event.")
+    if connection.vendor == "postgresql":
+        ids_from = "unnest(%s::bigint[]) AS hit (id)"
+        ids_param: Any = trace_ids
+    else:
+        # CROSS JOIN: SQLite keeps the ids as the outer loop (not a walk of the time index probing the ids);
+        # "+case_id": each id's events by the primary key, not by the (case, types …) index, which also
+        # covers the query and which SQLite took without statistics (the whole case's events, per id).
+        ids_from = "(SELECT value AS id FROM json_each(%s)) AS hit"
+        ids_param = json.dumps(trace_ids)
+        conditions[0] = "+" + conditions[0]
+    sql = (
+        f"SELECT event.time, event.zone, event.name, event.trace_id FROM {ids_from} "  # noqa: S608 (constants)
+        f"CROSS JOIN {EVENT_TABLE} AS event WHERE event.trace_id = hit.id AND {' AND '.join(conditions)} "
+        f"{_order(descending=descending, table='event.')} LIMIT %s"
+    )
+    return _rows(sql, [ids_param, *params, limit])
+
+
+def _chunked(*, where: EventFilter, after: Keyset | None, limit: int, descending: bool) -> list[EventRow]:
+    """Walk the time index a chunk at a time; keep the events of the chunk's traces the query matches."""
+    assert where.traces_sql is not None  # nosec B101  # events_page calls this only with a query
+    found: list[EventRow] = []
+    chunk = max(FIRST_CHUNK, limit)
+    while True:
+        rows = _walk(where=where, after=after, limit=chunk, descending=descending)
+        if not rows:
+            return found
+        matched = _matching_among(where.traces_sql, trace_ids={row.trace_id for row in rows})
+        for row in rows:
+            if row.trace_id in matched:
+                found.append(row)
+                if len(found) == limit:
+                    return found
+        if len(rows) < chunk:
+            return found
+        last = rows[-1]
+        after = (last.time, last.trace_id, last.name)
+        chunk = min(chunk * 4, LARGEST_CHUNK)
+
+
+def _matching_among(traces_sql: tuple[str, Sequence], *, trace_ids: set[int]) -> set[int]:
+    """Which of ``trace_ids`` the matching query selects: one statement, the ids a condition of the query."""
+    subquery, params = traces_sql
+    among_param: Any
+    if connection.vendor == "postgresql":
+        among, among_param = "matched.id = ANY(%s::bigint[])", list(trace_ids)
+    else:
+        among, among_param = "matched.id IN (SELECT value FROM json_each(%s))", json.dumps(sorted(trace_ids))
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, limit])
-        return [EventRow(time=time, zone=zone, name=name, trace_id=trace_id) for time, zone, name, trace_id in cursor]
+        cursor.execute(f"SELECT matched.id FROM ({subquery}) AS matched WHERE {among}", [*params, among_param])  # noqa: S608 (Django's SQL)
+        return {row[0] for row in cursor}

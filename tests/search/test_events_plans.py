@@ -1,0 +1,152 @@
+"""The events timeline's plans (search/backends/sql/events.py) return the same events: driven from the few
+matching traces, the walk of the time index probing each event's trace, and the walk a chunk at a time,
+for queries with few and many hits, time ranges, kinds, both orders and every page (issue #20 item 5)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from search.backends.sql import events as events_index
+from search.events import events_search
+from tests.search.synthetic import synthetic_traces
+
+TRACE_COUNT = 160
+
+
+def _rows() -> list[dict]:
+    """Files whose times come first (as a disk's folders do), e-mails and pictures later, "invoice" in some
+    texts; times shared by several traces, so the keyset's trace and name break ties."""
+    chooser = random.Random(20)  # nosec B311  # test data, not a secret
+    rows = []
+    for number in range(TRACE_COUNT):
+        kind = ("file", "email", "picture", "file")[number % 4]
+        year = 2015 + (number * 7) % 10 if kind == "file" else 2019 + number % 5
+        moment = f"{year}-{chooser.randint(1, 12):02d}-{chooser.choice([1, 1, 15]):02d}T10:00:00Z"
+        properties = {"file.modifiedOn": moment, "file.createdOn": f"{year - 1}-06-01T08:00:00Z"}
+        if kind == "email":
+            properties["email.sentOn"] = moment.replace("T10", "T09")
+        if kind == "picture":
+            properties["picture.takenOn"] = moment[:19]
+        rows.append(
+            {
+                "name": f"{kind}-{number}",
+                "path": f"/disk/{kind}-{number}",
+                "types": ["file", kind] if kind != "file" else ["file"],
+                "properties": properties,
+                "text": "invoice for march" if number % 9 == 0 else "nothing to see",
+                "deleted": number % 11 == 0,
+            }
+        )
+    return rows
+
+
+@pytest.fixture
+def many_traces(demo):
+    return synthetic_traces(case=demo.case, registered_by=demo.custodian, rows=_rows())
+
+
+def _every_page(demo, *, plan: str, page: int, **search) -> list[tuple]:
+    seen, cursor = [], None
+    while True:
+        body = events_search(user=demo.detective, case_id=demo.case.pk, limit=page, cursor=cursor, plan=plan, **search)
+        seen += [(event["time"], event["trace"]["uid"], event["property"]) for event in body["events"]]
+        cursor = body["cursor"]
+        if cursor is None:
+            return seen
+
+
+SEARCHES = [
+    {"query": "type:email"},
+    {"query": "invoice"},
+    {"query": "type:picture OR invoice", "descending": True},
+    {"query": "deleted:true", "kinds": ["modified", "sent"]},
+    {"query": "type:email", "start": "2020-01-01", "end": "2022-12-31", "kinds": ["sent"]},
+    {"query": "invoice", "start": "2016-01-01", "end": "2021-06-30", "descending": True},
+    {"query": "type:nothing"},
+    {"query": "", "start": "2019-01-01", "end": "2019-12-31"},
+]
+
+
+@pytest.mark.parametrize("search", SEARCHES, ids=lambda search: " ".join(f"{k}={v}" for k, v in search.items()))
+@pytest.mark.parametrize("few", [0, 20, 10_000], ids=["never-few", "some-few", "always-few"])
+def test_every_plan_returns_the_same_events_page_after_page(demo, many_traces, monkeypatch, search, few):
+    # Small thresholds, so a query is "few" or "many" and the chunked walk takes several growing chunks.
+    monkeypatch.setattr(events_index, "FEW_TRACES", few)
+    monkeypatch.setattr(events_index, "FIRST_CHUNK", 5)
+    expected = _every_page(demo, plan=events_index.PLAN_SEMI_JOIN, page=500, **search)
+    if search["query"] != "type:nothing":
+        assert len(expected) > 10
+    assert len(set(expected)) == len(expected)
+    for plan in events_index.PLANS:
+        for page in (7, 500):
+            assert _every_page(demo, plan=plan, page=page, **search) == expected, (plan, page)
+
+
+def _by_hand(demo, *, types: set[str], kinds: set[str] | None = None) -> list[tuple]:
+    """The events of the traces with any of ``types``, from the traces' own properties, in time order."""
+    from search.events import event_meaning
+    from search.models import Trace
+
+    found = []
+    for trace in Trace.objects.filter(case=demo.case):
+        if not types & set(trace.types):
+            continue
+        for name, value in trace.properties.items():
+            if name.endswith("On") and (kinds is None or event_meaning(name) in kinds):
+                found.append((value[:19], trace.pk, trace.uid, name))
+    return [(time, uid, name) for time, _, uid, name in sorted(found)]
+
+
+@pytest.mark.parametrize("query", ["type:email", "type:EMAIL", "type:e*l", "type:file type:picture"])
+def test_a_type_query_reads_the_events_own_types(demo, many_traces, monkeypatch, query):
+    walked: list[dict] = []
+    by_types = events_index._by_types
+
+    def counting(**arguments):
+        walked.append(arguments)
+        return by_types(**arguments)
+
+    monkeypatch.setattr(events_index, "_by_types", counting)
+    wanted = {"picture"} if query == "type:file type:picture" else {"email"}
+    assert _every_page(demo, plan=events_index.PLAN_AUTO, page=9, query=query) == _by_hand(demo, types=wanted)
+    assert walked and walked[0]["where"].traces_sql is None
+    sent = _every_page(demo, plan=events_index.PLAN_AUTO, page=500, query=query, kinds=["sent"])
+    assert sent == _by_hand(demo, types=wanted, kinds={"sent"})
+
+
+def test_the_events_follow_a_change_of_their_traces_types(demo, many_traces):
+    from search.models import Trace
+
+    trace = Trace.objects.filter(case=demo.case, name="file-0").get()
+    trace.types = ["file", "email"]
+    trace.save()
+    uids = {uid for _, uid, _ in _every_page(demo, plan=events_index.PLAN_AUTO, page=500, query="type:email")}
+    assert trace.uid in uids
+
+
+def test_the_chunked_walk_grows_its_chunks_and_stops_at_the_page(demo, many_traces, monkeypatch):
+    monkeypatch.setattr(events_index, "FEW_TRACES", 0)
+    monkeypatch.setattr(events_index, "FIRST_CHUNK", 3)
+    walked: list[int] = []
+    walk = events_index._walk
+
+    def counting_walk(**arguments):
+        walked.append(arguments["limit"])
+        return walk(**arguments)
+
+    monkeypatch.setattr(events_index, "_walk", counting_walk)
+    # "invoice" is in one trace in nine: the first page of 5 takes a few chunks, each four times the last.
+    body = events_search(
+        user=demo.detective, case_id=demo.case.pk, query="invoice", limit=5, plan=events_index.PLAN_DRIVE_OR_CHUNKS
+    )
+    assert len(body["events"]) == 5 and body["cursor"]
+    assert walked[:3] == [6, 24, 96][: len(walked[:3])] and len(walked) >= 2
+
+
+def test_an_unknown_plan_is_refused(demo, many_traces):
+    from custodia.errors import ServiceError
+
+    with pytest.raises(ServiceError):
+        events_search(user=demo.detective, case_id=demo.case.pk, query="invoice", plan="fastest")
