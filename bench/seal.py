@@ -1,19 +1,25 @@
 """Benchmark of the sealed evidence container. One command, prints tables (not a timed test):
 
-    .venv/bin/python bench/seal.py [--size-mib 1024] [--rss-size-mib 4096] [--repeat 3] [--write-modes direct,buffered]
+    .venv/bin/python bench/seal.py [--size-mib 1024] [--rss-size-mib 4096] [--repeat 3] [--write-modes direct]
+                                   [--fast-level -3]
     .venv/bin/python bench/seal.py --smoke     # the smallest run, seconds: every table, no meaning
 
 1. Seal throughput of a 1 GiB file of (a) random bytes, (b) half zeros, (c) a tar of text, next to
-   ``md5sum`` and ``sha256sum`` of the same file in the same run, with ratios. Sealing is measured into
-   a LocalWormStore in a temporary folder (chunks synced by one barrier before the index, as in
-   production), once per ``--write-modes`` entry (the first is the one the goal is judged on; ``buffered``
-   is the earlier design, page cache left dirty until the barrier), and into a store that discards chunk
-   bytes (the pipeline's own speed, without the disk). The three whole-stream hashes alone on two threads
-   (MultiHasher) are the hashing floor. Rounds run every contender back to back; MB/s and ratios are
-   medians over ``--repeat`` rounds, since the machine is shared and noisy.
-2. Peak memory (VmHWM) of a child process sealing a 4 GiB stream generated on the fly.
-3. p50/p99 latency of random 4 KiB reads through ContainerReader.
-4. The disk's own write speed, ``dd if=/dev/zero bs=4M conv=fsync`` into the same folder: the physical
+   ``md5sum`` and ``sha256sum`` of the same file in the same run, with ratios. Each design (``Design``:
+   zstd level, sealing threads, where each chunk's SHA-256 is computed) seals into a LocalWormStore in a
+   temporary folder (chunks synced by one barrier before the index, as in production); the default design
+   (``seal_stream``'s own defaults) also once per further ``--write-modes`` entry, and into a store that
+   discards chunk bytes (the pipeline's own speed, without the disk). The three whole-stream hashes alone on
+   two threads (MultiHasher) are the hashing floor. Rounds run every contender back to back; MB/s and
+   ratios are medians over ``--repeat`` rounds, since the machine is shared and noisy. Beside each
+   wall-clock ratio, the CPU ratio (md5sum's CPU ÷ the contender's): on a loaded machine, where every
+   session gets the same share of the cores, the two are the same.
+2. Where the CPU goes: each stage of sealing alone in one thread over the same file (read, MD5, SHA-1,
+   SHA-256, each chunk's SHA-256, zstd at several levels, AES-GCM, framing, the store's puts and barrier),
+   their sum, and the ratio two free cores could reach at best (twice md5sum's CPU ÷ that sum).
+3. Peak memory (VmHWM) of a child process sealing a 4 GiB stream generated on the fly.
+4. p50/p99 latency of random 4 KiB reads through ContainerReader.
+5. The disk's own write speed, ``dd if=/dev/zero bs=4M conv=fsync`` into the same folder: the physical
    limit that sealing into the local store cannot pass, printed beside the seal rows.
 
 The naive single-threaded loop (read, three hashes, per-chunk SHA-256, zstd, AES-GCM, put; one after the
