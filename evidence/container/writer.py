@@ -89,7 +89,8 @@ class MultiHasher:
     """
 
     _LANES: tuple[tuple[str, ...], ...] = (("md5",), ("sha1", "sha256"))
-    # The lane that also digests each update: SHA-1 + SHA-256 + that digest cost about as much as MD5 alone.
+    # The lane that also digests each update: SHA-1 + SHA-256 + that digest cost ~1.8 s per GiB here, MD5
+    # alone ~1.4 s, so that lane becomes the longer one (docs/benchmarks.md, "Sealing text").
     _DIGEST_LANE = 1
 
     def __init__(self, *, parallel: bool = False, queue_depth: int = 8, update_digests: bool = False) -> None:
@@ -611,7 +612,8 @@ def seal_stream(
 
     ``zstd_level`` trades stored size for speed (negative levels are faster); ``workers`` sizes the pool.
     ``chunk_digests_in_hasher``: each chunk's SHA-256 (for the index) is computed by the hashing lane that
-    already reads the chunk for the stream's SHA-1 and SHA-256, instead of by the sealing thread.
+    already reads the chunk for the stream's SHA-1 and SHA-256, instead of by the sealing thread (the same
+    index; measured, it moves CPU between threads without saving any, so it is off by default).
     ``declared`` may give ``md5``, ``sha1``, ``sha256`` (hex) and ``size``. When one differs from what
     was computed, HashMismatch is raised and neither index nor manifest is written: the chunks already
     stored stay, unreferenced, and the container is not sealed (the store is write-once, so nothing
