@@ -81,11 +81,19 @@ class MultiHasher:
     so the lanes run on other cores while the caller reads, compresses or encrypts.
     In parallel mode the caller must not change a buffer after passing it (bytes are copied if mutable).
     Call ``result()`` once at the end (or ``abort()`` to stop the threads without a result).
+
+    With ``update_digests=True`` (parallel mode only) the SHA-1/SHA-256 lane also computes the SHA-256 of
+    each update's bytes on its own, right after the stream hashes, while the buffer is hot in its core's
+    cache, and ``update`` returns a Future of that hex digest: the per-chunk SHA-256 of the container
+    index, taken off the threads that compress and encrypt.
     """
 
     _LANES: tuple[tuple[str, ...], ...] = (("md5",), ("sha1", "sha256"))
+    # The lane that also digests each update: SHA-1 + SHA-256 + that digest cost ~1.8 s per GiB here, MD5
+    # alone ~1.4 s, so that lane becomes the longer one (docs/benchmarks.md, "Sealing text").
+    _DIGEST_LANE = 1
 
-    def __init__(self, *, parallel: bool = False, queue_depth: int = 8) -> None:
+    def __init__(self, *, parallel: bool = False, queue_depth: int = 8, update_digests: bool = False) -> None:
         self._hashes = {
             # MD5 and SHA-1 are recorded because courts and other tools quote them, not for security.
             "md5": hashlib.md5(usedforsecurity=False),
@@ -97,12 +105,19 @@ class MultiHasher:
         self._queues: list[queue.Queue] = []
         self._threads: list[threading.Thread] = []
         self._failure: BaseException | None = None
+        if update_digests and not parallel:
+            raise ContainerError("update digests are computed by the hashing lanes: use parallel=True")
+        self._update_digests = update_digests
         if parallel:
-            for lane in self._LANES:
+            for number, lane in enumerate(self._LANES):
                 lane_queue: queue.Queue = queue.Queue(maxsize=max(1, queue_depth))
                 thread = threading.Thread(
                     target=self._run_lane,
-                    args=(lane_queue, [self._hashes[name].update for name in lane]),
+                    args=(
+                        lane_queue,
+                        [self._hashes[name].update for name in lane],
+                        update_digests and number == self._DIGEST_LANE,
+                    ),
                     name=f"custodia-hash-{'-'.join(lane)}",
                     daemon=True,
                 )
@@ -110,22 +125,25 @@ class MultiHasher:
                 self._threads.append(thread)
                 thread.start()
 
-    def update(self, data: bytes | bytearray | memoryview) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> Future[str] | None:
+        """Add ``data`` to the stream; with ``update_digests``, return a Future of its own SHA-256 (hex)."""
         if self._result is not None:
             raise ContainerError("this MultiHasher has already given its result")
         if not data:
-            return
+            return None
         self.size += len(data)
         if not self._queues:
             for hash_object in self._hashes.values():
                 hash_object.update(data)
-            return
+            return None
         if self._failure is not None:
             raise ContainerError("hashing failed") from self._failure
         if not isinstance(data, bytes):
             data = bytes(data)
+        digest: Future[str] | None = Future() if self._update_digests else None
         for lane_queue in self._queues:
-            lane_queue.put(data)
+            lane_queue.put((data, digest))
+        return digest
 
     @property
     def bytes_hashed(self) -> int:
@@ -156,7 +174,9 @@ class MultiHasher:
             # Drop queued work so the sentinel gets through at once.
             try:
                 while True:
-                    lane_queue.get_nowait()
+                    item = lane_queue.get_nowait()
+                    if item is not None and item[1] is not None and not item[1].done():
+                        item[1].set_exception(ContainerError("hashing aborted"))
             except queue.Empty:
                 pass
         self._stop_lanes()
@@ -168,18 +188,26 @@ class MultiHasher:
             thread.join()
         self._queues, self._threads = [], []
 
-    def _run_lane(self, lane_queue: queue.Queue, updates: list[Callable[[bytes], None]]) -> None:
+    def _run_lane(self, lane_queue: queue.Queue, updates: list[Callable[[bytes], None]], digests_updates: bool) -> None:
         while True:
-            data = lane_queue.get()
-            if data is None:
+            item = lane_queue.get()
+            if item is None:
                 return
+            data, digest = item
             if self._failure is not None:
-                continue  # aborted: drain until the sentinel
+                # Aborted: drain until the sentinel, and release whoever waits on a digest.
+                if digest is not None and not digest.done():
+                    digest.set_exception(ContainerError("hashing aborted"))
+                continue
             try:
                 for update in updates:
                     update(data)
+                if digests_updates and digest is not None:
+                    digest.set_result(hashlib.sha256(data).hexdigest())
             except BaseException as error:  # pragma: no cover - hashlib does not fail on bytes
                 self._failure = error
+                if digests_updates and digest is not None:
+                    digest.set_exception(error)
 
 
 # --- chunks ---------------------------------------------------------------------------------------
@@ -220,11 +248,19 @@ class ChunkSealer:
             )
         return compressor
 
-    def seal(self, *, index: int, plaintext: bytes | bytearray | memoryview) -> SealedChunk:
+    def seal(
+        self,
+        *,
+        index: int,
+        plaintext: bytes | bytearray | memoryview,
+        plaintext_sha256: Callable[[], str] | None = None,
+    ) -> SealedChunk:
+        """Compress and encrypt one chunk. ``plaintext_sha256``, when given, returns the SHA-256 (hex) of
+        ``plaintext`` computed elsewhere (the hashing lane of seal_stream): it is asked for last, so the
+        compression and encryption here overlap that hashing."""
         plain_length = len(plaintext)
         if not 0 < plain_length <= self.chunk_size:
             raise ContainerFormatError(f"chunk {index} must hold 1 to {self.chunk_size} bytes, not {plain_length}")
-        digest = hashlib.sha256(plaintext).hexdigest()
         compressed = self._compressor().compress(plaintext)
         # Incompressible data (already compressed or encrypted images) is stored as it is: the flag is
         # authenticated, and reading it back then costs no decompression.
@@ -236,6 +272,7 @@ class ChunkSealer:
             evidence_id=self.evidence_id, index=index, plain_length=plain_length, format_byte=format_byte
         )
         stored = bytes((format_byte,)) + nonce + self._aead.encrypt(nonce, payload, associated_data)
+        digest = hashlib.sha256(plaintext).hexdigest() if plaintext_sha256 is None else plaintext_sha256()
         record = ChunkRecord(
             index=index,
             offset=index * self.chunk_size,
@@ -313,7 +350,14 @@ class ContainerWriter:
             for record in records:
                 self._records.setdefault(record.index, record)
 
-    def write_chunk(self, *, index: int, plaintext: bytes | bytearray | memoryview) -> ChunkRecord:
+    def write_chunk(
+        self,
+        *,
+        index: int,
+        plaintext: bytes | bytearray | memoryview,
+        plaintext_sha256: Callable[[], str] | None = None,
+    ) -> ChunkRecord:
+        """Seal and store chunk ``index`` (see the class). ``plaintext_sha256``: as in ChunkSealer.seal."""
         if not isinstance(index, int) or index < 0:
             raise ContainerFormatError("a chunk index must be a non-negative integer")
         plain_length = len(plaintext)
@@ -325,13 +369,19 @@ class ContainerWriter:
                 self._check_shape(index=index, plain_length=plain_length)
         if known is not None:
             return self._same_or_conflict(known, plaintext)
-        record, reused = self._store_or_reuse(index=index, plaintext=plaintext)
+        record, reused = self._store_or_reuse(index=index, plaintext=plaintext, plaintext_sha256=plaintext_sha256)
         with self._lock:
             self._records[index] = record
             self.chunks_reused += int(reused)
         return record
 
-    def _store_or_reuse(self, *, index: int, plaintext: bytes | bytearray | memoryview) -> tuple[ChunkRecord, bool]:
+    def _store_or_reuse(
+        self,
+        *,
+        index: int,
+        plaintext: bytes | bytearray | memoryview,
+        plaintext_sha256: Callable[[], str] | None = None,
+    ) -> tuple[ChunkRecord, bool]:
         """Store chunk ``index`` under its first free attempt, or reuse a stored copy of the same bytes.
 
         Attempts are tried in order. A copy that opens and holds these bytes is reused (nothing is written
@@ -347,7 +397,7 @@ class ContainerWriter:
             if attempt not in known_attempts:
                 # A resumed seal listed what the killed run stored; every other attempt is written now.
                 if sealed is None:
-                    sealed = self._sealer.seal(index=index, plaintext=plaintext)
+                    sealed = self._sealer.seal(index=index, plaintext=plaintext, plaintext_sha256=plaintext_sha256)
                 try:
                     self._store.put(key, sealed.stored)
                 except ObjectExists:
@@ -549,6 +599,7 @@ def seal_stream(
     chunk_size: int = CHUNK_SIZE,
     workers: int | None = None,
     zstd_level: int = ZSTD_LEVEL,
+    chunk_digests_in_hasher: bool = False,
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
     more_facts: Callable[[], Mapping[str, Any]] | None = None,
@@ -560,6 +611,9 @@ def seal_stream(
     Bounded queues keep memory use to a few dozen chunks whatever the size of the stream.
 
     ``zstd_level`` trades stored size for speed (negative levels are faster); ``workers`` sizes the pool.
+    ``chunk_digests_in_hasher``: each chunk's SHA-256 (for the index) is computed by the hashing lane that
+    already reads the chunk for the stream's SHA-1 and SHA-256, instead of by the sealing thread (the same
+    index; measured, it moves CPU between threads without saving any, so it is off by default).
     ``declared`` may give ``md5``, ``sha1``, ``sha256`` (hex) and ``size``. When one differs from what
     was computed, HashMismatch is raised and neither index nor manifest is written: the chunks already
     stored stay, unreferenced, and the container is not sealed (the store is write-once, so nothing
@@ -592,7 +646,9 @@ def seal_stream(
     # bounded by in_flight_chunks, not by this.
     worker_count = workers or max(4, min(8, 4 * (os.cpu_count() or 1)))
     in_flight_chunks = max(2 * worker_count, _IN_FLIGHT_BUDGET // chunk_size)
-    hasher = MultiHasher(parallel=True, queue_depth=max(2, in_flight_chunks // 2))
+    hasher = MultiHasher(
+        parallel=True, queue_depth=max(2, in_flight_chunks // 2), update_digests=chunk_digests_in_hasher
+    )
     slots = threading.BoundedSemaphore(in_flight_chunks)
     failures: list[BaseException] = []
     # Chunks finish out of order; progress reports the prefix of the stream whose chunks are all stored.
@@ -633,9 +689,14 @@ def seal_stream(
                     block = _read_exactly(source, chunk_size)
                     if not block:
                         break
-                    hasher.update(block)
+                    digest = hasher.update(block)
                     slots.acquire()
-                    future = pool.submit(writer.write_chunk, index=chunk_number, plaintext=block)
+                    future = pool.submit(
+                        writer.write_chunk,
+                        index=chunk_number,
+                        plaintext=block,
+                        plaintext_sha256=None if digest is None else digest.result,
+                    )
                     future.add_done_callback(chunk_done)
                     chunk_number += 1
                     report_progress()

@@ -338,6 +338,34 @@ def test_the_zstd_level_changes_size_not_content(store, data_key):
     assert read_back(store=store, evidence_id=fast_id, data_key=data_key) == data
 
 
+def test_chunk_digests_from_the_hashing_lane_give_the_same_container(store, data_key):
+    data = mixed_bytes(8 * SMALL_CHUNK + 17)
+    lane_id, default_id = uuid.uuid4(), uuid.uuid4()
+    from_lane = seal(data, store=store, evidence_id=lane_id, data_key=data_key, chunk_digests_in_hasher=True)
+    default = seal(data, store=store, evidence_id=default_id, data_key=data_key)
+
+    lane_index = json.loads(store.read(index_key(lane_id)))
+    default_index = json.loads(store.read(index_key(default_id)))
+    assert from_lane.hashes == default.hashes == expected_hashes(data)
+    assert [c["sha256"] for c in lane_index["chunks"]] == [c["sha256"] for c in default_index["chunks"]]
+    assert [c["sha256"] for c in lane_index["chunks"]] == [
+        hashlib.sha256(data[offset : offset + SMALL_CHUNK]).hexdigest() for offset in range(0, len(data), SMALL_CHUNK)
+    ]
+    assert read_back(store=store, evidence_id=lane_id, data_key=data_key) == data
+
+
+def test_update_digests_need_the_hashing_lanes_and_fail_their_waiters_on_abort():
+    with pytest.raises(ContainerError):
+        MultiHasher(update_digests=True)
+    hasher = MultiHasher(parallel=True, queue_depth=4, update_digests=True)
+    digest = hasher.update(b"x" * 5000)
+    assert digest is not None and digest.result(timeout=10) == hashlib.sha256(b"x" * 5000).hexdigest()
+    hasher.abort()
+    without_digests = MultiHasher(parallel=True)
+    assert without_digests.update(b"y" * 5000) is None
+    without_digests.result()
+
+
 # --- writing in any order -------------------------------------------------------------------------
 
 
