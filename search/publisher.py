@@ -93,6 +93,13 @@ class Publisher:
 
     def add(self, row: dict) -> None:
         """Queue one trace row; commit the batch when it is full or ``BATCH_SECONDS`` old."""
+        self.queue(row)
+        if len(self.rows) >= self._batch_size or time.monotonic() - self.last_flush >= BATCH_SECONDS:
+            self.flush()
+
+    def queue(self, row: dict) -> None:
+        """Queue one trace row and count it, without committing (:meth:`add` commits when the batch is due;
+        bench/search.py queues rows to write them its own way, as a floor)."""
         self.count += 1
         streams = row["streams"]
         raw = next((s for s in streams if s.get("name") == "raw"), None)
@@ -123,8 +130,6 @@ class Publisher:
                 (raw or {}).get("sha256") or "",
             )
         )
-        if len(self.rows) >= self._batch_size or time.monotonic() - self.last_flush >= BATCH_SECONDS:
-            self.flush()
 
     def upsert_sql(self) -> str:
         """SQLite: the batch's upsert, ``INSERT … ON CONFLICT (uid) DO UPDATE``, one row of :meth:`parameters`
@@ -182,9 +187,10 @@ class Publisher:
             cursor.execute("SELECT set_config(%s, 'off', true)", [schema.NUMBERS_DEFERRED_SETTING])
             cursor.execute(f"DELETE FROM {staging}")  # noqa: S608 (our own table) — also inside an outer transaction
 
-    def parameters(self) -> list[tuple]:
+    def parameters(self, *, words: bool | None = None) -> list[tuple]:
         """The batch's rows as the database takes them (JSON adapted, keys prepared), in the order of
-        :data:`INSERT_FIELDS`, and on PostgreSQL their words (fulltext.document_words) last."""
+        :data:`INSERT_FIELDS`, and on PostgreSQL their words (fulltext.document_words) last (``words``
+        says otherwise: False leaves them out)."""
         adapt_json = connection.ops.adapt_json_value
         extracted_at = connection.ops.adapt_datetimefield_value(timezone.now())
         # The same for every row: the keys as their fields give them to the database (a UUID as text…).
@@ -210,7 +216,7 @@ class Publisher:
             )
             for row in self.rows
         ]
-        if self._words_in_python:
+        if self._words_in_python if words is None else words:
             document_words = fulltext.document_words
             rows = [
                 (*values, document_words(name=row[6], path=row[7], text=row[15], properties=row[9], streams=row[10]))
