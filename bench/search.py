@@ -931,10 +931,45 @@ class CustodiaRows:
         pass
 
 
+def backend_cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) of a PostgreSQL backend process on this machine; 0 when there is none (SQLite)
+    or it is not local."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def writer_backend_pid(writer) -> int | None:
+    """The PostgreSQL backend a writer's statements run in: the bare engine's own connection, else Django's."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    if isinstance(writer, BarePostgres):
+        return writer.db.info.backend_pid
+    connection.ensure_connection()
+    return connection.connection.info.backend_pid
+
+
 def index_traces(*, database: str, writers: dict, rows_iterator, traces: int) -> dict:
     """Feed every writer (Custodia's publisher, the bare engine, the floors) the same rows, batch by batch in
-    turn, timing each apart; generating the rows is timed too, and counted for none of them."""
+    turn, timing each apart: wall-clock seconds, and CPU seconds of this process plus of the PostgreSQL
+    backend that did its work (on a shared machine the CPU seconds say more than the wall clock; both are
+    reported). Generating the rows is timed too, and counted for none of them."""
     seconds = dict.fromkeys(writers, 0.0)
+    cpu = dict.fromkeys(writers, 0.0)
+    pids = {key: writer_backend_pid(writer) for key, writer in writers.items()}
+
+    def timed_call(key: str, call) -> None:
+        t0, c0, b0 = time.perf_counter(), time.process_time(), backend_cpu_seconds(pids[key])
+        call()
+        seconds[key] += time.perf_counter() - t0
+        cpu[key] += time.process_time() - c0 + backend_cpu_seconds(pids[key]) - b0
+
     generate_seconds = 0.0
     done = 0
     started = time.perf_counter()
@@ -945,9 +980,7 @@ def index_traces(*, database: str, writers: dict, rows_iterator, traces: int) ->
         if not rows:
             break
         for key, writer in writers.items():
-            t0 = time.perf_counter()
-            writer.insert(rows)
-            seconds[key] += time.perf_counter() - t0
+            timed_call(key, lambda writer=writer, rows=rows: writer.insert(rows))
         done += len(rows)
         if done % max(BATCH, traces // 10 // BATCH * BATCH) == 0:
             log(
@@ -956,10 +989,8 @@ def index_traces(*, database: str, writers: dict, rows_iterator, traces: int) ->
                 + f", {time.perf_counter() - started:.0f} s"
             )
     for key, writer in writers.items():
-        t0 = time.perf_counter()
-        writer.finish()
-        seconds[key] += time.perf_counter() - t0
-    return {"seconds": seconds, "generate_seconds": generate_seconds, "generated": done}
+        timed_call(key, writer.finish)
+    return {"seconds": seconds, "cpu_seconds": cpu, "generate_seconds": generate_seconds, "generated": done}
 
 
 def code_version() -> str:
@@ -1026,6 +1057,7 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int, index_o
         "custodia_seconds": custodia_seconds,
         "bare_seconds": bare_seconds,
         "floor_seconds": {key: indexing["seconds"][key] for key in floors},
+        "cpu_seconds": indexing["cpu_seconds"],
         "first_searchable": custodia.first_searchable,
         "generate_seconds": generate_seconds,
         "bare_name": bare.name,
@@ -1176,16 +1208,31 @@ def print_indexing(results: dict[str, dict]) -> None:
             f"(not counted); code {result.get('code', '?')}"
         )
         print()
-        print(f"| {titles[name]}, {result['generated']:,} traces | s | traces/s | × bare |")  # noqa: RUF001
-        print("|---|---:|---:|---:|")
+        cpu = result.get("cpu_seconds", {})
+        print(
+            f"| {titles[name]}, {result['generated']:,} traces | s | traces/s | × bare "  # noqa: RUF001
+            "| CPU s (client + server) | traces per CPU s | × bare (CPU) |"  # noqa: RUF001
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|")
         rows = [
-            ("**Custodia** (Publisher.add/flush: rows, indexes, number index, words)", result["custodia_seconds"]),
-            *((FLOOR_LABELS[key], seconds) for key, seconds in result.get("floor_seconds", {}).items()),
-            (f"bare {result['bare_name']} (words only)", result["bare_seconds"]),
+            (
+                "**Custodia** (Publisher.add/flush: rows, indexes, number index, words)",
+                result["custodia_seconds"],
+                cpu.get("custodia"),
+            ),
+            *((FLOOR_LABELS[key], seconds, cpu.get(key)) for key, seconds in result.get("floor_seconds", {}).items()),
+            (f"bare {result['bare_name']} (words only)", result["bare_seconds"], cpu.get("bare")),
         ]
-        for label, seconds in rows:
+        bare_cpu_rate = result["generated"] / cpu["bare"] if cpu.get("bare") else None
+        for label, seconds, cpu_seconds in rows:
             rate = result["generated"] / seconds
-            print(f"| {label} | {seconds:,.1f} | {rate:,.0f} | {rate / bare_rate:.2f} |")
+            cells = [label, f"{seconds:,.1f}", f"{rate:,.0f}", f"{rate / bare_rate:.2f}"]
+            if cpu_seconds and bare_cpu_rate:
+                cpu_rate = result["generated"] / cpu_seconds
+                cells += [f"{cpu_seconds:,.1f}", f"{cpu_rate:,.0f}", f"{cpu_rate / bare_cpu_rate:.2f}"]
+            else:
+                cells += ["-", "-", "-"]
+            print("| " + " | ".join(cells) + " |")
         print()
 
 
