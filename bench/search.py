@@ -2,6 +2,9 @@
 PostgreSQL, next to a bare full-text engine doing the same job in the same run.
 
     .venv/bin/python bench/search.py [--traces N | --quick | --smoke] [--only sqlite|postgres] [--seed S] [--repeats R]
+                                     [--index-only]
+
+``--index-only`` stops after indexing: the indexing table alone (Custodia, the floors, the bare engine).
 
 ``--smoke`` (2,000 traces, one timed run of each query) takes seconds a database: it shows the benchmark
 still runs end to end (``make bench-smoke``, tests/test_bench_search.py), its figures mean nothing.

@@ -2,7 +2,9 @@
 
 Each batch is its own transaction (every ``BATCH_TRACES`` rows or ``BATCH_SECONDS``), so traces are
 searchable while the run goes on. Rows are upserted by uid: a retried or redelivered run rewrites the same
-rows and never duplicates them. With each batch the publisher keeps the run's counters current, records the
+rows and never duplicates them. On PostgreSQL a batch of new uids is copied straight into the table (one
+``COPY``, with the vectors and number rows computed here), and only a batch that meets a uid already there
+is upserted. With each batch the publisher keeps the run's counters current, records the
 case's new property names (for completion) and, with a search backend that indexes separately
 (Elasticsearch), hands it the batch once committed.
 """
