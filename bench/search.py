@@ -2,6 +2,9 @@
 PostgreSQL, next to a bare full-text engine doing the same job in the same run.
 
     .venv/bin/python bench/search.py [--traces N | --quick | --smoke] [--only sqlite|postgres] [--seed S] [--repeats R]
+                                     [--index-only]
+
+``--index-only`` stops after indexing: the indexing table alone (Custodia, the floors, the bare engine).
 
 ``--smoke`` (2,000 traces, one timed run of each query) takes seconds a database: it shows the benchmark
 still runs end to end (``make bench-smoke``, tests/test_bench_search.py), its figures mean nothing.
@@ -811,6 +814,188 @@ class BarePostgres:
         ).fetchone()[0]
 
 
+# ------------------------------------------------------------------------------------ indexing floors
+
+
+FLOOR_LABELS = {
+    "indexed": "trace rows alone, all the trace table's indexes, no words",
+    "primary": "trace rows alone, primary key only, no words",
+}
+
+
+def trace_table_copy(*, name: str, indexes: bool) -> None:
+    """A table ``name`` like ``search_trace`` (same columns, generated columns and foreign keys), with all its
+    indexes (``indexes``) or with its primary key only; without the words (FTS5 is a separate table on
+    SQLite; the tsvector column and its GIN index are left out on PostgreSQL), the number index and the
+    triggers: what the trace rows alone cost."""
+    import re
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {name}")
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "SELECT type, sql FROM sqlite_master WHERE tbl_name = 'search_trace' AND type IN ('table', 'index') "
+                "AND sql IS NOT NULL ORDER BY type DESC"
+            )
+            for kind, sql in cursor.fetchall():
+                if kind == "table":
+                    sql = sql.replace('"search_trace"', f'"{name}"', 1)
+                    cursor.execute(sql if indexes else sql.replace(" UNIQUE", ""))
+                elif indexes:
+                    cursor.execute(re.sub(r'INDEX "(\w+)" ON "search_trace"', rf'INDEX "{name}_\1" ON "{name}"', sql))
+            return
+        cursor.execute(
+            f"CREATE TABLE {name} (LIKE search_trace INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING IDENTITY"
+            + (" INCLUDING CONSTRAINTS INCLUDING INDEXES)" if indexes else ")")
+        )
+        cursor.execute(f"ALTER TABLE {name} DROP COLUMN search_vector")  # and its GIN index with it
+        if not indexes:
+            cursor.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (id)")
+        cursor.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'search_trace'::regclass "
+            "AND contype = 'f'"
+        )
+        for (definition,) in cursor.fetchall():
+            cursor.execute(f"ALTER TABLE {name} ADD {definition}")
+
+
+class FloorRows:
+    """A floor of indexing: the trace rows the publisher writes (the same values, from
+    ``Publisher.queue/parameters``), written into a copy of the trace table (:func:`trace_table_copy`) the
+    cheapest way the database takes them (``COPY`` on PostgreSQL, one ``INSERT`` run with ``executemany``
+    on SQLite), one transaction a batch, with no words and no number index."""
+
+    def __init__(self, *, run, key: str):
+        from search.publisher import Publisher
+
+        self.name = FLOOR_LABELS[key]
+        self.table = f"bench_floor_{key}"
+        self.rows_of = Publisher(run, shard=0)  # only queues rows and makes their values; never flushes
+        trace_table_copy(name=self.table, indexes=key == "indexed")
+
+    def insert(self, rows: list[dict]) -> None:
+        from django.db import connection, transaction
+
+        from search.models import Trace
+
+        self.rows_of.rows = []
+        for row in rows:
+            self.rows_of.queue(row)
+        values = self.rows_of.parameters(words=False)
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(Trace._meta.get_field(name).column) for name in self.rows_of.INSERT_FIELDS)
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                with (
+                    connection.connection.cursor() as raw,
+                    raw.copy(f"COPY {self.table} ({columns}) FROM STDIN") as copy,
+                ):
+                    for row in values:
+                        copy.write_row(row)
+            else:
+                marks = ", ".join(["%s"] * len(self.rows_of.INSERT_FIELDS))
+                cursor.executemany(f"INSERT INTO {self.table} ({columns}) VALUES ({marks})", values)  # noqa: S608  # nosec B608 (our own table)
+
+    def finish(self) -> None:
+        pass
+
+    def close(self) -> None:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+
+
+class CustodiaRows:
+    """Custodia's own indexing: every row through ``Publisher.add``, the rest at ``flush``; it notes how long
+    the first trace took to become searchable (the first batch committed)."""
+
+    name = "Custodia (Publisher.add/flush)"
+
+    def __init__(self, publisher):
+        self.publisher = publisher
+        self.started: float | None = None
+        self.first_searchable: float | None = None
+
+    def insert(self, rows: list[dict]) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+        for row in rows:
+            self.publisher.add(row)
+            if self.first_searchable is None and self.publisher.flushed["traces"]:
+                self.first_searchable = time.perf_counter() - self.started
+
+    def finish(self) -> None:
+        self.publisher.flush()
+
+    def close(self) -> None:
+        pass
+
+
+def backend_cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) of a PostgreSQL backend process on this machine; 0 when there is none (SQLite)
+    or it is not local."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def writer_backend_pid(writer) -> int | None:
+    """The PostgreSQL backend a writer's statements run in: the bare engine's own connection, else Django's."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    if isinstance(writer, BarePostgres):
+        return writer.db.info.backend_pid
+    connection.ensure_connection()
+    return connection.connection.info.backend_pid
+
+
+def index_traces(*, database: str, writers: dict, rows_iterator, traces: int) -> dict:
+    """Feed every writer (Custodia's publisher, the bare engine, the floors) the same rows, batch by batch in
+    turn, timing each apart: wall-clock seconds, and CPU seconds of this process plus of the PostgreSQL
+    backend that did its work (on a shared machine the CPU seconds say more than the wall clock; both are
+    reported). Generating the rows is timed too, and counted for none of them."""
+    seconds = dict.fromkeys(writers, 0.0)
+    cpu = dict.fromkeys(writers, 0.0)
+    pids = {key: writer_backend_pid(writer) for key, writer in writers.items()}
+
+    def timed_call(key: str, call) -> None:
+        t0, c0, b0 = time.perf_counter(), time.process_time(), backend_cpu_seconds(pids[key])
+        call()
+        seconds[key] += time.perf_counter() - t0
+        cpu[key] += time.process_time() - c0 + backend_cpu_seconds(pids[key]) - b0
+
+    generate_seconds = 0.0
+    done = 0
+    started = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        rows = list(itertools.islice(rows_iterator, BATCH))
+        generate_seconds += time.perf_counter() - t0
+        if not rows:
+            break
+        for key, writer in writers.items():
+            timed_call(key, lambda writer=writer, rows=rows: writer.insert(rows))
+        done += len(rows)
+        if done % max(BATCH, traces // 10 // BATCH * BATCH) == 0:
+            log(
+                f"{database}: {done:,} traces, "
+                + ", ".join(f"{key} {done / seconds[key]:,.0f}/s" for key in writers)
+                + f", {time.perf_counter() - started:.0f} s"
+            )
+    for key, writer in writers.items():
+        timed_call(key, writer.finish)
+    return {"seconds": seconds, "cpu_seconds": cpu, "generate_seconds": generate_seconds, "generated": done}
+
+
 def code_version() -> str:
     """The commit this process runs, and whether the app code differs from it (the tree is shared)."""
 
@@ -821,7 +1006,7 @@ def code_version() -> str:
     return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if changed else "")
 
 
-def run_database(*, database: str, traces: int, seed: int, repeats: int) -> dict:
+def run_database(*, database: str, traces: int, seed: int, repeats: int, index_only: bool = False) -> dict:
     """The whole measurement on the database Django is configured for (one process per database)."""
     from bench.extract_pipeline import setup_django
 
@@ -851,37 +1036,43 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int) -> dict
     log(f"{database}: indexing {traces:,} traces")
     publisher = Publisher(run, shard=0)
     generator = TraceGenerator(seed=seed, evidence_id=str(evidence.pk))
-    custodia_seconds = bare_seconds = generate_seconds = 0.0
-    done = 0
-    started = time.perf_counter()
-    rows_iterator = generator.traces(traces)
-    while True:
-        t0 = time.perf_counter()
-        rows = list(itertools.islice(rows_iterator, BATCH))
-        generate_seconds += time.perf_counter() - t0
-        if not rows:
-            break
-        t0 = time.perf_counter()
-        bare.insert(rows)
-        bare_seconds += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for row in rows:
-            publisher.add(row)
-        custodia_seconds += time.perf_counter() - t0
-        done += len(rows)
-        if done % max(BATCH, traces // 10 // BATCH * BATCH) == 0:
-            log(
-                f"{database}: {done:,} traces, Custodia {done / custodia_seconds:,.0f}/s, "
-                f"bare {done / bare_seconds:,.0f}/s, {time.perf_counter() - started:.0f} s"
-            )
-    t0 = time.perf_counter()
-    publisher.flush()
-    custodia_seconds += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    bare.finish()
-    bare_seconds += time.perf_counter() - t0
+    custodia = CustodiaRows(publisher)
+    floors = {key: FloorRows(run=run, key=key) for key in FLOOR_LABELS}
+    indexing = index_traces(
+        database=database,
+        writers={"custodia": custodia, "bare": bare, **floors},
+        rows_iterator=generator.traces(traces),
+        traces=traces,
+    )
+    custodia_seconds, bare_seconds = indexing["seconds"]["custodia"], indexing["seconds"]["bare"]
+    generate_seconds, done = indexing["generate_seconds"], indexing["generated"]
+    for floor in floors.values():
+        floor.close()
     ExtractionRun.objects.filter(pk=run.pk).update(state="done", finished_at=datetime.now(UTC))
     stored = Trace.objects.filter(run=run).count()
+    summary = {
+        "database": database,
+        "server": connection.pg_version if connection.vendor == "postgresql" else None,
+        "sqlite_version": __import__("sqlite3").sqlite_version,
+        "traces": stored,
+        "generated": done,
+        "tags": 0,
+        "custodia_seconds": custodia_seconds,
+        "bare_seconds": bare_seconds,
+        "floor_seconds": {key: indexing["seconds"][key] for key in floors},
+        "cpu_seconds": indexing["cpu_seconds"],
+        "first_searchable": custodia.first_searchable,
+        "generate_seconds": generate_seconds,
+        "bare_name": bare.name,
+        "count_limit": settings.CUSTODIA_SEARCH_COUNT_LIMIT,
+        "queries": [],
+        "code": code,
+    }
+    if index_only:
+        bare.close()
+        connection.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+        return summary
 
     # A few thousand tagged traces, as a team that has been at work on the case.
     tagged = 0
@@ -943,21 +1134,7 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int) -> dict
         except Exception as exc:
             entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
         results.append(entry)
-    summary = {
-        "database": database,
-        "server": connection.pg_version if connection.vendor == "postgresql" else None,
-        "sqlite_version": __import__("sqlite3").sqlite_version,
-        "traces": stored,
-        "generated": done,
-        "tags": tagged,
-        "custodia_seconds": custodia_seconds,
-        "bare_seconds": bare_seconds,
-        "generate_seconds": generate_seconds,
-        "bare_name": bare.name,
-        "count_limit": settings.CUSTODIA_SEARCH_COUNT_LIMIT,
-        "queries": results,
-        "code": code,
-    }
+    summary.update(tags=tagged, queries=results)
     bare.close()
     connection.close()
     shutil.rmtree(workdir, ignore_errors=True)  # the SQLite files of 1 M traces take gigabytes
@@ -1011,11 +1188,11 @@ def matches(entries: list[dict | None]) -> str:
     return " / ".join(unique) if unique else "-"
 
 
-def print_report(results: dict[str, dict]) -> None:
-    databases = [name for name in ("sqlite", "postgres") if name in results]
-    limit = results[databases[0]].get("count_limit", 0)
+def print_indexing(results: dict[str, dict]) -> None:
+    """The indexing rates: Custodia's, the bare word engine's and the floors', each as a ratio to the bare
+    engine's (the goal's yardstick), all measured in the same loop."""
     titles = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
-    for name in databases:
+    for name in [name for name in ("sqlite", "postgres") if name in results]:
         result = results[name]
         rate = result["traces"] / result["custodia_seconds"]
         bare_rate = result["generated"] / result["bare_seconds"]
@@ -1024,13 +1201,69 @@ def print_report(results: dict[str, dict]) -> None:
             if name == "sqlite"
             else f"PostgreSQL {result['server'] // 10000}.{result['server'] % 10000}"
         )
+        first = result.get("first_searchable")
         print(
             f"indexing, {titles[name]} ({version}): Custodia {result['traces']:,} traces in "
             f"{result['custodia_seconds']:,.1f} s = {rate:,.0f} traces/s (Publisher.add/flush, all indexes and "
             f"triggers); bare {result['bare_name']} {bare_rate:,.0f} rows/s; ratio {rate / bare_rate:.2f}; "
-            f"{result['tags']:,} tags; generating the rows took {result['generate_seconds']:,.1f} s (not counted); "
-            f"code {result.get('code', '?')}"
+            + (f"first trace searchable after {first * 1000:,.0f} ms; " if first is not None else "")
+            + f"{result['tags']:,} tags; generating the rows took {result['generate_seconds']:,.1f} s "
+            f"(not counted); code {result.get('code', '?')}"
         )
+        print()
+        cpu = result.get("cpu_seconds", {})
+        print(
+            f"| {titles[name]}, {result['generated']:,} traces | s | traces/s | × bare "  # noqa: RUF001
+            "| CPU s (client + server) | traces per CPU s | × bare (CPU) |"  # noqa: RUF001
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        rows = [
+            (
+                "**Custodia** (Publisher.add/flush: rows, indexes, number index, words)",
+                result["custodia_seconds"],
+                cpu.get("custodia"),
+            ),
+            *((FLOOR_LABELS[key], seconds, cpu.get(key)) for key, seconds in result.get("floor_seconds", {}).items()),
+            (f"bare {result['bare_name']} (words only)", result["bare_seconds"], cpu.get("bare")),
+        ]
+        bare_cpu_rate = result["generated"] / cpu["bare"] if cpu.get("bare") else None
+        for label, seconds, cpu_seconds in rows:
+            rate = result["generated"] / seconds
+            cells = [label, f"{seconds:,.1f}", f"{rate:,.0f}", f"{rate / bare_rate:.2f}"]
+            if cpu_seconds and bare_cpu_rate:
+                cpu_rate = result["generated"] / cpu_seconds
+                cells += [f"{cpu_seconds:,.1f}", f"{cpu_rate:,.0f}", f"{cpu_rate / bare_cpu_rate:.2f}"]
+            else:
+                cells += ["-", "-", "-"]
+            print("| " + " | ".join(cells) + " |")
+        print()
+
+
+def print_indexing_goals(results: dict[str, dict]) -> None:
+    """Issue #21's indexing goal against the bare engine, and how far the rows alone (the floor with every
+    index of the trace table) already are from it."""
+    titles = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+    print("Indexing goals (issue #21):")
+    for name in [name for name in ("sqlite", "postgres") if name in results]:
+        result = results[name]
+        bare_rate = result["generated"] / result["bare_seconds"]
+        ratio = result["traces"] / result["custodia_seconds"] / bare_rate
+        floor = result.get("floor_seconds", {}).get("indexed")
+        print(
+            f"- {titles[name]}: {ratio:.2f} × the bare engine (goal ≥ {GOAL_BARE_RATIO[name]}): "  # noqa: RUF001
+            f"{'met' if ratio >= GOAL_BARE_RATIO[name] else 'not met'}"
+            + (
+                f"; the trace rows alone with their indexes, no words: {result['generated'] / floor / bare_rate:.2f} ×"  # noqa: RUF001
+                if floor
+                else ""
+            )
+        )
+
+
+def print_report(results: dict[str, dict]) -> None:
+    databases = [name for name in ("sqlite", "postgres") if name in results]
+    limit = results[databases[0]].get("count_limit", 0)
+    titles = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
     print()
     header = ["query", "matches (bare)"]
     for name in databases:
@@ -1099,6 +1332,9 @@ def print_report(results: dict[str, dict]) -> None:
             + f"; indexing {ratio:.2f} × the bare engine (goal ≥ {GOAL_BARE_RATIO[name]}): "  # noqa: RUF001
             f"{'met' if ratio >= GOAL_BARE_RATIO[name] else 'not met'}"
         )
+    print()
+    # The indexing rates and their floors after the query table (tests/test_bench_search.py reads it first).
+    print_indexing(results)
 
 
 def run_worker(*, database: str, arguments, env: dict) -> dict:
@@ -1116,6 +1352,7 @@ def run_worker(*, database: str, arguments, env: dict) -> dict:
         str(arguments.seed),
         "--repeats",
         str(arguments.repeats),
+        *(["--index-only"] if arguments.index_only else []),
     ]
     try:
         subprocess.run(command, env=env, check=True, cwd=PROJECT_ROOT)
@@ -1132,6 +1369,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["sqlite", "postgres"], default=None)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each query after one warm-up")
+    parser.add_argument(
+        "--index-only", action="store_true", help="index and report the indexing rates and floors, no queries"
+    )
     parser.add_argument("--worker", choices=["sqlite", "postgres"], help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -1143,7 +1383,11 @@ def main() -> None:
 
     if arguments.worker:
         result = run_database(
-            database=arguments.worker, traces=arguments.traces, seed=arguments.seed, repeats=arguments.repeats
+            database=arguments.worker,
+            traces=arguments.traces,
+            seed=arguments.seed,
+            repeats=arguments.repeats,
+            index_only=arguments.index_only,
         )
         Path(arguments.output).write_text(json.dumps(result))
         return
@@ -1170,7 +1414,11 @@ def main() -> None:
                 env = {**os.environ, "DATABASE_URL": server.url}
                 results["postgres"] = run_worker(database="postgres", arguments=arguments, env=env)
     print()
-    print_report(results)
+    if arguments.index_only:
+        print_indexing(results)
+        print_indexing_goals(results)
+    else:
+        print_report(results)
 
 
 if __name__ == "__main__":

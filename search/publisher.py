@@ -2,7 +2,9 @@
 
 Each batch is its own transaction (every ``BATCH_TRACES`` rows or ``BATCH_SECONDS``), so traces are
 searchable while the run goes on. Rows are upserted by uid: a retried or redelivered run rewrites the same
-rows and never duplicates them. With each batch the publisher keeps the run's counters current, records the
+rows and never duplicates them. On PostgreSQL a batch of new uids is copied straight into the table (one
+``COPY``, with the vectors and number rows computed here), and only a batch that meets a uid already there
+is upserted. With each batch the publisher keeps the run's counters current, records the
 case's new property names (for completion) and, with a search backend that indexes separately
 (Elasticsearch), hands it the batch once committed.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Field, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -83,6 +85,9 @@ class Publisher:
         self._words_in_python = connection.vendor == "postgresql"
         self._property_names: set[str] = set()
         self._staging_ready = False
+        # PostgreSQL: rows are copied straight into the table until a batch meets a uid already there (a
+        # retried or redelivered run); from then on this publisher upserts (_upsert_copied).
+        self._copy_straight = connection.vendor == "postgresql"
         # The organisation's hash sets, looked up once a batch (nothing to do when it has none).
         self._marker = HashSetMarker.for_organization(organization_id=run.evidence.case.organization_id)
 
@@ -93,6 +98,13 @@ class Publisher:
 
     def add(self, row: dict) -> None:
         """Queue one trace row; commit the batch when it is full or ``BATCH_SECONDS`` old."""
+        self.queue(row)
+        if len(self.rows) >= self._batch_size or time.monotonic() - self.last_flush >= BATCH_SECONDS:
+            self.flush()
+
+    def queue(self, row: dict) -> None:
+        """Queue one trace row and count it, without committing (:meth:`add` commits when the batch is due;
+        bench/search.py queues rows to write them its own way, as a floor)."""
         self.count += 1
         streams = row["streams"]
         raw = next((s for s in streams if s.get("name") == "raw"), None)
@@ -123,8 +135,6 @@ class Publisher:
                 (raw or {}).get("sha256") or "",
             )
         )
-        if len(self.rows) >= self._batch_size or time.monotonic() - self.last_flush >= BATCH_SECONDS:
-            self.flush()
 
     def upsert_sql(self) -> str:
         """SQLite: the batch's upsert, ``INSERT … ON CONFLICT (uid) DO UPDATE``, one row of :meth:`parameters`
@@ -182,9 +192,49 @@ class Publisher:
             cursor.execute("SELECT set_config(%s, 'off', true)", [schema.NUMBERS_DEFERRED_SETTING])
             cursor.execute(f"DELETE FROM {staging}")  # noqa: S608 (our own table) — also inside an outer transaction
 
-    def parameters(self) -> list[tuple]:
+    def _copy_new(self) -> None:
+        """PostgreSQL, a batch of new traces: ``COPY`` straight into ``search_trace``, with ids drawn from its
+        sequence first, each row's vector as text (fulltext.document_tsvector: the server reads it without
+        parsing words) and the number index's rows by a second ``COPY`` (the per-row trigger stands aside,
+        schema.NUMBERS_DEFERRED_SETTING). No staging table, no second pass over the rows, and the server
+        writes the rows while the client still computes the next ones. A uid already in the table (or twice
+        in the batch) fails the copy with a unique violation: the caller then upserts the batch instead."""
+        quote = connection.ops.quote_name
+        table = quote(Trace._meta.db_table)
+        names = ", ".join(quote(_trace_field(name).column) for name in self.INSERT_FIELDS)
+        in_columns = set(schema.NUMBERS_IN_COLUMNS)
+        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [Trace._meta.db_table, len(self.rows)],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            cursor.execute("SELECT set_config(%s, 'on', true)", [schema.NUMBERS_DEFERRED_SETTING])
+            numbers = []
+            with cursor.copy(f"COPY {table} (id, {names}, search_vector) FROM STDIN") as copy:
+                document_tsvector = fulltext.document_tsvector
+                for trace_id, values, row in zip(ids, self.parameters(words=False), self.rows, strict=True):
+                    properties = row[9]
+                    vector = document_tsvector(
+                        name=row[6], path=row[7], text=row[15], properties=properties, streams=row[10]
+                    )
+                    copy.write_row((trace_id, *values, vector))
+                    if isinstance(properties, dict):
+                        numbers += [
+                            (trace_id, self._case_id, key, value)
+                            for key, value in properties.items()
+                            if isinstance(value, int | float) and not isinstance(value, bool) and key not in in_columns
+                        ]
+            if numbers:
+                with cursor.copy(f"COPY {schema.NUMBER_TABLE} (trace_id, case_id, name, value) FROM STDIN") as copy:
+                    for number in numbers:
+                        copy.write_row(number)
+            cursor.execute("SELECT set_config(%s, 'off', true)", [schema.NUMBERS_DEFERRED_SETTING])
+
+    def parameters(self, *, words: bool | None = None) -> list[tuple]:
         """The batch's rows as the database takes them (JSON adapted, keys prepared), in the order of
-        :data:`INSERT_FIELDS`, and on PostgreSQL their words (fulltext.document_words) last."""
+        :data:`INSERT_FIELDS`, and on PostgreSQL their words (fulltext.document_words) last (``words``
+        says otherwise: False leaves them out)."""
         adapt_json = connection.ops.adapt_json_value
         extracted_at = connection.ops.adapt_datetimefield_value(timezone.now())
         # The same for every row: the keys as their fields give them to the database (a UUID as text…).
@@ -210,7 +260,7 @@ class Publisher:
             )
             for row in self.rows
         ]
-        if self._words_in_python:
+        if self._words_in_python if words is None else words:
             document_words = fulltext.document_words
             rows = [
                 (*values, document_words(name=row[6], path=row[7], text=row[15], properties=row[9], streams=row[10]))
@@ -226,7 +276,14 @@ class Publisher:
             with connection.cursor() as cursor:
                 # On SQLite the new rows' words go into the index in one statement, not a trigger a row.
                 deferred = fulltext.defer_words(cursor)
-                if connection.vendor == "postgresql":
+                if self._copy_straight:
+                    try:
+                        with transaction.atomic():
+                            self._copy_new()
+                    except IntegrityError:
+                        self._copy_straight = False
+                        self._upsert_copied()
+                elif connection.vendor == "postgresql":
                     self._upsert_copied()
                 else:
                     cursor.executemany(self.upsert_sql(), self.parameters())

@@ -252,3 +252,53 @@ def test_the_words_the_publisher_computes_are_those_of_the_trigger(run):
     assert "'changed'" in written["ev:0-2"] and "'tail'" not in written["ev:0-2"]
     Trace.objects.filter(run=run).update(name=F("name"))  # the trigger computes them again from the row
     assert vectors() == written
+
+
+@pytest.mark.django_db
+def test_rows_copied_straight_carry_the_vector_and_numbers_the_triggers_compute(run):
+    from django.db import connection
+
+    from search.backends.sql import fulltext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL copies new rows straight into the table with their vectors")
+    # Words PostgreSQL's parser splits (a number in scientific notation heads 3e7abc), a word too long to
+    # index, more than 255 of one word and more than 16,383 positions: the copied vector is to_tsvector's.
+    hashes = [{"name": "raw", "size": 1, "data_path": "{}", "md5": "3e7abc" + "0" * 26, "sha256": "12e3e4" + "f" * 58}]
+    long_text = " ".join(["the"] * 300 + ["w"] * 17000 + ["x" * 2047, "tail", "1e5" + "a" * 2050, "9e33"])
+    publisher = Publisher(run, shard=0)
+    publisher.add(_row(1, name="Report_3e7abc.TXT", streams=hashes, properties={"n": 4000, "f": 0.5, "b": True}))
+    publisher.add(_row(2, text=long_text))
+    publisher.add(_row(3, text="Ünïcode: the trigger computes its words"))
+    publisher.flush()
+    assert fulltext.document_tsvector(name="", path="", text="naïve", properties={}) is None
+
+    def vectors() -> dict[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT uid, search_vector::text FROM search_trace WHERE run_id = %s", [run.pk])
+            return dict(cursor.fetchall())
+
+    written = vectors()
+    assert "'3e7':" in written["ev:0-1"] and "'unicode'" not in written["ev:0-3"] and "'ünïcode'" in written["ev:0-3"]
+    Trace.objects.filter(run=run).update(name=F("name"))  # the trigger computes them again from the row
+    assert vectors() == written
+    assert _numbers() == {"ev:0-1": {"n": 4000, "f": 0.5}}
+    # A bare hash still finds its trace, whichever words the parser makes of it.
+    assert _found("3e7abc" + "0" * 26) == {"ev:0-1"} and _found("12e3e4" + "f" * 58) == {"ev:0-1"}
+
+
+@pytest.mark.django_db
+def test_a_batch_of_uids_already_there_is_upserted_and_so_are_the_next(run):
+    first = Publisher(run, shard=0)
+    for index in range(1, 4):
+        first.add(_row(index, text=f"old{index}"))
+    first.flush()
+    again = Publisher(run, shard=0)  # a redelivered run: the copy meets the uids, the batch is upserted
+    again.add(_row(2, text="new2"))
+    again.add(_row(4, text="new4"))
+    again.flush()
+    again.add(_row(3, text="new3"))
+    again.flush()
+    assert Trace.objects.filter(run=run).count() == 4
+    assert _found("new2") == {"ev:0-2"} and _found("new3") == {"ev:0-3"} and _found("new4") == {"ev:0-4"}
+    assert _found("old2") == set() and _found("old1") == {"ev:0-1"}

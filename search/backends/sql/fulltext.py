@@ -17,6 +17,7 @@ No other connection sees the mark, so every other writer is still indexed by the
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from django.db.backends.utils import CursorWrapper
 
@@ -45,10 +46,7 @@ TEXT_INDEXED_CHARS = 200_000
 _HASH_KEYS = ("md5", "sha1", "sha256")
 
 
-def document_words(*, name: str, path: str, text: str, properties: dict, streams: list | None = None) -> str:
-    """The words the index holds for a trace, as the triggers compute them, separated by spaces: for a
-    writer of many traces that computes them in Python, where PostgreSQL's regular expression over every
-    text costs more than the rest of writing the row."""
+def _document_text(*, name: str, path: str, text: str, properties: dict, streams: list | None) -> str:
     strings = [value for value in properties.values() if isinstance(value, str)] if isinstance(properties, dict) else []
     hashes = [
         stream[key]
@@ -58,8 +56,63 @@ def document_words(*, name: str, path: str, text: str, properties: dict, streams
         if isinstance(stream.get(key), str)
     ]
     # A missing value is the database's to refuse (NOT NULL), not this function's.
-    parts = [name or "", path or "", (text or "")[:TEXT_INDEXED_CHARS], *strings, *hashes]
-    return " ".join(words(" ".join(parts)))
+    return " ".join([name or "", path or "", (text or "")[:TEXT_INDEXED_CHARS], *strings, *hashes])
+
+
+def document_words(*, name: str, path: str, text: str, properties: dict, streams: list | None = None) -> str:
+    """The words the index holds for a trace, as the triggers compute them, separated by spaces: for a
+    writer of many traces that computes them in Python, where PostgreSQL's regular expression over every
+    text costs more than the rest of writing the row."""
+    return " ".join(words(_document_text(name=name, path=path, text=text, properties=properties, streams=streams)))
+
+
+# PostgreSQL's parser reads digits, ``e`` and digits at the start of a word as a number in scientific
+# notation and starts a new word after it: ``3e7abc`` is the two words ``3e7`` and ``abc`` to to_tsvector.
+# So the words of ASCII text as to_tsvector('simple', …) finds them in document_words: such a head first.
+_ASCII_TSVECTOR_WORD = re.compile(r"(?<![a-z0-9])[0-9]+e[0-9]+(?=[a-z])|[a-z0-9]+")
+# to_tsvector leaves out words of this many bytes or more (with a notice), and does not count their position.
+_TSVECTOR_WORD_LIMIT = 2047
+# Positions past this are counted as this one; a word keeps at most this many positions (to_tsvector's own).
+_TSVECTOR_LAST_POSITION = 16383
+_TSVECTOR_POSITIONS_PER_WORD = 255
+
+
+def document_tsvector(*, name: str, path: str, text: str, properties: dict, streams: list | None = None) -> str | None:
+    """PostgreSQL: ``to_tsvector('simple', document_words(…))`` in its text form (``abc:1 def:2 abc:3``),
+    which the server reads without its parser and dictionary: the same vector, for a writer that copies rows
+    straight into the table. None for a trace with any character that is not ASCII: how the server's parser
+    splits other scripts depends on its locale, so it computes those itself (the trigger does, for a row
+    written without a vector)."""
+    document = _document_text(name=name, path=path, text=text, properties=properties, streams=streams).lower()
+    if not document.isascii():
+        return None
+    tokens = _ASCII_TSVECTOR_WORD.findall(document)
+    if len(tokens) > _TSVECTOR_POSITIONS_PER_WORD or max(map(len, tokens), default=0) >= _TSVECTOR_WORD_LIMIT:
+        return _long_tsvector(tokens)
+    # One C-level pass for the common document (a few hundred words at most): no Python code per word.
+    return " ".join(map("{}:{}".format, tokens, range(1, len(tokens) + 1)))
+
+
+def _long_tsvector(tokens: list[str]) -> str:
+    """:func:`document_tsvector` of a long document: words too long to index, positions past the last and
+    positions of a word past its count are left out as to_tsvector leaves them out."""
+    if (
+        len(tokens) <= _TSVECTOR_LAST_POSITION
+        and max(Counter(tokens).values()) <= _TSVECTOR_POSITIONS_PER_WORD
+        and max(map(len, tokens)) < _TSVECTOR_WORD_LIMIT
+    ):
+        return " ".join(map("{}:{}".format, tokens, range(1, len(tokens) + 1)))
+    entries = []
+    counts: dict[str, int] = {}
+    position = 0
+    for token in tokens:
+        if len(token) >= _TSVECTOR_WORD_LIMIT:
+            continue
+        position += 1
+        counts[token] = seen = counts.get(token, 0) + 1
+        if seen <= _TSVECTOR_POSITIONS_PER_WORD:
+            entries.append(f"{token}:{min(position, _TSVECTOR_LAST_POSITION)}")
+    return " ".join(entries)
 
 
 def defer_words(cursor: CursorWrapper) -> int | None:
