@@ -43,6 +43,7 @@ comparable within one run: the machine is shared. Not a timed test: it reports t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import math
@@ -729,14 +730,16 @@ def log(message: str) -> None:
 class BareSqlite:
     name = "FTS5"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, reuse: bool = False):
         import sqlite3
 
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("CREATE VIRTUAL TABLE ref USING fts5(name, path, text, properties)")
+        if not reuse:
+            self.db.execute("CREATE VIRTUAL TABLE ref USING fts5(name, path, text, properties)")
         self.rowid = 0
+        self.keep = reuse
 
     def insert(self, rows: list[dict]) -> None:
         self.db.execute("BEGIN")
@@ -761,7 +764,7 @@ class BareSqlite:
 class BarePostgres:
     name = "tsvector + GIN"
 
-    def __init__(self, settings_dict: dict):
+    def __init__(self, settings_dict: dict, *, reuse: bool = False):
         import psycopg
 
         self.db = psycopg.connect(
@@ -772,6 +775,10 @@ class BarePostgres:
             dbname=settings_dict["NAME"],
             autocommit=True,
         )
+        self.rowid = 0
+        self.keep = reuse
+        if reuse:
+            return
         self.db.execute("DROP TABLE IF EXISTS bench_ref")
         # Split at every non-alphanumeric character, as Custodia does: PostgreSQL's own parser would keep a
         # whole path ("/laptop.E01/p2/NTFS/Users/…") as one word, and ``users`` would find nothing.
@@ -781,7 +788,6 @@ class BarePostgres:
                    name || ' ' || path || ' ' || text || ' ' || properties, '[^[:alnum:]]+', ' ', 'g'))) STORED)"""
         )
         self.db.execute("CREATE INDEX bench_ref_doc ON bench_ref USING gin (doc)")
-        self.rowid = 0
 
     def insert(self, rows: list[dict]) -> None:
         with (
@@ -797,7 +803,8 @@ class BarePostgres:
         self.db.execute("ANALYZE bench_ref")
 
     def close(self) -> None:
-        self.db.execute("DROP TABLE bench_ref")
+        if not self.keep:
+            self.db.execute("DROP TABLE bench_ref")
         self.db.close()
 
     def search(self, expression: str) -> int:
@@ -821,11 +828,18 @@ def code_version() -> str:
     return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if changed else "")
 
 
-def run_database(*, database: str, traces: int, seed: int, repeats: int) -> dict:
-    """The whole measurement on the database Django is configured for (one process per database)."""
+def run_database(
+    *, database: str, traces: int, seed: int, repeats: int, keep_dir: Path | None = None, reuse: bool = False
+) -> dict:
+    """The whole measurement on the database Django is configured for (one process per database).
+
+    With ``keep_dir`` the SQLite files (Custodia's and the FTS5 reference) live in ``keep_dir/<database>``
+    and are kept, with the indexing figures in a JSON file beside them; with ``reuse`` too, nothing is
+    indexed: the queries are timed on what an earlier ``--keep-db`` run left there."""
     from bench.extract_pipeline import setup_django
 
-    workdir = Path(tempfile.mkdtemp(prefix=f"custodia-bench-search-{database}-"))
+    workdir = kept_workdir(keep_dir, database, reuse=reuse) if keep_dir else None
+    workdir = workdir or Path(tempfile.mkdtemp(prefix=f"custodia-bench-search-{database}-"))
     code = code_version()
     setup_django(workdir / "data")
     from django.conf import settings
@@ -835,12 +849,14 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int) -> dict
     from evidence.services.registration import evidence_register
     from search.models import ExtractionRun, Trace, TraceTag
     from search.publisher import Publisher
-    from search.selectors import traces_search
     from search.services import trace_statistics_refresh
 
     case = Case.objects.get(reference=DEMO_CASE)
     custodian = User.objects.get(username="custodian")
     detective = User.objects.get(username="detective")
+    if reuse:
+        return time_kept_database(database=database, workdir=workdir, case=case, detective=detective,
+                                  repeats=repeats, code=code)  # fmt: skip
     evidence = evidence_register(
         actor=custodian, case=case, label="Laptop (synthetic, bench)", kind="disk_image", original_name="laptop.E01"
     )
@@ -901,6 +917,75 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int) -> dict
             cursor.execute("VACUUM")
     log(f"{database}: {stored:,} traces stored, {tagged:,} tags; timing queries")
 
+    results = time_queries(database=database, case=case, detective=detective, bare=bare, repeats=repeats)
+    summary = {
+        "database": database,
+        "server": connection.pg_version if connection.vendor == "postgresql" else None,
+        "sqlite_version": __import__("sqlite3").sqlite_version,
+        "traces": stored,
+        "generated": done,
+        "tags": tagged,
+        "custodia_seconds": custodia_seconds,
+        "bare_seconds": bare_seconds,
+        "generate_seconds": generate_seconds,
+        "bare_name": bare.name,
+        "count_limit": settings.CUSTODIA_SEARCH_COUNT_LIMIT,
+        "queries": results,
+        "code": code,
+    }
+    if keep_dir:
+        bare.keep = True
+        (workdir / KEPT_SUMMARY).write_text(json.dumps({**summary, "queries": [], "seed": seed}))
+    bare.close()
+    connection.close()
+    if not keep_dir:
+        shutil.rmtree(workdir, ignore_errors=True)  # the SQLite files of 1 M traces take gigabytes
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------- timing
+
+KEPT_SUMMARY = "indexing.json"  # the indexing figures of a kept database, beside its files
+
+
+def kept_workdir(keep_dir: Path, database: str, *, reuse: bool) -> Path:
+    """``keep_dir/<database>``: empty (or new) to index into, or holding an indexed database to reuse."""
+    workdir = keep_dir.resolve() / database
+    indexed = (workdir / KEPT_SUMMARY).exists()
+    if reuse and not indexed:
+        raise SystemExit(f"{workdir} holds no indexed database: make one with --keep-db {keep_dir}")
+    if not reuse and workdir.exists() and any(workdir.iterdir()):
+        raise SystemExit(f"{workdir} is not empty: time it with --reuse-db {keep_dir}, or remove it")
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir
+
+
+def time_kept_database(*, database: str, workdir: Path, case, detective, repeats: int, code: str) -> dict:
+    """The queries timed on a database indexed by an earlier ``--keep-db`` run (its indexing figures kept)."""
+    from django.db import connection
+
+    summary = json.loads((workdir / KEPT_SUMMARY).read_text())
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # statistics of the current schema (a migration may have added indexes)
+    bare = (
+        BareSqlite(workdir / "reference.sqlite3", reuse=True)
+        if database == "sqlite"
+        else BarePostgres(connection.settings_dict, reuse=True)
+    )
+    log(f"{database}: reusing {summary['traces']:,} traces indexed by {summary['code']}; timing queries")
+    summary["queries"] = time_queries(database=database, case=case, detective=detective, bare=bare, repeats=repeats)
+    summary["code"] = f"{code} (indexed by {summary['code']})"
+    bare.close()
+    connection.close()
+    return summary
+
+
+def time_queries(*, database: str, case, detective, bare, repeats: int) -> list[dict]:
+    """Every query of QUERIES (and the extra ones, and the second pages) through ``traces_search``, as the
+    detective, then on the bare engine."""
+    from search.selectors import traces_search
+
     def search(query: str, cursor: str | None = None, *, exact: bool = False) -> dict:
         return traces_search(
             user=detective, case_id=case.pk, query=query, facets=None, limit=50, cursor=cursor, exact=exact
@@ -943,25 +1028,7 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int) -> dict
         except Exception as exc:
             entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
         results.append(entry)
-    summary = {
-        "database": database,
-        "server": connection.pg_version if connection.vendor == "postgresql" else None,
-        "sqlite_version": __import__("sqlite3").sqlite_version,
-        "traces": stored,
-        "generated": done,
-        "tags": tagged,
-        "custodia_seconds": custodia_seconds,
-        "bare_seconds": bare_seconds,
-        "generate_seconds": generate_seconds,
-        "bare_name": bare.name,
-        "count_limit": settings.CUSTODIA_SEARCH_COUNT_LIMIT,
-        "queries": results,
-        "code": code,
-    }
-    bare.close()
-    connection.close()
-    shutil.rmtree(workdir, ignore_errors=True)  # the SQLite files of 1 M traces take gigabytes
-    return summary
+    return results
 
 
 # ---------------------------------------------------------------------------------------------- reporting
@@ -1101,6 +1168,46 @@ def print_report(results: dict[str, dict]) -> None:
         )
 
 
+@contextlib.contextmanager
+def kept_postgres_server(datadir: Path, *, reuse: bool):
+    """A PostgreSQL server on loopback whose data folder stays (``--keep-db`` makes it, ``--reuse-db`` starts
+    it again), configured as tests/servers.py's throw-away one (fsync off), stopped cleanly at the end."""
+    from tests.servers import POSTGRES_BIN_DIRS, free_port
+
+    bindir = POSTGRES_BIN_DIRS[0]
+    # initdb refuses to run as root: then the server runs as the postgres system user (as in tests/servers.py).
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    datadir = datadir.resolve()
+    if reuse and not (datadir / "PG_VERSION").exists():
+        raise SystemExit(f"{datadir} holds no PostgreSQL data folder: make one with --keep-db")
+    if not reuse:
+        if datadir.exists() and any(datadir.iterdir()):
+            raise SystemExit(f"{datadir} is not empty: time it with --reuse-db, or remove it")
+        datadir.mkdir(parents=True, exist_ok=True)
+        os.chmod(datadir, 0o700)
+        if prefix:
+            shutil.chown(datadir, "postgres", "postgres")
+        subprocess.run(  # nosec B603  # a fixed command line of the installed PostgreSQL binaries
+            [*prefix, str(bindir / "initdb"), "-D", str(datadir), "-U", "custodia", "--auth=trust", "-E", "UTF8",
+             "--no-sync"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+    socket_dir = Path(tempfile.mkdtemp(prefix="custodia-bench-pg-"))
+    os.chmod(socket_dir, 0o777)  # noqa: S103  # the socket folder of a server run as the postgres user
+    port = free_port()
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {socket_dir} -c fsync=off -c full_page_writes=off"
+    control = [*prefix, str(bindir / "pg_ctl"), "-D", str(datadir)]
+    subprocess.run(  # nosec B603  # as above
+        [*control, "-o", options, "-l", str(socket_dir / "log"), "-w", "start"], check=True, capture_output=True
+    )
+    try:
+        yield f"postgres://custodia@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*control, "-m", "fast", "-w", "stop"], capture_output=True)  # nosec B603  # as above
+        shutil.rmtree(socket_dir, ignore_errors=True)
+
+
 def run_worker(*, database: str, arguments, env: dict) -> dict:
     output = Path(tempfile.mkstemp(prefix=f"custodia-bench-search-{database}-", suffix=".json")[1])
     command = [
@@ -1117,6 +1224,8 @@ def run_worker(*, database: str, arguments, env: dict) -> dict:
         "--repeats",
         str(arguments.repeats),
     ]
+    if arguments.keep_db or arguments.reuse_db:
+        command += ["--keep-db" if arguments.keep_db else "--reuse-db", arguments.keep_db or arguments.reuse_db]
     try:
         subprocess.run(command, env=env, check=True, cwd=PROJECT_ROOT)
         return json.loads(output.read_text())
@@ -1132,6 +1241,13 @@ def main() -> None:
     parser.add_argument("--only", choices=["sqlite", "postgres"], default=None)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each query after one warm-up")
+    kept = parser.add_mutually_exclusive_group()
+    kept.add_argument(
+        "--keep-db",
+        metavar="DIR",
+        help="index into DIR (a SQLite folder and a PostgreSQL data folder in it) and keep it, to time again",
+    )
+    kept.add_argument("--reuse-db", metavar="DIR", help="index nothing: time the queries on what --keep-db DIR left")
     parser.add_argument("--worker", choices=["sqlite", "postgres"], help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -1142,8 +1258,14 @@ def main() -> None:
         arguments.traces = 100_000 if arguments.quick else 1_000_000
 
     if arguments.worker:
+        kept = arguments.keep_db or arguments.reuse_db
         result = run_database(
-            database=arguments.worker, traces=arguments.traces, seed=arguments.seed, repeats=arguments.repeats
+            database=arguments.worker,
+            traces=arguments.traces,
+            seed=arguments.seed,
+            repeats=arguments.repeats,
+            keep_dir=Path(kept) if kept else None,
+            reuse=bool(arguments.reuse_db),
         )
         Path(arguments.output).write_text(json.dumps(result))
         return
@@ -1161,8 +1283,14 @@ def main() -> None:
         env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
         results["sqlite"] = run_worker(database="sqlite", arguments=arguments, env=env)
     if arguments.only in (None, "postgres"):
+        kept = arguments.keep_db or arguments.reuse_db
         if os.environ.get("DATABASE_URL"):
             results["postgres"] = run_worker(database="postgres", arguments=arguments, env=dict(os.environ))
+        elif kept:
+            with kept_postgres_server(Path(kept) / "postgres-server", reuse=bool(arguments.reuse_db)) as url:
+                results["postgres"] = run_worker(
+                    database="postgres", arguments=arguments, env={**os.environ, "DATABASE_URL": url}
+                )
         else:
             from tests.servers import postgres_server
 
