@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import date
 from typing import Any, cast
 
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q, QuerySet
-from django.db.models.expressions import OrderBy
+from django.db.models.expressions import OrderBy, RawSQL
 
 from search.backends import budget
 from search.backends.sql import fulltext, schema
@@ -98,7 +98,7 @@ def fill_hits(
     if bound is None:
         return hits.fill(*_from_where(traces.order_by().values("pk")))
     if connection.vendor == "postgresql":
-        return _sampled_hits(hits, traces=traces, sort=sort, bound=bound)
+        return _sampled_hits(hits, traces=traces, sort=sort, bound=bound, node=node)
     # Any hits up to one past the bound, in whatever order the database finds them fastest, ids only
     # (often from an index alone): fewer than that are all of them. Asked for the first hits in order
     # straight away, a planner that cannot tell how many rows a range holds may walk the whole table in
@@ -136,18 +136,56 @@ def fill_hits(
     return total
 
 
-def _sampled_hits(hits: HitsTable, *, traces: QuerySet[Trace], sort: tuple[str, ...], bound: int) -> int:
+def _sampled_hits(
+    hits: HitsTable, *, traces: QuerySet[Trace], sort: tuple[str, ...], bound: int, node: Node | None
+) -> int:
     """PostgreSQL (strategy 6): any ``bound + 1`` hits, in whatever order the indexes yield them, straight
     into the hits table in one pass; fewer than that are all of them. Past the bound they are a sample the
     count and the facets are taken from, and the page comes from the ordered query, which needs only its
     ``offset + limit`` first hits: with ten thousand hits or more there is one in every hundred traces or so,
     so walking the id index in order finds a page after reading a few thousand rows. (PostgreSQL's word
     index yields no order: the first ten thousand hits of a common word in order meant reading and sorting
-    every hit, or tens of thousands of rows in order.)"""
-    total = hits.fill(*_from_where(traces.order_by().values("pk")[: bound + 1]))
+    every hit, or tens of thousands of rows in order.)
+
+    A query that must hold words takes its hits from the word index (:func:`_word_index_plan`). In id
+    order, the page's walk stops at the sample's ``offset + limit``-th id: the sample is a subset of the
+    hits, so the page's hits are all at or before it (the page is the same; the walk is bounded)."""
+    groups, _ = _full_text_conjuncts(node) if node is not None else ([], [])
+    with _word_index_plan(hits.cursor) if groups else nullcontext():
+        total = hits.fill(*_from_where(traces.order_by().values("pk")[: bound + 1]))
     if total > bound:
         hits.ordered_page = traces.order_by(*order_by(sort)).values_list("pk", flat=True)
+        hits.page_bounded_by_sample = tuple(sort) == ("id",)
     return total
+
+
+# The memory a search's bitmap of word hits may take before PostgreSQL keeps only the pages that hold
+# them (then it reads every row of those pages again to check the words): a million traces of which most
+# hold a word take some 20 MB.
+WORD_BITMAP_MEMORY = "64MB"
+
+
+@contextmanager
+def _word_index_plan(cursor: CursorWrapper) -> Iterator[None]:
+    """PostgreSQL, for the statement in the block: hits from the word index's bitmap, never a scan that
+    checks every row's words. The planner prices that check as cheap, but the words of a trace with text
+    are stored apart (TOAST) and read back for each row: for a word in a quarter of the traces, a scan
+    for ten thousand hits took six times the bitmap's time (docs/benchmarks.md, branch pg1m). The settings
+    are the transaction's own (``set_config(…, true)``), restored after the block."""
+    cursor.execute(
+        "SELECT current_setting('enable_seqscan'), current_setting('enable_indexscan'), current_setting('work_mem'), "
+        "set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true), "
+        "set_config('work_mem', %s, true)",
+        [WORD_BITMAP_MEMORY],
+    )
+    seqscan, indexscan, work_mem = cursor.fetchone()[:3]
+    # Not on an error: the transaction is then aborted, and its rollback restores them.
+    yield
+    cursor.execute(
+        "SELECT set_config('enable_seqscan', %s, true), set_config('enable_indexscan', %s, true), "
+        "set_config('work_mem', %s, true)",
+        [seqscan, indexscan, work_mem],
+    )
 
 
 class HitsTable:
@@ -160,16 +198,28 @@ class HitsTable:
         self.name = f"custodia_hits_{uuid.uuid4().hex[:16]}"
         self.select, self.select_params = _hits_columns(sort=sort, date_property=date_property)
         self.order = ", ".join(_hits_order(sort))
-        # Set when the table holds a sample of the hits (strategy 6): the page comes from this query instead.
+        # Set when the table holds a sample of the hits (strategy 6): the page comes from this query instead,
+        # in id order bounded by the sample's ids when ``page_bounded_by_sample``.
         self.ordered_page: QuerySet | None = None
+        self.page_bounded_by_sample = False
+        self.dropped_at_commit = False
 
     def fill(self, from_where: str, params: list) -> int:
         """Create the table from ``FROM … WHERE …`` (without FROM) of search_trace; the number of its rows."""
         if budget.sqlite_caller_transaction():
             from_where, params = _ids_read_first(self.cursor, f'SELECT "search_trace"."id" FROM {from_where}', params)  # noqa: S608 (ours and Django's)
-        create = f"CREATE TEMPORARY TABLE {self.name} AS SELECT {self.select} FROM {from_where}"  # noqa: S608 (ours and Django's)
+        # PostgreSQL, in a transaction of the search's own (the budget's, not nested in a caller's): the
+        # table goes with its commit, one round trip fewer than dropping it.
+        self.dropped_at_commit = (
+            connection.vendor == "postgresql" and connection.in_atomic_block and not connection.savepoint_ids
+        )
+        on_commit = " ON COMMIT DROP" if self.dropped_at_commit else ""
+        create = f"CREATE TEMPORARY TABLE {self.name}{on_commit} AS SELECT {self.select} FROM {from_where}"  # noqa: S608 (ours and Django's)
         with budget.uninterrupted() if budget.sqlite_caller_transaction() else nullcontext():
             self.cursor.execute(create, [*self.select_params, *params])
+        if connection.vendor == "postgresql":
+            # The server reports the rows CREATE TABLE … AS wrote ("SELECT 10001"): one round trip fewer.
+            return self.cursor.rowcount
         self.cursor.execute(f"SELECT COUNT(*) FROM {self.name}")  # noqa: S608 (our own table name)
         return self.cursor.fetchone()[0]
 
@@ -205,11 +255,19 @@ class HitsTable:
     def page_ids(self, *, offset: int, limit: int) -> list[int]:
         """The ids of one page of hits, in the sort order."""
         if self.ordered_page is not None:
-            return list(self.ordered_page[offset : offset + limit])
+            page = self.ordered_page
+            if self.page_bounded_by_sample:
+                # The sample holds at least offset + limit hits (it is past the bound): the page's last hit
+                # is at or before the sample's (offset + limit)-th id.
+                last = RawSQL(f"SELECT id FROM {self.name} ORDER BY id LIMIT 1 OFFSET %s", [offset + limit - 1])  # noqa: S608, S611 (our own table name)
+                page = page.filter(pk__lte=last)
+            return list(page[offset : offset + limit])
         self.cursor.execute(f"SELECT id FROM {self.name} ORDER BY {self.order} LIMIT %s OFFSET %s", [limit, offset])  # noqa: S608
         return [row[0] for row in self.cursor.fetchall()]
 
     def drop(self, *, missing_ok: bool = False) -> None:
+        if self.dropped_at_commit:
+            return
         with budget.uninterrupted():
             self.cursor.execute(f"DROP TABLE {'IF EXISTS ' if missing_ok else ''}{self.name}")
 
