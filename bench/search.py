@@ -756,6 +756,9 @@ class BareSqlite:
     def close(self) -> None:
         self.db.close()
 
+    def first_page(self, expression: str) -> None:
+        self.db.execute("SELECT rowid FROM ref WHERE ref MATCH ? LIMIT 50", (expression,)).fetchall()
+
     def search(self, expression: str) -> int:
         self.db.execute("SELECT rowid FROM ref WHERE ref MATCH ? ORDER BY rank LIMIT 50", (expression,)).fetchall()
         return self.db.execute("SELECT count(*) FROM ref WHERE ref MATCH ?", (expression,)).fetchone()[0]
@@ -806,6 +809,11 @@ class BarePostgres:
         if not self.keep:
             self.db.execute("DROP TABLE bench_ref")
         self.db.close()
+
+    def first_page(self, expression: str) -> None:
+        self.db.execute(
+            "SELECT id FROM bench_ref WHERE doc @@ to_tsquery('simple', %s) LIMIT 50", (expression,)
+        ).fetchall()
 
     def search(self, expression: str) -> int:
         self.db.execute(
@@ -918,6 +926,7 @@ def run_database(
     log(f"{database}: {stored:,} traces stored, {tagged:,} tags; timing queries")
 
     results = time_queries(database=database, case=case, detective=detective, bare=bare, repeats=repeats)
+    floors = time_floors(database=database, case=case, bare=bare, repeats=repeats)
     summary = {
         "database": database,
         "server": connection.pg_version if connection.vendor == "postgresql" else None,
@@ -931,11 +940,12 @@ def run_database(
         "bare_name": bare.name,
         "count_limit": settings.CUSTODIA_SEARCH_COUNT_LIMIT,
         "queries": results,
+        "floors": floors,
         "code": code,
     }
     if keep_dir:
         bare.keep = True
-        (workdir / KEPT_SUMMARY).write_text(json.dumps({**summary, "queries": [], "seed": seed}))
+        (workdir / KEPT_SUMMARY).write_text(json.dumps({**summary, "queries": [], "floors": {}, "seed": seed}))
     bare.close()
     connection.close()
     if not keep_dir:
@@ -975,6 +985,7 @@ def time_kept_database(*, database: str, workdir: Path, case, detective, repeats
     )
     log(f"{database}: reusing {summary['traces']:,} traces indexed by {summary['code']}; timing queries")
     summary["queries"] = time_queries(database=database, case=case, detective=detective, bare=bare, repeats=repeats)
+    summary["floors"] = time_floors(database=database, case=case, bare=bare, repeats=repeats)
     summary["code"] = f"{code} (indexed by {summary['code']})"
     bare.close()
     connection.close()
@@ -1002,10 +1013,11 @@ def time_queries(*, database: str, case, detective, bare, repeats: int) -> list[
         try:
             entry["samples"] = measure(lambda q=query, f=found: f.update(result=search(q)), repeats=repeats)
             entry["total"] = found["result"]["total"]
-            entry["exact_samples"] = measure(
-                lambda q=query, f=found: f.update(result=search(q, exact=True)), repeats=repeats
-            )
-            entry["exact_total"] = found["result"]["total"]
+            if TIME_COUNTING_ALL:
+                entry["exact_samples"] = measure(
+                    lambda q=query, f=found: f.update(result=search(q, exact=True)), repeats=repeats
+                )
+                entry["exact_total"] = found["result"]["total"]
         except Exception as exc:  # reported in the table, never hidden
             entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
         expression = fts5 if database == "sqlite" else tsquery
@@ -1023,12 +1035,114 @@ def time_queries(*, database: str, case, detective, bare, repeats: int) -> list[
         try:
             cursor = search(query)["cursor"]
             entry["samples"] = measure(lambda q=query, c=cursor: search(q, c), repeats=repeats)
-            cursor = search(query, exact=True)["cursor"]
-            entry["exact_samples"] = measure(lambda q=query, c=cursor: search(q, c, exact=True), repeats=repeats)
+            if TIME_COUNTING_ALL:
+                cursor = search(query, exact=True)["cursor"]
+                entry["exact_samples"] = measure(lambda q=query, c=cursor: search(q, c, exact=True), repeats=repeats)
         except Exception as exc:
             entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
         results.append(entry)
     return results
+
+
+TIME_COUNTING_ALL = True  # --no-exact: the first pages only (at a million traces counting all takes minutes)
+ROUND_TRIPS = 20
+
+
+def time_floors(*, database: str, case, bare, repeats: int) -> dict:
+    """What stops a first page, measured in the same run as the searches: one round trip to the database
+    (``SELECT 1``); per query, the hits table's fill alone (planner.fill_hits as a search runs it, then
+    undone); for the word queries, the first 50 ids in id order from Custodia's own word index, and the
+    bare engine's first 50 hits (no rank, no count)."""
+    from django.conf import settings
+    from django.db import connection, transaction
+
+    from search.backends.sql import SqlSearchBackend
+    from search.backends.sql.planner import HitsTable, fill_hits
+    from search.backends.sql.schema import FTS_TABLE
+    from search.query import parse_query
+
+    backend = SqlSearchBackend()
+    bound = settings.CUSTODIA_SEARCH_COUNT_LIMIT
+
+    def fill(query: str) -> None:
+        node = parse_query(query) if query else None
+        with connection.cursor() as cursor:
+            hits = HitsTable(cursor, sort=("id",), date_property=None)
+            if connection.vendor == "postgresql":
+                with transaction.atomic():  # as the search's budget does; the rollback removes the table
+                    fill_hits(hits, case_id=case.pk, node=node, sort=("id",), bound=bound,
+                              matching=lambda: backend.matching(case_id=case.pk, node=node))  # fmt: skip
+                    transaction.set_rollback(True)
+                return
+            try:
+                fill_hits(hits, case_id=case.pk, node=node, sort=("id",), bound=bound,
+                          matching=lambda: backend.matching(case_id=case.pk, node=node))  # fmt: skip
+            finally:
+                hits.drop(missing_ok=True)
+
+    def word_index_page(expression: str) -> None:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    "SELECT id FROM search_trace WHERE case_id = %s AND search_vector @@ to_tsquery('simple', %s) "
+                    "ORDER BY id LIMIT 50",
+                    [case.pk, expression],
+                )
+            else:
+                cursor.execute(
+                    f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s ORDER BY rowid LIMIT 50",  # noqa: S608
+                    [expression],
+                )
+            cursor.fetchall()
+
+    def round_trip() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+
+    floors: dict = {"round_trip": timed(round_trip, ROUND_TRIPS), "queries": []}
+    for label, query, fts5, tsquery in [*QUERIES, *EXTRA_QUERIES]:
+        entry: dict = {"label": label, "query": query, "fill": [], "word_index": [], "bare_first": [], "error": None}
+        try:
+            entry["fill"] = measure(lambda q=query: fill(q), repeats=repeats)
+        except Exception as exc:  # reported, never hidden
+            entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
+        expression = fts5 if database == "sqlite" else tsquery
+        if expression is not None:
+            entry["word_index"] = measure(lambda e=expression: word_index_page(e), repeats=repeats)
+            entry["bare_first"] = measure(lambda e=expression: bare.first_page(e), repeats=repeats)
+        floors["queries"].append(entry)
+    log(f"{database}: floors timed")
+    return floors
+
+
+def print_floors(results: dict[str, dict]) -> None:
+    databases = [name for name in ("sqlite", "postgres") if name in results and results[name].get("floors")]
+    if not databases:
+        return
+    titles = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+    print()
+    print("Floors, measured in the same run (p50 / p95 ms): the first page with facets beside its hits table's fill")
+    print("alone, the first 50 ids of a word from Custodia's word index in id order, the bare engine's first 50 hits")
+    print("(no rank, no count); and one round trip to the database:")
+    print()
+    header = ["query"]
+    for name in databases:
+        header += [f"{titles[name]} first page", "fill alone", "word index, 50 ids", "bare, 50 hits"]
+    print("| " + " | ".join(header) + " |")
+    print("|---|" + "---:|" * (4 * len(databases)))
+    for index, (label, query, _, _) in enumerate([*QUERIES, *EXTRA_QUERIES]):
+        row = [f"`{query}`" if query else f"({label})"]
+        for name in databases:
+            floor = results[name]["floors"]["queries"][index]
+            page = results[name]["queries"][index]
+            fill = "error" if floor["error"] else timing(floor["fill"], 0)
+            row += [timing(page["samples"], 0), fill, timing(floor["word_index"], 0), timing(floor["bare_first"], 0)]
+        print("| " + " | ".join(row) + " |")
+    row = ["one round trip (`SELECT 1`)"]
+    for name in databases:
+        row += [timing(results[name]["floors"]["round_trip"], 0), "", "", ""]
+    print("| " + " | ".join(row) + " |")
 
 
 # ---------------------------------------------------------------------------------------------- reporting
@@ -1194,7 +1308,7 @@ def kept_postgres_server(datadir: Path, *, reuse: bool):
             capture_output=True,
         )  # fmt: skip
     socket_dir = Path(tempfile.mkdtemp(prefix="custodia-bench-pg-"))
-    os.chmod(socket_dir, 0o777)  # noqa: S103  # the socket folder of a server run as the postgres user
+    os.chmod(socket_dir, 0o777)  # noqa: S103  # nosec B103  # the socket folder of a server run as the postgres user
     port = free_port()
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {socket_dir} -c fsync=off -c full_page_writes=off"
     control = [*prefix, str(bindir / "pg_ctl"), "-D", str(datadir)]
@@ -1224,6 +1338,8 @@ def run_worker(*, database: str, arguments, env: dict) -> dict:
         "--repeats",
         str(arguments.repeats),
     ]
+    if arguments.no_exact:
+        command.append("--no-exact")
     if arguments.keep_db or arguments.reuse_db:
         command += ["--keep-db" if arguments.keep_db else "--reuse-db", arguments.keep_db or arguments.reuse_db]
     try:
@@ -1248,6 +1364,9 @@ def main() -> None:
         help="index into DIR (a SQLite folder and a PostgreSQL data folder in it) and keep it, to time again",
     )
     kept.add_argument("--reuse-db", metavar="DIR", help="index nothing: time the queries on what --keep-db DIR left")
+    parser.add_argument(
+        "--no-exact", action="store_true", help="time the first pages only, not the same searches counting all"
+    )
     parser.add_argument("--worker", choices=["sqlite", "postgres"], help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -1258,6 +1377,8 @@ def main() -> None:
         arguments.traces = 100_000 if arguments.quick else 1_000_000
 
     if arguments.worker:
+        global TIME_COUNTING_ALL
+        TIME_COUNTING_ALL = not arguments.no_exact
         kept = arguments.keep_db or arguments.reuse_db
         result = run_database(
             database=arguments.worker,
@@ -1299,6 +1420,7 @@ def main() -> None:
                 results["postgres"] = run_worker(database="postgres", arguments=arguments, env=env)
     print()
     print_report(results)
+    print_floors(results)
 
 
 if __name__ == "__main__":
