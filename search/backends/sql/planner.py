@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from datetime import date
 from typing import Any, cast
 
@@ -98,7 +98,7 @@ def fill_hits(
     if bound is None:
         return hits.fill(*_from_where(traces.order_by().values("pk")))
     if connection.vendor == "postgresql":
-        return _sampled_hits(hits, traces=traces, sort=sort, bound=bound, node=node)
+        return _sampled_hits(hits, traces=traces, sort=sort, bound=bound)
     # Any hits up to one past the bound, in whatever order the database finds them fastest, ids only
     # (often from an index alone): fewer than that are all of them. Asked for the first hits in order
     # straight away, a planner that cannot tell how many rows a range holds may walk the whole table in
@@ -136,9 +136,7 @@ def fill_hits(
     return total
 
 
-def _sampled_hits(
-    hits: HitsTable, *, traces: QuerySet[Trace], sort: tuple[str, ...], bound: int, node: Node | None
-) -> int:
+def _sampled_hits(hits: HitsTable, *, traces: QuerySet[Trace], sort: tuple[str, ...], bound: int) -> int:
     """PostgreSQL (strategy 6): any ``bound + 1`` hits, in whatever order the indexes yield them, straight
     into the hits table in one pass; fewer than that are all of them. Past the bound they are a sample the
     count and the facets are taken from, and the page comes from the ordered query, which needs only its
@@ -147,45 +145,16 @@ def _sampled_hits(
     index yields no order: the first ten thousand hits of a common word in order meant reading and sorting
     every hit, or tens of thousands of rows in order.)
 
-    A query that must hold words takes its hits from the word index (:func:`_word_index_plan`). In id
-    order, the page's walk stops at the sample's ``offset + limit``-th id: the sample is a subset of the
+    In id order, the page's walk stops at the sample's ``offset + limit``-th id: the sample is a subset of the
     hits, so the page's hits are all at or before it (the page is the same; the walk is bounded)."""
-    groups, _ = _full_text_conjuncts(node) if node is not None else ([], [])
-    with _word_index_plan(hits.cursor) if groups else nullcontext():
-        total = hits.fill(*_from_where(traces.order_by().values("pk")[: bound + 1]))
+    # Not steered to the word index's bitmap: at 300,000 traces that was up to six times as fast for a word in
+    # a quarter of the traces, at 1,000,000 up to twice as slow (the bitmap reads every hit's entry; the
+    # planner's scan stops at the sample), docs/benchmarks.md, branch pg1m.
+    total = hits.fill(*_from_where(traces.order_by().values("pk")[: bound + 1]))
     if total > bound:
         hits.ordered_page = traces.order_by(*order_by(sort)).values_list("pk", flat=True)
         hits.page_bounded_by_sample = tuple(sort) == ("id",)
     return total
-
-
-# The memory a search's bitmap of word hits may take before PostgreSQL keeps only the pages that hold
-# them (then it reads every row of those pages again to check the words): a million traces of which most
-# hold a word take some 20 MB.
-WORD_BITMAP_MEMORY = "64MB"
-
-
-@contextmanager
-def _word_index_plan(cursor: CursorWrapper) -> Iterator[None]:
-    """PostgreSQL, for the statement in the block: hits from the word index's bitmap, never a scan that
-    checks every row's words. The planner prices that check as cheap, but the words of a trace with text
-    are stored apart (TOAST) and read back for each row: for a word in a quarter of the traces, a scan
-    for ten thousand hits took six times the bitmap's time (docs/benchmarks.md, branch pg1m). The settings
-    are the transaction's own (``set_config(…, true)``), restored after the block."""
-    cursor.execute(
-        "SELECT current_setting('enable_seqscan'), current_setting('enable_indexscan'), current_setting('work_mem'), "
-        "set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true), "
-        "set_config('work_mem', %s, true)",
-        [WORD_BITMAP_MEMORY],
-    )
-    seqscan, indexscan, work_mem = cursor.fetchone()[:3]
-    # Not on an error: the transaction is then aborted, and its rollback restores them.
-    yield
-    cursor.execute(
-        "SELECT set_config('enable_seqscan', %s, true), set_config('enable_indexscan', %s, true), "
-        "set_config('work_mem', %s, true)",
-        [seqscan, indexscan, work_mem],
-    )
 
 
 class HitsTable:
