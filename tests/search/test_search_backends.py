@@ -545,9 +545,9 @@ def test_a_count_limit_keeps_every_page_of_every_sort(demo, traces, settings, so
 
 
 def test_a_sampled_search_leaves_the_callers_transaction_as_it_was(demo, traces, settings):
-    # PostgreSQL plans the sample's fill with settings of its own (planner._word_index_plan) and the budget
-    # sets a timeout: inside a caller's transaction, both are back to what they were after the search, and
-    # the hits table is gone; the page is the exact search's first page.
+    # On PostgreSQL the budget sets a timeout and the hits table may go at commit: inside a caller's
+    # transaction, the planner's settings and the timeout are as they were after the search, and the hits
+    # table is gone; the page (bounded by the sample's ids) is the exact search's first page.
     from django.db import transaction
 
     settings.CUSTODIA_SEARCH_COUNT_LIMIT = 2
