@@ -46,6 +46,7 @@ comparable within one run: the machine is shared. Not a timed test: it reports t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import math
@@ -732,14 +733,16 @@ def log(message: str) -> None:
 class BareSqlite:
     name = "FTS5"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, reuse: bool = False):
         import sqlite3
 
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("CREATE VIRTUAL TABLE ref USING fts5(name, path, text, properties)")
+        if not reuse:
+            self.db.execute("CREATE VIRTUAL TABLE ref USING fts5(name, path, text, properties)")
         self.rowid = 0
+        self.keep = reuse
 
     def insert(self, rows: list[dict]) -> None:
         self.db.execute("BEGIN")
@@ -756,6 +759,9 @@ class BareSqlite:
     def close(self) -> None:
         self.db.close()
 
+    def first_page(self, expression: str) -> None:
+        self.db.execute("SELECT rowid FROM ref WHERE ref MATCH ? LIMIT 50", (expression,)).fetchall()
+
     def search(self, expression: str) -> int:
         self.db.execute("SELECT rowid FROM ref WHERE ref MATCH ? ORDER BY rank LIMIT 50", (expression,)).fetchall()
         return self.db.execute("SELECT count(*) FROM ref WHERE ref MATCH ?", (expression,)).fetchone()[0]
@@ -764,7 +770,7 @@ class BareSqlite:
 class BarePostgres:
     name = "tsvector + GIN"
 
-    def __init__(self, settings_dict: dict):
+    def __init__(self, settings_dict: dict, *, reuse: bool = False):
         import psycopg
 
         self.db = psycopg.connect(
@@ -775,6 +781,10 @@ class BarePostgres:
             dbname=settings_dict["NAME"],
             autocommit=True,
         )
+        self.rowid = 0
+        self.keep = reuse
+        if reuse:
+            return
         self.db.execute("DROP TABLE IF EXISTS bench_ref")
         # Split at every non-alphanumeric character, as Custodia does: PostgreSQL's own parser would keep a
         # whole path ("/laptop.E01/p2/NTFS/Users/…") as one word, and ``users`` would find nothing.
@@ -784,7 +794,6 @@ class BarePostgres:
                    name || ' ' || path || ' ' || text || ' ' || properties, '[^[:alnum:]]+', ' ', 'g'))) STORED)"""
         )
         self.db.execute("CREATE INDEX bench_ref_doc ON bench_ref USING gin (doc)")
-        self.rowid = 0
 
     def insert(self, rows: list[dict]) -> None:
         with (
@@ -800,8 +809,14 @@ class BarePostgres:
         self.db.execute("ANALYZE bench_ref")
 
     def close(self) -> None:
-        self.db.execute("DROP TABLE bench_ref")
+        if not self.keep:
+            self.db.execute("DROP TABLE bench_ref")
         self.db.close()
+
+    def first_page(self, expression: str) -> None:
+        self.db.execute(
+            "SELECT id FROM bench_ref WHERE doc @@ to_tsquery('simple', %s) LIMIT 50", (expression,)
+        ).fetchall()
 
     def search(self, expression: str) -> int:
         self.db.execute(
@@ -1006,11 +1021,26 @@ def code_version() -> str:
     return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if changed else "")
 
 
-def run_database(*, database: str, traces: int, seed: int, repeats: int, index_only: bool = False) -> dict:
-    """The whole measurement on the database Django is configured for (one process per database)."""
+def run_database(
+    *,
+    database: str,
+    traces: int,
+    seed: int,
+    repeats: int,
+    index_only: bool = False,
+    keep_dir: Path | None = None,
+    reuse: bool = False,
+) -> dict:
+    """The whole measurement on the database Django is configured for (one process per database).
+
+    With ``keep_dir`` the SQLite files (Custodia's and the FTS5 reference) live in ``keep_dir/<database>``
+    and are kept, with the indexing figures in a JSON file beside them; with ``reuse`` too, nothing is
+    indexed: the queries are timed on what an earlier ``--keep-db`` run left there. ``index_only`` stops
+    after indexing (its floors included), before the queries."""
     from bench.extract_pipeline import setup_django
 
-    workdir = Path(tempfile.mkdtemp(prefix=f"custodia-bench-search-{database}-"))
+    workdir = kept_workdir(keep_dir, database, reuse=reuse) if keep_dir else None
+    workdir = workdir or Path(tempfile.mkdtemp(prefix=f"custodia-bench-search-{database}-"))
     code = code_version()
     setup_django(workdir / "data")
     from django.conf import settings
@@ -1020,12 +1050,14 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int, index_o
     from evidence.services.registration import evidence_register
     from search.models import ExtractionRun, Trace, TraceTag
     from search.publisher import Publisher
-    from search.selectors import traces_search
     from search.services import trace_statistics_refresh
 
     case = Case.objects.get(reference=DEMO_CASE)
     custodian = User.objects.get(username="custodian")
     detective = User.objects.get(username="detective")
+    if reuse:
+        return time_kept_database(database=database, workdir=workdir, case=case, detective=detective,
+                                  repeats=repeats, code=code)  # fmt: skip
     evidence = evidence_register(
         actor=custodian, case=case, label="Laptop (synthetic, bench)", kind="disk_image", original_name="laptop.E01"
     )
@@ -1069,9 +1101,13 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int, index_o
         "code": code,
     }
     if index_only:
+        if keep_dir:
+            bare.keep = True
+            (workdir / KEPT_SUMMARY).write_text(json.dumps({**summary, "seed": seed}))
         bare.close()
         connection.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not keep_dir:
+            shutil.rmtree(workdir, ignore_errors=True)
         return summary
 
     # A few thousand tagged traces, as a team that has been at work on the case.
@@ -1092,6 +1128,63 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int, index_o
             cursor.execute("VACUUM")
     log(f"{database}: {stored:,} traces stored, {tagged:,} tags; timing queries")
 
+    results = time_queries(database=database, case=case, detective=detective, bare=bare, repeats=repeats)
+    query_floors = time_floors(database=database, case=case, bare=bare, repeats=repeats)
+    summary.update(tags=tagged, queries=results, floors=query_floors)
+    if keep_dir:
+        bare.keep = True
+        (workdir / KEPT_SUMMARY).write_text(json.dumps({**summary, "queries": [], "floors": {}, "seed": seed}))
+    bare.close()
+    connection.close()
+    if not keep_dir:
+        shutil.rmtree(workdir, ignore_errors=True)  # the SQLite files of 1 M traces take gigabytes
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------- timing
+
+KEPT_SUMMARY = "indexing.json"  # the indexing figures of a kept database, beside its files
+
+
+def kept_workdir(keep_dir: Path, database: str, *, reuse: bool) -> Path:
+    """``keep_dir/<database>``: empty (or new) to index into, or holding an indexed database to reuse."""
+    workdir = keep_dir.resolve() / database
+    indexed = (workdir / KEPT_SUMMARY).exists()
+    if reuse and not indexed:
+        raise SystemExit(f"{workdir} holds no indexed database: make one with --keep-db {keep_dir}")
+    if not reuse and workdir.exists() and any(workdir.iterdir()):
+        raise SystemExit(f"{workdir} is not empty: time it with --reuse-db {keep_dir}, or remove it")
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir
+
+
+def time_kept_database(*, database: str, workdir: Path, case, detective, repeats: int, code: str) -> dict:
+    """The queries timed on a database indexed by an earlier ``--keep-db`` run (its indexing figures kept)."""
+    from django.db import connection
+
+    summary = json.loads((workdir / KEPT_SUMMARY).read_text())
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # statistics of the current schema (a migration may have added indexes)
+    bare = (
+        BareSqlite(workdir / "reference.sqlite3", reuse=True)
+        if database == "sqlite"
+        else BarePostgres(connection.settings_dict, reuse=True)
+    )
+    log(f"{database}: reusing {summary['traces']:,} traces indexed by {summary['code']}; timing queries")
+    summary["queries"] = time_queries(database=database, case=case, detective=detective, bare=bare, repeats=repeats)
+    summary["floors"] = time_floors(database=database, case=case, bare=bare, repeats=repeats)
+    summary["code"] = f"{code} (indexed by {summary['code']})"
+    bare.close()
+    connection.close()
+    return summary
+
+
+def time_queries(*, database: str, case, detective, bare, repeats: int) -> list[dict]:
+    """Every query of QUERIES (and the extra ones, and the second pages) through ``traces_search``, as the
+    detective, then on the bare engine."""
+    from search.selectors import traces_search
+
     def search(query: str, cursor: str | None = None, *, exact: bool = False) -> dict:
         return traces_search(
             user=detective, case_id=case.pk, query=query, facets=None, limit=50, cursor=cursor, exact=exact
@@ -1108,10 +1201,11 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int, index_o
         try:
             entry["samples"] = measure(lambda q=query, f=found: f.update(result=search(q)), repeats=repeats)
             entry["total"] = found["result"]["total"]
-            entry["exact_samples"] = measure(
-                lambda q=query, f=found: f.update(result=search(q, exact=True)), repeats=repeats
-            )
-            entry["exact_total"] = found["result"]["total"]
+            if TIME_COUNTING_ALL:
+                entry["exact_samples"] = measure(
+                    lambda q=query, f=found: f.update(result=search(q, exact=True)), repeats=repeats
+                )
+                entry["exact_total"] = found["result"]["total"]
         except Exception as exc:  # reported in the table, never hidden
             entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
         expression = fts5 if database == "sqlite" else tsquery
@@ -1129,16 +1223,114 @@ def run_database(*, database: str, traces: int, seed: int, repeats: int, index_o
         try:
             cursor = search(query)["cursor"]
             entry["samples"] = measure(lambda q=query, c=cursor: search(q, c), repeats=repeats)
-            cursor = search(query, exact=True)["cursor"]
-            entry["exact_samples"] = measure(lambda q=query, c=cursor: search(q, c, exact=True), repeats=repeats)
+            if TIME_COUNTING_ALL:
+                cursor = search(query, exact=True)["cursor"]
+                entry["exact_samples"] = measure(lambda q=query, c=cursor: search(q, c, exact=True), repeats=repeats)
         except Exception as exc:
             entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
         results.append(entry)
-    summary.update(tags=tagged, queries=results)
-    bare.close()
-    connection.close()
-    shutil.rmtree(workdir, ignore_errors=True)  # the SQLite files of 1 M traces take gigabytes
-    return summary
+    return results
+
+
+TIME_COUNTING_ALL = True  # --no-exact: the first pages only (at a million traces counting all takes minutes)
+ROUND_TRIPS = 20
+
+
+def time_floors(*, database: str, case, bare, repeats: int) -> dict:
+    """What stops a first page, measured in the same run as the searches: one round trip to the database
+    (``SELECT 1``); per query, the hits table's fill alone (planner.fill_hits as a search runs it, then
+    undone); for the word queries, the first 50 ids in id order from Custodia's own word index, and the
+    bare engine's first 50 hits (no rank, no count)."""
+    from django.conf import settings
+    from django.db import connection, transaction
+
+    from search.backends.sql import SqlSearchBackend
+    from search.backends.sql.planner import HitsTable, fill_hits
+    from search.backends.sql.schema import FTS_TABLE
+    from search.query import parse_query
+
+    backend = SqlSearchBackend()
+    bound = settings.CUSTODIA_SEARCH_COUNT_LIMIT
+
+    def fill(query: str) -> None:
+        node = parse_query(query) if query else None
+        with connection.cursor() as cursor:
+            hits = HitsTable(cursor, sort=("id",), date_property=None)
+            if connection.vendor == "postgresql":
+                with transaction.atomic():  # as the search's budget does; the rollback removes the table
+                    fill_hits(hits, case_id=case.pk, node=node, sort=("id",), bound=bound,
+                              matching=lambda: backend.matching(case_id=case.pk, node=node))  # fmt: skip
+                    transaction.set_rollback(True)
+                return
+            try:
+                fill_hits(hits, case_id=case.pk, node=node, sort=("id",), bound=bound,
+                          matching=lambda: backend.matching(case_id=case.pk, node=node))  # fmt: skip
+            finally:
+                hits.drop(missing_ok=True)
+
+    def word_index_page(expression: str) -> None:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    "SELECT id FROM search_trace WHERE case_id = %s AND search_vector @@ to_tsquery('simple', %s) "
+                    "ORDER BY id LIMIT 50",
+                    [case.pk, expression],
+                )
+            else:
+                cursor.execute(
+                    f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s ORDER BY rowid LIMIT 50",  # noqa: S608
+                    [expression],
+                )
+            cursor.fetchall()
+
+    def round_trip() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+
+    floors: dict = {"round_trip": timed(round_trip, ROUND_TRIPS), "queries": []}
+    for label, query, fts5, tsquery in [*QUERIES, *EXTRA_QUERIES]:
+        entry: dict = {"label": label, "query": query, "fill": [], "word_index": [], "bare_first": [], "error": None}
+        try:
+            entry["fill"] = measure(lambda q=query: fill(q), repeats=repeats)
+        except Exception as exc:  # reported, never hidden
+            entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
+        expression = fts5 if database == "sqlite" else tsquery
+        if expression is not None:
+            entry["word_index"] = measure(lambda e=expression: word_index_page(e), repeats=repeats)
+            entry["bare_first"] = measure(lambda e=expression: bare.first_page(e), repeats=repeats)
+        floors["queries"].append(entry)
+    log(f"{database}: floors timed")
+    return floors
+
+
+def print_floors(results: dict[str, dict]) -> None:
+    databases = [name for name in ("sqlite", "postgres") if name in results and results[name].get("floors")]
+    if not databases:
+        return
+    titles = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+    print()
+    print("Floors, measured in the same run (p50 / p95 ms): the first page with facets beside its hits table's fill")
+    print("alone, the first 50 ids of a word from Custodia's word index in id order, the bare engine's first 50 hits")
+    print("(no rank, no count); and one round trip to the database:")
+    print()
+    header = ["query"]
+    for name in databases:
+        header += [f"{titles[name]} first page", "fill alone", "word index, 50 ids", "bare, 50 hits"]
+    print("| " + " | ".join(header) + " |")
+    print("|---|" + "---:|" * (4 * len(databases)))
+    for index, (label, query, _, _) in enumerate([*QUERIES, *EXTRA_QUERIES]):
+        row = [f"`{query}`" if query else f"({label})"]
+        for name in databases:
+            floor = results[name]["floors"]["queries"][index]
+            page = results[name]["queries"][index]
+            fill = "error" if floor["error"] else timing(floor["fill"], 0)
+            row += [timing(page["samples"], 0), fill, timing(floor["word_index"], 0), timing(floor["bare_first"], 0)]
+        print("| " + " | ".join(row) + " |")
+    row = ["one round trip (`SELECT 1`)"]
+    for name in databases:
+        row += [timing(results[name]["floors"]["round_trip"], 0), "", "", ""]
+    print("| " + " | ".join(row) + " |")
 
 
 # ---------------------------------------------------------------------------------------------- reporting
@@ -1337,6 +1529,46 @@ def print_report(results: dict[str, dict]) -> None:
     print_indexing(results)
 
 
+@contextlib.contextmanager
+def kept_postgres_server(datadir: Path, *, reuse: bool):
+    """A PostgreSQL server on loopback whose data folder stays (``--keep-db`` makes it, ``--reuse-db`` starts
+    it again), configured as tests/servers.py's throw-away one (fsync off), stopped cleanly at the end."""
+    from tests.servers import POSTGRES_BIN_DIRS, free_port
+
+    bindir = POSTGRES_BIN_DIRS[0]
+    # initdb refuses to run as root: then the server runs as the postgres system user (as in tests/servers.py).
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    datadir = datadir.resolve()
+    if reuse and not (datadir / "PG_VERSION").exists():
+        raise SystemExit(f"{datadir} holds no PostgreSQL data folder: make one with --keep-db")
+    if not reuse:
+        if datadir.exists() and any(datadir.iterdir()):
+            raise SystemExit(f"{datadir} is not empty: time it with --reuse-db, or remove it")
+        datadir.mkdir(parents=True, exist_ok=True)
+        os.chmod(datadir, 0o700)
+        if prefix:
+            shutil.chown(datadir, "postgres", "postgres")
+        subprocess.run(  # nosec B603  # a fixed command line of the installed PostgreSQL binaries
+            [*prefix, str(bindir / "initdb"), "-D", str(datadir), "-U", "custodia", "--auth=trust", "-E", "UTF8",
+             "--no-sync"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+    socket_dir = Path(tempfile.mkdtemp(prefix="custodia-bench-pg-"))
+    os.chmod(socket_dir, 0o777)  # noqa: S103  # nosec B103  # the socket folder of a server run as the postgres user
+    port = free_port()
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {socket_dir} -c fsync=off -c full_page_writes=off"
+    control = [*prefix, str(bindir / "pg_ctl"), "-D", str(datadir)]
+    subprocess.run(  # nosec B603  # as above
+        [*control, "-o", options, "-l", str(socket_dir / "log"), "-w", "start"], check=True, capture_output=True
+    )
+    try:
+        yield f"postgres://custodia@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*control, "-m", "fast", "-w", "stop"], capture_output=True)  # nosec B603  # as above
+        shutil.rmtree(socket_dir, ignore_errors=True)
+
+
 def run_worker(*, database: str, arguments, env: dict) -> dict:
     output = Path(tempfile.mkstemp(prefix=f"custodia-bench-search-{database}-", suffix=".json")[1])
     command = [
@@ -1354,6 +1586,10 @@ def run_worker(*, database: str, arguments, env: dict) -> dict:
         str(arguments.repeats),
         *(["--index-only"] if arguments.index_only else []),
     ]
+    if arguments.no_exact:
+        command.append("--no-exact")
+    if arguments.keep_db or arguments.reuse_db:
+        command += ["--keep-db" if arguments.keep_db else "--reuse-db", arguments.keep_db or arguments.reuse_db]
     try:
         subprocess.run(command, env=env, check=True, cwd=PROJECT_ROOT)
         return json.loads(output.read_text())
@@ -1372,6 +1608,16 @@ def main() -> None:
     parser.add_argument(
         "--index-only", action="store_true", help="index and report the indexing rates and floors, no queries"
     )
+    kept = parser.add_mutually_exclusive_group()
+    kept.add_argument(
+        "--keep-db",
+        metavar="DIR",
+        help="index into DIR (a SQLite folder and a PostgreSQL data folder in it) and keep it, to time again",
+    )
+    kept.add_argument("--reuse-db", metavar="DIR", help="index nothing: time the queries on what --keep-db DIR left")
+    parser.add_argument(
+        "--no-exact", action="store_true", help="time the first pages only, not the same searches counting all"
+    )
     parser.add_argument("--worker", choices=["sqlite", "postgres"], help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -1382,12 +1628,17 @@ def main() -> None:
         arguments.traces = 100_000 if arguments.quick else 1_000_000
 
     if arguments.worker:
+        global TIME_COUNTING_ALL
+        TIME_COUNTING_ALL = not arguments.no_exact
+        kept = arguments.keep_db or arguments.reuse_db
         result = run_database(
             database=arguments.worker,
             traces=arguments.traces,
             seed=arguments.seed,
             repeats=arguments.repeats,
             index_only=arguments.index_only,
+            keep_dir=Path(kept) if kept else None,
+            reuse=bool(arguments.reuse_db),
         )
         Path(arguments.output).write_text(json.dumps(result))
         return
@@ -1405,8 +1656,14 @@ def main() -> None:
         env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
         results["sqlite"] = run_worker(database="sqlite", arguments=arguments, env=env)
     if arguments.only in (None, "postgres"):
+        kept = arguments.keep_db or arguments.reuse_db
         if os.environ.get("DATABASE_URL"):
             results["postgres"] = run_worker(database="postgres", arguments=arguments, env=dict(os.environ))
+        elif kept:
+            with kept_postgres_server(Path(kept) / "postgres-server", reuse=bool(arguments.reuse_db)) as url:
+                results["postgres"] = run_worker(
+                    database="postgres", arguments=arguments, env={**os.environ, "DATABASE_URL": url}
+                )
         else:
             from tests.servers import postgres_server
 
@@ -1419,6 +1676,7 @@ def main() -> None:
         print_indexing_goals(results)
     else:
         print_report(results)
+        print_floors(results)
 
 
 if __name__ == "__main__":

@@ -168,6 +168,16 @@ def _date_column(key: str) -> models.GeneratedField:
     )
 
 
+# The columns of a trace a search's hits table holds (search/backends/sql/planner.py), included in the
+# indexes a search's conditions look up, so that PostgreSQL finds them there without reading the trace.
+HIT_COLUMNS = ["id", "evidence", "types", "extension", "mime_type", "deleted"]
+
+
+def hit_columns_but(key: str) -> list[str]:
+    """:data:`HIT_COLUMNS` but the index's own key column."""
+    return [column for column in HIT_COLUMNS if column != key]
+
+
 class Trace(models.Model):
     uid = models.CharField(max_length=400, unique=True)
     parent_uid = models.CharField(max_length=400, blank=True, db_index=True)
@@ -211,15 +221,26 @@ class Trace(models.Model):
             models.Index(fields=["case", "evidence", "ordinal"]),
             models.Index(fields=["case", "extension"]),
             models.Index(fields=["case", "mime_type"]),
-            models.Index(fields=["case", "deleted"]),
+            # The indexes of types, deleted, sizes and dates also hold (PostgreSQL: INCLUDE) the columns a
+            # search's hits table takes (search/backends/sql/planner.py): PostgreSQL then fills it from the
+            # index alone, where reading ten thousand trace rows meant one page of the table each (100 times
+            # as long at a million traces, docs/benchmarks.md, branch pg1m). SQLite ignores INCLUDE.
+            models.Index(
+                fields=["case", "deleted"], include=hit_columns_but("deleted"), name="search_trace_deleted_hits"
+            ),
             # Narrow entries to scan for type: without reading whole trace rows.
-            models.Index(fields=["case", "types"]),
-            models.Index(fields=["case", "file_size"]),
-            models.Index(fields=["case", "modified_on"]),
+            models.Index(fields=["case", "types"], include=hit_columns_but("types"), name="search_trace_types_hits"),
+            models.Index(fields=["case", "file_size"], include=HIT_COLUMNS, name="search_trace_file_size_hits"),
+            models.Index(fields=["case", "modified_on"], include=HIT_COLUMNS, name="search_trace_modified_on_hits"),
             # Only e-mails have one: a partial index holds a tenth of the traces, and its size tells
             # SQLite's planner (which keeps no histograms) that ``email.sentOn>=… type:email`` is better
             # answered here than by reading every e-mail. A comparison on the column implies NOT NULL.
-            models.Index(fields=["case", "sent_on"], condition=Q(sent_on__isnull=False), name="search_trace_sent_on"),
+            models.Index(
+                fields=["case", "sent_on"],
+                condition=Q(sent_on__isnull=False),
+                include=HIT_COLUMNS,
+                name="search_trace_sent_on_hits",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -90,15 +90,21 @@ def search_time_budget(budget_ms: int | None = None) -> Iterator[None]:
         return
     if connection.vendor == "postgresql":
         try:
+            outermost = not connection.in_atomic_block
             with transaction.atomic():
                 with connection.cursor() as cursor:
-                    cursor.execute("SELECT current_setting('statement_timeout')")
+                    # One round trip: the setting before, then the budget (evaluated left to right).
+                    cursor.execute(
+                        "SELECT current_setting('statement_timeout'), set_config('statement_timeout', %s, true)",
+                        [f"{budget}ms"],
+                    )
                     before = cursor.fetchone()[0]
-                    cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{budget}ms"])
                 yield
-                # A local setting lasts to the end of the whole transaction, which may be the request's.
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT set_config('statement_timeout', %s, true)", [before])
+                if not outermost:
+                    # A local setting lasts to the end of the whole transaction, which may be the request's;
+                    # a transaction of the block's own ends here, and the setting with it.
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [before])
         except OperationalError as error:
             if getattr(error.__cause__, "sqlstate", None) == _QUERY_CANCELED:
                 raise SearchTimeBudgetExceeded(budget) from None

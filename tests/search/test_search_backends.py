@@ -544,6 +544,31 @@ def test_a_count_limit_keeps_every_page_of_every_sort(demo, traces, settings, so
         assert pages[-1]["exact"] and pages[-1]["total"] == everything["total"]
 
 
+def test_a_sampled_search_leaves_the_callers_transaction_as_it_was(demo, traces, settings):
+    # On PostgreSQL the budget sets a timeout and the hits table may go at commit: inside a caller's
+    # transaction, the planner's settings and the timeout are as they were after the search, and the hits
+    # table is gone; the page (bounded by the sample's ids) is the exact search's first page.
+    from django.db import transaction
+
+    settings.CUSTODIA_SEARCH_COUNT_LIMIT = 2
+    exact = traces_search(user=demo.detective, case_id=demo.case.pk, query="jdoe", limit=2, exact=True)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL work_mem = '5MB'")
+        result = traces_search(user=demo.detective, case_id=demo.case.pk, query="jdoe", limit=2)
+        assert (result["exact"], result["facets_sampled"]) == (False, True)
+        assert [hit["uid"] for hit in result["hits"]] == [hit["uid"] for hit in exact["hits"]]
+        assert result["facets"]["tag"] == [{"value": "relevant", "count": 1}]
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT current_setting('enable_seqscan'), current_setting('enable_indexscan'), "
+                "current_setting('work_mem'), current_setting('statement_timeout')"
+            )
+            assert cursor.fetchone() == ("on", "on", "5MB", "0")
+            cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'custodia_hits_%%'")
+            assert cursor.fetchone()[0] == 0
+
+
 def test_a_search_under_the_count_limit_is_exact(demo, traces, settings):
     settings.CUSTODIA_SEARCH_COUNT_LIMIT = 5
     result = traces_search(

@@ -69,8 +69,11 @@ class FacetSource:
         if self.table != "search_trace" and len(grouped) > 1:
             # The hits table has no indexes: one grouping of all these columns reads it once, where one
             # grouping per facet would read and sort it once each.
-            facets.update(self._grouped(grouped, top=top))
-            names = [name for name in names if name not in grouped]
+            marks = (
+                [name for name in names if name in ("tag", "hashset")] if self.cursor.db.vendor == "postgresql" else []
+            )
+            facets.update(self._grouped(grouped, marks=marks, top=top))
+            names = [name for name in names if name not in grouped and name not in marks]
         for name in names:
             if name == "type":
                 facets[name] = self._types(top=top)
@@ -96,11 +99,31 @@ class FacetSource:
         convert = _FACET_VALUE_TYPES.get(name, str)
         return [{"value": convert(value), "count": count} for value, count in rows if value is not None]
 
-    def _grouped(self, names: list[str], *, top: int) -> dict[str, list[dict]]:
+    def _grouped(self, names: list[str], *, marks: list[str], top: int) -> dict[str, list[dict]]:
+        """The facets ``names`` from one grouping of the table; with ``marks`` (PostgreSQL: ``tag``,
+        ``hashset``) those too, in the same statement: one round trip to the database, not three."""
         columns = ["types" if name == "type" else _COLUMN_FACETS[name] for name in names]
         listed = ", ".join(columns)
-        rows = self._rows(f"SELECT {listed}, COUNT(*) FROM {self.table} {self.where} GROUP BY {listed}", self.params)  # noqa: S608
-        facets = {}
+        # Rows: (the mark facet or NULL, its value, the grouping's columns, the count, the mark's rank).
+        sql = f"SELECT NULL, NULL, {listed}, COUNT(*), NULL FROM {self.table} {self.where} GROUP BY {listed}"  # noqa: S608
+        params = list(self.params)
+        nulls = ", ".join(["NULL"] * len(columns))
+        for mark in marks:
+            counted, counted_params = self._tags_sql() if mark == "tag" else self._hash_sets_sql()
+            name = "name" if mark == "tag" else "h.name"
+            sql += (
+                f" UNION ALL SELECT %s, marked.value, {nulls}, marked.count, marked.rank FROM ("  # noqa: S608 (constants)
+                f"SELECT {name} AS value, COUNT(*) AS count, "
+                f"row_number() OVER (ORDER BY COUNT(*) DESC, {name}) AS rank "
+                f"{counted} GROUP BY {name} ORDER BY COUNT(*) DESC, {name} LIMIT %s) AS marked"
+            )
+            params += [mark, *counted_params, top]
+        rows = self._rows(sql, params)
+        facets: dict[str, list[dict]] = {}
+        for mark in marks:
+            ranked = sorted((row[-1], row[1], row[-2]) for row in rows if row[0] == mark)
+            facets[mark] = [{"value": value, "count": count} for _, value, count in ranked]
+        rows = [row[2:-1] for row in rows if row[0] is None]
         for position, name in enumerate(names):
             counts: dict = {}
             for row in rows:
@@ -127,24 +150,34 @@ class FacetSource:
         ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
         return [{"value": name, "count": count} for name, count in ordered]
 
-    def _tags(self, *, top: int) -> list[dict]:
+    def _tags_sql(self) -> tuple[str, list]:
+        """``FROM … WHERE …`` of the tags of the rows, each tag's rows having its ``name``."""
         if self.table == "search_trace":
-            sql, params = "SELECT name, COUNT(*) FROM search_tracetag WHERE case_id = %s", list(self.params)
-        else:
-            hits = f"SELECT id FROM {self.table}"  # noqa: S608 (our own table name)
-            sql, params = f"SELECT name, COUNT(*) FROM search_tracetag WHERE trace_id IN ({hits})", []  # noqa: S608
-        rows = self._rows(f"{sql} GROUP BY name ORDER BY COUNT(*) DESC, name LIMIT %s", [*params, top])
+            return "FROM search_tracetag WHERE case_id = %s", list(self.params)
+        hits = f"SELECT id FROM {self.table}"  # noqa: S608 (our own table name)
+        return f"FROM search_tracetag WHERE trace_id IN ({hits})", []
+
+    def _tags(self, *, top: int) -> list[dict]:
+        counted, params = self._tags_sql()
+        rows = self._rows(
+            f"SELECT name, COUNT(*) {counted} GROUP BY name ORDER BY COUNT(*) DESC, name LIMIT %s", [*params, top]
+        )
         return [{"value": name, "count": count} for name, count in rows]
 
-    def _hash_sets(self, *, top: int) -> list[dict]:
-        # The hash sets holding the hits' content, by their marks (search.hashset_marks): one row a trace and set.
+    def _hash_sets_sql(self) -> tuple[str, list]:
+        """``FROM … WHERE …`` of the hash sets holding the rows' content, by their marks
+        (search.hashset_marks: one row a trace and set), each set's rows having its ``name``."""
         marks = "search_tracehashmatch m JOIN hashsets_hashset h ON h.id = m.hash_set_id"
         if self.table == "search_trace":
-            sql, params = f"SELECT h.name, COUNT(*) FROM {marks} WHERE m.case_id = %s", list(self.params)  # noqa: S608
-        else:
-            hits = f"SELECT id FROM {self.table}"  # noqa: S608 (our own table name)
-            sql, params = f"SELECT h.name, COUNT(*) FROM {marks} WHERE m.trace_id IN ({hits})", []  # noqa: S608
-        rows = self._rows(f"{sql} GROUP BY h.name ORDER BY COUNT(*) DESC, h.name LIMIT %s", [*params, top])
+            return f"FROM {marks} WHERE m.case_id = %s", list(self.params)
+        hits = f"SELECT id FROM {self.table}"  # noqa: S608 (our own table name)
+        return f"FROM {marks} WHERE m.trace_id IN ({hits})", []
+
+    def _hash_sets(self, *, top: int) -> list[dict]:
+        counted, params = self._hash_sets_sql()
+        rows = self._rows(
+            f"SELECT h.name, COUNT(*) {counted} GROUP BY h.name ORDER BY COUNT(*) DESC, h.name LIMIT %s", [*params, top]
+        )
         return [{"value": name, "count": count} for name, count in rows]
 
     def _dates(self, expression: str, expression_params: list, *, interval: str) -> tuple[list[dict], str]:
