@@ -406,6 +406,9 @@ CUSTODIA_ELASTICSEARCH_INDEX = env_str("CUSTODIA_ELASTICSEARCH_INDEX", "custodia
 CUSTODIA_SEARCH_COUNT_LIMIT = env_int("CUSTODIA_SEARCH_COUNT_LIMIT", 10_000, minimum=1)
 # Every search is stopped after this many milliseconds with a 422 naming this setting (0: no limit).
 CUSTODIA_SEARCH_TIME_BUDGET_MS = env_int("CUSTODIA_SEARCH_TIME_BUDGET_MS", 10_000, minimum=0)
+# PostgreSQL's work_mem while a search past the count limit fills its sample of hits: enough that the bitmap of
+# a common word's hits stays exact on a case of millions of traces (search/backends/sql/planner.py).
+CUSTODIA_SEARCH_SAMPLE_WORK_MEM = env_str("CUSTODIA_SEARCH_SAMPLE_WORK_MEM", "64MB")
 
 # --- download links (issue #6) --------------------------------------------------------------------
 # Links expire after CUSTODIA_LINK_DEFAULT_SECONDS unless asked otherwise, never later than the maximum.

@@ -624,3 +624,18 @@ def test_on_sqlite_types_drive_the_first_hits_in_id_order(demo, traces):
     assert type_driven_first_ids(node=parse_query("jdoe"), sort=("id",), **options) is None
     assert type_driven_first_ids(node=parse_query("type:nothing"), sort=("id",), **options) is None
     assert type_driven_first_ids(node=parse_query("type:file"), sort=("name", "id"), **options) is None
+
+
+def test_a_sample_is_filled_with_the_configured_work_memory_and_a_bad_size_is_refused(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from search.backends.sql.planner import SAMPLE_WORK_MEM, sample_work_mem
+
+    settings.CUSTODIA_SEARCH_SAMPLE_WORK_MEM = ""
+    assert sample_work_mem() == SAMPLE_WORK_MEM == "64MB"
+    settings.CUSTODIA_SEARCH_SAMPLE_WORK_MEM = "16MB"
+    assert sample_work_mem() == "16MB"
+    for bad in ("64MB; RESET ALL", "0MB", "lots", "64 MB"):
+        settings.CUSTODIA_SEARCH_SAMPLE_WORK_MEM = bad
+        with pytest.raises(ImproperlyConfigured, match="CUSTODIA_SEARCH_SAMPLE_WORK_MEM"):
+            sample_work_mem()

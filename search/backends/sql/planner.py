@@ -27,12 +27,15 @@ of six strategies, the first that applies (backend.py takes the first, :func:`fi
 from __future__ import annotations
 
 import json
+import re
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import date
 from typing import Any, cast
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q, QuerySet
@@ -136,6 +139,34 @@ def fill_hits(
     return total
 
 
+# Work memory for filling a sample on PostgreSQL. A word common enough to pass the count limit is found through
+# a bitmap of every hit; in the default 4 MB that bitmap turns lossy on a million-trace case, and every trace of
+# a lossy page is checked again by reading its words back from out-of-line storage: at 1,000,000 traces the
+# sample of `invoice` (77,380 hits) took 160 ms in 4 MB and 53 ms in 64 MB (docs/benchmarks.md, "PostgreSQL
+# first pages on a quiet machine"). Set for the fill alone, local to the search's transaction;
+# ``CUSTODIA_SEARCH_SAMPLE_WORK_MEM`` overrides it (a PostgreSQL memory size, e.g. "16MB").
+SAMPLE_WORK_MEM = "64MB"
+
+
+def sample_work_mem() -> str:
+    value = str(getattr(settings, "CUSTODIA_SEARCH_SAMPLE_WORK_MEM", "") or SAMPLE_WORK_MEM)
+    if not re.fullmatch(r"[1-9][0-9]{0,6}(kB|MB|GB)", value):
+        raise ImproperlyConfigured(f"CUSTODIA_SEARCH_SAMPLE_WORK_MEM must be a size such as 64MB, not {value!r}")
+    return value
+
+
+@contextmanager
+def sample_work_memory() -> Iterator[None]:
+    """``work_mem`` at ``sample_work_mem()`` for the block, then as it was (a local setting of the transaction;
+    a block that fails leaves it to the rollback of the search's savepoint, which undoes it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('work_mem'), set_config('work_mem', %s, true)", [sample_work_mem()])
+        before = cursor.fetchone()[0]
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [before])
+
+
 def _sampled_hits(hits: HitsTable, *, traces: QuerySet[Trace], sort: tuple[str, ...], bound: int) -> int:
     """PostgreSQL (strategy 6): any ``bound + 1`` hits, in whatever order the indexes yield them, straight
     into the hits table in one pass; fewer than that are all of them. Past the bound they are a sample the
@@ -150,7 +181,8 @@ def _sampled_hits(hits: HitsTable, *, traces: QuerySet[Trace], sort: tuple[str, 
     # Not steered to the word index's bitmap: at 300,000 traces that was up to six times as fast for a word in
     # a quarter of the traces, at 1,000,000 up to twice as slow (the bitmap reads every hit's entry; the
     # planner's scan stops at the sample), docs/benchmarks.md, branch pg1m.
-    total = hits.fill(*_from_where(traces.order_by().values("pk")[: bound + 1]))
+    with sample_work_memory():
+        total = hits.fill(*_from_where(traces.order_by().values("pk")[: bound + 1]))
     if total > bound:
         hits.ordered_page = traces.order_by(*order_by(sort)).values_list("pk", flat=True)
         hits.page_bounded_by_sample = tuple(sort) == ("id",)
