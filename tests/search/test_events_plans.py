@@ -150,3 +150,22 @@ def test_an_unknown_plan_is_refused(demo, many_traces):
 
     with pytest.raises(ServiceError):
         events_search(user=demo.detective, case_id=demo.case.pk, query="invoice", plan="fastest")
+
+
+def test_the_materialised_hits_table_is_dropped_after_each_page(demo, many_traces, monkeypatch):
+    from django.db import connection
+
+    monkeypatch.setattr(events_index, "FEW_TRACES", 0)
+    plan = events_index.PLAN_DRIVE_OR_MATERIALISE
+    first = events_search(user=demo.detective, case_id=demo.case.pk, query="invoice", limit=5, plan=plan)
+    again = events_search(user=demo.detective, case_id=demo.case.pk, query="invoice", limit=5, plan=plan)
+    assert first["events"] and again["events"] == first["events"]
+    assert events_index.HITS_TABLE not in connection.introspection.table_names(include_views=False)
+    with connection.cursor() as cursor:
+        query = (
+            "SELECT count(*) FROM pg_class WHERE relname = %s"
+            if connection.vendor == "postgresql"
+            else "SELECT count(*) FROM sqlite_temp_master WHERE name = %s"
+        )
+        cursor.execute(query, [events_index.HITS_TABLE])
+        assert cursor.fetchone()[0] == 0

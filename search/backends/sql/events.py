@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 EVENT_TABLE = "search_trace_event"
 ZONE_UTC = "UTC"
@@ -120,7 +120,10 @@ PLAN_AUTO = "auto"
 PLAN_SEMI_JOIN = "semi-join"
 PLAN_DRIVE_OR_SEMI_JOIN = "drive-or-semi-join"
 PLAN_DRIVE_OR_CHUNKS = "drive-or-chunks"
-PLANS = (PLAN_AUTO, PLAN_SEMI_JOIN, PLAN_DRIVE_OR_SEMI_JOIN, PLAN_DRIVE_OR_CHUNKS)
+PLAN_DRIVE_OR_MATERIALISE = "drive-or-materialise"
+PLANS = (PLAN_AUTO, PLAN_SEMI_JOIN, PLAN_DRIVE_OR_SEMI_JOIN, PLAN_DRIVE_OR_CHUNKS, PLAN_DRIVE_OR_MATERIALISE)
+# The temporary table of the ``drive-or-materialise`` plan's hits: one per connection, dropped after each page.
+HITS_TABLE = "search_event_hits"
 # At most this many matching traces: their events are read by trace id and sorted (a few tens of thousands).
 FEW_TRACES = 5_000
 # The chunked walk's first chunk of events, and its largest; each chunk four times the last.
@@ -197,6 +200,8 @@ def events_page(
             return _driven(where=where, trace_ids=few, after=after, limit=limit, descending=descending)
     if plan == PLAN_DRIVE_OR_CHUNKS:
         return _chunked(where=where, after=after, limit=limit, descending=descending)
+    if plan == PLAN_DRIVE_OR_MATERIALISE:
+        return _materialised(where=where, after=after, limit=limit, descending=descending)
     return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
 
 
@@ -359,3 +364,64 @@ def _matching_among(traces_sql: tuple[str, Sequence], *, trace_ids: set[int]) ->
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT matched.id FROM ({subquery}) AS matched WHERE {among}", [*params, among_param])  # noqa: S608 (Django's SQL)
         return {row[0] for row in cursor}
+
+
+def _materialised(*, where: EventFilter, after: Keyset | None, limit: int, descending: bool) -> list[EventRow]:
+    """Every matching trace's id into a temporary table (one statement: the query evaluated once, as a count of
+    its hits is), then a walk of the events' index that reads only the index (time, trace, name: no table row,
+    so no zone) and probes the table's primary key per event, stopped at the page's end; the page's zones
+    read after by the events' primary key. The table is dropped before the function returns (no leak into
+    the connection's next request; PostgreSQL's ``ON COMMIT DROP`` as a backstop)."""
+    assert where.traces_sql is not None  # nosec B101  # events_page calls this only with a query
+    subquery, params = where.traces_sql
+    postgres = connection.vendor == "postgresql"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {HITS_TABLE}")
+        if postgres:
+            cursor.execute(f"CREATE TEMPORARY TABLE {HITS_TABLE} (id bigint PRIMARY KEY) ON COMMIT DROP")
+        else:
+            cursor.execute(f"CREATE TEMPORARY TABLE {HITS_TABLE} (id integer PRIMARY KEY)")
+        try:
+            cursor.execute(f"INSERT INTO {HITS_TABLE} (id) SELECT matched.id FROM ({subquery}) AS matched", params)  # noqa: S608 (Django's SQL)
+            if postgres:
+                cursor.execute(f"ANALYZE {HITS_TABLE}")  # its size, so the walk probes it by its key
+            return _covering_walk(
+                where=where,
+                after=after,
+                limit=limit,
+                descending=descending,
+                condition=f"EXISTS (SELECT 1 FROM {HITS_TABLE} WHERE {HITS_TABLE}.id = event.trace_id)",  # noqa: S608 (constants)
+            )
+        finally:
+            cursor.execute(f"DROP TABLE IF EXISTS {HITS_TABLE}")
+
+
+def _covering_walk(
+    *, where: EventFilter, after: Keyset | None, limit: int, descending: bool, condition: str
+) -> list[EventRow]:
+    """The page's keys from the events' indexes alone, each event kept by ``condition`` (SQL on ``event``),
+    then the page's zones by primary key.
+
+    Both databases fetch an event's table row as soon as the statement names a column the index lacks
+    (``zone``), for every event walked, kept or not: reading the index alone was 8-10 times faster at a million
+    traces. With ``types``, one range scan of the (case, types, time …) index per stored combination, merged."""
+    arms: list[str] = []
+    params: list[Any] = []
+    for stored in where.types or [None]:
+        arm_where = replace(where, types=[stored]) if stored is not None else where
+        conditions, arm_params = _conditions(where=arm_where, after=after, descending=descending, table="event.")
+        arms.append(
+            f"SELECT * FROM (SELECT event.time, event.trace_id, event.name FROM {EVENT_TABLE} AS event "  # noqa: S608 (constants)
+            f"WHERE {' AND '.join([*conditions, condition])} {_order(descending=descending, table='event.')} "
+            f"LIMIT %s) AS arm{len(arms)}"
+        )
+        params += [*arm_params, limit]
+    direction = "DESC" if descending else "ASC"
+    sql = (
+        "SELECT page.time, event.zone, page.name, page.trace_id FROM ("  # noqa: S608 (constants)
+        + " UNION ALL ".join(arms)
+        + f" ORDER BY 1 {direction}, 2 {direction}, 3 {direction} LIMIT %s) AS page "
+        f"JOIN {EVENT_TABLE} AS event ON event.trace_id = page.trace_id AND event.name = page.name "
+        f"{_order(descending=descending, table='page.')}"
+    )
+    return _rows(sql, [*params, limit])
