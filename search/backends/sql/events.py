@@ -121,7 +121,15 @@ PLAN_SEMI_JOIN = "semi-join"
 PLAN_DRIVE_OR_SEMI_JOIN = "drive-or-semi-join"
 PLAN_DRIVE_OR_CHUNKS = "drive-or-chunks"
 PLAN_DRIVE_OR_MATERIALISE = "drive-or-materialise"
-PLANS = (PLAN_AUTO, PLAN_SEMI_JOIN, PLAN_DRIVE_OR_SEMI_JOIN, PLAN_DRIVE_OR_CHUNKS, PLAN_DRIVE_OR_MATERIALISE)
+PLAN_DRIVE_OR_INDEX_SEMI_JOIN = "drive-or-index-semi-join"
+PLANS = (
+    PLAN_AUTO,
+    PLAN_SEMI_JOIN,
+    PLAN_DRIVE_OR_SEMI_JOIN,
+    PLAN_DRIVE_OR_CHUNKS,
+    PLAN_DRIVE_OR_MATERIALISE,
+    PLAN_DRIVE_OR_INDEX_SEMI_JOIN,
+)
 # The temporary table of the ``drive-or-materialise`` plan's hits: one per connection, dropped after each page.
 HITS_TABLE = "search_event_hits"
 # At most this many matching traces: their events are read by trace id and sorted (a few tens of thousands).
@@ -202,6 +210,16 @@ def events_page(
         return _chunked(where=where, after=after, limit=limit, descending=descending)
     if plan == PLAN_DRIVE_OR_MATERIALISE:
         return _materialised(where=where, after=after, limit=limit, descending=descending)
+    if plan == PLAN_DRIVE_OR_INDEX_SEMI_JOIN:
+        subquery, params = where.traces_sql
+        return _covering_walk(
+            where=where,
+            after=after,
+            limit=limit,
+            descending=descending,
+            condition=f"event.trace_id IN ({subquery})",
+            condition_params=params,
+        )
     return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
 
 
@@ -397,7 +415,13 @@ def _materialised(*, where: EventFilter, after: Keyset | None, limit: int, desce
 
 
 def _covering_walk(
-    *, where: EventFilter, after: Keyset | None, limit: int, descending: bool, condition: str
+    *,
+    where: EventFilter,
+    after: Keyset | None,
+    limit: int,
+    descending: bool,
+    condition: str,
+    condition_params: Sequence = (),
 ) -> list[EventRow]:
     """The page's keys from the events' indexes alone, each event kept by ``condition`` (SQL on ``event``),
     then the page's zones by primary key.
@@ -407,15 +431,15 @@ def _covering_walk(
     traces. With ``types``, one range scan of the (case, types, time …) index per stored combination, merged."""
     arms: list[str] = []
     params: list[Any] = []
-    for stored in where.types or [None]:
-        arm_where = replace(where, types=[stored]) if stored is not None else where
+    each_types: list[EventFilter] = [replace(where, types=[stored]) for stored in where.types or []] or [where]
+    for arm_where in each_types:
         conditions, arm_params = _conditions(where=arm_where, after=after, descending=descending, table="event.")
         arms.append(
             f"SELECT * FROM (SELECT event.time, event.trace_id, event.name FROM {EVENT_TABLE} AS event "  # noqa: S608 (constants)
             f"WHERE {' AND '.join([*conditions, condition])} {_order(descending=descending, table='event.')} "
             f"LIMIT %s) AS arm{len(arms)}"
         )
-        params += [*arm_params, limit]
+        params += [*arm_params, *condition_params, limit]
     direction = "DESC" if descending else "ASC"
     sql = (
         "SELECT page.time, event.zone, page.name, page.trace_id FROM ("  # noqa: S608 (constants)
