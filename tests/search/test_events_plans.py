@@ -169,3 +169,22 @@ def test_the_materialised_hits_table_is_dropped_after_each_page(demo, many_trace
         )
         cursor.execute(query, [events_index.HITS_TABLE])
         assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("query", ["invoice", "deleted:true", "invoice AND type:email -deleted:true"])
+def test_auto_materialises_many_hits_but_a_postgresql_word_query(demo, many_traces, monkeypatch, query):
+    from django.db import connection
+
+    monkeypatch.setattr(events_index, "FEW_TRACES", 0)
+    materialised: list[str] = []
+    materialise = events_index._materialised
+
+    def counting(**arguments):
+        materialised.append(query)
+        return materialise(**arguments)
+
+    monkeypatch.setattr(events_index, "_materialised", counting)
+    auto = _every_page(demo, plan=events_index.PLAN_AUTO, page=500, query=query)
+    assert auto == _every_page(demo, plan=events_index.PLAN_SEMI_JOIN, page=500, query=query)
+    words = query != "deleted:true"
+    assert bool(materialised) is not (connection.vendor == "postgresql" and words)

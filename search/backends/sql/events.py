@@ -164,6 +164,9 @@ class EventFilter:
     # SQL for the ids of any ``FEW_TRACES + 1`` matching traces, cheaper than ``traces_sql`` with a limit
     # (on SQLite, the word index's rowids in order, as the trace search takes its first hits); None: that.
     probe_sql: tuple[str, Sequence] | None = None
+    # Whether the query holds words (read from the word index): PostgreSQL's ``auto`` then does not
+    # materialise its hits (a heap read per hit), see events_page.
+    has_words: bool = False
 
 
 Keyset = tuple[str, int, str]
@@ -185,12 +188,18 @@ def events_page(
 
     - few (``FEW_TRACES`` or fewer): **drive** from those ids: their events by trace id (the primary
       key), sorted, the page taken (a top-N sort of a few tens of thousands of rows at most);
-    - many: walk the time index with the query as a semi-join (``drive-or-semi-join``, the default,
-      ``auto``): SQLite evaluates the query once into a list it probes, PostgreSQL probes each event's trace.
-      ``drive-or-chunks`` (measured, not the default) walks the index a chunk of events at a time (2,000,
-      then four times as many, …) and asks the matching query once per chunk which of the chunk's traces
-      match; at a million traces the first e-mail came after 42,000 events, and reading the chunks
-      cost more than the probes saved (docs/benchmarks.md, branch evfast).
+    - many (``auto``, the default, since branch evfast2): on SQLite, and on PostgreSQL for a query without
+      words, **materialise** (``drive-or-materialise``): every matching trace's id into a temporary table
+      (the query evaluated once), then a walk of the index alone (time, trace, name: no table row read per
+      event) probing that table's primary key, stopped at the page's end. On PostgreSQL a query with words
+      (``invoice``) takes ``drive-or-index-semi-join`` instead: the same walk of the index alone with the
+      query as a semi-join probing each event's trace, because materialising a common word's hits costs a
+      heap read per hit (77,000 of them for ``invoice`` at a million traces: 1.5 s) where the walk probes
+      the ~23,000 events before its page.
+    - measured and kept for the benchmark: ``drive-or-semi-join`` (evfast's default: the walk reading each
+      event's table row, the query as a semi-join) and ``drive-or-chunks`` (the walk a chunk of events at a
+      time, 2,000 then four times as many …, asking the query once per chunk which of the chunk's traces
+      match): both slower at a million traces (docs/benchmarks.md, branches evfast and evfast2).
 
     Every plan returns the same rows (tests/search/test_events_plans.py)."""
     if plan not in PLANS:
@@ -206,6 +215,9 @@ def events_page(
         few = matching_ids(where.probe_sql or where.traces_sql, count=FEW_TRACES + 1)
         if len(few) <= FEW_TRACES:
             return _driven(where=where, trace_ids=few, after=after, limit=limit, descending=descending)
+    if plan == PLAN_AUTO:
+        postgres_words = connection.vendor == "postgresql" and where.has_words
+        plan = PLAN_DRIVE_OR_INDEX_SEMI_JOIN if postgres_words else PLAN_DRIVE_OR_MATERIALISE
     if plan == PLAN_DRIVE_OR_CHUNKS:
         return _chunked(where=where, after=after, limit=limit, descending=descending)
     if plan == PLAN_DRIVE_OR_MATERIALISE:
