@@ -400,30 +400,31 @@ def _materialised(*, where: EventFilter, after: Keyset | None, limit: int, desce
     """Every matching trace's id into a temporary table (one statement: the query evaluated once, as a count of
     its hits is), then a walk of the events' index that reads only the index (time, trace, name: no table row,
     so no zone) and probes the table's primary key per event, stopped at the page's end; the page's zones
-    read after by the events' primary key. The table is dropped before the function returns (no leak into
-    the connection's next request; PostgreSQL's ``ON COMMIT DROP`` as a backstop)."""
+    read after by the events' primary key. The table is dropped before the function returns, or rolled back
+    with it on an error (no leak into the connection's next request; PostgreSQL's ``ON COMMIT DROP`` too)."""
     assert where.traces_sql is not None  # nosec B101  # events_page calls this only with a query
     subquery, params = where.traces_sql
     postgres = connection.vendor == "postgresql"
+    # A failure (the search time budget's statement timeout) rolls the savepoint back, the table with it:
+    # both databases' DDL is transactional, and PostgreSQL refuses any statement in a failed transaction.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {HITS_TABLE}")
         if postgres:
             cursor.execute(f"CREATE TEMPORARY TABLE {HITS_TABLE} (id bigint PRIMARY KEY) ON COMMIT DROP")
         else:
             cursor.execute(f"CREATE TEMPORARY TABLE {HITS_TABLE} (id integer PRIMARY KEY)")
-        try:
-            cursor.execute(f"INSERT INTO {HITS_TABLE} (id) SELECT matched.id FROM ({subquery}) AS matched", params)  # noqa: S608 (Django's SQL)
-            if postgres:
-                cursor.execute(f"ANALYZE {HITS_TABLE}")  # its size, so the walk probes it by its key
-            return _covering_walk(
-                where=where,
-                after=after,
-                limit=limit,
-                descending=descending,
-                condition=f"EXISTS (SELECT 1 FROM {HITS_TABLE} WHERE {HITS_TABLE}.id = event.trace_id)",  # noqa: S608 (constants)
-            )
-        finally:
-            cursor.execute(f"DROP TABLE IF EXISTS {HITS_TABLE}")
+        cursor.execute(f"INSERT INTO {HITS_TABLE} (id) SELECT matched.id FROM ({subquery}) AS matched", params)  # noqa: S608 (Django's SQL)
+        if postgres:
+            cursor.execute(f"ANALYZE {HITS_TABLE}")  # its size, so the walk probes it by its key
+        rows = _covering_walk(
+            where=where,
+            after=after,
+            limit=limit,
+            descending=descending,
+            condition=f"EXISTS (SELECT 1 FROM {HITS_TABLE} WHERE {HITS_TABLE}.id = event.trace_id)",  # noqa: S608 (constants)
+        )
+        cursor.execute(f"DROP TABLE {HITS_TABLE}")
+    return rows
 
 
 def _covering_walk(
