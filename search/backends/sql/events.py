@@ -201,7 +201,8 @@ def events_page(
     - measured and kept for the benchmark: ``drive-or-semi-join`` (evfast's default: the walk reading each
       event's table row, the query as a semi-join) and ``drive-or-chunks`` (the walk a chunk of events at a
       time, 2,000 then four times as many …, asking the query once per chunk which of the chunk's traces
-      match): both slower at a million traces (docs/benchmarks.md, branches evfast and evfast2).
+      match), and ``drive-or-index-chunks`` (that chunked walk reading the indexes alone): slower at a
+      million traces but for a word in e-mails on PostgreSQL (docs/benchmarks.md, branches evfast, evfast2).
 
     Every plan returns the same rows (tests/search/test_events_plans.py)."""
     if plan not in PLANS:
