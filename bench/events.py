@@ -74,7 +74,7 @@ QUERIES = [
 ]
 
 # The default plan first (the table's), then the designs it was chosen among (docs/benchmarks.md).
-DEFAULT_PLANS = ["auto", "semi-join", "drive-or-chunks"]
+DEFAULT_PLANS = ["auto", "drive-or-semi-join", "drive-or-materialise", "drive-or-index-semi-join"]
 
 
 def run_database(

@@ -34,7 +34,7 @@ from search.backends.sql.compiler import combinations_holding
 from search.backends.sql.events import FEW_TRACES, PLAN_AUTO, PLANS, EventFilter, EventRow, events_page
 from search.backends.sql.planner import word_driven_first_ids
 from search.models import CasePropertyName, Trace
-from search.query.ast import And, Field, Node
+from search.query.ast import And, Field, Node, Not, Or, Text
 from search.selectors import query_parse
 
 # What a timestamp property means, by its last segment; a few by their whole name.
@@ -141,7 +141,17 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
         names=names,
         types=types,
         probe_sql=probe_sql,
+        has_words=node is not None and _has_words(node),
     )
+
+
+def _has_words(node: Node) -> bool:
+    """Whether ``node`` holds a free-text word or phrase anywhere (the word index answers it)."""
+    if isinstance(node, Text):
+        return True
+    if isinstance(node, And | Or):
+        return any(_has_words(item) for item in node.items)
+    return isinstance(node, Not) and _has_words(node.item)
 
 
 def _is_type(node: Node) -> bool:

@@ -150,3 +150,66 @@ def test_an_unknown_plan_is_refused(demo, many_traces):
 
     with pytest.raises(ServiceError):
         events_search(user=demo.detective, case_id=demo.case.pk, query="invoice", plan="fastest")
+
+
+def test_the_materialised_hits_table_is_dropped_after_each_page(demo, many_traces, monkeypatch):
+    from django.db import connection
+
+    monkeypatch.setattr(events_index, "FEW_TRACES", 0)
+    plan = events_index.PLAN_DRIVE_OR_MATERIALISE
+    first = events_search(user=demo.detective, case_id=demo.case.pk, query="invoice", limit=5, plan=plan)
+    again = events_search(user=demo.detective, case_id=demo.case.pk, query="invoice", limit=5, plan=plan)
+    assert first["events"] and again["events"] == first["events"]
+    assert events_index.HITS_TABLE not in connection.introspection.table_names(include_views=False)
+    assert _hits_tables() == 0
+
+
+@pytest.mark.parametrize("query", ["invoice", "deleted:true", "invoice AND type:email -deleted:true"])
+def test_auto_materialises_many_hits_but_a_postgresql_word_query(demo, many_traces, monkeypatch, query):
+    from django.db import connection
+
+    monkeypatch.setattr(events_index, "FEW_TRACES", 0)
+    materialised: list[str] = []
+    materialise = events_index._materialised
+
+    def counting(**arguments):
+        materialised.append(query)
+        return materialise(**arguments)
+
+    monkeypatch.setattr(events_index, "_materialised", counting)
+    auto = _every_page(demo, plan=events_index.PLAN_AUTO, page=500, query=query)
+    assert auto == _every_page(demo, plan=events_index.PLAN_SEMI_JOIN, page=500, query=query)
+    words = query != "deleted:true"
+    assert bool(materialised) is not (connection.vendor == "postgresql" and words)
+
+
+def _hits_tables() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        query = (
+            "SELECT count(*) FROM pg_class WHERE relname = %s"
+            if connection.vendor == "postgresql"
+            else "SELECT count(*) FROM sqlite_temp_master WHERE name = %s"
+        )
+        cursor.execute(query, [events_index.HITS_TABLE])
+        return cursor.fetchone()[0]
+
+
+def test_a_failed_page_leaves_no_hits_table_behind(demo, many_traces, monkeypatch):
+    from django.db import DatabaseError
+
+    monkeypatch.setattr(events_index, "FEW_TRACES", 0)
+    plan = events_index.PLAN_DRIVE_OR_MATERIALISE
+    walk = events_index._covering_walk
+
+    def failing(**arguments):
+        assert _hits_tables() == 1
+        raise DatabaseError("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(events_index, "_covering_walk", failing)
+    with pytest.raises(DatabaseError):
+        events_search(user=demo.detective, case_id=demo.case.pk, query="deleted:true", limit=5, plan=plan)
+    assert _hits_tables() == 0
+    monkeypatch.setattr(events_index, "_covering_walk", walk)
+    assert events_search(user=demo.detective, case_id=demo.case.pk, query="deleted:true", limit=5, plan=plan)["events"]

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 EVENT_TABLE = "search_trace_event"
 ZONE_UTC = "UTC"
@@ -120,7 +120,20 @@ PLAN_AUTO = "auto"
 PLAN_SEMI_JOIN = "semi-join"
 PLAN_DRIVE_OR_SEMI_JOIN = "drive-or-semi-join"
 PLAN_DRIVE_OR_CHUNKS = "drive-or-chunks"
-PLANS = (PLAN_AUTO, PLAN_SEMI_JOIN, PLAN_DRIVE_OR_SEMI_JOIN, PLAN_DRIVE_OR_CHUNKS)
+PLAN_DRIVE_OR_MATERIALISE = "drive-or-materialise"
+PLAN_DRIVE_OR_INDEX_SEMI_JOIN = "drive-or-index-semi-join"
+PLAN_DRIVE_OR_INDEX_CHUNKS = "drive-or-index-chunks"
+PLANS = (
+    PLAN_AUTO,
+    PLAN_SEMI_JOIN,
+    PLAN_DRIVE_OR_SEMI_JOIN,
+    PLAN_DRIVE_OR_CHUNKS,
+    PLAN_DRIVE_OR_MATERIALISE,
+    PLAN_DRIVE_OR_INDEX_SEMI_JOIN,
+    PLAN_DRIVE_OR_INDEX_CHUNKS,
+)
+# The temporary table of the ``drive-or-materialise`` plan's hits: one per connection, dropped after each page.
+HITS_TABLE = "search_event_hits"
 # At most this many matching traces: their events are read by trace id and sorted (a few tens of thousands).
 FEW_TRACES = 5_000
 # The chunked walk's first chunk of events, and its largest; each chunk four times the last.
@@ -153,6 +166,9 @@ class EventFilter:
     # SQL for the ids of any ``FEW_TRACES + 1`` matching traces, cheaper than ``traces_sql`` with a limit
     # (on SQLite, the word index's rowids in order, as the trace search takes its first hits); None: that.
     probe_sql: tuple[str, Sequence] | None = None
+    # Whether the query holds words (read from the word index): PostgreSQL's ``auto`` then does not
+    # materialise its hits (a heap read per hit), see events_page.
+    has_words: bool = False
 
 
 Keyset = tuple[str, int, str]
@@ -174,12 +190,19 @@ def events_page(
 
     - few (``FEW_TRACES`` or fewer): **drive** from those ids: their events by trace id (the primary
       key), sorted, the page taken (a top-N sort of a few tens of thousands of rows at most);
-    - many: walk the time index with the query as a semi-join (``drive-or-semi-join``, the default,
-      ``auto``): SQLite evaluates the query once into a list it probes, PostgreSQL probes each event's trace.
-      ``drive-or-chunks`` (measured, not the default) walks the index a chunk of events at a time (2,000,
-      then four times as many, …) and asks the matching query once per chunk which of the chunk's traces
-      match; at a million traces the first e-mail came after 42,000 events, and reading the chunks
-      cost more than the probes saved (docs/benchmarks.md, branch evfast).
+    - many (``auto``, the default, since branch evfast2): on SQLite, and on PostgreSQL for a query without
+      words, **materialise** (``drive-or-materialise``): every matching trace's id into a temporary table
+      (the query evaluated once), then a walk of the index alone (time, trace, name: no table row read per
+      event) probing that table's primary key, stopped at the page's end. On PostgreSQL a query with words
+      (``invoice``) takes ``drive-or-index-semi-join`` instead: the same walk of the index alone with the
+      query as a semi-join probing each event's trace, because materialising a common word's hits costs a
+      heap read per hit (77,000 of them for ``invoice`` at a million traces: 1.5 s) where the walk probes
+      the ~23,000 events before its page.
+    - measured and kept for the benchmark: ``drive-or-semi-join`` (evfast's default: the walk reading each
+      event's table row, the query as a semi-join) and ``drive-or-chunks`` (the walk a chunk of events at a
+      time, 2,000 then four times as many …, asking the query once per chunk which of the chunk's traces
+      match), and ``drive-or-index-chunks`` (that chunked walk reading the indexes alone): slower at a
+      million traces but for a word in e-mails on PostgreSQL (docs/benchmarks.md, branches evfast, evfast2).
 
     Every plan returns the same rows (tests/search/test_events_plans.py)."""
     if plan not in PLANS:
@@ -195,8 +218,25 @@ def events_page(
         few = matching_ids(where.probe_sql or where.traces_sql, count=FEW_TRACES + 1)
         if len(few) <= FEW_TRACES:
             return _driven(where=where, trace_ids=few, after=after, limit=limit, descending=descending)
+    if plan == PLAN_AUTO:
+        postgres_words = connection.vendor == "postgresql" and where.has_words
+        plan = PLAN_DRIVE_OR_INDEX_SEMI_JOIN if postgres_words else PLAN_DRIVE_OR_MATERIALISE
     if plan == PLAN_DRIVE_OR_CHUNKS:
         return _chunked(where=where, after=after, limit=limit, descending=descending)
+    if plan == PLAN_DRIVE_OR_INDEX_CHUNKS:
+        return _index_chunked(where=where, after=after, limit=limit, descending=descending)
+    if plan == PLAN_DRIVE_OR_MATERIALISE:
+        return _materialised(where=where, after=after, limit=limit, descending=descending)
+    if plan == PLAN_DRIVE_OR_INDEX_SEMI_JOIN:
+        subquery, params = where.traces_sql
+        return _covering_walk(
+            where=where,
+            after=after,
+            limit=limit,
+            descending=descending,
+            condition=f"event.trace_id IN ({subquery})",
+            condition_params=params,
+        )
     return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
 
 
@@ -359,3 +399,132 @@ def _matching_among(traces_sql: tuple[str, Sequence], *, trace_ids: set[int]) ->
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT matched.id FROM ({subquery}) AS matched WHERE {among}", [*params, among_param])  # noqa: S608 (Django's SQL)
         return {row[0] for row in cursor}
+
+
+def _materialised(*, where: EventFilter, after: Keyset | None, limit: int, descending: bool) -> list[EventRow]:
+    """Every matching trace's id into a temporary table (one statement: the query evaluated once, as a count of
+    its hits is), then a walk of the events' index that reads only the index (time, trace, name: no table row,
+    so no zone) and probes the table's primary key per event, stopped at the page's end; the page's zones
+    read after by the events' primary key. The table is dropped before the function returns, or rolled back
+    with it on an error (no leak into the connection's next request; PostgreSQL's ``ON COMMIT DROP`` too)."""
+    assert where.traces_sql is not None  # nosec B101  # events_page calls this only with a query
+    subquery, params = where.traces_sql
+    postgres = connection.vendor == "postgresql"
+    # A failure (the search time budget's statement timeout) rolls the savepoint back, the table with it:
+    # both databases' DDL is transactional, and PostgreSQL refuses any statement in a failed transaction.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {HITS_TABLE}")
+        if postgres:
+            cursor.execute(f"CREATE TEMPORARY TABLE {HITS_TABLE} (id bigint PRIMARY KEY) ON COMMIT DROP")
+        else:
+            cursor.execute(f"CREATE TEMPORARY TABLE {HITS_TABLE} (id integer PRIMARY KEY)")
+        cursor.execute(f"INSERT INTO {HITS_TABLE} (id) SELECT matched.id FROM ({subquery}) AS matched", params)  # noqa: S608 (Django's SQL)
+        if postgres:
+            cursor.execute(f"ANALYZE {HITS_TABLE}")  # its size, so the walk probes it by its key
+        rows = _covering_walk(
+            where=where,
+            after=after,
+            limit=limit,
+            descending=descending,
+            condition=f"EXISTS (SELECT 1 FROM {HITS_TABLE} WHERE {HITS_TABLE}.id = event.trace_id)",  # noqa: S608 (constants)
+        )
+        cursor.execute(f"DROP TABLE {HITS_TABLE}")
+    return rows
+
+
+def _covering_walk(
+    *,
+    where: EventFilter,
+    after: Keyset | None,
+    limit: int,
+    descending: bool,
+    condition: str,
+    condition_params: Sequence = (),
+) -> list[EventRow]:
+    """The page's keys from the events' indexes alone, each event kept by ``condition`` (SQL on ``event``),
+    then the page's zones by primary key.
+
+    Both databases fetch an event's table row as soon as the statement names a column the index lacks
+    (``zone``), for every event walked, kept or not: reading the index alone was 8-10 times faster at a million
+    traces. With ``types``, one range scan of the (case, types, time …) index per stored combination, merged."""
+    keys, params = _keys_sql(
+        where=where,
+        after=after,
+        limit=limit,
+        descending=descending,
+        condition=condition,
+        condition_params=condition_params,
+    )
+    sql = (
+        f"SELECT page.time, event.zone, page.name, page.trace_id FROM ({keys}) AS page "  # noqa: S608 (constants)
+        f"JOIN {EVENT_TABLE} AS event ON event.trace_id = page.trace_id AND event.name = page.name "
+        f"{_order(descending=descending, table='page.')}"
+    )
+    return _rows(sql, params)
+
+
+def _keys_sql(
+    *,
+    where: EventFilter,
+    after: Keyset | None,
+    limit: int,
+    descending: bool,
+    condition: str | None = None,
+    condition_params: Sequence = (),
+) -> tuple[str, list[Any]]:
+    """SQL for the next ``limit`` events' keys (time, trace_id, name) in order, read from the indexes alone."""
+    arms: list[str] = []
+    params: list[Any] = []
+    each_types: list[EventFilter] = [replace(where, types=[stored]) for stored in where.types or []] or [where]
+    for arm_where in each_types:
+        conditions, arm_params = _conditions(where=arm_where, after=after, descending=descending, table="event.")
+        if condition is not None:
+            conditions.append(condition)
+        arms.append(
+            f"SELECT * FROM (SELECT event.time, event.trace_id, event.name FROM {EVENT_TABLE} AS event "  # noqa: S608 (constants)
+            f"WHERE {' AND '.join(conditions)} {_order(descending=descending, table='event.')} "
+            f"LIMIT %s) AS arm{len(arms)}"
+        )
+        params += [*arm_params, *(condition_params if condition is not None else ()), limit]
+    direction = "DESC" if descending else "ASC"
+    sql = " UNION ALL ".join(arms) + f" ORDER BY 1 {direction}, 2 {direction}, 3 {direction} LIMIT %s"
+    return sql, [*params, limit]
+
+
+def _index_chunked(*, where: EventFilter, after: Keyset | None, limit: int, descending: bool) -> list[EventRow]:
+    """The chunked walk (``_chunked``) reading the indexes alone: each chunk's keys, the query asked once
+    which of the chunk's traces match (one probe per trace, not per event), the page's zones read last."""
+    assert where.traces_sql is not None  # nosec B101  # events_page calls this only with a query
+    found: list[tuple[str, int, str]] = []
+    chunk = max(FIRST_CHUNK, limit)
+    while len(found) < limit:
+        sql, params = _keys_sql(where=where, after=after, limit=chunk, descending=descending)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            keys = [tuple(row) for row in cursor]
+        if not keys:
+            break
+        matched = _matching_among(where.traces_sql, trace_ids={trace_id for _, trace_id, _ in keys})
+        found += [key for key in keys if key[1] in matched][: limit - len(found)]
+        if len(keys) < chunk:
+            break
+        after = keys[-1]
+        chunk = min(chunk * 4, LARGEST_CHUNK)
+    return _with_zones(found)
+
+
+def _with_zones(keys: list[tuple[str, int, str]]) -> list[EventRow]:
+    """The events of ``keys`` (time, trace_id, name), in the keys' order, with their zones."""
+    if not keys:
+        return []
+    ids_param: Any
+    if connection.vendor == "postgresql":
+        among, ids_param = "trace_id = ANY(%s::bigint[])", sorted({trace_id for _, trace_id, _ in keys})
+    else:
+        among, ids_param = "trace_id IN (SELECT value FROM json_each(%s))", json.dumps(sorted({key[1] for key in keys}))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT trace_id, name, zone FROM {EVENT_TABLE} WHERE {among}", [ids_param])  # noqa: S608 (constants)
+        zones = {(trace_id, name): zone for trace_id, name, zone in cursor}
+    return [
+        EventRow(time=time, zone=zones[trace_id, name], name=name, trace_id=trace_id) for time, trace_id, name in keys
+    ]
