@@ -762,6 +762,9 @@ class BareSqlite:
     def first_page(self, expression: str) -> None:
         self.db.execute("SELECT rowid FROM ref WHERE ref MATCH ? LIMIT 50", (expression,)).fetchall()
 
+    def sample(self, expression: str, count: int) -> None:
+        self.db.execute("SELECT rowid FROM ref WHERE ref MATCH ? LIMIT ?", (expression, count)).fetchall()
+
     def search(self, expression: str) -> int:
         self.db.execute("SELECT rowid FROM ref WHERE ref MATCH ? ORDER BY rank LIMIT 50", (expression,)).fetchall()
         return self.db.execute("SELECT count(*) FROM ref WHERE ref MATCH ?", (expression,)).fetchone()[0]
@@ -816,6 +819,11 @@ class BarePostgres:
     def first_page(self, expression: str) -> None:
         self.db.execute(
             "SELECT id FROM bench_ref WHERE doc @@ to_tsquery('simple', %s) LIMIT 50", (expression,)
+        ).fetchall()
+
+    def sample(self, expression: str, count: int) -> None:
+        self.db.execute(
+            "SELECT id FROM bench_ref WHERE doc @@ to_tsquery('simple', %s) LIMIT %s", (expression, count)
         ).fetchall()
 
     def search(self, expression: str) -> int:
@@ -1239,8 +1247,8 @@ ROUND_TRIPS = 20
 def time_floors(*, database: str, case, bare, repeats: int) -> dict:
     """What stops a first page, measured in the same run as the searches: one round trip to the database
     (``SELECT 1``); per query, the hits table's fill alone (planner.fill_hits as a search runs it, then
-    undone); for the word queries, the first 50 ids in id order from Custodia's own word index, and the
-    bare engine's first 50 hits (no rank, no count)."""
+    undone); for the word queries, the first 50 ids in id order from Custodia's own word index, the bare
+    engine's first 50 hits (no rank, no count), and the bare engine's sample of count limit + 1 hits."""
     from django.conf import settings
     from django.db import connection, transaction
 
@@ -1288,9 +1296,11 @@ def time_floors(*, database: str, case, bare, repeats: int) -> dict:
             cursor.execute("SELECT 1")
             cursor.fetchall()
 
-    floors: dict = {"round_trip": timed(round_trip, ROUND_TRIPS), "queries": []}
+    sample_size = settings.CUSTODIA_SEARCH_COUNT_LIMIT + 1
+    floors: dict = {"round_trip": timed(round_trip, ROUND_TRIPS), "queries": [], "sample_size": sample_size}
     for label, query, fts5, tsquery in [*QUERIES, *EXTRA_QUERIES]:
-        entry: dict = {"label": label, "query": query, "fill": [], "word_index": [], "bare_first": [], "error": None}
+        entry: dict = {"label": label, "query": query, "fill": [], "word_index": [], "bare_first": [],
+                       "bare_sample": [], "error": None}  # fmt: skip
         try:
             entry["fill"] = measure(lambda q=query: fill(q), repeats=repeats)
         except Exception as exc:  # reported, never hidden
@@ -1299,6 +1309,9 @@ def time_floors(*, database: str, case, bare, repeats: int) -> dict:
         if expression is not None:
             entry["word_index"] = measure(lambda e=expression: word_index_page(e), repeats=repeats)
             entry["bare_first"] = measure(lambda e=expression: bare.first_page(e), repeats=repeats)
+            # The sample a first page past the count limit counts and facets: what the bare engine alone needs
+            # to find it is the floor of that design.
+            entry["bare_sample"] = measure(lambda e=expression: bare.sample(e, sample_size), repeats=repeats)
         floors["queries"].append(entry)
     log(f"{database}: floors timed")
     return floors
@@ -1312,24 +1325,28 @@ def print_floors(results: dict[str, dict]) -> None:
     print()
     print("Floors, measured in the same run (p50 / p95 ms): the first page with facets beside its hits table's fill")
     print("alone, the first 50 ids of a word from Custodia's word index in id order, the bare engine's first 50 hits")
-    print("(no rank, no count); and one round trip to the database:")
+    print("(no rank, no count), and the bare engine's sample of as many hits as a first page past the count limit")
+    print("counts and facets; and one round trip to the database:")
     print()
     header = ["query"]
     for name in databases:
-        header += [f"{titles[name]} first page", "fill alone", "word index, 50 ids", "bare, 50 hits"]
+        size = results[name]["floors"].get("sample_size", 0)
+        header += [f"{titles[name]} first page", "fill alone", "word index, 50 ids", "bare, 50 hits",
+                   f"bare, sample of {size:,}"]  # fmt: skip
     print("| " + " | ".join(header) + " |")
-    print("|---|" + "---:|" * (4 * len(databases)))
+    print("|---|" + "---:|" * (5 * len(databases)))
     for index, (label, query, _, _) in enumerate([*QUERIES, *EXTRA_QUERIES]):
         row = [f"`{query}`" if query else f"({label})"]
         for name in databases:
             floor = results[name]["floors"]["queries"][index]
             page = results[name]["queries"][index]
             fill = "error" if floor["error"] else timing(floor["fill"], 0)
-            row += [timing(page["samples"], 0), fill, timing(floor["word_index"], 0), timing(floor["bare_first"], 0)]
+            row += [timing(page["samples"], 0), fill, timing(floor["word_index"], 0), timing(floor["bare_first"], 0),
+                    timing(floor.get("bare_sample", []), 0)]  # fmt: skip
         print("| " + " | ".join(row) + " |")
     row = ["one round trip (`SELECT 1`)"]
     for name in databases:
-        row += [timing(results[name]["floors"]["round_trip"], 0), "", "", ""]
+        row += [timing(results[name]["floors"]["round_trip"], 0), "", "", "", ""]
     print("| " + " | ".join(row) + " |")
 
 
