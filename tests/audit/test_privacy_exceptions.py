@@ -9,15 +9,17 @@ import io
 import json
 import logging
 import logging.config
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from audit.privacy import DEFAULT_POLICY, REMOVED_MESSAGE, PrivacyLogFilter, Tagged, tag_value
 
 
-@pytest.fixture
-def configured_log(settings):
-    """A logger whose handler is ``settings.LOGGING``'s console handler (its filter and format), on a buffer."""
+@contextmanager
+def logging_to_buffer(settings, logger_name: str) -> Iterator[io.StringIO]:
+    """``logger_name`` writes through ``settings.LOGGING``'s console handler (its filter and format) to a buffer."""
     settings.CUSTODIA_PRIVACY_POLICY = dict(DEFAULT_POLICY)
     buffer = io.StringIO()
     config = json.loads(json.dumps(settings.LOGGING))
@@ -25,12 +27,19 @@ def configured_log(settings):
         "buffer": {**config["handlers"]["console"], "class": "logging.StreamHandler", "stream": buffer}
     }
     config["root"] = {"handlers": [], "level": "INFO"}
-    config["loggers"] = {"privacy-exceptions": {"handlers": ["buffer"], "level": "INFO", "propagate": False}}
+    config["loggers"] = {logger_name: {"handlers": ["buffer"], "level": "INFO", "propagate": False}}
     logging.config.dictConfig(config)
     try:
-        yield logging.getLogger("privacy-exceptions"), buffer
+        yield buffer
     finally:
         logging.config.dictConfig(settings.LOGGING)
+
+
+@pytest.fixture
+def configured_log(settings):
+    """A logger whose handler is ``settings.LOGGING``'s console handler (its filter and format), on a buffer."""
+    with logging_to_buffer(settings, "privacy-exceptions") as buffer:
+        yield logging.getLogger("privacy-exceptions"), buffer
 
 
 # The confidential values, named here: a traceback's frames quote the source lines that raised, so the tests
@@ -143,19 +152,8 @@ def test_a_celery_worker_s_own_handlers_get_the_privacy_filter():
 @pytest.fixture
 def celery_trace_log(settings):
     """Celery's task tracer's own logger, on a buffer through ``settings.LOGGING``'s console handler."""
-    settings.CUSTODIA_PRIVACY_POLICY = dict(DEFAULT_POLICY)
-    buffer = io.StringIO()
-    config = json.loads(json.dumps(settings.LOGGING))
-    config["handlers"] = {
-        "buffer": {**config["handlers"]["console"], "class": "logging.StreamHandler", "stream": buffer}
-    }
-    config["root"] = {"handlers": [], "level": "INFO"}
-    config["loggers"] = {"celery.app.trace": {"handlers": ["buffer"], "level": "INFO", "propagate": False}}
-    logging.config.dictConfig(config)
-    try:
+    with logging_to_buffer(settings, "celery.app.trace") as buffer:
         yield buffer
-    finally:
-        logging.config.dictConfig(settings.LOGGING)
 
 
 def test_celerys_own_task_failure_line_loses_the_exception_message(celery_trace_log):
