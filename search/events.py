@@ -14,11 +14,14 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import BooleanField, QuerySet
+from django.db.models.expressions import RawSQL
 
 from audit.privacy import Tagged
 from audit.services import audit_record
@@ -31,7 +34,16 @@ from custodia.errors import ServiceError
 from evidence.models import Evidence
 from search.backends.budget import search_time_budget
 from search.backends.sql.compiler import combinations_holding
-from search.backends.sql.events import FEW_TRACES, PLAN_AUTO, PLANS, EventFilter, EventRow, events_page
+from search.backends.sql.events import (
+    FEW_TRACES,
+    PLAN_AUTO,
+    PLANS,
+    SPAN_FIRST,
+    SPAN_LAST,
+    EventFilter,
+    EventRow,
+    events_page,
+)
 from search.backends.sql.planner import word_driven_first_ids
 from search.models import CasePropertyName, Trace
 from search.query.ast import And, Field, Node, Not, Or, Text
@@ -118,13 +130,15 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
     from search.backends.base import get_search_backend
 
     node = query_parse(query)
-    traces_sql = probe_sql = None
+    traces_sql = probe_sql = windowed = None
     types = event_types(node, case_id=case_id)
     if node is not None and not all(_is_type(item) for item in (node.items if isinstance(node, And) else (node,))):
         # A query of types alone is the events' own types; any other is the traces the backend matches.
         matching = get_search_backend().matching(case_id=case_id, node=node).values("id").order_by()
         traces_sql = matching.query.sql_with_params()
         probe_sql = word_driven_first_ids(case_id=case_id, node=node, sort=("id",), count=FEW_TRACES + 1)
+        if connection.vendor == "postgresql":
+            windowed = partial(_windowed_sql, matching)
     names = None
     if kinds:
         known = event_kinds(case_id=case_id)
@@ -142,7 +156,20 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
         types=types,
         probe_sql=probe_sql,
         has_words=node is not None and _has_words(node),
+        windowed=windowed,
     )
+
+
+def _windowed_sql(matching: QuerySet, low: str | None, high: str | None) -> tuple[str, Sequence]:
+    """PostgreSQL: SQL for the ``matching`` traces with an event from ``low`` to ``high`` (both included; None:
+    unbounded): their first event at or before ``high``, their last at or after ``low`` (the generated span
+    columns of migration 0020, which the model does not declare: SQLite has none)."""
+    for column, operator, bound in ((SPAN_FIRST, "<=", high), (SPAN_LAST, ">=", low)):
+        if bound is not None:
+            # Constant SQL around a parameter: the column and operator come from the tuple above.
+            span = RawSQL(f'"search_trace"."{column}" {operator} %s', [bound], BooleanField())  # noqa: S611
+            matching = matching.filter(span)
+    return matching.query.sql_with_params()
 
 
 def _has_words(node: Node) -> bool:

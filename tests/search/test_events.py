@@ -177,3 +177,10 @@ def test_the_events_migration_ran_the_index_as_it_is_now(db):
     from search.backends.sql.schema import installed_triggers
 
     assert events_index.EVENT_TRIGGERS[connection.vendor] <= installed_triggers(connection)
+
+
+def test_the_span_migration_ran_the_span_columns_as_they_are_now(db):
+    # PostgreSQL's first/last event columns of a trace (0020) carry their statements frozen too.
+    migration = importlib.import_module("search.migrations.0020_trace_event_span")
+    assert migration.POSTGRES_SPAN_INSTALL == events_index.POSTGRES_SPAN_INSTALL
+    assert migration.POSTGRES_SPAN_UNINSTALL == events_index.POSTGRES_SPAN_UNINSTALL

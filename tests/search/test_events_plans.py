@@ -75,6 +75,7 @@ def test_every_plan_returns_the_same_events_page_after_page(demo, many_traces, m
     # Small thresholds, so a query is "few" or "many" and the chunked walk takes several growing chunks.
     monkeypatch.setattr(events_index, "FEW_TRACES", few)
     monkeypatch.setattr(events_index, "FIRST_CHUNK", 5)
+    monkeypatch.setattr(events_index, "FIRST_WINDOW", 5)
     expected = _every_page(demo, plan=events_index.PLAN_SEMI_JOIN, page=500, **search)
     if search["query"] != "type:nothing":
         assert len(expected) > 10
@@ -213,3 +214,63 @@ def test_a_failed_page_leaves_no_hits_table_behind(demo, many_traces, monkeypatc
     assert _hits_tables() == 0
     monkeypatch.setattr(events_index, "_covering_walk", walk)
     assert events_search(user=demo.detective, case_id=demo.case.pk, query="deleted:true", limit=5, plan=plan)["events"]
+
+
+def test_the_windows_plan_widens_its_window_until_the_page_is_full(demo, many_traces, monkeypatch):
+    monkeypatch.setattr(events_index, "FEW_TRACES", 0)
+    monkeypatch.setattr(events_index, "FIRST_WINDOW", 3)
+    sizes: list[int] = []
+    edge = events_index._window_edge
+
+    def counting(**arguments):
+        sizes.append(arguments["size"])
+        return edge(**arguments)
+
+    monkeypatch.setattr(events_index, "_window_edge", counting)
+    plan = events_index.PLAN_DRIVE_OR_WINDOWS
+    body = events_search(user=demo.detective, case_id=demo.case.pk, query="invoice", limit=5, plan=plan)
+    assert len(body["events"]) == 5 and body["cursor"]
+    expected = events_search(
+        user=demo.detective, case_id=demo.case.pk, query="invoice", limit=5, plan=events_index.PLAN_SEMI_JOIN
+    )
+    assert body == expected
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        # "invoice" is in one trace in nine, its first events late: windows of 3, 12, 48 … events.
+        assert sizes[:2] == [3, 12] and sizes == [3 * 4**n for n in range(len(sizes))]
+    else:
+        assert sizes == []  # SQLite has no bitmaps to intersect: the hits are materialised
+
+
+def test_a_trace_s_span_columns_are_its_first_and_last_event(demo, many_traces):
+    from django.db import connection
+
+    from search.models import Trace
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the span columns are PostgreSQL's (migration 0020): SQLite has no bitmap intersection")
+
+    def mismatches() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM search_trace AS trace LEFT JOIN (SELECT trace_id, min(time) AS first, "
+                "max(time) AS last FROM search_trace_event GROUP BY trace_id) AS span ON span.trace_id = trace.id "
+                "WHERE trace.first_event IS DISTINCT FROM span.first OR trace.last_event IS DISTINCT FROM span.last"
+            )
+            return cursor.fetchone()[0]
+
+    assert mismatches() == 0
+    trace = Trace.objects.filter(case=demo.case, name="email-1").get()
+    trace.properties = {**trace.properties, "email.sentOn": "2003-02-01T00:00:00Z", "email.subject": "x"}
+    trace.save()
+    other = Trace.objects.filter(case=demo.case, name="file-0").get()
+    other.properties = {"file.size": 3}  # no time left: no span
+    other.save()
+    assert mismatches() == 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT first_event, last_event FROM search_trace WHERE id IN (%s, %s) ORDER BY id", [trace.pk, other.pk]
+        )
+        spans = dict(zip([min(trace.pk, other.pk), max(trace.pk, other.pk)], cursor.fetchall(), strict=True))
+    assert spans[trace.pk][0] == "2003-02-01T00:00:00" and spans[other.pk] == (None, None)

@@ -30,7 +30,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import date
 from typing import Any, cast
 
@@ -156,15 +156,21 @@ def sample_work_mem() -> str:
 
 
 @contextmanager
-def sample_work_memory() -> Iterator[None]:
-    """``work_mem`` at ``sample_work_mem()`` for the block, then as it was (a local setting of the transaction;
-    a block that fails leaves it to the rollback of the search's savepoint, which undoes it)."""
+def planner_setting(name: str, value: str) -> Iterator[None]:
+    """PostgreSQL's setting ``name`` at ``value`` for the block, then as it was (a local setting of the
+    transaction, so call it inside one; a block that fails leaves it to the rollback of its savepoint, which
+    undoes it)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('work_mem'), set_config('work_mem', %s, true)", [sample_work_mem()])
+        cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
         before = cursor.fetchone()[0]
     yield
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('work_mem', %s, true)", [before])
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, before])
+
+
+def sample_work_memory() -> AbstractContextManager[None]:
+    """``work_mem`` at ``sample_work_mem()`` for the block, then as it was."""
+    return planner_setting("work_mem", sample_work_mem())
 
 
 def _sampled_hits(hits: HitsTable, *, traces: QuerySet[Trace], sort: tuple[str, ...], bound: int) -> int:
