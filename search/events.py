@@ -33,7 +33,7 @@ from cases.times import iso_utc, recorded_instant, user_time_zone
 from custodia.errors import ServiceError
 from evidence.models import Evidence
 from search.backends.budget import search_time_budget
-from search.backends.sql.compiler import combinations_holding
+from search.backends.sql.compiler import combinations_holding, type_combinations
 from search.backends.sql.events import (
     FEW_TRACES,
     PLAN_AUTO,
@@ -132,8 +132,14 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
     node = query_parse(query)
     traces_sql = probe_sql = windowed = None
     types = event_types(node, case_id=case_id)
-    if node is not None and not all(_is_type(item) for item in (node.items if isinstance(node, And) else (node,))):
-        # A query of types alone is the events' own types; any other is the traces the backend matches.
+    deleted = event_deleted(node)
+    if deleted is not None and types is None:
+        types = type_combinations(case_id)  # one arm of the (case, types, deleted …) index each
+    if deleted == CONTRADICTION:
+        types, deleted = [], None  # deleted:true AND deleted:false: no event
+    items: tuple[Node, ...] = () if node is None else node.items if isinstance(node, And) else (node,)
+    if node is not None and not all(_is_type(item) or _deleted_flag(item) is not None for item in items):
+        # A query of types and deleted alone is the events' own; any other is the traces the backend matches.
         matching = get_search_backend().matching(case_id=case_id, node=node).values("id").order_by()
         traces_sql = matching.query.sql_with_params()
         probe_sql = word_driven_first_ids(case_id=case_id, node=node, sort=("id",), count=FEW_TRACES + 1)
@@ -154,6 +160,7 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
         end=_moment(end, what="end", end=True),
         names=names,
         types=types,
+        deleted=deleted if isinstance(deleted, bool) else None,
         probe_sql=probe_sql,
         has_words=node is not None and _has_words(node),
         windowed=windowed,
@@ -195,6 +202,31 @@ def event_types(node: Node | None, *, case_id: int) -> list[str] | None:
             combinations = combinations_holding(item, case_id=case_id)
             holding = combinations if holding is None else [stored for stored in holding if stored in combinations]
     return holding
+
+
+# event_deleted's answer for a query that asks for deleted and for not deleted traces at once.
+CONTRADICTION = "contradiction"
+
+
+def _deleted_flag(node: Node | None) -> bool | None:
+    """True for ``deleted:true`` (or ``-deleted:false``), False for ``deleted:false`` (or ``-deleted:true``)."""
+    negated = isinstance(node, Not)
+    item = node.item if isinstance(node, Not) else node
+    if isinstance(item, Field) and item.name == "deleted" and isinstance(item.value, bool):
+        return item.value is not negated
+    return None
+
+
+def event_deleted(node: Node | None) -> bool | str | None:
+    """Whether the query's ``deleted:`` conditions (alone, or joined by AND) hold only deleted traces (True),
+    only the others (False), none (``CONTRADICTION``); None if it has none. The events index keeps each
+    trace's flag on its events (search/backends/sql/events.py)."""
+    flags = {
+        flag for item in (node.items if isinstance(node, And) else (node,)) if (flag := _deleted_flag(item)) is not None
+    }
+    if not flags:
+        return None
+    return flags.pop() if len(flags) == 1 else CONTRADICTION
 
 
 def _event_dicts(rows: list[EventRow], *, case_id: int) -> list[dict]:

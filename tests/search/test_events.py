@@ -168,8 +168,8 @@ def test_meanings():
 
 
 def test_the_events_migration_ran_the_index_as_it_is_now(db):
-    # The newest events migration (0018 gave the events their traces' types) carries the schema frozen.
-    migration = importlib.import_module("search.migrations.0018_event_types")
+    # The newest events migration (0021 gave the events their traces' deleted flag) carries the schema frozen.
+    migration = importlib.import_module("search.migrations.0021_event_deleted")
     assert migration.SQLITE_EVENTS_INSTALL == events_index.SQLITE_EVENTS_INSTALL
     assert migration.SQLITE_EVENTS_UNINSTALL == events_index.SQLITE_EVENTS_UNINSTALL
     assert migration.POSTGRES_EVENTS_INSTALL == events_index.POSTGRES_EVENTS_INSTALL

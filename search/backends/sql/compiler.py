@@ -162,7 +162,7 @@ def _wildcard_pattern(node: Field) -> str:
     return cast(str, node.value)  # Field.__post_init__ refuses a wildcard whose value is not a string
 
 
-def _type_combinations(case_id: int) -> list[str]:
+def type_combinations(case_id: int) -> list[str]:
     """Every distinct ``types`` list of a case's traces, as the database stores it.
 
     Traces come in few combinations (``["file"]``, ``["file", "picture"]``, …): one index seek each
@@ -191,7 +191,7 @@ def combinations_holding(node: Field, *, case_id: int) -> list[str]:
         name = name if exact else name.lower()
         return wildcard_match(wanted, name) if node.wildcard else name == wanted
 
-    return [stored for stored in _type_combinations(case_id) if any(holds(str(name)) for name in json.loads(stored))]
+    return [stored for stored in type_combinations(case_id) if any(holds(str(name)) for name in json.loads(stored))]
 
 
 def _type(node: Field, *, case_id: int | None) -> Q:

@@ -11,11 +11,12 @@ the tool wrote it; ``zone`` says what clock: ``UTC`` for a value that ends in ``
 offset (``+02:00``) for another offset, and ``local, unknown`` for a value without one (an EXIF time, a
 FAT time: local to a machine whose zone the trace does not say). An IANA name may come from a tool later.
 
-Each event also carries its trace's ``types`` as the trace stores them (``["file", "email"]``), with an index
-(case, types, time, trace, name): a ``type:`` query reads only its own types' events in time order, never
-probing the trace table (the first e-mail of a disk comes after tens of thousands of folder and file times).
+Each event also carries its trace's ``types`` as the trace stores them (``["file", "email"]``) and whether it
+is ``deleted``, with an index (case, types, deleted, time, trace, name): a ``type:`` or ``deleted:`` query
+reads only its own events in time order, never probing the trace table (the first e-mail of a disk comes
+after tens of thousands of folder and file times; its first deleted file after 20,000 events).
 
-These lists are the schema as it is now; the newest events migration (0018) carries them frozen (a test
+These lists are the schema as it is now; the newest events migration (0021) carries them frozen (a test
 compares the two).
 """
 
@@ -37,13 +38,13 @@ TIME_WIDTH = 19
 
 _TRIGGERS = ("search_trace_event_insert", "search_trace_event_delete", "search_trace_event_update")
 
-_COLUMNS = "trace_id, case_id, name, time, zone, types"
+_COLUMNS = "trace_id, case_id, name, time, zone, types, deleted"
 # SQLite: GLOB is case-sensitive (LIKE is not, and would take ``email.version`` for a time).
 _SQLITE_EVENTS_OF = (
     "SELECT {row}.id, {row}.case_id, property.key, substr(property.value, 1, 19), "
     "CASE WHEN property.value GLOB '*Z' OR property.value GLOB '*+00:00' THEN 'UTC' "
     "WHEN length(property.value) > 19 AND substr(property.value, -6) GLOB '[+-][0-9][0-9]:[0-9][0-9]' "
-    "THEN substr(property.value, -6) ELSE 'local, unknown' END, {row}.types "
+    "THEN substr(property.value, -6) ELSE 'local, unknown' END, {row}.types, {row}.deleted "
     "FROM json_each({row}.properties) AS property "
     "WHERE property.type = 'text' AND property.key GLOB '*On' "
     "AND property.value GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'"
@@ -52,7 +53,7 @@ SQLITE_EVENTS_INSTALL = [
     *(f"DROP TRIGGER IF EXISTS {name}" for name in _TRIGGERS),
     f"DROP TABLE IF EXISTS {EVENT_TABLE}",
     f"""CREATE TABLE {EVENT_TABLE} (trace_id integer NOT NULL, case_id integer NOT NULL,
-        name text NOT NULL, time text NOT NULL, zone text NOT NULL, types text NOT NULL,
+        name text NOT NULL, time text NOT NULL, zone text NOT NULL, types text NOT NULL, deleted integer NOT NULL,
         PRIMARY KEY (trace_id, name)) WITHOUT ROWID""",
     f"""CREATE TRIGGER search_trace_event_insert AFTER INSERT ON search_trace BEGIN
         INSERT INTO {EVENT_TABLE} ({_COLUMNS}) {_SQLITE_EVENTS_OF.format(row="new")};
@@ -60,7 +61,8 @@ SQLITE_EVENTS_INSTALL = [
     f"""CREATE TRIGGER search_trace_event_delete AFTER DELETE ON search_trace BEGIN
         DELETE FROM {EVENT_TABLE} WHERE trace_id = old.id;
     END""",  # noqa: S608
-    f"""CREATE TRIGGER search_trace_event_update AFTER UPDATE OF case_id, properties, types ON search_trace BEGIN
+    f"""CREATE TRIGGER search_trace_event_update AFTER UPDATE OF case_id, properties, types, deleted ON search_trace
+    BEGIN
         DELETE FROM {EVENT_TABLE} WHERE trace_id = old.id;
         INSERT INTO {EVENT_TABLE} ({_COLUMNS}) {_SQLITE_EVENTS_OF.format(row="new")};
     END""",  # noqa: S608
@@ -68,7 +70,7 @@ SQLITE_EVENTS_INSTALL = [
     f"INSERT INTO {EVENT_TABLE} ({_COLUMNS}) "
     + _SQLITE_EVENTS_OF.format(row="search_trace").replace(" FROM json_each", " FROM search_trace, json_each"),
     f"CREATE INDEX {EVENT_TABLE}_time ON {EVENT_TABLE} (case_id, time, trace_id, name)",
-    f"CREATE INDEX {EVENT_TABLE}_types ON {EVENT_TABLE} (case_id, types, time, trace_id, name)",
+    f"CREATE INDEX {EVENT_TABLE}_types ON {EVENT_TABLE} (case_id, types, deleted, time, trace_id, name)",
 ]
 SQLITE_EVENTS_UNINSTALL = [
     *(f"DROP TRIGGER IF EXISTS {name}" for name in _TRIGGERS),
@@ -79,7 +81,7 @@ _POSTGRES_EVENTS_OF = (
     "SELECT {row}.id, {row}.case_id, property.key, left(property.value, 19), "
     "CASE WHEN property.value LIKE '%Z' OR property.value LIKE '%+00:00' THEN 'UTC' "
     "WHEN length(property.value) > 19 AND right(property.value, 6) ~ '^[+-][0-9]{{2}}:[0-9]{{2}}$' "
-    "THEN right(property.value, 6) ELSE 'local, unknown' END, {row}.types "
+    "THEN right(property.value, 6) ELSE 'local, unknown' END, {row}.types, {row}.deleted "
     "FROM jsonb_each_text({row}.properties) AS property "
     "WHERE jsonb_typeof({row}.properties -> property.key) = 'string' AND property.key LIKE '%On' "
     "AND property.value ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}'"
@@ -88,7 +90,7 @@ POSTGRES_EVENTS_INSTALL = [
     "DROP TRIGGER IF EXISTS search_trace_events ON search_trace",
     f"DROP TABLE IF EXISTS {EVENT_TABLE}",
     f"""CREATE TABLE {EVENT_TABLE} (trace_id bigint NOT NULL, case_id bigint NOT NULL,
-        name text NOT NULL, time text NOT NULL, zone text NOT NULL, types jsonb NOT NULL,
+        name text NOT NULL, time text NOT NULL, zone text NOT NULL, types jsonb NOT NULL, deleted boolean NOT NULL,
         PRIMARY KEY (trace_id, name))""",
     f"""CREATE OR REPLACE FUNCTION search_trace_events() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -100,14 +102,14 @@ POSTGRES_EVENTS_INSTALL = [
         END IF;
         RETURN NULL;
     END $$""",  # noqa: S608
-    """CREATE TRIGGER search_trace_events AFTER INSERT OR DELETE OR UPDATE OF case_id, properties, types
+    """CREATE TRIGGER search_trace_events AFTER INSERT OR DELETE OR UPDATE OF case_id, properties, types, deleted
        ON search_trace FOR EACH ROW EXECUTE FUNCTION search_trace_events()""",
     f"INSERT INTO {EVENT_TABLE} ({_COLUMNS}) "
     + _POSTGRES_EVENTS_OF.format(row="search_trace").replace(
         " FROM jsonb_each_text", " FROM search_trace, jsonb_each_text"
     ),
     f"CREATE INDEX {EVENT_TABLE}_time ON {EVENT_TABLE} (case_id, time, trace_id, name)",
-    f"CREATE INDEX {EVENT_TABLE}_types ON {EVENT_TABLE} (case_id, types, time, trace_id, name)",
+    f"CREATE INDEX {EVENT_TABLE}_types ON {EVENT_TABLE} (case_id, types, deleted, time, trace_id, name)",
 ]
 POSTGRES_EVENTS_UNINSTALL = [
     "DROP TRIGGER IF EXISTS search_trace_events ON search_trace",
@@ -174,9 +176,12 @@ FEW_TRACES = 5_000
 # The chunked walk's first chunk of events, and its largest; each chunk four times the last.
 FIRST_CHUNK = 2_000
 LARGEST_CHUNK = 256_000
-# The windows plan's first window of events, and the factor of each next one.
+# The windows plan's first window, in events of the whole case (scaled to the share of them the filter's
+# types, flags and kinds keep: about the same stretch of time), its smallest, and the most each next one
+# grows (see _windowed). 32,000: a disk's system files come first, none a hit of most words.
 FIRST_WINDOW = 32_000
-WINDOW_GROWTH = 4
+SMALLEST_WINDOW = 2_000
+MOST_WINDOW_GROWTH = 8
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,9 @@ class EventFilter:
     end: str | None = None
     names: Sequence[str] | None = None
     types: Sequence[str] | None = None
+    # Only the events of deleted (True) or of not deleted (False) traces; None: both. With ``deleted`` set,
+    # ``types`` lists every stored combination of the case at least, so each is an arm (see _arms).
+    deleted: bool | None = None
     # SQL for the ids of any ``FEW_TRACES + 1`` matching traces, cheaper than ``traces_sql`` with a limit
     # (on SQLite, the word index's rowids in order, as the trace search takes its first hits); None: that.
     probe_sql: tuple[str, Sequence] | None = None
@@ -255,16 +263,17 @@ def events_page(
         return _walk(where=where, after=after, limit=limit, descending=descending)
     if plan == PLAN_SEMI_JOIN:
         return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
+    estimate = _estimated_rows(where.traces_sql)
     # Far more than a few by PostgreSQL's estimate: the probe would only find that out, slowly.
-    if not _estimated_many(where.traces_sql):
+    if estimate is None or estimate <= ESTIMATED_MANY_FACTOR * FEW_TRACES:
         few = matching_ids(where.probe_sql or where.traces_sql, count=FEW_TRACES + 1)
         if len(few) <= FEW_TRACES:
             return _driven(where=where, trace_ids=few, after=after, limit=limit, descending=descending)
     if plan == PLAN_AUTO:
-        postgres_words = connection.vendor == "postgresql" and where.has_words
-        plan = PLAN_DRIVE_OR_INDEX_SEMI_JOIN if postgres_words else PLAN_DRIVE_OR_MATERIALISE
+        plan = PLAN_DRIVE_OR_MATERIALISE if estimate is None or where.windowed is None else PLAN_DRIVE_OR_WINDOWS
     if plan == PLAN_DRIVE_OR_WINDOWS:
-        return _windowed(where=where, after=after, limit=limit, descending=descending)
+        dense = _dense(where=where, estimate=estimate)
+        return _windowed(where=where, after=after, limit=limit, descending=descending, dense=dense)
     if plan == PLAN_DRIVE_OR_CHUNKS:
         return _chunked(where=where, after=after, limit=limit, descending=descending)
     if plan in (PLAN_DRIVE_OR_INDEX_CHUNKS, PLAN_DRIVE_OR_BITMAP_CHUNKS):
@@ -285,21 +294,39 @@ def events_page(
     return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
 
 
-# PostgreSQL's estimate of the matching traces, in ``FEW_TRACES``, past which they are surely many (its
-# estimates of a word's or a flag's hits are good to a factor of two or so; a wrong "many" costs a walk,
-# never a wrong row).
-ESTIMATED_MANY_FACTOR = 4
+# PostgreSQL's estimate of the matching traces, in ``FEW_TRACES``, past which they are taken as many without a
+# probe. A wrong "many" costs a window or two (drive-or-windows), never a wrong row; a wrong "few" costs the
+# probe: for ``invoice AND type:email -deleted:true`` at a million traces PostgreSQL estimated 7,257 hits of
+# 30,212 (the word and the type go together) and the probe took 100 ms to find 5,001 of them.
+ESTIMATED_MANY_FACTOR = 1
+# Past this share of the case's traces, hits are dense: the windows plan first walks ``DENSE_WALK`` events
+# probing each one's trace (hits that common at the start fill a page within a few hundred events, where a
+# window reads the word index's whole bitmap: 90 ms for ``users``, in 60 % of a million traces), and its
+# windows grow by half as much (``DENSE_WINDOW_GROWTH``): past a sparse start, a window too wide reads tens
+# of thousands of hits.
+DENSE_SHARE = 0.25
+DENSE_WALK = 2_000
+DENSE_WINDOW_GROWTH = 2
 
 
-def _estimated_many(traces_sql: tuple[str, Sequence]) -> bool:
+def _estimated_rows(sql: tuple[str, Sequence]) -> float | None:
+    """PostgreSQL's estimate of the rows ``sql`` selects; None on SQLite (no row estimates worth the name)."""
     if connection.vendor != "postgresql":
-        return False  # SQLite has no row estimates worth the name
-    subquery, params = traces_sql
+        return None
+    subquery, params = sql
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {subquery}", params)
         plan = cursor.fetchone()[0]
     plan = json.loads(plan) if isinstance(plan, str) else plan
-    return plan[0]["Plan"]["Plan Rows"] > ESTIMATED_MANY_FACTOR * FEW_TRACES
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+def _dense(*, where: EventFilter, estimate: float | None) -> bool:
+    """Whether PostgreSQL estimates the hits at more than ``DENSE_SHARE`` of the case's traces."""
+    if estimate is None:
+        return False
+    case_traces = _estimated_rows(("SELECT id FROM search_trace WHERE case_id = %s", [where.case_id]))
+    return case_traces is not None and estimate > DENSE_SHARE * case_traces
 
 
 def matching_ids(traces_sql: tuple[str, Sequence], *, count: int) -> list[int]:
@@ -330,6 +357,9 @@ def _conditions(
         cast = "::jsonb" if connection.vendor == "postgresql" else ""
         conditions.append(f"{table}types IN ({', '.join([f'%s{cast}'] * len(where.types))})")
         params.extend(where.types)
+    if where.deleted is not None:
+        conditions.append(f"{table}deleted = %s")
+        params.append(where.deleted)
     if through is not None:
         conditions.append(f"{table}time {'>=' if descending else '<='} %s")
         params.append(through)
@@ -373,12 +403,22 @@ def _walk(
     return _rows(sql, [*params, limit])
 
 
+def _arms(where: EventFilter) -> list[EventFilter]:
+    """One filter per range of the (case, types, deleted, time …) index that ``where`` reads, each in time
+    order: a stored combination of types with a value of ``deleted`` (both when ``where`` has none); the
+    filter itself when it has no types (the (case, time …) index, one range)."""
+    if not where.types:
+        return [where]
+    flags = [False, True] if where.deleted is None else [where.deleted]
+    return [replace(where, types=[stored], deleted=flag) for stored in where.types for flag in flags]
+
+
 def _by_types(*, where: EventFilter, after: Keyset | None, limit: int, descending: bool) -> list[EventRow]:
     assert where.types  # nosec B101  # _walk calls this only with types
     arms: list[str] = []
     params: list[Any] = []
-    for stored in where.types:
-        conditions, arm_params = _conditions(where=replace(where, types=[stored]), after=after, descending=descending)
+    for arm in _arms(where):
+        conditions, arm_params = _conditions(where=arm, after=after, descending=descending)
         arms.append(
             f"SELECT * FROM (SELECT time, zone, name, trace_id FROM {EVENT_TABLE} "  # noqa: S608 (constants)
             f"WHERE {' AND '.join(conditions)} {_order(descending=descending)} LIMIT %s) AS arm{len(arms)}"
@@ -513,6 +553,7 @@ def _covering_walk(
     descending: bool,
     condition: str,
     condition_params: Sequence = (),
+    through: str | None = None,
 ) -> list[EventRow]:
     """The page's keys from the events' indexes alone, each event kept by ``condition`` (SQL on ``event``),
     then the page's zones by primary key.
@@ -527,6 +568,7 @@ def _covering_walk(
         descending=descending,
         condition=condition,
         condition_params=condition_params,
+        through=through,
     )
     sql = (
         f"SELECT page.time, event.zone, page.name, page.trace_id FROM ({keys}) AS page "  # noqa: S608 (constants)
@@ -544,13 +586,15 @@ def _keys_sql(
     descending: bool,
     condition: str | None = None,
     condition_params: Sequence = (),
+    through: str | None = None,
 ) -> tuple[str, list[Any]]:
     """SQL for the next ``limit`` events' keys (time, trace_id, name) in order, read from the indexes alone."""
     arms: list[str] = []
     params: list[Any] = []
-    each_types: list[EventFilter] = [replace(where, types=[stored]) for stored in where.types or []] or [where]
-    for arm_where in each_types:
-        conditions, arm_params = _conditions(where=arm_where, after=after, descending=descending, table="event.")
+    for arm_where in _arms(where):
+        conditions, arm_params = _conditions(
+            where=arm_where, after=after, descending=descending, table="event.", through=through
+        )
         if condition is not None:
             conditions.append(condition)
         arms.append(
@@ -606,8 +650,10 @@ def _with_zones(keys: list[tuple[str, int, str]]) -> list[EventRow]:
     ]
 
 
-def _windowed(*, where: EventFilter, after: Keyset | None, limit: int, descending: bool) -> list[EventRow]:
-    """PostgreSQL: the page from windows of time, each ``WINDOW_GROWTH`` times the events of the last.
+def _windowed(
+    *, where: EventFilter, after: Keyset | None, limit: int, descending: bool, dense: bool = False
+) -> list[EventRow]:
+    """PostgreSQL: the page from windows of time, each wider than the last by the density of hits it found.
 
     A window runs from the page's start (its keyset, or the filter's start) to the time of the
     ``FIRST_WINDOW``-th event on (``_window_edge``, read from the events' index alone). Every event of a hit
@@ -617,10 +663,26 @@ def _windowed(*, where: EventFilter, after: Keyset | None, limit: int, descendin
     window, by trace id, sorted, are the page when there are ``limit`` of them (or the window reached the
     end of the timeline); else a wider window. A sparse start of the timeline (a disk's system files, none
     a hit of ``invoice``: 23,000 events before its hundredth) costs a bitmap, not a probe per event.
-    SQLite has no bitmap intersection and reads a word's hits from its word index: ``drive-or-materialise``."""
+    With ``dense`` hits (see DENSE_SHARE), the first ``DENSE_WALK`` events are walked first, and windows grow
+    slower. SQLite has no bitmap intersection and reads a word's hits from its word index:
+    ``drive-or-materialise``."""
     if where.windowed is None or connection.vendor != "postgresql":
         return _materialised(where=where, after=after, limit=limit, descending=descending)
-    window = FIRST_WINDOW
+    if dense:
+        edge = _window_edge(where=where, after=after, size=DENSE_WALK, descending=descending)
+        subquery, params = where.traces_sql or ("", ())
+        rows = _covering_walk(
+            where=where,
+            after=after,
+            limit=limit,
+            descending=descending,
+            condition=f"event.trace_id IN ({subquery})",
+            condition_params=params,
+            through=edge,
+        )
+        if len(rows) >= limit or edge is None:
+            return rows
+    window = max(SMALLEST_WINDOW, round(FIRST_WINDOW * _scope_share(where)))
     near = after[0] if after is not None else (where.end if descending else where.start)
     while True:
         edge = _window_edge(where=where, after=after, size=window, descending=descending)
@@ -638,7 +700,33 @@ def _windowed(*, where: EventFilter, after: Keyset | None, limit: int, descendin
         rows = _driven(where=where, trace_ids=trace_ids, after=after, limit=limit, descending=descending, through=edge)
         if len(rows) >= limit or edge is None:
             return rows
-        window *= WINDOW_GROWTH
+        window *= _growth(found=len(rows), wanted=limit, most=DENSE_WINDOW_GROWTH if dense else MOST_WINDOW_GROWTH)
+
+
+def _scope_share(where: EventFilter) -> float:
+    """PostgreSQL's estimate of the share of the case's events that ``where``'s types, flag and kinds keep."""
+    if where.types is None and where.deleted is None and where.names is None:
+        return 1.0
+    every, every_params = _conditions(where=EventFilter(case_id=where.case_id), after=None, descending=False)
+    kept, kept_params = _conditions(
+        where=EventFilter(case_id=where.case_id, names=where.names, types=where.types, deleted=where.deleted),
+        after=None,
+        descending=False,
+    )
+    select = f"SELECT 1 FROM {EVENT_TABLE} WHERE "  # noqa: S608 (constants)
+    case_events = _estimated_rows((select + " AND ".join(every), every_params))
+    scope_events = _estimated_rows((select + " AND ".join(kept), kept_params))
+    if not case_events or scope_events is None:
+        return 1.0
+    return min(1.0, scope_events / case_events)
+
+
+def _growth(*, found: int, wanted: int, most: int) -> int:
+    """How many times wider the next window: enough for twice the events still wanted at the density the last
+    window found, at least 2, at most ``most`` (a sparse start says little of what follows it)."""
+    if found == 0:
+        return most
+    return min(most, max(2, -(-2 * wanted // found)))
 
 
 def _window_edge(*, where: EventFilter, after: Keyset | None, size: int, descending: bool) -> str | None:
