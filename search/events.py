@@ -44,7 +44,7 @@ from search.backends.sql.events import (
     EventRow,
     events_page,
 )
-from search.backends.sql.planner import word_driven_first_ids
+from search.backends.sql.planner import word_driven_first_ids, word_hits_superset
 from search.models import CasePropertyName, Trace
 from search.query.ast import And, Field, Node, Not, Or, Text
 from search.selectors import query_parse
@@ -130,7 +130,7 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
     from search.backends.base import get_search_backend
 
     node = query_parse(query)
-    traces_sql = probe_sql = windowed = None
+    traces_sql = probe_sql = windowed = hits_superset = spans = None
     types = event_types(node, case_id=case_id)
     deleted = event_deleted(node)
     if deleted is not None and types is None:
@@ -145,6 +145,10 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
         probe_sql = word_driven_first_ids(case_id=case_id, node=node, sort=("id",), count=FEW_TRACES + 1)
         if connection.vendor == "postgresql":
             windowed = partial(_windowed_sql, matching)
+            spans = _spans_sql(matching)
+        hits_superset = word_hits_superset(
+            node=node, holds_elsewhere=lambda item: _is_type(item) or _deleted_flag(item) is not None
+        )
     names = None
     if kinds:
         known = event_kinds(case_id=case_id)
@@ -164,7 +168,17 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
         probe_sql=probe_sql,
         has_words=node is not None and _has_words(node),
         windowed=windowed,
+        hits_superset_sql=hits_superset,
+        spans_sql=spans,
     )
+
+
+def _spans_sql(matching: QuerySet) -> tuple[str, Sequence]:
+    """PostgreSQL: SQL for the ``matching`` traces' id, first and last event time (migration 0020's columns)."""
+    first = RawSQL(f'"search_trace"."{SPAN_FIRST}"', [])  # noqa: S611 (a constant column name)
+    last = RawSQL(f'"search_trace"."{SPAN_LAST}"', [])  # noqa: S611 (a constant column name)
+    columns = {"first": first, "last": last}
+    return matching.annotate(**columns).values_list("id", "first", "last").query.sql_with_params()
 
 
 def _windowed_sql(matching: QuerySet, low: str | None, high: str | None) -> tuple[str, Sequence]:

@@ -219,6 +219,11 @@ class EventFilter:
     # None for no bound), the query's own conditions and the trace's span (SPAN_FIRST <= high, SPAN_LAST >=
     # low) in one statement, so the planner can intersect their indexes' bitmaps; None on SQLite.
     windowed: Callable[[str | None, str | None], tuple[str, Sequence]] | None = None
+    # SQLite: SQL for a superset of the matching traces' ids that the events' own conditions (case, types,
+    # deleted) make exact: a word query's rowids from the FTS5 table alone (see _materialised); None: none.
+    hits_superset_sql: tuple[str, Sequence] | None = None
+    # PostgreSQL: SQL for the matching traces' (id, first event, last event), for the few-hits plan; None on SQLite.
+    spans_sql: tuple[str, Sequence] | None = None
 
 
 Keyset = tuple[str, int, str]
@@ -266,9 +271,17 @@ def events_page(
     estimate = _estimated_rows(where.traces_sql)
     # Far more than a few by PostgreSQL's estimate: the probe would only find that out, slowly.
     if estimate is None or estimate <= ESTIMATED_MANY_FACTOR * FEW_TRACES:
-        few = matching_ids(where.probe_sql or where.traces_sql, count=FEW_TRACES + 1)
-        if len(few) <= FEW_TRACES:
-            return _driven(where=where, trace_ids=few, after=after, limit=limit, descending=descending)
+        if where.spans_sql is not None:
+            spans = _matching_spans(where.spans_sql, count=FEW_TRACES + 1)
+            if len(spans) <= FEW_TRACES:
+                few, through = _earliest(where=where, spans=spans, after=after, limit=limit, descending=descending)
+                return _driven(
+                    where=where, trace_ids=few, after=after, limit=limit, descending=descending, through=through
+                )
+        else:
+            few = matching_ids(where.probe_sql or where.traces_sql, count=FEW_TRACES + 1)
+            if len(few) <= FEW_TRACES:
+                return _driven(where=where, trace_ids=few, after=after, limit=limit, descending=descending)
     if plan == PLAN_AUTO:
         plan = PLAN_DRIVE_OR_MATERIALISE if estimate is None or where.windowed is None else PLAN_DRIVE_OR_WINDOWS
     if plan == PLAN_DRIVE_OR_WINDOWS:
@@ -327,6 +340,47 @@ def _dense(*, where: EventFilter, estimate: float | None) -> bool:
         return False
     case_traces = _estimated_rows(("SELECT id FROM search_trace WHERE case_id = %s", [where.case_id]))
     return case_traces is not None and estimate > DENSE_SHARE * case_traces
+
+
+def _matching_spans(spans_sql: tuple[str, Sequence], *, count: int) -> list[tuple[int, str | None, str | None]]:
+    """Any ``count`` matching traces' (id, first event, last event), in whatever order PostgreSQL finds them."""
+    subquery, params = spans_sql
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM ({subquery}) AS matched LIMIT %s", [*params, count])  # noqa: S608 (Django's SQL)
+        return [(trace_id, first, last) for trace_id, first, last in cursor]
+
+
+def _earliest(
+    *,
+    where: EventFilter,
+    spans: list[tuple[int, str | None, str | None]],
+    after: Keyset | None,
+    limit: int,
+    descending: bool,
+) -> tuple[list[int], str | None]:
+    """Of a few hits, those whose events can be on the first page, and the time no event of it is past.
+
+    The first page (no keyset, no time range, every kind) holds ``limit`` events at or before the
+    ``limit``-th earliest first event among the hits (each of those hits has its first event there), so only
+    hits whose first event comes by then need their events read: 101 traces of 4,483 for ``bitcoin``, not
+    18,000 events. (Latest last events, in descending order.) Any other page reads every hit's events."""
+    every = [trace_id for trace_id, _, _ in spans]
+    if after is not None or where.start is not None or where.end is not None or where.names is not None:
+        return every, None
+    # A trace without events has neither; one with any has both.
+    edges: list[tuple[str, int]] = sorted(
+        (last if descending else first, trace_id)
+        for trace_id, first, last in spans
+        if first is not None and last is not None
+    )
+    if descending:
+        edges.reverse()
+    if len(edges) <= limit:
+        return every, None
+    bound = edges[limit - 1][0]
+    if descending:
+        return [trace_id for edge, trace_id in edges if edge >= bound], bound
+    return [trace_id for edge, trace_id in edges if edge <= bound], bound
 
 
 def matching_ids(traces_sql: tuple[str, Sequence], *, count: int) -> list[int]:
@@ -521,7 +575,9 @@ def _materialised(*, where: EventFilter, after: Keyset | None, limit: int, desce
     read after by the events' primary key. The table is dropped before the function returns, or rolled back
     with it on an error (no leak into the connection's next request; PostgreSQL's ``ON COMMIT DROP`` too)."""
     assert where.traces_sql is not None  # nosec B101  # events_page calls this only with a query
-    subquery, params = where.traces_sql
+    # A word's hits from the word index alone (77,000 rowids of "invoice": each trace row read to check its
+    # case cost 81 ms of a 102 ms page at a million traces on SQLite); the walk keeps the case's events.
+    subquery, params = where.hits_superset_sql or where.traces_sql
     postgres = connection.vendor == "postgresql"
     # A failure (the search time budget's statement timeout) rolls the savepoint back, the table with it:
     # both databases' DDL is transactional, and PostgreSQL refuses any statement in a failed transaction.

@@ -329,6 +329,20 @@ def _row_conditions(*, case_id: int, items: list[Node]) -> tuple[str, list] | No
     return where, params
 
 
+def word_hits_superset(*, node: Node, holds_elsewhere: Callable[[Node], bool]) -> tuple[str, list] | None:
+    """On SQLite, for a query of full-text clauses and of conditions the caller applies itself
+    (``holds_elsewhere``): SQL (and its parameters) for the ids of the traces of any case that hold the full-text
+    clauses, read from the FTS5 table alone, never a trace row. A superset of the query's hits, exact once
+    the caller keeps its case's traces and applies the rest. None for any other query or database."""
+    if connection.vendor != "sqlite":
+        return None
+    groups, rest = _full_text_conjuncts(node)
+    if not groups or not all(holds_elsewhere(item) for item in rest):
+        return None
+    fts = schema.FTS_TABLE
+    return f"SELECT rowid AS id FROM {fts} WHERE {fts} MATCH %s", [fulltext.fts5_expression(groups)]  # noqa: S608
+
+
 def word_driven_first_ids(*, case_id: int, node: Node, sort: tuple[str, ...], count: int) -> tuple[str, list] | None:
     """On SQLite in id order, for a query that must hold words: SQL (and its parameters) for the ids of its
     first ``count`` hits, driven by the FTS5 table, which yields its rowids (the trace ids) in order, so
