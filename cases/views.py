@@ -188,7 +188,7 @@ def member_remove(request, case, username):
 def case_audit(request, case):
     form = AuditFilterForm(request.GET or None)
     try:
-        filters = audit_filters(request.GET)
+        filters = audit_filters(request.GET, user=request.user)
     except ServiceError as exc:
         messages.error(request, exc.detail)
         filters = {}

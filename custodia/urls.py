@@ -10,6 +10,7 @@ from custodia.security import with_inline_styles
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     # Every view declares what it needs (custodia/access.py); Django's and drf-spectacular's through requires().
     path("login/", requires(PUBLIC)(auth_views.LoginView.as_view(redirect_authenticated_user=True)), name="login"),
     path("logout/", requires(PUBLIC)(auth_views.LogoutView.as_view()), name="logout"),

@@ -1,6 +1,7 @@
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.views.decorators.http import require_GET
 
 from custodia.access import PUBLIC, requires
@@ -19,6 +20,13 @@ def healthz(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"ok": True})
+
+
+@requires(PUBLIC)
+@require_GET
+def favicon(request):
+    """``/favicon.ico``, which browsers and feed readers ask for whatever a page links: the icon pages link."""
+    return redirect(static("img/favicon.svg"), permanent=True)
 
 
 def not_found(request, exception=None):

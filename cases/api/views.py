@@ -3,7 +3,7 @@ cases/permissions.py and is applied by the selectors and services."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, tzinfo
 
 from django.contrib.auth import authenticate
 from django.db import transaction
@@ -29,6 +29,7 @@ from cases import permissions as perms
 from cases import selectors, services
 from cases.api import serializers as s
 from cases.models import CaseMembership, CaseStatus, User
+from cases.times import user_time_zone
 from custodia.access import LOGGED_IN, OPEN_CASES, ORG_ADMIN, PUBLIC
 from custodia.api import validated
 from custodia.errors import NotFound, ServiceError
@@ -204,7 +205,8 @@ class CaseMemberDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _parse_moment(value: str, name: str, *, end_of_day: bool = False):
+def _parse_moment(value: str, name: str, *, zone: tzinfo, end_of_day: bool = False):
+    """An ISO date or date-time; one without an offset (a date alone too) is read in ``zone``."""
     if not value:
         return None
     try:
@@ -215,23 +217,26 @@ def _parse_moment(value: str, name: str, *, end_of_day: bool = False):
     if moment is None:
         if day is None:
             raise ServiceError(f"{name} must be an ISO date or date-time, e.g. 2026-11-23 or 2026-11-23T10:00:00Z.")
-        moment = timezone.make_aware(datetime.combine(day, time.min))
+        moment = timezone.make_aware(datetime.combine(day, time.min), zone)
         if end_of_day:
             moment += timedelta(days=1)
     elif moment.tzinfo is None:
-        moment = timezone.make_aware(moment)
+        moment = timezone.make_aware(moment, zone)
     return moment
 
 
-def audit_filters(params) -> dict:
-    """The filters of the audit API and page, parsed once for both."""
+def audit_filters(params, *, user) -> dict:
+    """The filters of the audit API and page, parsed once for both: a date, or a date-time without an offset,
+    is read in the user's time zone (the account's setting, else the server's), on the page and over the API
+    alike (a token's request has no zone activated by the middleware)."""
+    zone = user_time_zone(user)
     return {
         "actor": params.get("actor", "").strip(),
         "action": params.get("action", "").strip(),
         "actions": [name.strip() for name in params.getlist("actions") if name.strip()],
         "outcome": params.get("outcome", "").strip(),
-        "since": _parse_moment(params.get("since", "").strip(), "since"),
-        "until": _parse_moment(params.get("until", "").strip(), "until", end_of_day=True),
+        "since": _parse_moment(params.get("since", "").strip(), "since", zone=zone),
+        "until": _parse_moment(params.get("until", "").strip(), "until", zone=zone, end_of_day=True),
     }
 
 
@@ -247,8 +252,14 @@ class AuditListView(APIView):
             OpenApiParameter("action", str, description="Action, or a prefix such as 'case.'"),
             OpenApiParameter("actions", str, many=True, description="Any of these actions (exact names)"),
             OpenApiParameter("outcome", str, enum=Outcome.values),
-            OpenApiParameter("since", str, description="ISO date or date-time (inclusive)"),
-            OpenApiParameter("until", str, description="ISO date or date-time (exclusive; a date means its end)"),
+            OpenApiParameter(
+                "since", str, description="ISO date or date-time (inclusive); without an offset, in your time zone"
+            ),
+            OpenApiParameter(
+                "until",
+                str,
+                description="ISO date or date-time (exclusive; a date: its end); without an offset, in your time zone",
+            ),
         ],
         responses=s.AuditEventSerializer(many=True),
     )
@@ -266,7 +277,7 @@ class AuditListView(APIView):
                     "pk", flat=True
                 )
             )
-        events = audit_events(case_ids=case_ids, **audit_filters(request.query_params))
+        events = audit_events(case_ids=case_ids, **audit_filters(request.query_params, user=request.user))
         paginator = Pagination()
         page = paginator.paginate_queryset(events, request, view=self)
         return paginator.get_paginated_response(s.AuditEventSerializer(page, many=True).data)

@@ -79,3 +79,32 @@ def test_unknown_api_path_is_json_404(demo, api):
     response = api.get("/api/no-such-thing/")
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+def test_audit_dates_without_an_offset_are_read_in_the_callers_zone(demo, settings):
+    # The page and the API read "since" and "until" the same way: a date (or a date-time without an offset)
+    # in the caller's time zone, whichever way the request was authenticated (a token's has no zone activated).
+    from datetime import UTC, datetime
+
+    from django.http import QueryDict
+
+    from cases.api.views import audit_filters
+
+    demo.prosecutor.time_zone = "Asia/Kolkata"
+    filters = audit_filters(QueryDict("since=2026-03-02&until=2026-03-02T08:00"), user=demo.prosecutor)
+    assert filters["since"] == datetime(2026, 3, 1, 18, 30, tzinfo=UTC)
+    assert filters["until"] == datetime(2026, 3, 2, 2, 30, tzinfo=UTC)
+    offset = audit_filters(QueryDict("since=2026-03-02T00:00:00%2B00:00"), user=demo.prosecutor)
+    assert offset["since"] == datetime(2026, 3, 2, tzinfo=UTC)
+    demo.prosecutor.time_zone = ""
+    settings.TIME_ZONE = "UTC"
+    server = audit_filters(QueryDict("since=2026-03-02"), user=demo.prosecutor)
+    assert server["since"] == datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def test_the_audit_api_reads_a_date_in_the_callers_zone(demo, api):
+    demo.prosecutor.time_zone = "Pacific/Kiritimati"  # UTC+14: "today" there began yesterday in UTC
+    demo.prosecutor.save()
+    api.as_user(demo.prosecutor)
+    response = api.get(f"/api/audit/?case={demo.case.pk}&since=2000-01-01")
+    assert response.status_code == 200 and response.json()["results"]
