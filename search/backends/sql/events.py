@@ -358,29 +358,54 @@ def _earliest(
     limit: int,
     descending: bool,
 ) -> tuple[list[int], str | None]:
-    """Of a few hits, those whose events can be on the first page, and the time no event of it is past.
+    """Of a few hits, those whose events can be on the page, and the time no event of the page is past.
 
-    The first page (no keyset, no time range, every kind) holds ``limit`` events at or before the
-    ``limit``-th earliest first event among the hits (each of those hits has its first event there), so only
-    hits whose first event comes by then need their events read: 101 traces of 4,483 for ``bitcoin``, not
-    18,000 events. (Latest last events, in descending order.) Any other page reads every hit's events."""
+    Each hit with an event known to be in the page's range — its first or its last event, which the span
+    columns give — has that event (its witness) on the page or after it; so the page's ``limit`` events are
+    at or before the ``limit``-th earliest witness, and only hits whose span reaches that far need their
+    events read: 101 traces of ``bitcoin``'s 4,483, not 18,000 events. (In descending order, the latest.)
+    With kinds, a first or last event may be of another kind: every hit's events are read then."""
     every = [trace_id for trace_id, _, _ in spans]
-    if after is not None or where.start is not None or where.end is not None or where.names is not None:
+    if where.names is not None:
         return every, None
-    # A trace without events has neither; one with any has both.
-    edges: list[tuple[str, int]] = sorted(
-        (last if descending else first, trace_id)
-        for trace_id, first, last in spans
-        if first is not None and last is not None
-    )
-    if descending:
-        edges.reverse()
-    if len(edges) <= limit:
+    # The page's range: after the keyset's time (strictly: an event at that very time may come before the
+    # keyset), within the filter's start (included) and end (excluded).
+    near = after[0] if after is not None else (where.end if descending else where.start)
+    near_strict = after is not None or descending  # the end is excluded, the start included
+    far = where.start if descending else where.end
+
+    def in_range(time: str | None) -> bool:
+        if time is None:
+            return False
+        if descending:
+            before_near = near is None or (time < near if near_strict else time <= near)
+            return before_near and (far is None or time >= far)
+        beyond_near = near is None or (time > near if near_strict else time >= near)
+        return beyond_near and (far is None or time < far)
+
+    witnesses: list[str] = []
+    for _, first, last in spans:
+        nearest, other = (last, first) if descending else (first, last)
+        witness = nearest if in_range(nearest) else other if in_range(other) else None
+        if witness is not None:
+            witnesses.append(witness)
+    if len(witnesses) < limit:
         return every, None
-    bound = edges[limit - 1][0]
+    witnesses.sort(reverse=descending)
+    bound = witnesses[limit - 1]
     if descending:
-        return [trace_id for edge, trace_id in edges if edge >= bound], bound
-    return [trace_id for edge, trace_id in edges if edge <= bound], bound
+        reaching = [
+            trace_id
+            for trace_id, first, last in spans
+            if last is not None and last >= bound and (near is None or first is None or first <= near)
+        ]
+    else:
+        reaching = [
+            trace_id
+            for trace_id, first, last in spans
+            if first is not None and first <= bound and (near is None or last is None or last >= near)
+        ]
+    return reaching, bound
 
 
 def matching_ids(traces_sql: tuple[str, Sequence], *, count: int) -> list[int]:
