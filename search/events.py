@@ -44,7 +44,7 @@ from search.backends.sql.events import (
     EventRow,
     events_page,
 )
-from search.backends.sql.planner import word_driven_first_ids, word_hits_superset
+from search.backends.sql.planner import word_driven_first_ids, word_exists, word_hits_superset
 from search.models import CasePropertyName, Trace
 from search.query.ast import And, Field, Node, Not, Or, Text
 from search.selectors import query_parse
@@ -130,7 +130,7 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
     from search.backends.base import get_search_backend
 
     node = query_parse(query)
-    traces_sql = probe_sql = windowed = hits_superset = spans = None
+    traces_sql = probe_sql = windowed = hits_superset = word_check = spans = None
     types = event_types(node, case_id=case_id)
     deleted = event_deleted(node)
     if deleted is not None and types is None:
@@ -138,7 +138,7 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
     if deleted == CONTRADICTION:
         types, deleted = [], None  # deleted:true AND deleted:false: no event
     items: tuple[Node, ...] = () if node is None else node.items if isinstance(node, And) else (node,)
-    if node is not None and not all(_is_type(item) or _deleted_flag(item) is not None for item in items):
+    if node is not None and not all(_on_the_events(item) for item in items):
         # A query of types and deleted alone is the events' own; any other is the traces the backend matches.
         matching = get_search_backend().matching(case_id=case_id, node=node).values("id").order_by()
         traces_sql = matching.query.sql_with_params()
@@ -146,9 +146,8 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
         if connection.vendor == "postgresql":
             windowed = partial(_windowed_sql, matching)
             spans = _spans_sql(matching)
-        hits_superset = word_hits_superset(
-            node=node, holds_elsewhere=lambda item: _is_type(item) or _deleted_flag(item) is not None
-        )
+        hits_superset = word_hits_superset(node=node, holds_elsewhere=_on_the_events)
+        word_check = word_exists(node=node, holds_elsewhere=_on_the_events, column="event.trace_id")
     names = None
     if kinds:
         known = event_kinds(case_id=case_id)
@@ -169,6 +168,7 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
         has_words=node is not None and _has_words(node),
         windowed=windowed,
         hits_superset_sql=hits_superset,
+        word_exists_sql=word_check,
         spans_sql=spans,
     )
 
@@ -191,6 +191,11 @@ def _windowed_sql(matching: QuerySet, low: str | None, high: str | None) -> tupl
             span = RawSQL(f'"search_trace"."{column}" {operator} %s', [bound], BooleanField())  # noqa: S611
             matching = matching.filter(span)
     return matching.query.sql_with_params()
+
+
+def _on_the_events(node: Node) -> bool:
+    """Whether the events index answers ``node`` itself: a ``type:`` or ``deleted:`` condition."""
+    return _is_type(node) or _deleted_flag(node) is not None
 
 
 def _has_words(node: Node) -> bool:

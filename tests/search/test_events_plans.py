@@ -249,6 +249,7 @@ def test_a_failed_page_leaves_no_hits_table_behind(demo, many_traces, monkeypatc
     from django.db import DatabaseError
 
     monkeypatch.setattr(events_index, "FEW_TRACES", 0)
+    monkeypatch.setattr(events_index, "FIRST_WORD_WALK", 0)  # SQLite: straight to the hits table
     plan = events_index.PLAN_DRIVE_OR_MATERIALISE
     walk = events_index._covering_walk
 
@@ -290,7 +291,8 @@ def test_the_windows_plan_widens_its_window_until_the_page_is_full(demo, many_tr
         assert sizes[0] == 3 and len(sizes) >= 2
         assert all(2 * before <= after <= 64 * before for before, after in itertools.pairwise(sizes))
     else:
-        assert sizes == []  # SQLite has no bitmaps to intersect: the hits are materialised
+        # SQLite has no bitmaps to intersect: the hits are materialised, after a walk of twice the page (6).
+        assert sizes == [events_index.FIRST_WORD_WALK * 6]
 
 
 def test_a_trace_s_span_columns_are_its_first_and_last_event(demo, many_traces):
@@ -337,3 +339,25 @@ def test_the_windows_plan_walks_first_when_hits_are_dense(demo, many_traces, mon
     expected = _every_page(demo, plan=events_index.PLAN_SEMI_JOIN, page=500, **search)
     for page in (3, 500):
         assert _every_page(demo, plan=events_index.PLAN_DRIVE_OR_WINDOWS, page=page, **search) == expected, page
+
+
+def test_sqlite_finds_many_hits_without_taking_the_write_lock(demo, many_traces, monkeypatch):
+    # Django's atomic() on SQLite begins IMMEDIATE (the write lock): a search must not hold it while it works.
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's write lock; PostgreSQL's temporary table lives in the search's own transaction")
+    monkeypatch.setattr(events_index, "FEW_TRACES", 0)
+    monkeypatch.setattr(events_index, "FIRST_WORD_WALK", 0)  # straight to the hits table
+    opened: list[bool] = []
+    atomic = events_index.transaction.atomic
+
+    def counting(*arguments, **options):
+        opened.append(True)
+        return atomic(*arguments, **options)
+
+    monkeypatch.setattr(events_index.transaction, "atomic", counting)
+    for query in ("invoice", "invoice AND type:email -deleted:true", "type:picture OR invoice"):
+        page = _every_page(demo, plan=events_index.PLAN_DRIVE_OR_MATERIALISE, page=5, query=query)
+        assert page == _every_page(demo, plan=events_index.PLAN_SEMI_JOIN, page=500, query=query)
+    assert opened == [] and _hits_tables() == 0

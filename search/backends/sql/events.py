@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from django.db import connection, transaction
@@ -171,6 +172,8 @@ PLANS = (
 )
 # The temporary table of the ``drive-or-materialise`` plan's hits: one per connection, dropped after each page.
 HITS_TABLE = "search_event_hits"
+# SQLite walks this many events per event of the page first, checking each in the word index (see _materialised).
+FIRST_WORD_WALK = 2
 # At most this many matching traces: their events are read by trace id and sorted (a few tens of thousands).
 FEW_TRACES = 5_000
 # The chunked walk's first chunk of events, and its largest; each chunk four times the last.
@@ -222,6 +225,9 @@ class EventFilter:
     # SQLite: SQL for a superset of the matching traces' ids that the events' own conditions (case, types,
     # deleted) make exact: a word query's rowids from the FTS5 table alone (see _materialised); None: none.
     hits_superset_sql: tuple[str, Sequence] | None = None
+    # SQLite: SQL of a condition on ``event.trace_id`` that holds when that trace has the query's words, by
+    # the word index (a per-event check, for a walk of a few hundred events); None: none.
+    word_exists_sql: tuple[str, Sequence] | None = None
     # PostgreSQL: SQL for the matching traces' (id, first event, last event), for the few-hits plan; None on SQLite.
     spans_sql: tuple[str, Sequence] | None = None
 
@@ -597,33 +603,52 @@ def _materialised(*, where: EventFilter, after: Keyset | None, limit: int, desce
     """Every matching trace's id into a temporary table (one statement: the query evaluated once, as a count of
     its hits is), then a walk of the events' index that reads only the index (time, trace, name: no table row,
     so no zone) and probes the table's primary key per event, stopped at the page's end; the page's zones
-    read after by the events' primary key. The table is dropped before the function returns, or rolled back
-    with it on an error (no leak into the connection's next request; PostgreSQL's ``ON COMMIT DROP`` too)."""
+    read after by the events' primary key. The table is dropped before the function returns, whatever happens
+    (no leak into the connection's next request; PostgreSQL's ``ON COMMIT DROP`` too)."""
     assert where.traces_sql is not None  # nosec B101  # events_page calls this only with a query
     # A word's hits from the word index alone (77,000 rowids of "invoice": each trace row read to check its
     # case cost 81 ms of a 102 ms page at a million traces on SQLite); the walk keeps the case's events.
     subquery, params = where.hits_superset_sql or where.traces_sql
-    postgres = connection.vendor == "postgresql"
-    # A failure (the search time budget's statement timeout) rolls the savepoint back, the table with it:
-    # both databases' DDL is transactional, and PostgreSQL refuses any statement in a failed transaction.
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {HITS_TABLE}")
-        if postgres:
+    walk = partial(
+        _covering_walk,
+        where=where,
+        after=after,
+        limit=limit,
+        descending=descending,
+        condition=f"EXISTS (SELECT 1 FROM {HITS_TABLE} WHERE {HITS_TABLE}.id = event.trace_id)",  # noqa: S608 (constants)
+    )
+    fill = f"INSERT INTO {HITS_TABLE} (id) SELECT matched.id FROM ({subquery}) AS matched"  # noqa: S608 (Django's SQL)
+    if connection.vendor == "postgresql":
+        # A failure (the search time budget's statement timeout) rolls the savepoint back, the table with it:
+        # DDL is transactional, and PostgreSQL refuses any statement in a failed transaction.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {HITS_TABLE}")
             cursor.execute(f"CREATE TEMPORARY TABLE {HITS_TABLE} (id bigint PRIMARY KEY) ON COMMIT DROP")
-        else:
-            cursor.execute(f"CREATE TEMPORARY TABLE {HITS_TABLE} (id integer PRIMARY KEY)")
-        cursor.execute(f"INSERT INTO {HITS_TABLE} (id) SELECT matched.id FROM ({subquery}) AS matched", params)  # noqa: S608 (Django's SQL)
-        if postgres:
+            cursor.execute(fill, params)
             cursor.execute(f"ANALYZE {HITS_TABLE}")  # its size, so the walk probes it by its key
-        rows = _covering_walk(
-            where=where,
-            after=after,
-            limit=limit,
-            descending=descending,
-            condition=f"EXISTS (SELECT 1 FROM {HITS_TABLE} WHERE {HITS_TABLE}.id = event.trace_id)",  # noqa: S608 (constants)
-        )
-        cursor.execute(f"DROP TABLE {HITS_TABLE}")
-    return rows
+            rows = walk()
+            cursor.execute(f"DROP TABLE {HITS_TABLE}")
+        return rows
+    if where.word_exists_sql is not None and FIRST_WORD_WALK > 0:
+        # A word common among the first events (a word of the system files' paths) fills the page within a few
+        # hundred: they are walked first, each checked in the word index (25 µs an event), before every hit of
+        # the word is gathered (330,000 rowids of "windows" into the table: 80 ms at a million traces).
+        edge = _window_edge(where=where, after=after, size=FIRST_WORD_WALK * limit, descending=descending)
+        condition, condition_params = where.word_exists_sql
+        rows = walk(condition=condition, condition_params=condition_params, through=edge)
+        if len(rows) >= limit or edge is None:
+            return rows
+    # SQLite: no transaction of its own. Django's atomic() begins IMMEDIATE here, which would hold the database's
+    # write lock, every writer waiting, while the page is found; a temporary table is the connection's own and
+    # is written without it. Dropped whatever happens.
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {HITS_TABLE}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {HITS_TABLE} (id integer PRIMARY KEY)")
+        try:
+            cursor.execute(fill, params)
+            return walk()
+        finally:
+            cursor.execute(f"DROP TABLE IF EXISTS {HITS_TABLE}")
 
 
 def _covering_walk(

@@ -334,13 +334,31 @@ def word_hits_superset(*, node: Node, holds_elsewhere: Callable[[Node], bool]) -
     (``holds_elsewhere``): SQL (and its parameters) for the ids of the traces of any case that hold the full-text
     clauses, read from the FTS5 table alone, never a trace row. A superset of the query's hits, exact once
     the caller keeps its case's traces and applies the rest. None for any other query or database."""
+    expression = _words_alone(node=node, holds_elsewhere=holds_elsewhere)
+    if expression is None:
+        return None
+    fts = schema.FTS_TABLE
+    return f"SELECT rowid AS id FROM {fts} WHERE {fts} MATCH %s", [expression]  # noqa: S608
+
+
+def word_exists(*, node: Node, holds_elsewhere: Callable[[Node], bool], column: str) -> tuple[str, list] | None:
+    """As :func:`word_hits_superset`, a condition instead: that the trace whose id is ``column`` holds the query's
+    full-text clauses, checked in the FTS5 table for that one trace."""
+    expression = _words_alone(node=node, holds_elsewhere=holds_elsewhere)
+    if expression is None:
+        return None
+    fts = schema.FTS_TABLE
+    return f"EXISTS (SELECT 1 FROM {fts} WHERE {fts} MATCH %s AND {fts}.rowid = {column})", [expression]  # noqa: S608
+
+
+def _words_alone(*, node: Node, holds_elsewhere: Callable[[Node], bool]) -> str | None:
+    """SQLite: the FTS5 expression of the query's full-text clauses, when the rest ``holds_elsewhere``."""
     if connection.vendor != "sqlite":
         return None
     groups, rest = _full_text_conjuncts(node)
     if not groups or not all(holds_elsewhere(item) for item in rest):
         return None
-    fts = schema.FTS_TABLE
-    return f"SELECT rowid AS id FROM {fts} WHERE {fts} MATCH %s", [fulltext.fts5_expression(groups)]  # noqa: S608
+    return fulltext.fts5_expression(groups)
 
 
 def word_driven_first_ids(*, case_id: int, node: Node, sort: tuple[str, ...], count: int) -> tuple[str, list] | None:
