@@ -23,7 +23,7 @@ compares the two).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -274,9 +274,9 @@ def events_page(
         return _walk(where=where, after=after, limit=limit, descending=descending)
     if plan == PLAN_SEMI_JOIN:
         return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
-    estimate = _estimated_rows(where.traces_sql)
+    estimate, widest = _estimates(where.traces_sql)
     # Far more than a few by PostgreSQL's estimate: the probe would only find that out, slowly.
-    if estimate is None or estimate <= ESTIMATED_MANY_FACTOR * FEW_TRACES:
+    if not _surely_many(estimate=estimate, widest=widest):
         if where.spans_sql is not None:
             spans = _matching_spans(where.spans_sql, count=FEW_TRACES + 1)
             if len(spans) <= FEW_TRACES:
@@ -314,10 +314,11 @@ def events_page(
 
 
 # PostgreSQL's estimate of the matching traces, in ``FEW_TRACES``, past which they are taken as many without a
-# probe. A wrong "many" costs a window or two (drive-or-windows), never a wrong row; a wrong "few" costs the
-# probe: for ``invoice AND type:email -deleted:true`` at a million traces PostgreSQL estimated 7,257 hits of
-# 30,212 (the word and the type go together) and the probe took 100 ms to find 5,001 of them.
-ESTIMATED_MANY_FACTOR = 1
+# probe (see _surely_many). A wrong "many" costs windows (drive-or-windows: 71 ms for ``bitcoin``'s 4,483 hits
+# where the probe and its few hits' events took 23), never a wrong row; a wrong "few" costs the probe: for
+# ``invoice AND type:email -deleted:true`` at a million traces PostgreSQL estimated 7,257 hits of 30,212 (the
+# word and the type go together) and the probe took 100 ms to find 5,001 of them.
+ESTIMATED_MANY_FACTOR = 4
 # Past this share of the case's traces, hits are dense: the windows plan first walks ``DENSE_WALK`` events
 # probing each one's trace (hits that common at the start fill a page within a few hundred events, where a
 # window reads the word index's whole bitmap: 90 ms for ``users``, in 60 % of a million traces), and its
@@ -326,6 +327,37 @@ ESTIMATED_MANY_FACTOR = 1
 DENSE_SHARE = 0.25
 DENSE_WALK = 2_000
 DENSE_WINDOW_GROWTH = 2
+
+
+def _surely_many(*, estimate: float | None, widest: float | None) -> bool:
+    """Whether PostgreSQL's estimates say many hits: past ``ESTIMATED_MANY_FACTOR * FEW_TRACES``, or past
+    ``FEW_TRACES`` with one of the query's own index scans (a word's) past the factor. Estimates of a word or a
+    flag alone are good to a factor of two or so; of a word and other conditions together they assume them
+    independent, and a word goes with the type of the traces that hold it."""
+    if estimate is None:
+        return False
+    many = ESTIMATED_MANY_FACTOR * FEW_TRACES
+    return estimate > many or (estimate > FEW_TRACES and widest is not None and widest > many)
+
+
+def _estimates(sql: tuple[str, Sequence]) -> tuple[float | None, float | None]:
+    """PostgreSQL's estimate of the rows ``sql`` selects, and the largest of its index scans' own estimates (a
+    word's bitmap before the other conditions narrow it; None without one); (None, None) on SQLite."""
+    if connection.vendor != "postgresql":
+        return None, None
+    subquery, params = sql
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {subquery}", params)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    scans = [node["Plan Rows"] for node in _plan_nodes(plan[0]["Plan"]) if node["Node Type"] == "Bitmap Index Scan"]
+    return float(plan[0]["Plan"]["Plan Rows"]), float(max(scans)) if scans else None
+
+
+def _plan_nodes(node: dict) -> Iterator[dict]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
 
 
 def _estimated_rows(sql: tuple[str, Sequence]) -> float | None:
