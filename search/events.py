@@ -175,8 +175,8 @@ def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kin
 
 def _spans_sql(matching: QuerySet) -> tuple[str, Sequence]:
     """PostgreSQL: SQL for the ``matching`` traces' id, first and last event time (migration 0020's columns)."""
-    first = RawSQL(f'"search_trace"."{SPAN_FIRST}"', [])  # noqa: S611 (a constant column name)
-    last = RawSQL(f'"search_trace"."{SPAN_LAST}"', [])  # noqa: S611 (a constant column name)
+    first = RawSQL(f'"search_trace"."{SPAN_FIRST}"', [])  # noqa: S611  # nosec B611  # a constant column name
+    last = RawSQL(f'"search_trace"."{SPAN_LAST}"', [])  # noqa: S611  # nosec B611  # a constant column name
     columns = {"first": first, "last": last}
     return matching.annotate(**columns).values_list("id", "first", "last").query.sql_with_params()
 
@@ -185,11 +185,11 @@ def _windowed_sql(matching: QuerySet, low: str | None, high: str | None) -> tupl
     """PostgreSQL: SQL for the ``matching`` traces with an event from ``low`` to ``high`` (both included; None:
     unbounded): their first event at or before ``high``, their last at or after ``low`` (the generated span
     columns of migration 0020, which the model does not declare: SQLite has none)."""
-    for column, operator, bound in ((SPAN_FIRST, "<=", high), (SPAN_LAST, ">=", low)):
-        if bound is not None:
-            # Constant SQL around a parameter: the column and operator come from the tuple above.
-            span = RawSQL(f'"search_trace"."{column}" {operator} %s', [bound], BooleanField())  # noqa: S611
-            matching = matching.filter(span)
+    # Constant SQL around a parameter (the columns are SPAN_FIRST and SPAN_LAST).
+    if high is not None:
+        matching = matching.filter(RawSQL('"search_trace"."first_event" <= %s', [high], BooleanField()))
+    if low is not None:
+        matching = matching.filter(RawSQL('"search_trace"."last_event" >= %s', [low], BooleanField()))
     return matching.query.sql_with_params()
 
 
