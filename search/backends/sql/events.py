@@ -246,24 +246,24 @@ def events_page(
     traces that do not match (PostgreSQL read 22,000 events and probed as many traces for the first page
     of e-mails at 300,000 traces). So the plan is chosen by the number of matching traces, found as the
     trace search's count probe finds them (any ``FEW_TRACES + 1`` ids of the matching query, no order;
-    ``probe_sql`` when the caller has a cheaper way to them; none at all when PostgreSQL's own estimate is
-    past ``ESTIMATED_MANY_FACTOR * FEW_TRACES``):
+    ``probe_sql`` when the caller has a cheaper way to them; none at all when PostgreSQL's estimates say
+    many, see _surely_many). Types and the deleted flag alone never get here: the events carry them.
 
     - few (``FEW_TRACES`` or fewer): **drive** from those ids: their events by trace id (the primary
-      key), sorted, the page taken (a top-N sort of a few tens of thousands of rows at most);
-    - many (``auto``, the default, since branch evfast2): on SQLite, and on PostgreSQL for a query without
-      words, **materialise** (``drive-or-materialise``): every matching trace's id into a temporary table
-      (the query evaluated once), then a walk of the index alone (time, trace, name: no table row read per
-      event) probing that table's primary key, stopped at the page's end. On PostgreSQL a query with words
-      (``invoice``) takes ``drive-or-index-semi-join`` instead: the same walk of the index alone with the
-      query as a semi-join probing each event's trace, because materialising a common word's hits costs a
-      heap read per hit (77,000 of them for ``invoice`` at a million traces: 1.5 s) where the walk probes
-      the ~23,000 events before its page.
-    - measured and kept for the benchmark: ``drive-or-semi-join`` (evfast's default: the walk reading each
-      event's table row, the query as a semi-join) and ``drive-or-chunks`` (the walk a chunk of events at a
-      time, 2,000 then four times as many …, asking the query once per chunk which of the chunk's traces
-      match), and ``drive-or-index-chunks`` (that chunked walk reading the indexes alone): slower at a
-      million traces but for a word in e-mails on PostgreSQL (docs/benchmarks.md, branches evfast, evfast2).
+      key), sorted, the page taken; on PostgreSQL only the hits whose span reaches the page (_earliest);
+    - many, SQLite (``auto``: ``drive-or-materialise``): a word query first walks a few hundred events
+      checking each in the word index; then every matching trace's id into a temporary table (a word's
+      from the word index alone), and a walk of the index alone (time, trace, name: no table row read per
+      event) probing that table, stopped at the page's end;
+    - many, PostgreSQL (``auto``: ``drive-or-windows``, since branch evbitmap): windows of time, each the
+      intersection of the span index's bitmap with the query's own (_windowed); dense hits walk first.
+    - measured and kept for the benchmark and the tests: ``drive-or-semi-join`` (evfast's default: the walk
+      reading each event's table row, the query as a semi-join), ``drive-or-index-semi-join`` (that walk
+      reading the index alone: evfast2's default for PostgreSQL words), ``drive-or-chunks`` (the walk a chunk
+      of events at a time, 2,000 then four times as many …, asking the query once per chunk which of the
+      chunk's traces match), ``drive-or-index-chunks`` (that reading the indexes alone) and
+      ``drive-or-bitmap-chunks`` (each chunk's ids a primary-key bitmap PostgreSQL intersects with the
+      query's): slower at a million traces (docs/benchmarks.md, branches evfast, evfast2, evbitmap).
 
     Every plan returns the same rows (tests/search/test_events_plans.py)."""
     if plan not in PLANS:
@@ -362,14 +362,7 @@ def _plan_nodes(node: dict) -> Iterator[dict]:
 
 def _estimated_rows(sql: tuple[str, Sequence]) -> float | None:
     """PostgreSQL's estimate of the rows ``sql`` selects; None on SQLite (no row estimates worth the name)."""
-    if connection.vendor != "postgresql":
-        return None
-    subquery, params = sql
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {subquery}", params)
-        plan = cursor.fetchone()[0]
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    return float(plan[0]["Plan"]["Plan Rows"])
+    return _estimates(sql)[0]
 
 
 def _dense(*, where: EventFilter, estimate: float | None) -> bool:
