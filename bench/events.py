@@ -248,9 +248,9 @@ def word_index_floor(*, case_id: int, query: str, repeats: int) -> float | None:
     of the word alone (from EXPLAIN ANALYZE), SQLite's read of the word's rowids from FTS5; None without words."""
     from django.db import connection, transaction
 
-    from search.events import _filter
+    from search.events import events_filter
 
-    where = _filter(case_id=case_id, query=query, start=None, end=None, kinds=None)
+    where = events_filter(case_id=case_id, query=query, start=None, end=None, kinds=None)
     if not where.has_words or where.traces_sql is None:
         return None
     samples = []

@@ -26,7 +26,7 @@ def healthz(request):
 @require_GET
 def favicon(request):
     """``/favicon.ico``, which browsers and feed readers ask for whatever a page links: the icon pages link."""
-    return redirect(static("img/favicon.svg"), permanent=True)
+    return redirect(static("img/favicon.svg"))
 
 
 def not_found(request, exception=None):

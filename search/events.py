@@ -126,7 +126,12 @@ def _decode_cursor(cursor: str | None) -> tuple[str, int, str] | None:
     return time, trace_id, name
 
 
-def _filter(*, case_id: int, query: str, start: str | None, end: str | None, kinds: list[str] | None) -> EventFilter:
+def events_filter(
+    *, case_id: int, query: str, start: str | None, end: str | None, kinds: list[str] | None
+) -> EventFilter:
+    """Which events a search asks for, as the events index reads them (search/backends/sql/events.py): the
+    matching traces' SQL and its faster forms, the time range, the kinds as property names, the types and
+    deleted flag the events carry. Not a permission check: callers have checked the case."""
     from search.backends.base import get_search_backend
 
     node = query_parse(query)
@@ -294,7 +299,7 @@ def events_search(
         raise ServiceError(f"limit must be between 1 and {MAX_EVENTS_LIMIT}.")
     if plan not in PLANS:
         raise ServiceError(f"plan: one of {', '.join(PLANS)}.")
-    where = _filter(case_id=case.pk, query=query, start=start, end=end, kinds=kinds)
+    where = events_filter(case_id=case.pk, query=query, start=start, end=end, kinds=kinds)
     after = _decode_cursor(cursor)
     with search_time_budget():
         rows = events_page(where=where, after=after, limit=limit + 1, descending=descending, plan=plan)
@@ -344,7 +349,7 @@ def events_export_csv(
 ) -> str:
     """The events as CSV (``EXPORT_COLUMNS``), at most ``EXPORT_LIMIT``; the export is audited."""
     case = case_get(user=actor, case_id=case_id, permission=perms.SEARCH_TRACES)
-    where = _filter(case_id=case.pk, query=query, start=start, end=end, kinds=kinds)
+    where = events_filter(case_id=case.pk, query=query, start=start, end=end, kinds=kinds)
     audit_record(
         action="event.export.csv",
         actor=actor,

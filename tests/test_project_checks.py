@@ -92,7 +92,7 @@ def test_every_page_links_an_icon_and_favicon_ico_leads_to_it(client, db):
     page = client.get("/login/").content.decode()
     assert 'rel="icon"' in page and "img/favicon.svg" in page
     response = client.get("/favicon.ico")
-    assert response.status_code == 301 and response["Location"].endswith("img/favicon.svg")
+    assert response.status_code == 302 and response["Location"].endswith("img/favicon.svg")
 
 
 def test_compose_file_is_accepted_by_docker_compose():

@@ -386,6 +386,7 @@ VERIFIERS = AUDITORS | {"orgadmin", "outsider"}  # auditors of some case of thei
 
 ACCOUNT_ENDPOINTS = [
     Endpoint("GET", "/healthz", PUBLIC_ENDPOINT),
+    Endpoint("GET", "/favicon.ico", PUBLIC_ENDPOINT),
     Endpoint("GET", "/login/", PUBLIC_ENDPOINT),
     Endpoint("GET", "/api/schema/", PUBLIC_ENDPOINT),
     Endpoint("GET", "/api/docs/", PUBLIC_ENDPOINT),
