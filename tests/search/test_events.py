@@ -184,3 +184,9 @@ def test_the_span_migration_ran_the_span_columns_as_they_are_now(db):
     migration = importlib.import_module("search.migrations.0020_trace_event_span")
     assert migration.POSTGRES_SPAN_INSTALL == events_index.POSTGRES_SPAN_INSTALL
     assert migration.POSTGRES_SPAN_UNINSTALL == events_index.POSTGRES_SPAN_UNINSTALL
+
+
+def test_the_span_last_index_migration_ran_the_index_as_it_is_now(db):
+    migration = importlib.import_module("search.migrations.0022_event_span_last_index")
+    assert migration.POSTGRES_SPAN_LAST_INSTALL == events_index.POSTGRES_SPAN_LAST_INSTALL
+    assert migration.POSTGRES_SPAN_LAST_UNINSTALL == events_index.POSTGRES_SPAN_LAST_UNINSTALL

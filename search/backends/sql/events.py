@@ -142,6 +142,13 @@ POSTGRES_SPAN_INSTALL = [
         ADD COLUMN {SPAN_LAST} text GENERATED ALWAYS AS (search_trace_{SPAN_LAST}(properties)) STORED""",
     f"CREATE INDEX search_trace_event_span ON search_trace (case_id, {SPAN_FIRST}, {SPAN_LAST})",
 ]
+# The same span by its last event first (migration 0022): a page in descending order, or after a keyset, asks
+# for the traces whose last event is at or after a time, which the (case, first, last) index answers only by
+# reading all of it (a descending first page of ``invoice`` took 87 ms where the ascending one took 37).
+POSTGRES_SPAN_LAST_INSTALL = [
+    f"CREATE INDEX search_trace_event_span_last ON search_trace (case_id, {SPAN_LAST}, {SPAN_FIRST})",
+]
+POSTGRES_SPAN_LAST_UNINSTALL = ["DROP INDEX IF EXISTS search_trace_event_span_last"]
 POSTGRES_SPAN_UNINSTALL = [
     "DROP INDEX IF EXISTS search_trace_event_span",
     f"ALTER TABLE search_trace DROP COLUMN IF EXISTS {SPAN_FIRST}, DROP COLUMN IF EXISTS {SPAN_LAST}",
