@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 
 from search.backends.sql.planner import planner_setting, sample_work_memory
 
@@ -308,15 +310,7 @@ def events_page(
     if plan == PLAN_DRIVE_OR_MATERIALISE:
         return _materialised(where=where, after=after, limit=limit, descending=descending)
     if plan == PLAN_DRIVE_OR_INDEX_SEMI_JOIN:
-        subquery, params = where.traces_sql
-        return _covering_walk(
-            where=where,
-            after=after,
-            limit=limit,
-            descending=descending,
-            condition=f"event.trace_id IN ({subquery})",
-            condition_params=params,
-        )
+        return _semi_join_walk(where=where, after=after, limit=limit, descending=descending)
     return _walk(where=where, after=after, limit=limit, descending=descending, semi_join=True)
 
 
@@ -621,12 +615,7 @@ def _matching_among(traces_sql: tuple[str, Sequence], *, trace_ids: set[int], bi
         with connection.cursor() as cursor:
             cursor.execute(sql, [*params, among_param])
             return {row[0] for row in cursor}
-    with (
-        transaction.atomic(),
-        planner_setting("enable_indexscan", "off"),
-        sample_work_memory(),  # a bitmap past work_mem turns lossy: rows rechecked, the words read again
-        connection.cursor() as cursor,
-    ):
+    with _intersecting_bitmaps() as cursor:
         cursor.execute(sql, [*params, among_param])
         return {row[0] for row in cursor}
 
@@ -746,6 +735,37 @@ def _keys_sql(
     return sql, [*params, limit]
 
 
+@contextmanager
+def _intersecting_bitmaps() -> Iterator[CursorWrapper]:
+    """PostgreSQL: a cursor in a savepoint with index scans off, so the planner answers with bitmaps it can
+    intersect, and the sample's work memory, so they stay exact (past work_mem a bitmap turns lossy: rows
+    rechecked, the words read again); both settings as they were after."""
+    with (
+        transaction.atomic(),
+        planner_setting("enable_indexscan", "off"),
+        sample_work_memory(),
+        connection.cursor() as cursor,
+    ):
+        yield cursor
+
+
+def _semi_join_walk(
+    *, where: EventFilter, after: Keyset | None, limit: int, descending: bool, through: str | None = None
+) -> list[EventRow]:
+    """The walk of the events' indexes alone with the query as a semi-join probing each event's trace."""
+    assert where.traces_sql is not None  # nosec B101  # called only with a query
+    subquery, params = where.traces_sql
+    return _covering_walk(
+        where=where,
+        after=after,
+        limit=limit,
+        descending=descending,
+        condition=f"event.trace_id IN ({subquery})",
+        condition_params=params,
+        through=through,
+    )
+
+
 def _index_chunked(
     *, where: EventFilter, after: Keyset | None, limit: int, descending: bool, bitmaps: bool = False
 ) -> list[EventRow]:
@@ -808,16 +828,7 @@ def _windowed(
         return _materialised(where=where, after=after, limit=limit, descending=descending)
     if dense:
         edge = _window_edge(where=where, after=after, size=DENSE_WALK, descending=descending)
-        subquery, params = where.traces_sql or ("", ())
-        rows = _covering_walk(
-            where=where,
-            after=after,
-            limit=limit,
-            descending=descending,
-            condition=f"event.trace_id IN ({subquery})",
-            condition_params=params,
-            through=edge,
-        )
+        rows = _semi_join_walk(where=where, after=after, limit=limit, descending=descending, through=edge)
         if len(rows) >= limit or edge is None:
             return rows
     window = max(SMALLEST_WINDOW, round(FIRST_WINDOW * _scope_share(where)))
@@ -827,12 +838,7 @@ def _windowed(
         far = edge if edge is not None else (where.start if descending else where.end)
         low, high = (far, near) if descending else (near, far)
         subquery, params = where.windowed(low, high)
-        with (
-            transaction.atomic(),
-            planner_setting("enable_indexscan", "off"),
-            sample_work_memory(),
-            connection.cursor() as cursor,
-        ):
+        with _intersecting_bitmaps() as cursor:
             cursor.execute(subquery, params)
             trace_ids = [row[0] for row in cursor]
         rows = _driven(where=where, trace_ids=trace_ids, after=after, limit=limit, descending=descending, through=edge)
