@@ -58,6 +58,20 @@ def _every_page(demo, *, plan: str, page: int, **search) -> list[tuple]:
             return seen
 
 
+def _spy(monkeypatch, *names: str) -> list[tuple[str, dict]]:
+    """Each call of the events index's functions ``names`` (still called through): its name and arguments, in order."""
+    calls: list[tuple[str, dict]] = []
+    for name in names:
+        original = getattr(events_index, name)
+
+        def spying(_original=original, _name=name, **arguments):
+            calls.append((_name, arguments))
+            return _original(**arguments)
+
+        monkeypatch.setattr(events_index, name, spying)
+    return calls
+
+
 SEARCHES = [
     {"query": "type:email"},
     {"query": "invoice"},
@@ -107,16 +121,10 @@ def _by_hand(demo, *, types: set[str], kinds: set[str] | None = None) -> list[tu
 
 @pytest.mark.parametrize("query", ["type:email", "type:EMAIL", "type:e*l", "type:file type:picture"])
 def test_a_type_query_reads_the_events_own_types(demo, many_traces, monkeypatch, query):
-    walked: list[dict] = []
-    by_types = events_index._by_types
-
-    def counting(**arguments):
-        walked.append(arguments)
-        return by_types(**arguments)
-
-    monkeypatch.setattr(events_index, "_by_types", counting)
+    calls = _spy(monkeypatch, "_by_types")
     wanted = {"picture"} if query == "type:file type:picture" else {"email"}
     assert _every_page(demo, plan=events_index.PLAN_AUTO, page=9, query=query) == _by_hand(demo, types=wanted)
+    walked = [arguments for _, arguments in calls]
     assert walked and walked[0]["where"].traces_sql is None
     sent = _every_page(demo, plan=events_index.PLAN_AUTO, page=500, query=query, kinds=["sent"])
     assert sent == _by_hand(demo, types=wanted, kinds={"sent"})
@@ -135,19 +143,13 @@ def test_the_events_follow_a_change_of_their_traces_types(demo, many_traces):
 def test_the_chunked_walk_grows_its_chunks_and_stops_at_the_page(demo, many_traces, monkeypatch):
     monkeypatch.setattr(events_index, "FEW_TRACES", 0)
     monkeypatch.setattr(events_index, "FIRST_CHUNK", 3)
-    walked: list[int] = []
-    walk = events_index._walk
-
-    def counting_walk(**arguments):
-        walked.append(arguments["limit"])
-        return walk(**arguments)
-
-    monkeypatch.setattr(events_index, "_walk", counting_walk)
+    calls = _spy(monkeypatch, "_walk")
     # "invoice" is in one trace in nine: the first page of 5 takes a few chunks, each four times the last.
     body = events_search(
         user=demo.detective, case_id=demo.case.pk, query="invoice", limit=5, plan=events_index.PLAN_DRIVE_OR_CHUNKS
     )
     assert len(body["events"]) == 5 and body["cursor"]
+    walked = [arguments["limit"] for _, arguments in calls]
     assert walked[:3] == [6, 24, 96][: len(walked[:3])] and len(walked) >= 2
 
 
@@ -175,18 +177,11 @@ def test_auto_materialises_many_hits_on_sqlite_and_windows_them_on_postgresql(de
     from django.db import connection
 
     monkeypatch.setattr(events_index, "FEW_TRACES", 0)
-    taken: list[str] = []
-    for name in ("_materialised", "_windowed", "_covering_walk"):
-        original = getattr(events_index, name)
-
-        def counting(_original=original, _name=name, **arguments):
-            taken.append(_name)
-            return _original(**arguments)
-
-        monkeypatch.setattr(events_index, name, counting)
+    calls = _spy(monkeypatch, "_materialised", "_windowed", "_covering_walk")
     auto = _every_page(demo, plan=events_index.PLAN_AUTO, page=500, query=query)
     assert auto == _every_page(demo, plan=events_index.PLAN_SEMI_JOIN, page=500, query=query)
     # "invoice" is in one trace in nine: not dense enough for PostgreSQL's walk.
+    taken = [name for name, _ in calls]
     assert taken[0] == ("_windowed" if connection.vendor == "postgresql" else "_materialised")
 
 
@@ -194,14 +189,7 @@ def test_auto_materialises_many_hits_on_sqlite_and_windows_them_on_postgresql(de
 def test_a_deleted_query_reads_the_events_own_flag(demo, many_traces, monkeypatch, query):
     from search.models import Trace
 
-    walked: list[dict] = []
-    by_types = events_index._by_types
-
-    def counting(**arguments):
-        walked.append(arguments)
-        return by_types(**arguments)
-
-    monkeypatch.setattr(events_index, "_by_types", counting)
+    calls = _spy(monkeypatch, "_by_types")
     wanted = not query.startswith("-") and "false" not in query
     emails = "type:email" in query
     expected = sorted(
@@ -213,6 +201,7 @@ def test_a_deleted_query_reads_the_events_own_flag(demo, many_traces, monkeypatc
     )
     found = _every_page(demo, plan=events_index.PLAN_AUTO, page=9, query=query)
     assert found == [(time, uid, name) for time, _, uid, name in expected] and found
+    walked = [arguments for _, arguments in calls]
     assert walked and walked[0]["where"].traces_sql is None and walked[0]["where"].deleted is wanted
 
 
@@ -272,14 +261,7 @@ def test_the_windows_plan_widens_its_window_until_the_page_is_full(demo, many_tr
     # Never "dense": on tables this small PostgreSQL's estimate of a word's share follows whatever its statistics
     # hold from earlier tests (the dense walk, tested below, would come first).
     monkeypatch.setattr(events_index, "DENSE_SHARE", 2.0)
-    sizes: list[int] = []
-    edge = events_index._window_edge
-
-    def counting(**arguments):
-        sizes.append(arguments["size"])
-        return edge(**arguments)
-
-    monkeypatch.setattr(events_index, "_window_edge", counting)
+    calls = _spy(monkeypatch, "_window_edge")
     plan = events_index.PLAN_DRIVE_OR_WINDOWS
     body = events_search(user=demo.detective, case_id=demo.case.pk, query="invoice", limit=5, plan=plan)
     assert len(body["events"]) == 5 and body["cursor"]
@@ -289,6 +271,7 @@ def test_the_windows_plan_widens_its_window_until_the_page_is_full(demo, many_tr
     assert body == expected
     from django.db import connection
 
+    sizes = [arguments["size"] for _, arguments in calls]
     if connection.vendor == "postgresql":
         # "invoice" is in one trace in nine, its first events late: a window of 3 events, then wider ones.
         assert sizes[0] == 3 and len(sizes) >= 2
