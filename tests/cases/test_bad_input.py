@@ -103,8 +103,14 @@ def test_audit_dates_without_an_offset_are_read_in_the_callers_zone(demo, settin
 
 
 def test_the_audit_api_reads_a_date_in_the_callers_zone(demo, api):
-    demo.prosecutor.time_zone = "Pacific/Kiritimati"  # UTC+14: "today" there began yesterday in UTC
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    demo.prosecutor.time_zone = "Pacific/Kiritimati"  # UTC+14
     demo.prosecutor.save()
     api.as_user(demo.prosecutor)
-    response = api.get(f"/api/audit/?case={demo.case.pk}&since=2000-01-01")
+    # Ten minutes ago on the caller's clock, without an offset: the demo's rows are after it. Read in UTC it
+    # would be fourteen hours ahead, and nothing would be.
+    since = (datetime.now(ZoneInfo("Pacific/Kiritimati")) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S")
+    response = api.get(f"/api/audit/?case={demo.case.pk}&since={since}")
     assert response.status_code == 200 and response.json()["results"]
